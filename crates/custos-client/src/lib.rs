@@ -1,0 +1,2 @@
+//! Device library of Custos: MLS conversations, sender chains, franking.
+#![forbid(unsafe_code)]

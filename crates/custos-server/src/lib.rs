@@ -1,0 +1,2 @@
+//! Delivery service of Custos: accounts, MLS delivery, mailboxes.
+#![forbid(unsafe_code)]

@@ -1,0 +1,21 @@
+//! Canonical, versioned wire encodings of Custos.
+//!
+//! # Guarantees
+//! - Every format starts with a version byte; an unknown version is its own
+//!   error ([`WireError::UnsupportedVersion`]).
+//! - Every variable-length field has a length prefix and an upper bound, checked
+//!   on both encode and decode.
+//! - Decoders consume their whole input and accept exactly one encoding per
+//!   value, so `encode(decode(b)) == b` for every accepted `b`. Signatures and
+//!   hashes are computed over these exact bytes.
+//! - Decoders never panic on any input (fuzzed in `fuzz/`).
+//!
+//! # Not guaranteed here
+//! This crate checks form, not meaning: signatures, MACs and membership are
+//! checked by the crates that hold the keys.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+mod error;
+
+pub use error::WireError;
