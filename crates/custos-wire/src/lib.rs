@@ -15,7 +15,13 @@
 //! checked by the crates that hold the keys.
 #![forbid(unsafe_code)]
 
+pub mod announcement;
 pub mod codec;
+pub mod envelope;
 mod error;
+pub mod frames;
+pub mod ids;
+pub mod payload;
 
 pub use error::WireError;
+pub use ids::{ChainId, ConversationId};
