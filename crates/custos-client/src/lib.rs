@@ -1,2 +1,33 @@
-//! Device library of Custos: MLS conversations, sender chains, franking.
+//! Device library of Custos: account, MLS conversations, sender chains,
+//! franking and the receive pipeline.
+//!
+//! # Guarantees
+//! - Content is encrypted end to end under sender chains whose roots travel
+//!   only inside MLS application messages; the delivery service never sees a
+//!   key or a plaintext.
+//! - Every envelope is signed by its sender's MLS credential key and checked
+//!   against the roster; tampered, forged, replayed and misfranked envelopes
+//!   are refused and leave the chain state unchanged.
+//! - Used chain and message keys are deleted (forward secrecy within a chain);
+//!   new MLS epochs and new days start new chains.
+//!
+//! # Not guaranteed
+//! Two colluding endpoints can always super-encrypt; an endpoint that is
+//! compromised reads what it can decrypt.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod chain;
+pub mod conversation;
+pub mod device;
+pub mod escrow;
+pub mod franking;
+pub mod identity;
+pub mod mls;
+pub mod receive;
+pub mod seal;
+pub mod send;
+pub mod store;
+
+pub use device::{Device, DeviceError};
+pub use receive::Outcome;

@@ -1,0 +1,351 @@
+//! HTTP and WebSocket client of the delivery service (`docs/spec/delivery-api.md`).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_wire::ConversationId;
+use custos_wire::frames::{ClientFrame, Delivery, ItemKind, ServerFrame, decode_delivery_batch};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::identity::Identity;
+
+/// Domain-separation label of the login challenge signature.
+pub const AUTH_LABEL: &[u8] = b"custos/v1/auth-challenge";
+
+/// A failed call to the delivery service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The service refused the request.
+    #[error("server refused ({status} {code}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Machine-readable error code.
+        code: String,
+        /// Human-readable reason.
+        message: String,
+        /// For a stale commit, the conversation's current epoch.
+        current_epoch: Option<u64>,
+    },
+    /// The service could not be reached or the connection failed.
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    /// The service answered with something this client cannot read.
+    #[error("unexpected answer from the server: {0}")]
+    BadResponse(String),
+}
+
+impl ApiError {
+    /// The HTTP status, if the service answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: String,
+    message: String,
+    #[serde(default)]
+    current_epoch: Option<u64>,
+}
+
+/// A session with the delivery service.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// A conversation as the service sees it (routing information only).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct ServerConversation {
+    /// Conversation id, hex.
+    pub conversation: String,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Member accounts.
+    pub members: Vec<String>,
+}
+
+impl Api {
+    /// A client of the service at `base` (e.g. `http://127.0.0.1:7000`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            token: None,
+        }
+    }
+
+    /// The service's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Uses an existing session token.
+    pub fn set_token(&mut self, token: String) {
+        self.token = Some(token);
+    }
+
+    /// Creates an account.
+    pub async fn register(&self, name: &str, identity_key: &[u8; 32]) -> Result<(), ApiError> {
+        self.post_json(
+            "/v1/accounts",
+            &json!({"name": name, "identity_key": B64.encode(identity_key)}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Logs in with a signed challenge; returns the token and its expiry (ms).
+    pub async fn login(
+        &mut self,
+        name: &str,
+        identity: &Identity,
+    ) -> Result<(String, u64), ApiError> {
+        #[derive(Deserialize)]
+        struct Challenge {
+            challenge: String,
+        }
+        #[derive(Deserialize)]
+        struct Session {
+            token: String,
+            expires_at: u64,
+        }
+        let c: Challenge = parse(
+            self.post_json("/v1/auth/challenge", &json!({"name": name}))
+                .await?,
+        )?;
+        let challenge = B64
+            .decode(&c.challenge)
+            .map_err(|_| ApiError::BadResponse("challenge is not base64".into()))?;
+        let mut msg = Vec::with_capacity(AUTH_LABEL.len() + 1 + name.len() + challenge.len());
+        msg.extend_from_slice(AUTH_LABEL);
+        msg.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+        msg.extend_from_slice(name.as_bytes());
+        msg.extend_from_slice(&challenge);
+        let sig = identity.sign(&msg);
+        let s: Session = parse(
+            self.post_json(
+                "/v1/auth/session",
+                &json!({"name": name, "challenge": c.challenge, "signature": B64.encode(sig)}),
+            )
+            .await?,
+        )?;
+        self.token = Some(s.token.clone());
+        Ok((s.token, s.expires_at))
+    }
+
+    /// Uploads KeyPackages (serialized `MlsMessageOut`) and optionally a last-resort one.
+    pub async fn upload_key_packages(
+        &self,
+        packages: &[Vec<u8>],
+        last_resort: Option<&[u8]>,
+    ) -> Result<(), ApiError> {
+        let kps: Vec<String> = packages.iter().map(|p| B64.encode(p)).collect();
+        self.post_json(
+            "/v1/key-packages",
+            &json!({"key_packages": kps, "last_resort": last_resort.map(|b| B64.encode(b))}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// How many ordinary KeyPackages the service still holds for this account.
+    pub async fn key_package_count(&self) -> Result<u64, ApiError> {
+        #[derive(Deserialize)]
+        struct Count {
+            remaining: u64,
+        }
+        let c: Count = parse(self.get("/v1/key-packages/count").await?)?;
+        Ok(c.remaining)
+    }
+
+    /// Claims one KeyPackage of `account`.
+    pub async fn claim_key_package(&self, account: &str) -> Result<Vec<u8>, ApiError> {
+        #[derive(Deserialize)]
+        struct Claimed {
+            key_package: String,
+        }
+        let c: Claimed = parse(
+            self.post_json("/v1/key-packages/claim", &json!({"account": account}))
+                .await?,
+        )?;
+        B64.decode(c.key_package)
+            .map_err(|_| ApiError::BadResponse("key package is not base64".into()))
+    }
+
+    /// Registers a new conversation (a group of one at epoch 0).
+    pub async fn create_conversation(&self, id: &ConversationId) -> Result<(), ApiError> {
+        self.post_json("/v1/conversations", &json!({"conversation": id.to_hex()}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Submits the commit for `epoch`. A stale epoch is `Refused` with status
+    /// 409 and `current_epoch`.
+    pub async fn submit_commit(
+        &self,
+        id: &ConversationId,
+        epoch: u64,
+        commit: &[u8],
+        welcome: Option<&[u8]>,
+        members: &[String],
+    ) -> Result<(), ApiError> {
+        self.post_json(
+            &format!("/v1/conversations/{}/commits", id.to_hex()),
+            &json!({"epoch": epoch, "commit": B64.encode(commit),
+                    "welcome": welcome.map(|w| B64.encode(w)), "members": members}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The caller's conversations as the service routes them.
+    pub async fn conversations(&self) -> Result<Vec<ServerConversation>, ApiError> {
+        #[derive(Deserialize)]
+        struct List {
+            conversations: Vec<ServerConversation>,
+        }
+        let l: List = parse(self.get("/v1/conversations").await?)?;
+        Ok(l.conversations)
+    }
+
+    /// Submits an envelope or announcement; returns the acceptance time and
+    /// delivery tag once the service has stored it durably.
+    pub async fn submit(
+        &self,
+        conv: &ConversationId,
+        kind: ItemKind,
+        body: Vec<u8>,
+    ) -> Result<(u64, Vec<u8>), ApiError> {
+        let frame = ClientFrame::Submit {
+            request_id: 1,
+            kind,
+            conversation: *conv,
+            body,
+        }
+        .encode()
+        .map_err(|e| ApiError::BadResponse(e.to_string()))?;
+        let resp = self
+            .auth(self.http.post(format!(
+                "{}/v1/conversations/{}/items",
+                self.base,
+                conv.to_hex()
+            )))
+            .header("content-type", "application/octet-stream")
+            .body(frame)
+            .send()
+            .await
+            .map_err(transport)?;
+        let bytes = check(resp).await?;
+        match ServerFrame::decode(&bytes).map_err(|e| ApiError::BadResponse(e.to_string()))? {
+            ServerFrame::Accepted {
+                server_time, tag, ..
+            } => Ok((server_time, tag)),
+            ServerFrame::Refused { status, reason, .. } => Err(ApiError::Refused {
+                status,
+                code: "refused".into(),
+                message: reason,
+                current_epoch: None,
+            }),
+            ServerFrame::Delivery(_) => {
+                Err(ApiError::BadResponse("delivery in reply to submit".into()))
+            }
+        }
+    }
+
+    /// Fetches mailbox items after `after`, oldest first.
+    pub async fn fetch(&self, after: u64, limit: u32) -> Result<Vec<Delivery>, ApiError> {
+        let resp = self
+            .auth(self.http.get(format!(
+                "{}/v1/mailbox?after={after}&limit={limit}",
+                self.base
+            )))
+            .send()
+            .await
+            .map_err(transport)?;
+        let bytes = check(resp).await?;
+        decode_delivery_batch(&bytes).map_err(|e| ApiError::BadResponse(e.to_string()))
+    }
+
+    /// Acknowledges mailbox items; the service may delete them.
+    pub async fn ack(&self, seqs: &[u64]) -> Result<(), ApiError> {
+        for chunk in seqs.chunks(custos_wire::frames::MAX_ACKS) {
+            self.post_json("/v1/mailbox/ack", &json!({"seqs": chunk}))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The WebSocket URL of the mailbox, carrying the token.
+    pub fn ws_url(&self) -> String {
+        let base = self
+            .base
+            .replacen("http://", "ws://", 1)
+            .replacen("https://", "wss://", 1);
+        format!("{base}/v1/ws?token={}", self.token.as_deref().unwrap_or(""))
+    }
+
+    async fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+        let resp = self
+            .auth(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .map_err(transport)?;
+        check(resp).await
+    }
+
+    async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<Vec<u8>, ApiError> {
+        let resp = self
+            .auth(self.http.post(format!("{}{path}", self.base)))
+            .json(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        check(resp).await
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> ApiError {
+    ApiError::Transport(e.to_string())
+}
+
+async fn check(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(transport)?.to_vec();
+    if (200..300).contains(&status) {
+        return Ok(bytes);
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(e) => Err(ApiError::Refused {
+            status,
+            code: e.error,
+            message: e.message,
+            current_epoch: e.current_epoch,
+        }),
+        Err(_) => Err(ApiError::Refused {
+            status,
+            code: "unknown".into(),
+            message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            current_epoch: None,
+        }),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: Vec<u8>) -> Result<T, ApiError> {
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadResponse(e.to_string()))
+}

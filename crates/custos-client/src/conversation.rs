@@ -1,0 +1,275 @@
+//! Conversations: create, add, remove, self-update, list. Every membership
+//! change is an MLS commit, ordered by the delivery service (one per epoch,
+//! first wins); a commit that loses the race is discarded, the winner is
+//! processed, and the change is tried again on the new epoch.
+
+use custos_wire::ConversationId;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+
+use crate::api::ApiError;
+use crate::device::{Device, DeviceError, mls_err};
+use crate::mls::{CIPHERSUITE, MAX_PAST_EPOCHS, credential_name};
+
+/// How many times a commit is retried after losing a race.
+const COMMIT_ATTEMPTS: usize = 8;
+/// Members commit a self-update at least this often (post-compromise security).
+pub const SELF_UPDATE_INTERVAL_MS: u64 = 24 * 3600 * 1000;
+
+/// A conversation as this device sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConversationInfo {
+    /// Conversation id (hex).
+    pub conversation: String,
+    /// Current MLS epoch.
+    pub epoch: u64,
+    /// Members in the MLS roster (account names).
+    pub members: Vec<String>,
+}
+
+enum Change {
+    Add(Vec<KeyPackage>),
+    Remove(Vec<String>),
+    SelfUpdate,
+}
+
+impl Device {
+    /// Creates a conversation with `members` (account names) and returns its id.
+    pub async fn create_conversation(
+        &mut self,
+        members: &[String],
+    ) -> Result<ConversationId, DeviceError> {
+        let mut id = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+        let conv = ConversationId(id);
+        MlsGroup::builder()
+            .with_group_id(GroupId::from_slice(&conv.0))
+            .ciphersuite(CIPHERSUITE)
+            .use_ratchet_tree_extension(true)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .build(&self.provider, &self.identity, self.credential())
+            .map_err(mls_err)?;
+        self.api.create_conversation(&conv).await?;
+        self.store
+            .add_conversation(&conv, self.clock.now_millis())?;
+        if !members.is_empty() {
+            self.add_members(&conv, members).await?;
+        }
+        Ok(conv)
+    }
+
+    /// Adds accounts to a conversation (one commit; each gets a Welcome).
+    pub async fn add_members(
+        &mut self,
+        conv: &ConversationId,
+        members: &[String],
+    ) -> Result<(), DeviceError> {
+        let mut packages = Vec::with_capacity(members.len());
+        for m in members {
+            custos_wire::ids::validate_account_name(m)?;
+            let bytes = self.api.claim_key_package(m).await?;
+            packages.push(self.validate_key_package(m, &bytes)?);
+        }
+        self.commit_change(conv, Change::Add(packages)).await
+    }
+
+    /// Removes accounts from a conversation.
+    pub async fn remove_members(
+        &mut self,
+        conv: &ConversationId,
+        members: &[String],
+    ) -> Result<(), DeviceError> {
+        self.commit_change(conv, Change::Remove(members.to_vec()))
+            .await
+    }
+
+    /// Commits a self-update (fresh leaf key material) for post-compromise security.
+    pub async fn self_update(&mut self, conv: &ConversationId) -> Result<(), DeviceError> {
+        self.commit_change(conv, Change::SelfUpdate).await
+    }
+
+    /// Commits a self-update if the last one is older than a day.
+    pub async fn self_update_if_due(&mut self, conv: &ConversationId) -> Result<(), DeviceError> {
+        let last = self.store.last_update(conv)?.unwrap_or(0);
+        if self.clock.now_millis().saturating_sub(last) >= SELF_UPDATE_INTERVAL_MS {
+            self.self_update(conv).await?;
+        }
+        Ok(())
+    }
+
+    /// The conversations this device is in, with their MLS rosters.
+    pub fn conversations(&self) -> Result<Vec<ConversationInfo>, DeviceError> {
+        let mut out = Vec::new();
+        for conv in self.store.conversations()? {
+            if let Some(group) = self.load_group(&conv)? {
+                out.push(ConversationInfo {
+                    conversation: conv.to_hex(),
+                    epoch: group.epoch().as_u64(),
+                    members: roster(&group),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn load_group(
+        &self,
+        conv: &ConversationId,
+    ) -> Result<Option<MlsGroup>, DeviceError> {
+        MlsGroup::load(
+            openmls_traits::OpenMlsProvider::storage(&self.provider),
+            &GroupId::from_slice(&conv.0),
+        )
+        .map_err(mls_err)
+    }
+
+    pub(crate) fn group(&self, conv: &ConversationId) -> Result<MlsGroup, DeviceError> {
+        match self.load_group(conv)? {
+            Some(g) if g.is_active() => Ok(g),
+            _ => Err(DeviceError::UnknownConversation(conv.to_hex())),
+        }
+    }
+
+    async fn commit_change(
+        &mut self,
+        conv: &ConversationId,
+        change: Change,
+    ) -> Result<(), DeviceError> {
+        for _ in 0..COMMIT_ATTEMPTS {
+            let mut group = self.group(conv)?;
+            let epoch = group.epoch().as_u64();
+            let (commit, welcome) = match &change {
+                Change::Add(kps) => {
+                    let (c, w, _) = group
+                        .add_members(&self.provider, &self.identity, kps)
+                        .map_err(mls_err)?;
+                    (c, Some(w))
+                }
+                Change::Remove(names) => {
+                    let mut leaves = Vec::new();
+                    for n in names {
+                        let leaf = group
+                            .members()
+                            .find(|m| credential_name(&m.credential).as_deref() == Some(n.as_str()))
+                            .ok_or_else(|| DeviceError::NotAMember(n.clone()))?;
+                        leaves.push(leaf.index);
+                    }
+                    let (c, w, _) = group
+                        .remove_members(&self.provider, &self.identity, &leaves)
+                        .map_err(mls_err)?;
+                    (c, w)
+                }
+                Change::SelfUpdate => {
+                    let bundle = group
+                        .self_update(
+                            &self.provider,
+                            &self.identity,
+                            LeafNodeParameters::default(),
+                        )
+                        .map_err(mls_err)?;
+                    let (c, w, _) = bundle.into_messages();
+                    (c, w)
+                }
+            };
+            let commit_bytes = commit.tls_serialize_detached().map_err(mls_err)?;
+            let welcome_bytes = welcome
+                .map(|w| w.tls_serialize_detached())
+                .transpose()
+                .map_err(mls_err)?;
+            let members_after = pending_roster(&group);
+            match self
+                .api
+                .submit_commit(
+                    conv,
+                    epoch,
+                    &commit_bytes,
+                    welcome_bytes.as_deref(),
+                    &members_after,
+                )
+                .await
+            {
+                Ok(()) => {
+                    group
+                        .merge_pending_commit(&self.provider)
+                        .map_err(mls_err)?;
+                    self.store.set_last_update(conv, self.clock.now_millis())?;
+                    return Ok(());
+                }
+                Err(ApiError::Refused { status: 409, .. }) => {
+                    // Another member's commit won this epoch: drop ours, catch
+                    // up (which processes the winner), and try again.
+                    group
+                        .clear_pending_commit(openmls_traits::OpenMlsProvider::storage(
+                            &self.provider,
+                        ))
+                        .map_err(mls_err)?;
+                    self.sync().await?;
+                }
+                Err(e) => {
+                    group
+                        .clear_pending_commit(openmls_traits::OpenMlsProvider::storage(
+                            &self.provider,
+                        ))
+                        .map_err(mls_err)?;
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(DeviceError::CommitContention)
+    }
+
+    fn validate_key_package(&self, account: &str, bytes: &[u8]) -> Result<KeyPackage, DeviceError> {
+        let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls_err)?;
+        let MlsMessageBodyIn::KeyPackage(kp) = msg.extract() else {
+            return Err(DeviceError::Mls(format!(
+                "the server's KeyPackage for {account} is not a KeyPackage"
+            )));
+        };
+        let kp = kp
+            .validate(
+                openmls_traits::OpenMlsProvider::crypto(&self.provider),
+                ProtocolVersion::Mls10,
+            )
+            .map_err(mls_err)?;
+        // The KeyPackage must name the account we asked for.
+        if credential_name(kp.leaf_node().credential()).as_deref() != Some(account) {
+            return Err(DeviceError::Mls(format!(
+                "the KeyPackage served for {account} names someone else"
+            )));
+        }
+        Ok(kp)
+    }
+}
+
+/// The account names in a group's roster.
+pub(crate) fn roster(group: &MlsGroup) -> Vec<String> {
+    group
+        .members()
+        .filter_map(|m| credential_name(&m.credential))
+        .collect()
+}
+
+/// The roster after the group's pending commit is merged.
+fn pending_roster(group: &MlsGroup) -> Vec<String> {
+    let mut names = roster(group);
+    if let Some(staged) = group.pending_commit() {
+        for add in staged.add_proposals() {
+            if let Some(n) =
+                credential_name(add.add_proposal().key_package().leaf_node().credential())
+            {
+                names.push(n);
+            }
+        }
+        for rem in staged.remove_proposals() {
+            let leaf = rem.remove_proposal().removed();
+            if let Some(n) = group
+                .member_at(leaf)
+                .and_then(|m| credential_name(&m.credential))
+            {
+                names.retain(|x| x != &n);
+            }
+        }
+    }
+    names
+}

@@ -1,0 +1,129 @@
+//! Sending: chain management and envelope submission.
+
+use custos_wire::ConversationId;
+use custos_wire::announcement::{ChainAnnouncement, ChainRoot, EscrowKind};
+use custos_wire::frames::ItemKind;
+use openmls::prelude::tls_codec::Serialize as _;
+
+use crate::chain::{ChainKey, SendingChain};
+use crate::device::{Device, DeviceError, mls_err};
+use crate::seal::{seal, text_payload};
+
+/// What the sender learns when a message is accepted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SentMessage {
+    /// Message id (hex).
+    pub id: String,
+    /// Conversation id (hex).
+    pub conversation: String,
+    /// The service's acceptance time, Unix ms.
+    pub server_time: u64,
+}
+
+impl Device {
+    /// Sends a text message. Returns once the service has stored it durably.
+    pub async fn send_text(
+        &mut self,
+        conv: &ConversationId,
+        text: &str,
+    ) -> Result<SentMessage, DeviceError> {
+        self.self_update_if_due(conv).await?;
+        let mut chain = self.current_chain(conv).await?;
+        let payload = text_payload(text, self.clock.now_millis());
+        let sealed = seal(
+            &mut chain,
+            self.identity.signing_key(),
+            &self.name,
+            &payload,
+        )?;
+        // Write-ahead: the advanced chain is on disk before the ciphertext
+        // leaves, so a crash can never make this device reuse a key or nonce.
+        self.store.save_sending_chain(&chain)?;
+        let (server_time, tag) = self
+            .api
+            .submit(conv, ItemKind::Envelope, sealed.bytes.clone())
+            .await?;
+        let plaintext = payload.encode()?;
+        self.store.insert_message(
+            &sealed.message_id,
+            conv,
+            &self.name,
+            text,
+            payload.sent_at,
+            server_time,
+            &sealed.bytes,
+            &plaintext,
+            &tag,
+            true,
+        )?;
+        Ok(SentMessage {
+            id: hex::encode(sealed.message_id),
+            conversation: conv.to_hex(),
+            server_time,
+        })
+    }
+
+    /// The sending chain for this conversation's current epoch and today,
+    /// announcing a new one over MLS if needed.
+    async fn current_chain(&mut self, conv: &ConversationId) -> Result<SendingChain, DeviceError> {
+        let mut group = self.group(conv)?;
+        let epoch = group.epoch().as_u64();
+        let leaf = group.own_leaf_index().u32();
+        let day = self.clock.today();
+        let previous = self.store.sending_chain(conv)?;
+        let same_slot =
+            |c: &SendingChain| c.id.epoch == epoch && c.id.sender_leaf == leaf && c.id.day == day;
+        if let Some(c) = previous
+            .as_ref()
+            .filter(|c| same_slot(c) && c.next_generation < u32::MAX)
+        {
+            return Ok(c.clone());
+        }
+        let seq = match &previous {
+            Some(c) if same_slot(c) => c.id.seq.saturating_add(1),
+            _ => 0,
+        };
+        let id = custos_wire::ChainId {
+            epoch,
+            sender_leaf: leaf,
+            day,
+            seq,
+        };
+        let root = ChainKey::random();
+        let (escrow_kind, escrow_capsule) = match &self.escrow {
+            Some(policy) => policy
+                .seal(conv, &id, root.expose())
+                .map_err(|e| DeviceError::Mls(e.to_string()))?,
+            None => (EscrowKind::None, Vec::new()),
+        };
+        let inner = ChainRoot {
+            chain: id,
+            ck0: *root.expose(),
+        };
+        let mls = group
+            .create_message(&self.provider, &self.identity, &inner.encode())
+            .map_err(mls_err)?
+            .tls_serialize_detached()
+            .map_err(mls_err)?;
+        let announcement = ChainAnnouncement {
+            conversation: *conv,
+            chain: id,
+            escrow_kind,
+            escrow_capsule,
+            mls_message: mls,
+        }
+        .encode()?;
+        let chain = SendingChain::new(*conv, id, root);
+        self.store.save_sending_chain(&chain)?;
+        if let Err(e) = self
+            .api
+            .submit(conv, ItemKind::Announcement, announcement)
+            .await
+        {
+            // Nobody learned this root: forget it, so the next send announces afresh.
+            self.store.clear_sending_chain(conv)?;
+            return Err(e.into());
+        }
+        Ok(chain)
+    }
+}

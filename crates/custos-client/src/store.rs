@@ -1,0 +1,519 @@
+//! The device's own state in SQLite: settings, chains, buffered items and
+//! message history. (MLS state lives in its own file, see [`crate::mls`].)
+//!
+//! # Durability
+//! Every write is a SQLite transaction in WAL mode with `synchronous=FULL`,
+//! so it is on disk when the call returns. A sending chain is saved before
+//! the envelope it encrypted leaves the device, so a crash can never make the
+//! device reuse a message key or nonce.
+//!
+//! # Secrets at rest
+//! Chain keys and history are stored in clear in the device's home directory
+//! (mode 0700), as every messenger stores its history; full-disk encryption
+//! of the device is out of scope.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use custos_wire::frames::{Delivery, ItemKind};
+use custos_wire::{ChainId, ConversationId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::chain::{ChainKey, MessageKey, ReceivingChain, SendingChain};
+
+/// A SQLite error from the device store.
+#[derive(Debug, thiserror::Error)]
+#[error("device store: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+/// A stored message, received or sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredMessage {
+    /// Message id (hex of the SHA-256 of the envelope).
+    pub id: String,
+    /// Conversation id (hex).
+    pub conversation: String,
+    /// Sender's account name.
+    pub sender: String,
+    /// Text body.
+    pub text: String,
+    /// Sender's clock, Unix ms.
+    pub sent_at: u64,
+    /// Service's acceptance time, Unix ms (0 for our own messages).
+    pub server_time: u64,
+    /// Position in the conversation's arrival order on this device.
+    pub position: i64,
+}
+
+/// A receiving chain and who owns it.
+#[derive(Debug, Clone)]
+pub struct ReceivingChainRecord {
+    /// The ratchet state.
+    pub chain: ReceivingChain,
+    /// Account name of the sender (from the MLS credential).
+    pub sender: String,
+    /// The sender's roster signature key.
+    pub sender_key: [u8; 32],
+}
+
+/// A stored message's envelope, encoded payload and delivery tag.
+pub type MessageMaterial = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The device store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS conversations (
+    id BLOB PRIMARY KEY, created_at INTEGER NOT NULL, last_update_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sending_chains (
+    conversation BLOB PRIMARY KEY, epoch INTEGER NOT NULL, leaf INTEGER NOT NULL,
+    day INTEGER NOT NULL, seq INTEGER NOT NULL, next_gen INTEGER NOT NULL, ck BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS receiving_chains (
+    conversation BLOB NOT NULL, epoch INTEGER NOT NULL, leaf INTEGER NOT NULL,
+    day INTEGER NOT NULL, seq INTEGER NOT NULL, next_gen INTEGER NOT NULL, ck BLOB NOT NULL,
+    skipped BLOB NOT NULL, sender TEXT NOT NULL, sender_key BLOB NOT NULL,
+    PRIMARY KEY (conversation, epoch, leaf, day, seq));
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, conversation BLOB NOT NULL,
+    sender TEXT NOT NULL, server_time INTEGER NOT NULL, body BLOB NOT NULL, tag BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS messages (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE,
+    conversation BLOB NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL,
+    sent_at INTEGER NOT NULL, server_time INTEGER NOT NULL, envelope BLOB NOT NULL,
+    payload BLOB NOT NULL, tag BLOB NOT NULL, outgoing INTEGER NOT NULL, shown INTEGER NOT NULL);
+";
+
+/// Most items kept waiting for their chain announcement or epoch.
+pub const MAX_PENDING: i64 = 10_000;
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Reads a setting.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Reads a text setting.
+    pub fn get_str(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(key)?.and_then(|v| String::from_utf8(v).ok()))
+    }
+
+    /// Writes a setting.
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Records a conversation this device is in.
+    pub fn add_conversation(&self, id: &ConversationId, now_ms: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO conversations (id, created_at, last_update_ms) VALUES (?1, ?2, ?2)",
+            params![id.0.as_slice(), to_i64(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a conversation (after leaving or being removed).
+    pub fn remove_conversation(&self, id: &ConversationId) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM conversations WHERE id = ?1", [id.0.as_slice()])?;
+        self.conn.execute(
+            "DELETE FROM sending_chains WHERE conversation = ?1",
+            [id.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// Every conversation this device is in.
+    pub fn conversations(&self) -> Result<Vec<ConversationId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM conversations ORDER BY created_at, id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(id) = <[u8; 16]>::try_from(row?.as_slice()) {
+                out.push(ConversationId(id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// When this device last committed a self-update in `id` (Unix ms).
+    pub fn last_update(&self, id: &ConversationId) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_update_ms FROM conversations WHERE id = ?1",
+                [id.0.as_slice()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(from_i64))
+    }
+
+    /// Records a self-update.
+    pub fn set_last_update(&self, id: &ConversationId, now_ms: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE conversations SET last_update_ms = ?2 WHERE id = ?1",
+            params![id.0.as_slice(), to_i64(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// The current sending chain of a conversation.
+    pub fn sending_chain(&self, conv: &ConversationId) -> Result<Option<SendingChain>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT epoch, leaf, day, seq, next_gen, ck FROM sending_chains WHERE conversation = ?1",
+                [conv.0.as_slice()],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                    ))
+                },
+            )
+            .optional()?
+            .and_then(|(epoch, leaf, day, seq, next_gen, ck)| {
+                Some(SendingChain {
+                    conversation: *conv,
+                    id: ChainId {
+                        epoch: from_i64(epoch),
+                        sender_leaf: u32::try_from(leaf).ok()?,
+                        day: u32::try_from(day).ok()?,
+                        seq: u32::try_from(seq).ok()?,
+                    },
+                    next_generation: u32::try_from(next_gen).ok()?,
+                    chain_key: ChainKey::from_bytes(ck.as_slice().try_into().ok()?),
+                })
+            }))
+    }
+
+    /// Saves (replaces) the sending chain of its conversation. Durable on return.
+    pub fn save_sending_chain(&self, chain: &SendingChain) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sending_chains (conversation, epoch, leaf, day, seq, next_gen, ck)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(conversation) DO UPDATE SET epoch = excluded.epoch, leaf = excluded.leaf,
+               day = excluded.day, seq = excluded.seq, next_gen = excluded.next_gen, ck = excluded.ck",
+            params![
+                chain.conversation.0.as_slice(),
+                to_i64(chain.id.epoch),
+                chain.id.sender_leaf,
+                chain.id.day,
+                chain.id.seq,
+                chain.next_generation,
+                chain.chain_key.expose().as_slice()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the sending chain of a conversation.
+    pub fn clear_sending_chain(&self, conv: &ConversationId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM sending_chains WHERE conversation = ?1",
+            [conv.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// A receiving chain by id.
+    pub fn receiving_chain(
+        &self,
+        conv: &ConversationId,
+        id: &ChainId,
+    ) -> Result<Option<ReceivingChainRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT next_gen, ck, skipped, sender, sender_key FROM receiving_chains
+                 WHERE conversation = ?1 AND epoch = ?2 AND leaf = ?3 AND day = ?4 AND seq = ?5",
+                params![
+                    conv.0.as_slice(),
+                    to_i64(id.epoch),
+                    id.sender_leaf,
+                    id.day,
+                    id.seq
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                },
+            )
+            .optional()?
+            .and_then(|(next_gen, ck, skipped, sender, sender_key)| {
+                Some(ReceivingChainRecord {
+                    chain: ReceivingChain {
+                        conversation: *conv,
+                        id: *id,
+                        next_generation: u32::try_from(next_gen).ok()?,
+                        chain_key: ChainKey::from_bytes(ck.as_slice().try_into().ok()?),
+                        skipped: decode_skipped(&skipped)?,
+                    },
+                    sender,
+                    sender_key: sender_key.as_slice().try_into().ok()?,
+                })
+            }))
+    }
+
+    /// Saves a receiving chain. Durable on return.
+    pub fn save_receiving_chain(&self, rec: &ReceivingChainRecord) -> Result<(), StoreError> {
+        let c = &rec.chain;
+        self.conn.execute(
+            "INSERT INTO receiving_chains
+               (conversation, epoch, leaf, day, seq, next_gen, ck, skipped, sender, sender_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(conversation, epoch, leaf, day, seq) DO UPDATE SET
+               next_gen = excluded.next_gen, ck = excluded.ck, skipped = excluded.skipped",
+            params![
+                c.conversation.0.as_slice(),
+                to_i64(c.id.epoch),
+                c.id.sender_leaf,
+                c.id.day,
+                c.id.seq,
+                c.next_generation,
+                c.chain_key.expose().as_slice(),
+                encode_skipped(&c.skipped),
+                rec.sender,
+                rec.sender_key.as_slice()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps an item that cannot be processed yet (its chain or epoch is not
+    /// known). Returns false if the buffer is full and the item was dropped.
+    pub fn buffer(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let count: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM pending", [], |r| r.get(0))?;
+        if count >= MAX_PENDING {
+            return Ok(false);
+        }
+        self.conn.execute(
+            "INSERT OR IGNORE INTO pending (seq, kind, conversation, sender, server_time, body, tag)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                to_i64(d.seq),
+                d.kind.to_byte(),
+                d.conversation.0.as_slice(),
+                d.sender,
+                to_i64(d.server_time),
+                d.body,
+                d.tag
+            ],
+        )?;
+        Ok(true)
+    }
+
+    /// Buffered items, oldest first.
+    pub fn buffered(&self) -> Result<Vec<Delivery>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, kind, conversation, sender, server_time, body, tag FROM pending ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, u8>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, kind, conv, sender, server_time, body, tag) = row?;
+            let (Ok(kind), Ok(conv)) = (
+                ItemKind::from_byte(kind),
+                <[u8; 16]>::try_from(conv.as_slice()),
+            ) else {
+                continue;
+            };
+            out.push(Delivery {
+                seq: from_i64(seq),
+                kind,
+                conversation: ConversationId(conv),
+                sender,
+                server_time: from_i64(server_time),
+                body,
+                tag,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops a buffered item (processed, or given up on).
+    pub fn unbuffer(&self, seq: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM pending WHERE seq = ?1", [to_i64(seq)])?;
+        Ok(())
+    }
+
+    /// Stores a message. Returns false if a message with that id is already
+    /// stored (a duplicate delivery).
+    #[allow(clippy::too_many_arguments, reason = "one row of the messages table")]
+    pub fn insert_message(
+        &self,
+        id: &[u8; 32],
+        conv: &ConversationId,
+        sender: &str,
+        text: &str,
+        sent_at: u64,
+        server_time: u64,
+        envelope: &[u8],
+        payload: &[u8],
+        tag: &[u8],
+        outgoing: bool,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO messages
+               (id, conversation, sender, text, sent_at, server_time, envelope, payload, tag, outgoing, shown)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+            params![
+                id.as_slice(),
+                conv.0.as_slice(),
+                sender,
+                text,
+                to_i64(sent_at),
+                to_i64(server_time),
+                envelope,
+                payload,
+                tag,
+                outgoing
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Whether a message id is already stored.
+    pub fn has_message(&self, id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM messages WHERE id = ?1",
+                [id.as_slice()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Received messages not yet shown to the user, in arrival order; marks them shown.
+    pub fn take_unshown(&self) -> Result<Vec<StoredMessage>, StoreError> {
+        let out = self.query_messages("WHERE shown = 0", [])?;
+        self.conn
+            .execute("UPDATE messages SET shown = 1 WHERE shown = 0", [])?;
+        Ok(out)
+    }
+
+    /// Every message of a conversation, in arrival order.
+    pub fn history(&self, conv: &ConversationId) -> Result<Vec<StoredMessage>, StoreError> {
+        self.query_messages("WHERE conversation = ?1", [conv.0.as_slice()])
+    }
+
+    /// The envelope, payload and tag of a stored message, for reports.
+    pub fn message_material(&self, id: &[u8; 32]) -> Result<Option<MessageMaterial>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT envelope, payload, tag FROM messages WHERE id = ?1",
+                [id.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    fn query_messages<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        p: P,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let sql = format!(
+            "SELECT id, conversation, sender, text, sent_at, server_time, position FROM messages {filter} ORDER BY position"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(p, |r| {
+            Ok(StoredMessage {
+                id: hex::encode(r.get::<_, Vec<u8>>(0)?),
+                conversation: hex::encode(r.get::<_, Vec<u8>>(1)?),
+                sender: r.get(2)?,
+                text: r.get(3)?,
+                sent_at: from_i64(r.get(4)?),
+                server_time: from_i64(r.get(5)?),
+                position: r.get(6)?,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(StoreError)
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_i64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn encode_skipped(skipped: &BTreeMap<u32, MessageKey>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(skipped.len() * 48);
+    for (g, k) in skipped {
+        out.extend_from_slice(&g.to_be_bytes());
+        out.extend_from_slice(&k.key);
+        out.extend_from_slice(&k.nonce);
+    }
+    out
+}
+
+fn decode_skipped(bytes: &[u8]) -> Option<BTreeMap<u32, MessageKey>> {
+    if !bytes.len().is_multiple_of(48) {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for chunk in bytes.chunks_exact(48) {
+        let (g, rest) = chunk.split_at(4);
+        let (key, nonce) = rest.split_at(32);
+        out.insert(
+            u32::from_be_bytes(g.try_into().ok()?),
+            MessageKey {
+                key: key.try_into().ok()?,
+                nonce: nonce.try_into().ok()?,
+            },
+        );
+    }
+    Some(out)
+}
