@@ -1,11 +1,16 @@
 //! Subcommand definitions and dispatch.
 
+pub mod user;
+
 use clap::{Parser, Subcommand};
 
 /// Custos: end-to-end encrypted messaging with accountable, logged lawful access.
 #[derive(Debug, Parser)]
 #[command(name = "custos", version, about, long_about = None)]
 pub struct Cli {
+    /// Where the user's device state lives.
+    #[command(flatten)]
+    pub home: user::HomeArgs,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -14,16 +19,26 @@ pub struct Cli {
 /// Every `custos` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the version and exit.
-    Version,
+    /// Create an account on a delivery service, with a new identity key.
+    Register(user::RegisterArgs),
+    /// Create conversations, change their members, list them.
+    #[command(subcommand)]
+    Conversation(user::ConversationCommand),
+    /// Send a text message.
+    Send(user::SendArgs),
+    /// Fetch, verify and decrypt new messages.
+    Receive(user::ReceiveArgs),
 }
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Version => {
-            println!("custos {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Register(a) => user::register(&cli.home, a).await,
+            Command::Conversation(c) => user::conversation(&cli.home, c).await,
+            Command::Send(a) => user::send(&cli.home, a).await,
+            Command::Receive(a) => user::receive(&cli.home, a).await,
         }
-    }
+    })
 }

@@ -1,0 +1,253 @@
+//! User commands: register, conversation, send, receive.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use custos_client::Device;
+use custos_wire::ConversationId;
+
+/// Where a user's device state lives.
+#[derive(Debug, Clone, Args)]
+pub struct HomeArgs {
+    /// The device's home directory (identity key, MLS state, history).
+    #[arg(long, env = "CUSTOS_HOME", global = true)]
+    pub home: Option<PathBuf>,
+}
+
+impl HomeArgs {
+    fn dir(&self) -> Result<PathBuf> {
+        if let Some(h) = &self.home {
+            return Ok(h.clone());
+        }
+        let base = std::env::var_os("HOME").context("set --home or CUSTOS_HOME")?;
+        Ok(PathBuf::from(base).join(".custos"))
+    }
+}
+
+/// `custos register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The delivery service's URL, e.g. http://127.0.0.1:7000.
+    #[arg(long, env = "CUSTOS_SERVER")]
+    pub server: String,
+    /// The account name: 1-64 characters of a-z, 0-9, '.', '_' or '-'.
+    pub name: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `custos conversation ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConversationCommand {
+    /// Create a conversation with these members and print its id.
+    Create {
+        /// Account names to add.
+        members: Vec<String>,
+        /// Print `{"conversation":"<hex>"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add members to a conversation.
+    Add {
+        /// Conversation id (hex).
+        conversation: String,
+        /// Account names to add.
+        #[arg(required = true)]
+        members: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove members from a conversation.
+    Remove {
+        /// Conversation id (hex).
+        conversation: String,
+        /// Account names to remove.
+        #[arg(required = true)]
+        members: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List this device's conversations and their MLS rosters.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `custos send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Conversation id (hex).
+    pub conversation: String,
+    /// The text; `-` reads standard input.
+    pub text: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `custos receive`.
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// Keep listening for this many seconds after the mailbox is empty.
+    #[arg(long)]
+    pub wait: Option<u64>,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn conversation_id(s: &str) -> Result<ConversationId> {
+    ConversationId::from_hex(s)
+        .with_context(|| format!("`{s}` is not a conversation id (32 hex digits)"))
+}
+
+async fn open(home: &HomeArgs) -> Result<Device> {
+    let dir = home.dir()?;
+    Device::open(&dir, custos_clock::system())
+        .await
+        .with_context(|| format!("opening the account in {}", dir.display()))
+}
+
+/// Runs `custos register`.
+pub async fn register(home: &HomeArgs, args: RegisterArgs) -> Result<()> {
+    let dir = home.dir()?;
+    let device = Device::register(&dir, &args.server, &args.name, custos_clock::system())
+        .await
+        .with_context(|| format!("registering {} at {}", args.name, args.server))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"name": device.name(), "identity_key": hex::encode(device.identity_key()), "home": dir})
+        );
+    } else {
+        println!(
+            "registered {} (identity key {})",
+            device.name(),
+            hex::encode(device.identity_key())
+        );
+    }
+    Ok(())
+}
+
+/// Runs `custos conversation ...`.
+pub async fn conversation(home: &HomeArgs, cmd: ConversationCommand) -> Result<()> {
+    let mut device = open(home).await?;
+    device
+        .sync()
+        .await
+        .context("catching up with the mailbox")?;
+    match cmd {
+        ConversationCommand::Create { members, json } => {
+            let conv = device.create_conversation(&members).await?;
+            if json {
+                println!("{}", serde_json::json!({"conversation": conv.to_hex()}));
+            } else {
+                println!("{conv}");
+            }
+        }
+        ConversationCommand::Add {
+            conversation,
+            members,
+            json,
+        } => {
+            let conv = conversation_id(&conversation)?;
+            device.add_members(&conv, &members).await?;
+            print_done(json, &conv, "added", &members);
+        }
+        ConversationCommand::Remove {
+            conversation,
+            members,
+            json,
+        } => {
+            let conv = conversation_id(&conversation)?;
+            device.remove_members(&conv, &members).await?;
+            print_done(json, &conv, "removed", &members);
+        }
+        ConversationCommand::List { json } => {
+            let list = device.conversations()?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for c in list {
+                    println!(
+                        "{}  epoch {}  {}",
+                        c.conversation,
+                        c.epoch,
+                        c.members.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_done(json: bool, conv: &ConversationId, what: &str, members: &[String]) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"conversation": conv.to_hex(), what: members})
+        );
+    } else {
+        println!("{what} {} in {conv}", members.join(", "));
+    }
+}
+
+/// Runs `custos send`.
+pub async fn send(home: &HomeArgs, args: SendArgs) -> Result<()> {
+    let conv = conversation_id(&args.conversation)?;
+    let text = if args.text == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the message from standard input")?;
+        s
+    } else {
+        args.text
+    };
+    if text.len() > custos_wire::payload::MAX_BODY_LEN {
+        bail!(
+            "the message is longer than {} bytes",
+            custos_wire::payload::MAX_BODY_LEN
+        );
+    }
+    let mut device = open(home).await?;
+    device
+        .sync()
+        .await
+        .context("catching up with the mailbox")?;
+    let sent = device.send_text(&conv, &text).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&sent)?);
+    } else {
+        println!("sent {}", sent.id);
+    }
+    Ok(())
+}
+
+/// Runs `custos receive`.
+pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
+    let mut device = open(home).await?;
+    let messages = device.receive(args.wait.map(Duration::from_secs)).await?;
+    for m in messages {
+        if args.json {
+            println!("{}", serde_json::to_string(&m)?);
+        } else {
+            println!(
+                "[{}] {}: {}",
+                &m.conversation[..8.min(m.conversation.len())],
+                m.sender,
+                m.text
+            );
+        }
+    }
+    Ok(())
+}
