@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{Authed, b64};
 use crate::error::ApiError;
 use crate::policy::TagInput;
-use crate::routes::{AppState, JsonBody};
+use crate::routes::{AppState, JsonBody, MAX_SUBMIT_FRAME};
 use crate::submit::{admit, check_tag, expiry, prepare};
 use crate::writer::{CommitReq, NewItem, Op};
 
@@ -193,6 +193,9 @@ pub(crate) async fn submit_item(
         }
     })?;
     let conversation = parse_id(&id)?;
+    if body.len() > MAX_SUBMIT_FRAME {
+        return Err(ApiError::too_large("the item exceeds 256 KiB"));
+    }
     let frame = ClientFrame::decode(&body).map_err(|e| ApiError::wire("submit frame", &e))?;
     let ClientFrame::Submit {
         request_id,

@@ -145,16 +145,11 @@ impl ApiError {
         )
     }
 
-    /// A malformed or out-of-bounds encoding: 413 for size, 400 otherwise.
+    /// A malformed, non-canonical or out-of-bounds encoding (400). Callers
+    /// check the actual size first, so that 413 means the input really is too
+    /// large rather than that a length field claims so.
     pub fn wire(what: &str, err: &WireError) -> Self {
-        match err {
-            WireError::TooLong { field, max }
-                if matches!(*field, "body" | "envelope" | "ciphertext" | "mls_message") =>
-            {
-                Self::too_large(format!("{what}: `{field}` exceeds {max} bytes"))
-            }
-            _ => Self::bad_request("malformed", format!("{what} does not decode: {err}")),
-        }
+        Self::bad_request("malformed", format!("{what} does not decode: {err}"))
     }
 }
 

@@ -38,8 +38,12 @@ pub(crate) struct Inner {
 /// Shared state of the router.
 pub(crate) type AppState = Arc<Inner>;
 
-/// Largest binary submission body: a Submit frame around a 256 KiB item.
-pub(crate) const MAX_SUBMIT_BODY: usize = MAX_ITEM_BODY_LEN + 64;
+/// Largest valid Submit frame: its header (version, kind, request id, item
+/// kind, conversation, body length) around a 256 KiB item.
+pub(crate) const MAX_SUBMIT_FRAME: usize = 1 + 1 + 8 + 1 + 16 + 4 + MAX_ITEM_BODY_LEN;
+/// Body limit of the item endpoint (a little over the largest frame, so that
+/// a frame just too large is answered by the frame check).
+pub(crate) const MAX_SUBMIT_BODY: usize = MAX_SUBMIT_FRAME + 1024;
 
 /// A JSON request body: at most the configured size (413), valid JSON
 /// with exactly the expected fields (400 otherwise). The content type is not

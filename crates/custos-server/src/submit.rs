@@ -4,8 +4,10 @@
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use custos_wire::ConversationId;
-use custos_wire::announcement::ChainAnnouncement;
-use custos_wire::envelope::Envelope;
+use custos_wire::announcement::{
+    ChainAnnouncement, MAX_ANNOUNCEMENT_MLS_LEN, MAX_ESCROW_CAPSULE_LEN,
+};
+use custos_wire::envelope::{Envelope, MAX_ENVELOPE_LEN};
 use custos_wire::frames::{ItemKind, MAX_TAG_LEN};
 use sha2::{Digest, Sha256};
 
@@ -14,6 +16,11 @@ use crate::error::ApiError;
 use crate::policy::TagInput;
 use crate::routes::AppState;
 use crate::writer::NewItem;
+
+/// Largest encoded chain announcement: header, escrow capsule and MLS message
+/// at their bounds.
+pub(crate) const MAX_ANNOUNCEMENT_LEN: usize =
+    1 + 16 + 20 + 1 + 2 + MAX_ESCROW_CAPSULE_LEN + 4 + MAX_ANNOUNCEMENT_MLS_LEN;
 
 /// Refuses the sender if the policy says so (403 with the policy's code).
 pub(crate) fn admit(state: &AppState, auth: &Authed) -> Result<(), ApiError> {
@@ -40,6 +47,16 @@ pub(crate) fn prepare(
     body: Vec<u8>,
 ) -> Result<NewItem, ApiError> {
     admit(state, auth)?;
+    let max = match kind {
+        ItemKind::Announcement => MAX_ANNOUNCEMENT_LEN,
+        _ => MAX_ENVELOPE_LEN,
+    };
+    if body.len() > max {
+        return Err(ApiError::too_large(format!(
+            "the item is {} bytes; the limit is {max}",
+            body.len()
+        )));
+    }
     let (inner_conv, day, franking) = match kind {
         ItemKind::Envelope => {
             let env = Envelope::decode(&body).map_err(|e| ApiError::wire("envelope", &e))?;

@@ -20,7 +20,7 @@ use futures_util::stream::FuturesUnordered;
 use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::mailbox::{MAX_FETCH, fetch};
-use crate::routes::AppState;
+use crate::routes::{AppState, MAX_SUBMIT_FRAME};
 use crate::submit::prepare;
 use crate::writer::{Op, delivery_frame_of};
 
@@ -168,7 +168,11 @@ async fn on_frame(
     let frame = match ClientFrame::decode(bytes) {
         Ok(f) => f,
         Err(e) => {
-            let e = ApiError::wire("client frame", &e);
+            let e = if bytes.len() > MAX_SUBMIT_FRAME {
+                ApiError::too_large("the item exceeds 256 KiB")
+            } else {
+                ApiError::wire("client frame", &e)
+            };
             return send_frame(socket, &refused(0, &e)).await.is_ok();
         }
     };

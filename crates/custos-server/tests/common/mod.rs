@@ -58,26 +58,41 @@ impl TestServer {
     /// Starts on `config.data_dir`, retrying while a previous instance still
     /// holds the directory lock.
     pub async fn start_with(config: ServerConfig, clock: SimulatedClock) -> Self {
+        for _ in 0..200 {
+            match Self::try_start(config.clone(), clock.clone()).await {
+                Ok(s) => return s,
+                Err(ServerError::DataDirLocked(_)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("server failed to start: {e}"),
+            }
+        }
+        panic!("data directory still locked after 10 s");
+    }
+
+    async fn try_start(config: ServerConfig, clock: SimulatedClock) -> Result<Self, ServerError> {
         let dir = config.data_dir.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let shared = clock.shared();
-        let task = tokio::spawn(custos_server::serve(listener, config, shared, async move {
+        let mut task = tokio::spawn(custos_server::serve(listener, config, shared, async move {
             let _ = rx.await;
         }));
         let url = format!("http://{addr}");
         let http = reqwest::Client::new();
-        for _ in 0..200 {
+        loop {
+            if task.is_finished() {
+                return Err((&mut task).await.unwrap().unwrap_err());
+            }
             if let Ok(r) = http.get(format!("{url}/v1/health")).send().await {
                 if r.status() == StatusCode::OK {
                     break;
                 }
             }
-            assert!(!task.is_finished(), "server exited early");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Self {
+        Ok(Self {
             addr,
             url,
             clock,
@@ -85,7 +100,7 @@ impl TestServer {
             _tmp: None,
             stop: Some(tx),
             task,
-        }
+        })
     }
 
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
