@@ -1,2 +1,151 @@
-//! Delivery service of Custos: accounts, MLS delivery, mailboxes.
+//! Delivery service of Custos: accounts, KeyPackages, per-conversation commit
+//! ordering, Welcome delivery, and a mailbox per device with WebSocket push
+//! and HTTP fetch + ack. The contract is `docs/spec/delivery-api.md`.
+//!
+//! # Guarantees
+//! - **Ciphertext only.** The service stores and relays encoded envelopes,
+//!   chain announcements, MLS commits and Welcomes; it never holds a key that
+//!   opens them.
+//! - **Durable before acknowledged.** An item is answered `Accepted` (or a
+//!   commit 200) only after the SQLite transaction that stores it and its
+//!   mailbox rows has been committed and fsynced (WAL, `synchronous=FULL`).
+//!   Submissions are grouped so that one fsync serves many ([`writer`]).
+//! - **One commit per epoch.** For each conversation the first commit for the
+//!   current epoch wins; any other gets `409 stale_epoch` with the current
+//!   epoch.
+//! - **No gaps in push.** A connected device receives every item stored for
+//!   it, in seq order, first the backlog and then live.
+//! - **Retention.** An item is deleted once every recipient device acked it,
+//!   or when its TTL (default 30 days, on the injected clock) has passed.
+//! - **Hostile input.** Every malformed request is answered with a JSON
+//!   error and a 4xx status; no input reachable from the network panics the
+//!   service (clippy denies `unwrap`, `expect`, `panic` and indexing).
+//!
+//! # Not guaranteed
+//! - Membership is routing information. The service does not parse MLS, so
+//!   it cannot check that a commit matches its member list; clients check
+//!   every sender against the MLS roster.
+//! - Delivery tags and suspension are left to a [`DeliveryPolicy`]; the
+//!   default [`OpenPolicy`] admits everyone and issues no tags.
+//!
+//! # Starting it
+//! ```no_run
+//! # async fn run() -> Result<(), custos_server::ServerError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = custos_server::ServerConfig::new("/tmp/custos-data");
+//! let stop = async { let _ = tokio::signal::ctrl_c().await; };
+//! custos_server::serve(listener, config, custos_clock::system(), stop).await
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod conversations;
+pub mod db;
+mod error;
+mod keypackages;
+mod limits;
+mod mailbox;
+pub mod policy;
+mod retention;
+mod routes;
+mod routing;
+mod submit;
+pub mod writer;
+mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use custos_clock::SharedClock;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use auth::{AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message};
+pub use config::{DAY, Limits, RateLimit, ServerConfig};
+pub use error::{ApiError, ServerError};
+pub use policy::{DeliveryPolicy, OpenPolicy};
+
+/// Runs the delivery service on `listener` until `shutdown` completes.
+///
+/// Opens (or creates) the database in `config.data_dir`, taking an exclusive
+/// lock on it, then serves `docs/spec/delivery-api.md`. Time (challenge,
+/// session and item expiry, the day check on chains) comes only from
+/// `clock`.
+///
+/// When `shutdown` completes, the service stops accepting connections,
+/// closes WebSockets, answers what is queued, commits the last batch, and
+/// returns. If the returned future is dropped instead (the task aborted),
+/// the same stop is signalled; the last batch still commits or not at all,
+/// and the directory lock is released when the writer has finished.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let db = db::open(&config.data_dir).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let _stop_on_drop = StopOnDrop(stop_tx.clone());
+    let hub = Arc::new(mailbox::Hub::default());
+    let (writer, writer_task) = writer::spawn(
+        db.writer,
+        db.lock,
+        hub.clone(),
+        config.limits.max_batch.max(1),
+        stop_rx.clone(),
+    );
+    let sweeper = retention::spawn_sweeper(
+        writer.clone(),
+        clock.clone(),
+        config.sweep_interval,
+        stop_rx.clone(),
+    );
+    let state = Arc::new(routes::Inner {
+        pool: db.pool.clone(),
+        clock,
+        ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),
+        account_limiter: limits::RateLimiter::new(config.limits.account_rate),
+        config,
+        writer,
+        hub,
+        challenges: Mutex::new(Default::default()),
+        shutdown: stop_rx,
+    });
+    let app = routes::router(state);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "delivery service listening");
+    }
+    let signal = {
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("delivery service stopping");
+            let _ = stop_tx.send(true);
+        }
+    };
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await;
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    let _ = writer_task.await;
+    db.pool.close().await;
+    served?;
+    Ok(())
+}
+
+/// Signals stop when `serve`'s future is dropped (aborted).
+struct StopOnDrop(Arc<watch::Sender<bool>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}

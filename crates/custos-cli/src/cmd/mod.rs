@@ -1,5 +1,6 @@
 //! Subcommand definitions and dispatch.
 
+pub mod demo;
 pub mod user;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ pub enum Command {
     Send(user::SendArgs),
     /// Fetch, verify and decrypt new messages.
     Receive(user::ReceiveArgs),
+    /// Walk through the whole system on loopback, in a temporary folder.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs one parsed command line.
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Conversation(c) => user::conversation(&cli.home, c).await,
             Command::Send(a) => user::send(&cli.home, a).await,
             Command::Receive(a) => user::receive(&cli.home, a).await,
+            Command::Demo(a) => demo::run(a).await,
         }
     })
 }

@@ -1,0 +1,297 @@
+//! End-to-end messaging on a real delivery service on loopback: three users,
+//! one-to-one and group conversations, membership changes, restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::Path;
+
+use custos_client::{Device, Outcome};
+use custos_wire::ConversationId;
+use custos_wire::frames::{Delivery, ItemKind};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct Server {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(data: &Path) -> Self {
+        Self::start_on(data, "127.0.0.1:0").await
+    }
+
+    async fn start_on(data: &Path, addr: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let mut config = custos_server::ServerConfig::new(data);
+        config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
+        config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+        let task = tokio::spawn(async move {
+            custos_server::serve(listener, config, custos_clock::system(), async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+async fn user(dir: &TempDir, server: &Server, name: &str) -> Device {
+    Device::register(&dir.path().join(name), &server.url, name, custos_clock::system())
+        .await
+        .unwrap()
+}
+
+async fn texts(d: &mut Device) -> Vec<(String, String, String)> {
+    d.receive(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.conversation, m.sender, m.text))
+        .collect()
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Raw, unprocessed items in a device's mailbox (as the service would hand them out).
+async fn raw_mailbox(d: &Device) -> Vec<Delivery> {
+    d.api().fetch(0, 1000).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_users_one_to_one_and_group() {
+    let dir = TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let mut alice = user(&dir, &server, "alice").await;
+    let mut bob = user(&dir, &server, "bob").await;
+    let mut carol = user(&dir, &server, "carol").await;
+
+    // One-to-one.
+    let dm = alice.create_conversation(&names(&["bob"])).await.unwrap();
+    for i in 0..5 {
+        alice.send_text(&dm, &format!("dm {i}")).await.unwrap();
+    }
+    let got = texts(&mut bob).await;
+    let expected: Vec<_> = (0..5).map(|i| (dm.to_hex(), "alice".to_string(), format!("dm {i}"))).collect();
+    assert_eq!(got, expected);
+    bob.send_text(&dm, "hi alice").await.unwrap();
+    assert_eq!(texts(&mut alice).await, vec![(dm.to_hex(), "bob".into(), "hi alice".into())]);
+
+    // A group of three; every message arrives intact, in order per sender.
+    let group = alice.create_conversation(&names(&["bob", "carol"])).await.unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    for i in 0..3 {
+        alice.send_text(&group, &format!("a{i}")).await.unwrap();
+        bob.send_text(&group, &format!("b{i}")).await.unwrap();
+        carol.send_text(&group, &format!("c{i}")).await.unwrap();
+    }
+    for (me, dev) in [("alice", &mut alice), ("bob", &mut bob), ("carol", &mut carol)] {
+        let got = texts(dev).await;
+        for sender in ["alice", "bob", "carol"] {
+            let mine: Vec<_> = got.iter().filter(|m| m.1 == sender).map(|m| m.2.clone()).collect();
+            if sender == me {
+                assert!(mine.is_empty(), "{me} does not receive its own messages");
+            } else {
+                let p = &sender[..1];
+                assert_eq!(mine, vec![format!("{p}0"), format!("{p}1"), format!("{p}2")], "{me} from {sender}");
+            }
+        }
+    }
+    let rosters = alice.conversations().unwrap();
+    let g = rosters.iter().find(|c| c.conversation == group.to_hex()).unwrap();
+    let mut members = g.members.clone();
+    members.sort();
+    assert_eq!(members, names(&["alice", "bob", "carol"]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
+    let dir = TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let mut alice = user(&dir, &server, "alice").await;
+    let mut bob = user(&dir, &server, "bob").await;
+    let mut carol = user(&dir, &server, "carol").await;
+    let mut dave = user(&dir, &server, "dave").await;
+
+    let group = alice.create_conversation(&names(&["bob", "carol"])).await.unwrap();
+    carol.sync().await.unwrap();
+    alice.send_text(&group, "before dave").await.unwrap();
+    // What the service holds for bob now: the chain announcement and envelope
+    // sent before dave joined.
+    let before_dave: Vec<_> = raw_mailbox(&bob).await;
+    assert!(before_dave.iter().any(|d| d.kind == ItemKind::Envelope));
+    assert_eq!(texts(&mut carol).await.len(), 1);
+
+    // Remove carol, add dave.
+    alice.remove_members(&group, &names(&["carol"])).await.unwrap();
+    alice.add_members(&group, &names(&["dave"])).await.unwrap();
+    let outcomes = carol.sync().await.unwrap();
+    assert!(outcomes.contains(&Outcome::Removed));
+    dave.sync().await.unwrap();
+
+    alice.send_text(&group, "after removal").await.unwrap();
+    bob.sync().await.unwrap();
+    let after: Vec<_> = raw_mailbox(&dave).await;
+    assert!(after.iter().any(|d| d.kind == ItemKind::Envelope));
+
+    // Dave reads what was sent after he joined, and nothing from before.
+    let dave_got = texts(&mut dave).await;
+    assert_eq!(dave_got, vec![(group.to_hex(), "alice".into(), "after removal".into())]);
+    for (i, mut d) in before_dave.into_iter().enumerate() {
+        d.seq = 1_000_000 + i as u64;
+        let outcome = dave.process_delivery(d).unwrap();
+        assert_ne!(outcome, Outcome::Message);
+    }
+    assert!(dave.receive(None).await.unwrap().is_empty());
+
+    // Carol gets nothing new from the service, and even handed the items
+    // she cannot decrypt them: she is no longer in the group's epochs.
+    assert!(texts(&mut carol).await.is_empty());
+    for (i, mut d) in after.into_iter().enumerate() {
+        d.seq = 2_000_000 + i as u64;
+        let outcome = carol.process_delivery(d).unwrap();
+        assert_ne!(outcome, Outcome::Message);
+    }
+    assert!(carol.receive(None).await.unwrap().is_empty());
+
+    let bob_got = texts(&mut bob).await;
+    assert_eq!(
+        bob_got.iter().map(|m| m.2.as_str()).collect::<Vec<_>>(),
+        vec!["before dave", "after removal"]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_messages_queued_loses_nothing_and_stores_no_plaintext() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("server");
+    let server = Server::start(&data).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut alice = user(&dir, &server, "alice").await;
+    let mut bob = user(&dir, &server, "bob").await;
+    let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
+    let marker = "PLAINTEXT-MARKER-7f3a9c";
+    for i in 0..20 {
+        alice.send_text(&conv, &format!("{marker} {i}")).await.unwrap();
+    }
+    server.stop().await;
+
+    // Nothing the service stored contains the plaintext.
+    for entry in walk(&data) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "{} holds plaintext",
+            entry.display()
+        );
+    }
+
+    // Restarted on the same port and data: every accepted message is there.
+    let server = Server::start_on(&data, &addr).await;
+    let got = texts(&mut bob).await;
+    assert_eq!(got.len(), 20);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.2, format!("{marker} {i}"));
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_forged_and_replayed_envelopes_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let mut alice = user(&dir, &server, "alice").await;
+    let mut bob = user(&dir, &server, "bob").await;
+    let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
+    alice.send_text(&conv, "genuine").await.unwrap();
+    let items = raw_mailbox(&bob).await;
+    let envelope = items.iter().find(|d| d.kind == ItemKind::Envelope).unwrap().clone();
+    for d in items.iter().filter(|d| d.kind != ItemKind::Envelope) {
+        bob.process_delivery(d.clone()).unwrap();
+    }
+
+    let variant = |f: &dyn Fn(&mut Delivery)| {
+        let mut d = envelope.clone();
+        d.seq += 10_000;
+        f(&mut d);
+        d
+    };
+    // Tampered ciphertext: the signature no longer verifies.
+    let n = envelope.body.len();
+    let tampered = variant(&|d| d.body[n - 80] ^= 1);
+    assert!(matches!(bob.process_delivery(tampered).unwrap(), Outcome::Refused(r) if r.contains("signature")));
+    // Wrong signature.
+    let forged = variant(&|d| d.body[n - 1] ^= 1);
+    assert!(matches!(bob.process_delivery(forged).unwrap(), Outcome::Refused(r) if r.contains("signature")));
+    // Service lies about the sender.
+    let spoofed = variant(&|d| d.sender = "mallory".into());
+    assert!(matches!(bob.process_delivery(spoofed).unwrap(), Outcome::Refused(_)));
+    // The genuine one opens, once; the replay is recognised.
+    assert_eq!(bob.process_delivery(envelope.clone()).unwrap(), Outcome::Message);
+    assert_eq!(bob.process_delivery(variant(&|_| {})).unwrap(), Outcome::Duplicate);
+    let msgs = bob.receive(None).await.unwrap();
+    assert_eq!(msgs.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["genuine"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commits_both_land() {
+    let dir = TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let mut alice = user(&dir, &server, "alice").await;
+    let mut bob = user(&dir, &server, "bob").await;
+    let _carol = user(&dir, &server, "carol").await;
+    let _dave = user(&dir, &server, "dave").await;
+    let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
+    bob.sync().await.unwrap();
+    // Both commit at the same epoch; one loses, catches up and retries.
+    let (a, b) = tokio::join!(
+        alice.add_members(&conv, &names(&["carol"])),
+        bob.add_members(&conv, &names(&["dave"]))
+    );
+    a.unwrap();
+    b.unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    let ra = alice.conversations().unwrap();
+    let rb = bob.conversations().unwrap();
+    assert_eq!(ra[0].epoch, rb[0].epoch);
+    let mut m = ra[0].members.clone();
+    m.sort();
+    assert_eq!(m, names(&["alice", "bob", "carol", "dave"]));
+    alice.send_text(&conv, "all four").await.unwrap();
+    assert_eq!(texts(&mut bob).await.last().unwrap().2, "all four");
+    server.stop().await;
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+

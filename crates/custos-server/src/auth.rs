@@ -1,0 +1,314 @@
+//! Accounts and sessions: registration with an Ed25519 identity key, a
+//! signed single-use challenge, then a bearer token of which only the
+//! SHA-256 is stored.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_wire::ids::validate_account_name;
+use ed25519_dalek::{Signature, VerifyingKey};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::routes::{AppState, JsonBody};
+
+/// Label that starts the bytes a challenge signature covers.
+pub const AUTH_CHALLENGE_LABEL: &[u8] = b"custos/v1/auth-challenge";
+/// How long a challenge may be answered, in ms.
+pub const CHALLENGE_TTL_MS: u64 = 5 * 60 * 1000;
+/// How long a session token lasts, in ms.
+pub const SESSION_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The bytes a client signs to answer `challenge` as `name`:
+/// `"custos/v1/auth-challenge" || u8(len(name)) || name || challenge`.
+pub fn challenge_message(name: &str, challenge: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(AUTH_CHALLENGE_LABEL.len() + 1 + name.len() + 32);
+    m.extend_from_slice(AUTH_CHALLENGE_LABEL);
+    m.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+    m.extend_from_slice(name.as_bytes());
+    m.extend_from_slice(challenge);
+    m
+}
+
+/// An authenticated request's device and account.
+#[derive(Debug, Clone)]
+pub(crate) struct Authed {
+    pub account_id: i64,
+    pub device_id: i64,
+    pub name: Arc<str>,
+}
+
+impl Authed {
+    pub fn sender(&self) -> crate::policy::Sender<'_> {
+        crate::policy::Sender {
+            account_id: self.account_id,
+            name: &self.name,
+            device_id: self.device_id,
+        }
+    }
+}
+
+/// Decodes standard base64 of at most `max` decoded bytes.
+pub(crate) fn b64(field: &'static str, s: &str, max: usize) -> Result<Vec<u8>, ApiError> {
+    if s.len() > max.saturating_add(2) / 3 * 4 {
+        return Err(ApiError::too_large(format!(
+            "`{field}` is longer than {max} bytes"
+        )));
+    }
+    B64.decode(s)
+        .map_err(|_| ApiError::bad_request("bad_base64", format!("`{field}` is not base64")))
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    validate_account_name(name).map_err(|_| {
+        ApiError::bad_request(
+            "bad_name",
+            "an account name is 1-64 characters of a-z, 0-9, '.', '_' or '-'",
+        )
+    })
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("missing token: send `Authorization: Bearer <token>`")
+        })?;
+        let authed = lookup(state, &token).await?;
+        state
+            .account_limiter
+            .check(authed.account_id)
+            .map_err(ApiError::rate_limited)?;
+        Ok(authed)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<String> {
+    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
+        return v.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+    }
+    if parts.uri.path() == "/v1/ws" {
+        let q = parts.uri.query()?;
+        return q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(str::to_owned);
+    }
+    None
+}
+
+async fn lookup(state: &AppState, token: &str) -> Result<Authed, ApiError> {
+    let bad = || ApiError::unauthorized("unknown or expired token; authenticate again");
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(token, &mut raw).map_err(|_| bad())?;
+    let hash: [u8; 32] = Sha256::digest(raw).into();
+    let row: Option<(Vec<u8>, i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT s.token_hash, s.expires_at, d.id, a.id, a.name FROM sessions s \
+         JOIN devices d ON d.id = s.device_id JOIN accounts a ON a.id = d.account_id \
+         WHERE s.token_hash = ?",
+    )
+    .bind(hash.to_vec())
+    .fetch_optional(&state.pool)
+    .await?;
+    let (stored, expires_at, device_id, account_id, name) = row.ok_or_else(bad)?;
+    if !bool::from(stored.as_slice().ct_eq(hash.as_slice())) {
+        return Err(bad());
+    }
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    if expires_at <= now {
+        return Err(bad());
+    }
+    Ok(Authed {
+        account_id,
+        device_id,
+        name: name.into(),
+    })
+}
+
+/// Body of `POST /v1/accounts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterBody {
+    name: String,
+    identity_key: String,
+}
+
+/// `POST /v1/accounts`.
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<RegisterBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_name(&body.name)?;
+    let key = b64("identity_key", &body.identity_key, 32)?;
+    let key: [u8; 32] = key.as_slice().try_into().map_err(|_| {
+        ApiError::bad_request(
+            "bad_key",
+            "identity_key must be a 32-byte Ed25519 public key",
+        )
+    })?;
+    VerifyingKey::from_bytes(&key).map_err(|_| {
+        ApiError::bad_request("bad_key", "identity_key is not a valid Ed25519 public key")
+    })?;
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (name, identity_key, created_at) VALUES (?, ?, ?) \
+         ON CONFLICT(name) DO NOTHING",
+    )
+    .bind(&body.name)
+    .bind(key.to_vec())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::conflict(
+            "name_taken",
+            format!("the name `{}` is taken; choose another", body.name),
+        ));
+    }
+    sqlx::query("INSERT INTO devices (account_id, created_at) VALUES (?, ?)")
+        .bind(inserted.last_insert_rowid())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(name = %body.name, "account registered");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "name": body.name })),
+    ))
+}
+
+/// Body of `POST /v1/auth/challenge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChallengeBody {
+    name: String,
+}
+
+/// `POST /v1/auth/challenge`.
+pub(crate) async fn challenge(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ChallengeBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_name(&body.name)?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE name = ?")
+        .bind(&body.name)
+        .fetch_optional(&state.pool)
+        .await?;
+    if exists.is_none() {
+        return Err(ApiError::not_found(
+            "unknown_account",
+            format!("no account named `{}`; register first", body.name),
+        ));
+    }
+    let mut challenge = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    let now = state.clock.now_millis();
+    let expires_at = now.saturating_add(CHALLENGE_TTL_MS);
+    {
+        let mut map = state
+            .challenges
+            .lock()
+            .map_err(|_| ApiError::internal("challenges", "lock poisoned"))?;
+        if map.len() >= state.config.limits.max_challenges {
+            map.retain(|_, (_, exp)| *exp > now);
+        }
+        if map.len() >= state.config.limits.max_challenges {
+            return Err(ApiError::rate_limited(60));
+        }
+        map.insert(challenge, (body.name, expires_at));
+    }
+    Ok(axum::Json(serde_json::json!({
+        "challenge": B64.encode(challenge),
+        "expires_at": expires_at,
+    })))
+}
+
+/// Body of `POST /v1/auth/session`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SessionBody {
+    name: String,
+    challenge: String,
+    signature: String,
+}
+
+/// `POST /v1/auth/session`.
+pub(crate) async fn session(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SessionBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let refused = || {
+        ApiError::unauthorized(
+            "challenge unknown, expired, already used or not signed by this account's \
+             identity key; request a new challenge",
+        )
+    };
+    check_name(&body.name)?;
+    let challenge: [u8; 32] = b64("challenge", &body.challenge, 32)?
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::bad_request("bad_challenge", "challenge must be 32 bytes"))?;
+    let signature: [u8; 64] = b64("signature", &body.signature, 64)?
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::bad_request("bad_signature", "signature must be 64 bytes"))?;
+    let now = state.clock.now_millis();
+    // Single use: the challenge is consumed whatever the outcome.
+    let entry = state
+        .challenges
+        .lock()
+        .map_err(|_| ApiError::internal("challenges", "lock poisoned"))?
+        .remove(&challenge);
+    let Some((name, expires_at)) = entry else {
+        return Err(refused());
+    };
+    if name != body.name || expires_at <= now {
+        return Err(refused());
+    }
+    let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT a.identity_key, d.id FROM accounts a JOIN devices d ON d.account_id = a.id \
+         WHERE a.name = ? ORDER BY d.id LIMIT 1",
+    )
+    .bind(&name)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (key, device_id) = row.ok_or_else(refused)?;
+    let key: [u8; 32] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::internal("stored identity key", "wrong length"))?;
+    let key = VerifyingKey::from_bytes(&key)
+        .map_err(|_| ApiError::internal("stored identity key", "invalid"))?;
+    key.verify_strict(
+        &challenge_message(&name, &challenge),
+        &Signature::from_bytes(&signature),
+    )
+    .map_err(|_| refused())?;
+    let mut token = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut token);
+    let hash: [u8; 32] = Sha256::digest(token).into();
+    let expires_at = now.saturating_add(SESSION_TTL_MS);
+    sqlx::query("INSERT INTO sessions (token_hash, device_id, expires_at) VALUES (?, ?, ?)")
+        .bind(hash.to_vec())
+        .bind(device_id)
+        .bind(i64::try_from(expires_at).unwrap_or(i64::MAX))
+        .execute(&state.pool)
+        .await?;
+    tracing::info!(%name, "session opened");
+    Ok(axum::Json(serde_json::json!({
+        "token": hex::encode(token),
+        "expires_at": expires_at,
+    })))
+}

@@ -1,0 +1,232 @@
+//! Conversations: registration, ordered commits with Welcome delivery, the
+//! caller's list, and item submission over HTTP.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use custos_wire::ConversationId;
+use custos_wire::frames::{ClientFrame, ItemKind, MAX_ITEM_BODY_LEN, ServerFrame};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Authed, b64};
+use crate::error::ApiError;
+use crate::policy::TagInput;
+use crate::routes::{AppState, JsonBody, MAX_SUBMIT_FRAME};
+use crate::submit::{admit, check_tag, expiry, prepare};
+use crate::writer::{CommitReq, NewItem, Op};
+
+fn parse_id(s: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::from_hex(s).map_err(|_| {
+        ApiError::bad_request(
+            "bad_conversation",
+            "a conversation id is 32 lowercase hex digits",
+        )
+    })
+}
+
+/// Body of `POST /v1/conversations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    conversation: String,
+}
+
+/// `POST /v1/conversations`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    admit(&state, &auth)?;
+    let conversation = parse_id(&body.conversation)?;
+    let now = state.clock.now_millis();
+    let account_id = auth.account_id;
+    state
+        .writer
+        .call(|reply| Op::CreateConversation {
+            conversation,
+            account_id,
+            now,
+            reply,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "epoch": 0 })),
+    ))
+}
+
+/// Body of `POST /v1/conversations/{id}/commits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommitBody {
+    epoch: u64,
+    commit: String,
+    #[serde(default)]
+    welcome: Option<String>,
+    members: Vec<String>,
+}
+
+/// `POST /v1/conversations/{id}/commits`: first commit for the current epoch
+/// wins; anything else is `409 stale_epoch`.
+pub(crate) async fn commit(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CommitBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    admit(&state, &auth)?;
+    let conversation = parse_id(&id)?;
+    let max = state.config.limits.max_members;
+    if body.members.is_empty() || body.members.len() > max {
+        return Err(ApiError::bad_request(
+            "bad_members",
+            format!("`members` lists 1 to {max} account names"),
+        ));
+    }
+    let commit = b64("commit", &body.commit, MAX_ITEM_BODY_LEN)?;
+    let welcome = body
+        .welcome
+        .as_deref()
+        .map(|w| b64("welcome", w, MAX_ITEM_BODY_LEN))
+        .transpose()?;
+    if commit.is_empty() || welcome.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::bad_request(
+            "empty",
+            "commit and Welcome must not be empty",
+        ));
+    }
+    let server_time = state.clock.now_millis();
+    let item = |kind: ItemKind, bytes: Vec<u8>| -> Result<NewItem, ApiError> {
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let tag = state.config.policy.tag(&TagInput {
+            kind,
+            conversation,
+            sender: &auth.name,
+            server_time,
+            item_hash: &hash,
+            franking_commitment: None,
+        });
+        check_tag(&tag)?;
+        Ok(NewItem {
+            kind,
+            conversation,
+            sender_account: auth.account_id,
+            sender_device: auth.device_id,
+            sender_name: auth.name.clone(),
+            server_time,
+            expires_at: expiry(&state, server_time),
+            hash: None,
+            tag,
+            body: Bytes::from(bytes),
+        })
+    };
+    let req = CommitReq {
+        epoch: body.epoch,
+        members: body.members,
+        commit: item(ItemKind::Commit, commit)?,
+        welcome: welcome.map(|w| item(ItemKind::Welcome, w)).transpose()?,
+    };
+    let done = state
+        .writer
+        .call(|reply| Op::Commit {
+            req: Box::new(req),
+            reply,
+        })
+        .await?;
+    Ok(axum::Json(
+        serde_json::json!({ "epoch": done.epoch, "seq": done.item_id }),
+    ))
+}
+
+/// `GET /v1/conversations`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: Authed,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(
+        "SELECT c.id, c.epoch, a.name FROM members mine \
+         JOIN conversations c ON c.id = mine.conversation \
+         JOIN members m ON m.conversation = c.id JOIN accounts a ON a.id = m.account_id \
+         WHERE mine.account_id = ? ORDER BY c.id, a.name",
+    )
+    .bind(auth.account_id)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    let mut last: Option<Vec<u8>> = None;
+    for (id, epoch, name) in rows {
+        if last.as_ref() != Some(&id) {
+            out.push(serde_json::json!({
+                "conversation": hex::encode(&id),
+                "epoch": epoch,
+                "members": [],
+            }));
+            last = Some(id);
+        }
+        if let Some(members) = out
+            .last_mut()
+            .and_then(|c| c.get_mut("members"))
+            .and_then(|m| m.as_array_mut())
+        {
+            members.push(name.into());
+        }
+    }
+    Ok(axum::Json(serde_json::json!({ "conversations": out })))
+}
+
+/// `POST /v1/conversations/{id}/items`: body is an encoded
+/// `ClientFrame::Submit`; answer is an encoded `ServerFrame::Accepted`.
+pub(crate) async fn submit_item(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("the submission exceeds 256 KiB plus the frame header")
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    let conversation = parse_id(&id)?;
+    if body.len() > MAX_SUBMIT_FRAME {
+        return Err(ApiError::too_large("the item exceeds 256 KiB"));
+    }
+    let frame = ClientFrame::decode(&body).map_err(|e| ApiError::wire("submit frame", &e))?;
+    let ClientFrame::Submit {
+        request_id,
+        kind,
+        conversation: frame_conv,
+        body,
+    } = frame
+    else {
+        return Err(ApiError::bad_request(
+            "wrong_frame",
+            "expected a Submit frame; acks go to POST /v1/mailbox/ack",
+        ));
+    };
+    if frame_conv != conversation {
+        return Err(ApiError::bad_request(
+            "conversation_mismatch",
+            "the frame's conversation differs from the path's",
+        ));
+    }
+    let item = prepare(&state, &auth, kind, conversation, body)?;
+    let (server_time, tag) = (item.server_time, item.tag.clone());
+    state
+        .writer
+        .call(|reply| Op::Submit { item, reply })
+        .await?;
+    let frame = ServerFrame::Accepted {
+        request_id,
+        server_time,
+        tag,
+    }
+    .encode()
+    .map_err(|e| ApiError::internal("encode accepted", e))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame))
+}

@@ -1,0 +1,175 @@
+//! The SQLite database: opening, pragmas, schema.
+//!
+//! # Durability
+//! The database runs in WAL mode with `synchronous = FULL`: every transaction
+//! commit appends its pages to the WAL and fsyncs it before `COMMIT` returns.
+//! A crash (process kill or power loss) after `COMMIT` returned keeps the
+//! transaction; a crash before keeps none of it (SQLite rolls back a
+//! partial WAL frame set on recovery). The service replies `Accepted` only
+//! after that `COMMIT` returned, so every acknowledged item survives a crash.
+//! `NORMAL` would skip the fsync at commit in WAL mode and lose the tail of
+//! the WAL on power loss, so it is not used. The cost (one fsync, a few
+//! milliseconds) is paid once per batch by the writer ([`crate::writer`]).
+//!
+//! Recovery needs no code of ours: SQLite replays the WAL when it opens the
+//! database, and the writer then reloads its counters from the `counters` row
+//! that was committed with the last batch.
+
+use std::fs::File;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::error::ServerError;
+
+/// Schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "custos-server.db";
+const LOCK_FILE: &str = "custos-server.lock";
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    identity_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+-- One device per account for now; mailboxes, sessions and routing are keyed
+-- by device so that more can be added.
+CREATE TABLE devices (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX devices_account ON devices(account_id);
+-- Only the SHA-256 of a session token is stored.
+CREATE TABLE sessions (
+    token_hash BLOB PRIMARY KEY,
+    device_id INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE key_packages (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    last_resort INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX key_packages_account ON key_packages(account_id, last_resort, id);
+CREATE TABLE conversations (
+    id BLOB PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Routing information only; the MLS roster is the security boundary.
+CREATE TABLE members (
+    conversation BLOB NOT NULL,
+    account_id INTEGER NOT NULL,
+    PRIMARY KEY (conversation, account_id)
+) WITHOUT ROWID;
+CREATE INDEX members_account ON members(account_id);
+-- Stored items (ciphertext only), deleted once every recipient device acked
+-- or at expires_at.
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    server_time INTEGER NOT NULL,
+    conversation BLOB NOT NULL,
+    sender TEXT NOT NULL,
+    tag BLOB NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE mailbox (
+    device_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX mailbox_item ON mailbox(item_id);
+-- SHA-256 of every accepted envelope and announcement until its TTL, to
+-- refuse replays even after the item itself was acked and deleted.
+CREATE TABLE seen (
+    hash BLOB PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Next mailbox seq and item id; written in the same transaction as each batch.
+CREATE TABLE counters (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    next_seq INTEGER NOT NULL,
+    next_item INTEGER NOT NULL
+);
+INSERT INTO counters (id, next_seq, next_item) VALUES (1, 1, 1);
+PRAGMA user_version = 1;
+"#;
+
+/// An open database: the writer's own connection, a pool for reads and
+/// low-rate writes, and the lock that keeps other instances out.
+pub struct Database {
+    /// The writer task's connection.
+    pub writer: SqliteConnection,
+    /// Reads, and writes outside the hot path (accounts, KeyPackages).
+    pub pool: SqlitePool,
+    /// Held for as long as the service runs.
+    pub lock: File,
+}
+
+fn options(path: &Path) -> Result<SqliteConnectOptions, ServerError> {
+    let url = format!("sqlite://{}", path.display());
+    Ok(SqliteConnectOptions::from_str(&url)?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(false)
+        .statement_cache_capacity(512)
+        .pragma("temp_store", "memory")
+        .pragma("cache_size", "-16000")
+        .disable_statement_logging())
+}
+
+/// Opens (creating if needed) the database in `dir`, applies the schema, and
+/// takes the directory lock.
+pub async fn open(dir: &Path) -> Result<Database, ServerError> {
+    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let lock = File::create(dir.join(LOCK_FILE)).map_err(|source| ServerError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if lock.try_lock().is_err() {
+        return Err(ServerError::DataDirLocked(dir.to_path_buf()));
+    }
+    let opts = options(&dir.join(DB_FILE))?;
+    let mut writer = SqliteConnection::connect_with(&opts).await?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut writer)
+        .await?;
+    if version > SCHEMA_VERSION {
+        return Err(ServerError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .connect_with(opts)
+        .await?;
+    Ok(Database { writer, pool, lock })
+}

@@ -1,0 +1,234 @@
+//! Mailboxes: the push hub for connected devices, HTTP fetch and ack.
+//!
+//! Every stored item has one mailbox row per recipient device, numbered by a
+//! `seq` that strictly increases per device (it comes from one service-wide
+//! counter, so it is not dense). A row is deleted when its device acks it;
+//! the item is deleted when its last row is (see [`crate::retention`] for
+//! the TTL).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use custos_wire::ConversationId;
+use custos_wire::frames::{Delivery, ItemKind, MAX_ACKS, encode_delivery_batch};
+use serde::Deserialize;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use tokio::sync::mpsc;
+
+use crate::auth::Authed;
+use crate::error::ApiError;
+use crate::routes::{AppState, JsonBody};
+use crate::writer::Op;
+
+/// Most items in one pushed backlog page or HTTP fetch.
+pub const MAX_FETCH: u32 = 1000;
+/// Frames buffered for one WebSocket before it is considered lagging (it
+/// then refetches from the database).
+pub const PUSH_QUEUE: usize = 512;
+
+/// A frame queued for a connection: its seq and encoded `ServerFrame`.
+pub(crate) type Push = (u64, Bytes);
+
+struct Sub {
+    id: u64,
+    tx: mpsc::Sender<Push>,
+}
+
+/// Connected devices and their push queues.
+#[derive(Default)]
+pub(crate) struct Hub {
+    subs: Mutex<HashMap<i64, Vec<Sub>>>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// Registers a connection of `device`; items stored from now on are
+    /// queued on the returned receiver. If the queue overflows, the hub drops
+    /// it (the receiver then ends) and the connection must refetch.
+    pub fn subscribe(&self, device: i64) -> (u64, mpsc::Receiver<Push>) {
+        let (tx, rx) = mpsc::channel(PUSH_QUEUE);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut subs) = self.subs.lock() {
+            subs.entry(device).or_default().push(Sub { id, tx });
+        }
+        (id, rx)
+    }
+
+    /// Removes a connection.
+    pub fn unsubscribe(&self, device: i64, id: u64) {
+        if let Ok(mut subs) = self.subs.lock() {
+            if let Some(list) = subs.get_mut(&device) {
+                list.retain(|s| s.id != id);
+                if list.is_empty() {
+                    subs.remove(&device);
+                }
+            }
+        }
+    }
+
+    /// Whether `device` has a connection now.
+    pub fn is_connected(&self, device: i64) -> bool {
+        self.subs
+            .lock()
+            .map(|s| s.contains_key(&device))
+            .unwrap_or(false)
+    }
+
+    /// Queues frames; drops the queues that are full or closed.
+    pub fn deliver(&self, frames: Vec<(i64, u64, Bytes)>) {
+        let Ok(mut subs) = self.subs.lock() else {
+            return;
+        };
+        for (device, seq, bytes) in frames {
+            let Some(list) = subs.get_mut(&device) else {
+                continue;
+            };
+            list.retain(|s| s.tx.try_send((seq, bytes.clone())).is_ok());
+            if list.is_empty() {
+                subs.remove(&device);
+            }
+        }
+    }
+}
+
+/// Reads up to `limit` items of `device` with seq > `after`, oldest first.
+pub(crate) async fn fetch(
+    pool: &SqlitePool,
+    device: i64,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<Delivery>, ApiError> {
+    type Row = (i64, i64, Vec<u8>, String, i64, Vec<u8>, Vec<u8>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT m.seq, i.kind, i.conversation, i.sender, i.server_time, i.body, i.tag \
+         FROM mailbox m JOIN items i ON i.id = m.item_id \
+         WHERE m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?",
+    )
+    .bind(device)
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(seq, kind, conv, sender, time, body, tag)| {
+            let conversation = <[u8; 16]>::try_from(conv.as_slice())
+                .map_err(|_| ApiError::internal("stored item", "bad conversation id"))?;
+            Ok(Delivery {
+                seq: u64::try_from(seq).unwrap_or(0),
+                kind: u8::try_from(kind)
+                    .ok()
+                    .and_then(|k| ItemKind::from_byte(k).ok())
+                    .ok_or_else(|| ApiError::internal("stored item", "bad kind"))?,
+                conversation: ConversationId(conversation),
+                sender,
+                server_time: u64::try_from(time).unwrap_or(0),
+                body,
+                tag,
+            })
+        })
+        .collect()
+}
+
+/// Deletes the acked rows of `device` and every item left without rows.
+/// Returns the number of rows deleted. Runs inside the writer's transaction.
+pub(crate) async fn apply_ack(
+    conn: &mut SqliteConnection,
+    device: i64,
+    seqs: &[u64],
+) -> Result<u64, sqlx::Error> {
+    let seqs: Vec<i64> = seqs.iter().filter_map(|s| i64::try_from(*s).ok()).collect();
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM mailbox WHERE device_id = ");
+    qb.push_bind(device).push(" AND seq IN (");
+    let mut sep = qb.separated(", ");
+    for s in &seqs {
+        sep.push_bind(*s);
+    }
+    qb.push(") RETURNING item_id");
+    let mut items: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+    let n = u64::try_from(items.len()).unwrap_or(0);
+    if items.is_empty() {
+        return Ok(0);
+    }
+    items.sort_unstable();
+    items.dedup();
+    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM items WHERE id IN (");
+    let mut sep = qb.separated(", ");
+    for i in &items {
+        sep.push_bind(*i);
+    }
+    qb.push(") AND NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.item_id = items.id)");
+    qb.build().execute(&mut *conn).await?;
+    Ok(n)
+}
+
+/// Query of `GET /v1/mailbox`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FetchQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    MAX_FETCH
+}
+
+/// `GET /v1/mailbox?after=SEQ&limit=N`.
+pub(crate) async fn get_mailbox(
+    State(state): State<AppState>,
+    auth: Authed,
+    query: Result<Query<FetchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    if q.limit == 0 || q.limit > MAX_FETCH {
+        return Err(ApiError::bad_request(
+            "bad_limit",
+            format!("limit must be between 1 and {MAX_FETCH}"),
+        ));
+    }
+    let items = fetch(&state.pool, auth.device_id, q.after, q.limit).await?;
+    let body = encode_delivery_batch(&items).map_err(|e| ApiError::internal("fetch", e))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body))
+}
+
+/// Body of `POST /v1/mailbox/ack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AckBody {
+    seqs: Vec<u64>,
+}
+
+/// `POST /v1/mailbox/ack`.
+pub(crate) async fn post_ack(
+    State(state): State<AppState>,
+    auth: Authed,
+    JsonBody(body): JsonBody<AckBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    if body.seqs.is_empty() || body.seqs.len() > MAX_ACKS {
+        return Err(ApiError::bad_request(
+            "bad_ack",
+            format!("acknowledge between 1 and {MAX_ACKS} seqs per call"),
+        ));
+    }
+    let device_id = auth.device_id;
+    let acked = state
+        .writer
+        .call(|reply| Op::Ack {
+            device_id,
+            seqs: body.seqs,
+            reply: Some(reply),
+        })
+        .await?;
+    Ok(axum::Json(serde_json::json!({ "acked": acked })))
+}

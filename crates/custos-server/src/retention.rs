@@ -1,0 +1,90 @@
+//! Retention: items are deleted once every recipient device acked them
+//! ([`crate::mailbox::apply_ack`]), or when their TTL (set at acceptance from
+//! [`crate::ServerConfig::retention`]) has passed on the injected clock,
+//! whichever comes first. Expired replay hashes and sessions go too.
+
+use std::time::Duration;
+
+use custos_clock::SharedClock;
+use sqlx::sqlite::SqliteConnection;
+use tokio::sync::watch;
+
+use crate::writer::{Op, SweepReport, WriterHandle};
+
+/// Deletes everything whose expiry is at or before `now` (Unix ms). Runs
+/// inside the writer's transaction.
+pub(crate) async fn sweep(
+    conn: &mut SqliteConnection,
+    now: i64,
+) -> Result<SweepReport, sqlx::Error> {
+    let rows = sqlx::query(
+        "DELETE FROM mailbox WHERE item_id IN (SELECT id FROM items WHERE expires_at <= ?)",
+    )
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let items = sqlx::query("DELETE FROM items WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM seen WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(SweepReport {
+        items,
+        mailbox_rows: rows,
+    })
+}
+
+/// Runs a sweep every `interval` (real time) until `shutdown`, each at the
+/// clock's current time.
+pub(crate) fn spawn_sweeper(
+    writer: WriterHandle,
+    clock: SharedClock,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = clock.now_millis();
+            match writer
+                .call(|reply| Op::Sweep {
+                    now,
+                    reply: Some(reply),
+                })
+                .await
+            {
+                Ok(r) if r.items > 0 => {
+                    tracing::info!(
+                        items = r.items,
+                        rows = r.mailbox_rows,
+                        "retention: expired items deleted"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(code = e.code, "retention sweep failed");
+                    if e.code == "unavailable" {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}

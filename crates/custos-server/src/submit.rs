@@ -1,0 +1,136 @@
+//! The checks every submitted item passes before it reaches the writer,
+//! shared by the HTTP endpoint and the WebSocket.
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use custos_wire::ConversationId;
+use custos_wire::announcement::{
+    ChainAnnouncement, MAX_ANNOUNCEMENT_MLS_LEN, MAX_ESCROW_CAPSULE_LEN,
+};
+use custos_wire::envelope::{Envelope, MAX_ENVELOPE_LEN};
+use custos_wire::frames::{ItemKind, MAX_TAG_LEN};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Authed;
+use crate::error::ApiError;
+use crate::policy::TagInput;
+use crate::routes::AppState;
+use crate::writer::NewItem;
+
+/// Largest encoded chain announcement: header, escrow capsule and MLS message
+/// at their bounds.
+pub(crate) const MAX_ANNOUNCEMENT_LEN: usize =
+    1 + 16 + 20 + 1 + 2 + MAX_ESCROW_CAPSULE_LEN + 4 + MAX_ANNOUNCEMENT_MLS_LEN;
+
+/// Refuses the sender if the policy says so (403 with the policy's code).
+pub(crate) fn admit(state: &AppState, auth: &Authed) -> Result<(), ApiError> {
+    state
+        .config
+        .policy
+        .admit(&auth.sender())
+        .map_err(|r| ApiError::new(StatusCode::FORBIDDEN, r.code, r.message))
+}
+
+/// Checks a submission and builds the item to store:
+/// - the sender is admitted by the policy;
+/// - the body decodes as an Envelope (kind 1) or a ChainAnnouncement
+///   (kind 2); commits and Welcomes must use the commit endpoint;
+/// - its conversation is the one it is submitted to;
+/// - its chain's day is today or yesterday on the service clock.
+///
+/// Membership and replays are checked by the writer, in order with commits.
+pub(crate) fn prepare(
+    state: &AppState,
+    auth: &Authed,
+    kind: ItemKind,
+    conversation: ConversationId,
+    body: Vec<u8>,
+) -> Result<NewItem, ApiError> {
+    admit(state, auth)?;
+    let max = match kind {
+        ItemKind::Announcement => MAX_ANNOUNCEMENT_LEN,
+        _ => MAX_ENVELOPE_LEN,
+    };
+    if body.len() > max {
+        return Err(ApiError::too_large(format!(
+            "the item is {} bytes; the limit is {max}",
+            body.len()
+        )));
+    }
+    let (inner_conv, day, franking) = match kind {
+        ItemKind::Envelope => {
+            let env = Envelope::decode(&body).map_err(|e| ApiError::wire("envelope", &e))?;
+            (
+                env.header.conversation,
+                env.header.chain.day,
+                Some(env.header.franking_commitment),
+            )
+        }
+        ItemKind::Announcement => {
+            let a = ChainAnnouncement::decode(&body)
+                .map_err(|e| ApiError::wire("chain announcement", &e))?;
+            (a.conversation, a.chain.day, None)
+        }
+        ItemKind::Commit | ItemKind::Welcome => {
+            return Err(ApiError::bad_request(
+                "wrong_kind",
+                "commits and Welcomes go to POST /v1/conversations/{id}/commits",
+            ));
+        }
+    };
+    if inner_conv != conversation {
+        return Err(ApiError::bad_request(
+            "conversation_mismatch",
+            format!("the item belongs to conversation {inner_conv}, not {conversation}"),
+        ));
+    }
+    let today = state.clock.today();
+    if day != today && day.saturating_add(1) != today {
+        return Err(ApiError::bad_request(
+            "wrong_day",
+            format!(
+                "the chain is for day {day}; the service accepts only today ({today}) or \
+                 yesterday: start a new chain for today"
+            ),
+        ));
+    }
+    let hash: [u8; 32] = Sha256::digest(&body).into();
+    let server_time = state.clock.now_millis();
+    let tag = state.config.policy.tag(&TagInput {
+        kind,
+        conversation,
+        sender: &auth.name,
+        server_time,
+        item_hash: &hash,
+        franking_commitment: franking.as_ref(),
+    });
+    check_tag(&tag)?;
+    Ok(NewItem {
+        kind,
+        conversation,
+        sender_account: auth.account_id,
+        sender_device: auth.device_id,
+        sender_name: auth.name.clone(),
+        server_time,
+        expires_at: expiry(state, server_time),
+        hash: Some(hash),
+        tag,
+        body: Bytes::from(body),
+    })
+}
+
+pub(crate) fn check_tag(tag: &[u8]) -> Result<(), ApiError> {
+    if tag.len() > MAX_TAG_LEN {
+        return Err(ApiError::internal(
+            "delivery policy",
+            "tag longer than MAX_TAG_LEN",
+        ));
+    }
+    Ok(())
+}
+
+/// When an item accepted at `server_time` expires.
+pub(crate) fn expiry(state: &AppState, server_time: u64) -> u64 {
+    let ttl = u64::try_from(state.config.retention.as_millis()).unwrap_or(u64::MAX);
+    server_time.saturating_add(ttl)
+}

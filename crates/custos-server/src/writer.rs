@@ -1,0 +1,669 @@
+//! The single writer: every mutation of mailboxes, conversations and items
+//! goes through one task that folds many operations into one SQLite
+//! transaction, so that one fsync serves many messages (grouped commit).
+//!
+//! # Commit point
+//! A batch is: `BEGIN IMMEDIATE`; apply each operation in arrival order;
+//! write the `counters` row; `COMMIT` (which, with `synchronous = FULL`,
+//! returns only after the WAL is fsynced, see [`crate::db`]). Only then are
+//! the operations answered (`Accepted`, 200) and the new items pushed to
+//! connected devices. If the process dies before `COMMIT` returns, nothing of
+//! the batch was acknowledged and nothing of it is on disk; if it dies after,
+//! everything acknowledged is on disk. If `COMMIT` fails, every operation of
+//! the batch is answered 500 and the in-memory state (counters and the
+//! conversation cache) is reset to what is on disk.
+//!
+//! The writer owns the mailbox sequence counter and the conversation cache
+//! (epoch and routing), which is why operations that touch them must come
+//! here rather than write to the database directly.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use custos_wire::ConversationId;
+use custos_wire::frames::{Delivery, ItemKind, ServerFrame};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, QueryBuilder, Sqlite};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::ApiError;
+use crate::mailbox::Hub;
+use crate::routing::{self, Conv, ConvCache};
+
+/// An item to store and deliver.
+#[derive(Debug)]
+pub(crate) struct NewItem {
+    pub kind: ItemKind,
+    pub conversation: ConversationId,
+    pub sender_account: i64,
+    pub sender_device: i64,
+    pub sender_name: Arc<str>,
+    pub server_time: u64,
+    pub expires_at: u64,
+    /// SHA-256 of `body`; `None` for commits and Welcomes (ordered by epoch).
+    pub hash: Option<[u8; 32]>,
+    pub tag: Vec<u8>,
+    pub body: Bytes,
+}
+
+/// A commit request, checked for form by the route.
+#[derive(Debug)]
+pub(crate) struct CommitReq {
+    pub epoch: u64,
+    pub members: Vec<String>,
+    pub commit: NewItem,
+    pub welcome: Option<NewItem>,
+}
+
+/// What a successful commit returns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommitDone {
+    pub epoch: u64,
+    pub item_id: i64,
+}
+
+/// What a retention sweep removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SweepReport {
+    pub items: u64,
+    pub mailbox_rows: u64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+
+/// One operation for the writer.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Submit {
+        item: NewItem,
+        reply: Reply<()>,
+    },
+    Ack {
+        device_id: i64,
+        seqs: Vec<u64>,
+        reply: Option<Reply<u64>>,
+    },
+    CreateConversation {
+        conversation: ConversationId,
+        account_id: i64,
+        now: u64,
+        reply: Reply<()>,
+    },
+    Commit {
+        req: Box<CommitReq>,
+        reply: Reply<CommitDone>,
+    },
+    Sweep {
+        now: u64,
+        reply: Option<Reply<SweepReport>>,
+    },
+}
+
+/// Sends operations to the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterHandle {
+    tx: mpsc::Sender<Op>,
+}
+
+impl WriterHandle {
+    /// Queues `op`, waiting if the queue is full (back-pressure).
+    pub async fn send(&self, op: Op) -> Result<(), ApiError> {
+        self.tx.send(op).await.map_err(|_| ApiError::unavailable())
+    }
+
+    /// Queues an operation built around a fresh reply channel and waits for
+    /// the answer.
+    pub async fn call<T>(&self, build: impl FnOnce(Reply<T>) -> Op) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(build(tx)).await?;
+        rx.await.map_err(|_| ApiError::unavailable())?
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    next_seq: i64,
+    next_item: i64,
+}
+
+/// Starts the writer task on `conn`. It holds `lock` (the data directory
+/// lock) until it has closed the connection. It stops when every handle is
+/// dropped, or when `shutdown` turns true, after committing what was queued.
+pub(crate) fn spawn(
+    mut conn: SqliteConnection,
+    lock: std::fs::File,
+    hub: Arc<Hub>,
+    max_batch: usize,
+    mut shutdown: watch::Receiver<bool>,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Op>(max_batch.saturating_mul(4).max(64));
+    let task = tokio::spawn(async move {
+        let mut counters = match load_counters(&mut conn).await {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::error!(%err, "writer cannot read its counters; stopping");
+                return;
+            }
+        };
+        let mut cache = ConvCache::default();
+        let mut stopping = false;
+        loop {
+            let mut ops = Vec::with_capacity(64);
+            if !stopping {
+                tokio::select! {
+                    op = rx.recv() => match op {
+                        Some(op) => ops.push(op),
+                        None => break,
+                    },
+                    _ = shutdown.changed() => stopping = true,
+                }
+                if *shutdown.borrow() {
+                    stopping = true;
+                }
+            }
+            while ops.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+            if ops.is_empty() {
+                if stopping {
+                    break;
+                }
+                continue;
+            }
+            run_batch(&mut conn, &mut counters, &mut cache, &hub, ops).await;
+        }
+        rx.close();
+        let _ = conn.close().await;
+        drop(lock);
+        tracing::debug!("writer stopped");
+    });
+    (WriterHandle { tx }, task)
+}
+
+async fn load_counters(conn: &mut SqliteConnection) -> Result<Counters, sqlx::Error> {
+    let (next_seq, next_item): (i64, i64) =
+        sqlx::query_as("SELECT next_seq, next_item FROM counters WHERE id = 1")
+            .fetch_one(conn)
+            .await?;
+    Ok(Counters {
+        next_seq,
+        next_item,
+    })
+}
+
+/// Answers held until the batch commits.
+enum Deferred {
+    Unit(Reply<()>),
+    Count(Option<Reply<u64>>, u64),
+    Commit(Reply<CommitDone>, CommitDone),
+    Sweep(Option<Reply<SweepReport>>, SweepReport),
+}
+
+impl Deferred {
+    fn answer(self, failure: Option<&ApiError>) {
+        match (self, failure) {
+            (Deferred::Unit(r), None) => drop(r.send(Ok(()))),
+            (Deferred::Unit(r), Some(e)) => drop(r.send(Err(e.clone()))),
+            (Deferred::Count(r, n), f) => {
+                if let Some(r) = r {
+                    drop(r.send(f.map_or(Ok(n), |e| Err(e.clone()))));
+                }
+            }
+            (Deferred::Commit(r, d), f) => drop(r.send(f.map_or(Ok(d), |e| Err(e.clone())))),
+            (Deferred::Sweep(r, s), f) => {
+                if let Some(r) = r {
+                    drop(r.send(f.map_or(Ok(s), |e| Err(e.clone()))));
+                }
+            }
+        }
+    }
+}
+
+/// The state a batch builds before it commits.
+struct Staged<'a> {
+    counters: Counters,
+    cache: &'a mut ConvCache,
+    /// Conversations changed in this batch (applied to the cache on commit).
+    convs: HashMap<ConversationId, Conv>,
+    deferred: Vec<Deferred>,
+    /// Stored items to push after commit, with their `(device, seq)` rows.
+    pushes: Vec<(Arc<NewItem>, Vec<(i64, i64)>)>,
+    /// Submissions checked and waiting for the bulk insert.
+    submits: Vec<(NewItem, Vec<i64>, Reply<()>)>,
+}
+
+async fn run_batch(
+    conn: &mut SqliteConnection,
+    counters: &mut Counters,
+    cache: &mut ConvCache,
+    hub: &Hub,
+    ops: Vec<Op>,
+) {
+    let mut staged = Staged {
+        counters: *counters,
+        cache,
+        convs: HashMap::new(),
+        deferred: Vec::with_capacity(ops.len()),
+        pushes: Vec::new(),
+        submits: Vec::new(),
+    };
+    let result = apply_all(conn, &mut staged, ops).await;
+    let Staged {
+        counters: new_counters,
+        cache,
+        convs,
+        deferred,
+        pushes,
+        submits,
+    } = staged;
+    match result {
+        Ok(()) => {
+            *counters = new_counters;
+            cache.merge(convs);
+            for d in deferred {
+                d.answer(None);
+            }
+            push_all(hub, pushes);
+        }
+        Err(err) => {
+            let failure = ApiError::internal("writer batch failed", &err);
+            cache.clear();
+            for d in deferred {
+                d.answer(Some(&failure));
+            }
+            for (_, _, reply) in submits {
+                drop(reply.send(Err(failure.clone())));
+            }
+        }
+    }
+}
+
+async fn apply_all(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    ops: Vec<Op>,
+) -> Result<(), sqlx::Error> {
+    let before = st.counters;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for op in ops {
+        match op {
+            Op::Submit { item, reply } => match route_submit(&mut tx, st, &item).await? {
+                Ok(recipients) => st.submits.push((item, recipients, reply)),
+                Err(e) => drop(reply.send(Err(e))),
+            },
+            other => {
+                flush_submits(&mut tx, st).await?;
+                apply_other(&mut tx, st, other).await?;
+            }
+        }
+    }
+    flush_submits(&mut tx, st).await?;
+    if st.counters.next_seq != before.next_seq || st.counters.next_item != before.next_item {
+        sqlx::query("UPDATE counters SET next_seq = ?, next_item = ? WHERE id = 1")
+            .bind(st.counters.next_seq)
+            .bind(st.counters.next_item)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // Commit point: durable once this returns (WAL fsynced, synchronous=FULL).
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The conversation as this batch sees it: staged changes, then the cache,
+/// then the database.
+async fn conv_of(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    id: &ConversationId,
+) -> Result<Option<Conv>, sqlx::Error> {
+    if let Some(c) = st.convs.get(id) {
+        return Ok(Some(c.clone()));
+    }
+    if let Some(c) = st.cache.get(id) {
+        return Ok(Some(c.clone()));
+    }
+    let loaded = routing::load(conn, id).await?;
+    if let Some(c) = &loaded {
+        st.cache.insert(*id, c.clone());
+    }
+    Ok(loaded)
+}
+
+async fn route_submit(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    item: &NewItem,
+) -> Result<Result<Vec<i64>, ApiError>, sqlx::Error> {
+    let Some(conv) = conv_of(conn, st, &item.conversation).await? else {
+        return Ok(Err(unknown_conversation(&item.conversation)));
+    };
+    if !conv.is_member(item.sender_account) {
+        return Ok(Err(not_member(&item.conversation)));
+    }
+    Ok(Ok(conv.devices_except(item.sender_device)))
+}
+
+fn unknown_conversation(id: &ConversationId) -> ApiError {
+    ApiError::not_found(
+        "unknown_conversation",
+        format!("conversation {id} is not registered; create it first"),
+    )
+}
+
+fn not_member(id: &ConversationId) -> ApiError {
+    ApiError::forbidden(
+        "not_member",
+        format!("you are not a member of conversation {id}"),
+    )
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+const SEEN_CHUNK: usize = 500;
+const ITEM_CHUNK: usize = 200;
+const MAILBOX_CHUNK: usize = 1000;
+
+/// Bulk-inserts the checked submissions: replay check, items, mailbox rows.
+async fn flush_submits(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+) -> Result<(), sqlx::Error> {
+    if st.submits.is_empty() {
+        return Ok(());
+    }
+    let submits = std::mem::take(&mut st.submits);
+    // Duplicates within the batch, then against every hash still remembered.
+    let mut in_batch = HashSet::with_capacity(submits.len());
+    let mut unique = Vec::with_capacity(submits.len());
+    for s in submits {
+        match s.0.hash {
+            Some(h) if !in_batch.insert(h) => drop(s.2.send(Err(duplicate()))),
+            _ => unique.push(s),
+        }
+    }
+    let mut fresh: HashSet<Vec<u8>> = HashSet::with_capacity(unique.len());
+    for chunk in unique.chunks(SEEN_CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .filter_map(|s| s.0.hash.map(|h| (h, s.0.expires_at)))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO seen (hash, expires_at) ");
+        qb.push_values(rows, |mut b, (h, exp)| {
+            b.push_bind(h.to_vec()).push_bind(to_i64(exp));
+        });
+        qb.push(" ON CONFLICT(hash) DO NOTHING RETURNING hash");
+        let got: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        fresh.extend(got);
+    }
+    let mut accepted = Vec::with_capacity(unique.len());
+    for s in unique {
+        match s.0.hash {
+            Some(h) if !fresh.contains(h.as_slice()) => drop(s.2.send(Err(duplicate()))),
+            _ => accepted.push(s),
+        }
+    }
+    // Items with no recipient (a conversation of one) are accepted but not stored.
+    let mut stored = Vec::with_capacity(accepted.len());
+    let mut mailbox: Vec<(i64, i64, i64)> = Vec::new();
+    for (item, recipients, reply) in accepted {
+        st.deferred.push(Deferred::Unit(reply));
+        if recipients.is_empty() {
+            continue;
+        }
+        let id = st.counters.next_item;
+        st.counters.next_item = id.saturating_add(1);
+        let mut rows = Vec::with_capacity(recipients.len());
+        for device in recipients {
+            let seq = st.counters.next_seq;
+            st.counters.next_seq = seq.saturating_add(1);
+            rows.push((device, seq));
+            mailbox.push((device, seq, id));
+        }
+        stored.push((id, Arc::new(item), rows));
+    }
+    for chunk in stored.chunks(ITEM_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) ",
+        );
+        qb.push_values(chunk, |mut b, (id, item, _)| {
+            bind_item(&mut b, *id, item);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    insert_mailbox(conn, &mailbox).await?;
+    for (_, item, rows) in stored {
+        st.pushes.push((item, rows));
+    }
+    Ok(())
+}
+
+fn bind_item(
+    b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    id: i64,
+    item: &NewItem,
+) {
+    b.push_bind(id)
+        .push_bind(i64::from(item.kind.to_byte()))
+        .push_bind(to_i64(item.expires_at))
+        .push_bind(to_i64(item.server_time))
+        .push_bind(item.conversation.0.to_vec())
+        .push_bind(item.sender_name.to_string())
+        .push_bind(item.tag.clone())
+        .push_bind(item.body.to_vec());
+}
+
+async fn insert_mailbox(
+    conn: &mut SqliteConnection,
+    rows: &[(i64, i64, i64)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(MAILBOX_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO mailbox (device_id, seq, item_id) ");
+        qb.push_values(chunk, |mut b, (d, s, i)| {
+            b.push_bind(*d).push_bind(*s).push_bind(*i);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn duplicate() -> ApiError {
+    ApiError::conflict(
+        "duplicate",
+        "this exact item was already accepted; it is not stored twice",
+    )
+}
+
+/// Stores one item for `recipients` (used by commits and Welcomes).
+async fn store_one(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    item: NewItem,
+    recipients: Vec<i64>,
+) -> Result<i64, sqlx::Error> {
+    let id = st.counters.next_item;
+    st.counters.next_item = id.saturating_add(1);
+    if recipients.is_empty() {
+        return Ok(id);
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) ",
+    );
+    qb.push_values([&item], |mut b, item| bind_item(&mut b, id, item));
+    qb.build().execute(&mut *conn).await?;
+    let mut rows = Vec::with_capacity(recipients.len());
+    let mut mailbox = Vec::with_capacity(recipients.len());
+    for device in recipients {
+        let seq = st.counters.next_seq;
+        st.counters.next_seq = seq.saturating_add(1);
+        rows.push((device, seq));
+        mailbox.push((device, seq, id));
+    }
+    insert_mailbox(conn, &mailbox).await?;
+    st.pushes.push((Arc::new(item), rows));
+    Ok(id)
+}
+
+async fn apply_other(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    op: Op,
+) -> Result<(), sqlx::Error> {
+    match op {
+        Op::Submit { .. } => {}
+        Op::Ack {
+            device_id,
+            seqs,
+            reply,
+        } => {
+            let n = crate::mailbox::apply_ack(conn, device_id, &seqs).await?;
+            st.deferred.push(Deferred::Count(reply, n));
+        }
+        Op::CreateConversation {
+            conversation,
+            account_id,
+            now,
+            reply,
+        } => {
+            if conv_of(conn, st, &conversation).await?.is_some() {
+                drop(reply.send(Err(ApiError::conflict(
+                    "conversation_exists",
+                    format!("conversation {conversation} already exists; pick a fresh random id"),
+                ))));
+                return Ok(());
+            }
+            let conv = routing::create(conn, &conversation, account_id, to_i64(now)).await?;
+            st.convs.insert(conversation, conv);
+            st.deferred.push(Deferred::Unit(reply));
+        }
+        Op::Commit { req, reply } => match commit(conn, st, *req).await? {
+            Ok(done) => st.deferred.push(Deferred::Commit(reply, done)),
+            Err(e) => drop(reply.send(Err(e))),
+        },
+        Op::Sweep { now, reply } => {
+            let report = crate::retention::sweep(conn, to_i64(now)).await?;
+            st.deferred.push(Deferred::Sweep(reply, report));
+        }
+    }
+    Ok(())
+}
+
+async fn commit(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    req: CommitReq,
+) -> Result<Result<CommitDone, ApiError>, sqlx::Error> {
+    let conversation = req.commit.conversation;
+    let Some(conv) = conv_of(conn, st, &conversation).await? else {
+        return Ok(Err(unknown_conversation(&conversation)));
+    };
+    if !conv.is_member(req.commit.sender_account) {
+        return Ok(Err(not_member(&conversation)));
+    }
+    if req.epoch != conv.epoch {
+        return Ok(Err(ApiError::stale_epoch(req.epoch, conv.epoch)));
+    }
+    let new_members = match routing::resolve(conn, &req.members).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    let added: Vec<_> = new_members
+        .iter()
+        .filter(|m| !conv.is_member(m.account_id))
+        .cloned()
+        .collect();
+    match (&req.welcome, added.is_empty()) {
+        (None, false) => {
+            return Ok(Err(ApiError::bad_request(
+                "welcome_required",
+                "the commit adds members but carries no Welcome for them",
+            )));
+        }
+        (Some(_), true) => {
+            return Ok(Err(ApiError::bad_request(
+                "unexpected_welcome",
+                "the commit carries a Welcome but adds no member",
+            )));
+        }
+        _ => {}
+    }
+    let next = Conv {
+        epoch: conv.epoch.saturating_add(1),
+        members: new_members,
+    };
+    routing::store_commit(conn, &conversation, &conv, &next).await?;
+    // The commit goes to every device of members before and after, except the
+    // committing device; the Welcome to the devices of new members.
+    let mut recipients: Vec<i64> = conv
+        .members
+        .iter()
+        .chain(next.members.iter())
+        .flat_map(|m| m.devices.iter().copied())
+        .filter(|d| *d != req.commit.sender_device)
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    let welcome_to: Vec<i64> = added
+        .iter()
+        .flat_map(|m| m.devices.iter().copied())
+        .collect();
+    let item_id = store_one(conn, st, req.commit, recipients).await?;
+    if let Some(w) = req.welcome {
+        store_one(conn, st, w, welcome_to).await?;
+    }
+    let epoch = next.epoch;
+    st.convs.insert(conversation, next);
+    Ok(Ok(CommitDone { epoch, item_id }))
+}
+
+/// Encodes and pushes every stored item to its connected recipients.
+fn push_all(hub: &Hub, pushes: Vec<(Arc<NewItem>, Vec<(i64, i64)>)>) {
+    if pushes.is_empty() {
+        return;
+    }
+    let mut frames = Vec::new();
+    for (item, rows) in pushes {
+        for (device, seq) in rows {
+            if !hub.is_connected(device) {
+                continue;
+            }
+            let seq = u64::try_from(seq).unwrap_or(0);
+            match delivery_frame(seq, &item) {
+                Ok(bytes) => frames.push((device, seq, bytes)),
+                Err(status) => tracing::error!(%status, "cannot encode a stored item"),
+            }
+        }
+    }
+    hub.deliver(frames);
+}
+
+/// The encoded `ServerFrame::Delivery` of a stored item at `seq`.
+pub(crate) fn delivery_frame(seq: u64, item: &NewItem) -> Result<Bytes, StatusCode> {
+    delivery_frame_of(Delivery {
+        seq,
+        kind: item.kind,
+        conversation: item.conversation,
+        sender: item.sender_name.to_string(),
+        server_time: item.server_time,
+        body: item.body.to_vec(),
+        tag: item.tag.clone(),
+    })
+}
+
+/// Encodes a delivery as a `ServerFrame`.
+pub(crate) fn delivery_frame_of(d: Delivery) -> Result<Bytes, StatusCode> {
+    ServerFrame::Delivery(d)
+        .encode()
+        .map(Bytes::from)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+}

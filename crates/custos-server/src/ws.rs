@@ -1,0 +1,227 @@
+//! The mailbox WebSocket: on connect, the stored backlog (seq order), then
+//! live pushes; the client may submit items (answered `Accepted`/`Refused`
+//! with its request id, after the commit) and ack deliveries.
+//!
+//! Pushes never skip an item: the connection subscribes to live pushes
+//! *before* it reads the backlog, and drops live items whose seq it already
+//! sent. If its push queue overflows (a slow reader), the hub drops the
+//! queue and the connection catches up from the database the same way.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use custos_wire::frames::{ClientFrame, MAX_ITEM_BODY_LEN, MAX_REASON_LEN, ServerFrame};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::auth::Authed;
+use crate::error::ApiError;
+use crate::mailbox::{MAX_FETCH, fetch};
+use crate::routes::{AppState, MAX_SUBMIT_FRAME};
+use crate::submit::prepare;
+use crate::writer::{Op, delivery_frame_of};
+
+type Pending = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
+
+/// Read buffer of a connection. Small, so that idle connections are cheap;
+/// larger frames grow it as needed.
+const READ_BUFFER: usize = 2048;
+
+/// `GET /v1/ws`.
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    auth: Authed,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return ApiError::bad_request("not_websocket", e.body_text()).into_response();
+        }
+    };
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(MAX_ITEM_BODY_LEN + 1024)
+        .max_frame_size(MAX_ITEM_BODY_LEN + 1024)
+        .on_upgrade(move |socket| run(socket, state, auth))
+}
+
+fn refused(request_id: u64, e: &ApiError) -> ServerFrame {
+    let mut reason = e.message.clone();
+    if reason.len() > MAX_REASON_LEN {
+        let mut cut = MAX_REASON_LEN;
+        while !reason.is_char_boundary(cut) {
+            cut = cut.saturating_sub(1);
+        }
+        reason.truncate(cut);
+    }
+    ServerFrame::Refused {
+        request_id,
+        status: e.status.as_u16(),
+        reason,
+    }
+}
+
+async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), ()> {
+    let bytes = frame.encode().map_err(|_| ())?;
+    socket
+        .send(Message::Binary(bytes.into()))
+        .await
+        .map_err(|_| ())
+}
+
+/// Sends every stored item with seq > `last`, updating `last`.
+async fn backfill(
+    socket: &mut WebSocket,
+    state: &AppState,
+    auth: &Authed,
+    last: &mut u64,
+) -> Result<(), ()> {
+    loop {
+        let items = fetch(&state.pool, auth.device_id, *last, MAX_FETCH)
+            .await
+            .map_err(|_| ())?;
+        let n = items.len();
+        for d in items {
+            let seq = d.seq;
+            let bytes = delivery_frame_of(d).map_err(|_| ())?;
+            socket.send(Message::Binary(bytes)).await.map_err(|_| ())?;
+            *last = seq;
+        }
+        if n < usize::try_from(MAX_FETCH).unwrap_or(usize::MAX) {
+            return Ok(());
+        }
+    }
+}
+
+async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
+    let mut shutdown = state.shutdown.clone();
+    let mut last_sent = 0u64;
+    let mut inflight: FuturesUnordered<Pending> = FuturesUnordered::new();
+    let max_in_flight = state.config.limits.ws_max_in_flight.max(1);
+    'connection: loop {
+        let (sub, mut rx) = state.hub.subscribe(auth.device_id);
+        if backfill(&mut socket, &state, &auth, &mut last_sent)
+            .await
+            .is_err()
+        {
+            state.hub.unsubscribe(auth.device_id, sub);
+            break 'connection;
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    state.hub.unsubscribe(auth.device_id, sub);
+                    let _ = socket.send(Message::Close(None)).await;
+                    break 'connection;
+                }
+                Some(frame) = inflight.next(), if !inflight.is_empty() => {
+                    if send_frame(&mut socket, &frame).await.is_err() {
+                        state.hub.unsubscribe(auth.device_id, sub);
+                        break 'connection;
+                    }
+                }
+                push = rx.recv() => match push {
+                    Some((seq, bytes)) => {
+                        if seq > last_sent {
+                            if socket.send(Message::Binary(bytes)).await.is_err() {
+                                state.hub.unsubscribe(auth.device_id, sub);
+                                break 'connection;
+                            }
+                            last_sent = seq;
+                        }
+                    }
+                    // The hub dropped a lagging queue: catch up from the database.
+                    None => continue 'connection,
+                },
+                msg = socket.recv(), if inflight.len() < max_in_flight => {
+                    let keep = match msg {
+                        Some(Ok(Message::Binary(b))) => on_frame(&mut socket, &state, &auth, &b, &mut inflight).await,
+                        Some(Ok(Message::Text(_))) => {
+                            let e = ApiError::bad_request("malformed", "frames are binary");
+                            send_frame(&mut socket, &refused(0, &e)).await.is_ok()
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => true,
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => false,
+                    };
+                    if !keep {
+                        state.hub.unsubscribe(auth.device_id, sub);
+                        break 'connection;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Handles one client frame; false closes the connection.
+async fn on_frame(
+    socket: &mut WebSocket,
+    state: &AppState,
+    auth: &Authed,
+    bytes: &[u8],
+    inflight: &mut FuturesUnordered<Pending>,
+) -> bool {
+    let frame = match ClientFrame::decode(bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            let e = if bytes.len() > MAX_SUBMIT_FRAME {
+                ApiError::too_large("the item exceeds 256 KiB")
+            } else {
+                ApiError::wire("client frame", &e)
+            };
+            return send_frame(socket, &refused(0, &e)).await.is_ok();
+        }
+    };
+    match frame {
+        ClientFrame::Submit {
+            request_id,
+            kind,
+            conversation,
+            body,
+        } => {
+            let prepared = state
+                .account_limiter
+                .check(auth.account_id)
+                .map_err(ApiError::rate_limited)
+                .and_then(|()| prepare(state, auth, kind, conversation, body));
+            let item = match prepared {
+                Ok(item) => item,
+                Err(e) => return send_frame(socket, &refused(request_id, &e)).await.is_ok(),
+            };
+            let (server_time, tag) = (item.server_time, item.tag.clone());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if state
+                .writer
+                .send(Op::Submit { item, reply: tx })
+                .await
+                .is_err()
+            {
+                return false;
+            }
+            inflight.push(Box::pin(async move {
+                match rx.await {
+                    Ok(Ok(())) => ServerFrame::Accepted {
+                        request_id,
+                        server_time,
+                        tag,
+                    },
+                    Ok(Err(e)) => refused(request_id, &e),
+                    Err(_) => refused(request_id, &ApiError::unavailable()),
+                }
+            }));
+            true
+        }
+        ClientFrame::Ack { seqs } => {
+            let op = Op::Ack {
+                device_id: auth.device_id,
+                seqs,
+                reply: None,
+            };
+            state.writer.send(op).await.is_ok()
+        }
+    }
+}

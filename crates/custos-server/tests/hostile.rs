@@ -1,0 +1,430 @@
+//! Every bad input gets a clear JSON error with the right 4xx, and the
+//! service keeps serving.
+
+mod common;
+
+use common::*;
+use custos_wire::ConversationId;
+use custos_wire::envelope::MAX_ENVELOPE_LEN;
+use custos_wire::frames::{ClientFrame, ItemKind};
+use rand::{Rng, RngCore, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn error_of(r: reqwest::Response) -> (StatusCode, Value) {
+    let st = r.status();
+    let body: Value = r.json().await.expect("error body is JSON");
+    assert!(body["error"].is_string(), "{body}");
+    assert!(body["message"].is_string(), "{body}");
+    (st, body)
+}
+
+#[tokio::test]
+async fn bad_envelopes_are_refused_with_clear_errors() {
+    let server = TestServer::start().await;
+    let alice = User::register(&server, "alice").await;
+    let bob = User::register(&server, "bob").await;
+    let eve = User::register(&server, "eve").await;
+    let conv = alice.group_with(&[&bob]).await;
+    let good = envelope(&conv, today(), b"ciphertext");
+
+    // Tampered: a flipped length byte makes it undecodable.
+    let mut tampered = good.clone();
+    tampered[1 + 16 + 20 + 4 + 32] ^= 0x40;
+    let (st, body) = alice
+        .submit(&conv, ItemKind::Envelope, tampered)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed"))
+    );
+    // Trailing bytes, unknown version.
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert_eq!(
+        alice
+            .submit(&conv, ItemKind::Envelope, trailing)
+            .await
+            .unwrap_err()
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    let mut v2 = good.clone();
+    v2[0] = 2;
+    let (st, body) = alice
+        .submit(&conv, ItemKind::Envelope, v2)
+        .await
+        .unwrap_err();
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("version"),
+        "{body}"
+    );
+    // An announcement sent as an envelope.
+    assert_eq!(
+        alice
+            .submit(&conv, ItemKind::Announcement, good.clone())
+            .await
+            .unwrap_err()
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    // Commits must use the commit endpoint.
+    let (st, body) = alice
+        .submit(&conv, ItemKind::Commit, good.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("wrong_kind"))
+    );
+    // An envelope for another conversation.
+    let other = envelope(&ConversationId([1; 16]), today(), b"x");
+    let (st, body) = alice
+        .submit(&conv, ItemKind::Envelope, other)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("conversation_mismatch"))
+    );
+    // Not a member.
+    let (st, body) = eve
+        .submit(&conv, ItemKind::Envelope, good.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_member"))
+    );
+    // Unknown conversation.
+    let ghost = ConversationId([2; 16]);
+    let (st, _) = alice
+        .submit(&ghost, ItemKind::Envelope, envelope(&ghost, today(), b"x"))
+        .await
+        .unwrap_err();
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Replay: accepted once, then 409.
+    alice
+        .submit(&conv, ItemKind::Envelope, good.clone())
+        .await
+        .unwrap();
+    let (st, body) = alice
+        .submit(&conv, ItemKind::Envelope, good.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("duplicate"))
+    );
+    // Oversized: an envelope one byte over 256 KiB, and a body far over.
+    let ct = vec![0u8; MAX_ENVELOPE_LEN - (1 + 16 + 20 + 4 + 32 + 4 + 64) + 1];
+    let mut big = envelope(&conv, today(), &[]);
+    big.truncate(1 + 16 + 20 + 4 + 32);
+    big.extend_from_slice(&u32::try_from(ct.len()).unwrap().to_be_bytes());
+    big.extend_from_slice(&ct);
+    big.extend_from_slice(&[0; 64]);
+    assert_eq!(big.len(), MAX_ENVELOPE_LEN + 1);
+    let mut frame = vec![1u8, 1];
+    frame.extend_from_slice(&1u64.to_be_bytes());
+    frame.push(1);
+    frame.extend_from_slice(&conv.0);
+    frame.extend_from_slice(&u32::try_from(big.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&big);
+    let (st, body) = error_of(alice.submit_raw(&conv, frame).await).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
+    );
+    let (st, _) = error_of(alice.submit_raw(&conv, vec![0; 2 * 1024 * 1024]).await).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    // An envelope of exactly 256 KiB is fine.
+    let ct = vec![7u8; MAX_ENVELOPE_LEN - (1 + 16 + 20 + 4 + 32 + 4 + 64)];
+    let max = envelope(&conv, today(), &ct);
+    assert_eq!(max.len(), MAX_ENVELOPE_LEN);
+    alice.submit(&conv, ItemKind::Envelope, max).await.unwrap();
+    // Oversized JSON.
+    let r = alice
+        .http
+        .post(format!("{}/v1/key-packages", server.url))
+        .bearer_auth(&alice.token)
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // Unknown JSON fields are refused.
+    let (st, body) = alice
+        .post_json(
+            "/v1/conversations",
+            json!({"conversation": "00".repeat(16), "extra": 1}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_json"))
+    );
+    assert!(server.health().await);
+    server.stop().await;
+}
+
+/// Every route and method the API has.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/health"),
+    ("POST", "/v1/accounts"),
+    ("POST", "/v1/auth/challenge"),
+    ("POST", "/v1/auth/session"),
+    ("POST", "/v1/key-packages"),
+    ("POST", "/v1/key-packages/claim"),
+    ("GET", "/v1/key-packages/count"),
+    ("POST", "/v1/conversations"),
+    ("GET", "/v1/conversations"),
+    ("POST", "/v1/conversations/{id}/commits"),
+    ("POST", "/v1/conversations/{id}/items"),
+    ("GET", "/v1/mailbox"),
+    ("POST", "/v1/mailbox/ack"),
+    ("GET", "/v1/ws"),
+];
+
+#[tokio::test]
+async fn random_bytes_on_every_endpoint_get_json_4xx() {
+    let server = TestServer::start().await;
+    let alice = User::register(&server, "alice").await;
+    let bob = User::register(&server, "bob").await;
+    let conv = alice.group_with(&[&bob]).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC057_05);
+    let http = reqwest::Client::new();
+    for round in 0..12 {
+        for (method, path) in ROUTES {
+            let path = path.replace("{id}", &conv.to_hex());
+            let len = match round % 4 {
+                0 => 0,
+                1 => rng.gen_range(1..64),
+                2 => rng.gen_range(64..4096),
+                _ => rng.gen_range(4096..70_000),
+            };
+            let mut body = vec![0u8; len];
+            rng.fill_bytes(&mut body);
+            if round % 3 == 2 && !body.is_empty() {
+                // Random bytes behind a valid-looking prefix.
+                body[0] = if path.ends_with("items") { 1 } else { b'{' };
+            }
+            for authed in [false, true] {
+                let url = format!("{}{}", server.url, path);
+                let req = match *method {
+                    "GET" => http.get(&url),
+                    _ => http.post(&url),
+                };
+                let req = if authed {
+                    req.bearer_auth(&alice.token)
+                } else {
+                    req
+                };
+                let r = req.body(body.clone()).send().await.unwrap();
+                let st = r.status();
+                if path == "/v1/health" {
+                    assert_eq!(st, StatusCode::OK);
+                    continue;
+                }
+                if *method == "GET" && authed && path != "/v1/ws" {
+                    // GETs ignore bodies; they must still answer sensibly.
+                    assert!(st.is_success(), "{method} {path}: {st}");
+                    continue;
+                }
+                assert!(
+                    st.is_client_error(),
+                    "{method} {path} authed={authed} len={len}: {st}"
+                );
+                let (_, _) = error_of(r).await;
+            }
+        }
+        // Random bytes over the WebSocket: refused, socket stays open.
+        let mut ws = alice.ws().await;
+        let mut body = vec![0u8; rng.gen_range(0..2000)];
+        rng.fill_bytes(&mut body);
+        use futures_util::SinkExt;
+        ws.send(tokio_tungstenite::tungstenite::Message::Binary(body.into()))
+            .await
+            .unwrap();
+        loop {
+            match next_frame(&mut ws).await {
+                custos_wire::frames::ServerFrame::Refused {
+                    request_id: 0,
+                    status,
+                    ..
+                } => {
+                    assert!((400..500).contains(&status));
+                    break;
+                }
+                custos_wire::frames::ServerFrame::Delivery(_) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+        send_frame(
+            &mut ws,
+            &ClientFrame::Ack {
+                seqs: vec![u64::MAX],
+            },
+        )
+        .await;
+    }
+    // Wrong methods and unknown paths: JSON errors too.
+    let r = http
+        .delete(format!("{}/v1/accounts", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    let r = http
+        .get(format!("{}/v1/nope", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, StatusCode::NOT_FOUND);
+    let r = http
+        .get(format!("{}/v1/mailbox?after=-1", server.url))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, StatusCode::BAD_REQUEST);
+    let r = http
+        .post(format!("{}/v1/conversations/zz/items", server.url))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, StatusCode::BAD_REQUEST);
+    // Still serving real traffic.
+    assert!(server.health().await);
+    alice
+        .submit(
+            &conv,
+            ItemKind::Envelope,
+            envelope(&conv, today(), b"still here"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bob.fetch(0).await.len(), 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_and_rates_are_limited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = test_config(tmp.path());
+    config.limits.account_rate = custos_server::RateLimit {
+        per_second: 1,
+        burst: 5,
+    };
+    let server = TestServer::start_with(config, custos_clock::dangerous::simulated(START_MS)).await;
+    let alice = User::register(&server, "alice").await;
+    for token in [
+        "",
+        "not-hex",
+        &"ab".repeat(31),
+        &"ab".repeat(32),
+        &"ab".repeat(33),
+    ] {
+        let r = alice
+            .http
+            .get(format!("{}/v1/conversations", server.url))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        let (st, body) = error_of(r).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+        );
+    }
+    let r = alice
+        .http
+        .get(format!("{}/v1/conversations", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await.0, StatusCode::UNAUTHORIZED);
+    // Past the burst: 429 with Retry-After.
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = alice
+            .http
+            .get(format!("{}/v1/conversations", server.url))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("rate limit reached");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(error_of(r).await.1["error"], "rate_limited");
+    assert!(server.health().await);
+    drop(server.stop().await);
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn a_suspended_account_is_refused_by_the_policy_hook() {
+    use custos_server::policy::{DeliveryPolicy, Refusal, Sender, TagInput};
+    #[derive(Debug)]
+    struct SuspendEve;
+    impl DeliveryPolicy for SuspendEve {
+        fn admit(&self, sender: &Sender<'_>) -> Result<(), Refusal> {
+            if sender.name == "eve" {
+                Err(Refusal {
+                    code: "suspended",
+                    message: "account suspended by moderation".into(),
+                })
+            } else {
+                Ok(())
+            }
+        }
+        fn tag(&self, input: &TagInput<'_>) -> Vec<u8> {
+            let mut t = input.item_hash.to_vec();
+            t.extend_from_slice(&input.server_time.to_be_bytes());
+            t
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = test_config(tmp.path());
+    config.policy = std::sync::Arc::new(SuspendEve);
+    let server = TestServer::start_with(config, custos_clock::dangerous::simulated(START_MS)).await;
+    let alice = User::register(&server, "alice").await;
+    let eve = User::register(&server, "eve").await;
+    let conv = alice.group_with(&[&eve]).await;
+    let env = envelope(&conv, today(), b"tagged");
+    let accepted = alice
+        .submit(&conv, ItemKind::Envelope, env.clone())
+        .await
+        .unwrap();
+    let custos_wire::frames::ServerFrame::Accepted { tag, .. } = accepted else {
+        panic!()
+    };
+    assert_eq!(tag.len(), 40);
+    // The tag is stored and delivered with the item.
+    let got = eve.fetch(0).await;
+    assert_eq!(got.last().unwrap().tag, tag);
+    let (st, body) = eve
+        .submit(&conv, ItemKind::Envelope, envelope(&conv, today(), b"x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("suspended"))
+    );
+    let (st, _) = eve.commit(&conv, 1, &["alice", "eve"], b"c", None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    drop(server.stop().await);
+}
