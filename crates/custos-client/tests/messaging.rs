@@ -1,11 +1,15 @@
 //! End-to-end messaging on a real delivery service on loopback: three users,
 //! one-to-one and group conversations, membership changes, restarts.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 
 use custos_client::{Device, Outcome};
-use custos_wire::ConversationId;
 use custos_wire::frames::{Delivery, ItemKind};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -50,9 +54,14 @@ impl Server {
 }
 
 async fn user(dir: &TempDir, server: &Server, name: &str) -> Device {
-    Device::register(&dir.path().join(name), &server.url, name, custos_clock::system())
-        .await
-        .unwrap()
+    Device::register(
+        &dir.path().join(name),
+        &server.url,
+        name,
+        custos_clock::system(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn texts(d: &mut Device) -> Vec<(String, String, String)> {
@@ -87,13 +96,21 @@ async fn three_users_one_to_one_and_group() {
         alice.send_text(&dm, &format!("dm {i}")).await.unwrap();
     }
     let got = texts(&mut bob).await;
-    let expected: Vec<_> = (0..5).map(|i| (dm.to_hex(), "alice".to_string(), format!("dm {i}"))).collect();
+    let expected: Vec<_> = (0..5)
+        .map(|i| (dm.to_hex(), "alice".to_string(), format!("dm {i}")))
+        .collect();
     assert_eq!(got, expected);
     bob.send_text(&dm, "hi alice").await.unwrap();
-    assert_eq!(texts(&mut alice).await, vec![(dm.to_hex(), "bob".into(), "hi alice".into())]);
+    assert_eq!(
+        texts(&mut alice).await,
+        vec![(dm.to_hex(), "bob".into(), "hi alice".into())]
+    );
 
     // A group of three; every message arrives intact, in order per sender.
-    let group = alice.create_conversation(&names(&["bob", "carol"])).await.unwrap();
+    let group = alice
+        .create_conversation(&names(&["bob", "carol"]))
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     for i in 0..3 {
@@ -101,20 +118,35 @@ async fn three_users_one_to_one_and_group() {
         bob.send_text(&group, &format!("b{i}")).await.unwrap();
         carol.send_text(&group, &format!("c{i}")).await.unwrap();
     }
-    for (me, dev) in [("alice", &mut alice), ("bob", &mut bob), ("carol", &mut carol)] {
+    for (me, dev) in [
+        ("alice", &mut alice),
+        ("bob", &mut bob),
+        ("carol", &mut carol),
+    ] {
         let got = texts(dev).await;
         for sender in ["alice", "bob", "carol"] {
-            let mine: Vec<_> = got.iter().filter(|m| m.1 == sender).map(|m| m.2.clone()).collect();
+            let mine: Vec<_> = got
+                .iter()
+                .filter(|m| m.1 == sender)
+                .map(|m| m.2.clone())
+                .collect();
             if sender == me {
                 assert!(mine.is_empty(), "{me} does not receive its own messages");
             } else {
                 let p = &sender[..1];
-                assert_eq!(mine, vec![format!("{p}0"), format!("{p}1"), format!("{p}2")], "{me} from {sender}");
+                assert_eq!(
+                    mine,
+                    vec![format!("{p}0"), format!("{p}1"), format!("{p}2")],
+                    "{me} from {sender}"
+                );
             }
         }
     }
     let rosters = alice.conversations().unwrap();
-    let g = rosters.iter().find(|c| c.conversation == group.to_hex()).unwrap();
+    let g = rosters
+        .iter()
+        .find(|c| c.conversation == group.to_hex())
+        .unwrap();
     let mut members = g.members.clone();
     members.sort();
     assert_eq!(members, names(&["alice", "bob", "carol"]));
@@ -130,7 +162,10 @@ async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
     let mut carol = user(&dir, &server, "carol").await;
     let mut dave = user(&dir, &server, "dave").await;
 
-    let group = alice.create_conversation(&names(&["bob", "carol"])).await.unwrap();
+    let group = alice
+        .create_conversation(&names(&["bob", "carol"]))
+        .await
+        .unwrap();
     carol.sync().await.unwrap();
     alice.send_text(&group, "before dave").await.unwrap();
     // What the service holds for bob now: the chain announcement and envelope
@@ -140,7 +175,10 @@ async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
     assert_eq!(texts(&mut carol).await.len(), 1);
 
     // Remove carol, add dave.
-    alice.remove_members(&group, &names(&["carol"])).await.unwrap();
+    alice
+        .remove_members(&group, &names(&["carol"]))
+        .await
+        .unwrap();
     alice.add_members(&group, &names(&["dave"])).await.unwrap();
     let outcomes = carol.sync().await.unwrap();
     assert!(outcomes.contains(&Outcome::Removed));
@@ -153,7 +191,10 @@ async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
 
     // Dave reads what was sent after he joined, and nothing from before.
     let dave_got = texts(&mut dave).await;
-    assert_eq!(dave_got, vec![(group.to_hex(), "alice".into(), "after removal".into())]);
+    assert_eq!(
+        dave_got,
+        vec![(group.to_hex(), "alice".into(), "after removal".into())]
+    );
     for (i, mut d) in before_dave.into_iter().enumerate() {
         d.seq = 1_000_000 + i as u64;
         let outcome = dave.process_delivery(d).unwrap();
@@ -190,7 +231,10 @@ async fn restart_with_messages_queued_loses_nothing_and_stores_no_plaintext() {
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     let marker = "PLAINTEXT-MARKER-7f3a9c";
     for i in 0..20 {
-        alice.send_text(&conv, &format!("{marker} {i}")).await.unwrap();
+        alice
+            .send_text(&conv, &format!("{marker} {i}"))
+            .await
+            .unwrap();
     }
     server.stop().await;
 
@@ -223,7 +267,11 @@ async fn tampered_forged_and_replayed_envelopes_are_refused() {
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     alice.send_text(&conv, "genuine").await.unwrap();
     let items = raw_mailbox(&bob).await;
-    let envelope = items.iter().find(|d| d.kind == ItemKind::Envelope).unwrap().clone();
+    let envelope = items
+        .iter()
+        .find(|d| d.kind == ItemKind::Envelope)
+        .unwrap()
+        .clone();
     for d in items.iter().filter(|d| d.kind != ItemKind::Envelope) {
         bob.process_delivery(d.clone()).unwrap();
     }
@@ -237,18 +285,34 @@ async fn tampered_forged_and_replayed_envelopes_are_refused() {
     // Tampered ciphertext: the signature no longer verifies.
     let n = envelope.body.len();
     let tampered = variant(&|d| d.body[n - 80] ^= 1);
-    assert!(matches!(bob.process_delivery(tampered).unwrap(), Outcome::Refused(r) if r.contains("signature")));
+    assert!(
+        matches!(bob.process_delivery(tampered).unwrap(), Outcome::Refused(r) if r.contains("signature"))
+    );
     // Wrong signature.
     let forged = variant(&|d| d.body[n - 1] ^= 1);
-    assert!(matches!(bob.process_delivery(forged).unwrap(), Outcome::Refused(r) if r.contains("signature")));
+    assert!(
+        matches!(bob.process_delivery(forged).unwrap(), Outcome::Refused(r) if r.contains("signature"))
+    );
     // Service lies about the sender.
     let spoofed = variant(&|d| d.sender = "mallory".into());
-    assert!(matches!(bob.process_delivery(spoofed).unwrap(), Outcome::Refused(_)));
+    assert!(matches!(
+        bob.process_delivery(spoofed).unwrap(),
+        Outcome::Refused(_)
+    ));
     // The genuine one opens, once; the replay is recognised.
-    assert_eq!(bob.process_delivery(envelope.clone()).unwrap(), Outcome::Message);
-    assert_eq!(bob.process_delivery(variant(&|_| {})).unwrap(), Outcome::Duplicate);
+    assert_eq!(
+        bob.process_delivery(envelope.clone()).unwrap(),
+        Outcome::Message
+    );
+    assert_eq!(
+        bob.process_delivery(variant(&|_| {})).unwrap(),
+        Outcome::Duplicate
+    );
     let msgs = bob.receive(None).await.unwrap();
-    assert_eq!(msgs.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["genuine"]);
+    assert_eq!(
+        msgs.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        vec!["genuine"]
+    );
     server.stop().await;
 }
 
@@ -263,9 +327,10 @@ async fn racing_commits_both_land() {
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     bob.sync().await.unwrap();
     // Both commit at the same epoch; one loses, catches up and retries.
+    let (carol_list, dave_list) = (names(&["carol"]), names(&["dave"]));
     let (a, b) = tokio::join!(
-        alice.add_members(&conv, &names(&["carol"])),
-        bob.add_members(&conv, &names(&["dave"]))
+        alice.add_members(&conv, &carol_list),
+        bob.add_members(&conv, &dave_list)
     );
     a.unwrap();
     b.unwrap();
@@ -294,4 +359,3 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
-

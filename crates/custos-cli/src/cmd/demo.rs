@@ -77,7 +77,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&n.report)?);
     } else if result.is_ok() {
-        println!("\nAll {} steps passed in {} ms.", n.report.steps.len(), n.report.elapsed_ms);
+        println!(
+            "\nAll {} steps passed in {} ms.",
+            n.report.steps.len(),
+            n.report.elapsed_ms
+        );
     }
     if args.keep {
         let kept = dir.keep();
@@ -99,7 +103,11 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
             let _ = stop_rx.await;
         },
     ));
-    n.step("delivery service", true, format!("listening on {url}, SQLite in WAL mode"))?;
+    n.step(
+        "delivery service",
+        true,
+        format!("listening on {url}, SQLite in WAL mode"),
+    )?;
 
     let mut users = Vec::new();
     for name in ["alice", "bob", "carol"] {
@@ -108,8 +116,9 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
             .with_context(|| format!("registering {name}"))?;
         users.push(d);
     }
-    let [mut alice, mut bob, mut carol]: [Device; 3] =
-        users.try_into().map_err(|_| anyhow::anyhow!("three users"))?;
+    let [mut alice, mut bob, mut carol]: [Device; 3] = users
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three users"))?;
     n.step(
         "accounts",
         true,
@@ -129,7 +138,9 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
         ),
     )?;
 
-    let group = alice.create_conversation(&["bob".into(), "carol".into()]).await?;
+    let group = alice
+        .create_conversation(&["bob".into(), "carol".into()])
+        .await?;
     bob.sync().await?;
     carol.sync().await?;
     alice.send_text(&group, "Welcome to the group!").await?;
@@ -140,16 +151,24 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
         c.len() == 2,
         format!(
             "carol read {:?}; each sender's chain root went over MLS, content under sender chains",
-            c.iter().map(|m| format!("{}: {}", m.sender, m.text)).collect::<Vec<_>>()
+            c.iter()
+                .map(|m| format!("{}: {}", m.sender, m.text))
+                .collect::<Vec<_>>()
         ),
     )?;
 
     alice.remove_members(&group, &["carol".into()]).await?;
     let outcomes = carol.sync().await?;
-    alice.send_text(&group, "Carol has left; this is for Bob only.").await?;
+    alice
+        .send_text(&group, "Carol has left; this is for Bob only.")
+        .await?;
     let raw = bob.api().fetch(0, 1000).await?;
     let mut refused = 0;
-    for (i, mut d) in raw.into_iter().filter(|d| d.kind != ItemKind::Commit).enumerate() {
+    for (i, mut d) in raw
+        .into_iter()
+        .filter(|d| d.kind != ItemKind::Commit)
+        .enumerate()
+    {
         d.seq = 1_000_000 + i as u64;
         if carol.process_delivery(d)? != Outcome::Message {
             refused += 1;
@@ -172,7 +191,11 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
         let bytes = std::fs::read(entry?.path()).unwrap_or_default();
         leaked |= bytes.windows(5).any(|w| w == b"Lunch" || w == b"lunch");
     }
-    n.step("server sees ciphertext only", !leaked, "no message text in the server's files")?;
+    n.step(
+        "server sees ciphertext only",
+        !leaked,
+        "no message text in the server's files",
+    )?;
 
     let _ = stop_tx.send(());
     server.await??;
