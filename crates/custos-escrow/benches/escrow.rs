@@ -1,0 +1,198 @@
+//! Escrow benchmarks (BENCHMARKS.md, "Escrow (custos-escrow)"), with
+//! commonware's Boneh–Franklin TLE in the same run as a baseline.
+//!
+//! Run on one core: `taskset -c 1 cargo bench -p custos-escrow --bench escrow`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test and benchmark code: a panic is a failed test, not a service crash"
+)]
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use commonware_cryptography::bls12381::primitives::ops::{keypair, sign_message};
+use commonware_cryptography::bls12381::primitives::variant::MinSig;
+use commonware_cryptography::bls12381::tle;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use custos_escrow::dkg::{Dealing, DkgConfig, Recipient, public_key_of};
+use custos_escrow::{EscrowIdentity, PartialKey, SealContext, dangerous, open, seal};
+use rand_chacha_cw::ChaCha20Rng;
+use rand_chacha_cw::rand_core::SeedableRng;
+use rand_core::{OsRng, RngCore};
+
+const CONV: [u8; 16] = [0x42; 16];
+const DAY: u32 = 20_418;
+
+fn capsules(c: &mut Criterion) {
+    let (dk, shares) = dangerous::trusted_deal(DAY, 5, 3, &mut OsRng).unwrap();
+    let ctx = SealContext::new(&dk, &CONV, DAY).unwrap();
+    let id = *ctx.identity();
+    let ck0 = [7u8; 32];
+    let capsule = ctx.seal(b"chain", &ck0).unwrap();
+    let key = dk
+        .combine(
+            &shares[..3]
+                .iter()
+                .map(|s| s.extract(&id))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+
+    let mut g = c.benchmark_group("capsule");
+    g.bench_function("seal (cached context)", |b| {
+        b.iter(|| ctx.seal(black_box(b"chain"), black_box(&ck0)).unwrap())
+    });
+    g.bench_function("verify (cached context)", |b| {
+        b.iter(|| {
+            ctx.verify(black_box(&capsule), black_box(b"chain"), black_box(&ck0))
+                .unwrap()
+        })
+    });
+    g.bench_function("seal (no cache)", |b| {
+        b.iter(|| seal(&dk, &CONV, DAY, black_box(b"chain"), &ck0).unwrap())
+    });
+    g.bench_function("open", |b| {
+        b.iter(|| open(black_box(&capsule), black_box(&key)).unwrap())
+    });
+    g.finish();
+}
+
+fn baseline(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::from_seed([1u8; 32]);
+    let (secret, public) = keypair::<_, MinSig>(&mut rng);
+    let target = CONV;
+    let message = tle::Block::new([7u8; 32]);
+    let ct = tle::encrypt::<_, MinSig>(&mut rng, public, (b"custos", &target), &message).unwrap();
+    let sig = sign_message::<MinSig>(&secret, b"custos", &target);
+    let mut g = c.benchmark_group("baseline commonware tle");
+    g.bench_function("encrypt", |b| {
+        b.iter(|| {
+            tle::encrypt::<_, MinSig>(&mut rng, public, (b"custos", black_box(&target)), &message)
+                .unwrap()
+        })
+    });
+    g.bench_function("decrypt", |b| {
+        b.iter(|| tle::decrypt::<MinSig>(black_box(&sig), black_box(&ct)).unwrap())
+    });
+    g.finish();
+}
+
+fn partial_keys(c: &mut Criterion) {
+    let (dk, shares) = dangerous::trusted_deal(DAY, 5, 3, &mut OsRng).unwrap();
+    let id = EscrowIdentity::new(&CONV, DAY);
+    let partials: Vec<PartialKey> = shares.iter().map(|s| s.extract(&id)).collect();
+    let mut g = c.benchmark_group("partial key");
+    g.bench_function("extract (hash identity + G1 mul)", |b| {
+        b.iter(|| shares[0].extract(&EscrowIdentity::new(black_box(&CONV), DAY)))
+    });
+    g.bench_function("verify single", |b| {
+        b.iter(|| dk.verify_partial(&id, black_box(&partials[0])).unwrap())
+    });
+    g.throughput(Throughput::Elements(5));
+    g.bench_function("verify batched, 5 keys", |b| {
+        b.iter(|| {
+            dk.verify_partials(&id, black_box(&partials), &mut OsRng)
+                .unwrap()
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("combine 3 of 5", |b| {
+        b.iter(|| dk.combine(black_box(&partials[1..4])).unwrap())
+    });
+    g.finish();
+
+    // A larger committee, to show the per-key cost of batching.
+    let (dk64, shares64) = dangerous::trusted_deal(DAY, 64, 33, &mut OsRng).unwrap();
+    let partials64: Vec<PartialKey> = shares64.iter().map(|s| s.extract(&id)).collect();
+    let mut g = c.benchmark_group("partial key");
+    g.throughput(Throughput::Elements(64));
+    g.sample_size(20);
+    g.bench_function("verify batched, 64 keys", |b| {
+        b.iter(|| {
+            dk64.verify_partials(&id, black_box(&partials64), &mut OsRng)
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+/// One full DKG among 5 custodians (threshold 3), all run on this core.
+fn dkg(c: &mut Criterion) {
+    let secrets: Vec<[u8; 32]> = (0..5)
+        .map(|_| {
+            let mut k = [0u8; 32];
+            OsRng.fill_bytes(&mut k);
+            k
+        })
+        .collect();
+    let publics: Vec<[u8; 32]> = secrets.iter().map(|s| public_key_of(s).unwrap()).collect();
+    let cfg = DkgConfig::new(DAY, 3, &publics).unwrap();
+    let mut g = c.benchmark_group("dkg");
+    g.sample_size(10);
+    g.bench_function("full DKG n=5 t=3 (all custodians)", |b| {
+        b.iter_batched(
+            || (),
+            |()| run_lockstep(&cfg, &secrets),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn run_lockstep(cfg: &DkgConfig, secrets: &[[u8; 32]]) -> [u8; 32] {
+    let mut inbox: BTreeMap<u32, Vec<(u32, Vec<u8>)>> = BTreeMap::new();
+    let route = |from: u32,
+                 out: Vec<custos_escrow::dkg::Outgoing>,
+                 inbox: &mut BTreeMap<u32, Vec<(u32, Vec<u8>)>>| {
+        for m in out {
+            match m.to {
+                Recipient::Custodian(to) => inbox.entry(to).or_default().push((from, m.bytes)),
+                Recipient::All => {
+                    for to in 1..=5 {
+                        inbox.entry(to).or_default().push((from, m.bytes.clone()));
+                    }
+                }
+            }
+        }
+    };
+    let mut states = BTreeMap::new();
+    for s in secrets {
+        let (d, out) = Dealing::start(cfg, s, &mut OsRng).unwrap();
+        route(d.index(), out, &mut inbox);
+        states.insert(d.index(), d);
+    }
+    for _ in 0..2 {
+        for (i, d) in states.iter_mut() {
+            for (from, bytes) in inbox.remove(i).unwrap_or_default() {
+                let out = d.handle(from, &bytes).unwrap();
+                route(*i, out, &mut inbox);
+            }
+        }
+    }
+    let mut fins = BTreeMap::new();
+    for (i, d) in states {
+        let (f, log) = d.finish();
+        route(i, vec![log], &mut inbox);
+        fins.insert(i, f);
+    }
+    let mut hash = [0u8; 32];
+    for (i, mut f) in fins {
+        for (from, bytes) in inbox.remove(&i).unwrap_or_default() {
+            f.handle(from, &bytes).unwrap();
+        }
+        hash = f.finalize().unwrap().public.transcript_hash;
+    }
+    hash
+}
+
+/// The benchmark groups.
+mod groups {
+    #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
+    use super::*;
+    criterion_group!(benches, capsules, baseline, partial_keys, dkg);
+}
+criterion_main!(groups::benches);
