@@ -81,6 +81,36 @@ fn baseline(c: &mut Criterion) {
     g.finish();
 }
 
+/// Primitive costs behind the design choices (docs/design/0001).
+fn primitives(c: &mut Criterion) {
+    use blstrs::{G1Projective, G2Projective, Scalar};
+    use ff::Field;
+    use group::{Curve, Group};
+    let id = EscrowIdentity::new(&CONV, DAY);
+    let s = Scalar::random(OsRng);
+    let r = Scalar::random(OsRng);
+    let master = (G2Projective::generator() * s).to_affine();
+    let q = *id.point();
+    let gt = blstrs::pairing(&q, &master);
+    let mut g = c.benchmark_group("primitive");
+    g.bench_function("pairing", |b| {
+        b.iter(|| blstrs::pairing(black_box(&q), black_box(&master)))
+    });
+    g.bench_function("G1 mul", |b| {
+        b.iter(|| G1Projective::from(black_box(q)) * black_box(r))
+    });
+    g.bench_function("G2 mul (generator)", |b| {
+        b.iter(|| G2Projective::generator() * black_box(r))
+    });
+    g.bench_function("GT exponentiation (blstrs)", |b| {
+        b.iter(|| black_box(gt) * black_box(r))
+    });
+    g.bench_function("hash to G1", |b| {
+        b.iter(|| EscrowIdentity::new(black_box(&CONV), DAY))
+    });
+    g.finish();
+}
+
 fn partial_keys(c: &mut Criterion) {
     let (dk, shares) = dangerous::trusted_deal(DAY, 5, 3, &mut OsRng).unwrap();
     let id = EscrowIdentity::new(&CONV, DAY);
@@ -193,6 +223,6 @@ fn run_lockstep(cfg: &DkgConfig, secrets: &[[u8; 32]]) -> [u8; 32] {
 mod groups {
     #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
     use super::*;
-    criterion_group!(benches, capsules, baseline, partial_keys, dkg);
+    criterion_group!(benches, capsules, baseline, primitives, partial_keys, dkg);
 }
 criterion_main!(groups::benches);

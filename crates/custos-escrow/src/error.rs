@@ -80,6 +80,10 @@ pub enum OpenError {
     /// fewer than `t` partial keys).
     #[error("ciphertext does not open under this identity key (Fujisaki-Okamoto check failed)")]
     FoCheckFailed,
+    /// The identity key (or, when encrypting, the master key) is the group
+    /// identity: it binds to no identity, so it is refused.
+    #[error("the key is the group identity point; it belongs to no identity")]
+    IdentityKey,
 }
 
 /// Why a capsule could not be sealed or did not verify.

@@ -26,12 +26,14 @@
 use blstrs::{
     Bls12, Fp, Fp12, G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, Gt, Scalar,
 };
-use group::{Curve, Group};
+use group::Curve;
+use group::prime::PrimeCurveAffine;
 use pairing::{MillerLoopResult, MultiMillerLoop};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::fixed_base;
 use crate::point::{G2_LEN, decode_g2};
 use crate::{DecodeError, OpenError};
 
@@ -153,27 +155,35 @@ impl<const N: usize> Suite<N> {
 
     /// Encrypts `msg` to `id` under the master public key, with fresh
     /// randomness from `rng` (which must be a cryptographic RNG).
+    ///
+    /// Fails with [`OpenError::IdentityKey`] if the master key is the group
+    /// identity, under which anyone could decrypt.
     pub fn encrypt<R: RngCore + CryptoRng>(
         &self,
         master: &G2Affine,
         id: &[u8],
         msg: &[u8; N],
         rng: &mut R,
-    ) -> Ciphertext<N> {
+    ) -> Result<Ciphertext<N>, OpenError> {
+        if bool::from(master.is_identity()) {
+            return Err(OpenError::IdentityKey);
+        }
         let mut sigma = Zeroizing::new([0u8; N]);
         rng.fill_bytes(sigma.as_mut());
         let q_id = self.hash_identity(id);
-        self.encrypt_with_sigma(&G2Prepared::from(*master), &q_id, msg, &sigma)
+        Ok(self.encrypt_with_sigma(&G2Prepared::from(*master), &q_id, msg, &sigma))
     }
 
-    /// Deterministic core of encryption: `σ` is given by the caller.
+    /// Deterministic core of encryption: `σ` is given by the caller, and
+    /// the master key (which the caller has checked is not the identity) is
+    /// prepared for the Miller loop.
     ///
     /// Security: `σ` must be secret and unpredictable to anyone who does not
     /// know `msg`, and never reused with another message; Custos derives it
     /// from a uniformly random chain root key. The master key is taken
     /// prepared for the Miller loop and `Q_id` already hashed, so that a
     /// caller sealing many capsules for one identity hashes once.
-    pub fn encrypt_with_sigma(
+    pub(crate) fn encrypt_with_sigma(
         &self,
         master: &G2Prepared,
         q_id: &G1Affine,
@@ -182,7 +192,7 @@ impl<const N: usize> Suite<N> {
     ) -> Ciphertext<N> {
         let () = Self::VALID_BLOCK;
         let r = self.h3(sigma, msg);
-        let u = (G2Projective::generator() * r).to_affine();
+        let u = fixed_base::mul_generator(&r).to_affine();
         // e(Q_id, P)^r = e(r·Q_id, P): one G1 multiplication and a Miller
         // loop against the prepared master key.
         let rq = (G1Projective::from(*q_id) * r).to_affine();
@@ -199,20 +209,25 @@ impl<const N: usize> Suite<N> {
     ///
     /// Returns [`OpenError::FoCheckFailed`] unless the ciphertext is exactly
     /// one that encryption to this key's identity produces: a wrong key, a
-    /// wrong identity or any change to `U`, `V` or `W` is rejected.
+    /// wrong identity or any change to `U`, `V` or `W` is rejected. The
+    /// identity point as a key is refused ([`OpenError::IdentityKey`]): it
+    /// would accept ciphertexts crafted by anyone.
     pub fn decrypt(
         &self,
         identity_key: &G1Affine,
         ct: &Ciphertext<N>,
     ) -> Result<Zeroizing<[u8; N]>, OpenError> {
         let () = Self::VALID_BLOCK;
+        if bool::from(identity_key.is_identity()) {
+            return Err(OpenError::IdentityKey);
+        }
         let gt = blstrs::pairing(identity_key, &ct.u);
         let mask = self.h2(&gt);
         let sigma = Zeroizing::new(xor(&ct.v, &mask));
         let pad = self.h4(&sigma);
         let msg = Zeroizing::new(xor(&ct.w, &pad));
         let r = self.h3(&sigma, &msg);
-        let expected = G2Projective::generator() * r;
+        let expected = fixed_base::mul_generator(&r);
         if expected != G2Projective::from(ct.u) {
             return Err(OpenError::FoCheckFailed);
         }
@@ -318,6 +333,7 @@ fn reduce_be(bytes: &[u8; 32]) -> Scalar {
 mod tests {
     use super::*;
     use ff::Field;
+    use group::Group;
     use rand_core::OsRng;
 
     fn keypair() -> (Scalar, G2Affine) {
@@ -333,7 +349,7 @@ mod tests {
     fn round_trip_custos_and_drand_block_sizes() {
         let (s, p) = keypair();
         let msg = [7u8; 32];
-        let ct = CUSTOS_V1.encrypt(&p, b"id", &msg, &mut OsRng);
+        let ct = CUSTOS_V1.encrypt(&p, b"id", &msg, &mut OsRng).unwrap();
         assert_eq!(
             *CUSTOS_V1
                 .decrypt(&extract(&CUSTOS_V1, &s, b"id"), &ct)
@@ -341,7 +357,9 @@ mod tests {
             msg
         );
         let msg16 = [9u8; 16];
-        let ct16 = DRAND_QUICKNET.encrypt(&p, b"id", &msg16, &mut OsRng);
+        let ct16 = DRAND_QUICKNET
+            .encrypt(&p, b"id", &msg16, &mut OsRng)
+            .unwrap();
         assert_eq!(
             *DRAND_QUICKNET
                 .decrypt(&extract(&DRAND_QUICKNET, &s, b"id"), &ct16)
@@ -353,13 +371,17 @@ mod tests {
     #[test]
     fn wrong_identity_or_suite_fails_fo_check() {
         let (s, p) = keypair();
-        let ct = CUSTOS_V1.encrypt(&p, b"alice", &[1u8; 32], &mut OsRng);
+        let ct = CUSTOS_V1
+            .encrypt(&p, b"alice", &[1u8; 32], &mut OsRng)
+            .unwrap();
         let wrong = extract(&CUSTOS_V1, &s, b"bob");
         assert_eq!(
             CUSTOS_V1.decrypt(&wrong, &ct),
             Err(OpenError::FoCheckFailed)
         );
-        let ct16 = DRAND_QUICKNET.encrypt(&p, b"alice", &[1u8; 16], &mut OsRng);
+        let ct16 = DRAND_QUICKNET
+            .encrypt(&p, b"alice", &[1u8; 16], &mut OsRng)
+            .unwrap();
         let other_suite = extract(&DRAND_FASTNET, &s, b"alice");
         assert_eq!(
             DRAND_QUICKNET.decrypt(&other_suite, &ct16),
@@ -371,7 +393,9 @@ mod tests {
     fn every_tampered_byte_is_rejected() {
         let (s, p) = keypair();
         let d = extract(&CUSTOS_V1, &s, b"id");
-        let ct = CUSTOS_V1.encrypt(&p, b"id", &[3u8; 32], &mut OsRng);
+        let ct = CUSTOS_V1
+            .encrypt(&p, b"id", &[3u8; 32], &mut OsRng)
+            .unwrap();
         let mut bad_v = ct;
         bad_v.v[5] ^= 1;
         assert_eq!(CUSTOS_V1.decrypt(&d, &bad_v), Err(OpenError::FoCheckFailed));
@@ -384,9 +408,27 @@ mod tests {
     }
 
     #[test]
+    fn identity_keys_are_refused() {
+        let (_, p) = keypair();
+        assert_eq!(
+            CUSTOS_V1.encrypt(&G2Affine::identity(), b"id", &[0u8; 32], &mut OsRng),
+            Err(OpenError::IdentityKey)
+        );
+        let ct = CUSTOS_V1
+            .encrypt(&p, b"id", &[0u8; 32], &mut OsRng)
+            .unwrap();
+        assert_eq!(
+            CUSTOS_V1.decrypt(&G1Affine::identity(), &ct),
+            Err(OpenError::IdentityKey)
+        );
+    }
+
+    #[test]
     fn ciphertext_encoding_round_trips_and_rejects_bad_lengths() {
         let (_, p) = keypair();
-        let ct = CUSTOS_V1.encrypt(&p, b"id", &[0u8; 32], &mut OsRng);
+        let ct = CUSTOS_V1
+            .encrypt(&p, b"id", &[0u8; 32], &mut OsRng)
+            .unwrap();
         let bytes = ct.to_bytes();
         assert_eq!(bytes.len(), 160);
         assert_eq!(Ciphertext::<32>::from_bytes(&bytes).unwrap(), ct);

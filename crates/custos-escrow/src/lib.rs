@@ -40,6 +40,7 @@ mod capsule;
 mod daykey;
 pub mod dkg;
 mod error;
+mod fixed_base;
 pub mod ibe;
 pub mod point;
 mod threshold;

@@ -17,6 +17,7 @@ use custos_escrow::{
 };
 use group::{Curve, Group};
 use proptest::prelude::*;
+use proptest::sample::Index;
 use rand_core::OsRng;
 
 fn small() -> ProptestConfig {
@@ -74,7 +75,7 @@ proptest! {
     fn ibe_round_trips(msg in any::<[u8; 32]>(), id in proptest::collection::vec(any::<u8>(), 0..100)) {
         let s = Scalar::from(0x1234_5678_9abc_def0u64);
         let master = (blstrs::G2Projective::generator() * s).to_affine();
-        let ct = CUSTOS_V1.encrypt(&master, &id, &msg, &mut OsRng);
+        let ct = CUSTOS_V1.encrypt(&master, &id, &msg, &mut OsRng).unwrap();
         prop_assert_eq!(Ciphertext::<32>::from_bytes(&ct.to_bytes()).unwrap(), ct);
         let key = (G1Projective::from(CUSTOS_V1.hash_identity(&id)) * s).to_affine();
         prop_assert_eq!(*CUSTOS_V1.decrypt(&key, &ct).unwrap(), msg);
@@ -92,5 +93,32 @@ proptest! {
         if let Ok(p) = PartialKey::from_bytes(&bytes) { prop_assert_eq!(&p.to_bytes()[..], &bytes[..]); }
         if let Ok(k) = IdentityKey::from_bytes(&bytes) { prop_assert_eq!(&k.to_bytes()[..], &bytes[..]); }
         if let Ok(s) = SecretShare::from_bytes(&bytes) { prop_assert_eq!(&s.to_bytes()[..], &bytes[..]); }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// One changed byte in a valid encoding is either rejected or yields a
+    /// value that re-encodes to exactly the changed bytes (no two encodings
+    /// of one value).
+    #[test]
+    fn mutated_encodings_stay_canonical(pos in any::<Index>(), xor in 1u8..=255) {
+        let (dk, shares) = dangerous::trusted_deal(3, 3, 2, &mut OsRng).unwrap();
+        let id = EscrowIdentity::new(&[1u8; 16], 3);
+        let capsule = seal(&dk, &[1u8; 16], 3, b"c", &[2u8; 32]).unwrap().to_bytes().to_vec();
+        let partial = shares[0].extract(&id).to_bytes().to_vec();
+        for (kind, mut bytes) in [("capsule", capsule), ("day key", dk.to_bytes()), ("partial", partial)] {
+            let i = pos.index(bytes.len());
+            bytes[i] ^= xor;
+            let reencoded = match kind {
+                "capsule" => Capsule::from_bytes(&bytes).map(|c| c.to_bytes().to_vec()).ok(),
+                "day key" => DayKey::from_bytes(&bytes).map(|d| d.to_bytes()).ok(),
+                _ => PartialKey::from_bytes(&bytes).map(|p| p.to_bytes().to_vec()).ok(),
+            };
+            if let Some(r) = reencoded {
+                prop_assert_eq!(r, bytes);
+            }
+        }
     }
 }
