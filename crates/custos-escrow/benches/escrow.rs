@@ -2,6 +2,8 @@
 //! commonware's Boneh–Franklin TLE in the same run as a baseline.
 //!
 //! Run on one core: `taskset -c 1 cargo bench -p custos-escrow --bench escrow`.
+//! Times are the benchmark thread's CPU time (`CpuTime` below), so that other
+//! processes sharing the core do not inflate them.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,17 +19,57 @@ use std::hint::black_box;
 use commonware_cryptography::bls12381::primitives::ops::{keypair, sign_message};
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::bls12381::tle;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use custos_escrow::dkg::{Dealing, DkgConfig, Recipient, public_key_of};
-use custos_escrow::{EscrowIdentity, PartialKey, SealContext, dangerous, open, seal};
+use custos_escrow::{
+    EscrowIdentity, PartialCheck, PartialKey, SealContext, dangerous, open, seal,
+    verify_partials_batch,
+};
 use rand_chacha_cw::ChaCha20Rng;
 use rand_chacha_cw::rand_core::SeedableRng;
 use rand_core::{OsRng, RngCore};
 
+/// Thread CPU time as a criterion measurement.
+struct CpuTime {
+    wall: WallTime,
+}
+
+impl CpuTime {
+    fn new() -> Self {
+        Self { wall: WallTime }
+    }
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = std::time::Duration;
+    fn start(&self) -> Self::Intermediate {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, i: Self::Intermediate) -> Self::Value {
+        i.elapsed()
+    }
+    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Self::Value {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.wall.formatter()
+    }
+}
+
+type C = Criterion<CpuTime>;
+
 const CONV: [u8; 16] = [0x42; 16];
 const DAY: u32 = 20_418;
 
-fn capsules(c: &mut Criterion) {
+fn capsules(c: &mut C) {
     let (dk, shares) = dangerous::trusted_deal(DAY, 5, 3, &mut OsRng).unwrap();
     let ctx = SealContext::new(&dk, &CONV, DAY).unwrap();
     let id = *ctx.identity();
@@ -61,7 +103,7 @@ fn capsules(c: &mut Criterion) {
     g.finish();
 }
 
-fn baseline(c: &mut Criterion) {
+fn baseline(c: &mut C) {
     let mut rng = ChaCha20Rng::from_seed([1u8; 32]);
     let (secret, public) = keypair::<_, MinSig>(&mut rng);
     let target = CONV;
@@ -82,7 +124,7 @@ fn baseline(c: &mut Criterion) {
 }
 
 /// Primitive costs behind the design choices (docs/design/0001).
-fn primitives(c: &mut Criterion) {
+fn primitives(c: &mut C) {
     use blstrs::{G1Projective, G2Projective, Scalar};
     use ff::Field;
     use group::{Curve, Group};
@@ -111,7 +153,7 @@ fn primitives(c: &mut Criterion) {
     g.finish();
 }
 
-fn partial_keys(c: &mut Criterion) {
+fn partial_keys(c: &mut C) {
     let (dk, shares) = dangerous::trusted_deal(DAY, 5, 3, &mut OsRng).unwrap();
     let id = EscrowIdentity::new(&CONV, DAY);
     let partials: Vec<PartialKey> = shares.iter().map(|s| s.extract(&id)).collect();
@@ -135,6 +177,31 @@ fn partial_keys(c: &mut Criterion) {
     });
     g.finish();
 
+    // A warrant's worth: 16 conversations of one day, 5 custodians each.
+    let ids: Vec<EscrowIdentity> = (0u8..16)
+        .map(|i| EscrowIdentity::new(&[i; 16], DAY))
+        .collect();
+    let many: Vec<(usize, PartialKey)> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(i, id)| shares.iter().map(move |s| (i, s.extract(id))))
+        .collect();
+    let checks: Vec<PartialCheck<'_>> = many
+        .iter()
+        .map(|(i, p)| PartialCheck {
+            day_key: &dk,
+            identity: &ids[*i],
+            partial: p,
+        })
+        .collect();
+    let mut g = c.benchmark_group("partial key");
+    g.throughput(Throughput::Elements(checks.len() as u64));
+    g.sample_size(20);
+    g.bench_function("verify batched, 16 identities x 5 keys", |b| {
+        b.iter(|| verify_partials_batch(black_box(&checks), &mut OsRng).unwrap())
+    });
+    g.finish();
+
     // A larger committee, to show the per-key cost of batching.
     let (dk64, shares64) = dangerous::trusted_deal(DAY, 64, 33, &mut OsRng).unwrap();
     let partials64: Vec<PartialKey> = shares64.iter().map(|s| s.extract(&id)).collect();
@@ -151,7 +218,7 @@ fn partial_keys(c: &mut Criterion) {
 }
 
 /// One full DKG among 5 custodians (threshold 3), all run on this core.
-fn dkg(c: &mut Criterion) {
+fn dkg(c: &mut C) {
     let secrets: Vec<[u8; 32]> = (0..5)
         .map(|_| {
             let mut k = [0u8; 32];
@@ -223,6 +290,10 @@ fn run_lockstep(cfg: &DkgConfig, secrets: &[[u8; 32]]) -> [u8; 32] {
 mod groups {
     #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
     use super::*;
-    criterion_group!(benches, capsules, baseline, primitives, partial_keys, dkg);
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().with_measurement(CpuTime::new());
+        targets = capsules, baseline, primitives, partial_keys, dkg
+    }
 }
 criterion_main!(groups::benches);

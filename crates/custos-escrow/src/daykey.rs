@@ -171,6 +171,9 @@ impl DayKey {
         partials: &[PartialKey],
         rng: &mut R,
     ) -> Result<(), ThresholdError> {
+        if partials.is_empty() {
+            return Err(ThresholdError::Empty);
+        }
         let mut items = Vec::with_capacity(partials.len());
         for p in partials {
             items.push(BatchItem {
@@ -179,7 +182,12 @@ impl DayKey {
                 partial: p,
             });
         }
-        threshold::verify_batch(&items, rng)
+        threshold::verify_batch(&items, rng).map_err(|bad| ThresholdError::InvalidPartials {
+            indices: bad
+                .iter()
+                .filter_map(|pos| partials.get(*pos).map(|p| p.index))
+                .collect(),
+        })
     }
 
     /// Combines `t` partial keys with distinct indices into the identity key
@@ -269,4 +277,46 @@ impl DayKey {
         r.finish().map_err(wrong)?;
         Self::new(day, threshold, master, vks)
     }
+}
+
+/// One partial key in a batch that spans identities and days: the day key
+/// of the custodian that produced it, the identity, and the key.
+#[derive(Debug, Clone, Copy)]
+pub struct PartialCheck<'a> {
+    /// The day key the partial key belongs to.
+    pub day_key: &'a DayKey,
+    /// The conversation-day identity it is for.
+    pub identity: &'a EscrowIdentity,
+    /// The partial key.
+    pub partial: &'a PartialKey,
+}
+
+/// Checks partial keys for many conversation-days at once (an authority
+/// holding the release for a whole warrant): one random linear combination
+/// and one multi-pairing with one term per distinct identity. On failure,
+/// [`ThresholdError::InvalidBatchItems`] gives the positions of the wrong
+/// keys in `checks`. `rng` must be a cryptographic RNG.
+pub fn verify_partials_batch<R: RngCore + CryptoRng>(
+    checks: &[PartialCheck<'_>],
+    rng: &mut R,
+) -> Result<(), ThresholdError> {
+    if checks.is_empty() {
+        return Err(ThresholdError::Empty);
+    }
+    if let Some(position) = checks
+        .iter()
+        .position(|c| c.identity.day() != c.day_key.day())
+    {
+        return Err(ThresholdError::DayMismatch { position });
+    }
+    let mut items = Vec::with_capacity(checks.len());
+    for c in checks {
+        items.push(BatchItem {
+            vk: c.day_key.vk_for(c.partial.index)?,
+            q_id: c.identity.point(),
+            partial: c.partial,
+        });
+    }
+    threshold::verify_batch(&items, rng)
+        .map_err(|positions| ThresholdError::InvalidBatchItems { positions })
 }

@@ -137,6 +137,19 @@ pub enum ThresholdError {
         /// Indices of the custodians whose partial keys are wrong.
         indices: Vec<u32>,
     },
+    /// A batch spanning identities failed; these are the positions of the
+    /// wrong partial keys in the batch.
+    #[error("{} partial keys in the batch do not verify, at positions {positions:?}", positions.len())]
+    InvalidBatchItems {
+        /// Positions in the input slice.
+        positions: Vec<usize>,
+    },
+    /// A batch item's identity is for another day than its day key.
+    #[error("batch item {position}: the identity's day is not the day key's day")]
+    DayMismatch {
+        /// Position in the input slice.
+        position: usize,
+    },
     /// Two partial keys carry the same index.
     #[error("duplicate partial key index {index}")]
     DuplicateIndex {

@@ -49,7 +49,7 @@ mod threshold;
 mod tests;
 
 pub use capsule::{Capsule, EscrowIdentity, IDENTITY_PREFIX, SealContext, open, seal, verify};
-pub use daykey::{DAY_KEY_VERSION, DayKey};
+pub use daykey::{DAY_KEY_VERSION, DayKey, PartialCheck, verify_partials_batch};
 pub use error::{CapsuleError, DecodeError, OpenError, ThresholdError};
 pub use threshold::{IdentityKey, MAX_CUSTODIANS, PartialKey, SecretShare};
 

@@ -306,3 +306,51 @@ fn trusted_deal_produces_a_working_day_key() {
         s.erase();
     }
 }
+
+#[test]
+fn batch_across_identities_and_days_names_bad_positions() {
+    let (dk1, sh1) = day_key_with_secret(DAY, &Scalar::random(OsRng));
+    let (dk2, sh2) = day_key_with_secret(DAY + 1, &Scalar::random(OsRng));
+    let ids = [
+        EscrowIdentity::new(&CONV_A, DAY),
+        EscrowIdentity::new(&CONV_B, DAY),
+        EscrowIdentity::new(&CONV_A, DAY + 1),
+    ];
+    let mut partials = Vec::new();
+    for (dk, shares, id) in [
+        (&dk1, &sh1, &ids[0]),
+        (&dk1, &sh1, &ids[1]),
+        (&dk2, &sh2, &ids[2]),
+    ] {
+        for s in shares.iter().take(3) {
+            partials.push((dk, id, s.extract(id)));
+        }
+    }
+    let checks: Vec<PartialCheck<'_>> = partials
+        .iter()
+        .map(|(dk, id, p)| PartialCheck {
+            day_key: dk,
+            identity: id,
+            partial: p,
+        })
+        .collect();
+    verify_partials_batch(&checks, &mut OsRng).unwrap();
+    // Swap in a partial key for the wrong identity at position 4.
+    let wrong = sh1[1].extract(&ids[0]);
+    let mut bad = checks.clone();
+    bad[4].partial = &wrong;
+    assert_eq!(
+        verify_partials_batch(&bad, &mut OsRng),
+        Err(ThresholdError::InvalidBatchItems { positions: vec![4] })
+    );
+    let mut wrong_day = checks.clone();
+    wrong_day[0].day_key = &dk2;
+    assert_eq!(
+        verify_partials_batch(&wrong_day, &mut OsRng),
+        Err(ThresholdError::DayMismatch { position: 0 })
+    );
+    assert_eq!(
+        verify_partials_batch(&[], &mut OsRng),
+        Err(ThresholdError::Empty)
+    );
+}

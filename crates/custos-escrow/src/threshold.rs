@@ -233,13 +233,12 @@ pub(crate) fn verify_one(vk: &G2Affine, q_id: &G1Affine, partial: &PartialKey) -
 /// in variable time, which is safe because every input is public and `ρ` is
 /// fresh per call. On failure each item is checked alone, so the error names
 /// exactly the bad custodians.
+///
+/// Returns the positions (in `items`) of the wrong partial keys, if any.
 pub(crate) fn verify_batch<R: RngCore + CryptoRng>(
     items: &[BatchItem<'_>],
     rng: &mut R,
-) -> Result<(), ThresholdError> {
-    if items.is_empty() {
-        return Err(ThresholdError::Empty);
-    }
+) -> Result<(), Vec<usize>> {
     let rhos: Vec<u64> = items.iter().map(|_| rng.next_u64() | 1).collect();
     let sigmas: Vec<G1Projective> = items
         .iter()
@@ -271,16 +270,17 @@ pub(crate) fn verify_batch<R: RngCore + CryptoRng>(
     ) {
         return Ok(());
     }
-    let indices: Vec<u32> = items
+    let bad: Vec<usize> = items
         .iter()
-        .filter(|it| !verify_one(it.vk, it.q_id, it.partial))
-        .map(|it| it.partial.index)
+        .enumerate()
+        .filter(|(_, it)| !verify_one(it.vk, it.q_id, it.partial))
+        .map(|(pos, _)| pos)
         .collect();
-    if indices.is_empty() {
+    if bad.is_empty() {
         // Only possible if the random combination itself was unlucky.
         return Ok(());
     }
-    Err(ThresholdError::InvalidPartials { indices })
+    Err(bad)
 }
 
 /// `Σ s_i·P_i` for 64-bit scalars, variable time (public inputs only):
