@@ -133,8 +133,8 @@ impl fmt::Debug for SecretShare {
 ///
 /// A partial key is not secret on its own, but `t` of them for one identity
 /// open that identity's capsules, so custodians release them only under a
-/// logged warrant, sealed to the authority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// logged warrant, sealed to the authority. `Debug` shows only the index.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PartialKey {
     /// The custodian's index, `1..=n`.
     pub index: u32,
@@ -180,9 +180,24 @@ impl PartialKey {
 /// master secret `s`, a BLS signature on the identity.
 ///
 /// Security: it opens every capsule of that conversation on that day and
-/// nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// nothing else. Its `Debug` output never shows the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct IdentityKey(pub(crate) G1Affine);
+
+impl fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityKey(<redacted>)")
+    }
+}
+
+impl fmt::Debug for PartialKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartialKey")
+            .field("index", &self.index)
+            .field("point", &"<redacted>")
+            .finish()
+    }
+}
 
 impl IdentityKey {
     /// Length of the encoding (a compressed G1 point).
@@ -284,35 +299,58 @@ pub(crate) fn verify_batch<R: RngCore + CryptoRng>(
 }
 
 /// `Σ s_i·P_i` for 64-bit scalars, variable time (public inputs only):
-/// interleaved 4-bit fixed windows, 64 shared doublings.
+/// interleaved signed 4-bit windows (digits in `-8..=7`, tables of
+/// `P..8P`), 68 shared doublings.
 fn msm_u64<G: Group>(points: &[G], scalars: &[u64]) -> G {
-    let tables: Vec<[G; 16]> = points
+    let tables: Vec<[G; 8]> = points
         .iter()
         .map(|p| {
-            let mut t = [G::identity(); 16];
-            let mut acc = G::identity();
-            for slot in t.iter_mut() {
-                *slot = acc;
+            let mut t = [*p; 8];
+            let mut acc = *p;
+            for slot in t.iter_mut().skip(1) {
                 acc += p;
+                *slot = acc;
             }
             t
         })
         .collect();
+    let digits: Vec<[i8; 17]> = scalars.iter().map(|s| signed_digits(*s)).collect();
     let mut acc = G::identity();
-    for w in (0..16u32).rev() {
+    for w in (0..17usize).rev() {
         for _ in 0..4 {
             acc = acc.double();
         }
-        for (t, s) in tables.iter().zip(scalars) {
-            let digit = ((s >> (4 * w)) & 0xf) as usize;
-            if digit != 0
-                && let Some(p) = t.get(digit)
-            {
-                acc += p;
+        for (t, d) in tables.iter().zip(digits.iter()) {
+            let digit = d.get(w).copied().unwrap_or(0);
+            let entry = t.get(usize::from(digit.unsigned_abs()).wrapping_sub(1));
+            match (digit.signum(), entry) {
+                (1, Some(p)) => acc += p,
+                (-1, Some(p)) => acc -= p,
+                _ => {}
             }
         }
     }
     acc
+}
+
+/// Recodes `s` as `Σ d_i 16^i` with `d_i` in `-8..=7` (the last digit 0 or 1).
+fn signed_digits(s: u64) -> [i8; 17] {
+    let mut out = [0i8; 17];
+    let mut carry = 0u64;
+    for (i, d) in out.iter_mut().enumerate().take(16) {
+        let nibble = ((s >> (4 * i)) & 0xf) + carry;
+        if nibble >= 8 {
+            *d = nibble as i8 - 16;
+            carry = 1;
+        } else {
+            *d = nibble as i8;
+            carry = 0;
+        }
+    }
+    if let Some(last) = out.last_mut() {
+        *last = carry as i8;
+    }
+    out
 }
 
 /// Combines the first `threshold` partial keys (distinct indices) by
@@ -441,9 +479,18 @@ mod tests {
     fn small_msm_matches_scalar_multiplication() {
         let p = G1Projective::generator();
         let q = G1Projective::generator().double();
-        let got = msm_u64(&[p, q], &[u64::MAX, 12345]);
-        let want = p * Scalar::from(u64::MAX) + q * Scalar::from(12345u64);
-        assert_eq!(got, want);
+        for (a, b) in [
+            (u64::MAX, 12345u64),
+            (0, 1),
+            (0x8888_8888_8888_8888, 0x7777_7777_7777_7777),
+        ] {
+            let got = msm_u64(&[p, q], &[a, b]);
+            assert_eq!(
+                got,
+                p * Scalar::from(a) + q * Scalar::from(b),
+                "{a:x} {b:x}"
+            );
+        }
         let g2 = G2Projective::generator();
         assert_eq!(
             msm_u64(&[g2], &[0xdead_beef]),
