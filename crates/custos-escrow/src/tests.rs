@@ -354,3 +354,34 @@ fn batch_across_identities_and_days_names_bad_positions() {
         Err(ThresholdError::Empty)
     );
 }
+
+#[test]
+fn batch_grouped_by_custodian_detects_a_bad_key() {
+    // Six identities from three custodians: fewer custodians than
+    // identities, so the batch groups by verification key.
+    let (dk, shares) = day_key_with_secret(DAY, &Scalar::random(OsRng));
+    let ids: Vec<EscrowIdentity> = (0u8..6)
+        .map(|i| EscrowIdentity::new(&[i; 16], DAY))
+        .collect();
+    let partials: Vec<(usize, PartialKey)> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(i, id)| shares.iter().take(3).map(move |s| (i, s.extract(id))))
+        .collect();
+    let checks: Vec<PartialCheck<'_>> = partials
+        .iter()
+        .map(|(i, p)| PartialCheck {
+            day_key: &dk,
+            identity: &ids[*i],
+            partial: p,
+        })
+        .collect();
+    verify_partials_batch(&checks, &mut OsRng).unwrap();
+    let swapped = shares[2].extract(&ids[0]);
+    let mut bad = checks.clone();
+    bad[7].partial = &swapped; // identity 2, custodian 2 slot, wrong key
+    assert_eq!(
+        verify_partials_batch(&bad, &mut OsRng),
+        Err(ThresholdError::InvalidBatchItems { positions: vec![7] })
+    );
+}

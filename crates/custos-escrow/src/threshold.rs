@@ -242,7 +242,9 @@ pub(crate) fn verify_one(vk: &G2Affine, q_id: &G1Affine, partial: &PartialKey) -
 
 /// Batched check by random linear combination: with random non-zero 64-bit
 /// `ρ_i`, `e(Σ ρ_i σ_i, G2) = Π_q e(q, Σ_{i: q_i = q} ρ_i vk_i)`, one
-/// multi-pairing with one term per distinct identity. A batch containing a
+/// multi-pairing with one term per distinct identity, or equivalently
+/// `Π_vk e(Σ_{i: vk_i = vk} ρ_i q_i, vk)` with one term per custodian when
+/// that is fewer. A batch containing a
 /// wrong key passes with probability at most `2^-64` (the bound used for BLS
 /// batch verification by Ethereum clients on blst); the sums are computed
 /// in variable time, which is safe because every input is public and `ρ` is
@@ -260,21 +262,45 @@ pub(crate) fn verify_batch<R: RngCore + CryptoRng>(
         .map(|it| G1Projective::from(it.partial.point))
         .collect();
     let agg = msm_u64(&sigmas, &rhos).to_affine();
-    // Group by identity point.
-    let mut groups: Vec<(&G1Affine, Vec<G2Projective>, Vec<u64>)> = Vec::new();
-    for (it, rho) in items.iter().zip(rhos.iter()) {
-        match groups.iter_mut().find(|(q, _, _)| *q == it.q_id) {
-            Some((_, vks, rs)) => {
-                vks.push(G2Projective::from(*it.vk));
-                rs.push(*rho);
+    // One pairing term per distinct identity (Σ ρ_i vk_i on the G2 side) or
+    // per distinct verification key (Σ ρ_i Q_i on the cheaper G1 side),
+    // whichever gives fewer terms: many conversation-days released by a few
+    // custodians group by custodian.
+    let distinct_ids = count_distinct(items.iter().map(|it| it.q_id));
+    let distinct_vks = count_distinct(items.iter().map(|it| it.vk));
+    let prepared: Vec<(G1Affine, G2Prepared)> = if distinct_vks < distinct_ids {
+        let mut groups: Vec<(&G2Affine, Vec<G1Projective>, Vec<u64>)> = Vec::new();
+        for (it, rho) in items.iter().zip(rhos.iter()) {
+            let q = G1Projective::from(*it.q_id);
+            match groups.iter_mut().find(|(vk, _, _)| *vk == it.vk) {
+                Some((_, qs, rs)) => {
+                    qs.push(q);
+                    rs.push(*rho);
+                }
+                None => groups.push((it.vk, vec![q], vec![*rho])),
             }
-            None => groups.push((it.q_id, vec![G2Projective::from(*it.vk)], vec![*rho])),
         }
-    }
-    let prepared: Vec<(G1Affine, G2Prepared)> = groups
-        .iter()
-        .map(|(q, vks, rs)| (**q, G2Prepared::from(msm_u64(vks, rs).to_affine())))
-        .collect();
+        groups
+            .iter()
+            .map(|(vk, qs, rs)| (msm_u64(qs, rs).to_affine(), G2Prepared::from(**vk)))
+            .collect()
+    } else {
+        let mut groups: Vec<(&G1Affine, Vec<G2Projective>, Vec<u64>)> = Vec::new();
+        for (it, rho) in items.iter().zip(rhos.iter()) {
+            let vk = G2Projective::from(*it.vk);
+            match groups.iter_mut().find(|(q, _, _)| *q == it.q_id) {
+                Some((_, vks, rs)) => {
+                    vks.push(vk);
+                    rs.push(*rho);
+                }
+                None => groups.push((it.q_id, vec![vk], vec![*rho])),
+            }
+        }
+        groups
+            .iter()
+            .map(|(q, vks, rs)| (**q, G2Prepared::from(msm_u64(vks, rs).to_affine())))
+            .collect()
+    };
     let mut terms: Vec<(&G1Affine, &G2Prepared)> = Vec::with_capacity(prepared.len() + 1);
     terms.push((&agg, neg_g2_prepared()));
     terms.extend(prepared.iter().map(|(q, p)| (q, p)));
@@ -296,6 +322,16 @@ pub(crate) fn verify_batch<R: RngCore + CryptoRng>(
         return Ok(());
     }
     Err(bad)
+}
+
+fn count_distinct<'a, T: PartialEq + 'a>(items: impl Iterator<Item = &'a T>) -> usize {
+    let mut seen: Vec<&T> = Vec::new();
+    for it in items {
+        if !seen.contains(&it) {
+            seen.push(it);
+        }
+    }
+    seen.len()
 }
 
 /// `Σ s_i·P_i` for 64-bit scalars, variable time (public inputs only):
