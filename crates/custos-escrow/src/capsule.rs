@@ -117,10 +117,18 @@ impl Capsule {
 ///
 /// A sender and its recipients keep one per conversation-day; each capsule
 /// then costs one G1 and one G2 multiplication and one Miller loop.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SealContext {
     identity: EscrowIdentity,
     master: Arc<G2Prepared>,
+}
+
+impl std::fmt::Debug for SealContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealContext")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SealContext {

@@ -23,13 +23,24 @@ pub const DAY_KEY_VERSION: u8 = 1;
 /// check that the verification keys lie on one polynomial of degree `t - 1`
 /// whose value at zero is `P`, so any `t` verified partial keys combine to
 /// the identity key under `P`. It holds no secret.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DayKey {
     day: u32,
     threshold: u16,
     master: G2Affine,
     verification_keys: Vec<G2Affine>,
     master_prepared: Arc<G2Prepared>,
+}
+
+impl std::fmt::Debug for DayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DayKey")
+            .field("day", &self.day)
+            .field("threshold", &self.threshold)
+            .field("custodians", &self.verification_keys.len())
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartialEq for DayKey {

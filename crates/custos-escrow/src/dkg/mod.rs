@@ -410,7 +410,8 @@ impl Dealing {
 
     /// Ends rounds 1–2 (when all acknowledgements arrived or their deadline
     /// passed): returns the next state and this dealer's signed log, to
-    /// broadcast. Shares of custodians that did not acknowledge are revealed
+    /// broadcast to every custodian, this one included (its own log counts
+    /// only once the broadcast delivers it). Shares of custodians that did not acknowledge are revealed
     /// in the log.
     pub fn finish(self) -> (Finalizing, Outgoing) {
         let log = self.dealer.finalize::<Majority>();
@@ -418,11 +419,10 @@ impl Dealing {
             to: Recipient::All,
             bytes: frame(Message::Log, &log.encode()),
         };
-        let mut logs = Logs::<MinSig, ed25519::PublicKey, Majority>::new(self.config.info.clone());
-        // Our own log is recorded directly.
-        if let Some((pk, checked)) = log.check(&self.config.info) {
-            logs.record(pk, checked);
-        }
+        // Our own log is not recorded here: it must come back through the
+        // broadcast like everyone else's, so that all custodians finalize
+        // over the same set of logs.
+        let logs = Logs::<MinSig, ed25519::PublicKey, Majority>::new(self.config.info.clone());
         (
             Finalizing {
                 config: self.config,

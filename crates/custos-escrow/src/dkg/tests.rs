@@ -35,6 +35,17 @@ fn lockstep(
     cfg: &DkgConfig,
     bad: impl Fn(u32, u32) -> bool,
 ) -> BTreeMap<u32, Result<DkgOutput, DkgError>> {
+    lockstep_with_logs(secrets, cfg, bad, |_| true)
+}
+
+/// As [`lockstep`]; `log_delivered(dealer)` says whether that dealer's log
+/// reaches the others (a dealer that never publishes its log).
+fn lockstep_with_logs(
+    secrets: &[[u8; 32]],
+    cfg: &DkgConfig,
+    bad: impl Fn(u32, u32) -> bool,
+    log_delivered: impl Fn(u32) -> bool,
+) -> BTreeMap<u32, Result<DkgOutput, DkgError>> {
     let n = secrets.len() as u32;
     let mut inbox: BTreeMap<u32, Vec<(u32, Vec<u8>)>> = (1..=n).map(|i| (i, Vec::new())).collect();
     let route = |from: u32, out: Vec<Outgoing>, inbox: &mut BTreeMap<u32, Vec<(u32, Vec<u8>)>>| {
@@ -75,7 +86,9 @@ fn lockstep(
     let mut fin = BTreeMap::new();
     for (i, d) in dealing {
         let (f, log) = d.finish();
-        route(i, vec![log], &mut inbox);
+        if log_delivered(i) {
+            route(i, vec![log], &mut inbox);
+        }
         fin.insert(i, f);
     }
     fin.into_iter()
@@ -167,6 +180,28 @@ fn complaint_answered_by_reveal_still_gives_every_custodian_a_share() {
     );
     if public.dealers.contains(&1) {
         assert_eq!(public.revealed, vec![4]);
+    }
+}
+
+#[test]
+fn silent_dealers_are_excluded_and_too_few_logs_fail() {
+    let (secrets, publics) = keys(5);
+    let cfg = DkgConfig::new(20_003, 3, &publics).unwrap();
+    // Dealers 1 and 5 never publish their logs: the other three qualify.
+    let public = check_agreement_and_use(
+        lockstep_with_logs(&secrets, &cfg, |_, _| false, |d| d != 1 && d != 5),
+        3,
+    );
+    assert_eq!(public.dealers, vec![2, 3, 4]);
+    // With only two logs published nobody can finish, and nobody pretends to.
+    let outputs = lockstep_with_logs(&secrets, &cfg, |_, _| false, |d| d <= 2);
+    for (i, o) in outputs {
+        if i > 2 {
+            assert!(
+                matches!(o, Err(DkgError::Failed(_))),
+                "custodian {i}: {o:?}"
+            );
+        }
     }
 }
 
