@@ -20,8 +20,8 @@ pub enum Phase {
 ///
 /// Contract: `send` delivers privately and authenticated to one custodian;
 /// `broadcast` delivers the same bytes to every custodian, the sender
-/// included, and all honest
-/// custodians must end up with the same set of broadcast messages;
+/// included, and all honest custodians must end up with the same set of
+/// broadcast messages;
 /// `collect` blocks until `phase` is over (every expected message arrived,
 /// or the phase's deadline passed) and returns the messages received in it,
 /// each with the authenticated sender's index.
