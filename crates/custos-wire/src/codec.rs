@@ -243,7 +243,10 @@ mod tests {
         assert!(matches!(r.bytes16(16), Err(WireError::Truncated { .. })));
         let mut r = Reader::new(&[1, 2, 3]);
         assert_eq!(r.u8().unwrap(), 1);
-        assert!(matches!(r.finish(), Err(WireError::TrailingBytes { count: 2 })));
+        assert!(matches!(
+            r.finish(),
+            Err(WireError::TrailingBytes { count: 2 })
+        ));
     }
 
     #[test]

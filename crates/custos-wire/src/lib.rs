@@ -17,5 +17,7 @@
 
 pub mod codec;
 mod error;
+pub mod manifest;
+pub mod statement;
 
 pub use error::WireError;
