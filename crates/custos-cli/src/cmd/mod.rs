@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
+pub mod log;
+pub mod witness;
+
 /// Custos: end-to-end encrypted messaging with accountable, logged lawful access.
 #[derive(Debug, Parser)]
 #[command(name = "custos", version, about, long_about = None)]
@@ -16,6 +20,20 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// The transparency log: `keygen`, `serve`.
+    Log {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: log::LogCommand,
+    },
+    /// A transparency log witness: `keygen`, `serve`.
+    Witness {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: witness::WitnessCommand,
+    },
+    /// Replay the log: recompute the tree, check every signature, count statements.
+    Audit(audit::AuditArgs),
 }
 
 /// Runs one parsed command line.
@@ -25,5 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("custos {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Log { cmd } => log::run(cmd),
+        Command::Witness { cmd } => witness::run(cmd),
+        Command::Audit(args) => audit::run(args),
     }
 }
