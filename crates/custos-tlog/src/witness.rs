@@ -247,20 +247,21 @@ async fn add_checkpoint(
         return Ok(conflict(known_size));
     }
     match known_hash {
-        Some(h) if size == known_size => {
+        Some(h) if size == known_size && known_size > 0 => {
             if h != hash {
                 tracing::warn!("split view: {origin} signed two roots for size {size}");
                 return Ok(conflict(known_size));
             }
         }
-        Some(h) => {
+        Some(h) if known_size > 0 => {
             if req.proof.len() > MAX_PROOF_HASHES
                 || tlog_tiles::check_tree(&req.proof, size, hash, known_size, h).is_err()
             {
                 return Err(bad_proof());
             }
         }
-        None => {
+        _ => {
+            // Nothing (or only the empty tree) cosigned yet: no proof needed.
             if !req.proof.is_empty() {
                 return Err(bad_proof());
             }

@@ -17,7 +17,11 @@ async fn size_of(client: &LogClient) -> u64 {
 
 fn refused(r: Result<custos_tlog::Submission, ClientError>) -> (u16, String) {
     match r {
-        Err(ClientError::Refused { status, code, message }) => {
+        Err(ClientError::Refused {
+            status,
+            code,
+            message,
+        }) => {
             assert!(!message.is_empty());
             (status, code)
         }
@@ -59,12 +63,32 @@ async fn submissions_are_proven_and_bad_inputs_change_nothing() {
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("forged signature", forged, 403, "bad_signature"),
         ("unknown author", outsider, 403, "unknown_author"),
-        ("provider publishing a release", wrong_role, 403, "role_not_allowed"),
-        ("authority publishing a release", authority_release, 403, "role_not_allowed"),
-        ("truncated", good[..good.len() - 1].to_vec(), 400, "malformed_statement"),
+        (
+            "provider publishing a release",
+            wrong_role,
+            403,
+            "role_not_allowed",
+        ),
+        (
+            "authority publishing a release",
+            authority_release,
+            403,
+            "role_not_allowed",
+        ),
+        (
+            "truncated",
+            good[..good.len() - 1].to_vec(),
+            400,
+            "malformed_statement",
+        ),
         ("empty", Vec::new(), 400, "malformed_statement"),
         ("oversized", vec![1u8; 70_000], 413, "too_large"),
-        ("trailing byte", [good.clone(), vec![0]].concat(), 400, "malformed_statement"),
+        (
+            "trailing byte",
+            [good.clone(), vec![0]].concat(),
+            400,
+            "malformed_statement",
+        ),
     ];
     for (name, body, status, code) in cases {
         let (s, c) = refused(client.submit_raw(body).await);
@@ -87,7 +111,13 @@ async fn submissions_are_proven_and_bad_inputs_change_nothing() {
     assert_eq!(tile.status(), 200);
     let tile = tile.bytes().await.unwrap();
     assert_eq!(&tile[..32], &tlog_tiles::record_hash(&entries[0]).0);
-    for bad in ["tile/0/000.p/6", "tile/0/000", "tile/0/5", "tile/99/000", "tile/entries/001"] {
+    for bad in [
+        "tile/0/000.p/6",
+        "tile/0/000",
+        "tile/0/5",
+        "tile/99/000",
+        "tile/entries/001",
+    ] {
         let r = http.get(format!("{url}/{bad}")).send().await.unwrap();
         assert_eq!(r.status(), 404, "{bad}");
         let body: serde_json::Value = r.json().await.unwrap();

@@ -35,10 +35,17 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("log {}: {} entries, root {}", report.origin, report.tree_size, report.root_hash);
+        println!(
+            "log {}: {} entries, root {}",
+            report.origin, report.tree_size, report.root_hash
+        );
         println!(
             "tree recomputed from entries: {}",
-            if report.root_matches { "matches" } else { "MISMATCH" }
+            if report.root_matches {
+                "matches"
+            } else {
+                "MISMATCH"
+            }
         );
         println!(
             "witness cosignatures: {} of {} required ({})",

@@ -5,8 +5,7 @@
 use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogConfig, NamedKey, WitnessConfig};
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::statement::{
-    DayKeyErasure, KeyRelease, ProviderFrankingKey, SignedStatement, Statement,
-    WarrantCommitment,
+    DayKeyErasure, KeyRelease, ProviderFrankingKey, SignedStatement, Statement, WarrantCommitment,
 };
 use ed25519_dalek::SigningKey;
 
@@ -38,12 +37,19 @@ impl Deployment {
     }
 
     pub fn witness_key(&self, i: usize) -> NamedKey {
-        NamedKey::from_seed(&format!("witness-{i}.test"), ALG_COSIGNATURE_V1, &self.witness_seeds[i])
-            .unwrap()
+        NamedKey::from_seed(
+            &format!("witness-{i}.test"),
+            ALG_COSIGNATURE_V1,
+            &self.witness_seeds[i],
+        )
+        .unwrap()
     }
 
     pub fn manifest(&self, witness_urls: &[String], quorum: usize) -> Manifest {
-        let p = |name: &str, role: Role, key: &ed25519_dalek::VerifyingKey, endpoint: Option<String>| {
+        let p = |name: &str,
+                 role: Role,
+                 key: &ed25519_dalek::VerifyingKey,
+                 endpoint: Option<String>| {
             Participant {
                 name: name.into(),
                 role,
@@ -54,13 +60,33 @@ impl Deployment {
         };
         let mut ps = vec![
             p(ORIGIN, Role::Log, &self.log_key().verifying_key(), None),
-            p("custodian-1.test", Role::Custodian, &self.custodian.verifying_key(), None),
-            p("police.test", Role::Authority, &self.authority.verifying_key(), None),
-            p("provider.test", Role::Provider, &self.provider.verifying_key(), None),
+            p(
+                "custodian-1.test",
+                Role::Custodian,
+                &self.custodian.verifying_key(),
+                None,
+            ),
+            p(
+                "police.test",
+                Role::Authority,
+                &self.authority.verifying_key(),
+                None,
+            ),
+            p(
+                "provider.test",
+                Role::Provider,
+                &self.provider.verifying_key(),
+                None,
+            ),
         ];
         for (i, url) in witness_urls.iter().enumerate() {
             let k = self.witness_key(i);
-            ps.push(p(k.name(), Role::Witness, &k.verifying_key(), Some(url.clone())));
+            ps.push(p(
+                k.name(),
+                Role::Witness,
+                &k.verifying_key(),
+                Some(url.clone()),
+            ));
         }
         Manifest::new(quorum, 1, Policy::default(), ps).unwrap()
     }
@@ -71,6 +97,26 @@ impl Deployment {
         dir: &std::path::Path,
         quorum: usize,
     ) -> (String, Vec<String>, Manifest) {
+        let urls = self.start_witnesses(dir).await;
+        let manifest = self.manifest(&urls, quorum);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = custos_tlog::spawn_log(
+            listener,
+            LogConfig {
+                data: dir.join("log"),
+                key: self.log_key(),
+                manifest: manifest.clone(),
+                clock: custos_clock::system(),
+                max_batch: 256,
+            },
+        )
+        .await
+        .unwrap();
+        (format!("http://{}", handle.addr), urls, manifest)
+    }
+
+    /// Starts only the witnesses; returns their URLs.
+    pub async fn start_witnesses(&self, dir: &std::path::Path) -> Vec<String> {
         let mut urls = Vec::new();
         for i in 0..self.witness_seeds.len() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -87,21 +133,7 @@ impl Deployment {
             .unwrap();
             urls.push(format!("http://{addr}"));
         }
-        let manifest = self.manifest(&urls, quorum);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_tlog::spawn_log(
-            listener,
-            LogConfig {
-                data: dir.join("log"),
-                key: self.log_key(),
-                manifest: manifest.clone(),
-                clock: custos_clock::system(),
-                max_batch: 256,
-            },
-        )
-        .await
-        .unwrap();
-        (format!("http://{}", handle.addr), urls, manifest)
+        urls
     }
 }
 
