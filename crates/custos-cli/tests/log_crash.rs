@@ -2,6 +2,13 @@
 //! points during a stream of concurrent submissions, many times, then check
 //! that every acknowledged entry is there, that the tree is consistent with
 //! every checkpoint ever served, and that no two served checkpoints conflict.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failure is a test failure"
+)]
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};

@@ -1,5 +1,12 @@
 //! Our checkpoint, note, cosignature and witness-request encodings against
 //! the examples of the C2SP specs (sources in `vectors/c2sp/SOURCES.md`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failure is a test failure"
+)]
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;

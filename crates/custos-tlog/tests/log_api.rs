@@ -1,4 +1,11 @@
 //! The log server end to end: admission, refusals, proofs, tiles, audit.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failure is a test failure"
+)]
 
 mod common;
 
@@ -37,7 +44,7 @@ async fn submissions_are_proven_and_bad_inputs_change_nothing() {
     let client = LogClient::new(&url).unwrap();
     let policy = TrustPolicy::from_manifest(&manifest).unwrap();
 
-    let statements = vec![
+    let statements = [
         release(&d.custodian, 1),
         erasure(&d.custodian, 20_000),
         commitment(&d.authority),

@@ -1,4 +1,11 @@
 //! Witnesses end to end: cosigning, quorum verification, refusals, split view.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failure is a test failure"
+)]
 
 mod common;
 
@@ -13,10 +20,10 @@ use custos_tlog::{LogClient, TrustPolicy, Verifier, VerifyError};
 async fn wait_for_cosigned(client: &LogClient, policy: &TrustPolicy, size: u64) -> Vec<u8> {
     for _ in 0..200 {
         let note = client.checkpoint().await.unwrap();
-        if let Ok(cp) = policy.verify_checkpoint(&note) {
-            if cp.size() >= size {
-                return note;
-            }
+        if let Ok(cp) = policy.verify_checkpoint(&note)
+            && cp.size() >= size
+        {
+            return note;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -1,6 +1,13 @@
 //! Shared setup for the integration tests: keys, a manifest, and real
 //! servers on 127.0.0.1:0.
-#![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failure is a test failure"
+)]
+#![allow(dead_code, reason = "each test binary uses part of the helpers")]
 
 use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogConfig, NamedKey, WitnessConfig};
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
