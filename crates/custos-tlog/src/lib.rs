@@ -47,7 +47,7 @@ pub use keys::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
 pub use merkle::{Hash, Tree};
 pub use server::{LogConfig, LogHandle, open_log, spawn_log};
 pub use verifier::{
-    InclusionVerified, TrustPolicy, VerifiedCheckpoint, Verifier, VerifyError, verify_consistency,
-    verify_inclusion,
+    InclusionVerified, TrustPolicy, VerifiedCheckpoint, Verifier, VerifyError, check_inclusion,
+    verify_consistency, verify_inclusion,
 };
 pub use witness::{WitnessConfig, spawn_witness, witness_router};

@@ -252,21 +252,28 @@ pub fn verify_inclusion(
         index,
         size: checkpoint.size,
     };
-    if index >= checkpoint.size || proof.len() > MAX_PROOF_HASHES {
-        return Err(err);
-    }
-    tlog_tiles::check_record(
-        &proof.to_vec(),
+    if !check_inclusion(
         checkpoint.size,
         checkpoint.hash,
         index,
         tlog_tiles::record_hash(entry),
-    )
-    .map_err(|_| err)?;
+        proof,
+    ) {
+        return Err(err);
+    }
     Ok(InclusionVerified {
         index,
         size: checkpoint.size,
     })
+}
+
+/// Whether `proof` shows that `leaf` (an RFC 6962 leaf hash) is entry
+/// `index` of the tree of `size` entries with root `root`. Prefer
+/// [`verify_inclusion`], which only accepts a verified checkpoint.
+pub fn check_inclusion(size: u64, root: Hash, index: u64, leaf: Hash, proof: &[Hash]) -> bool {
+    index < size
+        && proof.len() <= MAX_PROOF_HASHES
+        && tlog_tiles::check_record(&proof.to_vec(), size, root, index, leaf).is_ok()
 }
 
 /// Whether `proof` shows that the tree (`old_size`, `old_hash`) is a prefix of
