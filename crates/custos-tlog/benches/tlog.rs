@@ -180,6 +180,48 @@ fn append(c: &mut Criterion) {
             })
         },
     );
+    // Through HTTP with client-side batching: 64 statements per request.
+    const PER_REQUEST: usize = 64;
+    const BATCH_CONCURRENCY: usize = 16;
+    g.bench_function(
+        BenchmarkId::new(
+            "http_durable_batched_requests",
+            format!("{PER_REQUEST}_per_request_{BATCH_CONCURRENCY}_concurrent"),
+        ),
+        |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let work: Arc<Vec<SignedStatement>> = Arc::new(
+                        entries(&custodian, next_day, PER_ITER)
+                            .iter()
+                            .map(|e| SignedStatement::decode(e).unwrap())
+                            .collect(),
+                    );
+                    next_day += PER_ITER;
+                    let start = Instant::now();
+                    rt.block_on(async {
+                        let mut tasks = Vec::new();
+                        for w in 0..BATCH_CONCURRENCY {
+                            let client = client.clone();
+                            let work = Arc::clone(&work);
+                            tasks.push(tokio::spawn(async move {
+                                let chunks: Vec<_> = work.chunks(PER_REQUEST).collect();
+                                for chunk in chunks.iter().skip(w).step_by(BATCH_CONCURRENCY) {
+                                    client.submit_batch(chunk).await.unwrap();
+                                }
+                            }));
+                        }
+                        for t in tasks {
+                            t.await.unwrap();
+                        }
+                    });
+                    total += start.elapsed();
+                }
+                total
+            })
+        },
+    );
     g.finish();
 }
 

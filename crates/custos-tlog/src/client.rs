@@ -12,7 +12,7 @@ use custos_wire::statement::SignedStatement;
 use crate::http::ErrorBody;
 use crate::merkle::{Hash, TILE_WIDTH, TilePath};
 use crate::proof_json::{ProofResponse, decode_proof};
-use crate::server::SubmitResponse;
+use crate::server::{BatchResponse, SubmitResponse};
 use crate::verifier::{
     InclusionVerified, VerifiedCheckpoint, Verifier, VerifyError, verify_inclusion,
 };
@@ -105,6 +105,41 @@ impl LogClient {
             inclusion_proof: decode_proof(&r.inclusion_proof)
                 .ok_or_else(|| ClientError::Malformed("inclusion proof".into()))?,
         })
+    }
+
+    /// Submits up to 256 statements in one request (all or nothing); returns
+    /// once all are durable, each with a proof against one checkpoint.
+    pub async fn submit_batch(
+        &self,
+        statements: &[SignedStatement],
+    ) -> Result<Vec<Submission>, ClientError> {
+        let mut body = Vec::new();
+        for st in statements {
+            let bytes = st.encode()?;
+            let len = u16::try_from(bytes.len())
+                .map_err(|_| ClientError::Malformed("statement too long".into()))?;
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(&bytes);
+        }
+        let resp = self
+            .http
+            .post(format!("{}/add-statements", self.base))
+            .body(body)
+            .send()
+            .await?;
+        let r: BatchResponse = json_or_error(resp).await?;
+        r.entries
+            .into_iter()
+            .map(|e| {
+                Ok(Submission {
+                    index: e.index,
+                    tree_size: r.tree_size,
+                    checkpoint: r.checkpoint.clone().into_bytes(),
+                    inclusion_proof: decode_proof(&e.inclusion_proof)
+                        .ok_or_else(|| ClientError::Malformed("inclusion proof".into()))?,
+                })
+            })
+            .collect()
     }
 
     /// The checkpoint the log serves (cosigned when witnesses are configured).

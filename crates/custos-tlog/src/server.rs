@@ -7,6 +7,8 @@
 //! - `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]` — C2SP tlog-tiles;
 //! - `POST /add-statement` — body: one encoded `SignedStatement`; answers
 //!   `{index, tree_size, checkpoint, inclusion_proof}` once the entry is durable;
+//! - `POST /add-statements` — body: up to 256 records `u16 length || SignedStatement`;
+//!   admitted all or nothing; answers one checkpoint and a proof per statement;
 //! - `GET /proof/inclusion?index=I&size=S`, `GET /proof/consistency?old=M&size=S`
 //!   — convenience proofs (verifiers check them, so they need no trust);
 //! - `GET /manifest` — the deployment manifest the log admits statements by.
@@ -199,6 +201,7 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
         .route("/checkpoint", get(get_checkpoint))
         .route("/tile/{*path}", get(get_tile))
         .route("/add-statement", post(add_statement))
+        .route("/add-statements", post(add_statements))
         .route("/proof/inclusion", get(get_inclusion))
         .route("/proof/consistency", get(get_consistency))
         .route("/manifest", get(get_manifest))
@@ -342,17 +345,124 @@ async fn add_statement(
     body: axum::body::Body,
 ) -> Result<axum::Json<SubmitResponse>, ApiError> {
     let bytes = read_body(body, MAX_SIGNED_STATEMENT_LEN).await?;
-    let signed = SignedStatement::decode(&bytes).map_err(|e| {
+    admit(&s, &bytes, "")?;
+    let (index, size) = sequence(&s, vec![bytes])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("sequencer returned no index"))?;
+    let v = s.view.read().map_err(ApiError::internal_lock)?;
+    if v.size != size {
+        // A later batch already committed; prove against the newest checkpoint.
+        drop(v);
+        return proof_against_latest(&s, index);
+    }
+    // The reply is sent after `size` was published, so the proof exists.
+    let proof = v
+        .tree
+        .inclusion_proof(index, size)
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(SubmitResponse {
+        index,
+        tree_size: size,
+        checkpoint: String::from_utf8_lossy(&v.checkpoint).into_owned(),
+        inclusion_proof: encode_proof(&proof),
+    }))
+}
+
+/// Most statements in one `POST /add-statements` request.
+pub const MAX_STATEMENTS_PER_REQUEST: usize = 256;
+
+/// The JSON answer to `POST /add-statements`: one checkpoint, one proof per statement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Size of the checkpoint every proof is against.
+    pub tree_size: u64,
+    /// That checkpoint (log-signed note text).
+    pub checkpoint: String,
+    /// Index and inclusion proof of each statement, in request order.
+    pub entries: Vec<BatchEntry>,
+}
+
+/// One statement's place in a [`BatchResponse`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchEntry {
+    /// Index of the entry.
+    pub index: u64,
+    /// RFC 6962 inclusion proof, base64 hashes.
+    pub inclusion_proof: Vec<String>,
+}
+
+/// Splits a bundle of `u16 length || signed statement` records (the C2SP
+/// entry-bundle framing).
+pub fn split_bundle(body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<2>()?;
+        let (entry, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+        out.push(entry.to_vec());
+        rest = tail;
+    }
+    Some(out)
+}
+
+async fn add_statements(
+    State(s): State<Arc<AppState>>,
+    body: axum::body::Body,
+) -> Result<axum::Json<BatchResponse>, ApiError> {
+    let limit = MAX_STATEMENTS_PER_REQUEST * (MAX_SIGNED_STATEMENT_LEN + 2);
+    let bytes = read_body(body, limit).await?;
+    let statements = split_bundle(&bytes)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_STATEMENTS_PER_REQUEST)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "malformed_bundle",
+                format!(
+                    "body must be 1 to {MAX_STATEMENTS_PER_REQUEST} records of u16 length || SignedStatement"
+                ),
+            )
+        })?;
+    // All or nothing: one bad statement refuses the whole request.
+    for (i, st) in statements.iter().enumerate() {
+        admit(&s, st, &format!("statement {i}: "))?;
+    }
+    let acks = sequence(&s, statements).await?;
+    let v = s.view.read().map_err(ApiError::internal_lock)?;
+    let mut entries = Vec::with_capacity(acks.len());
+    for (index, _) in acks {
+        let proof = v
+            .tree
+            .inclusion_proof(index, v.size)
+            .map_err(ApiError::internal)?;
+        entries.push(BatchEntry {
+            index,
+            inclusion_proof: encode_proof(&proof),
+        });
+    }
+    Ok(axum::Json(BatchResponse {
+        tree_size: v.size,
+        checkpoint: String::from_utf8_lossy(&v.checkpoint).into_owned(),
+        entries,
+    }))
+}
+
+/// Admission: canonical form, author signature, manifest participant, role rule.
+fn admit(s: &AppState, bytes: &[u8], at: &str) -> Result<(), ApiError> {
+    let signed = SignedStatement::decode(bytes).map_err(|e| {
         ApiError::bad_request(
             "malformed_statement",
             format!(
-                "{e}; the body must be one canonical SignedStatement (docs/spec/statements.md)"
+                "{at}{e}; the body must be one canonical SignedStatement (docs/spec/statements.md)"
             ),
         )
     })?;
     let statement = signed.verify().map_err(|e| match e {
-        StatementError::Wire(w) => ApiError::bad_request("malformed_statement", w.to_string()),
-        other => ApiError::new(StatusCode::FORBIDDEN, "bad_signature", other.to_string()),
+        StatementError::Wire(w) => ApiError::bad_request("malformed_statement", format!("{at}{w}")),
+        other => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            format!("{at}{other}"),
+        ),
     })?;
     let author = s
         .manifest
@@ -361,7 +471,7 @@ async fn add_statement(
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 "unknown_author",
-                "the author key is not a participant of the deployment manifest",
+                format!("{at}the author key is not a participant of the deployment manifest"),
             )
         })?;
     let kind = statement.kind();
@@ -370,46 +480,38 @@ async fn add_statement(
             StatusCode::FORBIDDEN,
             "role_not_allowed",
             format!(
-                "participant `{}` has role {:?}, which may not publish {} statements",
+                "{at}participant `{}` has role {:?}, which may not publish {} statements",
                 author.name,
                 author.role,
                 kind.name()
             ),
         ));
     }
+    Ok(())
+}
+
+/// Queues admitted entries and waits until each is durable: (index, size).
+async fn sequence(s: &AppState, entries: Vec<Vec<u8>>) -> Result<Vec<(u64, u64)>, ApiError> {
     if s.failed.load(Ordering::SeqCst) {
         return Err(unavailable());
     }
-    let (reply, rx) = oneshot::channel();
-    s.tx.send(Pending {
-        entry: bytes,
-        reply,
-    })
-    .await
-    .map_err(|_| unavailable())?;
-    let (index, size) = rx
-        .await
-        .map_err(|_| unavailable())?
-        .map_err(|()| unavailable())?;
-    let v = s.view.read().map_err(ApiError::internal_lock)?;
-    // The reply is sent after `size` was published, so the proof exists.
-    let proof = v
-        .tree
-        .inclusion_proof(index, size)
-        .map_err(ApiError::internal)?;
-    let checkpoint = if v.size == size {
-        String::from_utf8_lossy(&v.checkpoint).into_owned()
-    } else {
-        // A later batch already committed; prove against the newest checkpoint.
-        drop(v);
-        return proof_against_latest(&s, index);
-    };
-    Ok(axum::Json(SubmitResponse {
-        index,
-        tree_size: size,
-        checkpoint,
-        inclusion_proof: encode_proof(&proof),
-    }))
+    let mut waits = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (reply, rx) = oneshot::channel();
+        s.tx.send(Pending { entry, reply })
+            .await
+            .map_err(|_| unavailable())?;
+        waits.push(rx);
+    }
+    let mut out = Vec::with_capacity(waits.len());
+    for rx in waits {
+        out.push(
+            rx.await
+                .map_err(|_| unavailable())?
+                .map_err(|()| unavailable())?,
+        );
+    }
+    Ok(out)
 }
 
 fn proof_against_latest(s: &AppState, index: u64) -> Result<axum::Json<SubmitResponse>, ApiError> {

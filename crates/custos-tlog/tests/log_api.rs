@@ -175,3 +175,42 @@ async fn concurrent_submissions_are_batched_and_all_proven() {
     indexes.sort_unstable();
     assert_eq!(indexes, (0..200).collect::<Vec<u64>>());
 }
+
+#[tokio::test]
+async fn batch_submission_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Deployment::new(0);
+    let (url, _, manifest) = d.start(tmp.path(), 0).await;
+    let client = LogClient::new(&url).unwrap();
+    let policy = TrustPolicy::from_manifest(&manifest).unwrap();
+    let batch: Vec<_> = (0..10).map(|i| erasure(&d.custodian, i)).collect();
+    let subs = client.submit_batch(&batch).await.unwrap();
+    for (st, sub) in batch.iter().zip(&subs) {
+        let cp = policy.verify_checkpoint(&sub.checkpoint).unwrap();
+        verify_inclusion(&cp, sub.index, &st.encode().unwrap(), &sub.inclusion_proof).unwrap();
+    }
+    // One statement from a role that may not publish it refuses the whole batch.
+    let mut bad = vec![erasure(&d.custodian, 100), erasure(&d.custodian, 101)];
+    bad.push(release(&d.provider, 1));
+    match client.submit_batch(&bad).await {
+        Err(ClientError::Refused {
+            status,
+            code,
+            message,
+        }) => {
+            assert_eq!((status, code.as_str()), (403, "role_not_allowed"));
+            assert!(message.starts_with("statement 2: "));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(size_of(&client).await, 10);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/add-statements"))
+        .body(vec![0u8, 9, 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(size_of(&client).await, 10);
+}
