@@ -69,6 +69,10 @@ fn baselines(c: &mut Criterion) {
     g.bench_function("sha256_of_one_entry", |b| {
         b.iter(|| Sha256::digest(std::hint::black_box(&entry)))
     });
+    let signed = SignedStatement::decode(&entry).unwrap();
+    g.bench_function("ed25519_verify_one_statement", |b| {
+        b.iter(|| std::hint::black_box(&signed).verify().unwrap())
+    });
     g.bench_function("sha256_node_hash", |b| {
         let left = [1u8; 32];
         let right = [2u8; 32];
