@@ -53,6 +53,7 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
             let key = NamedKey::read_file(&key, ALG_ED25519)?;
             let manifest_path = manifest.unwrap_or_else(|| data.join("manifest.toml"));
             let manifest = read_manifest(&manifest_path)?;
+            super::init_tracing();
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&listen)

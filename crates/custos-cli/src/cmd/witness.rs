@@ -51,6 +51,7 @@ pub fn run(cmd: WitnessCommand) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| parse_log(s))
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            super::init_tracing();
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&listen)
