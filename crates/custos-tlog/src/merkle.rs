@@ -347,4 +347,27 @@ mod tests {
         assert!(t.tile(1, 0, 3, 600).is_none());
         assert!(t.tile(9, 0, 1, 600).is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_tile_paths_round_trip(level in proptest::option::of(0u8..=63), n in proptest::prelude::any::<u64>(), width in 1u64..=256) {
+            let p = TilePath { level, n, width };
+            proptest::prop_assert_eq!(TilePath::parse(&p.to_path()), Some(p));
+        }
+
+        #[test]
+        fn prop_proofs_verify(size in 1u64..300, seed in proptest::prelude::any::<u64>()) {
+            let mut t = Tree::new();
+            for i in 0..size {
+                t.append_entry(&(i ^ seed).to_be_bytes()).unwrap();
+            }
+            let index = seed % size;
+            let old = 1 + seed % size;
+            let root = t.root(size).unwrap();
+            let p = t.inclusion_proof(index, size).unwrap();
+            tlog_tiles::check_record(&p, size, root, index, record_hash(&(index ^ seed).to_be_bytes())).unwrap();
+            let c = t.consistency_proof(old, size).unwrap();
+            proptest::prop_assert!(crate::verifier::verify_consistency(old, t.root(old).unwrap(), size, root, &c));
+        }
+    }
 }

@@ -355,4 +355,12 @@ CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
         );
         assert!(AddCheckpoint::parse(many.as_bytes()).is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_requests_round_trip(old in proptest::prelude::any::<u64>(), hashes in proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 0..63), tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let req = AddCheckpoint { old, proof: hashes.into_iter().map(Hash).collect(), checkpoint: tail };
+            proptest::prop_assert_eq!(AddCheckpoint::parse(&req.encode()), Some(req));
+        }
+    }
 }
