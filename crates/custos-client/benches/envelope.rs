@@ -26,7 +26,13 @@ fn member(name: &str, provider: &OpenMlsRustCrypto) -> (CredentialWithKey, Signa
     )
 }
 
-fn openmls_pair() -> (OpenMlsRustCrypto, SignatureKeyPair, MlsGroup, OpenMlsRustCrypto, MlsGroup) {
+fn openmls_pair() -> (
+    OpenMlsRustCrypto,
+    SignatureKeyPair,
+    MlsGroup,
+    OpenMlsRustCrypto,
+    MlsGroup,
+) {
     let pa = OpenMlsRustCrypto::default();
     let pb = OpenMlsRustCrypto::default();
     let (ca, ka) = member("alice", &pa);
@@ -41,7 +47,8 @@ fn openmls_pair() -> (OpenMlsRustCrypto, SignatureKeyPair, MlsGroup, OpenMlsRust
         .add_members(&pa, &ka, &[kp.key_package().clone()])
         .unwrap();
     ga.merge_pending_commit(&pa).unwrap();
-    let welcome = MlsMessageIn::tls_deserialize_exact(welcome.tls_serialize_detached().unwrap()).unwrap();
+    let welcome =
+        MlsMessageIn::tls_deserialize_exact(welcome.tls_serialize_detached().unwrap()).unwrap();
     let MlsMessageBodyIn::Welcome(welcome) = welcome.extract() else {
         panic!("not a welcome")
     };

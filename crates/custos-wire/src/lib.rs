@@ -21,7 +21,9 @@ pub mod envelope;
 mod error;
 pub mod frames;
 pub mod ids;
+pub mod manifest;
 pub mod payload;
+pub mod statement;
 
 pub use error::WireError;
 pub use ids::{ChainId, ConversationId};

@@ -1,7 +1,10 @@
 //! Subcommand definitions and dispatch.
 
+pub mod audit;
 pub mod demo;
+pub mod log;
 pub mod user;
+pub mod witness;
 
 use clap::{Parser, Subcommand};
 
@@ -31,18 +34,59 @@ pub enum Command {
     Receive(user::ReceiveArgs),
     /// Walk through the whole system on loopback, in a temporary folder.
     Demo(demo::DemoArgs),
+    /// The transparency log: `keygen`, `serve`.
+    Log {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: log::LogCommand,
+    },
+    /// A transparency log witness: `keygen`, `serve`.
+    Witness {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: witness::WitnessCommand,
+    },
+    /// Replay the log: recompute the tree, check every signature, count statements.
+    Audit(audit::AuditArgs),
+    /// Print the version and exit.
+    Version,
+}
+
+/// Sends service logs to stderr; `RUST_LOG` overrides the default `info` level.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Commands that own their runtime.
+    let command = match cli.command {
+        Command::Version => {
+            println!("custos {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        Command::Log { cmd } => return log::run(cmd),
+        Command::Witness { cmd } => return witness::run(cmd),
+        Command::Audit(args) => return audit::run(args),
+        other => other,
+    };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        match cli.command {
+        match command {
             Command::Register(a) => user::register(&cli.home, a).await,
             Command::Conversation(c) => user::conversation(&cli.home, c).await,
             Command::Send(a) => user::send(&cli.home, a).await,
             Command::Receive(a) => user::receive(&cli.home, a).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Version
+            | Command::Log { .. }
+            | Command::Witness { .. }
+            | Command::Audit(_) => Ok(()),
         }
     })
 }

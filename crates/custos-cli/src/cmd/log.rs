@@ -1,0 +1,105 @@
+//! `custos log`: key generation and the transparency log server.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use custos_tlog::{ALG_ED25519, LogConfig, NamedKey};
+use custos_wire::manifest::Manifest;
+
+/// `custos log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Generate a log checkpoint key; prints the public key for the manifest.
+    Keygen {
+        /// Log origin (key name), e.g. `log.custos.example`.
+        #[arg(long)]
+        name: String,
+        /// Where to write the private key (created with mode 0600, never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Serve the transparency log.
+    Serve {
+        /// Data directory (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on, e.g. `127.0.0.1:7000` (port 0 picks one).
+        #[arg(long)]
+        listen: String,
+        /// The log's private key file (from `custos log keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Deployment manifest (default: DATA/manifest.toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Most entries committed by one fsync'd batch.
+        #[arg(long, default_value_t = custos_tlog::server::DEFAULT_MAX_BATCH)]
+        max_batch: usize,
+    },
+}
+
+/// Runs a `custos log` subcommand.
+pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
+    match cmd {
+        LogCommand::Keygen { name, out } => keygen(&name, &out, ALG_ED25519),
+        LogCommand::Serve {
+            data,
+            listen,
+            key,
+            manifest,
+            max_batch,
+        } => {
+            let key = NamedKey::read_file(&key, ALG_ED25519)?;
+            let manifest_path = manifest.unwrap_or_else(|| data.join("manifest.toml"));
+            let manifest = read_manifest(&manifest_path)?;
+            super::init_tracing();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let origin = key.name().to_owned();
+                let handle = custos_tlog::spawn_log(
+                    listener,
+                    LogConfig {
+                        data,
+                        key,
+                        manifest,
+                        clock: custos_clock::system(),
+                        max_batch,
+                    },
+                )
+                .await?;
+                println!("custos log {origin} listening on http://{}", handle.addr);
+                tokio::signal::ctrl_c().await?;
+                handle.abort();
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Generates a key of signature type `alg` and writes it to `out`.
+pub fn keygen(name: &str, out: &std::path::Path, alg: u8) -> anyhow::Result<()> {
+    let key = NamedKey::generate(name, alg)?;
+    key.write_file(out)
+        .with_context(|| "choose a path that does not exist yet")?;
+    println!("vkey: {}", key.vkey());
+    println!(
+        "public_key: {}",
+        hex::encode(key.verifying_key().to_bytes())
+    );
+    Ok(())
+}
+
+/// Reads and validates a manifest file.
+pub fn read_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the manifest {}; pass --manifest FILE",
+            path.display()
+        )
+    })?;
+    Ok(Manifest::from_toml(&text)?)
+}

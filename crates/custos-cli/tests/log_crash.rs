@@ -1,0 +1,221 @@
+//! Crash safety of the real `custos log serve` binary: SIGKILL at random
+//! points during a stream of concurrent submissions, many times, then check
+//! that every acknowledged entry is there, that the tree is consistent with
+//! every checkpoint ever served, and that no two served checkpoints conflict.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failure is a test failure"
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use custos_tlog::checkpoint::parse_checkpoint;
+use custos_tlog::{LogClient, Tree, TrustPolicy};
+use custos_wire::manifest::{Manifest, Participant, Policy, Role};
+use custos_wire::statement::{DayKeyErasure, SignedStatement, Statement};
+use ed25519_dalek::SigningKey;
+use rand::Rng as _;
+
+const ORIGIN: &str = "log.crash.test";
+const CYCLES: usize = 12;
+const WRITERS: usize = 8;
+
+fn custos() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_custos"))
+}
+
+fn start(dir: &std::path::Path) -> (Child, String) {
+    let mut child = custos()
+        .args([
+            "log",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-batch",
+            "64",
+        ])
+        .arg("--data")
+        .arg(dir.join("data"))
+        .arg("--key")
+        .arg(dir.join("log.key"))
+        .arg("--manifest")
+        .arg(dir.join("manifest.toml"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .rsplit_once("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .1
+        .to_owned();
+    (child, url)
+}
+
+#[derive(Default)]
+struct Seen {
+    acked: Vec<(u64, Vec<u8>)>,
+    served: Vec<Vec<u8>>,
+}
+
+#[test]
+fn sigkill_during_submissions_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = custos()
+        .args(["log", "keygen", "--name", ORIGIN, "--out"])
+        .arg(tmp.path().join("log.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let log_hex = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key: "))
+        .unwrap()
+        .to_owned();
+    let custodian = SigningKey::from_bytes(&[3; 32]);
+    let manifest = Manifest::new(
+        0,
+        1,
+        Policy::default(),
+        vec![
+            Participant {
+                name: ORIGIN.into(),
+                role: Role::Log,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: log_hex,
+            },
+            Participant {
+                name: "custodian.test".into(),
+                role: Role::Custodian,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(custodian.verifying_key().to_bytes()),
+            },
+        ],
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("manifest.toml"),
+        manifest.to_toml().unwrap(),
+    )
+    .unwrap();
+    let policy = TrustPolicy::from_manifest(&manifest).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let next = Arc::new(AtomicU32::new(0));
+    let mut rng = rand::thread_rng();
+    for _cycle in 0..CYCLES {
+        let (mut child, url) = start(tmp.path());
+        let kill_after = Duration::from_millis(rng.gen_range(20..300));
+        rt.block_on(async {
+            let client = LogClient::new(&url).unwrap();
+            let mut tasks = Vec::new();
+            for w in 0..WRITERS {
+                let client = client.clone();
+                let seen = Arc::clone(&seen);
+                let next = Arc::clone(&next);
+                let custodian = custodian.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0u32.. {
+                        if w == 0 && i % 4 == 0 {
+                            match client.checkpoint().await {
+                                Ok(note) => seen.lock().unwrap().served.push(note),
+                                Err(_) => return,
+                            }
+                        }
+                        let st = Statement::DayKeyErasure(DayKeyErasure {
+                            day: next.fetch_add(1, Ordering::SeqCst),
+                            custodian: "custodian.test".into(),
+                            erased_at: 0,
+                        });
+                        let bytes = SignedStatement::sign(&st, &custodian)
+                            .unwrap()
+                            .encode()
+                            .unwrap();
+                        match client.submit_raw(bytes.clone()).await {
+                            Ok(sub) => {
+                                let mut s = seen.lock().unwrap();
+                                s.acked.push((sub.index, bytes));
+                                s.served.push(sub.checkpoint);
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                }));
+            }
+            tokio::time::sleep(kill_after).await;
+            // SIGKILL, mid-stream.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    }
+
+    let (mut child, url) = start(tmp.path());
+    let (note, entries) = rt.block_on(async {
+        let client = LogClient::new(&url).unwrap();
+        let note = client.checkpoint().await.unwrap();
+        let size = parse_checkpoint(&note).unwrap().checkpoint.size();
+        (note, client.entries(0, size).await.unwrap())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let final_cp = policy.verify_checkpoint(&note).unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.acked.len() >= 50,
+        "only {} acknowledgements: the test did not exercise the log",
+        seen.acked.len()
+    );
+    // Every acknowledged entry is there, at its index.
+    for (index, bytes) in &seen.acked {
+        assert_eq!(
+            entries.get(*index as usize),
+            Some(bytes),
+            "entry {index} lost"
+        );
+    }
+    // The tree is consistent with every checkpoint ever served, so no two conflict.
+    let mut tree = Tree::new();
+    for e in &entries {
+        tree.append_entry(e).unwrap();
+    }
+    assert_eq!(tree.root(final_cp.size()).unwrap(), final_cp.hash());
+    let mut by_size = HashMap::new();
+    for served in &seen.served {
+        let cp = policy.verify_checkpoint(served).unwrap();
+        assert!(cp.size() <= final_cp.size());
+        assert_eq!(
+            tree.root(cp.size()).unwrap(),
+            cp.hash(),
+            "served checkpoint forked"
+        );
+        if let Some(prev) = by_size.insert(cp.size(), cp.hash()) {
+            assert_eq!(prev, cp.hash());
+        }
+    }
+    eprintln!(
+        "{CYCLES} kills: {} acknowledged, {} checkpoints served, final size {}",
+        seen.acked.len(),
+        seen.served.len(),
+        final_cp.size()
+    );
+}

@@ -1,0 +1,132 @@
+//! Audit: replay every entry of the log, recompute the tree, check every
+//! author signature, the role rule and the checkpoint's cosignatures, and
+//! count statements by type. The lawful-access and dashboard issues extend
+//! the report.
+//!
+//! # Security meaning
+//! An audit that passes shows that the checkpoint the log serves commits to
+//! exactly the entries it serves, that every entry is a canonical statement
+//! signed by a participant allowed to publish it, and how many witnesses
+//! vouch for the checkpoint. It trusts the manifest it is given.
+
+use std::collections::BTreeMap;
+
+use custos_wire::manifest::Manifest;
+use custos_wire::statement::{SignedStatement, StatementKind};
+use serde::Serialize;
+
+use crate::client::{ClientError, LogClient};
+use crate::merkle::Tree;
+use crate::verifier::{TrustPolicy, VerifyError};
+
+/// One entry the audit refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct BadEntry {
+    /// Index.
+    pub index: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The audit's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    /// Log origin.
+    pub origin: String,
+    /// Checkpoint size.
+    pub tree_size: u64,
+    /// Checkpoint root, base64.
+    pub root_hash: String,
+    /// Whether the replayed entries hash to the checkpoint root.
+    pub root_matches: bool,
+    /// Witnesses whose cosignatures verified.
+    pub witnesses: Vec<String>,
+    /// Cosignatures required by the manifest.
+    pub witness_quorum: usize,
+    /// Whether the checkpoint verified with its quorum (else why not).
+    pub checkpoint_error: Option<String>,
+    /// Valid statements by type.
+    pub counts: BTreeMap<String, u64>,
+    /// Entries that failed decoding, signature or role checks.
+    pub bad_entries: Vec<BadEntry>,
+    /// SHA-256 of the manifest used, hex (compare out of band).
+    pub manifest_hash: String,
+}
+
+impl AuditReport {
+    /// Whether everything checked out.
+    pub fn ok(&self) -> bool {
+        self.root_matches && self.checkpoint_error.is_none() && self.bad_entries.is_empty()
+    }
+}
+
+/// Runs the audit against the log behind `client` under `manifest`.
+pub async fn audit(client: &LogClient, manifest: &Manifest) -> Result<AuditReport, ClientError> {
+    let policy = TrustPolicy::from_manifest(manifest)?;
+    let note = client.checkpoint().await?;
+    // First the log signature alone, to learn the size even without quorum.
+    let log_only = {
+        let log = manifest
+            .log()
+            .ok_or_else(|| VerifyError::Policy("manifest has no log".into()))?;
+        let key = log
+            .verifying_key()
+            .map_err(|e| VerifyError::Policy(e.to_string()))?;
+        TrustPolicy::new(&log.name, key, &[], 0)?.verify_checkpoint(&note)?
+    };
+    let (witnesses, checkpoint_error) = match policy.verify_checkpoint(&note) {
+        Ok(cp) => (cp.witnesses().to_vec(), None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let size = log_only.size();
+    let entries = client.entries(0, size).await?;
+    let mut tree = Tree::new();
+    let mut counts: BTreeMap<String, u64> = StatementKind::ALL
+        .iter()
+        .map(|k| (k.name().to_owned(), 0))
+        .collect();
+    let mut bad_entries = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let index = i as u64;
+        tree.append_entry(entry)
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        match check_entry(manifest, entry) {
+            Ok(kind) => *counts.entry(kind.name().to_owned()).or_default() += 1,
+            Err(reason) => bad_entries.push(BadEntry { index, reason }),
+        }
+    }
+    let root_matches = tree.size() == size
+        && tree
+            .root(size)
+            .map(|r| r == log_only.hash())
+            .unwrap_or(false);
+    Ok(AuditReport {
+        origin: policy.origin().to_owned(),
+        tree_size: size,
+        root_hash: log_only.hash().to_string(),
+        root_matches,
+        witnesses,
+        witness_quorum: manifest.witness_quorum,
+        checkpoint_error,
+        counts,
+        bad_entries,
+        manifest_hash: hex::encode(
+            manifest
+                .hash()
+                .map_err(|e| ClientError::Malformed(e.to_string()))?,
+        ),
+    })
+}
+
+fn check_entry(manifest: &Manifest, entry: &[u8]) -> Result<StatementKind, String> {
+    let signed = SignedStatement::decode(entry).map_err(|e| e.to_string())?;
+    let statement = signed.verify().map_err(|e| e.to_string())?;
+    let author = manifest
+        .participant_by_key(signed.author())
+        .ok_or("author is not a manifest participant")?;
+    let kind = statement.kind();
+    if !author.role.may_publish(kind) {
+        return Err(format!("{:?} may not publish {}", author.role, kind.name()));
+    }
+    Ok(kind)
+}

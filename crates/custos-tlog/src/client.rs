@@ -1,0 +1,291 @@
+//! HTTP client of the log, for custodians, clients, the delivery server and audit.
+//!
+//! Nothing the log answers is trusted: checkpoints go through a
+//! [`Verifier`], proofs through [`verify_inclusion`] / consistency checks.
+//! [`LogClient::submit`] returns the log's answer unverified; call
+//! [`LogClient::prove_included`] to get a witnessed inclusion proof.
+
+use std::time::Duration;
+
+use custos_wire::statement::SignedStatement;
+
+use crate::http::ErrorBody;
+use crate::merkle::{Hash, TILE_WIDTH, TilePath};
+use crate::proof_json::{ProofResponse, decode_proof};
+use crate::server::{BatchResponse, SubmitResponse};
+use crate::verifier::{
+    InclusionVerified, VerifiedCheckpoint, Verifier, VerifyError, verify_inclusion,
+};
+
+/// Why a log request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Transport failure.
+    #[error("cannot reach the log: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The log refused the request.
+    #[error("log answered {status}: {code}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Error code from the JSON body.
+        code: String,
+        /// Message from the JSON body.
+        message: String,
+    },
+    /// The log's answer is malformed.
+    #[error("malformed answer from the log: {0}")]
+    Malformed(String),
+    /// Verification failed.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The statement could not be encoded.
+    #[error("cannot encode the statement: {0}")]
+    Encode(#[from] custos_wire::WireError),
+    /// The entry did not appear in a witnessed checkpoint in time.
+    #[error("entry {index} is not yet in a witnessed checkpoint (size {size}); retry later")]
+    NotYetWitnessed {
+        /// Entry index.
+        index: u64,
+        /// Size of the newest witnessed checkpoint.
+        size: u64,
+    },
+}
+
+/// The log's answer to a submission (not yet verified).
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Index of the entry.
+    pub index: u64,
+    /// Size of the checkpoint the proof is against.
+    pub tree_size: u64,
+    /// That log-signed checkpoint note.
+    pub checkpoint: Vec<u8>,
+    /// Inclusion proof.
+    pub inclusion_proof: Vec<Hash>,
+}
+
+/// A client of one log.
+#[derive(Debug, Clone)]
+pub struct LogClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl LogClient {
+    /// A client for the log at `base_url` (e.g. `http://127.0.0.1:7000`).
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+        })
+    }
+
+    /// Submits a signed statement; returns once the log holds it durably.
+    pub async fn submit(&self, statement: &SignedStatement) -> Result<Submission, ClientError> {
+        self.submit_raw(statement.encode()?).await
+    }
+
+    /// Submits raw bytes as a statement (for tests of the log's refusals).
+    pub async fn submit_raw(&self, body: Vec<u8>) -> Result<Submission, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/add-statement", self.base))
+            .body(body)
+            .send()
+            .await?;
+        let r: SubmitResponse = json_or_error(resp).await?;
+        Ok(Submission {
+            index: r.index,
+            tree_size: r.tree_size,
+            checkpoint: r.checkpoint.into_bytes(),
+            inclusion_proof: decode_proof(&r.inclusion_proof)
+                .ok_or_else(|| ClientError::Malformed("inclusion proof".into()))?,
+        })
+    }
+
+    /// Submits up to 256 statements in one request (all or nothing); returns
+    /// once all are durable, each with a proof against one checkpoint.
+    pub async fn submit_batch(
+        &self,
+        statements: &[SignedStatement],
+    ) -> Result<Vec<Submission>, ClientError> {
+        let mut body = Vec::new();
+        for st in statements {
+            let bytes = st.encode()?;
+            let len = u16::try_from(bytes.len())
+                .map_err(|_| ClientError::Malformed("statement too long".into()))?;
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(&bytes);
+        }
+        let resp = self
+            .http
+            .post(format!("{}/add-statements", self.base))
+            .body(body)
+            .send()
+            .await?;
+        let r: BatchResponse = json_or_error(resp).await?;
+        r.entries
+            .into_iter()
+            .map(|e| {
+                Ok(Submission {
+                    index: e.index,
+                    tree_size: r.tree_size,
+                    checkpoint: r.checkpoint.clone().into_bytes(),
+                    inclusion_proof: decode_proof(&e.inclusion_proof)
+                        .ok_or_else(|| ClientError::Malformed("inclusion proof".into()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The checkpoint the log serves (cosigned when witnesses are configured).
+    pub async fn checkpoint(&self) -> Result<Vec<u8>, ClientError> {
+        self.get_bytes("checkpoint").await
+    }
+
+    /// The deployment manifest the log serves (compare its hash out of band).
+    pub async fn manifest(&self) -> Result<String, ClientError> {
+        let b = self.get_bytes("manifest").await?;
+        String::from_utf8(b).map_err(|_| ClientError::Malformed("manifest is not UTF-8".into()))
+    }
+
+    /// An inclusion proof for `index` in the tree of `size`.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ClientError> {
+        self.proof(&format!("proof/inclusion?index={index}&size={size}"))
+            .await
+    }
+
+    /// A consistency proof from `old` to `size`.
+    pub async fn consistency_proof(&self, old: u64, size: u64) -> Result<Vec<Hash>, ClientError> {
+        self.proof(&format!("proof/consistency?old={old}&size={size}"))
+            .await
+    }
+
+    /// Entries `[start, end)`, read through C2SP entry bundles; `end` must
+    /// not exceed the size of a checkpoint the log served.
+    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, ClientError> {
+        let mut out = Vec::new();
+        let mut n = start / TILE_WIDTH;
+        while n * TILE_WIDTH < end {
+            let width = (end - n * TILE_WIDTH).min(TILE_WIDTH);
+            let path = TilePath {
+                level: None,
+                n,
+                width,
+            }
+            .to_path();
+            let bundle = self.get_bytes(&format!("tile/{path}")).await?;
+            let mut rest = &bundle[..];
+            let mut i = n * TILE_WIDTH;
+            while !rest.is_empty() {
+                let (len, tail) = rest
+                    .split_first_chunk::<2>()
+                    .ok_or_else(|| ClientError::Malformed("entry bundle".into()))?;
+                let len = usize::from(u16::from_be_bytes(*len));
+                let (entry, tail) = tail
+                    .split_at_checked(len)
+                    .ok_or_else(|| ClientError::Malformed("entry bundle".into()))?;
+                if i >= start && i < end {
+                    out.push(entry.to_vec());
+                }
+                i += 1;
+                rest = tail;
+            }
+            if i != n * TILE_WIDTH + width {
+                return Err(ClientError::Malformed(
+                    "entry bundle has the wrong count".into(),
+                ));
+            }
+            n += 1;
+        }
+        Ok(out)
+    }
+
+    /// Fetches the served checkpoint and a consistency proof from the
+    /// verifier's last checkpoint, and updates the verifier.
+    pub async fn update(&self, verifier: &mut Verifier) -> Result<VerifiedCheckpoint, ClientError> {
+        let note = self.checkpoint().await?;
+        let offered = verifier.policy().verify_checkpoint(&note)?;
+        let proof = match verifier.last() {
+            Some(last) if last.size() > 0 && last.size() < offered.size() => {
+                self.consistency_proof(last.size(), offered.size()).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(verifier.update_checkpoint(&note, &proof)?)
+    }
+
+    /// Proves that `entry` is entry `index` of a checkpoint that the
+    /// verifier's policy accepts (witness quorum included) and that is
+    /// consistent with everything the verifier saw before.
+    pub async fn prove_included(
+        &self,
+        verifier: &mut Verifier,
+        index: u64,
+        entry: &[u8],
+    ) -> Result<(VerifiedCheckpoint, InclusionVerified), ClientError> {
+        let cp = self.update(verifier).await?;
+        if index >= cp.size() {
+            return Err(ClientError::NotYetWitnessed {
+                index,
+                size: cp.size(),
+            });
+        }
+        let proof = self.inclusion_proof(index, cp.size()).await?;
+        let ok = verify_inclusion(&cp, index, entry, &proof)?;
+        Ok((cp, ok))
+    }
+
+    async fn proof(&self, path: &str) -> Result<Vec<Hash>, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/{path}", self.base))
+            .send()
+            .await?;
+        let r: ProofResponse = json_or_error(resp).await?;
+        decode_proof(&r.proof).ok_or_else(|| ClientError::Malformed("proof".into()))
+    }
+
+    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/{path}", self.base))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(refused(resp).await);
+        }
+        Ok(resp.bytes().await?.to_vec())
+    }
+}
+
+async fn refused(resp: reqwest::Response) -> ClientError {
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(e) => ClientError::Refused {
+            status,
+            code: e.error,
+            message: e.message,
+        },
+        Err(_) => ClientError::Refused {
+            status,
+            code: "unknown".into(),
+            message: String::from_utf8_lossy(&body).into_owned(),
+        },
+    }
+}
+
+async fn json_or_error<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+) -> Result<T, ClientError> {
+    if !resp.status().is_success() {
+        return Err(refused(resp).await);
+    }
+    let body = resp.bytes().await?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::Malformed(e.to_string()))
+}

@@ -1,0 +1,598 @@
+//! The log server: admission of signed statements, batched durable
+//! sequencing, the C2SP tlog-tiles read API and witness cosigning.
+//!
+//! Endpoints:
+//! - `GET /checkpoint` — the newest cosigned checkpoint (or, before any
+//!   witness answered or with no witness configured, the newest log-signed one);
+//! - `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]` — C2SP tlog-tiles;
+//! - `POST /add-statement` — body: one encoded `SignedStatement`; answers
+//!   `{index, tree_size, checkpoint, inclusion_proof}` once the entry is durable;
+//! - `POST /add-statements` — body: up to 256 records `u16 length || SignedStatement`;
+//!   admitted all or nothing; answers one checkpoint and a proof per statement;
+//! - `GET /proof/inclusion?index=I&size=S`, `GET /proof/consistency?old=M&size=S`
+//!   — convenience proofs (verifiers check them, so they need no trust);
+//! - `GET /manifest` — the deployment manifest the log admits statements by.
+//!
+//! # Guarantees
+//! - A submitter is answered only after its entry and a checkpoint covering
+//!   it are durable (see [`crate::storage`]); a duplicate of a logged
+//!   statement gets the existing index.
+//! - A statement is admitted only if its author signature verifies and the
+//!   author is a manifest participant whose role may publish its type.
+//! - Every served checkpoint was committed first, so none conflicts with
+//!   another, across crashes included.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use custos_clock::SharedClock;
+use custos_wire::manifest::Manifest;
+use custos_wire::statement::{MAX_SIGNED_STATEMENT_LEN, SignedStatement, StatementError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{RwLock as AsyncRwLock, mpsc, oneshot, watch};
+
+use crate::http::{ApiError, read_body};
+use crate::keys::{LogVerifier, NamedKey};
+use crate::merkle::{TILE_WIDTH, TilePath};
+use crate::proof_json::{ProofResponse, encode_proof};
+use crate::storage::{EntryReader, LogStore, SharedView, StorageError};
+use crate::witnessing::{WitnessTarget, cosign_loop};
+
+/// Default largest number of entries committed by one fsync'd batch.
+pub const DEFAULT_MAX_BATCH: usize = 4096;
+
+/// Configuration of a log server.
+pub struct LogConfig {
+    /// Data directory.
+    pub data: std::path::PathBuf,
+    /// The log's checkpoint key (type `0x01`); its name is the origin.
+    pub key: NamedKey,
+    /// The deployment manifest: admission rules and witnesses.
+    pub manifest: Manifest,
+    /// Time source (cosignature requests carry none, but logging does).
+    pub clock: SharedClock,
+    /// Largest batch per commit.
+    pub max_batch: usize,
+}
+
+/// Why the log could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Storage could not be opened or recovered.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The manifest does not name this log's key.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Network error.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The JSON answer to `POST /add-statement`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// Index of the entry.
+    pub index: u64,
+    /// Size of the checkpoint the proof is against.
+    pub tree_size: u64,
+    /// That checkpoint (log-signed note text).
+    pub checkpoint: String,
+    /// RFC 6962 inclusion proof, base64 hashes.
+    pub inclusion_proof: Vec<String>,
+}
+
+struct Pending {
+    entry: Vec<u8>,
+    reply: oneshot::Sender<Result<(u64, u64), ()>>,
+}
+
+struct AppState {
+    manifest: Manifest,
+    manifest_toml: String,
+    view: SharedView,
+    reader: EntryReader,
+    tx: mpsc::Sender<Pending>,
+    failed: Arc<AtomicBool>,
+    cosigned: Arc<AsyncRwLock<Option<Arc<Vec<u8>>>>>,
+}
+
+/// A running log server.
+pub struct LogHandle {
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LogHandle {
+    /// Stops serving (the sequencer thread ends when its queue closes).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Opens (recovering if needed) the log in `config.data` and serves it on
+/// `listener` in a background task.
+pub async fn spawn_log(
+    listener: tokio::net::TcpListener,
+    config: LogConfig,
+) -> Result<LogHandle, ServerError> {
+    let addr = listener.local_addr()?;
+    let app = open_log(config).await?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("log server stopped: {e}");
+        }
+    });
+    Ok(LogHandle { addr, task })
+}
+
+/// Opens the log and returns its router (the sequencer and cosigner run in
+/// the background). Must be called inside a Tokio runtime.
+pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
+    let origin = config.key.name().to_owned();
+    let log = config
+        .manifest
+        .log()
+        .ok_or_else(|| ServerError::Config("manifest has no log".into()))?;
+    let manifest_key = log
+        .verifying_key()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    if log.name != origin || manifest_key != config.key.verifying_key() {
+        return Err(ServerError::Config(format!(
+            "the manifest's log is {} with another key; the key file must be that log's",
+            log.name
+        )));
+    }
+    let signer = config
+        .key
+        .log_signer()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let verifier = LogVerifier::new(&origin, config.key.verifying_key());
+    let data = config.data.clone();
+    let store =
+        tokio::task::spawn_blocking(move || LogStore::open(&data, &origin, signer, verifier))
+            .await
+            .map_err(|e| ServerError::Config(format!("recovery task failed: {e}")))??;
+    let view = store.view();
+    let reader = store.entry_reader()?;
+    let (tx, rx) = mpsc::channel(config.max_batch.max(1) * 4);
+    let failed = Arc::new(AtomicBool::new(false));
+    let (size_tx, size_rx) = watch::channel(store.size());
+    let dir = store.dir().to_path_buf();
+    let max_batch = config.max_batch.max(1);
+    let seq_failed = Arc::clone(&failed);
+    std::thread::Builder::new()
+        .name("custos-log-sequencer".into())
+        .spawn(move || sequencer(store, rx, max_batch, size_tx, seq_failed))?;
+
+    let targets = WitnessTarget::from_manifest(&config.manifest)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let cosigned = Arc::new(AsyncRwLock::new(load_cosigned(&dir, &view)));
+    if !targets.is_empty() {
+        tokio::spawn(cosign_loop(
+            Arc::clone(&view),
+            size_rx,
+            targets,
+            dir,
+            Arc::clone(&cosigned),
+        ));
+    }
+    let state = Arc::new(AppState {
+        manifest_toml: config
+            .manifest
+            .to_toml()
+            .map_err(|e| ServerError::Config(e.to_string()))?,
+        manifest: config.manifest,
+        view,
+        reader,
+        tx,
+        failed,
+        cosigned,
+    });
+    Ok(Router::new()
+        .route("/checkpoint", get(get_checkpoint))
+        .route("/tile/{*path}", get(get_tile))
+        .route("/add-statement", post(add_statement))
+        .route("/add-statements", post(add_statements))
+        .route("/proof/inclusion", get(get_inclusion))
+        .route("/proof/consistency", get(get_consistency))
+        .route("/manifest", get(get_manifest))
+        .with_state(state))
+}
+
+fn load_cosigned(dir: &std::path::Path, view: &SharedView) -> Option<Arc<Vec<u8>>> {
+    let bytes = std::fs::read(dir.join("checkpoint.cosigned")).ok()?;
+    let parsed = crate::checkpoint::parse_checkpoint(&bytes).ok()?;
+    let v = view.read().ok()?;
+    // Only a cosigned copy of a committed checkpoint is served.
+    let size = parsed.checkpoint.size();
+    (size <= v.size && v.tree.root(size).ok()? == *parsed.checkpoint.hash())
+        .then(|| Arc::new(bytes))
+}
+
+/// The single sequencer: drains the queue into batches and commits each
+/// with one pass of the durable steps. Stops for good on a storage error.
+fn sequencer(
+    mut store: LogStore,
+    mut rx: mpsc::Receiver<Pending>,
+    max_batch: usize,
+    size_tx: watch::Sender<u64>,
+    failed: Arc<AtomicBool>,
+) {
+    let mut seen: HashMap<[u8; 32], u64> = HashMap::new();
+    if let Ok(v) = store.view().read() {
+        for i in 0..v.size {
+            if let Some(h) = v.tree.leaf(i) {
+                seen.insert(h.0, i);
+            }
+        }
+    }
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let base = store.size();
+        let mut entries = Vec::new();
+        let mut assigned = Vec::with_capacity(batch.len());
+        for p in &batch {
+            let h = tlog_tiles::record_hash(&p.entry).0;
+            let next = base + entries.len() as u64;
+            let index = *seen.entry(h).or_insert(next);
+            if index == next {
+                entries.push(p.entry.clone());
+            }
+            assigned.push(index);
+        }
+        let result = if entries.is_empty() {
+            Ok(base)
+        } else {
+            store.append_batch(&entries).map(|c| c.size)
+        };
+        match result {
+            Ok(size) => {
+                for (p, index) in batch.into_iter().zip(assigned) {
+                    let _ = p.reply.send(Ok((index, size)));
+                }
+                size_tx.send_replace(size);
+            }
+            Err(e) => {
+                tracing::error!("sequencer stopped, restart the log to recover: {e}");
+                failed.store(true, Ordering::SeqCst);
+                for p in batch {
+                    let _ = p.reply.send(Err(()));
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn get_checkpoint(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let cosigned = s.cosigned.read().await.clone();
+    let note = match cosigned {
+        Some(n) => n,
+        None => Arc::clone(&s.view.read().map_err(ApiError::internal_lock)?.checkpoint),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        note.to_vec(),
+    )
+        .into_response())
+}
+
+async fn get_tile(
+    State(s): State<Arc<AppState>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let tile = TilePath::parse(&path)
+        .ok_or_else(|| ApiError::not_found(format!("`tile/{path}` is not a C2SP tile path")))?;
+    let missing = || ApiError::not_found(format!("tile/{path} is beyond the current checkpoint"));
+    let body = match tile.level {
+        Some(level) => {
+            let v = s.view.read().map_err(ApiError::internal_lock)?;
+            v.tree
+                .tile(level, tile.n, tile.width, v.size)
+                .ok_or_else(missing)?
+        }
+        None => {
+            let offsets: Vec<u64> = {
+                let v = s.view.read().map_err(ApiError::internal_lock)?;
+                let start = tile.n.checked_mul(TILE_WIDTH).ok_or_else(missing)?;
+                let end = start.checked_add(tile.width).ok_or_else(missing)?;
+                if end > v.size {
+                    return Err(missing());
+                }
+                let (a, b) = (usize::try_from(start), usize::try_from(end));
+                match (a, b) {
+                    (Ok(a), Ok(b)) => v.offsets.get(a..b).ok_or_else(missing)?.to_vec(),
+                    _ => return Err(missing()),
+                }
+            };
+            let mut out = Vec::new();
+            for off in offsets {
+                out.extend(s.reader.read_record(off).map_err(ApiError::internal)?);
+            }
+            out
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn add_statement(
+    State(s): State<Arc<AppState>>,
+    body: axum::body::Body,
+) -> Result<axum::Json<SubmitResponse>, ApiError> {
+    let bytes = read_body(body, MAX_SIGNED_STATEMENT_LEN).await?;
+    admit(&s, &bytes, "")?;
+    let (index, size) = sequence(&s, vec![bytes])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("sequencer returned no index"))?;
+    let v = s.view.read().map_err(ApiError::internal_lock)?;
+    if v.size != size {
+        // A later batch already committed; prove against the newest checkpoint.
+        drop(v);
+        return proof_against_latest(&s, index);
+    }
+    // The reply is sent after `size` was published, so the proof exists.
+    let proof = v
+        .tree
+        .inclusion_proof(index, size)
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(SubmitResponse {
+        index,
+        tree_size: size,
+        checkpoint: String::from_utf8_lossy(&v.checkpoint).into_owned(),
+        inclusion_proof: encode_proof(&proof),
+    }))
+}
+
+/// Most statements in one `POST /add-statements` request.
+pub const MAX_STATEMENTS_PER_REQUEST: usize = 256;
+
+/// The JSON answer to `POST /add-statements`: one checkpoint, one proof per statement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Size of the checkpoint every proof is against.
+    pub tree_size: u64,
+    /// That checkpoint (log-signed note text).
+    pub checkpoint: String,
+    /// Index and inclusion proof of each statement, in request order.
+    pub entries: Vec<BatchEntry>,
+}
+
+/// One statement's place in a [`BatchResponse`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchEntry {
+    /// Index of the entry.
+    pub index: u64,
+    /// RFC 6962 inclusion proof, base64 hashes.
+    pub inclusion_proof: Vec<String>,
+}
+
+/// Splits a bundle of `u16 length || signed statement` records (the C2SP
+/// entry-bundle framing).
+pub fn split_bundle(body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<2>()?;
+        let (entry, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+        out.push(entry.to_vec());
+        rest = tail;
+    }
+    Some(out)
+}
+
+async fn add_statements(
+    State(s): State<Arc<AppState>>,
+    body: axum::body::Body,
+) -> Result<axum::Json<BatchResponse>, ApiError> {
+    let limit = MAX_STATEMENTS_PER_REQUEST * (MAX_SIGNED_STATEMENT_LEN + 2);
+    let bytes = read_body(body, limit).await?;
+    let statements = split_bundle(&bytes)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_STATEMENTS_PER_REQUEST)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "malformed_bundle",
+                format!(
+                    "body must be 1 to {MAX_STATEMENTS_PER_REQUEST} records of u16 length || SignedStatement"
+                ),
+            )
+        })?;
+    // All or nothing: one bad statement refuses the whole request.
+    for (i, st) in statements.iter().enumerate() {
+        admit(&s, st, &format!("statement {i}: "))?;
+    }
+    let acks = sequence(&s, statements).await?;
+    let v = s.view.read().map_err(ApiError::internal_lock)?;
+    let mut entries = Vec::with_capacity(acks.len());
+    for (index, _) in acks {
+        let proof = v
+            .tree
+            .inclusion_proof(index, v.size)
+            .map_err(ApiError::internal)?;
+        entries.push(BatchEntry {
+            index,
+            inclusion_proof: encode_proof(&proof),
+        });
+    }
+    Ok(axum::Json(BatchResponse {
+        tree_size: v.size,
+        checkpoint: String::from_utf8_lossy(&v.checkpoint).into_owned(),
+        entries,
+    }))
+}
+
+/// Admission: canonical form, author signature, manifest participant, role rule.
+fn admit(s: &AppState, bytes: &[u8], at: &str) -> Result<(), ApiError> {
+    let signed = SignedStatement::decode(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_statement",
+            format!(
+                "{at}{e}; the body must be one canonical SignedStatement (docs/spec/statements.md)"
+            ),
+        )
+    })?;
+    let statement = signed.verify().map_err(|e| match e {
+        StatementError::Wire(w) => ApiError::bad_request("malformed_statement", format!("{at}{w}")),
+        other => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            format!("{at}{other}"),
+        ),
+    })?;
+    let author = s
+        .manifest
+        .participant_by_key(signed.author())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "unknown_author",
+                format!("{at}the author key is not a participant of the deployment manifest"),
+            )
+        })?;
+    let kind = statement.kind();
+    if !author.role.may_publish(kind) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_not_allowed",
+            format!(
+                "{at}participant `{}` has role {:?}, which may not publish {} statements",
+                author.name,
+                author.role,
+                kind.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Queues admitted entries and waits until each is durable: (index, size).
+async fn sequence(s: &AppState, entries: Vec<Vec<u8>>) -> Result<Vec<(u64, u64)>, ApiError> {
+    if s.failed.load(Ordering::SeqCst) {
+        return Err(unavailable());
+    }
+    let mut waits = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (reply, rx) = oneshot::channel();
+        s.tx.send(Pending { entry, reply })
+            .await
+            .map_err(|_| unavailable())?;
+        waits.push(rx);
+    }
+    let mut out = Vec::with_capacity(waits.len());
+    for rx in waits {
+        out.push(
+            rx.await
+                .map_err(|_| unavailable())?
+                .map_err(|()| unavailable())?,
+        );
+    }
+    Ok(out)
+}
+
+fn proof_against_latest(s: &AppState, index: u64) -> Result<axum::Json<SubmitResponse>, ApiError> {
+    let v = s.view.read().map_err(ApiError::internal_lock)?;
+    let proof = v
+        .tree
+        .inclusion_proof(index, v.size)
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(SubmitResponse {
+        index,
+        tree_size: v.size,
+        checkpoint: String::from_utf8_lossy(&v.checkpoint).into_owned(),
+        inclusion_proof: encode_proof(&proof),
+    }))
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log_unavailable",
+        "the log stopped sequencing after a storage error; it recovers on restart, retry then",
+    )
+}
+
+/// Query of `GET /proof/inclusion`.
+#[derive(Debug, Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+/// Query of `GET /proof/consistency`.
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    size: u64,
+}
+
+async fn get_inclusion(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<InclusionQuery>,
+) -> Result<axum::Json<ProofResponse>, ApiError> {
+    let v = s.view.read().map_err(ApiError::internal_lock)?;
+    if q.size > v.size || q.index >= q.size {
+        return Err(ApiError::bad_request(
+            "out_of_range",
+            format!("need index < size <= {}", v.size),
+        ));
+    }
+    let proof = v
+        .tree
+        .inclusion_proof(q.index, q.size)
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(ProofResponse {
+        proof: encode_proof(&proof),
+    }))
+}
+
+async fn get_consistency(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<axum::Json<ProofResponse>, ApiError> {
+    let v = s.view.read().map_err(ApiError::internal_lock)?;
+    if q.size > v.size || q.old > q.size {
+        return Err(ApiError::bad_request(
+            "out_of_range",
+            format!("need old <= size <= {}", v.size),
+        ));
+    }
+    let proof = v
+        .tree
+        .consistency_proof(q.old, q.size)
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(ProofResponse {
+        proof: encode_proof(&proof),
+    }))
+}
+
+async fn get_manifest(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/toml")],
+        s.manifest_toml.clone(),
+    )
+}

@@ -1,0 +1,384 @@
+use std::path::PathBuf;
+
+use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
+
+use super::*;
+use crate::manifest::Role;
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+/// One example of every statement type (the vector set uses these).
+pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
+    let w = [0x11u8; 32];
+    vec![
+        (
+            "participant_key",
+            Statement::ParticipantKey(ParticipantKey {
+                name: "custodian-1.example".into(),
+                role: Role::Custodian,
+                purpose: KeyPurpose::Hpke,
+                public_key: vec![0xAB; 32],
+                valid_from: 1_795_000_000,
+            }),
+        ),
+        (
+            "escrow_day_key",
+            Statement::EscrowDayKey(EscrowDayKey {
+                day: 20_783,
+                threshold: 3,
+                custodians: 5,
+                day_key: vec![0x42; 576],
+            }),
+        ),
+        (
+            "warrant_commitment",
+            Statement::WarrantCommitment(WarrantCommitment {
+                commitment: warrant_commitment(&[9u8; 32], b"warrant"),
+                court: "court.example".into(),
+                authority: "police.example".into(),
+                issued_at: 1_795_000_000,
+                embargo_until: 1_800_000_000,
+                targets: 1,
+                days: 2,
+                court_signature: vec![0x5A; 64],
+            }),
+        ),
+        (
+            "key_release",
+            Statement::KeyRelease(KeyRelease {
+                warrant: w,
+                custodian: "custodian-1.example".into(),
+                conversation_days: 2,
+                request_hash: [0x22; 32],
+                released_at: 1_795_000_100,
+            }),
+        ),
+        (
+            "interception",
+            Statement::Interception(Interception {
+                warrant: w,
+                provider: "provider.example".into(),
+                conversations: 1,
+                first_day: 20_783,
+                last_day: 20_784,
+                started_at: 1_795_000_200,
+            }),
+        ),
+        (
+            "warrant_unsealing",
+            Statement::WarrantUnsealing(WarrantUnsealing {
+                warrant: warrant_commitment(&[9u8; 32], b"warrant"),
+                salt: [9u8; 32],
+                warrant_bytes: b"warrant".to_vec(),
+                unsealed_at: 1_800_000_000,
+            }),
+        ),
+        (
+            "embargo_extension",
+            Statement::EmbargoExtension(EmbargoExtension {
+                warrant: w,
+                court: "court.example".into(),
+                embargo_until: 1_810_000_000,
+                issued_at: 1_799_000_000,
+            }),
+        ),
+        (
+            "day_key_erasure",
+            Statement::DayKeyErasure(DayKeyErasure {
+                day: 20_783,
+                custodian: "custodian-1.example".into(),
+                erased_at: 1_795_800_000,
+            }),
+        ),
+        (
+            "provider_franking_key",
+            Statement::ProviderFrankingKey(ProviderFrankingKey {
+                provider: "provider.example".into(),
+                public_key: [0x33; 32],
+                valid_from: 1_795_000_000,
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn every_type_round_trips_and_verifies() {
+    for (name, st) in examples() {
+        let signed = SignedStatement::sign(&st, &key()).unwrap();
+        let bytes = signed.encode().unwrap();
+        let back = SignedStatement::decode(&bytes).unwrap();
+        assert_eq!(back, signed, "{name}");
+        assert_eq!(back.encode().unwrap(), bytes, "{name}");
+        assert_eq!(back.verify().unwrap(), st, "{name}");
+        assert_eq!(st.kind().name(), name);
+    }
+}
+
+#[test]
+fn unsealing_opens_its_commitment() {
+    for (_, st) in examples() {
+        if let Statement::WarrantUnsealing(u) = st {
+            assert!(u.opens_commitment());
+            let mut bad = u.clone();
+            bad.warrant_bytes.push(0);
+            assert!(!bad.opens_commitment());
+        }
+    }
+}
+
+#[test]
+fn forged_signature_and_swapped_author_are_refused() {
+    let (_, st) = examples().remove(0);
+    let signed = SignedStatement::sign(&st, &key()).unwrap();
+    let mut sig = *signed.signature();
+    sig[0] ^= 1;
+    let forged = SignedStatement::from_parts(*signed.author(), signed.statement.clone(), sig);
+    assert_eq!(forged.verify(), Err(StatementError::BadSignature));
+    let other = SigningKey::from_bytes(&[8u8; 32])
+        .verifying_key()
+        .to_bytes();
+    let swapped = SignedStatement::from_parts(other, signed.statement.clone(), *signed.signature());
+    assert_eq!(swapped.verify(), Err(StatementError::BadSignature));
+}
+
+#[test]
+fn non_canonical_inputs_are_refused() {
+    let (_, st) = examples().remove(0);
+    let bytes = st.encode().unwrap();
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        Statement::decode(&trailing),
+        Err(WireError::TrailingBytes { count: 1 })
+    ));
+    let mut version = bytes.clone();
+    version[0] = 2;
+    assert!(matches!(
+        Statement::decode(&version),
+        Err(WireError::UnsupportedVersion { version: 2, .. })
+    ));
+    let mut tag = bytes.clone();
+    tag[1] = 0;
+    assert!(matches!(
+        Statement::decode(&tag),
+        Err(WireError::InvalidValue { field: "type", .. })
+    ));
+    for cut in 0..bytes.len() {
+        assert!(Statement::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    assert!(Statement::decode(&vec![1u8; MAX_STATEMENT_LEN + 1]).is_err());
+    let empty_name = Statement::DayKeyErasure(DayKeyErasure {
+        day: 1,
+        custodian: String::new(),
+        erased_at: 0,
+    });
+    assert!(empty_name.encode().is_err());
+}
+
+/// The vector harness: every file in `vectors/statements/` is one case. A
+/// file named `*.valid.hex` holds a signed statement that must decode,
+/// verify and re-encode byte for byte; `*.invalid.hex` must be refused, and
+/// its first line (`# error: ...`) names the expected error's start.
+#[test]
+fn vectors() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/statements");
+    if std::env::var_os("CUSTOS_REGEN_VECTORS").is_some() {
+        regenerate(&dir);
+    }
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected_error = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# error: "))
+            .map(str::to_owned);
+        let hex_text: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .concat();
+        let bytes = hex::decode(hex_text.trim()).unwrap();
+        let result = SignedStatement::decode(&bytes)
+            .map_err(StatementError::from)
+            .and_then(|s| s.verify().map(|st| (s, st)));
+        if name.ends_with(".valid.hex") {
+            let (signed, _) = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(signed.encode().unwrap(), bytes, "{name}");
+        } else if name.ends_with(".invalid.hex") {
+            let err = result
+                .err()
+                .unwrap_or_else(|| panic!("{name} was accepted"));
+            let want = expected_error.unwrap_or_else(|| panic!("{name} has no # error line"));
+            assert!(err.to_string().starts_with(&want), "{name}: got {err}");
+        } else {
+            continue;
+        }
+        count += 1;
+    }
+    assert!(count >= 12, "only {count} vectors found");
+}
+
+fn regenerate(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |file: &str, comment: &str, bytes: &[u8]| {
+        let mut text = format!("# {comment}\n");
+        for chunk in hex::encode(bytes).as_bytes().chunks(64) {
+            text.push_str(std::str::from_utf8(chunk).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(dir.join(file), text).unwrap();
+    };
+    let mut first = None;
+    for (i, (name, st)) in examples().into_iter().enumerate() {
+        let bytes = SignedStatement::sign(&st, &key())
+            .unwrap()
+            .encode()
+            .unwrap();
+        write(
+            &format!("{:02}-{name}.valid.hex", i + 1),
+            &format!("{name}, signed by the Ed25519 key with seed 07 x 32"),
+            &bytes,
+        );
+        first.get_or_insert(bytes);
+    }
+    let good = first.unwrap();
+    let mut forged = good.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    write(
+        "50-forged-signature.invalid.hex",
+        "participant_key with one signature bit flipped\n# error: author signature does not verify",
+        &forged,
+    );
+    write(
+        "51-truncated.invalid.hex",
+        "participant_key cut inside the signature\n# error: malformed statement: input ends inside field `signature`",
+        &good[..good.len() - 10],
+    );
+    let mut trailing = good.clone();
+    trailing.push(0);
+    write(
+        "52-trailing-byte.invalid.hex",
+        "participant_key followed by one extra byte\n# error: malformed statement: 1 unexpected bytes",
+        &trailing,
+    );
+    let mut version = good.clone();
+    version[0] = 2;
+    write(
+        "53-unknown-version.invalid.hex",
+        "signed statement version 2\n# error: malformed statement: unsupported signed statement version 2",
+        &version,
+    );
+    let mut inner_version = good.clone();
+    inner_version[35] = 9;
+    write(
+        "54-unknown-inner-version.invalid.hex",
+        "statement version 9 inside a valid wrapper\n# error: malformed statement: unsupported statement version 9",
+        &inner_version,
+    );
+    let mut tag = good.clone();
+    tag[36] = 0xEE;
+    write(
+        "55-unknown-type.invalid.hex",
+        "statement type 0xEE\n# error: malformed statement: field `type` has an invalid value",
+        &tag,
+    );
+}
+
+fn arb_name() -> impl Strategy<Value = String> {
+    "[a-z0-9.-]{1,40}"
+}
+
+fn arb_statement() -> impl Strategy<Value = Statement> {
+    prop_oneof![
+        (
+            arb_name(),
+            proptest::collection::vec(any::<u8>(), 0..100),
+            any::<u64>()
+        )
+            .prop_map(|(name, public_key, valid_from)| {
+                Statement::ParticipantKey(ParticipantKey {
+                    name,
+                    role: Role::Court,
+                    purpose: KeyPurpose::Signing,
+                    public_key,
+                    valid_from,
+                })
+            }),
+        (
+            any::<u32>(),
+            any::<u8>(),
+            proptest::collection::vec(any::<u8>(), 0..600)
+        )
+            .prop_map(|(day, threshold, day_key)| {
+                Statement::EscrowDayKey(EscrowDayKey {
+                    day,
+                    threshold,
+                    custodians: 5,
+                    day_key,
+                })
+            }),
+        (
+            any::<[u8; 32]>(),
+            arb_name(),
+            arb_name(),
+            any::<(u64, u64, u16, u16)>()
+        )
+            .prop_map(|(commitment, court, authority, (a, b, t, d))| {
+                Statement::WarrantCommitment(WarrantCommitment {
+                    commitment,
+                    court,
+                    authority,
+                    issued_at: a,
+                    embargo_until: b,
+                    targets: t,
+                    days: d,
+                    court_signature: vec![1; 64],
+                })
+            }),
+        (any::<[u8; 32]>(), arb_name(), any::<(u16, u64)>()).prop_map(
+            |(warrant, custodian, (n, t))| {
+                Statement::KeyRelease(KeyRelease {
+                    warrant,
+                    custodian,
+                    conversation_days: n,
+                    request_hash: warrant,
+                    released_at: t,
+                })
+            }
+        ),
+        (any::<u32>(), arb_name(), any::<u64>()).prop_map(|(day, custodian, erased_at)| {
+            Statement::DayKeyErasure(DayKeyErasure {
+                day,
+                custodian,
+                erased_at,
+            })
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn prop_round_trip(st in arb_statement()) {
+        let signed = SignedStatement::sign(&st, &key()).unwrap();
+        let bytes = signed.encode().unwrap();
+        let back = SignedStatement::decode(&bytes).unwrap();
+        prop_assert_eq!(back.encode().unwrap(), bytes);
+        prop_assert_eq!(back.verify().unwrap(), st);
+    }
+
+    #[test]
+    fn prop_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        if let Ok(s) = SignedStatement::decode(&bytes) {
+            prop_assert_eq!(&s.encode().unwrap(), &bytes);
+        }
+        if let Ok(s) = Statement::decode(&bytes) {
+            prop_assert_eq!(&s.encode().unwrap(), &bytes);
+        }
+    }
+}
