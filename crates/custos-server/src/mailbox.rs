@@ -62,12 +62,12 @@ impl Hub {
 
     /// Removes a connection.
     pub fn unsubscribe(&self, device: i64, id: u64) {
-        if let Ok(mut subs) = self.subs.lock() {
-            if let Some(list) = subs.get_mut(&device) {
-                list.retain(|s| s.id != id);
-                if list.is_empty() {
-                    subs.remove(&device);
-                }
+        if let Ok(mut subs) = self.subs.lock()
+            && let Some(list) = subs.get_mut(&device)
+        {
+            list.retain(|s| s.id != id);
+            if list.is_empty() {
+                subs.remove(&device);
             }
         }
     }

@@ -71,6 +71,9 @@ pub(crate) struct SweepReport {
     pub mailbox_rows: u64,
 }
 
+/// A stored item and its `(device, seq)` mailbox rows.
+type StoredItem = (Arc<NewItem>, Vec<(i64, i64)>);
+
 type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 
 /// One operation for the writer.
@@ -232,7 +235,7 @@ struct Staged<'a> {
     convs: HashMap<ConversationId, Conv>,
     deferred: Vec<Deferred>,
     /// Stored items to push after commit, with their `(device, seq)` rows.
-    pushes: Vec<(Arc<NewItem>, Vec<(i64, i64)>)>,
+    pushes: Vec<StoredItem>,
     /// Submissions checked and waiting for the bulk insert.
     submits: Vec<(NewItem, Vec<i64>, Reply<()>)>,
 }
@@ -627,7 +630,7 @@ async fn commit(
 }
 
 /// Encodes and pushes every stored item to its connected recipients.
-fn push_all(hub: &Hub, pushes: Vec<(Arc<NewItem>, Vec<(i64, i64)>)>) {
+fn push_all(hub: &Hub, pushes: Vec<StoredItem>) {
     if pushes.is_empty() {
         return;
     }

@@ -1,5 +1,7 @@
 //! Subcommand definitions and dispatch.
 
+mod server;
+
 use clap::{Parser, Subcommand};
 
 /// Custos: end-to-end encrypted messaging with accountable, logged lawful access.
@@ -16,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// Run the delivery service (accounts, KeyPackages, commits, mailboxes).
+    Server(server::ServerArgs),
+    /// Start a persistent local deployment (for now: the delivery service).
+    Up(server::UpArgs),
 }
 
 /// Runs one parsed command line.
@@ -25,5 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("custos {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Server(args) => server::run(args),
+        Command::Up(args) => server::up(args),
     }
 }
