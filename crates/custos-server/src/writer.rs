@@ -343,11 +343,19 @@ async fn route_submit(
     st: &mut Staged<'_>,
     item: &NewItem,
 ) -> Result<Result<Vec<i64>, ApiError>, sqlx::Error> {
-    let Some(conv) = conv_of(conn, st, &item.conversation).await? else {
-        return Ok(Err(unknown_conversation(&item.conversation)));
+    let id = &item.conversation;
+    // The hot path looks the conversation up by reference, without a clone.
+    if !st.convs.contains_key(id) && st.cache.get(id).is_none() {
+        match routing::load(conn, id).await? {
+            Some(c) => st.cache.insert(*id, c),
+            None => return Ok(Err(unknown_conversation(id))),
+        }
+    }
+    let Some(conv) = st.convs.get(id).or_else(|| st.cache.get(id)) else {
+        return Ok(Err(unknown_conversation(id)));
     };
     if !conv.is_member(item.sender_account) {
-        return Ok(Err(not_member(&item.conversation)));
+        return Ok(Err(not_member(id)));
     }
     Ok(Ok(conv.devices_except(item.sender_device)))
 }
