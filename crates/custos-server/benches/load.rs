@@ -76,6 +76,10 @@ fn parse_args() -> (Option<String>, Args) {
 fn main() {
     let (serve, args) = parse_args();
     if let Some(dir) = serve {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -114,7 +118,7 @@ fn start_server() -> Server {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--serve")
         .arg(tmp.path())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -352,6 +356,7 @@ struct Report {
     p50: f64,
     p99: f64,
     server_cpu: f64,
+    driver_cpu: f64,
     refused: u64,
 }
 
@@ -394,12 +399,14 @@ async fn run_phase(
     // Warm up 1 s, then measure.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (_, cpu0) = proc_stat(pid);
+    let (_, own0) = proc_stat(std::process::id());
     phase.measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     phase.measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
     let (_, cpu1) = proc_stat(pid);
+    let (_, own1) = proc_stat(std::process::id());
     phase.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -419,6 +426,7 @@ async fn run_phase(
         p50: pct(0.50),
         p99: pct(0.99),
         server_cpu: (cpu1 - cpu0) as f64 / 100.0 / secs * 100.0,
+        driver_cpu: (own1 - own0) as f64 / 100.0 / secs * 100.0,
         refused: counters.refused.load(Ordering::Relaxed),
     }
 }
@@ -456,13 +464,13 @@ async fn drive(args: Args) {
     );
     let max = run_phase(&base, &users, &args, 0, pid).await;
     println!(
-        "max throughput (window {} per client): accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, refused {}",
-        args.window, max.accepted, max.delivered, max.p50, max.p99, max.server_cpu, max.refused
+        "max throughput (window {} per client): accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
+        args.window, max.accepted, max.delivered, max.p50, max.p99, max.server_cpu, max.driver_cpu, max.refused
     );
     let at = run_phase(&base, &users, &args, args.rate, pid).await;
     println!(
-        "at {} msg/s offered: accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, refused {}",
-        args.rate, at.accepted, at.delivered, at.p50, at.p99, at.server_cpu, at.refused
+        "at {} msg/s offered: accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
+        args.rate, at.accepted, at.delivered, at.p50, at.p99, at.server_cpu, at.driver_cpu, at.refused
     );
     // Idle connections.
     if args.idle > 0 {

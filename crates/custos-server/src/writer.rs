@@ -152,6 +152,7 @@ pub(crate) fn spawn(
         };
         let mut cache = ConvCache::default();
         let mut stopping = false;
+        let mut stats = BatchStats::new();
         loop {
             let mut ops = Vec::with_capacity(64);
             if !stopping {
@@ -178,7 +179,10 @@ pub(crate) fn spawn(
                 }
                 continue;
             }
+            let n = ops.len();
+            let started = std::time::Instant::now();
             run_batch(&mut conn, &mut counters, &mut cache, &hub, ops).await;
+            stats.record(n, started.elapsed());
         }
         rx.close();
         let _ = conn.close().await;
@@ -186,6 +190,43 @@ pub(crate) fn spawn(
         tracing::debug!("writer stopped");
     });
     (WriterHandle { tx }, task)
+}
+
+/// Batch sizes and durations, logged at debug level every 5 s.
+struct BatchStats {
+    since: std::time::Instant,
+    batches: u64,
+    ops: u64,
+    busy: std::time::Duration,
+}
+
+impl BatchStats {
+    fn new() -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            batches: 0,
+            ops: 0,
+            busy: std::time::Duration::ZERO,
+        }
+    }
+
+    fn record(&mut self, ops: usize, took: std::time::Duration) {
+        self.batches += 1;
+        self.ops += u64::try_from(ops).unwrap_or(0);
+        self.busy += took;
+        let window = self.since.elapsed();
+        if window.as_secs() >= 5 {
+            tracing::debug!(
+                batches = self.batches,
+                ops = self.ops,
+                ops_per_batch = self.ops / self.batches.max(1),
+                busy_ms = self.busy.as_millis(),
+                window_ms = window.as_millis(),
+                "writer batches"
+            );
+            *self = Self::new();
+        }
+    }
 }
 
 async fn load_counters(conn: &mut SqliteConnection) -> Result<Counters, sqlx::Error> {
