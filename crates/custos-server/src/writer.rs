@@ -181,8 +181,8 @@ pub(crate) fn spawn(
             }
             let n = ops.len();
             let started = std::time::Instant::now();
-            run_batch(&mut conn, &mut counters, &mut cache, &hub, ops).await;
-            stats.record(n, started.elapsed());
+            let commit = run_batch(&mut conn, &mut counters, &mut cache, &hub, ops).await;
+            stats.record(n, started.elapsed(), commit);
         }
         rx.close();
         let _ = conn.close().await;
@@ -198,6 +198,7 @@ struct BatchStats {
     batches: u64,
     ops: u64,
     busy: std::time::Duration,
+    commit: std::time::Duration,
 }
 
 impl BatchStats {
@@ -207,11 +208,13 @@ impl BatchStats {
             batches: 0,
             ops: 0,
             busy: std::time::Duration::ZERO,
+            commit: std::time::Duration::ZERO,
         }
     }
 
-    fn record(&mut self, ops: usize, took: std::time::Duration) {
+    fn record(&mut self, ops: usize, took: std::time::Duration, commit: std::time::Duration) {
         self.batches += 1;
+        self.commit += commit;
         self.ops += u64::try_from(ops).unwrap_or(0);
         self.busy += took;
         let window = self.since.elapsed();
@@ -221,6 +224,7 @@ impl BatchStats {
                 ops = self.ops,
                 ops_per_batch = self.ops / self.batches.max(1),
                 busy_ms = self.busy.as_millis(),
+                commit_ms = self.commit.as_millis(),
                 window_ms = window.as_millis(),
                 "writer batches"
             );
@@ -279,15 +283,18 @@ struct Staged<'a> {
     pushes: Vec<StoredItem>,
     /// Submissions checked and waiting for the bulk insert.
     submits: Vec<(NewItem, Vec<i64>, Reply<()>)>,
+    /// How long `COMMIT` took.
+    commit_time: std::time::Duration,
 }
 
+/// Runs one batch; returns how long its `COMMIT` took.
 async fn run_batch(
     conn: &mut SqliteConnection,
     counters: &mut Counters,
     cache: &mut ConvCache,
     hub: &Hub,
     ops: Vec<Op>,
-) {
+) -> std::time::Duration {
     let mut staged = Staged {
         counters: *counters,
         cache,
@@ -295,6 +302,7 @@ async fn run_batch(
         deferred: Vec::with_capacity(ops.len()),
         pushes: Vec::new(),
         submits: Vec::new(),
+        commit_time: std::time::Duration::ZERO,
     };
     let result = apply_all(conn, &mut staged, ops).await;
     let Staged {
@@ -304,6 +312,7 @@ async fn run_batch(
         deferred,
         pushes,
         submits,
+        commit_time,
     } = staged;
     match result {
         Ok(()) => {
@@ -325,6 +334,7 @@ async fn run_batch(
             }
         }
     }
+    commit_time
 }
 
 async fn apply_all(
@@ -355,7 +365,9 @@ async fn apply_all(
             .await?;
     }
     // Commit point: durable once this returns (WAL fsynced, synchronous=FULL).
+    let started = std::time::Instant::now();
     tx.commit().await?;
+    st.commit_time = started.elapsed();
     Ok(())
 }
 
