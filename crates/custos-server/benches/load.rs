@@ -118,7 +118,10 @@ fn start_server() -> Server {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--serve")
         .arg(tmp.path())
-        .env("RUST_LOG", std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -465,12 +468,26 @@ async fn drive(args: Args) {
     let max = run_phase(&base, &users, &args, 0, pid).await;
     println!(
         "max throughput (window {} per client): accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
-        args.window, max.accepted, max.delivered, max.p50, max.p99, max.server_cpu, max.driver_cpu, max.refused
+        args.window,
+        max.accepted,
+        max.delivered,
+        max.p50,
+        max.p99,
+        max.server_cpu,
+        max.driver_cpu,
+        max.refused
     );
     let at = run_phase(&base, &users, &args, args.rate, pid).await;
     println!(
         "at {} msg/s offered: accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
-        args.rate, at.accepted, at.delivered, at.p50, at.p99, at.server_cpu, at.driver_cpu, at.refused
+        args.rate,
+        at.accepted,
+        at.delivered,
+        at.p50,
+        at.p99,
+        at.server_cpu,
+        at.driver_cpu,
+        at.refused
     );
     // Idle connections.
     if args.idle > 0 {

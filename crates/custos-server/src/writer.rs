@@ -283,6 +283,8 @@ struct Staged<'a> {
     pushes: Vec<StoredItem>,
     /// Submissions checked and waiting for the bulk insert.
     submits: Vec<(NewItem, Vec<i64>, Reply<()>)>,
+    /// Acks waiting for the bulk delete.
+    acks: Vec<(i64, Vec<u64>, Option<Reply<u64>>)>,
     /// How long `COMMIT` took.
     commit_time: std::time::Duration,
 }
@@ -302,6 +304,7 @@ async fn run_batch(
         deferred: Vec::with_capacity(ops.len()),
         pushes: Vec::new(),
         submits: Vec::new(),
+        acks: Vec::new(),
         commit_time: std::time::Duration::ZERO,
     };
     let result = apply_all(conn, &mut staged, ops).await;
@@ -312,6 +315,7 @@ async fn run_batch(
         deferred,
         pushes,
         submits,
+        acks,
         commit_time,
     } = staged;
     match result {
@@ -332,6 +336,11 @@ async fn run_batch(
             for (_, _, reply) in submits {
                 drop(reply.send(Err(failure.clone())));
             }
+            for (_, _, reply) in acks {
+                if let Some(r) = reply {
+                    drop(r.send(Err(failure.clone())));
+                }
+            }
         }
     }
     commit_time
@@ -350,13 +359,22 @@ async fn apply_all(
                 Ok(recipients) => st.submits.push((item, recipients, reply)),
                 Err(e) => drop(reply.send(Err(e))),
             },
+            // Acks commute with submissions (a client can only ack seqs it
+            // was pushed, i.e. committed ones), so they are folded together.
+            Op::Ack {
+                device_id,
+                seqs,
+                reply,
+            } => st.acks.push((device_id, seqs, reply)),
             other => {
                 flush_submits(&mut tx, st).await?;
+                flush_acks(&mut tx, st).await?;
                 apply_other(&mut tx, st, other).await?;
             }
         }
     }
     flush_submits(&mut tx, st).await?;
+    flush_acks(&mut tx, st).await?;
     if st.counters.next_seq != before.next_seq || st.counters.next_item != before.next_item {
         sqlx::query("UPDATE counters SET next_seq = ?, next_item = ? WHERE id = 1")
             .bind(st.counters.next_seq)
@@ -512,6 +530,39 @@ async fn flush_submits(
     Ok(())
 }
 
+/// Deletes the rows of every ack gathered so far, in one statement per
+/// chunk; each ack is answered with the number of its own rows deleted (a
+/// row acked twice in a batch counts for the first ack).
+async fn flush_acks(conn: &mut SqliteConnection, st: &mut Staged<'_>) -> Result<(), sqlx::Error> {
+    if st.acks.is_empty() {
+        return Ok(());
+    }
+    let acks = std::mem::take(&mut st.acks);
+    let mut owner: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut rows = Vec::new();
+    for (i, (device, seqs, _)) in acks.iter().enumerate() {
+        for s in seqs {
+            if let Ok(s) = i64::try_from(*s)
+                && !owner.contains_key(&(*device, s))
+            {
+                owner.insert((*device, s), i);
+                rows.push((*device, s));
+            }
+        }
+    }
+    let deleted = crate::mailbox::apply_acks(conn, &rows).await?;
+    let mut counts = vec![0u64; acks.len()];
+    for key in deleted {
+        if let Some(c) = owner.get(&key).and_then(|i| counts.get_mut(*i)) {
+            *c += 1;
+        }
+    }
+    for ((_, _, reply), n) in acks.into_iter().zip(counts) {
+        st.deferred.push(Deferred::Count(reply, n));
+    }
+    Ok(())
+}
+
 fn bind_item(
     b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
     id: i64,
@@ -590,8 +641,8 @@ async fn apply_other(
             seqs,
             reply,
         } => {
-            let n = crate::mailbox::apply_ack(conn, device_id, &seqs).await?;
-            st.deferred.push(Deferred::Count(reply, n));
+            st.acks.push((device_id, seqs, reply));
+            flush_acks(conn, st).await?;
         }
         Op::CreateConversation {
             conversation,
