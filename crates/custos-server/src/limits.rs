@@ -92,10 +92,8 @@ pub(crate) async fn per_ip(State(state): State<AppState>, req: Request, next: Ne
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = ip {
-        if let Err(secs) = state.ip_limiter.check(ip) {
-            return ApiError::rate_limited(secs).into_response();
-        }
+    if let Some(Err(secs)) = ip.map(|ip| state.ip_limiter.check(ip)) {
+        return ApiError::rate_limited(secs).into_response();
     }
     next.run(req).await
 }

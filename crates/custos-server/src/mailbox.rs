@@ -62,12 +62,12 @@ impl Hub {
 
     /// Removes a connection.
     pub fn unsubscribe(&self, device: i64, id: u64) {
-        if let Ok(mut subs) = self.subs.lock() {
-            if let Some(list) = subs.get_mut(&device) {
-                list.retain(|s| s.id != id);
-                if list.is_empty() {
-                    subs.remove(&device);
-                }
+        if let Ok(mut subs) = self.subs.lock()
+            && let Some(list) = subs.get_mut(&device)
+        {
+            list.retain(|s| s.id != id);
+            if list.is_empty() {
+                subs.remove(&device);
             }
         }
     }
@@ -135,40 +135,48 @@ pub(crate) async fn fetch(
         .collect()
 }
 
-/// Deletes the acked rows of `device` and every item left without rows.
-/// Returns the number of rows deleted. Runs inside the writer's transaction.
-pub(crate) async fn apply_ack(
+/// Deletes the acked `(device, seq)` rows and every item left without rows.
+/// Returns the rows deleted. Runs inside the writer's transaction; the
+/// writer folds every ack of a batch into one call.
+pub(crate) async fn apply_acks(
     conn: &mut SqliteConnection,
-    device: i64,
-    seqs: &[u64],
-) -> Result<u64, sqlx::Error> {
-    let seqs: Vec<i64> = seqs.iter().filter_map(|s| i64::try_from(*s).ok()).collect();
-    if seqs.is_empty() {
-        return Ok(0);
-    }
-    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM mailbox WHERE device_id = ");
-    qb.push_bind(device).push(" AND seq IN (");
-    let mut sep = qb.separated(", ");
-    for s in &seqs {
-        sep.push_bind(*s);
-    }
-    qb.push(") RETURNING item_id");
-    let mut items: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-    let n = u64::try_from(items.len()).unwrap_or(0);
-    if items.is_empty() {
-        return Ok(0);
+    rows: &[(i64, i64)],
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    let mut deleted = Vec::new();
+    let mut items = Vec::new();
+    for chunk in rows.chunks(ACK_CHUNK) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("DELETE FROM mailbox WHERE (device_id, seq) IN (VALUES ");
+        let mut sep = qb.separated(", ");
+        for (d, s) in chunk {
+            sep.push("(");
+            sep.push_bind_unseparated(*d);
+            sep.push_unseparated(", ");
+            sep.push_bind_unseparated(*s);
+            sep.push_unseparated(")");
+        }
+        qb.push(") RETURNING device_id, seq, item_id");
+        let got: Vec<(i64, i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for (d, s, i) in got {
+            deleted.push((d, s));
+            items.push(i);
+        }
     }
     items.sort_unstable();
     items.dedup();
-    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM items WHERE id IN (");
-    let mut sep = qb.separated(", ");
-    for i in &items {
-        sep.push_bind(*i);
+    for chunk in items.chunks(ACK_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM items WHERE id IN (");
+        let mut sep = qb.separated(", ");
+        for i in chunk {
+            sep.push_bind(*i);
+        }
+        qb.push(") AND NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.item_id = items.id)");
+        qb.build().execute(&mut *conn).await?;
     }
-    qb.push(") AND NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.item_id = items.id)");
-    qb.build().execute(&mut *conn).await?;
-    Ok(n)
+    Ok(deleted)
 }
+
+const ACK_CHUNK: usize = 500;
 
 /// Query of `GET /v1/mailbox`.
 #[derive(Debug, Deserialize)]

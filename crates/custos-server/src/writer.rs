@@ -71,6 +71,9 @@ pub(crate) struct SweepReport {
     pub mailbox_rows: u64,
 }
 
+/// A stored item and its `(device, seq)` mailbox rows.
+type StoredItem = (Arc<NewItem>, Vec<(i64, i64)>);
+
 type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 
 /// One operation for the writer.
@@ -149,6 +152,7 @@ pub(crate) fn spawn(
         };
         let mut cache = ConvCache::default();
         let mut stopping = false;
+        let mut stats = BatchStats::new();
         loop {
             let mut ops = Vec::with_capacity(64);
             if !stopping {
@@ -175,7 +179,10 @@ pub(crate) fn spawn(
                 }
                 continue;
             }
-            run_batch(&mut conn, &mut counters, &mut cache, &hub, ops).await;
+            let n = ops.len();
+            let started = std::time::Instant::now();
+            let commit = run_batch(&mut conn, &mut counters, &mut cache, &hub, ops).await;
+            stats.record(n, started.elapsed(), commit);
         }
         rx.close();
         let _ = conn.close().await;
@@ -183,6 +190,47 @@ pub(crate) fn spawn(
         tracing::debug!("writer stopped");
     });
     (WriterHandle { tx }, task)
+}
+
+/// Batch sizes and durations, logged at debug level every 5 s.
+struct BatchStats {
+    since: std::time::Instant,
+    batches: u64,
+    ops: u64,
+    busy: std::time::Duration,
+    commit: std::time::Duration,
+}
+
+impl BatchStats {
+    fn new() -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            batches: 0,
+            ops: 0,
+            busy: std::time::Duration::ZERO,
+            commit: std::time::Duration::ZERO,
+        }
+    }
+
+    fn record(&mut self, ops: usize, took: std::time::Duration, commit: std::time::Duration) {
+        self.batches += 1;
+        self.commit += commit;
+        self.ops += u64::try_from(ops).unwrap_or(0);
+        self.busy += took;
+        let window = self.since.elapsed();
+        if window.as_secs() >= 5 {
+            tracing::debug!(
+                batches = self.batches,
+                ops = self.ops,
+                ops_per_batch = self.ops / self.batches.max(1),
+                busy_ms = self.busy.as_millis(),
+                commit_ms = self.commit.as_millis(),
+                window_ms = window.as_millis(),
+                "writer batches"
+            );
+            *self = Self::new();
+        }
+    }
 }
 
 async fn load_counters(conn: &mut SqliteConnection) -> Result<Counters, sqlx::Error> {
@@ -232,18 +280,23 @@ struct Staged<'a> {
     convs: HashMap<ConversationId, Conv>,
     deferred: Vec<Deferred>,
     /// Stored items to push after commit, with their `(device, seq)` rows.
-    pushes: Vec<(Arc<NewItem>, Vec<(i64, i64)>)>,
+    pushes: Vec<StoredItem>,
     /// Submissions checked and waiting for the bulk insert.
     submits: Vec<(NewItem, Vec<i64>, Reply<()>)>,
+    /// Acks waiting for the bulk delete.
+    acks: Vec<(i64, Vec<u64>, Option<Reply<u64>>)>,
+    /// How long `COMMIT` took.
+    commit_time: std::time::Duration,
 }
 
+/// Runs one batch; returns how long its `COMMIT` took.
 async fn run_batch(
     conn: &mut SqliteConnection,
     counters: &mut Counters,
     cache: &mut ConvCache,
     hub: &Hub,
     ops: Vec<Op>,
-) {
+) -> std::time::Duration {
     let mut staged = Staged {
         counters: *counters,
         cache,
@@ -251,6 +304,8 @@ async fn run_batch(
         deferred: Vec::with_capacity(ops.len()),
         pushes: Vec::new(),
         submits: Vec::new(),
+        acks: Vec::new(),
+        commit_time: std::time::Duration::ZERO,
     };
     let result = apply_all(conn, &mut staged, ops).await;
     let Staged {
@@ -260,6 +315,8 @@ async fn run_batch(
         deferred,
         pushes,
         submits,
+        acks,
+        commit_time,
     } = staged;
     match result {
         Ok(()) => {
@@ -279,8 +336,14 @@ async fn run_batch(
             for (_, _, reply) in submits {
                 drop(reply.send(Err(failure.clone())));
             }
+            for (_, _, reply) in acks {
+                if let Some(r) = reply {
+                    drop(r.send(Err(failure.clone())));
+                }
+            }
         }
     }
+    commit_time
 }
 
 async fn apply_all(
@@ -296,13 +359,22 @@ async fn apply_all(
                 Ok(recipients) => st.submits.push((item, recipients, reply)),
                 Err(e) => drop(reply.send(Err(e))),
             },
+            // Acks commute with submissions (a client can only ack seqs it
+            // was pushed, i.e. committed ones), so they are folded together.
+            Op::Ack {
+                device_id,
+                seqs,
+                reply,
+            } => st.acks.push((device_id, seqs, reply)),
             other => {
                 flush_submits(&mut tx, st).await?;
+                flush_acks(&mut tx, st).await?;
                 apply_other(&mut tx, st, other).await?;
             }
         }
     }
     flush_submits(&mut tx, st).await?;
+    flush_acks(&mut tx, st).await?;
     if st.counters.next_seq != before.next_seq || st.counters.next_item != before.next_item {
         sqlx::query("UPDATE counters SET next_seq = ?, next_item = ? WHERE id = 1")
             .bind(st.counters.next_seq)
@@ -311,7 +383,9 @@ async fn apply_all(
             .await?;
     }
     // Commit point: durable once this returns (WAL fsynced, synchronous=FULL).
+    let started = std::time::Instant::now();
     tx.commit().await?;
+    st.commit_time = started.elapsed();
     Ok(())
 }
 
@@ -340,11 +414,19 @@ async fn route_submit(
     st: &mut Staged<'_>,
     item: &NewItem,
 ) -> Result<Result<Vec<i64>, ApiError>, sqlx::Error> {
-    let Some(conv) = conv_of(conn, st, &item.conversation).await? else {
-        return Ok(Err(unknown_conversation(&item.conversation)));
+    let id = &item.conversation;
+    // The hot path looks the conversation up by reference, without a clone.
+    if !st.convs.contains_key(id) && st.cache.get(id).is_none() {
+        match routing::load(conn, id).await? {
+            Some(c) => st.cache.insert(*id, c),
+            None => return Ok(Err(unknown_conversation(id))),
+        }
+    }
+    let Some(conv) = st.convs.get(id).or_else(|| st.cache.get(id)) else {
+        return Ok(Err(unknown_conversation(id)));
     };
     if !conv.is_member(item.sender_account) {
-        return Ok(Err(not_member(&item.conversation)));
+        return Ok(Err(not_member(id)));
     }
     Ok(Ok(conv.devices_except(item.sender_device)))
 }
@@ -448,6 +530,39 @@ async fn flush_submits(
     Ok(())
 }
 
+/// Deletes the rows of every ack gathered so far, in one statement per
+/// chunk; each ack is answered with the number of its own rows deleted (a
+/// row acked twice in a batch counts for the first ack).
+async fn flush_acks(conn: &mut SqliteConnection, st: &mut Staged<'_>) -> Result<(), sqlx::Error> {
+    if st.acks.is_empty() {
+        return Ok(());
+    }
+    let acks = std::mem::take(&mut st.acks);
+    let mut owner: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut rows = Vec::new();
+    for (i, (device, seqs, _)) in acks.iter().enumerate() {
+        for s in seqs {
+            if let Ok(s) = i64::try_from(*s)
+                && !owner.contains_key(&(*device, s))
+            {
+                owner.insert((*device, s), i);
+                rows.push((*device, s));
+            }
+        }
+    }
+    let deleted = crate::mailbox::apply_acks(conn, &rows).await?;
+    let mut counts = vec![0u64; acks.len()];
+    for key in deleted {
+        if let Some(c) = owner.get(&key).and_then(|i| counts.get_mut(*i)) {
+            *c += 1;
+        }
+    }
+    for ((_, _, reply), n) in acks.into_iter().zip(counts) {
+        st.deferred.push(Deferred::Count(reply, n));
+    }
+    Ok(())
+}
+
 fn bind_item(
     b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
     id: i64,
@@ -526,8 +641,8 @@ async fn apply_other(
             seqs,
             reply,
         } => {
-            let n = crate::mailbox::apply_ack(conn, device_id, &seqs).await?;
-            st.deferred.push(Deferred::Count(reply, n));
+            st.acks.push((device_id, seqs, reply));
+            flush_acks(conn, st).await?;
         }
         Op::CreateConversation {
             conversation,
@@ -627,7 +742,7 @@ async fn commit(
 }
 
 /// Encodes and pushes every stored item to its connected recipients.
-fn push_all(hub: &Hub, pushes: Vec<(Arc<NewItem>, Vec<(i64, i64)>)>) {
+fn push_all(hub: &Hub, pushes: Vec<StoredItem>) {
     if pushes.is_empty() {
         return;
     }

@@ -1,5 +1,13 @@
 //! The delivery API end to end against a real service on loopback.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step must fail the test"
+)]
+
 mod common;
 
 use std::time::Duration;

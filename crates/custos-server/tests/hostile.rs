@@ -1,6 +1,14 @@
 //! Every bad input gets a clear JSON error with the right 4xx, and the
 //! service keeps serving.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step must fail the test"
+)]
+
 mod common;
 
 use common::*;
@@ -193,7 +201,7 @@ async fn random_bytes_on_every_endpoint_get_json_4xx() {
     let alice = User::register(&server, "alice").await;
     let bob = User::register(&server, "bob").await;
     let conv = alice.group_with(&[&bob]).await;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC057_05);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x00C0_5705);
     let http = reqwest::Client::new();
     for round in 0..12 {
         for (method, path) in ROUTES {

@@ -1,6 +1,6 @@
 //! Bounded, canonical binary reading and writing.
 //!
-//! Conventions shared by every Custos wire format (see `docs/spec/conventions.md`):
+//! Conventions shared by every Custos wire format (see `docs/spec/wire.md`, Conventions):
 //! integers are big-endian and fixed width; variable-length byte strings carry a
 //! length prefix of a stated width and a stated maximum; a decoder must consume
 //! its whole input, so trailing bytes are an error. Because every field has

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod demo;
 pub mod log;
+pub mod server;
 pub mod user;
 pub mod witness;
 
@@ -34,6 +35,10 @@ pub enum Command {
     Receive(user::ReceiveArgs),
     /// Walk through the whole system on loopback, in a temporary folder.
     Demo(demo::DemoArgs),
+    /// Run the delivery service (accounts, KeyPackages, commits, mailboxes).
+    Server(server::ServerArgs),
+    /// Start a persistent local deployment (for now: the delivery service).
+    Up(server::UpArgs),
     /// The transparency log: `keygen`, `serve`.
     Log {
         /// What to do.
@@ -73,6 +78,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log { cmd } => return log::run(cmd),
         Command::Witness { cmd } => return witness::run(cmd),
         Command::Audit(args) => return audit::run(args),
+        Command::Server(args) => return server::run(args),
+        Command::Up(args) => return server::up(args),
         other => other,
     };
     let rt = tokio::runtime::Runtime::new()?;

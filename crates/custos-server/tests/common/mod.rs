@@ -1,6 +1,13 @@
 //! A test harness: a real service on 127.0.0.1:0 with a simulated clock,
 //! and a small HTTP/WebSocket client.
 #![allow(dead_code, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step must fail the test"
+)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,10 +92,10 @@ impl TestServer {
             if task.is_finished() {
                 return Err((&mut task).await.unwrap().unwrap_err());
             }
-            if let Ok(r) = http.get(format!("{url}/v1/health")).send().await {
-                if r.status() == StatusCode::OK {
-                    break;
-                }
+            if let Ok(r) = http.get(format!("{url}/v1/health")).send().await
+                && r.status() == StatusCode::OK
+            {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

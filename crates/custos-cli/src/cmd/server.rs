@@ -1,0 +1,122 @@
+//! `custos server` and `custos up`: run the delivery service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use custos_server::{RateLimit, ServerConfig};
+
+/// Options of `custos server`.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Directory of the service's database (created if missing).
+    #[arg(long, env = "CUSTOS_DATA", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Address to listen on; port 0 picks a free port (printed on start).
+    #[arg(
+        long,
+        env = "CUSTOS_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7400"
+    )]
+    pub listen: SocketAddr,
+    /// Days an unacknowledged item is kept before it is deleted.
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub retention_days: u32,
+    /// Requests per second allowed from one IP address (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub ip_rate: u32,
+    /// Requests and submissions per second allowed for one account (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub account_rate: u32,
+}
+
+/// Options of `custos up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Directory of the local deployment's state (created if missing).
+    #[arg(long, env = "CUSTOS_DATA", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Address of the delivery service.
+    #[arg(
+        long,
+        env = "CUSTOS_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7400"
+    )]
+    pub listen: SocketAddr,
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the delivery service until Ctrl-C or SIGTERM.
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    init_logs();
+    let mut config = ServerConfig::new(&args.data);
+    config.retention = custos_server::DAY.saturating_mul(args.retention_days);
+    config.limits.ip_rate = rate(args.ip_rate);
+    config.limits.account_rate = rate(args.account_rate);
+    serve_blocking(args.listen, config)
+}
+
+/// `custos up`: for now, the delivery service with its data under `DIR/server`.
+pub fn up(args: UpArgs) -> anyhow::Result<()> {
+    init_logs();
+    let config = ServerConfig::new(args.data.join("server"));
+    serve_blocking(args.listen, config)
+}
+
+fn rate(per_second: u32) -> RateLimit {
+    if per_second == 0 {
+        RateLimit::UNLIMITED
+    } else {
+        RateLimit {
+            per_second,
+            burst: per_second.saturating_mul(2),
+        }
+    }
+}
+
+fn serve_blocking(listen: SocketAddr, config: ServerConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}; is the port in use?"))?;
+        let addr = listener.local_addr()?;
+        // Scripts and tests read this line to learn the port.
+        println!("listening on {addr}");
+        custos_server::serve(listener, config, custos_clock::system(), stop_signal())
+            .await
+            .context("the delivery service failed")
+    })
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

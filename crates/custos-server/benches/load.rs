@@ -1,0 +1,537 @@
+//! Load generator for the delivery service: starts a release server in a
+//! child process (this same binary with `--serve DIR`), drives N WebSocket
+//! clients in pairs of one-to-one conversations, and reports accepted and
+//! delivered messages per second, send-to-push latency, and the server's
+//! memory per idle WebSocket.
+//!
+//! `cargo bench -p custos-server --bench load -- [--clients N] [--seconds S]
+//!  [--rate R] [--idle N] [--size BYTES] [--window W]`
+//!
+//! Every item is durably committed before it is acknowledged (the server is
+//! the normal one: WAL, synchronous=FULL, grouped commits).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "benchmark driver, not service code: a failed step aborts the run"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_wire::envelope::{Envelope, EnvelopeHeader};
+use custos_wire::frames::{ClientFrame, ItemKind, ServerFrame};
+use custos_wire::{ChainId, ConversationId};
+use ed25519_dalek::{Signer, SigningKey};
+use futures_util::{SinkExt, StreamExt};
+use rand::RngCore;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Args {
+    clients: usize,
+    seconds: u64,
+    rate: u64,
+    idle: usize,
+    size: usize,
+    window: usize,
+}
+
+fn parse_args() -> (Option<String>, Args) {
+    let mut a = Args {
+        clients: 100,
+        seconds: 5,
+        rate: 10_000,
+        idle: 10_000,
+        size: 256,
+        window: 64,
+    };
+    let mut serve = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_default();
+        match k.as_str() {
+            "--serve" => serve = Some(v()),
+            "--clients" => a.clients = v().parse().unwrap(),
+            "--seconds" => a.seconds = v().parse().unwrap(),
+            "--rate" => a.rate = v().parse().unwrap(),
+            "--idle" => a.idle = v().parse().unwrap(),
+            "--size" => a.size = v().parse().unwrap(),
+            "--window" => a.window = v().parse().unwrap(),
+            _ => {} // cargo bench passes `--bench`
+        }
+    }
+    (serve, a)
+}
+
+fn main() {
+    let (serve, args) = parse_args();
+    if let Some(dir) = serve {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            println!("listening on {}", listener.local_addr().unwrap());
+            let mut config = custos_server::ServerConfig::new(dir);
+            config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
+            config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+            let stop = async {
+                let mut line = String::new();
+                // Stops when the driver closes our stdin.
+                let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
+                    .await;
+            };
+            custos_server::serve(listener, config, custos_clock::system(), stop)
+                .await
+                .unwrap();
+        });
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(drive(args));
+}
+
+struct Server {
+    child: std::process::Child,
+    base: String,
+    _tmp: tempfile::TempDir,
+}
+
+fn start_server() -> Server {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--serve")
+        .arg(tmp.path())
+        .env(
+            "RUST_LOG",
+            std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        _tmp: tmp,
+    }
+}
+
+fn proc_stat(pid: u32) -> (u64, u64) {
+    // (rss KiB, utime+stime ticks)
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (rss, ticks)
+}
+
+async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn account(http: &reqwest::Client, base: &str, name: &str) -> String {
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    post(
+        http,
+        format!("{base}/v1/accounts"),
+        "",
+        json!({"name": name, "identity_key": B64.encode(key.verifying_key().as_bytes())}),
+    )
+    .await;
+    let ch = post(
+        http,
+        format!("{base}/v1/auth/challenge"),
+        "",
+        json!({"name": name}),
+    )
+    .await;
+    let c: [u8; 32] = B64
+        .decode(ch["challenge"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sig = key.sign(&custos_server::challenge_message(name, &c));
+    let s = post(http, format!("{base}/v1/auth/session"), "", json!({"name": name, "challenge": ch["challenge"], "signature": B64.encode(sig.to_bytes())})).await;
+    s["token"].as_str().unwrap().to_owned()
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    refused: AtomicU64,
+}
+
+struct Phase {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    start: Instant,
+}
+
+/// One client: submits to its conversation, records latency of what it receives.
+async fn client(
+    base: String,
+    token: String,
+    conv: ConversationId,
+    rate_per_client: f64,
+    window: usize,
+    size: usize,
+    phase: Arc<Phase>,
+    counters: Arc<Counters>,
+    latencies: Arc<Mutex<Vec<u32>>>,
+    ready: Arc<tokio::sync::Barrier>,
+) {
+    let url = format!("{}/v1/ws?token={token}", base.replace("http://", "ws://"));
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let permits = Arc::new(Semaphore::new(window));
+    let reader = {
+        let (permits, phase, counters, latencies, out_tx) = (
+            permits.clone(),
+            phase.clone(),
+            counters.clone(),
+            latencies.clone(),
+            out_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let mut local = Vec::new();
+            let mut acks = Vec::new();
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Binary(b) = msg else { continue };
+                match ServerFrame::decode(&b) {
+                    Ok(ServerFrame::Accepted { .. }) => {
+                        permits.add_permits(1);
+                        if phase.measuring.load(Ordering::Relaxed) {
+                            counters.accepted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(ServerFrame::Refused { .. }) => {
+                        permits.add_permits(1);
+                        counters.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(ServerFrame::Delivery(d)) => {
+                        acks.push(d.seq);
+                        if d.kind == ItemKind::Envelope && phase.measuring.load(Ordering::Relaxed) {
+                            if let Ok(env) = Envelope::decode(&d.body) {
+                                let sent =
+                                    u64::from_be_bytes(env.ciphertext[..8].try_into().unwrap());
+                                let now = phase.start.elapsed().as_micros() as u64;
+                                local.push(now.saturating_sub(sent) as u32);
+                                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        if acks.len() >= 64 {
+                            let frame = ClientFrame::Ack {
+                                seqs: std::mem::take(&mut acks),
+                            }
+                            .encode()
+                            .unwrap();
+                            let _ = out_tx.try_send(Message::Binary(frame.into()));
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            latencies.lock().await.extend(local);
+        })
+    };
+    ready.wait().await;
+    let day = custos_clock::Clock::today(&custos_clock::SystemClock);
+    let mut n: u64 = 0;
+    let mut pad = vec![0u8; size.max(16)];
+    rand::rngs::OsRng.fill_bytes(&mut pad);
+    let interval = if rate_per_client > 0.0 {
+        Some(Duration::from_secs_f64(1.0 / rate_per_client))
+    } else {
+        None
+    };
+    let mut tick = interval.map(|i| {
+        let mut t = tokio::time::interval(i);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    while !phase.stop.load(Ordering::Relaxed) {
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
+        let Ok(Ok(p)) =
+            tokio::time::timeout(Duration::from_millis(200), permits.clone().acquire_owned()).await
+        else {
+            continue;
+        };
+        p.forget();
+        n += 1;
+        let now = phase.start.elapsed().as_micros() as u64;
+        pad[..8].copy_from_slice(&now.to_be_bytes());
+        pad[8..16].copy_from_slice(&n.to_be_bytes());
+        let env = Envelope {
+            header: EnvelopeHeader {
+                conversation: conv,
+                chain: ChainId {
+                    epoch: 1,
+                    sender_leaf: 0,
+                    day,
+                    seq: 0,
+                },
+                generation: u32::try_from(n).unwrap_or(u32::MAX),
+                franking_commitment: [0; 32],
+            },
+            ciphertext: pad.clone(),
+            signature: [7; 64],
+        };
+        let frame = ClientFrame::Submit {
+            request_id: n,
+            kind: ItemKind::Envelope,
+            conversation: conv,
+            body: env.encode().unwrap(),
+        };
+        if out_tx
+            .send(Message::Binary(frame.encode().unwrap().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Let the last pushes arrive, then close.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = out_tx.send(Message::Close(None)).await;
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+    writer.abort();
+}
+
+struct Report {
+    accepted: f64,
+    delivered: f64,
+    p50: f64,
+    p99: f64,
+    server_cpu: f64,
+    driver_cpu: f64,
+    refused: u64,
+}
+
+async fn run_phase(
+    base: &str,
+    users: &[(String, ConversationId)],
+    args: &Args,
+    rate: u64,
+    pid: u32,
+) -> Report {
+    let phase = Arc::new(Phase {
+        measuring: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        start: Instant::now(),
+    });
+    let counters = Arc::new(Counters::default());
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let ready = Arc::new(tokio::sync::Barrier::new(users.len() + 1));
+    let per_client = if rate == 0 {
+        0.0
+    } else {
+        rate as f64 / users.len() as f64
+    };
+    let mut tasks = Vec::new();
+    for (token, conv) in users {
+        tasks.push(tokio::spawn(client(
+            base.to_owned(),
+            token.clone(),
+            *conv,
+            per_client,
+            args.window,
+            args.size,
+            phase.clone(),
+            counters.clone(),
+            latencies.clone(),
+            ready.clone(),
+        )));
+    }
+    ready.wait().await;
+    // Warm up 1 s, then measure.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, cpu0) = proc_stat(pid);
+    let (_, own0) = proc_stat(std::process::id());
+    phase.measuring.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    phase.measuring.store(false, Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    let (_, cpu1) = proc_stat(pid);
+    let (_, own1) = proc_stat(std::process::id());
+    phase.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut l = latencies.lock().await.clone();
+    l.sort_unstable();
+    let pct = |p: f64| {
+        if l.is_empty() {
+            0.0
+        } else {
+            l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+        }
+    };
+    Report {
+        accepted: counters.accepted.load(Ordering::Relaxed) as f64 / secs,
+        delivered: counters.delivered.load(Ordering::Relaxed) as f64 / secs,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        server_cpu: (cpu1 - cpu0) as f64 / 100.0 / secs * 100.0,
+        driver_cpu: (own1 - own0) as f64 / 100.0 / secs * 100.0,
+        refused: counters.refused.load(Ordering::Relaxed),
+    }
+}
+
+async fn drive(args: Args) {
+    let mut server = start_server();
+    let pid = server.child.id();
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    // Accounts in pairs, one conversation per pair.
+    let mut users = Vec::new();
+    for i in 0..args.clients / 2 {
+        let a = account(&http, &base, &format!("a{i}")).await;
+        let b = account(&http, &base, &format!("b{i}")).await;
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let conv = ConversationId(id);
+        post(
+            &http,
+            format!("{base}/v1/conversations"),
+            &a,
+            json!({"conversation": conv.to_hex()}),
+        )
+        .await;
+        post(&http, format!("{base}/v1/conversations/{conv}/commits"), &a,
+            json!({"epoch": 0, "commit": "Yw==", "welcome": "dw==", "members": [format!("a{i}"), format!("b{i}")]})).await;
+        users.push((a, conv));
+        users.push((b, conv));
+    }
+    println!(
+        "delivery service load test: {} WebSocket clients in {} one-to-one conversations, {} B ciphertext, 2 cores shared with the load generator",
+        users.len(),
+        users.len() / 2,
+        args.size
+    );
+    let max = run_phase(&base, &users, &args, 0, pid).await;
+    println!(
+        "max throughput (window {} per client): accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
+        args.window,
+        max.accepted,
+        max.delivered,
+        max.p50,
+        max.p99,
+        max.server_cpu,
+        max.driver_cpu,
+        max.refused
+    );
+    let at = run_phase(&base, &users, &args, args.rate, pid).await;
+    println!(
+        "at {} msg/s offered: accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
+        args.rate,
+        at.accepted,
+        at.delivered,
+        at.p50,
+        at.p99,
+        at.server_cpu,
+        at.driver_cpu,
+        at.refused
+    );
+    // Idle connections.
+    if args.idle > 0 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Fresh accounts with empty mailboxes, several connections each.
+        let mut idle_tokens = Vec::new();
+        for i in 0..100 {
+            idle_tokens.push(account(&http, &base, &format!("idle{i}")).await);
+        }
+        let (rss0, _) = proc_stat(pid);
+        let mut conns = Vec::with_capacity(args.idle);
+        for i in 0..args.idle {
+            let token = &idle_tokens[i % idle_tokens.len()];
+            let url = format!("{}/v1/ws?token={token}", base.replace("http://", "ws://"));
+            match tokio_tungstenite::connect_async(url).await {
+                Ok((ws, _)) => conns.push(ws),
+                Err(e) => {
+                    println!("idle connection {i} failed: {e}");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (rss1, _) = proc_stat(pid);
+        let n = conns.len().max(1);
+        println!(
+            "idle WebSockets: {} connections, server RSS {} KiB -> {} KiB, {:.1} KiB per connection",
+            conns.len(),
+            rss0,
+            rss1,
+            (rss1.saturating_sub(rss0)) as f64 / n as f64
+        );
+        println!(
+            "JSON {}",
+            json!({
+                "max_accepted_per_s": max.accepted.round(), "max_delivered_per_s": max.delivered.round(),
+                "max_p50_ms": max.p50, "max_p99_ms": max.p99,
+                "offered_rate": args.rate, "accepted_per_s": at.accepted.round(), "delivered_per_s": at.delivered.round(),
+                "p50_ms": at.p50, "p99_ms": at.p99,
+                "idle_connections": conns.len(), "rss_per_idle_kib": (rss1.saturating_sub(rss0)) as f64 / n as f64,
+            })
+        );
+        drop(conns);
+    }
+    drop(server.child.stdin.take());
+    let _ = server.child.wait();
+}

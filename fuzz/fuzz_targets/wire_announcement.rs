@@ -1,0 +1,11 @@
+//! Chain announcement v1: decode arbitrary bytes; anything accepted must re-encode to the same bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(value) = custos_wire::announcement::ChainAnnouncement::decode(data) {
+        let again = value.encode().expect("an accepted value must encode");
+        assert_eq!(again.as_slice(), data, "non-canonical input accepted");
+    }
+});
