@@ -1,7 +1,7 @@
 //! Envelope round trip (seal + sign, then verify + open, 1 KiB payload)
 //! against the same round trip through openmls application messages
 //! (`create_message` + `process_message`), measured in the same run.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use custos_client::chain::{ChainKey, ReceivingChain, SendingChain};

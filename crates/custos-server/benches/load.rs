@@ -16,6 +16,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     missing_docs,
+    clippy::too_many_arguments,
+    clippy::collapsible_if,
     reason = "benchmark driver, not service code: a failed step aborts the run"
 )]
 

@@ -93,7 +93,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Version
             | Command::Log { .. }
             | Command::Witness { .. }
-            | Command::Audit(_) => Ok(()),
+            | Command::Audit(_)
+            | Command::Server(_)
+            | Command::Up(_) => Ok(()),
         }
     })
 }
