@@ -1,0 +1,369 @@
+//! Applying operations inside the writer's transaction: routing and replay
+//! checks, bulk inserts of items and mailbox rows, bulk acks, conversation
+//! registration and ordered commits.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use custos_wire::ConversationId;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{CommitDone, CommitReq, Deferred, NewItem, Op, Staged};
+use crate::error::ApiError;
+use crate::routing::{self, Conv};
+
+/// The conversation as this batch sees it: staged changes, then the cache,
+/// then the database.
+async fn conv_of(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    id: &ConversationId,
+) -> Result<Option<Conv>, sqlx::Error> {
+    if let Some(c) = st.convs.get(id) {
+        return Ok(Some(c.clone()));
+    }
+    if let Some(c) = st.cache.get(id) {
+        return Ok(Some(c.clone()));
+    }
+    let loaded = routing::load(conn, id).await?;
+    if let Some(c) = &loaded {
+        st.cache.insert(*id, c.clone());
+    }
+    Ok(loaded)
+}
+
+pub(super) async fn route_submit(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    item: &NewItem,
+) -> Result<Result<Vec<i64>, ApiError>, sqlx::Error> {
+    let id = &item.conversation;
+    // The hot path looks the conversation up by reference, without a clone.
+    if !st.convs.contains_key(id) && st.cache.get(id).is_none() {
+        match routing::load(conn, id).await? {
+            Some(c) => st.cache.insert(*id, c),
+            None => return Ok(Err(unknown_conversation(id))),
+        }
+    }
+    let Some(conv) = st.convs.get(id).or_else(|| st.cache.get(id)) else {
+        return Ok(Err(unknown_conversation(id)));
+    };
+    if !conv.is_member(item.sender_account) {
+        return Ok(Err(not_member(id)));
+    }
+    Ok(Ok(conv.devices_except(item.sender_device)))
+}
+
+fn unknown_conversation(id: &ConversationId) -> ApiError {
+    ApiError::not_found(
+        "unknown_conversation",
+        format!("conversation {id} is not registered; create it first"),
+    )
+}
+
+fn not_member(id: &ConversationId) -> ApiError {
+    ApiError::forbidden(
+        "not_member",
+        format!("you are not a member of conversation {id}"),
+    )
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+const SEEN_CHUNK: usize = 500;
+const ITEM_CHUNK: usize = 200;
+const MAILBOX_CHUNK: usize = 1000;
+
+/// Bulk-inserts the checked submissions: replay check, items, mailbox rows.
+pub(super) async fn flush_submits(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+) -> Result<(), sqlx::Error> {
+    if st.submits.is_empty() {
+        return Ok(());
+    }
+    let submits = std::mem::take(&mut st.submits);
+    // Duplicates within the batch, then against every hash still remembered.
+    let mut in_batch = HashSet::with_capacity(submits.len());
+    let mut unique = Vec::with_capacity(submits.len());
+    for s in submits {
+        match s.0.hash {
+            Some(h) if !in_batch.insert(h) => drop(s.2.send(Err(duplicate()))),
+            _ => unique.push(s),
+        }
+    }
+    let mut fresh: HashSet<Vec<u8>> = HashSet::with_capacity(unique.len());
+    for chunk in unique.chunks(SEEN_CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .filter_map(|s| s.0.hash.map(|h| (h, s.0.expires_at)))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO seen (hash, expires_at) ");
+        qb.push_values(rows, |mut b, (h, exp)| {
+            b.push_bind(h.to_vec()).push_bind(to_i64(exp));
+        });
+        qb.push(" ON CONFLICT(hash) DO NOTHING RETURNING hash");
+        let got: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        fresh.extend(got);
+    }
+    let mut accepted = Vec::with_capacity(unique.len());
+    for s in unique {
+        match s.0.hash {
+            Some(h) if !fresh.contains(h.as_slice()) => drop(s.2.send(Err(duplicate()))),
+            _ => accepted.push(s),
+        }
+    }
+    // Items with no recipient (a conversation of one) are accepted but not stored.
+    let mut stored = Vec::with_capacity(accepted.len());
+    let mut mailbox: Vec<(i64, i64, i64)> = Vec::new();
+    for (item, recipients, reply) in accepted {
+        st.deferred.push(Deferred::Unit(reply));
+        if recipients.is_empty() {
+            continue;
+        }
+        let id = st.counters.next_item;
+        st.counters.next_item = id.saturating_add(1);
+        let mut rows = Vec::with_capacity(recipients.len());
+        for device in recipients {
+            let seq = st.counters.next_seq;
+            st.counters.next_seq = seq.saturating_add(1);
+            rows.push((device, seq));
+            mailbox.push((device, seq, id));
+        }
+        stored.push((id, Arc::new(item), rows));
+    }
+    for chunk in stored.chunks(ITEM_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) ",
+        );
+        qb.push_values(chunk, |mut b, (id, item, _)| {
+            bind_item(&mut b, *id, item);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    insert_mailbox(conn, &mailbox).await?;
+    for (_, item, rows) in stored {
+        st.pushes.push((item, rows));
+    }
+    Ok(())
+}
+
+/// Deletes the rows of every ack gathered so far, in one statement per
+/// chunk; each ack is answered with the number of its own rows deleted (a
+/// row acked twice in a batch counts for the first ack).
+pub(super) async fn flush_acks(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+) -> Result<(), sqlx::Error> {
+    if st.acks.is_empty() {
+        return Ok(());
+    }
+    let acks = std::mem::take(&mut st.acks);
+    let mut owner: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut rows = Vec::new();
+    for (i, (device, seqs, _)) in acks.iter().enumerate() {
+        for s in seqs {
+            if let Ok(s) = i64::try_from(*s)
+                && !owner.contains_key(&(*device, s))
+            {
+                owner.insert((*device, s), i);
+                rows.push((*device, s));
+            }
+        }
+    }
+    let deleted = crate::mailbox::apply_acks(conn, &rows).await?;
+    let mut counts = vec![0u64; acks.len()];
+    for key in deleted {
+        if let Some(c) = owner.get(&key).and_then(|i| counts.get_mut(*i)) {
+            *c += 1;
+        }
+    }
+    for ((_, _, reply), n) in acks.into_iter().zip(counts) {
+        st.deferred.push(Deferred::Count(reply, n));
+    }
+    Ok(())
+}
+
+fn bind_item(
+    b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    id: i64,
+    item: &NewItem,
+) {
+    b.push_bind(id)
+        .push_bind(i64::from(item.kind.to_byte()))
+        .push_bind(to_i64(item.expires_at))
+        .push_bind(to_i64(item.server_time))
+        .push_bind(item.conversation.0.to_vec())
+        .push_bind(item.sender_name.to_string())
+        .push_bind(item.tag.clone())
+        .push_bind(item.body.to_vec());
+}
+
+async fn insert_mailbox(
+    conn: &mut SqliteConnection,
+    rows: &[(i64, i64, i64)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(MAILBOX_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO mailbox (device_id, seq, item_id) ");
+        qb.push_values(chunk, |mut b, (d, s, i)| {
+            b.push_bind(*d).push_bind(*s).push_bind(*i);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn duplicate() -> ApiError {
+    ApiError::conflict(
+        "duplicate",
+        "this exact item was already accepted; it is not stored twice",
+    )
+}
+
+/// Stores one item for `recipients` (used by commits and Welcomes).
+async fn store_one(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    item: NewItem,
+    recipients: Vec<i64>,
+) -> Result<i64, sqlx::Error> {
+    let id = st.counters.next_item;
+    st.counters.next_item = id.saturating_add(1);
+    if recipients.is_empty() {
+        return Ok(id);
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) ",
+    );
+    qb.push_values([&item], |mut b, item| bind_item(&mut b, id, item));
+    qb.build().execute(&mut *conn).await?;
+    let mut rows = Vec::with_capacity(recipients.len());
+    let mut mailbox = Vec::with_capacity(recipients.len());
+    for device in recipients {
+        let seq = st.counters.next_seq;
+        st.counters.next_seq = seq.saturating_add(1);
+        rows.push((device, seq));
+        mailbox.push((device, seq, id));
+    }
+    insert_mailbox(conn, &mailbox).await?;
+    st.pushes.push((Arc::new(item), rows));
+    Ok(id)
+}
+
+pub(super) async fn apply_other(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    op: Op,
+) -> Result<(), sqlx::Error> {
+    match op {
+        Op::Submit { .. } => {}
+        Op::Ack {
+            device_id,
+            seqs,
+            reply,
+        } => {
+            st.acks.push((device_id, seqs, reply));
+            flush_acks(conn, st).await?;
+        }
+        Op::CreateConversation {
+            conversation,
+            account_id,
+            now,
+            reply,
+        } => {
+            if conv_of(conn, st, &conversation).await?.is_some() {
+                drop(reply.send(Err(ApiError::conflict(
+                    "conversation_exists",
+                    format!("conversation {conversation} already exists; pick a fresh random id"),
+                ))));
+                return Ok(());
+            }
+            let conv = routing::create(conn, &conversation, account_id, to_i64(now)).await?;
+            st.convs.insert(conversation, conv);
+            st.deferred.push(Deferred::Unit(reply));
+        }
+        Op::Commit { req, reply } => match commit(conn, st, *req).await? {
+            Ok(done) => st.deferred.push(Deferred::Commit(reply, done)),
+            Err(e) => drop(reply.send(Err(e))),
+        },
+        Op::Sweep { now, reply } => {
+            let report = crate::retention::sweep(conn, to_i64(now)).await?;
+            st.deferred.push(Deferred::Sweep(reply, report));
+        }
+    }
+    Ok(())
+}
+
+async fn commit(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    req: CommitReq,
+) -> Result<Result<CommitDone, ApiError>, sqlx::Error> {
+    let conversation = req.commit.conversation;
+    let Some(conv) = conv_of(conn, st, &conversation).await? else {
+        return Ok(Err(unknown_conversation(&conversation)));
+    };
+    if !conv.is_member(req.commit.sender_account) {
+        return Ok(Err(not_member(&conversation)));
+    }
+    if req.epoch != conv.epoch {
+        return Ok(Err(ApiError::stale_epoch(req.epoch, conv.epoch)));
+    }
+    let new_members = match routing::resolve(conn, &req.members).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    let added: Vec<_> = new_members
+        .iter()
+        .filter(|m| !conv.is_member(m.account_id))
+        .cloned()
+        .collect();
+    match (&req.welcome, added.is_empty()) {
+        (None, false) => {
+            return Ok(Err(ApiError::bad_request(
+                "welcome_required",
+                "the commit adds members but carries no Welcome for them",
+            )));
+        }
+        (Some(_), true) => {
+            return Ok(Err(ApiError::bad_request(
+                "unexpected_welcome",
+                "the commit carries a Welcome but adds no member",
+            )));
+        }
+        _ => {}
+    }
+    let next = Conv {
+        epoch: conv.epoch.saturating_add(1),
+        members: new_members,
+    };
+    routing::store_commit(conn, &conversation, &conv, &next).await?;
+    // The commit goes to every device of members before and after, except the
+    // committing device; the Welcome to the devices of new members.
+    let mut recipients: Vec<i64> = conv
+        .members
+        .iter()
+        .chain(next.members.iter())
+        .flat_map(|m| m.devices.iter().copied())
+        .filter(|d| *d != req.commit.sender_device)
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    let welcome_to: Vec<i64> = added
+        .iter()
+        .flat_map(|m| m.devices.iter().copied())
+        .collect();
+    let item_id = store_one(conn, st, req.commit, recipients).await?;
+    if let Some(w) = req.welcome {
+        store_one(conn, st, w, welcome_to).await?;
+    }
+    let epoch = next.epoch;
+    st.convs.insert(conversation, next);
+    Ok(Ok(CommitDone { epoch, item_id }))
+}
