@@ -22,6 +22,8 @@ mod error;
 pub mod frames;
 pub mod ids;
 pub mod payload;
+pub mod report;
+pub mod tag;
 
 pub use error::WireError;
 pub use ids::{ChainId, ConversationId};

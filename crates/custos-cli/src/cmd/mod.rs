@@ -1,6 +1,7 @@
 //! Subcommand definitions and dispatch.
 
 pub mod demo;
+pub mod moderate;
 pub mod user;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,11 @@ pub enum Command {
     Send(user::SendArgs),
     /// Fetch, verify and decrypt new messages.
     Receive(user::ReceiveArgs),
+    /// Report a message to the service's moderators, with proof of who sent it.
+    Report(moderate::ReportArgs),
+    /// Moderation: the report queue, actions, figures, packages.
+    #[command(subcommand)]
+    Moderate(moderate::ModerateCommand),
     /// Walk through the whole system on loopback, in a temporary folder.
     Demo(demo::DemoArgs),
 }
@@ -42,6 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Conversation(c) => user::conversation(&cli.home, c).await,
             Command::Send(a) => user::send(&cli.home, a).await,
             Command::Receive(a) => user::receive(&cli.home, a).await,
+            Command::Report(a) => moderate::report(&cli.home, a).await,
+            Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,
         }
     })
