@@ -261,18 +261,21 @@ pub(crate) async fn list(
     Ok(axum::Json(serde_json::json!({ "reports": rows })))
 }
 
+/// A stored report row: summary columns, then the encoded report.
+type ReportRow = (
+    i64,
+    i64,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    String,
+    String,
+    Vec<u8>,
+);
+
 async fn load(state: &AppState, id: i64) -> Result<(ReportSummary, Vec<u8>), ApiError> {
-    let row: Option<(
-        i64,
-        i64,
-        String,
-        Vec<u8>,
-        String,
-        i64,
-        String,
-        String,
-        Vec<u8>,
-    )> = sqlx::query_as(
+    let row: Option<ReportRow> = sqlx::query_as(
         "SELECT id, received_at, reporter, conversation, sender, server_time, reason, status, \
              report FROM reports WHERE id = ?",
     )

@@ -124,8 +124,12 @@ pub struct VerifiedReport {
     pub message: VerifiedMessage,
     /// The context messages, in the reporter's order.
     pub context: Vec<VerifiedMessage>,
-    _checked: (),
+    _checked: Checked,
 }
+
+/// Proof that [`verify_report`] ran; not constructible elsewhere.
+#[derive(Debug, Clone, Copy)]
+struct Checked;
 
 /// Checks a report (the message and every context message, all of the same
 /// conversation) against the franking public key. See the module docs.
@@ -145,7 +149,7 @@ pub fn verify_report(
     Ok(VerifiedReport {
         message,
         context,
-        _checked: (),
+        _checked: Checked,
     })
 }
 
