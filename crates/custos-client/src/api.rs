@@ -58,7 +58,7 @@ struct ErrorBody {
 #[derive(Debug, Clone)]
 pub struct Api {
     base: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     token: Option<String>,
 }
 
@@ -293,7 +293,7 @@ impl Api {
         format!("{base}/v1/ws?token={}", self.token.as_deref().unwrap_or(""))
     }
 
-    async fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+    pub(crate) async fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {
         let resp = self
             .auth(self.http.get(format!("{}{path}", self.base)))
             .send()
@@ -302,7 +302,11 @@ impl Api {
         check(resp).await
     }
 
-    async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<Vec<u8>, ApiError> {
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Vec<u8>, ApiError> {
         let resp = self
             .auth(self.http.post(format!("{}{path}", self.base)))
             .json(body)
@@ -312,7 +316,7 @@ impl Api {
         check(resp).await
     }
 
-    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(crate) fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,
@@ -320,11 +324,11 @@ impl Api {
     }
 }
 
-fn transport(e: reqwest::Error) -> ApiError {
+pub(crate) fn transport(e: reqwest::Error) -> ApiError {
     ApiError::Transport(e.to_string())
 }
 
-async fn check(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn check(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map_err(transport)?.to_vec();
     if (200..300).contains(&status) {
@@ -346,6 +350,6 @@ async fn check(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: Vec<u8>) -> Result<T, ApiError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(bytes: Vec<u8>) -> Result<T, ApiError> {
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadResponse(e.to_string()))
 }

@@ -56,6 +56,9 @@ pub enum DeviceError {
     /// Sealing failed.
     #[error(transparent)]
     Seal(#[from] crate::seal::SealError),
+    /// No stored message has that id in that conversation.
+    #[error("unknown message {0}; `custos receive` lists message ids")]
+    UnknownMessage(String),
     /// A commit kept losing races against other members' commits.
     #[error("the conversation is changing too fast; try again")]
     CommitContention,
@@ -117,6 +120,11 @@ impl Device {
         let (token, expires) = api.login(name, &identity).await?;
         store.set("token", token.as_bytes())?;
         store.set("token_expires", &expires.to_be_bytes())?;
+        // Pin the service's franking key: from now on every envelope must
+        // carry a delivery tag that verifies under it.
+        if let Some(key) = api.franking_key().await? {
+            store.set(crate::report::PINNED_FRANKING_KEY, &key)?;
+        }
         let mut device = Self {
             home: home.to_owned(),
             name: name.to_owned(),
@@ -165,6 +173,11 @@ impl Device {
             let (token, expires) = api.login(&name, &identity).await?;
             store.set("token", token.as_bytes())?;
             store.set("token_expires", &expires.to_be_bytes())?;
+            // Pin the service's franking key: from now on every envelope must
+            // carry a delivery tag that verifies under it.
+            if let Some(key) = api.franking_key().await? {
+                store.set(crate::report::PINNED_FRANKING_KEY, &key)?;
+            }
         }
         Ok(Self {
             home: home.to_owned(),

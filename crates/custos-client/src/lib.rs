@@ -25,6 +25,7 @@ pub mod franking;
 pub mod identity;
 pub mod mls;
 pub mod receive;
+pub mod report;
 pub mod seal;
 pub mod send;
 pub mod store;

@@ -391,6 +391,18 @@ impl Device {
                 "sender key is not a valid Ed25519 key".into(),
             ));
         };
+        if let Some(pinned) = self.pinned_franking_key()?
+            && let Err(e) = crate::report::check_tag(
+                &pinned,
+                &d.tag,
+                &header,
+                &d.body,
+                &d.sender,
+                d.server_time,
+            )
+        {
+            return Ok(Outcome::Refused(e));
+        }
         let opened = match open(&d.body, &mut rec.chain, &key, &rec.sender) {
             Ok(o) => o,
             Err(e) => return Ok(Outcome::Refused(e.to_string())),

@@ -59,6 +59,23 @@ pub struct ReceivingChainRecord {
 /// A stored message's envelope, encoded payload and delivery tag.
 pub type MessageMaterial = (Vec<u8>, Vec<u8>, Vec<u8>);
 
+/// A stored message as a report reveals it.
+#[derive(Debug)]
+pub struct ReportMaterial {
+    /// Conversation id bytes.
+    pub conversation: Vec<u8>,
+    /// Sender account.
+    pub sender: String,
+    /// Service acceptance time, Unix ms.
+    pub server_time: u64,
+    /// The envelope as delivered.
+    pub envelope: Vec<u8>,
+    /// The encoded payload (secret until reported).
+    pub payload: zeroize::Zeroizing<Vec<u8>>,
+    /// The delivery tag.
+    pub tag: Vec<u8>,
+}
+
 /// The device store.
 #[derive(Debug)]
 pub struct Store {
@@ -453,6 +470,28 @@ impl Store {
                 "SELECT envelope, payload, tag FROM messages WHERE id = ?1",
                 [id.as_slice()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    /// Everything a report reveals about a stored message: conversation,
+    /// sender, service time, envelope, encoded payload and tag.
+    pub fn report_material(&self, id: &[u8; 32]) -> Result<Option<ReportMaterial>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT conversation, sender, server_time, envelope, payload, tag FROM messages WHERE id = ?1",
+                [id.as_slice()],
+                |r| {
+                    Ok(ReportMaterial {
+                        conversation: r.get(0)?,
+                        sender: r.get(1)?,
+                        server_time: from_i64(r.get(2)?),
+                        envelope: r.get(3)?,
+                        payload: zeroize::Zeroizing::new(r.get(4)?),
+                        tag: r.get(5)?,
+                    })
+                },
             )
             .optional()?)
     }

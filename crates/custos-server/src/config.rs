@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::franking::FrankingPolicy;
 use crate::policy::{DeliveryPolicy, OpenPolicy};
 
 /// One day, the unit of `--retention-days`.
@@ -27,6 +28,10 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Admission (suspension) and delivery-tag hook; see [`DeliveryPolicy`].
     pub policy: Arc<dyn DeliveryPolicy>,
+    /// Franking (delivery tags, reports, moderation). `None` disables
+    /// `GET /v1/franking-key`, reports and moderation; set it with
+    /// [`ServerConfig::with_franking`].
+    pub franking: Option<Arc<FrankingPolicy>>,
 }
 
 impl ServerConfig {
@@ -38,7 +43,16 @@ impl ServerConfig {
             sweep_interval: Duration::from_secs(60),
             limits: Limits::default(),
             policy: Arc::new(OpenPolicy),
+            franking: None,
         }
+    }
+
+    /// Switches franking on: `policy` signs delivery tags and refuses
+    /// suspended accounts, and reports and moderation are served.
+    pub fn with_franking(mut self, policy: Arc<FrankingPolicy>) -> Self {
+        self.policy = policy.clone();
+        self.franking = Some(policy);
+        self
     }
 }
 

@@ -29,7 +29,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::ServerError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -110,6 +110,49 @@ INSERT INTO counters (id, next_seq, next_item) VALUES (1, 1, 1);
 PRAGMA user_version = 1;
 "#;
 
+/// Version 2: abuse reports, moderation actions and suspensions (issue 5).
+/// Reports hold revealed payloads: only what a reporter chose to reveal.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    reporter TEXT NOT NULL,
+    conversation BLOB NOT NULL,
+    sender TEXT NOT NULL,
+    server_time INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    report BLOB NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX reports_status ON reports(status, id);
+-- Refused reports: counted for the published figures, content not kept.
+CREATE TABLE report_refusals (
+    id INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    reporter TEXT NOT NULL,
+    code TEXT NOT NULL
+);
+-- Every moderation action, with who took it and when.
+CREATE TABLE moderation_actions (
+    id INTEGER PRIMARY KEY,
+    report_id INTEGER NOT NULL,
+    moderator TEXT NOT NULL,
+    action TEXT NOT NULL,
+    note TEXT NOT NULL,
+    suspended_until INTEGER,
+    taken_at INTEGER NOT NULL
+);
+CREATE INDEX moderation_actions_report ON moderation_actions(report_id);
+-- Suspensions in force; until NULL means permanent.
+CREATE TABLE suspensions (
+    account TEXT PRIMARY KEY,
+    until INTEGER,
+    report_id INTEGER NOT NULL,
+    since INTEGER NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
+"#;
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -161,9 +204,16 @@ pub async fn open(dir: &Path) -> Result<Database, ServerError> {
             supported: SCHEMA_VERSION,
         });
     }
-    if version == 0 {
+    // Each step runs in its own transaction together with its
+    // `user_version`, so a crash leaves the schema at one version or the next.
+    if version < 1 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 2 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     let pool = SqlitePoolOptions::new()

@@ -44,10 +44,14 @@ mod config;
 mod conversations;
 pub mod db;
 mod error;
+pub mod franking;
 mod keypackages;
 mod limits;
 mod mailbox;
+pub mod moderation;
+pub mod package;
 pub mod policy;
+pub mod report;
 mod retention;
 mod routes;
 mod routing;
@@ -66,6 +70,7 @@ use tokio::sync::watch;
 pub use auth::{AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message};
 pub use config::{DAY, Limits, RateLimit, ServerConfig};
 pub use error::{ApiError, ServerError};
+pub use franking::{FrankingPolicy, Suspension};
 pub use policy::{DeliveryPolicy, OpenPolicy};
 
 /// Runs the delivery service on `listener` until `shutdown` completes.
@@ -87,6 +92,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let db = db::open(&config.data_dir).await?;
+    if let Some(franking) = &config.franking {
+        moderation::load_suspensions(&db.pool, franking).await?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let _stop_on_drop = StopOnDrop(stop_tx.clone());

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::limits::RateLimiter;
 use crate::mailbox::Hub;
 use crate::writer::WriterHandle;
-use crate::{auth, conversations, keypackages, limits, mailbox, ws};
+use crate::{auth, conversations, keypackages, limits, mailbox, moderation, ws};
 
 /// Everything a request handler may use.
 pub(crate) struct Inner {
@@ -115,6 +115,20 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/mailbox", get(mailbox::get_mailbox))
         .route("/v1/mailbox/ack", post(mailbox::post_ack))
         .route("/v1/ws", get(ws::upgrade))
+        .route("/v1/franking-key", get(moderation::franking_key))
+        .route(
+            "/v1/reports",
+            post(moderation::submit_report).layer(DefaultBodyLimit::max(
+                custos_wire::report::MAX_REPORT_LEN + 1024,
+            )),
+        )
+        .route("/v1/moderation/reports", get(moderation::list))
+        .route("/v1/moderation/reports/{id}", get(moderation::show))
+        .route(
+            "/v1/moderation/reports/{id}/resolve",
+            post(moderation::resolve),
+        )
+        .route("/v1/moderation/stats", get(moderation::stats))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(json_limit))

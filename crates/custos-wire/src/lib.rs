@@ -23,7 +23,9 @@ pub mod frames;
 pub mod ids;
 pub mod manifest;
 pub mod payload;
+pub mod report;
 pub mod statement;
+pub mod tag;
 
 pub use error::WireError;
 pub use ids::{ChainId, ConversationId};

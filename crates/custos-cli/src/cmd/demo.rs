@@ -10,6 +10,8 @@ use custos_client::{Device, Outcome};
 use custos_wire::frames::ItemKind;
 use serde::Serialize;
 
+use super::json_field;
+
 /// `custos demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -95,9 +97,13 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let franking = std::sync::Arc::new(custos_server::FrankingPolicy::open(
+        &dir.join("server"),
+        clock.clone(),
+    )?);
     let server = tokio::spawn(custos_server::serve(
         listener,
-        custos_server::ServerConfig::new(dir.join("server")),
+        custos_server::ServerConfig::new(dir.join("server")).with_franking(franking.clone()),
         clock.clone(),
         async {
             let _ = stop_rx.await;
@@ -197,7 +203,101 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
         "no message text in the server's files",
     )?;
 
+    reporting(n, dir, &url, &franking, &mut alice, &mut bob, &dm).await?;
+
     let _ = stop_tx.send(());
     server.await??;
+    Ok(())
+}
+
+/// The reporting story: a message reported and verified, a forged report
+/// refused, the sender suspended and the report escalated.
+async fn reporting(
+    n: &mut Narrator,
+    dir: &std::path::Path,
+    url: &str,
+    franking: &custos_server::FrankingPolicy,
+    alice: &mut Device,
+    bob: &mut Device,
+    dm: &custos_wire::ConversationId,
+) -> Result<()> {
+    alice
+        .send_text(dm, "Pay me 500 or your photos go public.")
+        .await?;
+    let got = bob.receive(None).await?;
+    let abusive = got
+        .iter()
+        .find(|m| m.text.starts_with("Pay me"))
+        .context("bob did not receive the message")?;
+    let report_id = bob.report(dm, &abusive.id, "extortion", 1).await?;
+    n.step(
+        "report verified",
+        report_id > 0,
+        format!(
+            "bob reported alice's message with one context message; the service checked the \
+             franking commitment and its own delivery tag (key {}...) and queued report {report_id}",
+            &hex::encode(franking.public_key())[..16]
+        ),
+    )?;
+
+    let mut forged = bob.build_report(dm, &abusive.id, "forged", 0)?;
+    let last = forged.message.payload.len().saturating_sub(2);
+    if let Some(b) = forged.message.payload.get_mut(last) {
+        *b ^= 0x20;
+    }
+    let refusal = bob.api().submit_report(&forged.encode()?).await;
+    let refused_ok = matches!(&refusal, Err(custos_client::api::ApiError::Refused { code, .. }) if code == "franking_mismatch");
+    n.step(
+        "forged report refused",
+        refused_ok,
+        "bob changed one character of the revealed text; the service refused: franking_mismatch",
+    )?;
+
+    let moderator = Device::register(&dir.join("mod"), url, "mod", custos_clock::system()).await?;
+    custos_server::moderation::add_moderator(&dir.join("server"), "mod").await?;
+    let r = moderator
+        .api()
+        .moderation_resolve(report_id, "suspend", "extortion, 2 s for the demo", Some(2))
+        .await?;
+    let refused = alice.send_text(dm, "hello?").await;
+    n.step(
+        "sender suspended",
+        json_field(&r, "status") == "suspended"
+            && refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("suspended")),
+        format!(
+            "moderator mod suspended alice; her next send was refused: {}",
+            refused.err().map(|e| e.to_string()).unwrap_or_default()
+        ),
+    )?;
+
+    let esc = moderator
+        .api()
+        .moderation_resolve(report_id, "escalate", "for the clearinghouse", None)
+        .await?;
+    let package = serde_json::to_string(json_field(&esc, "package"))?;
+    let verified = custos_server::package::verify_package(&package, Some(&franking.public_key()));
+    n.step(
+        "package verifies publicly",
+        verified.as_ref().is_ok_and(|v| v.message.sender == "alice"),
+        "the escalation package verified with only the package and the franking public key",
+    )?;
+
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    alice.send_text(dm, "Sorry.").await?;
+    let stats = moderator.api().moderation_stats().await?;
+    n.step(
+        "suspension ended",
+        json_field(&stats, "reports_verified") == 1 && json_field(&stats, "reports_refused") == 1,
+        format!(
+            "after 2 s alice could send again; published figures: {} received, {} verified, \
+             {} refused, actions {}",
+            json_field(&stats, "reports_received"),
+            json_field(&stats, "reports_verified"),
+            json_field(&stats, "reports_refused"),
+            json_field(&stats, "actions")
+        ),
+    )?;
     Ok(())
 }

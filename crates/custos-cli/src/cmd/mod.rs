@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod demo;
 pub mod log;
+pub mod moderate;
 pub mod server;
 pub mod user;
 pub mod witness;
@@ -33,6 +34,11 @@ pub enum Command {
     Send(user::SendArgs),
     /// Fetch, verify and decrypt new messages.
     Receive(user::ReceiveArgs),
+    /// Report a message to the service's moderators, with proof of who sent it.
+    Report(moderate::ReportArgs),
+    /// Moderation: the report queue, actions, figures, packages.
+    #[command(subcommand)]
+    Moderate(moderate::ModerateCommand),
     /// Walk through the whole system on loopback, in a temporary folder.
     Demo(demo::DemoArgs),
     /// Run the delivery service (accounts, KeyPackages, commits, mailboxes).
@@ -89,6 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Conversation(c) => user::conversation(&cli.home, c).await,
             Command::Send(a) => user::send(&cli.home, a).await,
             Command::Receive(a) => user::receive(&cli.home, a).await,
+            Command::Report(a) => moderate::report(&cli.home, a).await,
+            Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Version
             | Command::Log { .. }
@@ -98,4 +106,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Up(_) => Ok(()),
         }
     })
+}
+
+/// A field of a JSON object from the service, or `null` when it is absent.
+pub(crate) fn json_field<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    v.get(key).unwrap_or(&serde_json::Value::Null)
 }

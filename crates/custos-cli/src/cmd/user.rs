@@ -104,12 +104,12 @@ pub struct ReceiveArgs {
     pub json: bool,
 }
 
-fn conversation_id(s: &str) -> Result<ConversationId> {
+pub(crate) fn conversation_id(s: &str) -> Result<ConversationId> {
     ConversationId::from_hex(s)
         .with_context(|| format!("`{s}` is not a conversation id (32 hex digits)"))
 }
 
-async fn open(home: &HomeArgs) -> Result<Device> {
+pub(crate) async fn open(home: &HomeArgs) -> Result<Device> {
     let dir = home.dir()?;
     Device::open(&dir, custos_clock::system())
         .await

@@ -1,0 +1,244 @@
+//! Abuse reporting: `custos report` (any user) and `custos moderate`
+//! (moderators, and the operator's `add-moderator` and `verify-package`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+
+use crate::cmd::json_field;
+use crate::cmd::user::{HomeArgs, conversation_id, open};
+
+/// `custos report CONV MESSAGE-ID --reason TEXT [--context N]`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Conversation id (hex).
+    pub conversation: String,
+    /// Message id (hex), as `custos receive --json` prints it.
+    pub message: String,
+    /// Why you report it; shown to moderators.
+    #[arg(long)]
+    pub reason: String,
+    /// Also reveal up to N surrounding messages of the conversation (at most 8).
+    #[arg(long, default_value_t = 0)]
+    pub context: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `custos moderate ...`.
+#[derive(Debug, Subcommand)]
+pub enum ModerateCommand {
+    /// List reports in the moderation queue (open ones unless --all).
+    List {
+        /// Include resolved reports.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one report: the verified message, context and actions.
+    Show {
+        /// Report id.
+        id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take an action on a report.
+    Resolve {
+        /// Report id.
+        id: i64,
+        /// dismiss, warn, suspend or escalate.
+        #[arg(long)]
+        action: String,
+        /// For suspend: how long, e.g. 3600s, 90m, 24h, 7d; omit for permanent.
+        #[arg(long)]
+        duration: Option<String>,
+        /// A note recorded with the action.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// For escalate: write the report package to this file.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The service's published moderation figures.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a registered account a moderator (operator; on the server's data directory).
+    AddModerator {
+        /// The service's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Account name.
+        name: String,
+    },
+    /// Check a report package with public information only.
+    VerifyPackage {
+        /// The package (JSON).
+        file: PathBuf,
+        /// The service's franking public key as published in the log (base64).
+        #[arg(long)]
+        key: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `custos report`.
+pub async fn report(home: &HomeArgs, a: ReportArgs) -> Result<()> {
+    let conv = conversation_id(&a.conversation)?;
+    let device = open(home).await?;
+    let id = device
+        .report(&conv, &a.message, &a.reason, a.context)
+        .await
+        .context("reporting the message")?;
+    if a.json {
+        println!("{}", serde_json::json!({ "report_id": id }));
+    } else {
+        println!("report {id} verified by the service and queued for moderation");
+    }
+    Ok(())
+}
+
+/// Parses `3600s`, `90m`, `24h`, `7d` (or plain seconds).
+pub fn parse_duration(s: &str) -> Result<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("`{s}` is not a duration like 3600s, 90m, 24h or 7d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("`{s}`: the unit is s, m, h or d"),
+    };
+    Ok(n.saturating_mul(mult))
+}
+
+/// Runs `custos moderate ...`.
+pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
+    match c {
+        ModerateCommand::AddModerator { data, name } => {
+            custos_server::moderation::add_moderator(&data, &name).await?;
+            println!(
+                "{name} is now a moderator of the service in {}",
+                data.display()
+            );
+        }
+        ModerateCommand::VerifyPackage { file, key, json } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let key = key
+                .map(|k| {
+                    use base64::Engine as _;
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(k.trim())
+                        .context("--key is not base64")?;
+                    <[u8; 32]>::try_from(raw.as_slice()).context("--key is not 32 bytes")
+                })
+                .transpose()?;
+            let v = custos_server::package::verify_package(&text, key.as_ref())
+                .context("the package does not verify")?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "verified": true, "sender": v.message.sender,
+                        "server_time": v.message.server_time, "text": v.message.text,
+                        "context": v.context.len(), "key_matched_published": v.key_matched_published,
+                    })
+                );
+            } else {
+                println!(
+                    "verified: {} sent {:?} at {} ({} context messages)",
+                    v.message.sender,
+                    v.message.text,
+                    v.message.server_time,
+                    v.context.len()
+                );
+                if !v.key_matched_published {
+                    println!(
+                        "warning: no --key given; the tags verify under the package's own key, \
+                         check that key against the transparency log"
+                    );
+                }
+            }
+        }
+        ModerateCommand::List { all, json } => {
+            let d = open(home).await?;
+            let v = d.api().moderation_list(all).await?;
+            if json {
+                println!("{v}");
+            } else {
+                for r in json_field(&v, "reports").as_array().into_iter().flatten() {
+                    println!(
+                        "#{} [{}] {} reported {}: {}",
+                        r["id"], r["status"], r["reporter"], r["sender"], r["reason"]
+                    );
+                }
+            }
+        }
+        ModerateCommand::Show { id, json } => {
+            let d = open(home).await?;
+            let v = d.api().moderation_show(id).await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+        }
+        ModerateCommand::Resolve {
+            id,
+            action,
+            duration,
+            note,
+            package,
+            json,
+        } => {
+            let secs = duration.as_deref().map(parse_duration).transpose()?;
+            let d = open(home).await?;
+            let v = d.api().moderation_resolve(id, &action, &note, secs).await?;
+            if let (Some(path), Some(p)) = (&package, v.get("package").filter(|p| !p.is_null())) {
+                std::fs::write(path, serde_json::to_string_pretty(p)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{v}");
+            } else {
+                println!("report {id}: {}", json_field(&v, "status"));
+            }
+        }
+        ModerateCommand::Stats { json } => {
+            let d = open(home).await?;
+            let v = d.api().moderation_stats().await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("90m").unwrap(), 5400);
+        assert_eq!(super::parse_duration("7d").unwrap(), 604_800);
+        assert_eq!(super::parse_duration("10").unwrap(), 10);
+        assert!(super::parse_duration("5w").is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! Delivery tags and reports, on the device side.
+//!
+//! # Security meaning
+//! At registration the device fetches the service's franking public key
+//! (`GET /v1/franking-key`) and pins it in its store. From then on every
+//! envelope must arrive with a delivery tag that verifies under the pinned
+//! key and names exactly this envelope (SHA-256), its header's commitment
+//! and conversation, the sender the service reports, and the delivery time;
+//! otherwise it is refused, because a message without a valid tag could not
+//! be reported. The tag is kept with the message. A report reveals only the
+//! messages the user chooses: the reported one and up to `context`
+//! neighbours of the same conversation.
+
+use custos_wire::ConversationId;
+use custos_wire::envelope::EnvelopeHeader;
+use custos_wire::payload::Payload;
+use custos_wire::report::{MAX_CONTEXT, Report, ReportedMessage};
+use custos_wire::tag::DeliveryTag;
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::api::{Api, ApiError, check, parse, transport};
+use crate::device::{Device, DeviceError};
+
+/// Store key of the pinned franking public key.
+pub const PINNED_FRANKING_KEY: &str = "franking_key";
+
+/// Checks a delivery tag against what the device received. `Err` says why.
+pub fn check_tag(
+    pinned: &[u8; 32],
+    tag: &[u8],
+    header: &EnvelopeHeader,
+    envelope: &[u8],
+    sender: &str,
+    server_time: u64,
+) -> Result<(), String> {
+    if tag.is_empty() {
+        return Err("no delivery tag, but this service issues them".into());
+    }
+    let t = DeliveryTag::decode(tag).map_err(|e| format!("delivery tag: {e}"))?;
+    let f = &t.fields;
+    let hash: [u8; 32] = Sha256::digest(envelope).into();
+    if f.conversation != header.conversation
+        || f.franking_commitment != header.franking_commitment
+        || f.envelope_hash != hash
+        || f.sender != sender
+        || f.server_time != server_time
+    {
+        return Err("delivery tag names another envelope, sender or time".into());
+    }
+    let key = VerifyingKey::from_bytes(pinned).map_err(|_| "pinned franking key is invalid")?;
+    let msg = t.signed_bytes().map_err(|e| e.to_string())?;
+    key.verify_strict(&msg, &Signature::from_bytes(&t.signature))
+        .map_err(|_| "delivery tag signature does not verify under the pinned key".to_owned())
+}
+
+impl Api {
+    /// The service's franking public key, or `None` if it issues no tags.
+    pub async fn franking_key(&self) -> Result<Option<[u8; 32]>, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Key {
+            public_key: String,
+        }
+        let k: Key = match self.get("/v1/franking-key").await {
+            Ok(b) => parse(b)?,
+            Err(ApiError::Refused { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&k.public_key)
+            .map_err(|_| ApiError::BadResponse("franking key is not base64".into()))?;
+        let key = <[u8; 32]>::try_from(raw.as_slice())
+            .map_err(|_| ApiError::BadResponse("franking key is not 32 bytes".into()))?;
+        Ok(Some(key))
+    }
+
+    /// Submits an encoded report; returns the report id.
+    pub async fn submit_report(&self, report: &[u8]) -> Result<i64, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            report_id: i64,
+        }
+        let resp = self
+            .auth(self.http.post(format!("{}/v1/reports", self.base())))
+            .header("content-type", "application/octet-stream")
+            .body(report.to_vec())
+            .send()
+            .await
+            .map_err(transport)?;
+        let c: Created = parse(check(resp).await?)?;
+        Ok(c.report_id)
+    }
+
+    /// Moderation queue (`all` includes resolved reports). Moderators only.
+    pub async fn moderation_list(&self, all: bool) -> Result<serde_json::Value, ApiError> {
+        let q = if all { "?status=all" } else { "" };
+        parse(self.get(&format!("/v1/moderation/reports{q}")).await?)
+    }
+
+    /// One report with its verified messages and actions. Moderators only.
+    pub async fn moderation_show(&self, id: i64) -> Result<serde_json::Value, ApiError> {
+        parse(self.get(&format!("/v1/moderation/reports/{id}")).await?)
+    }
+
+    /// Takes an action on a report; `suspend_seconds` `None` suspends
+    /// permanently. For `escalate` the answer carries the package.
+    pub async fn moderation_resolve(
+        &self,
+        id: i64,
+        action: &str,
+        note: &str,
+        suspend_seconds: Option<u64>,
+    ) -> Result<serde_json::Value, ApiError> {
+        parse(
+            self.post_json(
+                &format!("/v1/moderation/reports/{id}/resolve"),
+                &serde_json::json!({
+                    "action": action, "note": note, "suspend_seconds": suspend_seconds,
+                }),
+            )
+            .await?,
+        )
+    }
+
+    /// The service's published moderation figures.
+    pub async fn moderation_stats(&self) -> Result<serde_json::Value, ApiError> {
+        parse(self.get("/v1/moderation/stats").await?)
+    }
+}
+
+impl Device {
+    /// The pinned franking public key, if the service issues tags.
+    pub fn pinned_franking_key(&self) -> Result<Option<[u8; 32]>, DeviceError> {
+        Ok(self
+            .store
+            .get(PINNED_FRANKING_KEY)?
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()))
+    }
+
+    /// Builds a report of message `message_id` (hex) in `conv`, revealing
+    /// it and up to `context` surrounding messages of the same conversation
+    /// (nearest first, alternating before and after).
+    pub fn build_report(
+        &self,
+        conv: &ConversationId,
+        message_id: &str,
+        reason: &str,
+        context: usize,
+    ) -> Result<Report, DeviceError> {
+        let history = self.store.history(conv)?;
+        let pos = history
+            .iter()
+            .position(|m| m.id == message_id)
+            .ok_or_else(|| DeviceError::UnknownMessage(message_id.to_owned()))?;
+        let message = self.reveal(message_id)?;
+        let mut picked = Vec::new();
+        let want = context.min(MAX_CONTEXT);
+        let mut d = 1usize;
+        while picked.len() < want && (d <= pos || pos + d < history.len()) {
+            if let Some(i) = pos.checked_sub(d) {
+                picked.push(i);
+            }
+            if picked.len() < want && pos + d < history.len() {
+                picked.push(pos + d);
+            }
+            d += 1;
+        }
+        picked.sort_unstable();
+        let mut ctx = Vec::with_capacity(picked.len());
+        for i in picked {
+            if let Some(m) = history.get(i) {
+                ctx.push(self.reveal(&m.id)?);
+            }
+        }
+        Ok(Report {
+            reason: reason.to_owned(),
+            message,
+            context: ctx,
+        })
+    }
+
+    /// Builds and submits a report; returns the service's report id.
+    pub async fn report(
+        &self,
+        conv: &ConversationId,
+        message_id: &str,
+        reason: &str,
+        context: usize,
+    ) -> Result<i64, DeviceError> {
+        let report = self.build_report(conv, message_id, reason, context)?;
+        Ok(self.api.submit_report(&report.encode()?).await?)
+    }
+
+    fn reveal(&self, id_hex: &str) -> Result<ReportedMessage, DeviceError> {
+        let unknown = || DeviceError::UnknownMessage(id_hex.to_owned());
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(id_hex, &mut id).map_err(|_| unknown())?;
+        let m = self.store.report_material(&id)?.ok_or_else(unknown)?;
+        let payload = Payload::decode(&m.payload)?;
+        Ok(ReportedMessage {
+            conversation: ConversationId(
+                m.conversation
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| unknown())?,
+            ),
+            sender: m.sender,
+            server_time: m.server_time,
+            franking_key: payload.franking_key,
+            envelope: m.envelope,
+            payload: m.payload.to_vec(),
+            tag: m.tag,
+        })
+    }
+}

@@ -1,0 +1,274 @@
+//! [`FrankingPolicy`]: delivery tags signed with the service's franking key,
+//! and admission that refuses suspended accounts (DESIGN.md §5).
+//!
+//! # Security meaning
+//! The franking key is the service's signing key for delivery tags
+//! (`custos_wire::tag`). Whoever holds it can vouch that an account sent an
+//! envelope, so it is kept in `franking.key` in the data directory, created
+//! with mode 0600, held in memory only inside an `ed25519_dalek::SigningKey`
+//! (zeroized on drop) and never logged. Its public half is served at
+//! `GET /v1/franking-key` and is meant to be published in the transparency
+//! log, so that a recipient, a clearinghouse or a court can check tags
+//! without trusting the service's word about its key.
+//!
+//! One Ed25519 signature is made per accepted envelope; the measurement that
+//! chose this over per-batch Merkle roots is in
+//! `docs/design/0005-delivery-tags.md`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use custos_clock::SharedClock;
+use custos_wire::frames::ItemKind;
+use custos_wire::tag::{DeliveryTag, TagFields};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use zeroize::Zeroizing;
+
+use crate::policy::{DeliveryPolicy, Refusal, Sender, TagInput};
+
+/// File name of the franking key inside the data directory.
+pub const FRANKING_KEY_FILE: &str = "franking.key";
+
+/// Why the franking key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrankingKeyError {
+    /// The key file could not be read or written.
+    #[error("franking key {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The key file does not hold a 32-byte Ed25519 seed.
+    #[error(
+        "franking key {0} is not a 32-byte key; restore it from backup (tags signed with it stay verifiable only with its public key)"
+    )]
+    Malformed(PathBuf),
+}
+
+/// A suspension: until when (Unix ms on the service clock), or permanent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suspension {
+    /// Sends are refused until this time (exclusive), then allowed again.
+    Until(u64),
+    /// Sends are refused until a moderator lifts it.
+    Permanent,
+}
+
+/// The delivery policy that signs delivery tags and enforces suspensions.
+///
+/// Contract (see [`DeliveryPolicy`]): both methods take only in-memory
+/// state: the key, and the suspension table that moderation keeps in step
+/// with the database (loaded at start by `serve`).
+pub struct FrankingPolicy {
+    key: SigningKey,
+    clock: SharedClock,
+    suspended: RwLock<HashMap<String, Suspension>>,
+}
+
+impl std::fmt::Debug for FrankingPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrankingPolicy")
+            .field("public_key", &hex::encode(self.public_key()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrankingPolicy {
+    /// Loads the franking key from `data_dir/franking.key`, creating it
+    /// (mode 0600, fresh from the OS generator) if missing. Suspensions end
+    /// on `clock`.
+    pub fn open(data_dir: &Path, clock: SharedClock) -> Result<Self, FrankingKeyError> {
+        let path = data_dir.join(FRANKING_KEY_FILE);
+        let io = |source| FrankingKeyError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let mut raw = Zeroizing::new(Vec::with_capacity(33));
+                Read::by_ref(&mut f)
+                    .take(33)
+                    .read_to_end(&mut raw)
+                    .map_err(io)?;
+                if raw.len() != 32 {
+                    return Err(FrankingKeyError::Malformed(path));
+                }
+                seed.copy_from_slice(&raw);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, seed.as_mut());
+                // create_new: never overwrite a key that appeared meanwhile.
+                // Durable steps: write, fsync the file, fsync the directory; a
+                // crash before the directory fsync may lose the file, in which
+                // case no tag signed by it was ever answered (the service
+                // starts only after this returns).
+                let mut f = {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .map_err(io)?
+                };
+                f.write_all(seed.as_ref()).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                std::fs::File::open(data_dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io)?;
+            }
+            Err(e) => return Err(io(e)),
+        }
+        Ok(Self::from_seed(&seed, clock))
+    }
+
+    /// A policy with the given key seed (tests and benchmarks).
+    pub fn from_seed(seed: &[u8; 32], clock: SharedClock) -> Self {
+        Self {
+            key: SigningKey::from_bytes(seed),
+            clock,
+            suspended: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The public franking key that verifies every tag this policy signs.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// The public franking key as a dalek key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Signs a delivery tag over `fields`. Fails only if a field is out of
+    /// its wire bounds (an invalid account name).
+    pub fn sign(&self, fields: TagFields) -> Result<DeliveryTag, custos_wire::WireError> {
+        let msg = fields.signed_bytes()?;
+        let signature = self.key.sign(&msg).to_bytes();
+        Ok(DeliveryTag { fields, signature })
+    }
+
+    /// Records a suspension in memory (moderation persists it first).
+    pub fn suspend(&self, account: &str, s: Suspension) {
+        if let Ok(mut m) = self.suspended.write() {
+            m.insert(account.to_owned(), s);
+        }
+    }
+
+    /// Lifts a suspension in memory.
+    pub fn lift(&self, account: &str) {
+        if let Ok(mut m) = self.suspended.write() {
+            m.remove(account);
+        }
+    }
+
+    /// The account's suspension in force now, if any.
+    pub fn suspension(&self, account: &str) -> Option<Suspension> {
+        let now = self.clock.now_millis();
+        let s = *self.suspended.read().ok()?.get(account)?;
+        match s {
+            Suspension::Until(t) if t <= now => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl DeliveryPolicy for FrankingPolicy {
+    fn admit(&self, sender: &Sender<'_>) -> Result<(), Refusal> {
+        match self.suspension(sender.name) {
+            None => Ok(()),
+            Some(Suspension::Permanent) => Err(Refusal {
+                code: "suspended",
+                message: format!(
+                    "account {} is suspended permanently for violating the terms of service; \
+                     it cannot send",
+                    sender.name
+                ),
+            }),
+            Some(Suspension::Until(t)) => Err(Refusal {
+                code: "suspended",
+                message: format!(
+                    "account {} is suspended until {} (Unix ms) for violating the terms of \
+                     service; it can send again after that",
+                    sender.name, t
+                ),
+            }),
+        }
+    }
+
+    fn tag(&self, input: &TagInput<'_>) -> Vec<u8> {
+        let (ItemKind::Envelope, Some(commitment)) = (input.kind, input.franking_commitment) else {
+            return Vec::new();
+        };
+        let fields = TagFields {
+            franking_commitment: *commitment,
+            conversation: input.conversation,
+            sender: input.sender.to_owned(),
+            server_time: input.server_time,
+            envelope_hash: *input.item_hash,
+        };
+        // An authenticated account name always encodes; an empty tag would be
+        // refused by every recipient that pinned the key, not silently trusted.
+        match self.sign(fields).and_then(|t| t.encode()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(%e, "delivery tag could not be signed");
+                Vec::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_is_created_0600_and_reloaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = custos_clock::system();
+        let a = FrankingPolicy::open(dir.path(), clock.clone()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(FRANKING_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let b = FrankingPolicy::open(dir.path(), clock.clone()).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        std::fs::write(dir.path().join(FRANKING_KEY_FILE), [1u8; 31]).unwrap();
+        assert!(matches!(
+            FrankingPolicy::open(dir.path(), clock),
+            Err(FrankingKeyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn suspension_ends_on_the_injected_clock() {
+        let sim = custos_clock::dangerous::simulated(1_000_000);
+        let p = FrankingPolicy::from_seed(&[7; 32], sim.shared());
+        let s = Sender {
+            account_id: 1,
+            name: "mallory",
+            device_id: 1,
+        };
+        assert!(p.admit(&s).is_ok());
+        p.suspend("mallory", Suspension::Until(1_000_500));
+        assert_eq!(p.admit(&s).unwrap_err().code, "suspended");
+        sim.advance_millis(500);
+        assert!(p.admit(&s).is_ok());
+        p.suspend("mallory", Suspension::Permanent);
+        sim.advance_days(10_000);
+        assert!(p.admit(&s).is_err());
+        p.lift("mallory");
+        assert!(p.admit(&s).is_ok());
+    }
+}

@@ -1,0 +1,525 @@
+//! Reports and moderation: `POST /v1/reports`, the moderation queue,
+//! actions (dismiss, warn, suspend, escalate), and the published figures.
+//!
+//! # Who may moderate
+//! A moderator is an ordinary account named, together with its identity key,
+//! in the file `moderators` of the data directory ([`add_moderator`], or
+//! `custos moderate add-moderator`). Moderation requests authenticate with
+//! that account's session (the same signed challenge as every account); the
+//! service re-reads the file on each moderation request, so adding or
+//! removing a line takes effect without a restart. Binding the identity key,
+//! not only the name, means a name re-registered by someone else is no
+//! moderator. Every action is stored with the moderator's name and the time.
+//!
+//! # Guarantees
+//! - A report enters the queue only if [`crate::report::verify_report`]
+//!   accepted it; a refused report is answered `422` with the check's code,
+//!   and only its code, reporter and time are kept (for the figures).
+//! - A suspension is written to the database before it takes effect in
+//!   memory, and is reloaded at start, so it survives restarts.
+
+use std::path::Path;
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_wire::report::Report;
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use std::sync::Arc;
+
+use crate::auth::Authed;
+use crate::error::ApiError;
+use crate::franking::{FrankingPolicy, Suspension};
+use crate::package::{PACKAGE_FORMAT, ReportPackage, package_message};
+use crate::report::verify_report;
+use crate::routes::{AppState, JsonBody};
+
+/// File in the data directory naming the moderators (`name hex(identity_key)` per line).
+pub const MODERATORS_FILE: &str = "moderators";
+
+/// Why a moderator could not be added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddModeratorError {
+    /// No such account in the service's database.
+    #[error("no account {0} on this service; register it first with `custos register`")]
+    NoAccount(String),
+    /// The database could not be read.
+    #[error("cannot read the service database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The moderators file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// Makes the registered account `name` a moderator of the service whose
+/// data directory is `data_dir`. Reads the database read-only, so it works
+/// while the service runs. Appends `name hex(identity_key)` to the
+/// moderators file (created 0600).
+pub async fn add_moderator(data_dir: &Path, name: &str) -> Result<(), AddModeratorError> {
+    use sqlx::ConnectOptions;
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data_dir.join(crate::db::DB_FILE))
+        .read_only(true);
+    let mut conn = opts.connect().await?;
+    let key: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT identity_key FROM accounts WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut conn)
+            .await?;
+    let key = key.ok_or_else(|| AddModeratorError::NoAccount(name.to_owned()))?;
+    let path = data_dir.join(MODERATORS_FILE);
+    let io = |source| AddModeratorError::Io {
+        path: path.clone(),
+        source,
+    };
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    writeln!(f, "{name} {}", hex::encode(key)).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(())
+}
+
+/// Loads the suspensions stored in the database into the policy.
+pub(crate) async fn load_suspensions(
+    pool: &SqlitePool,
+    policy: &FrankingPolicy,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as("SELECT account, until FROM suspensions")
+        .fetch_all(pool)
+        .await?;
+    for (account, until) in rows {
+        policy.suspend(&account, suspension_of(until));
+    }
+    Ok(())
+}
+
+fn suspension_of(until: Option<i64>) -> Suspension {
+    match until {
+        None => Suspension::Permanent,
+        Some(t) => Suspension::Until(u64::try_from(t).unwrap_or(0)),
+    }
+}
+
+fn franking(state: &AppState) -> Result<&Arc<FrankingPolicy>, ApiError> {
+    state.config.franking.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            "franking_disabled",
+            "this service issues no delivery tags, so it takes no reports",
+        )
+    })
+}
+
+fn now_i64(state: &AppState) -> i64 {
+    i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX)
+}
+
+/// `GET /v1/franking-key`.
+pub(crate) async fn franking_key(
+    State(state): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    let f = franking(&state)?;
+    Ok(axum::Json(serde_json::json!({
+        "public_key": B64.encode(f.public_key()),
+        "log_proof": null,
+    })))
+}
+
+/// `POST /v1/reports`: body is an encoded Report v1.
+pub(crate) async fn submit_report(
+    State(state): State<AppState>,
+    auth: Authed,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = franking(&state)?.verifying_key();
+    let verdict = Report::decode(&body)
+        .map_err(|e| crate::report::ReportRefusal::Malformed(e.to_string()))
+        .and_then(|r| verify_report(&r, &key).map(|v| (r, v)));
+    let now = now_i64(&state);
+    let (report, verified) = match verdict {
+        Ok(ok) => ok,
+        Err(refusal) => {
+            sqlx::query(
+                "INSERT INTO report_refusals (received_at, reporter, code) VALUES (?, ?, ?)",
+            )
+            .bind(now)
+            .bind(&*auth.name)
+            .bind(refusal.code())
+            .execute(&state.pool)
+            .await?;
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                refusal.code(),
+                format!("report refused: {refusal}"),
+            ));
+        }
+    };
+    let v = &verified.message;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO reports (received_at, reporter, conversation, sender, server_time, reason, \
+         report, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open') RETURNING id",
+    )
+    .bind(now)
+    .bind(&*auth.name)
+    .bind(v.conversation.0.to_vec())
+    .bind(&v.sender)
+    .bind(i64::try_from(v.server_time).unwrap_or(i64::MAX))
+    .bind(&report.reason)
+    .bind(body.to_vec())
+    .fetch_one(&state.pool)
+    .await?;
+    tracing::info!(report = id, "report verified and queued");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "report_id": id, "status": "open" })),
+    ))
+}
+
+/// Refuses anyone not named (with their current identity key) in the moderators file.
+async fn moderator(state: &AppState, auth: &Authed) -> Result<(), ApiError> {
+    franking(state)?;
+    let denied = || {
+        ApiError::forbidden(
+            "not_moderator",
+            "this account is not a moderator; an operator adds it with `custos moderate add-moderator`",
+        )
+    };
+    let list = match std::fs::read_to_string(state.config.data_dir.join(MODERATORS_FILE)) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(denied()),
+        Err(e) => return Err(ApiError::internal("moderators file", e)),
+    };
+    let key: Vec<u8> = sqlx::query_scalar("SELECT identity_key FROM accounts WHERE id = ?")
+        .bind(auth.account_id)
+        .fetch_one(&state.pool)
+        .await?;
+    let key = hex::encode(key);
+    let listed = list.lines().any(|l| {
+        let mut parts = l.split_whitespace();
+        parts.next() == Some(&*auth.name) && parts.next() == Some(key.as_str())
+    });
+    if listed { Ok(()) } else { Err(denied()) }
+}
+
+/// A queue entry.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub(crate) struct ReportSummary {
+    id: i64,
+    received_at: i64,
+    reporter: String,
+    #[sqlx(skip)]
+    conversation_hex: String,
+    #[serde(skip)]
+    conversation: Vec<u8>,
+    sender: String,
+    server_time: i64,
+    reason: String,
+    status: String,
+}
+
+/// Query of the queue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// `GET /v1/moderation/reports?status=open|all`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: Authed,
+    Query(q): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    moderator(&state, &auth).await?;
+    let all = q.status.as_deref() == Some("all");
+    let mut rows: Vec<ReportSummary> = sqlx::query_as(
+        "SELECT id, received_at, reporter, conversation, sender, server_time, reason, status \
+         FROM reports WHERE (? OR status = 'open') ORDER BY id LIMIT 1000",
+    )
+    .bind(all)
+    .fetch_all(&state.pool)
+    .await?;
+    for r in &mut rows {
+        r.conversation_hex = hex::encode(&r.conversation);
+    }
+    Ok(axum::Json(serde_json::json!({ "reports": rows })))
+}
+
+/// A stored report row: summary columns, then the encoded report.
+type ReportRow = (
+    i64,
+    i64,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    String,
+    String,
+    Vec<u8>,
+);
+
+async fn load(state: &AppState, id: i64) -> Result<(ReportSummary, Vec<u8>), ApiError> {
+    let row: Option<ReportRow> = sqlx::query_as(
+        "SELECT id, received_at, reporter, conversation, sender, server_time, reason, status, \
+             report FROM reports WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (id, received_at, reporter, conversation, sender, server_time, reason, status, report) =
+        row.ok_or_else(|| ApiError::not_found("no_report", format!("no report {id}")))?;
+    Ok((
+        ReportSummary {
+            id,
+            received_at,
+            reporter,
+            conversation_hex: hex::encode(&conversation),
+            conversation,
+            sender,
+            server_time,
+            reason,
+            status,
+        },
+        report,
+    ))
+}
+
+/// One recorded action.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub(crate) struct ActionRecord {
+    action: String,
+    moderator: String,
+    note: String,
+    suspended_until: Option<i64>,
+    taken_at: i64,
+}
+
+/// `GET /v1/moderation/reports/{id}`: the report, its verified messages and
+/// its actions.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    auth: Authed,
+    UrlPath(id): UrlPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    moderator(&state, &auth).await?;
+    let key = franking(&state)?.verifying_key();
+    let (summary, bytes) = load(&state, id).await?;
+    let report = Report::decode(&bytes).map_err(|e| ApiError::internal("stored report", e))?;
+    let v = verify_report(&report, &key).map_err(|e| ApiError::internal("stored report", e))?;
+    let msg = |m: &crate::report::VerifiedMessage| {
+        serde_json::json!({
+            "sender": m.sender, "server_time": m.server_time, "text": m.text,
+            "commitment": hex::encode(m.commitment),
+            "attachments_sha256": m.attachment_sha256.iter().map(hex::encode).collect::<Vec<_>>(),
+        })
+    };
+    let actions: Vec<ActionRecord> = sqlx::query_as(
+        "SELECT action, moderator, note, suspended_until, taken_at FROM moderation_actions \
+         WHERE report_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(serde_json::json!({
+        "report": summary,
+        "message": msg(&v.message),
+        "context": v.context.iter().map(msg).collect::<Vec<_>>(),
+        "actions": actions,
+    })))
+}
+
+/// Body of `POST /v1/moderation/reports/{id}/resolve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolveBody {
+    /// `dismiss`, `warn`, `suspend` or `escalate`.
+    action: String,
+    /// The moderator's note.
+    #[serde(default)]
+    note: String,
+    /// For `suspend`: seconds; absent means permanent.
+    #[serde(default)]
+    suspend_seconds: Option<u64>,
+}
+
+/// `POST /v1/moderation/reports/{id}/resolve`.
+pub(crate) async fn resolve(
+    State(state): State<AppState>,
+    auth: Authed,
+    UrlPath(id): UrlPath<i64>,
+    JsonBody(body): JsonBody<ResolveBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    moderator(&state, &auth).await?;
+    let policy = franking(&state)?.clone();
+    let (summary, bytes) = load(&state, id).await?;
+    let status = match body.action.as_str() {
+        "dismiss" => "dismissed",
+        "warn" => "warned",
+        "suspend" => "suspended",
+        "escalate" => "escalated",
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_action",
+                "action is one of dismiss, warn, suspend, escalate",
+            ));
+        }
+    };
+    let now = state.clock.now_millis();
+    let until = match (status, body.suspend_seconds) {
+        ("suspended", Some(s)) => Some(now.saturating_add(s.saturating_mul(1000))),
+        _ => None,
+    };
+    let until_i64 = until.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    let mut tx = state.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO moderation_actions (report_id, moderator, action, note, suspended_until, \
+         taken_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(&*auth.name)
+    .bind(&body.action)
+    .bind(&body.note)
+    .bind(until_i64)
+    .bind(now_i64(&state))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE reports SET status = ? WHERE id = ?")
+        .bind(status)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if status == "suspended" {
+        sqlx::query(
+            "INSERT INTO suspensions (account, until, report_id, since) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(account) DO UPDATE SET until = excluded.until, \
+             report_id = excluded.report_id, since = excluded.since",
+        )
+        .bind(&summary.sender)
+        .bind(until_i64)
+        .bind(id)
+        .bind(now_i64(&state))
+        .execute(&mut *tx)
+        .await?;
+    }
+    // Durable first, then in force.
+    tx.commit().await?;
+    if status == "suspended" {
+        policy.suspend(&summary.sender, suspension_of(until_i64));
+    }
+    tracing::info!(report = id, action = %body.action, moderator = %auth.name, "moderation action");
+    let package = if status == "escalated" {
+        let report = Report::decode(&bytes).map_err(|e| ApiError::internal("stored report", e))?;
+        let v = verify_report(&report, &policy.verifying_key())
+            .map_err(|e| ApiError::internal("stored report", e))?;
+        let p = ReportPackage {
+            format: PACKAGE_FORMAT.into(),
+            report_id: id,
+            reporter: summary.reporter.clone(),
+            reason: report.reason.clone(),
+            reported_at: u64::try_from(summary.received_at).unwrap_or(0),
+            escalated_by: auth.name.to_string(),
+            escalated_at: now,
+            franking_public_key: B64.encode(policy.public_key()),
+            franking_key_log_proof: None,
+            message: package_message(&report.message, &v.message),
+            context: report
+                .context
+                .iter()
+                .zip(&v.context)
+                .map(|(m, v)| package_message(m, v))
+                .collect(),
+        };
+        Some(p)
+    } else {
+        None
+    };
+    Ok(axum::Json(serde_json::json!({
+        "report_id": id,
+        "status": status,
+        "sender": summary.sender,
+        "suspended_until": until,
+        "package": package,
+    })))
+}
+
+/// `GET /v1/moderation/stats`: the published figures (no authentication).
+pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    franking(&state)?;
+    let verified: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports")
+        .fetch_one(&state.pool)
+        .await?;
+    let refused: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM report_refusals")
+        .fetch_one(&state.pool)
+        .await?;
+    let refused_by_reason: Vec<(String, i64)> =
+        sqlx::query_as("SELECT code, COUNT(*) FROM report_refusals GROUP BY code ORDER BY code")
+            .fetch_all(&state.pool)
+            .await?;
+    let by_action: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT action, COUNT(*) FROM moderation_actions GROUP BY action ORDER BY action",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    // Time to action: from receipt to the report's first action.
+    let mut delays: Vec<i64> = sqlx::query_scalar(
+        "SELECT MIN(a.taken_at) - r.received_at FROM reports r \
+         JOIN moderation_actions a ON a.report_id = r.id GROUP BY r.id",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    delays.sort_unstable();
+    let median_ms = median(&delays);
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports WHERE status = 'open'")
+        .fetch_one(&state.pool)
+        .await?;
+    Ok(axum::Json(serde_json::json!({
+        "reports_received": verified.saturating_add(refused),
+        "reports_verified": verified,
+        "reports_refused": refused,
+        "refused_by_reason": refused_by_reason.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "reports_open": open,
+        "actions": by_action.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "median_time_to_action_ms": median_ms,
+    })))
+}
+
+fn median(sorted: &[i64]) -> Option<i64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let hi = *sorted.get(n / 2)?;
+    if n % 2 == 1 {
+        Some(hi)
+    } else {
+        let lo = *sorted.get(n / 2 - 1)?;
+        Some(lo + (hi - lo) / 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(super::median(&[]), None);
+        assert_eq!(super::median(&[5]), Some(5));
+        assert_eq!(super::median(&[1, 3, 10]), Some(3));
+        assert_eq!(super::median(&[1, 3]), Some(2));
+    }
+}

@@ -1,0 +1,242 @@
+//! Verification of reports with public information only: the report and
+//! the service's public franking key.
+//!
+//! # Security meaning
+//! [`verify_report`] returns a [`VerifiedReport`] only if, for the reported
+//! message and every context message:
+//! 1. the claimed conversation equals the envelope header's and the tag's;
+//! 2. the claimed sender and time equal the tag's;
+//! 3. the tag's franking commitment equals the envelope header's;
+//! 4. the tag's envelope hash is the SHA-256 of the revealed envelope;
+//! 5. the tag's Ed25519 signature verifies (strictly) under the franking key;
+//! 6. the revealed franking key is the one inside the revealed payload;
+//! 7. `HMAC-SHA256(k_f, "custos/v1/franking" || conversation || sender || payload)`
+//!    equals the header's commitment (constant-time comparison).
+//!
+//! A reporter therefore cannot attribute to a sender a payload the sender
+//! did not commit to in an envelope the service accepted from them (no
+//! framing), and a sender cannot deny a payload the recipient could open
+//! (the recipient's client refuses envelopes whose commitment does not open).
+//! Each failed check has its own [`ReportRefusal`] variant and code.
+
+use custos_wire::ConversationId;
+use custos_wire::envelope::peek_header;
+use custos_wire::payload::Payload;
+use custos_wire::report::{Report, ReportedMessage};
+use custos_wire::tag::DeliveryTag;
+use ed25519_dalek::{Signature, VerifyingKey};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Domain-separation label of the franking commitment (same as the client's).
+pub const FRANKING_LABEL: &[u8] = b"custos/v1/franking";
+
+/// Why a report (or a package) does not verify. Each variant is one check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportRefusal {
+    /// The report bytes do not decode.
+    #[error("the report does not decode: {0}")]
+    Malformed(String),
+    /// The revealed envelope does not decode.
+    #[error("the revealed envelope does not decode: {0}")]
+    MalformedEnvelope(String),
+    /// The revealed payload does not decode.
+    #[error("the revealed payload does not decode: {0}")]
+    MalformedPayload(String),
+    /// The message has no delivery tag.
+    #[error(
+        "the message carries no delivery tag; only messages delivered with a tag can be reported"
+    )]
+    MissingTag,
+    /// The delivery tag does not decode.
+    #[error("the delivery tag does not decode: {0}")]
+    MalformedTag(String),
+    /// Claimed conversation, envelope header and tag disagree.
+    #[error("the conversation differs between the claim, the envelope header and the delivery tag")]
+    ConversationMismatch,
+    /// The claimed sender is not the tag's.
+    #[error("the claimed sender is not the account the delivery tag names")]
+    SenderMismatch,
+    /// The claimed time is not the tag's.
+    #[error("the claimed time is not the delivery tag's acceptance time")]
+    TimeMismatch,
+    /// The tag and the envelope header carry different commitments.
+    #[error("the delivery tag's franking commitment differs from the envelope header's")]
+    CommitmentMismatch,
+    /// The tag was issued for another envelope.
+    #[error("the delivery tag was issued for another envelope (SHA-256 differs)")]
+    EnvelopeHashMismatch,
+    /// The tag's signature does not verify under the franking key.
+    #[error("the delivery tag's signature does not verify under the service's franking key")]
+    BadTagSignature,
+    /// The revealed franking key is not the one inside the payload.
+    #[error("the revealed franking key is not the one inside the payload")]
+    FrankingKeyMismatch,
+    /// The commitment does not open to this payload under this key.
+    #[error("the franking commitment does not open to the revealed payload")]
+    FrankingMismatch,
+}
+
+impl ReportRefusal {
+    /// Stable machine-readable code (the `error` of a 422 answer).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed_report",
+            Self::MalformedEnvelope(_) => "malformed_envelope",
+            Self::MalformedPayload(_) => "malformed_payload",
+            Self::MissingTag => "missing_tag",
+            Self::MalformedTag(_) => "malformed_tag",
+            Self::ConversationMismatch => "conversation_mismatch",
+            Self::SenderMismatch => "sender_mismatch",
+            Self::TimeMismatch => "time_mismatch",
+            Self::CommitmentMismatch => "commitment_mismatch",
+            Self::EnvelopeHashMismatch => "envelope_hash_mismatch",
+            Self::BadTagSignature => "bad_tag_signature",
+            Self::FrankingKeyMismatch => "franking_key_mismatch",
+            Self::FrankingMismatch => "franking_mismatch",
+        }
+    }
+}
+
+/// One message that passed every check of [`verify_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedMessage {
+    /// Conversation it was delivered in.
+    pub conversation: ConversationId,
+    /// Account the service accepted it from.
+    pub sender: String,
+    /// Acceptance time, Unix ms.
+    pub server_time: u64,
+    /// The franking commitment.
+    pub commitment: [u8; 32],
+    /// The message text (empty for a non-text body).
+    pub text: String,
+    /// SHA-256 of each attachment's plaintext, as committed.
+    pub attachment_sha256: Vec<[u8; 32]>,
+}
+
+/// A report all of whose messages verified. Only [`verify_report`] builds it.
+#[derive(Debug, Clone)]
+pub struct VerifiedReport {
+    /// The reported message.
+    pub message: VerifiedMessage,
+    /// The context messages, in the reporter's order.
+    pub context: Vec<VerifiedMessage>,
+    _checked: Checked,
+}
+
+/// Proof that [`verify_report`] ran; not constructible elsewhere.
+#[derive(Debug, Clone, Copy)]
+struct Checked;
+
+/// Checks a report (the message and every context message, all of the same
+/// conversation) against the franking public key. See the module docs.
+pub fn verify_report(
+    report: &Report,
+    franking_key: &VerifyingKey,
+) -> Result<VerifiedReport, ReportRefusal> {
+    let message = verify_message(&report.message, franking_key)?;
+    let mut context = Vec::with_capacity(report.context.len());
+    for m in &report.context {
+        let v = verify_message(m, franking_key)?;
+        if v.conversation != message.conversation {
+            return Err(ReportRefusal::ConversationMismatch);
+        }
+        context.push(v);
+    }
+    Ok(VerifiedReport {
+        message,
+        context,
+        _checked: Checked,
+    })
+}
+
+/// Checks one revealed message; see the module docs for the order.
+pub fn verify_message(
+    m: &ReportedMessage,
+    franking_key: &VerifyingKey,
+) -> Result<VerifiedMessage, ReportRefusal> {
+    let header =
+        peek_header(&m.envelope).map_err(|e| ReportRefusal::MalformedEnvelope(e.to_string()))?;
+    if m.tag.is_empty() {
+        return Err(ReportRefusal::MissingTag);
+    }
+    let tag =
+        DeliveryTag::decode(&m.tag).map_err(|e| ReportRefusal::MalformedTag(e.to_string()))?;
+    let payload =
+        Payload::decode(&m.payload).map_err(|e| ReportRefusal::MalformedPayload(e.to_string()))?;
+    let f = &tag.fields;
+    if m.conversation != header.conversation || m.conversation != f.conversation {
+        return Err(ReportRefusal::ConversationMismatch);
+    }
+    if m.sender != f.sender {
+        return Err(ReportRefusal::SenderMismatch);
+    }
+    if m.server_time != f.server_time {
+        return Err(ReportRefusal::TimeMismatch);
+    }
+    if f.franking_commitment != header.franking_commitment {
+        return Err(ReportRefusal::CommitmentMismatch);
+    }
+    let hash: [u8; 32] = Sha256::digest(&m.envelope).into();
+    if hash != f.envelope_hash {
+        return Err(ReportRefusal::EnvelopeHashMismatch);
+    }
+    let signed = tag
+        .signed_bytes()
+        .map_err(|e| ReportRefusal::MalformedTag(e.to_string()))?;
+    franking_key
+        .verify_strict(&signed, &Signature::from_bytes(&tag.signature))
+        .map_err(|_| ReportRefusal::BadTagSignature)?;
+    if !bool::from(m.franking_key.ct_eq(&payload.franking_key)) {
+        return Err(ReportRefusal::FrankingKeyMismatch);
+    }
+    if !franking_opens(
+        &header.franking_commitment,
+        &m.franking_key,
+        &header.conversation,
+        &f.sender,
+        &m.payload,
+    ) {
+        return Err(ReportRefusal::FrankingMismatch);
+    }
+    Ok(VerifiedMessage {
+        conversation: header.conversation,
+        sender: f.sender.clone(),
+        server_time: f.server_time,
+        commitment: header.franking_commitment,
+        text: payload.text().unwrap_or_default().to_owned(),
+        attachment_sha256: payload
+            .attachments
+            .iter()
+            .map(|a| a.plaintext_sha256)
+            .collect(),
+    })
+}
+
+/// Whether `commitment` opens to `payload` (constant-time comparison).
+/// Same construction as `custos_client::franking::verify`.
+pub fn franking_opens(
+    commitment: &[u8; 32],
+    franking_key: &[u8; 32],
+    conversation: &ConversationId,
+    sender: &str,
+    payload: &[u8],
+) -> bool {
+    let mut block = zeroize::Zeroizing::new([0u8; 64]);
+    for (b, k) in block.iter_mut().zip(franking_key) {
+        *b = *k;
+    }
+    let mut m = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&(*block).into());
+    m.update(FRANKING_LABEL);
+    m.update(&conversation.0);
+    let Ok(len) = u8::try_from(sender.len()) else {
+        return false;
+    };
+    m.update(&[len]);
+    m.update(sender.as_bytes());
+    m.update(payload);
+    m.verify_slice(commitment).is_ok()
+}
