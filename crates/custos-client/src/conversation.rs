@@ -12,7 +12,7 @@ use crate::device::{Device, DeviceError, mls_err};
 use crate::mls::{CIPHERSUITE, MAX_PAST_EPOCHS, credential_name};
 
 /// How many times a commit is retried after losing a race.
-const COMMIT_ATTEMPTS: usize = 8;
+pub(crate) const COMMIT_ATTEMPTS: usize = 8;
 /// Members commit a self-update at least this often (post-compromise security).
 pub const SELF_UPDATE_INTERVAL_MS: u64 = 24 * 3600 * 1000;
 
@@ -25,12 +25,16 @@ pub struct ConversationInfo {
     pub epoch: u64,
     /// Members in the MLS roster (account names).
     pub members: Vec<String>,
+    /// This device has left and waits for a member to commit its removal.
+    pub leaving: bool,
 }
 
 enum Change {
     Add(Vec<KeyPackage>),
     Remove(Vec<String>),
     SelfUpdate,
+    /// Commit the proposals already received (members leaving).
+    Pending,
 }
 
 impl Device {
@@ -89,6 +93,15 @@ impl Device {
         self.commit_change(conv, Change::SelfUpdate).await
     }
 
+    /// Commits the proposals this device holds (members' removals of
+    /// themselves). Nothing is sent if another member committed them first.
+    pub async fn commit_pending_proposals(
+        &mut self,
+        conv: &ConversationId,
+    ) -> Result<(), DeviceError> {
+        self.commit_change(conv, Change::Pending).await
+    }
+
     /// Commits a self-update if the last one is older than a day.
     pub async fn self_update_if_due(&mut self, conv: &ConversationId) -> Result<(), DeviceError> {
         let last = self.store.last_update(conv)?.unwrap_or(0);
@@ -107,6 +120,7 @@ impl Device {
                     conversation: conv.to_hex(),
                     epoch: group.epoch().as_u64(),
                     members: roster(&group),
+                    leaving: self.is_leaving(&conv)?,
                 });
             }
         }
@@ -139,6 +153,9 @@ impl Device {
         for _ in 0..COMMIT_ATTEMPTS {
             let mut group = self.group(conv)?;
             let epoch = group.epoch().as_u64();
+            if matches!(change, Change::Pending) && !group.has_pending_proposals() {
+                return Ok(());
+            }
             let (commit, welcome) = match &change {
                 Change::Add(kps) => {
                     let (c, w, _) = group
@@ -169,6 +186,12 @@ impl Device {
                         )
                         .map_err(mls_err)?;
                     let (c, w, _) = bundle.into_messages();
+                    (c, w)
+                }
+                Change::Pending => {
+                    let (c, w, _) = group
+                        .commit_to_pending_proposals(&self.provider, &self.identity)
+                        .map_err(mls_err)?;
                     (c, w)
                 }
             };

@@ -59,6 +59,9 @@ pub enum DeviceError {
     /// No stored message has that id in that conversation.
     #[error("unknown message {0}; `custos receive` lists message ids")]
     UnknownMessage(String),
+    /// This device has left the conversation.
+    #[error("this device has left conversation {0}")]
+    Left(String),
     /// A commit kept losing races against other members' commits.
     #[error("the conversation is changing too fast; try again")]
     CommitContention,

@@ -23,6 +23,7 @@ pub mod device;
 pub mod escrow;
 pub mod franking;
 pub mod identity;
+pub mod leave;
 pub mod mls;
 pub mod receive;
 pub mod report;

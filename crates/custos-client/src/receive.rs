@@ -38,6 +38,10 @@ pub enum Outcome {
     Removed,
     /// A chain announcement was accepted.
     ChainAccepted,
+    /// A member's proposal to remove itself was accepted, to be committed.
+    ProposalQueued,
+    /// The item belongs to a conversation this device has left; dropped unread.
+    Left,
     /// The item waits for something it depends on.
     Buffered,
     /// The item was already processed.
@@ -79,8 +83,10 @@ impl Device {
         wait: Option<Duration>,
     ) -> Result<Vec<StoredMessage>, DeviceError> {
         self.sync().await?;
+        self.settle_leaves().await?;
         if let Some(wait) = wait {
             self.listen(wait).await?;
+            self.settle_leaves().await?;
         }
         self.replenish_key_packages().await?;
         Ok(self.store.take_unshown()?)
@@ -153,7 +159,13 @@ impl Device {
     }
 
     fn process_one(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
+        if matches!(d.kind, ItemKind::Envelope | ItemKind::Announcement)
+            && self.is_leaving(&d.conversation)?
+        {
+            return Ok(Outcome::Left);
+        }
         match d.kind {
+            ItemKind::Proposal => self.process_proposal(d),
             ItemKind::Welcome => self.process_welcome(d),
             ItemKind::Commit => self.process_commit(d),
             ItemKind::Announcement => self.process_announcement(d),
@@ -192,7 +204,7 @@ impl Device {
         Ok(Outcome::Joined)
     }
 
-    fn protocol_message(&self, bytes: &[u8]) -> Option<ProtocolMessage> {
+    pub(crate) fn protocol_message(&self, bytes: &[u8]) -> Option<ProtocolMessage> {
         MlsMessageIn::tls_deserialize_exact(bytes)
             .ok()?
             .try_into_protocol_message()
@@ -236,6 +248,7 @@ impl Device {
                     .map_err(mls_err)?;
                 if removed {
                     self.store.remove_conversation(&d.conversation)?;
+                    self.forget_leaving(&d.conversation)?;
                     return Ok(Outcome::Removed);
                 }
                 Ok(Outcome::CommitApplied)

@@ -27,6 +27,12 @@ impl Device {
         conv: &ConversationId,
         text: &str,
     ) -> Result<SentMessage, DeviceError> {
+        if self.is_leaving(conv)? {
+            return Err(DeviceError::Left(conv.to_hex()));
+        }
+        // A member who asked to leave must not read what is sent from now on:
+        // commit its removal before sending.
+        self.commit_pending_proposals(conv).await?;
         self.self_update_if_due(conv).await?;
         let mut chain = self.current_chain(conv).await?;
         let payload = text_payload(text, self.clock.now_millis());

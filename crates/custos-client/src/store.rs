@@ -141,6 +141,13 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a setting.
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     /// Records a conversation this device is in.
     pub fn add_conversation(&self, id: &ConversationId, now_ms: u64) -> Result<(), StoreError> {
         self.conn.execute(

@@ -359,3 +359,66 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_leaves_and_reads_nothing_afterwards() {
+    let dir = TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let mut alice = user(&dir, &server, "alice").await;
+    let mut bob = user(&dir, &server, "bob").await;
+    let mut carol = user(&dir, &server, "carol").await;
+    let group = alice
+        .create_conversation(&names(&["bob", "carol"]))
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+
+    // Bob commits while carol is behind: her first proposal is for a stale
+    // epoch, refused by the service (409); she catches up and proposes again.
+    bob.self_update(&group).await.unwrap();
+    carol.leave_conversation(&group).await.unwrap();
+    assert!(carol.is_leaving(&group).unwrap());
+    assert!(matches!(
+        carol.send_text(&group, "still here?").await,
+        Err(custos_client::DeviceError::Left(_))
+    ));
+
+    // Bob commits again before he has seen the proposal: it is overtaken.
+    bob.self_update(&group).await.unwrap();
+    let outcomes = alice.sync().await.unwrap();
+    assert!(outcomes.contains(&Outcome::ProposalQueued));
+    alice.receive(None).await.unwrap();
+    // Nothing to commit: bob's commit cleared the overtaken proposal.
+    assert_eq!(alice.conversations().unwrap()[0].members.len(), 3);
+
+    // Carol sees the commit that did not remove her and proposes again;
+    // alice commits it on her next receive.
+    carol.receive(None).await.unwrap();
+    assert!(carol.is_leaving(&group).unwrap());
+    alice.receive(None).await.unwrap();
+    let mut roster = alice.conversations().unwrap()[0].members.clone();
+    roster.sort();
+    assert_eq!(roster, names(&["alice", "bob"]));
+    let outcomes = carol.sync().await.unwrap();
+    assert!(outcomes.contains(&Outcome::Removed), "{outcomes:?}");
+    assert!(!carol.is_leaving(&group).unwrap());
+    assert!(carol.conversations().unwrap().is_empty());
+
+    // What is sent afterwards reaches bob, not carol, even handed the items.
+    alice.send_text(&group, "after carol left").await.unwrap();
+    let after = raw_mailbox(&bob).await;
+    let bob_got = texts(&mut bob).await;
+    assert_eq!(bob_got.last().unwrap().2, "after carol left");
+    let mut roster = bob.conversations().unwrap()[0].members.clone();
+    roster.sort();
+    assert_eq!(roster, names(&["alice", "bob"]));
+    assert!(texts(&mut carol).await.is_empty());
+    for (i, mut d) in after.into_iter().enumerate() {
+        d.seq = 3_000_000 + i as u64;
+        let outcome = carol.process_delivery(d).unwrap();
+        assert_ne!(outcome, Outcome::Message);
+    }
+    assert!(carol.receive(None).await.unwrap().is_empty());
+    server.stop().await;
+}

@@ -119,6 +119,7 @@ pub(crate) async fn commit(
             server_time,
             expires_at: expiry(&state, server_time),
             hash: None,
+            epoch: None,
             tag,
             body: Bytes::from(bytes),
         })

@@ -9,6 +9,7 @@ use custos_wire::announcement::{
 };
 use custos_wire::envelope::{Envelope, MAX_ENVELOPE_LEN};
 use custos_wire::frames::{ItemKind, MAX_TAG_LEN};
+use custos_wire::mls_header::{CONTENT_TYPE_PROPOSAL, peek_private_message};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Authed;
@@ -33,12 +34,15 @@ pub(crate) fn admit(state: &AppState, auth: &Authed) -> Result<(), ApiError> {
 
 /// Checks a submission and builds the item to store:
 /// - the sender is admitted by the policy;
-/// - the body decodes as an Envelope (kind 1) or a ChainAnnouncement
-///   (kind 2); commits and Welcomes must use the commit endpoint;
+/// - the body decodes as an Envelope (kind 1), a ChainAnnouncement
+///   (kind 2) or an MLS proposal `PrivateMessage` (kind 5); commits and
+///   Welcomes must use the commit endpoint;
 /// - its conversation is the one it is submitted to;
 /// - its chain's day is today or yesterday on the service clock.
 ///
-/// Membership and replays are checked by the writer, in order with commits.
+/// Membership, replays and a proposal's epoch (it must be the
+/// conversation's current one, else `409 stale_epoch`) are checked by the
+/// writer, in order with commits.
 pub(crate) fn prepare(
     state: &AppState,
     auth: &Authed,
@@ -57,6 +61,7 @@ pub(crate) fn prepare(
             body.len()
         )));
     }
+    let mut epoch = None;
     let (inner_conv, day, franking) = match kind {
         ItemKind::Envelope => {
             let env = Envelope::decode(&body).map_err(|e| ApiError::wire("envelope", &e))?;
@@ -70,6 +75,23 @@ pub(crate) fn prepare(
             let a = ChainAnnouncement::decode(&body)
                 .map_err(|e| ApiError::wire("chain announcement", &e))?;
             (a.conversation, a.chain.day, None)
+        }
+        ItemKind::Proposal => {
+            let h = peek_private_message(&body).map_err(|e| ApiError::wire("MLS proposal", &e))?;
+            if h.content_type != CONTENT_TYPE_PROPOSAL {
+                return Err(ApiError::bad_request(
+                    "wrong_kind",
+                    "an item of kind proposal must hold an MLS proposal",
+                ));
+            }
+            let Ok(group) = <[u8; 16]>::try_from(h.group_id) else {
+                return Err(ApiError::bad_request(
+                    "conversation_mismatch",
+                    "the proposal's group id is not a conversation id",
+                ));
+            };
+            epoch = Some(h.epoch);
+            (ConversationId(group), state.clock.today(), None)
         }
         ItemKind::Commit | ItemKind::Welcome => {
             return Err(ApiError::bad_request(
@@ -114,6 +136,7 @@ pub(crate) fn prepare(
         server_time,
         expires_at: expiry(state, server_time),
         hash: Some(hash),
+        epoch,
         tag,
         body: Bytes::from(body),
     })

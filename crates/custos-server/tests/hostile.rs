@@ -436,3 +436,73 @@ async fn a_suspended_account_is_refused_by_the_policy_hook() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     drop(server.stop().await);
 }
+
+/// The clear header of an MLS PrivateMessage (RFC 9420 §6.3) followed by
+/// opaque bytes standing in for the encrypted part.
+fn mls_private_message(conv: &ConversationId, epoch: u64, content_type: u8) -> Vec<u8> {
+    let mut b = vec![0, 1, 0, 2, 16];
+    b.extend_from_slice(&conv.0);
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.push(content_type);
+    b.extend_from_slice(&[0x5a; 40]);
+    b
+}
+
+#[tokio::test]
+async fn proposals_are_ordered_by_epoch_like_commits() {
+    let server = TestServer::start().await;
+    let alice = User::register(&server, "alice").await;
+    let bob = User::register(&server, "bob").await;
+    let conv = alice.group_with(&[&bob]).await; // now at epoch 1
+
+    let refused = [
+        (b"garbage".to_vec(), StatusCode::BAD_REQUEST, "malformed"),
+        (
+            mls_private_message(&conv, 1, 3),
+            StatusCode::BAD_REQUEST,
+            "wrong_kind",
+        ),
+        (
+            mls_private_message(&ConversationId([9; 16]), 1, 2),
+            StatusCode::BAD_REQUEST,
+            "conversation_mismatch",
+        ),
+        (
+            mls_private_message(&conv, 0, 2),
+            StatusCode::CONFLICT,
+            "stale_epoch",
+        ),
+        (
+            mls_private_message(&conv, 2, 2),
+            StatusCode::CONFLICT,
+            "stale_epoch",
+        ),
+    ];
+    for (body, status, code) in refused {
+        let (st, json) = alice
+            .submit(&conv, ItemKind::Proposal, body)
+            .await
+            .unwrap_err();
+        assert_eq!((st, json["error"].as_str()), (status, Some(code)), "{json}");
+    }
+    // The current epoch is accepted and reaches the other member.
+    alice
+        .submit(&conv, ItemKind::Proposal, mls_private_message(&conv, 1, 2))
+        .await
+        .unwrap();
+    let got = bob.fetch(0).await;
+    assert_eq!(got.last().map(|d| d.kind), Some(ItemKind::Proposal));
+    // After the next commit, a proposal for the old epoch is stale.
+    let (st, body) = alice
+        .commit(&conv, 1, &["alice", "bob"], b"commit-1", None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, json) = bob
+        .submit(&conv, ItemKind::Proposal, mls_private_message(&conv, 1, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, json["error"].as_str()),
+        (StatusCode::CONFLICT, Some("stale_epoch"))
+    );
+}

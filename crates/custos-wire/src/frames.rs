@@ -58,6 +58,9 @@ pub enum ItemKind {
     Commit,
     /// An MLS Welcome (serialized `MlsMessageOut`).
     Welcome,
+    /// An MLS proposal (a `PrivateMessage`): for now only a member's own
+    /// removal, which another member then commits (leaving a conversation).
+    Proposal,
 }
 
 impl ItemKind {
@@ -68,6 +71,7 @@ impl ItemKind {
             ItemKind::Announcement => 2,
             ItemKind::Commit => 3,
             ItemKind::Welcome => 4,
+            ItemKind::Proposal => 5,
         }
     }
 
@@ -78,6 +82,7 @@ impl ItemKind {
             2 => Ok(ItemKind::Announcement),
             3 => Ok(ItemKind::Commit),
             4 => Ok(ItemKind::Welcome),
+            5 => Ok(ItemKind::Proposal),
             _ => Err(WireError::InvalidValue {
                 field: "item_kind",
                 reason: "unknown item kind",

@@ -22,6 +22,7 @@ mod error;
 pub mod frames;
 pub mod ids;
 pub mod manifest;
+pub mod mls_header;
 pub mod payload;
 pub mod report;
 pub mod statement;

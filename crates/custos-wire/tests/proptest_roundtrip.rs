@@ -46,7 +46,8 @@ fn kind() -> impl Strategy<Value = ItemKind> {
         Just(ItemKind::Envelope),
         Just(ItemKind::Announcement),
         Just(ItemKind::Commit),
-        Just(ItemKind::Welcome)
+        Just(ItemKind::Welcome),
+        Just(ItemKind::Proposal)
     ]
 }
 

@@ -73,6 +73,16 @@ pub enum ConversationCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Leave a conversation: propose this device's removal, which the next
+    /// remaining member to go online commits. From now on this device
+    /// neither sends to nor reads the conversation.
+    Leave {
+        /// Conversation id (hex).
+        conversation: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List this device's conversations and their MLS rosters.
     List {
         /// Print JSON.
@@ -171,6 +181,18 @@ pub async fn conversation(home: &HomeArgs, cmd: ConversationCommand) -> Result<(
             device.remove_members(&conv, &members).await?;
             print_done(json, &conv, "removed", &members);
         }
+        ConversationCommand::Leave { conversation, json } => {
+            let conv = conversation_id(&conversation)?;
+            device.leave_conversation(&conv).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"conversation": conv.to_hex(), "left": true})
+                );
+            } else {
+                println!("left {conv}; a remaining member commits the removal when next online");
+            }
+        }
         ConversationCommand::List { json } => {
             let list = device.conversations()?;
             if json {
@@ -178,10 +200,15 @@ pub async fn conversation(home: &HomeArgs, cmd: ConversationCommand) -> Result<(
             } else {
                 for c in list {
                     println!(
-                        "{}  epoch {}  {}",
+                        "{}  epoch {}  {}{}",
                         c.conversation,
                         c.epoch,
-                        c.members.join(", ")
+                        c.members.join(", "),
+                        if c.leaving {
+                            "  (left; removal pending)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

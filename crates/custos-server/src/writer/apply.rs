@@ -52,6 +52,11 @@ pub(super) async fn route_submit(
     if !conv.is_member(item.sender_account) {
         return Ok(Err(not_member(id)));
     }
+    if let Some(epoch) = item.epoch
+        && epoch != conv.epoch
+    {
+        return Ok(Err(ApiError::stale_epoch(epoch, conv.epoch)));
+    }
     Ok(Ok(conv.devices_except(item.sender_device)))
 }
 

@@ -47,6 +47,9 @@ pub(crate) struct NewItem {
     pub expires_at: u64,
     /// SHA-256 of `body`; `None` for commits and Welcomes (ordered by epoch).
     pub hash: Option<[u8; 32]>,
+    /// For an MLS proposal: the epoch it was made in, which must be the
+    /// conversation's current epoch when the writer orders it.
+    pub epoch: Option<u64>,
     pub tag: Vec<u8>,
     pub body: Bytes,
 }
