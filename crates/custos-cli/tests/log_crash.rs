@@ -10,9 +10,11 @@
     reason = "test helpers outside #[test] functions: a failure is a test failure"
 )]
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,35 +35,23 @@ fn custos() -> Command {
 }
 
 fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = custos()
-        .args([
-            "log",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--max-batch",
-            "64",
-        ])
-        .arg("--data")
-        .arg(dir.join("data"))
-        .arg("--key")
-        .arg(dir.join("log.key"))
-        .arg("--manifest")
-        .arg(dir.join("manifest.toml"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .rsplit_once("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .1
-        .to_owned();
-    (child, url)
+    common::spawn_listening(
+        custos()
+            .args([
+                "log",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--max-batch",
+                "64",
+            ])
+            .arg("--data")
+            .arg(dir.join("data"))
+            .arg("--key")
+            .arg(dir.join("log.key"))
+            .arg("--manifest")
+            .arg(dir.join("manifest.toml")),
+    )
 }
 
 #[derive(Default)]

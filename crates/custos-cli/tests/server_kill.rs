@@ -9,8 +9,9 @@
     reason = "test code: a failed step must fail the test"
 )]
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
@@ -23,32 +24,22 @@ use rand::RngCore;
 use serde_json::{Value, json};
 
 fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--ip-rate",
-            "0",
-            "--account-rate",
-            "0",
-        ])
-        .arg("--data")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let (child, addr) = common::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_custos"))
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--ip-rate",
+                "0",
+                "--account-rate",
+                "0",
+            ])
+            .arg("--data")
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit()),
+    );
     (child, format!("http://{addr}"))
 }
 

@@ -5,7 +5,10 @@
 //! memory per idle WebSocket.
 //!
 //! `cargo bench -p custos-server --bench load -- [--clients N] [--seconds S]
-//!  [--rate R] [--idle N] [--size BYTES] [--window W]`
+//!  [--rate R] [--idle N] [--size BYTES] [--window W] [--tags]`
+//!
+//! `--tags` switches delivery tags on (one Ed25519 signature per envelope by
+//! the service's franking key), as a deployment with abuse reporting runs.
 //!
 //! Every item is durably committed before it is acknowledged (the server is
 //! the normal one: WAL, synchronous=FULL, grouped commits).
@@ -46,6 +49,8 @@ struct Args {
     idle: usize,
     size: usize,
     window: usize,
+    /// Delivery tags on: the service signs a tag for every envelope.
+    tags: bool,
 }
 
 fn parse_args() -> (Option<String>, Args) {
@@ -56,6 +61,7 @@ fn parse_args() -> (Option<String>, Args) {
         idle: 10_000,
         size: 256,
         window: 64,
+        tags: false,
     };
     let mut serve = None;
     let mut it = std::env::args().skip(1);
@@ -69,6 +75,7 @@ fn parse_args() -> (Option<String>, Args) {
             "--idle" => a.idle = v().parse().unwrap(),
             "--size" => a.size = v().parse().unwrap(),
             "--window" => a.window = v().parse().unwrap(),
+            "--tags" => a.tags = true,
             _ => {} // cargo bench passes `--bench`
         }
     }
@@ -83,10 +90,19 @@ fn main() {
             .with_writer(std::io::stderr)
             .try_init();
         let rt = tokio::runtime::Runtime::new().unwrap();
+        let tags = args.tags;
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             println!("listening on {}", listener.local_addr().unwrap());
-            let mut config = custos_server::ServerConfig::new(dir);
+            let mut config = custos_server::ServerConfig::new(&dir);
+            if tags {
+                let policy = custos_server::FrankingPolicy::open(
+                    std::path::Path::new(&dir),
+                    custos_clock::system(),
+                )
+                .unwrap();
+                config = config.with_franking(Arc::new(policy));
+            }
             config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
             config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
             let stop = async {
@@ -115,11 +131,12 @@ struct Server {
     _tmp: tempfile::TempDir,
 }
 
-fn start_server() -> Server {
+fn start_server(tags: bool) -> Server {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--serve")
         .arg(tmp.path())
+        .args(tags.then_some("--tags"))
         .env(
             "RUST_LOG",
             std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -438,7 +455,7 @@ async fn run_phase(
 }
 
 async fn drive(args: Args) {
-    let mut server = start_server();
+    let mut server = start_server(args.tags);
     let pid = server.child.id();
     let base = server.base.clone();
     let http = reqwest::Client::new();

@@ -30,7 +30,14 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
             Some(p) => super::log::read_manifest(p)?,
             None => Manifest::from_toml(&client.manifest().await?)?,
         };
-        anyhow::Ok(custos_tlog::audit::audit(&client, &manifest).await?)
+        let bar = super::progress::bar(args.json, "replaying entries");
+        let report = custos_tlog::audit::audit_with_progress(&client, &manifest, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await;
+        bar.finish_and_clear();
+        anyhow::Ok(report?)
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,9 +1,11 @@
 //! Subcommand definitions and dispatch.
 
 pub mod audit;
+pub mod config;
 pub mod demo;
 pub mod log;
 pub mod moderate;
+pub mod progress;
 pub mod server;
 pub mod user;
 pub mod witness;
@@ -14,6 +16,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "custos", version, about, long_about = None)]
 pub struct Cli {
+    /// Configuration file (TOML): defaults for any option, overridden by
+    /// environment variables and flags. Default: ~/.config/custos/config.toml.
+    #[arg(long, env = "CUSTOS_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Where the user's device state lives.
     #[command(flatten)]
     pub home: user::HomeArgs,
