@@ -136,7 +136,7 @@ pub(crate) async fn franking_key(
     let f = franking(&state)?;
     Ok(axum::Json(serde_json::json!({
         "public_key": B64.encode(f.public_key()),
-        "log_proof": null,
+        "log_proof": f.log_proof(),
     })))
 }
 
@@ -436,7 +436,7 @@ pub(crate) async fn resolve(
             escalated_by: auth.name.to_string(),
             escalated_at: now,
             franking_public_key: B64.encode(policy.public_key()),
-            franking_key_log_proof: None,
+            franking_key_log_proof: policy.log_proof(),
             message: package_message(&report.message, &v.message),
             context: report
                 .context
