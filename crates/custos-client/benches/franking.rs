@@ -3,7 +3,13 @@
 //! each against the envelope round trip (seal + sign, verify + open, 1 KiB)
 //! measured in the same run. Time is the benchmark thread's CPU time, so
 //! that other processes on a shared machine are not counted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::hint::black_box;
 

@@ -723,12 +723,14 @@ async fn a_sender_cannot_show_one_thing_and_frank_another() {
     let identity = custos_client::identity::Identity::load(&home.join("identity.key")).unwrap();
     let store = custos_client::store::Store::open(&home.join("device.db")).unwrap();
 
-    // (shown, franked payload bytes, franking key used for the commitment)
+    // (what, encrypted payload bytes, franked payload bytes, franking key
+    // used for the commitment)
+    type Case = (&'static str, Vec<u8>, Vec<u8>, [u8; 32]);
     let shown = text_payload("send me money or else", START);
     let innocuous = text_payload("see you at lunch", START);
     let mut other_key = shown.clone();
     other_key.franking_key = [0x77; 32];
-    let cases: Vec<(&str, Vec<u8>, Vec<u8>, [u8; 32])> = vec![
+    let cases: Vec<Case> = vec![
         (
             "commitment over another payload",
             shown.encode().unwrap().to_vec(),

@@ -5,14 +5,20 @@
 //! signed, path copied out per message). Batched figures are per message,
 //! tree building and path extraction included. Time is the benchmark
 //! thread's CPU time.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use custos_server::policy::{DeliveryPolicy, TagInput};
 use custos_server::FrankingPolicy;
+use custos_server::policy::{DeliveryPolicy, TagInput};
 use custos_wire::ConversationId;
 use custos_wire::frames::ItemKind;
 use custos_wire::tag::TagFields;

@@ -329,7 +329,12 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
         "no message text in the server's files",
     )?;
 
-    reporting(n, dir, &url, &franking, &log, &mut alice, &mut bob, &dm).await?;
+    let services = Services {
+        url: &url,
+        franking: &franking,
+        log: &log,
+    };
+    reporting(n, dir, &services, &mut alice, &mut bob, &dm).await?;
 
     let _ = stop_tx.send(());
     server.await??;
@@ -337,18 +342,24 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The running services the reporting story uses.
+struct Services<'a> {
+    url: &'a str,
+    franking: &'a custos_server::FrankingPolicy,
+    log: &'a DemoLog,
+}
+
 /// The reporting story: a message reported and verified, a forged report
 /// refused, the sender suspended and the report escalated.
 async fn reporting(
     n: &mut Narrator,
     dir: &std::path::Path,
-    url: &str,
-    franking: &custos_server::FrankingPolicy,
-    log: &DemoLog,
+    services: &Services<'_>,
     alice: &mut Device,
     bob: &mut Device,
     dm: &custos_wire::ConversationId,
 ) -> Result<()> {
+    let Services { url, franking, log } = *services;
     alice
         .send_text(dm, "Pay me 500 or your photos go public.")
         .await?;
