@@ -605,6 +605,39 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
             custos_server::package::KeyProofError::BadStatementSignature(_)
         ))
     ));
+    // A logged statement for this key whose valid_from is after the tags.
+    let late = custos_wire::statement::SignedStatement::sign(
+        &custos_wire::statement::Statement::ProviderFrankingKey(
+            custos_wire::statement::ProviderFrankingKey {
+                provider: "provider.test".into(),
+                public_key: server.franking.public_key(),
+                valid_from: custos_clock::system().now_millis() / 1000 + 86_400,
+            },
+        ),
+        &log.provider,
+    )
+    .unwrap();
+    let client = custos_tlog::LogClient::new(&log.url).unwrap();
+    let index = client.submit(&late).await.unwrap().index;
+    let note = loop {
+        let note = client.checkpoint().await.unwrap();
+        if log
+            .policy()
+            .verify_checkpoint(&note)
+            .is_ok_and(|cp| cp.size() > index)
+        {
+            break note;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let size = log.policy().verify_checkpoint(&note).unwrap().size();
+    let hashes = client.inclusion_proof(index, size).await.unwrap();
+    let late_proof =
+        custos_server::package::LogProof::new(&late.encode().unwrap(), index, &note, &hashes);
+    assert!(matches!(
+        with(&|p| p.franking_key_log_proof = FrankingKeyLogProof::Logged(late_proof.clone())),
+        Err(PackageError::KeyNotYetValid { .. })
+    ));
     // Claiming "pending" instead of the proof downgrades to unproven, never to ok-and-logged.
     let pending = with(&|p| p.franking_key_log_proof = FrankingKeyLogProof::Pending).unwrap();
     assert!(matches!(
