@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attachment;
 pub mod chain;
 pub mod conversation;
 pub mod device;

@@ -14,8 +14,18 @@ use custos_client::Device;
 use custos_client::api::ApiError;
 use custos_clock::SimulatedClock;
 use custos_server::FrankingPolicy;
+use custos_server::franking_log::FrankingLogConfig;
+use custos_server::package::{
+    FrankingKeyLogProof, FrankingKeyStatus, PackageError, ReportPackage, UnprovenReason,
+    verify_package,
+};
+use custos_tlog::{
+    ALG_COSIGNATURE_V1, ALG_ED25519, LogConfig, NamedKey, TrustPolicy, WitnessConfig,
+};
 use custos_wire::ConversationId;
+use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::report::Report;
+use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -28,17 +38,118 @@ struct Server {
     task: JoinHandle<()>,
 }
 
-impl Server {
-    async fn start(data: &Path, clock: &SimulatedClock) -> Self {
-        Self::start_on(data, clock, "127.0.0.1:0").await
+/// A transparency log with two witnesses (quorum 2) on loopback, and the
+/// provider's statement key named in its manifest.
+struct Log {
+    url: String,
+    manifest: Manifest,
+    provider: SigningKey,
+    _handle: custos_tlog::LogHandle,
+}
+
+impl Log {
+    async fn start(dir: &Path) -> Self {
+        let log_key = NamedKey::from_seed("log.test", ALG_ED25519, &[1; 32]).unwrap();
+        let provider = SigningKey::from_bytes(&[5; 32]);
+        let participant =
+            |name: &str, role: Role, key: [u8; 32], endpoint: Option<String>| Participant {
+                name: name.into(),
+                role,
+                jurisdiction: "EU".into(),
+                endpoint,
+                public_key: hex::encode(key),
+            };
+        let mut ps = vec![
+            participant(
+                "log.test",
+                Role::Log,
+                log_key.verifying_key().to_bytes(),
+                None,
+            ),
+            participant(
+                "provider.test",
+                Role::Provider,
+                provider.verifying_key().to_bytes(),
+                None,
+            ),
+        ];
+        for i in 0..2u8 {
+            let name = format!("witness-{i}.test");
+            let key = NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = custos_tlog::spawn_witness(
+                listener,
+                WitnessConfig {
+                    data: dir.join(format!("witness-{i}")),
+                    logs: vec![("log.test".into(), log_key.verifying_key())],
+                    key: NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap(),
+                    clock: custos_clock::system(),
+                },
+            )
+            .await
+            .unwrap();
+            ps.push(participant(
+                &name,
+                Role::Witness,
+                key.verifying_key().to_bytes(),
+                Some(format!("http://{addr}")),
+            ));
+        }
+        let manifest = Manifest::new(2, 1, Policy::default(), ps).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = custos_tlog::spawn_log(
+            listener,
+            LogConfig {
+                data: dir.join("log"),
+                key: log_key,
+                manifest: manifest.clone(),
+                clock: custos_clock::system(),
+                max_batch: 64,
+            },
+        )
+        .await
+        .unwrap();
+        Self {
+            url: format!("http://{}", handle.addr),
+            manifest,
+            provider,
+            _handle: handle,
+        }
     }
 
-    async fn start_on(data: &Path, clock: &SimulatedClock, addr: &str) -> Self {
+    fn policy(&self) -> TrustPolicy {
+        TrustPolicy::from_manifest(&self.manifest).unwrap()
+    }
+
+    fn config(&self) -> FrankingLogConfig {
+        FrankingLogConfig {
+            log_url: self.url.clone(),
+            manifest: self.manifest.clone(),
+            statement_key: self.provider.clone(),
+            witness_timeout: std::time::Duration::from_secs(20),
+        }
+    }
+}
+
+impl Server {
+    async fn start(data: &Path, clock: &SimulatedClock) -> Self {
+        Self::start_on(data, clock, "127.0.0.1:0", None).await
+    }
+
+    async fn start_on(
+        data: &Path,
+        clock: &SimulatedClock,
+        addr: &str,
+        log: Option<FrankingLogConfig>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
         let franking = Arc::new(FrankingPolicy::open(data, clock.shared()).unwrap());
         let mut config = custos_server::ServerConfig::new(data).with_franking(franking.clone());
+        if let Some(log) = log {
+            config = config.with_franking_log(log);
+        }
         config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
         config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
         let shared = clock.shared();
@@ -298,19 +409,34 @@ async fn suspension_stops_sends_until_it_ends_and_package_verifies_publicly() {
         .moderation_resolve(report_id, "escalate", "to clearinghouse", None)
         .await
         .unwrap();
+    // This service publishes its key in no log: the package says so, and
+    // its key verifies only as unproven, never as logged.
     let package = serde_json::to_string(&esc["package"]).unwrap();
-    let key = server.franking.public_key();
-    let v = custos_server::package::verify_package(&package, Some(&key)).unwrap();
+    assert_eq!(esc["package"]["franking_key_log_proof"]["status"], "no_log");
+    let any_policy = TrustPolicy::new(
+        "log.test",
+        SigningKey::from_bytes(&[1; 32]).verifying_key(),
+        &[],
+        0,
+    )
+    .unwrap();
+    let v = verify_package(&package, &any_policy).unwrap();
     assert_eq!(v.message.text, "send me money or else");
     assert_eq!(v.message.sender, "alice");
     assert_eq!(v.context.len(), 1);
-    // Any other key, or an edited text, is refused.
+    assert_eq!(
+        v.franking_key,
+        FrankingKeyStatus::Unproven(UnprovenReason::NoLog)
+    );
     assert!(matches!(
-        custos_server::package::verify_package(&package, Some(&[1; 32])),
-        Err(custos_server::package::PackageError::UnpublishedKey)
+        v.require_logged(),
+        Err(PackageError::UnprovenKey(UnprovenReason::NoLog))
     ));
     let edited = package.replace("send me money or else", "send me mone  or else");
-    assert!(custos_server::package::verify_package(&edited, Some(&key)).is_err());
+    assert!(matches!(
+        verify_package(&edited, &any_policy),
+        Err(PackageError::StatedContent)
+    ));
 
     // Figures.
     let stats = bob.api().moderation_stats().await.unwrap();
@@ -344,7 +470,7 @@ async fn permanent_suspension_survives_restart() {
         .unwrap();
     let addr = server.url.trim_start_matches("http://").to_owned();
     server.stop().await;
-    let server = Server::start_on(&data, &clock, &addr).await;
+    let server = Server::start_on(&data, &clock, &addr, None).await;
     clock.advance_days(400);
     let mut alice = Device::open(&dir.path().join("alice"), clock.shared())
         .await
@@ -352,4 +478,548 @@ async fn permanent_suspension_survives_restart() {
     let e = alice.send_text(&conv, "hi").await.unwrap_err().to_string();
     assert!(e.contains("suspended permanently"), "{e}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the_log_only() {
+    let dir = TempDir::new().unwrap();
+    // The key's valid_from is its file's (real) creation time.
+    let clock = custos_clock::dangerous::simulated(custos_clock::system().now_millis());
+    let log = Log::start(dir.path()).await;
+    let data = dir.path().join("server");
+    let server = Server::start_on(&data, &clock, "127.0.0.1:0", Some(log.config())).await;
+    // `serve` publishes the key in the background; wait for the proof.
+    let mut waited = 0;
+    while !matches!(server.franking.log_proof(), FrankingKeyLogProof::Logged(_)) {
+        assert!(
+            waited < 200,
+            "franking key not logged: {:?}",
+            server.franking.log_proof()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let proof_file = data.join(custos_server::franking_log::PROOF_FILE);
+    assert!(proof_file.exists());
+    let mut alice = user(&dir, &server, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let moderator = user(&dir, &server, &clock, "mod").await;
+    custos_server::moderation::add_moderator(&data, "mod")
+        .await
+        .unwrap();
+    // Tags are signed after the key's valid_from (its file's time, seconds).
+    clock.advance_millis(2000);
+    let (conv, ids) = exchange(&mut alice, &mut bob).await;
+    let id = bob.report(&conv, &ids[1], "extortion", 1).await.unwrap();
+    let esc = moderator
+        .api()
+        .moderation_resolve(id, "escalate", "court", None)
+        .await
+        .unwrap();
+    let json = serde_json::to_string(&esc["package"]).unwrap();
+    assert_eq!(esc["package"]["franking_key_log_proof"]["status"], "logged");
+
+    // The package and the log's public trust policy are enough.
+    let v = verify_package(&json, &log.policy()).unwrap();
+    let logged = v.require_logged().unwrap();
+    assert_eq!(logged.public_key, server.franking.public_key());
+    assert_eq!(logged.provider, "provider.test");
+    assert_eq!(logged.author, log.provider.verifying_key().to_bytes());
+    assert_eq!(logged.witnesses.len(), 2);
+    assert_eq!(v.message.sender, "alice");
+
+    let package: ReportPackage = serde_json::from_str(&json).unwrap();
+    let FrankingKeyLogProof::Logged(proof) = &package.franking_key_log_proof else {
+        panic!("not logged");
+    };
+    let with = |f: &dyn Fn(&mut ReportPackage)| {
+        let mut p = package.clone();
+        f(&mut p);
+        verify_package(&serde_json::to_string(&p).unwrap(), &log.policy())
+    };
+    // Another log (or the right log without its witnesses' quorum) is refused.
+    let other_log = TrustPolicy::new(
+        "log.test",
+        SigningKey::from_bytes(&[2; 32]).verifying_key(),
+        &[],
+        0,
+    )
+    .unwrap();
+    assert!(matches!(
+        verify_package(&json, &other_log),
+        Err(PackageError::KeyProof(
+            custos_server::package::KeyProofError::Checkpoint(_)
+        ))
+    ));
+    // A package whose tags were signed by another key than the logged one.
+    let other = FrankingPolicy::from_seed(&[6; 32], clock.shared());
+    assert!(matches!(
+        with(&|p| {
+            use base64::Engine as _;
+            p.franking_public_key =
+                base64::engine::general_purpose::STANDARD.encode(other.public_key());
+        }),
+        Err(PackageError::UnpublishedKey)
+    ));
+    // A wrong index, a changed proof hash, a changed statement.
+    let idx = proof.index;
+    assert!(matches!(
+        with(
+            &|p| if let FrankingKeyLogProof::Logged(l) = &mut p.franking_key_log_proof {
+                l.index = idx + 1;
+            }
+        ),
+        Err(PackageError::KeyProof(
+            custos_server::package::KeyProofError::Inclusion { .. }
+        ))
+    ));
+    if !proof.inclusion_proof.is_empty() {
+        assert!(matches!(
+            with(
+                &|p| if let FrankingKeyLogProof::Logged(l) = &mut p.franking_key_log_proof {
+                    l.inclusion_proof[0] = proof.inclusion_proof[0].replace(
+                        &proof.inclusion_proof[0][..1],
+                        if proof.inclusion_proof[0].starts_with('A') {
+                            "B"
+                        } else {
+                            "A"
+                        },
+                    );
+                }
+            ),
+            Err(PackageError::KeyProof(_))
+        ));
+    }
+    assert!(matches!(
+        with(
+            &|p| if let FrankingKeyLogProof::Logged(l) = &mut p.franking_key_log_proof {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let mut raw = b64.decode(&l.statement).unwrap();
+                let n = raw.len();
+                raw[n - 1] ^= 1;
+                l.statement = b64.encode(raw);
+            }
+        ),
+        Err(PackageError::KeyProof(
+            custos_server::package::KeyProofError::BadStatementSignature(_)
+        ))
+    ));
+    // A logged statement for this key whose valid_from is after the tags.
+    let late = custos_wire::statement::SignedStatement::sign(
+        &custos_wire::statement::Statement::ProviderFrankingKey(
+            custos_wire::statement::ProviderFrankingKey {
+                provider: "provider.test".into(),
+                public_key: server.franking.public_key(),
+                valid_from: custos_clock::system().now_millis() / 1000 + 86_400,
+            },
+        ),
+        &log.provider,
+    )
+    .unwrap();
+    let client = custos_tlog::LogClient::new(&log.url).unwrap();
+    let index = client.submit(&late).await.unwrap().index;
+    let note = loop {
+        let note = client.checkpoint().await.unwrap();
+        if log
+            .policy()
+            .verify_checkpoint(&note)
+            .is_ok_and(|cp| cp.size() > index)
+        {
+            break note;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let size = log.policy().verify_checkpoint(&note).unwrap().size();
+    let hashes = client.inclusion_proof(index, size).await.unwrap();
+    let late_proof =
+        custos_server::package::LogProof::new(&late.encode().unwrap(), index, &note, &hashes);
+    assert!(matches!(
+        with(&|p| p.franking_key_log_proof = FrankingKeyLogProof::Logged(late_proof.clone())),
+        Err(PackageError::KeyNotYetValid { .. })
+    ));
+    // Claiming "pending" instead of the proof downgrades to unproven, never to ok-and-logged.
+    let pending = with(&|p| p.franking_key_log_proof = FrankingKeyLogProof::Pending).unwrap();
+    assert!(matches!(
+        pending.require_logged(),
+        Err(PackageError::UnprovenKey(UnprovenReason::Pending))
+    ));
+
+    // A restart reuses the stored proof for the same key (no second entry).
+    let before = std::fs::read(&proof_file).unwrap();
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    server.stop().await;
+    let server = Server::start_on(&data, &clock, &addr, Some(log.config())).await;
+    let again =
+        custos_server::franking_log::publish_franking_key(&server.franking, &log.config(), &data)
+            .await
+            .unwrap();
+    assert_eq!(&again, proof);
+    assert_eq!(std::fs::read(&proof_file).unwrap(), before);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_key_that_is_not_a_provider_cannot_publish() {
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(START);
+    let log = Log::start(dir.path()).await;
+    let policy = FrankingPolicy::from_seed(&[7; 32], clock.shared());
+    let mut config = log.config();
+    config.statement_key = SigningKey::from_bytes(&[8; 32]);
+    let e = custos_server::franking_log::publish_franking_key(&policy, &config, dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        custos_server::franking_log::PublishError::NotAProvider(_)
+    ));
+    assert_eq!(policy.log_proof(), FrankingKeyLogProof::NoLog);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_recipient_can_report() {
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let carol = user(&dir, &server, &clock, "carol").await;
+    let (conv, ids) = exchange(&mut alice, &mut bob).await;
+    let report = bob.build_report(&conv, &ids[1], "extortion", 1).unwrap();
+
+    // Carol is no member of the conversation: a leaked report (valid tag,
+    // payload and franking key) is refused with its own reason.
+    assert_eq!(
+        carol
+            .api()
+            .submit_report(&report.encode().unwrap())
+            .await
+            .map_err(code)
+            .unwrap_err(),
+        "not_a_recipient"
+    );
+    // The sender is a member, but not a recipient of her own message.
+    let own = alice.build_report(&conv, &ids[1], "self", 0).unwrap();
+    assert_eq!(
+        alice
+            .api()
+            .submit_report(&own.encode().unwrap())
+            .await
+            .map_err(code)
+            .unwrap_err(),
+        "not_a_recipient"
+    );
+    // Claiming another conversation (one Carol is in) does not help: the
+    // claim must match the envelope and the tag.
+    let mut carol = carol;
+    let theirs = carol.create_conversation(&["alice".into()]).await.unwrap();
+    let mut moved = report.clone();
+    moved.message.conversation = theirs;
+    assert_eq!(
+        carol
+            .api()
+            .submit_report(&moved.encode().unwrap())
+            .await
+            .map_err(code)
+            .unwrap_err(),
+        "conversation_mismatch"
+    );
+    // The recipient can.
+    submit(&bob, &report).await.unwrap();
+    let stats = bob.api().moderation_stats().await.unwrap();
+    assert_eq!(stats["refused_by_reason"]["not_a_recipient"], 2);
+    assert_eq!(stats["reports_verified"], 1);
+    server.stop().await;
+}
+
+/// Alice builds, by hand, an envelope that is correctly signed and
+/// encrypted under her sending chain but whose franking does not match what
+/// it decrypts to, submits it, and Bob's client refuses it on receive: it is
+/// never displayed and never stored, so it cannot reach the report path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_cannot_show_one_thing_and_frank_another() {
+    use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
+    use custos_client::seal::{message_id, text_payload};
+    use custos_wire::envelope::{Envelope, EnvelopeHeader};
+    use custos_wire::frames::ItemKind;
+    use ed25519_dalek::Signer as _;
+
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let (conv, _) = exchange(&mut alice, &mut bob).await;
+
+    let home = dir.path().join("alice");
+    let identity = custos_client::identity::Identity::load(&home.join("identity.key")).unwrap();
+    let store = custos_client::store::Store::open(&home.join("device.db")).unwrap();
+
+    // (what, encrypted payload bytes, franked payload bytes, franking key
+    // used for the commitment)
+    type Case = (&'static str, Vec<u8>, Vec<u8>, [u8; 32]);
+    let shown = text_payload("send me money or else", START);
+    let innocuous = text_payload("see you at lunch", START);
+    let mut other_key = shown.clone();
+    other_key.franking_key = [0x77; 32];
+    let cases: Vec<Case> = vec![
+        (
+            "commitment over another payload",
+            shown.encode().unwrap().to_vec(),
+            innocuous.encode().unwrap().to_vec(),
+            innocuous.franking_key,
+        ),
+        (
+            "commitment under another franking key than the payload's",
+            shown.encode().unwrap().to_vec(),
+            shown.encode().unwrap().to_vec(),
+            other_key.franking_key,
+        ),
+    ];
+    let mut crafted_ids = Vec::new();
+    for (what, encrypted, franked, franking_key) in cases {
+        let mut chain = store.sending_chain(&conv).unwrap().unwrap();
+        let (generation, mk) = chain.next_key().unwrap();
+        store.save_sending_chain(&chain).unwrap();
+        let header = EnvelopeHeader {
+            conversation: conv,
+            chain: chain.id,
+            generation,
+            franking_commitment: custos_client::franking::commit(
+                &franking_key,
+                &conv,
+                "alice",
+                &franked,
+            ),
+        };
+        let ciphertext = aes_gcm::Aes256Gcm::new(&mk.key.into())
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&mk.nonce),
+                AeadPayload {
+                    msg: &encrypted,
+                    aad: &header.encode(),
+                },
+            )
+            .unwrap();
+        let signed = Envelope::signed_bytes(&header, &ciphertext).unwrap();
+        let signature = identity.signing_key().sign(&signed).to_bytes();
+        let bytes = Envelope {
+            header,
+            ciphertext,
+            signature,
+        }
+        .encode()
+        .unwrap();
+        crafted_ids.push((what, hex::encode(message_id(&bytes))));
+        // The service cannot tell (it sees ciphertext) and tags it.
+        let (_, tag) = alice
+            .api()
+            .submit(&conv, ItemKind::Envelope, bytes)
+            .await
+            .unwrap();
+        assert!(!tag.is_empty(), "{what}");
+    }
+    // A genuine message after them still arrives.
+    alice.send_text(&conv, "genuine").await.unwrap();
+    let got = bob.receive(None).await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["genuine"],
+        "only the genuine message is displayed"
+    );
+    for (what, id) in crafted_ids {
+        assert!(
+            matches!(
+                bob.build_report(&conv, &id, "x", 0),
+                Err(custos_client::DeviceError::UnknownMessage(_))
+            ),
+            "{what}: a refused envelope must not be reportable"
+        );
+    }
+    server.stop().await;
+}
+
+/// GF(2^128) as GCM uses it: a block is a big-endian u128 whose most
+/// significant bit is the coefficient of x^0 (NIST SP 800-38D, §6.3).
+fn gf_mul(x: u128, y: u128) -> u128 {
+    const R: u128 = 0xE1 << 120;
+    let (mut z, mut v) = (0u128, y);
+    for i in 0..128 {
+        if (x >> (127 - i)) & 1 == 1 {
+            z ^= v;
+        }
+        v = if v & 1 == 1 { (v >> 1) ^ R } else { v >> 1 };
+    }
+    z
+}
+
+fn gf_pow(x: u128, mut e: u128) -> u128 {
+    let (mut acc, mut base) = (1u128 << 127, x);
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = gf_mul(acc, base);
+        }
+        base = gf_mul(base, base);
+        e >>= 1;
+    }
+    acc
+}
+
+/// Inverse by Fermat: x^(2^128 - 2).
+fn gf_inv(x: u128) -> u128 {
+    gf_pow(x, u128::MAX - 1)
+}
+
+fn aes_block(key: &[u8; 32], block: [u8; 16]) -> u128 {
+    use aes_gcm::aes::cipher::{BlockEncrypt, KeyInit};
+    let mut b = block.into();
+    aes_gcm::aes::Aes256::new(key.into()).encrypt_block(&mut b);
+    u128::from_be_bytes(b.into())
+}
+
+fn counter_block(nonce: &[u8; 12], counter: u32) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..12].copy_from_slice(nonce);
+    b[12..].copy_from_slice(&counter.to_be_bytes());
+    b
+}
+
+/// GHASH_H over the AAD and ciphertext blocks (both whole or padded) and the length block.
+fn ghash(h: u128, aad: &[u8], ct: &[u128]) -> u128 {
+    let mut x = 0u128;
+    for chunk in aad.chunks(16) {
+        let mut b = [0u8; 16];
+        b[..chunk.len()].copy_from_slice(chunk);
+        x = gf_mul(x ^ u128::from_be_bytes(b), h);
+    }
+    for c in ct {
+        x = gf_mul(x ^ c, h);
+    }
+    let len = (((aad.len() as u128) * 8) << 64) | ((ct.len() as u128) * 128);
+    gf_mul(x ^ len, h)
+}
+
+/// The attack of Dodis, Grubbs, Ristenpart and Woodage (CRYPTO 2018) on a
+/// non-committing AEAD, with a real AES-256-GCM key collision: one blob
+/// (ciphertext and tag) that opens under key K1 to an innocuous file and
+/// under key K2 to abusive content. Because the franked payload carries the
+/// plaintext's SHA-256, the recipient refuses the blob under whichever key
+/// does not give the committed plaintext, and a report verifier refuses a
+/// revealed attachment that is not the committed one; the reporter cannot
+/// swap the key either, since the key is inside the franked payload.
+#[test]
+fn aes_gcm_key_collision_is_caught_by_the_committed_attachment_hash() {
+    use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
+    use custos_client::attachment::{
+        ATTACHMENT_AAD, ATTACHMENT_NONCE, AttachmentError, open_attachment,
+    };
+    use custos_wire::payload::{Attachment, Payload};
+    use sha2::{Digest, Sha256};
+
+    let k1 = [0x11u8; 32];
+    let k2 = [0x22u8; 32];
+    let nonce = ATTACHMENT_NONCE;
+    let (h1, h2) = (aes_block(&k1, [0; 16]), aes_block(&k2, [0; 16]));
+    let (s1, s2) = (
+        aes_block(&k1, counter_block(&nonce, 1)),
+        aes_block(&k2, counter_block(&nonce, 1)),
+    );
+    let ks = |k: &[u8; 32], i: u32| aes_block(k, counter_block(&nonce, i + 2));
+    let block = |s: &[u8; 16]| u128::from_be_bytes(*s);
+    // Blocks 0-1 read as the innocuous file under K1, block 2 as the abusive
+    // one under K2, block 3 is solved so that both keys give the same tag.
+    let mut ct = [
+        block(b"holiday photo: b") ^ ks(&k1, 0),
+        block(b"each, sunset.   ") ^ ks(&k1, 1),
+        block(b"ABUSIVE CONTENT!") ^ ks(&k2, 2),
+        0,
+    ];
+    // tag_i = ghash(H_i, C) ^ S_i is affine in the free block C3 with
+    // coefficient H_i^2 (it is followed only by the length block).
+    let rest = ghash(h1, ATTACHMENT_AAD, &ct) ^ ghash(h2, ATTACHMENT_AAD, &ct) ^ s1 ^ s2;
+    ct[3] = gf_mul(rest, gf_inv(gf_mul(h1, h1) ^ gf_mul(h2, h2)));
+    let tag1 = ghash(h1, ATTACHMENT_AAD, &ct) ^ s1;
+    assert_eq!(tag1, ghash(h2, ATTACHMENT_AAD, &ct) ^ s2, "tags collide");
+    let mut blob: Vec<u8> = ct.iter().flat_map(|b| b.to_be_bytes()).collect();
+    blob.extend_from_slice(&tag1.to_be_bytes());
+
+    // The real AES-256-GCM accepts the same blob under both keys.
+    let open = |k: &[u8; 32]| {
+        aes_gcm::Aes256Gcm::new(k.into())
+            .decrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                AeadPayload {
+                    msg: &blob,
+                    aad: ATTACHMENT_AAD,
+                },
+            )
+            .unwrap()
+    };
+    let (p1, p2) = (open(&k1), open(&k2));
+    assert_ne!(p1, p2);
+    assert!(p1.starts_with(b"holiday photo: beach, sunset."));
+    assert_eq!(&p2[32..48], b"ABUSIVE CONTENT!");
+
+    let attachment = |key: [u8; 32], committed: &[u8]| Attachment {
+        key,
+        plaintext_sha256: Sha256::digest(committed).into(),
+        size: committed.len() as u64,
+        locator: "blob/1".into(),
+    };
+    // Honest: key and hash agree, the recipient sees exactly p1.
+    assert_eq!(
+        open_attachment(&attachment(k1, &p1), &blob)
+            .unwrap()
+            .as_slice(),
+        p1.as_slice()
+    );
+    // The sender commits to the innocuous hash but gives the key that shows
+    // the abusive content: the recipient refuses to display it.
+    assert_eq!(
+        open_attachment(&attachment(k2, &p1), &blob),
+        Err(AttachmentError::HashMismatch)
+    );
+    // And the other way round: show innocuous, commit to the abusive hash.
+    assert_eq!(
+        open_attachment(&attachment(k1, &p2), &blob),
+        Err(AttachmentError::HashMismatch)
+    );
+
+    // Report side: the franked payload references (K1, SHA-256(p1)).
+    let conv = ConversationId([3; 16]);
+    let mut payload = custos_client::seal::text_payload("look at this", START);
+    payload.attachments = vec![attachment(k1, &p1)];
+    let bytes = payload.encode().unwrap().to_vec();
+    let commitment = custos_client::franking::commit(&payload.franking_key, &conv, "alice", &bytes);
+    // A reporter who swaps in K2 (to show the abusive reading) breaks the franking.
+    let mut swapped = Payload::decode(&bytes).unwrap();
+    swapped.attachments[0].key = k2;
+    let swapped = swapped.encode().unwrap();
+    assert!(!custos_server::report::franking_opens(
+        &commitment,
+        &payload.franking_key,
+        &conv,
+        "alice",
+        &swapped
+    ));
+    assert!(custos_server::report::franking_opens(
+        &commitment,
+        &payload.franking_key,
+        &conv,
+        "alice",
+        &bytes
+    ));
+    // A verifier accepts as the attachment only the committed plaintext.
+    let verified = custos_server::report::VerifiedMessage {
+        conversation: conv,
+        sender: "alice".into(),
+        server_time: START,
+        commitment,
+        text: "look at this".into(),
+        attachment_sha256: vec![Sha256::digest(&p1).into()],
+    };
+    assert!(verified.attachment_matches(0, &p1));
+    assert!(!verified.attachment_matches(0, &p2));
+    assert!(!verified.attachment_matches(1, &p1));
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::franking::FrankingPolicy;
+use crate::franking_log::FrankingLogConfig;
 use crate::policy::{DeliveryPolicy, OpenPolicy};
 
 /// One day, the unit of `--retention-days`.
@@ -32,6 +33,9 @@ pub struct ServerConfig {
     /// `GET /v1/franking-key`, reports and moderation; set it with
     /// [`ServerConfig::with_franking`].
     pub franking: Option<Arc<FrankingPolicy>>,
+    /// Where the franking key is published ([`crate::franking_log`]).
+    /// `None`: in no log, and every report package says so.
+    pub franking_log: Option<Arc<FrankingLogConfig>>,
 }
 
 impl ServerConfig {
@@ -44,6 +48,7 @@ impl ServerConfig {
             limits: Limits::default(),
             policy: Arc::new(OpenPolicy),
             franking: None,
+            franking_log: None,
         }
     }
 
@@ -52,6 +57,14 @@ impl ServerConfig {
     pub fn with_franking(mut self, policy: Arc<FrankingPolicy>) -> Self {
         self.policy = policy.clone();
         self.franking = Some(policy);
+        self
+    }
+
+    /// Publishes the franking key in a transparency log: `serve` keeps
+    /// trying in the background until the key's inclusion is proven.
+    /// Meaningful only with [`ServerConfig::with_franking`].
+    pub fn with_franking_log(mut self, log: FrankingLogConfig) -> Self {
+        self.franking_log = Some(Arc::new(log));
         self
     }
 }

@@ -7,13 +7,15 @@
 //! envelope, so it is kept in `franking.key` in the data directory, created
 //! with mode 0600, held in memory only inside an `ed25519_dalek::SigningKey`
 //! (zeroized on drop) and never logged. Its public half is served at
-//! `GET /v1/franking-key` and is meant to be published in the transparency
-//! log, so that a recipient, a clearinghouse or a court can check tags
-//! without trusting the service's word about its key.
+//! `GET /v1/franking-key` and published in the transparency log
+//! ([`crate::franking_log`]), so that a recipient, a clearinghouse or a
+//! court can check tags without trusting the service's word about its key.
+//! The policy holds the key's current log proof
+//! ([`FrankingPolicy::log_proof`]), which escalation packages carry.
 //!
 //! One Ed25519 signature is made per accepted envelope; the measurement that
 //! chose this over per-batch Merkle roots is in
-//! `docs/design/0005-delivery-tags.md`.
+//! `docs/design/0005-abuse-reporting.md`.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -26,6 +28,7 @@ use custos_wire::tag::{DeliveryTag, TagFields};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
+use crate::package::FrankingKeyLogProof;
 use crate::policy::{DeliveryPolicy, Refusal, Sender, TagInput};
 
 /// File name of the franking key inside the data directory.
@@ -68,6 +71,8 @@ pub struct FrankingPolicy {
     key: SigningKey,
     clock: SharedClock,
     suspended: RwLock<HashMap<String, Suspension>>,
+    log_proof: RwLock<FrankingKeyLogProof>,
+    created_at: u64,
 }
 
 impl std::fmt::Debug for FrankingPolicy {
@@ -126,15 +131,52 @@ impl FrankingPolicy {
             }
             Err(e) => return Err(io(e)),
         }
-        Ok(Self::from_seed(&seed, clock))
+        // The key signs tags from the time its file was written (never
+        // rewritten); this is the `valid_from` published in the log.
+        let created_at = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(clock.now_millis() / 1000, |d| d.as_secs());
+        let mut policy = Self::from_seed(&seed, clock);
+        policy.created_at = created_at;
+        Ok(policy)
     }
 
-    /// A policy with the given key seed (tests and benchmarks).
+    /// A policy with the given key seed (tests and benchmarks); its key is
+    /// taken to sign tags from the clock's current second.
     pub fn from_seed(seed: &[u8; 32], clock: SharedClock) -> Self {
+        let created_at = clock.now_millis() / 1000;
         Self {
             key: SigningKey::from_bytes(seed),
             clock,
             suspended: RwLock::new(HashMap::new()),
+            log_proof: RwLock::new(FrankingKeyLogProof::NoLog),
+            created_at,
+        }
+    }
+
+    /// From when this key signs tags, Unix seconds (the `valid_from` of its
+    /// log statement).
+    pub fn valid_from(&self) -> u64 {
+        self.created_at
+    }
+
+    /// What the service can show about its key in the transparency log:
+    /// [`FrankingKeyLogProof::NoLog`] unless a log is configured.
+    pub fn log_proof(&self) -> FrankingKeyLogProof {
+        self.log_proof
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or(FrankingKeyLogProof::Pending)
+    }
+
+    /// Records the key's log proof (or that it is pending). Called by
+    /// [`crate::franking_log`]; a proof set here is shown to every package
+    /// verifier, who checks it independently.
+    pub fn set_log_proof(&self, proof: FrankingKeyLogProof) {
+        if let Ok(mut p) = self.log_proof.write() {
+            *p = proof;
         }
     }
 

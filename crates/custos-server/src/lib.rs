@@ -45,6 +45,7 @@ mod conversations;
 pub mod db;
 mod error;
 pub mod franking;
+pub mod franking_log;
 mod keypackages;
 mod limits;
 mod mailbox;
@@ -94,6 +95,14 @@ pub async fn serve(
     let db = db::open(&config.data_dir).await?;
     if let Some(franking) = &config.franking {
         moderation::load_suspensions(&db.pool, franking).await?;
+        if let Some(log) = &config.franking_log {
+            tokio::spawn(franking_log::maintain(
+                franking.clone(),
+                log.clone(),
+                config.data_dir.clone(),
+                std::time::Duration::from_secs(5),
+            ));
+        }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);

@@ -12,6 +12,9 @@
 //! moderator. Every action is stored with the moderator's name and the time.
 //!
 //! # Guarantees
+//! - A report is taken only from a recipient of the message: a member of
+//!   its conversation (the service's routing list) other than its sender;
+//!   anyone else is refused `not_a_recipient`, even with valid evidence.
 //! - A report enters the queue only if [`crate::report::verify_report`]
 //!   accepted it; a refused report is answered `422` with the check's code,
 //!   and only its code, reporter and time are kept (for the figures).
@@ -35,7 +38,7 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::franking::{FrankingPolicy, Suspension};
 use crate::package::{PACKAGE_FORMAT, ReportPackage, package_message};
-use crate::report::verify_report;
+use crate::report::{ReportRefusal, verify_report};
 use crate::routes::{AppState, JsonBody};
 
 /// File in the data directory naming the moderators (`name hex(identity_key)` per line).
@@ -136,7 +139,7 @@ pub(crate) async fn franking_key(
     let f = franking(&state)?;
     Ok(axum::Json(serde_json::json!({
         "public_key": B64.encode(f.public_key()),
-        "log_proof": null,
+        "log_proof": f.log_proof(),
     })))
 }
 
@@ -147,9 +150,24 @@ pub(crate) async fn submit_report(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = franking(&state)?.verifying_key();
-    let verdict = Report::decode(&body)
-        .map_err(|e| crate::report::ReportRefusal::Malformed(e.to_string()))
-        .and_then(|r| verify_report(&r, &key).map(|v| (r, v)));
+    let decoded = Report::decode(&body).map_err(|e| ReportRefusal::Malformed(e.to_string()));
+    let mut verdict = decoded.and_then(|r| verify_report(&r, &key).map(|v| (r, v)));
+    // Only a recipient may report: a member of the verified conversation
+    // other than the verified sender. Checked after the evidence, so that a
+    // changed claim is refused with the check it fails.
+    if let Ok((_, v)) = &verdict {
+        let member = sqlx::query_scalar::<_, i64>(
+            "SELECT 1 FROM members WHERE conversation = ? AND account_id = ?",
+        )
+        .bind(v.message.conversation.0.to_vec())
+        .bind(auth.account_id)
+        .fetch_optional(&state.pool)
+        .await?
+        .is_some();
+        if !member || v.message.sender == *auth.name {
+            verdict = Err(ReportRefusal::NotARecipient);
+        }
+    }
     let now = now_i64(&state);
     let (report, verified) = match verdict {
         Ok(ok) => ok,
@@ -436,7 +454,7 @@ pub(crate) async fn resolve(
             escalated_by: auth.name.to_string(),
             escalated_at: now,
             franking_public_key: B64.encode(policy.public_key()),
-            franking_key_log_proof: None,
+            franking_key_log_proof: policy.log_proof(),
             message: package_message(&report.message, &v.message),
             context: report
                 .context

@@ -77,6 +77,13 @@ pub enum ReportRefusal {
     /// The commitment does not open to this payload under this key.
     #[error("the franking commitment does not open to the revealed payload")]
     FrankingMismatch,
+    /// The reporter is not a recipient of the message: not a member of its
+    /// conversation, or its sender. Checked by the service after the
+    /// evidence, so a leaked message cannot be reported by outsiders.
+    #[error(
+        "only a recipient of the message can report it: the reporting account is not a member of the conversation, or is its sender"
+    )]
+    NotARecipient,
 }
 
 impl ReportRefusal {
@@ -96,6 +103,7 @@ impl ReportRefusal {
             Self::BadTagSignature => "bad_tag_signature",
             Self::FrankingKeyMismatch => "franking_key_mismatch",
             Self::FrankingMismatch => "franking_mismatch",
+            Self::NotARecipient => "not_a_recipient",
         }
     }
 }
@@ -115,6 +123,19 @@ pub struct VerifiedMessage {
     pub text: String,
     /// SHA-256 of each attachment's plaintext, as committed.
     pub attachment_sha256: Vec<[u8; 32]>,
+}
+
+impl VerifiedMessage {
+    /// Whether `plaintext` is attachment `index` of this message as the
+    /// sender committed to it (SHA-256 inside the franked payload; constant
+    /// time). AES-GCM blobs can open to two plaintexts under two keys, so a
+    /// revealed attachment counts only if it passes this check.
+    pub fn attachment_matches(&self, index: usize, plaintext: &[u8]) -> bool {
+        let hash: [u8; 32] = Sha256::digest(plaintext).into();
+        self.attachment_sha256
+            .get(index)
+            .is_some_and(|c| bool::from(c.ct_eq(&hash)))
+    }
 }
 
 /// A report all of whose messages verified. Only [`verify_report`] builds it.

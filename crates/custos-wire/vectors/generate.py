@@ -5,8 +5,14 @@ This is an independent second encoder (Python, written from the spec, not
 from the Rust code): tests/vectors.rs checks that the Rust decoders accept
 exactly the `ok` vectors, re-encode them byte for byte, and refuse the others
 with the stated error. Run from this directory: python3 generate.py
+
+The delivery-tag vector `delivery_tag-ok-signed` carries a real Ed25519
+signature (RFC 8032) by the key whose seed is 32 bytes of 0x07, over
+"custos/v1/delivery-tag" || the tag without its signature; it needs the
+`cryptography` package.
 """
 import struct
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 def u8(v): return struct.pack(">B", v)
 def u16(v): return struct.pack(">H", v)
@@ -45,6 +51,27 @@ def delivery(sender=b"alice"): return u8(1) + u8(1) + delivery_body(sender)
 def accepted(): return u8(1) + u8(2) + u64(7) + u64(1_764_158_400_123) + b16(b"\x77" * 16)
 def refused(reason=b"too large"): return u8(1) + u8(3) + u64(7) + u16(413) + b16(reason)
 def batch(frames, count=None): return u32(len(frames) if count is None else count) + b"".join(b32(f) for f in frames)
+
+# Delivery tag v1 (custos-wire/src/tag.rs, docs/spec/report-package.md).
+TAG_LABEL = b"custos/v1/delivery-tag"
+def tag_fields(version=1, sender=b"alice", time=1_764_158_400_123):
+    return u8(version) + b"\xab" * 32 + CONV + b8(sender) + u64(time) + b"\xcd" * 32
+def tag(sig=b"\x66" * 64, **kw): return tag_fields(**kw) + sig
+def signed_tag():
+    key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+    fields = tag_fields(sender=b"bob")
+    return fields + key.sign(TAG_LABEL + fields)
+
+# Report v1 (custos-wire/src/report.rs).
+def reported(sender=b"alice", tag_bytes=None, tag_len=None):
+    t = tag() if tag_bytes is None else tag_bytes
+    m = CONV + b8(sender) + u64(1_764_158_400_123) + b"\x03" * 32 + b32(envelope()) + b32(payload())
+    return m + (u16(tag_len) + t if tag_len is not None else b16(t))
+def report(version=1, reason=b"threats", context=(), count=None, reason_len=None):
+    r = u8(version) + (u16(reason_len) + reason if reason_len is not None else b16(reason))
+    r += reported()
+    r += u8(len(context) if count is None else count)
+    return r + b"".join(context)
 
 VECTORS = [
     ("envelope", "ok-basic", "ok", "ciphertext of 3 bytes", envelope()),
@@ -86,6 +113,27 @@ VECTORS = [
     ("delivery_batch", "err-not-a-delivery", "InvalidValue", "an accepted frame inside a batch", batch([accepted()])),
     ("delivery_batch", "err-count-over-bound", "TooLong", "count 4097", batch([], count=4097)),
     ("delivery_batch", "err-count-short", "Truncated", "count 2 with one delivery", batch([delivery()], count=2)),
+    ("delivery_tag", "ok-basic", "ok", "a tag (form only: the signature bytes are arbitrary)", tag()),
+    ("delivery_tag", "ok-signed", "ok", "a tag signed by the Ed25519 key with seed 0x07 x 32", signed_tag()),
+    ("delivery_tag", "ok-longest-sender", "ok", "a 64-byte sender name, the largest tag", tag(sender=b"a" * 64)),
+    ("delivery_tag", "err-version-2", "UnsupportedVersion", "version byte 2", tag(version=2)),
+    ("delivery_tag", "err-trailing-byte", "TrailingBytes", "one byte after the signature", tag() + b"\x00"),
+    ("delivery_tag", "err-truncated-signature", "Truncated", "signature one byte short", tag()[:-1]),
+    ("delivery_tag", "err-sender-uppercase", "InvalidValue", "sender name with an upper-case letter", tag(sender=b"Alice")),
+    ("delivery_tag", "err-sender-empty", "InvalidValue", "empty sender name", tag(sender=b"")),
+    ("delivery_tag", "err-over-bound", "TooLong", "longer than the largest tag", tag(sender=b"a" * 64) + b"\x00"),
+    ("report", "ok-no-context", "ok", "a reported message, no context", report()),
+    ("report", "ok-two-context", "ok", "a reported message and two context messages", report(context=[reported(), reported(sender=b"bob")])),
+    ("report", "ok-empty-reason-signed-tag", "ok", "empty reason; the tag is delivery_tag-ok-signed", u8(1) + b16(b"") + reported(tag_bytes=signed_tag()) + u8(0)),
+    ("report", "err-version-2", "UnsupportedVersion", "version byte 2", report(version=2)),
+    ("report", "err-trailing-byte", "TrailingBytes", "one byte after the last message", report() + b"\x00"),
+    ("report", "err-truncated", "Truncated", "context count missing", report()[:-1]),
+    ("report", "err-reason-utf8", "InvalidUtf8", "reason that is not UTF-8", report(reason=b"\xff")),
+    ("report", "err-reason-over-bound", "TooLong", "reason length 1025", report(reason=b"x" * 1025)),
+    ("report", "err-context-count-9", "TooLong", "context count 9", report(count=9)),
+    ("report", "err-context-count-short", "Truncated", "context count 2 with one message", report(context=[reported()], count=2)),
+    ("report", "err-tag-over-bound", "TooLong", "tag length 219, above the largest tag", u8(1) + b16(b"") + reported(tag_bytes=b"\x00" * 219) + u8(0)),
+    ("report", "err-sender-uppercase", "InvalidValue", "claimed sender with an upper-case letter", u8(1) + b16(b"") + reported(sender=b"Bob") + u8(0)),
 ]
 
 for fmt, name, expect, note, data in VECTORS:

@@ -92,8 +92,98 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     result
 }
 
+/// A transparency log with two witnesses (quorum 2) on loopback, and a
+/// manifest naming them and the provider's statement key.
+struct DemoLog {
+    url: String,
+    manifest: custos_wire::manifest::Manifest,
+    provider: ed25519_dalek::SigningKey,
+    handle: custos_tlog::LogHandle,
+}
+
+async fn start_log(dir: &std::path::Path) -> Result<DemoLog> {
+    use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
+    use custos_wire::manifest::{Manifest, Participant, Policy, Role};
+    let participant =
+        |name: &str, role: Role, key: [u8; 32], endpoint: Option<String>| Participant {
+            name: name.into(),
+            role,
+            jurisdiction: "EU".into(),
+            endpoint,
+            public_key: hex::encode(key),
+        };
+    let log_key = NamedKey::generate("log.demo.custos", ALG_ED25519)?;
+    let provider = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let mut ps = vec![
+        participant(
+            log_key.name(),
+            Role::Log,
+            log_key.verifying_key().to_bytes(),
+            None,
+        ),
+        participant(
+            "provider.demo.custos",
+            Role::Provider,
+            provider.verifying_key().to_bytes(),
+            None,
+        ),
+    ];
+    for name in ["witness-1.demo.custos", "witness-2.demo.custos"] {
+        let key = NamedKey::generate(name, ALG_COSIGNATURE_V1)?;
+        let public = key.verifying_key().to_bytes();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = custos_tlog::spawn_witness(
+            listener,
+            custos_tlog::WitnessConfig {
+                data: dir.join(name),
+                key,
+                logs: vec![(log_key.name().to_owned(), log_key.verifying_key())],
+                clock: custos_clock::system(),
+            },
+        )
+        .await?;
+        ps.push(participant(
+            name,
+            Role::Witness,
+            public,
+            Some(format!("http://{addr}")),
+        ));
+    }
+    let manifest = Manifest::new(2, 1, Policy::default(), ps)?;
+    // Public: what `custos moderate verify-package --manifest` and `custos audit` take.
+    std::fs::write(dir.join("manifest.toml"), manifest.to_toml()?)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let handle = custos_tlog::spawn_log(
+        listener,
+        custos_tlog::LogConfig {
+            data: dir.join("log"),
+            key: log_key,
+            manifest: manifest.clone(),
+            clock: custos_clock::system(),
+            max_batch: 256,
+        },
+    )
+    .await?;
+    Ok(DemoLog {
+        url: format!("http://{}", handle.addr),
+        manifest,
+        provider,
+        handle,
+    })
+}
+
 async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
     let clock = custos_clock::system();
+    let log = start_log(dir).await?;
+    n.step(
+        "transparency log",
+        true,
+        format!(
+            "log {} on {} with two witnesses (quorum 2)",
+            log.manifest.log().map(|l| l.name.as_str()).unwrap_or("?"),
+            log.url
+        ),
+    )?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -103,7 +193,14 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
     )?);
     let server = tokio::spawn(custos_server::serve(
         listener,
-        custos_server::ServerConfig::new(dir.join("server")).with_franking(franking.clone()),
+        custos_server::ServerConfig::new(dir.join("server"))
+            .with_franking(franking.clone())
+            .with_franking_log(custos_server::franking_log::FrankingLogConfig {
+                log_url: log.url.clone(),
+                manifest: log.manifest.clone(),
+                statement_key: log.provider.clone(),
+                witness_timeout: std::time::Duration::from_secs(20),
+            }),
         clock.clone(),
         async {
             let _ = stop_rx.await;
@@ -113,6 +210,35 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
         "delivery service",
         true,
         format!("listening on {url}, SQLite in WAL mode"),
+    )?;
+    let started = Instant::now();
+    let proof = loop {
+        if let custos_server::package::FrankingKeyLogProof::Logged(p) = franking.log_proof() {
+            break Some(p);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            break None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let policy = custos_tlog::TrustPolicy::from_manifest(&log.manifest)?;
+    let logged = proof.as_ref().map(|p| p.verify(&policy)).transpose()?;
+    n.step(
+        "franking key in the log",
+        logged
+            .as_ref()
+            .is_some_and(|k| k.public_key == franking.public_key()),
+        match &logged {
+            Some(k) => format!(
+                "the provider signed a provider_franking_key statement for key {}...; it is \
+                 entry {} of a checkpoint of size {} cosigned by {}",
+                &hex::encode(k.public_key)[..16],
+                k.index,
+                k.tree_size,
+                k.witnesses.join(" and ")
+            ),
+            None => "the key was not logged within 30 s".into(),
+        },
     )?;
 
     let mut users = Vec::new();
@@ -203,11 +329,24 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
         "no message text in the server's files",
     )?;
 
-    reporting(n, dir, &url, &franking, &mut alice, &mut bob, &dm).await?;
+    let services = Services {
+        url: &url,
+        franking: &franking,
+        log: &log,
+    };
+    reporting(n, dir, &services, &mut alice, &mut bob, &dm).await?;
 
     let _ = stop_tx.send(());
     server.await??;
+    log.handle.abort();
     Ok(())
+}
+
+/// The running services the reporting story uses.
+struct Services<'a> {
+    url: &'a str,
+    franking: &'a custos_server::FrankingPolicy,
+    log: &'a DemoLog,
 }
 
 /// The reporting story: a message reported and verified, a forged report
@@ -215,12 +354,12 @@ async fn story(n: &mut Narrator, dir: &std::path::Path) -> Result<()> {
 async fn reporting(
     n: &mut Narrator,
     dir: &std::path::Path,
-    url: &str,
-    franking: &custos_server::FrankingPolicy,
+    services: &Services<'_>,
     alice: &mut Device,
     bob: &mut Device,
     dm: &custos_wire::ConversationId,
 ) -> Result<()> {
+    let Services { url, franking, log } = *services;
     alice
         .send_text(dm, "Pay me 500 or your photos go public.")
         .await?;
@@ -276,12 +415,41 @@ async fn reporting(
         .api()
         .moderation_resolve(report_id, "escalate", "for the clearinghouse", None)
         .await?;
-    let package = serde_json::to_string(json_field(&esc, "package"))?;
-    let verified = custos_server::package::verify_package(&package, Some(&franking.public_key()));
+    let package = serde_json::to_string_pretty(json_field(&esc, "package"))?;
+    let package_file = dir.join("report-package.json");
+    std::fs::write(&package_file, &package)?;
+    // What a clearinghouse does: the package plus the log's public trust
+    // policy (log key, witness keys, quorum), nothing from the service.
+    let policy = custos_tlog::TrustPolicy::from_manifest(&log.manifest)?;
+    let verified = custos_server::package::verify_package(&package, &policy)?;
+    let key = verified.require_logged()?;
     n.step(
         "package verifies publicly",
-        verified.as_ref().is_ok_and(|v| v.message.sender == "alice"),
-        "the escalation package verified with only the package and the franking public key",
+        verified.message.sender == "alice" && key.public_key == franking.public_key(),
+        format!(
+            "{} verified with only the package and the log's trust policy: alice sent {:?}; \
+             the tags' key is entry {} of log {}, published by {}, cosigned by {} witnesses",
+            package_file.display(),
+            verified.message.text,
+            key.index,
+            key.origin,
+            key.provider,
+            key.witnesses.len()
+        ),
+    )?;
+    let mut forged: custos_server::package::ReportPackage = serde_json::from_str(&package)?;
+    forged.franking_public_key = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode([0x42; 32])
+    };
+    let refused = custos_server::package::verify_package(&serde_json::to_string(&forged)?, &policy);
+    n.step(
+        "package with another key refused",
+        matches!(
+            refused,
+            Err(custos_server::package::PackageError::UnpublishedKey)
+        ),
+        "the same package claiming another franking key is refused: the log publishes another key",
     )?;
 
     tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;

@@ -81,13 +81,29 @@ pub enum ModerateCommand {
         /// Account name.
         name: String,
     },
-    /// Check a report package with public information only.
+    /// Check a report package with public information only: the package and
+    /// the transparency log's trust policy (from the manifest, as `custos
+    /// audit` takes it, or from the log's and witnesses' verifier keys).
     VerifyPackage {
         /// The package (JSON).
         file: PathBuf,
-        /// The service's franking public key as published in the log (base64).
+        /// Deployment manifest: trust the log, witnesses and quorum it names,
+        /// and require the key's author to be its provider.
+        #[arg(long, conflicts_with_all = ["log_key", "witness", "quorum"])]
+        manifest: Option<PathBuf>,
+        /// The log's verifier key (`origin+keyid+base64`, as `custos log keygen` prints it).
         #[arg(long)]
-        key: Option<String>,
+        log_key: Option<String>,
+        /// A witness's verifier key (`name+keyid+base64`); repeat for each witness.
+        #[arg(long)]
+        witness: Vec<String>,
+        /// How many witness cosignatures the checkpoint needs (default: all given).
+        #[arg(long)]
+        quorum: Option<usize>,
+        /// Succeed even when the package has no log proof of its franking key
+        /// (the tags then only prove that *some* key signed them).
+        #[arg(long)]
+        allow_unproven_key: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -136,27 +152,55 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
                 data.display()
             );
         }
-        ModerateCommand::VerifyPackage { file, key, json } => {
+        ModerateCommand::VerifyPackage {
+            file,
+            manifest,
+            log_key,
+            witness,
+            quorum,
+            allow_unproven_key,
+            json,
+        } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let key = key
-                .map(|k| {
-                    use base64::Engine as _;
-                    let raw = base64::engine::general_purpose::STANDARD
-                        .decode(k.trim())
-                        .context("--key is not base64")?;
-                    <[u8; 32]>::try_from(raw.as_slice()).context("--key is not 32 bytes")
-                })
+            let manifest = manifest
+                .map(|p| super::log::read_manifest(&p))
                 .transpose()?;
-            let v = custos_server::package::verify_package(&text, key.as_ref())
+            let policy = trust_policy(manifest.as_ref(), log_key.as_deref(), &witness, quorum)?;
+            let v = custos_server::package::verify_package(&text, &policy)
                 .context("the package does not verify")?;
+            let logged = match v.require_logged() {
+                Ok(k) => Some(k),
+                Err(e) if allow_unproven_key => {
+                    eprintln!("warning: {e}");
+                    None
+                }
+                Err(e) => bail!("{e} (pass --allow-unproven-key to accept that)"),
+            };
+            if let (Some(m), Some(k)) = (&manifest, logged) {
+                let author = hex::encode(k.author);
+                let named = m
+                    .with_role(custos_wire::manifest::Role::Provider)
+                    .any(|p| p.name == k.provider && p.public_key.eq_ignore_ascii_case(&author));
+                if !named {
+                    bail!(
+                        "the franking key was logged by {author}, which the manifest does not name \
+                         as provider {}",
+                        k.provider
+                    );
+                }
+            }
             if json {
                 println!(
                     "{}",
                     serde_json::json!({
                         "verified": true, "sender": v.message.sender,
                         "server_time": v.message.server_time, "text": v.message.text,
-                        "context": v.context.len(), "key_matched_published": v.key_matched_published,
+                        "context": v.context.len(),
+                        "franking_key_logged": logged.is_some(),
+                        "provider": logged.map(|k| k.provider.clone()),
+                        "log_index": logged.map(|k| k.index),
+                        "witnesses": logged.map(|k| k.witnesses.clone()),
                     })
                 );
             } else {
@@ -167,10 +211,14 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
                     v.message.server_time,
                     v.context.len()
                 );
-                if !v.key_matched_published {
+                if let Some(k) = logged {
                     println!(
-                        "warning: no --key given; the tags verify under the package's own key, \
-                         check that key against the transparency log"
+                        "franking key published by {} in log {} (entry {} of {}, cosigned by {})",
+                        k.provider,
+                        k.origin,
+                        k.index,
+                        k.tree_size,
+                        k.witnesses.join(", ")
                     );
                 }
             }
@@ -230,6 +278,36 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The log trust policy of `verify-package`: the manifest's, or one built
+/// from verifier keys.
+fn trust_policy(
+    manifest: Option<&custos_wire::manifest::Manifest>,
+    log_key: Option<&str>,
+    witnesses: &[String],
+    quorum: Option<usize>,
+) -> Result<custos_tlog::TrustPolicy> {
+    use custos_tlog::keys::parse_vkey;
+    if let Some(m) = manifest {
+        return Ok(custos_tlog::TrustPolicy::from_manifest(m)?);
+    }
+    let Some(log_key) = log_key else {
+        bail!(
+            "give the log's trust policy: --manifest FILE, or --log-key VKEY [--witness VKEY ...]"
+        );
+    };
+    let (origin, key) = parse_vkey(log_key, custos_tlog::ALG_ED25519).context("--log-key")?;
+    let ws = witnesses
+        .iter()
+        .map(|w| parse_vkey(w, custos_tlog::ALG_COSIGNATURE_V1).context("--witness"))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(custos_tlog::TrustPolicy::new(
+        &origin,
+        key,
+        &ws,
+        quorum.unwrap_or(ws.len()),
+    )?)
 }
 
 #[cfg(test)]

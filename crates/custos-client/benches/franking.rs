@@ -1,0 +1,141 @@
+//! Franking's cost to the sender (fresh key + commitment) and to the
+//! recipient (commitment check), and the recipient's delivery-tag check,
+//! each against the envelope round trip (seal + sign, verify + open, 1 KiB)
+//! measured in the same run. Time is the benchmark thread's CPU time, so
+//! that other processes on a shared machine are not counted.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::hint::black_box;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, criterion_group, criterion_main};
+use custos_client::chain::{ChainKey, ReceivingChain, SendingChain};
+use custos_client::franking;
+use custos_client::seal::{open, seal, text_payload};
+use custos_wire::envelope::peek_header;
+use custos_wire::tag::{DeliveryTag, TagFields};
+use custos_wire::{ChainId, ConversationId};
+use ed25519_dalek::Signer as _;
+use sha2::{Digest, Sha256};
+
+/// Thread CPU time as a criterion measurement (wall-time formatting).
+struct CpuTime {
+    wall: WallTime,
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = std::time::Duration;
+    fn start(&self) -> Self::Intermediate {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, i: Self::Intermediate) -> Self::Value {
+        i.elapsed()
+    }
+    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Self::Value {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.wall.formatter()
+    }
+}
+
+fn bench(c: &mut Criterion<CpuTime>) {
+    let body = "x".repeat(1024);
+    let conv = ConversationId([7; 16]);
+    let id = ChainId {
+        epoch: 1,
+        sender_leaf: 0,
+        day: 20_000,
+        seq: 0,
+    };
+    let root = ChainKey::random();
+    let mut s = SendingChain::new(conv, id, root.clone());
+    let mut r = ReceivingChain::new(conv, id, root);
+    let sk = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let vk = sk.verifying_key();
+
+    let mut g = c.benchmark_group("franking_1KiB");
+    // Baseline: the whole round trip, franking included.
+    g.bench_function("baseline_envelope_round_trip", |b| {
+        b.iter(|| {
+            let payload = text_payload(&body, 1);
+            let sealed = seal(&mut s, &sk, "alice", &payload).unwrap();
+            black_box(open(&sealed.bytes, &mut r, &vk, "alice").unwrap());
+        })
+    });
+
+    let payload = text_payload(&body, 1);
+    let plaintext = payload.encode().unwrap();
+    g.bench_function("sender_fresh_key_and_commit", |b| {
+        b.iter(|| {
+            let k = franking::fresh_key();
+            black_box(franking::commit(&k, &conv, "alice", black_box(&plaintext)))
+        })
+    });
+    let commitment = franking::commit(&payload.franking_key, &conv, "alice", &plaintext);
+    g.bench_function("recipient_check", |b| {
+        b.iter(|| {
+            assert!(franking::verify(
+                black_box(&commitment),
+                &payload.franking_key,
+                &conv,
+                "alice",
+                black_box(&plaintext)
+            ))
+        })
+    });
+
+    // The recipient's delivery-tag check (SHA-256 of the envelope and one
+    // strict Ed25519 verification), for comparison: not franking itself.
+    let sealed = seal(&mut s, &sk, "alice", &payload).unwrap();
+    let header = peek_header(&sealed.bytes).unwrap();
+    let service = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let fields = TagFields {
+        franking_commitment: header.franking_commitment,
+        conversation: conv,
+        sender: "alice".into(),
+        server_time: 1_795_000_000_000,
+        envelope_hash: Sha256::digest(&sealed.bytes).into(),
+    };
+    let tag = DeliveryTag {
+        signature: service.sign(&fields.signed_bytes().unwrap()).to_bytes(),
+        fields,
+    }
+    .encode()
+    .unwrap();
+    let pinned = service.verifying_key().to_bytes();
+    g.bench_function("recipient_tag_check", |b| {
+        b.iter(|| {
+            custos_client::report::check_tag(
+                &pinned,
+                black_box(&tag),
+                &header,
+                &sealed.bytes,
+                "alice",
+                1_795_000_000_000,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime { wall: WallTime });
+    targets = bench
+}
+criterion_main!(benches);
