@@ -138,6 +138,25 @@ fn readme_walkthrough_with_the_real_binary() {
         assert_eq!(m["sender"], "alice");
         assert!(m["sent_at"].is_u64() || m["sent_at"].is_string(), "{m}");
     }
+    // Bob reports alice's direct message; the service (franking on by
+    // default) verifies the commitment and its own delivery tag.
+    let hi = bob_got.iter().find(|m| m["text"] == "Hi Bob").unwrap();
+    let report: Value = serde_json::from_str(&ok(
+        dir,
+        &[
+            "--home",
+            &bob,
+            "report",
+            &dm,
+            hi["id"].as_str().unwrap(),
+            "--reason",
+            "spam",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert!(report["report_id"].as_i64().unwrap() > 0, "{report}");
+
     let carol_got = received(dir, &carol);
     assert_eq!(carol_got.len(), 1);
     assert_eq!(carol_got[0]["text"], "Hello group");

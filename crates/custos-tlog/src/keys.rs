@@ -195,6 +195,12 @@ impl NamedKey {
         key_id(&self.name, self.alg, &self.key.verifying_key())
     }
 
+    /// The Ed25519 signing key itself (secret): for a participant that signs
+    /// log statements with a key kept in this file format.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// The signature type byte.
     pub fn alg(&self) -> u8 {
         self.alg

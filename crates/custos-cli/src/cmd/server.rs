@@ -29,6 +29,61 @@ pub struct ServerArgs {
     /// Requests and submissions per second allowed for one account (0: unlimited).
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub account_rate: u32,
+    /// Abuse reporting and the transparency log.
+    #[command(flatten)]
+    pub franking: FrankingArgs,
+}
+
+/// Abuse reporting options of `custos server`.
+#[derive(Debug, clap::Args)]
+pub struct FrankingArgs {
+    /// Switch delivery tags, reports and moderation off. By default the
+    /// service signs a delivery tag for every envelope with its franking key
+    /// (`DATA/franking.key`, created on first start).
+    #[arg(long, conflicts_with_all = ["log", "manifest", "provider_key"])]
+    pub no_franking: bool,
+    /// Transparency log URL where the franking key is published, so that
+    /// report packages carry a log proof of it. Needs --manifest and --provider-key.
+    #[arg(long, env = "CUSTOS_LOG", value_name = "URL", requires_all = ["manifest", "provider_key"])]
+    pub log: Option<String>,
+    /// Deployment manifest (the log's and witnesses' keys and the provider participant).
+    #[arg(long, value_name = "FILE", requires = "log")]
+    pub manifest: Option<PathBuf>,
+    /// The provider's statement key, the manifest key of a `provider`
+    /// participant (`custos log keygen --name NAME --out FILE` makes one).
+    #[arg(long, value_name = "FILE", requires = "log")]
+    pub provider_key: Option<PathBuf>,
+}
+
+impl FrankingArgs {
+    /// Switches franking (and its log publication) on in `config`.
+    fn apply(
+        &self,
+        mut config: ServerConfig,
+        data: &std::path::Path,
+    ) -> anyhow::Result<ServerConfig> {
+        if self.no_franking {
+            return Ok(config);
+        }
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("cannot create {}", data.display()))?;
+        let policy = custos_server::FrankingPolicy::open(data, custos_clock::system())
+            .context("opening the franking key")?;
+        config = config.with_franking(std::sync::Arc::new(policy));
+        if let (Some(log_url), Some(manifest), Some(key)) =
+            (&self.log, &self.manifest, &self.provider_key)
+        {
+            let key = custos_tlog::keys::NamedKey::read_file(key, custos_tlog::keys::ALG_ED25519)
+                .with_context(|| format!("reading the provider key {}", key.display()))?;
+            config = config.with_franking_log(custos_server::franking_log::FrankingLogConfig {
+                log_url: log_url.clone(),
+                manifest: super::log::read_manifest(manifest)?,
+                statement_key: key.signing_key().clone(),
+                witness_timeout: std::time::Duration::from_secs(30),
+            });
+        }
+        Ok(config)
+    }
 }
 
 /// Options of `custos up`.
@@ -63,13 +118,21 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.retention = custos_server::DAY.saturating_mul(args.retention_days);
     config.limits.ip_rate = rate(args.ip_rate);
     config.limits.account_rate = rate(args.account_rate);
+    let config = args.franking.apply(config, &args.data)?;
     serve_blocking(args.listen, config)
 }
 
 /// `custos up`: for now, the delivery service with its data under `DIR/server`.
 pub fn up(args: UpArgs) -> anyhow::Result<()> {
     init_logs();
-    let config = ServerConfig::new(args.data.join("server"));
+    let data = args.data.join("server");
+    let config = FrankingArgs {
+        no_franking: false,
+        log: None,
+        manifest: None,
+        provider_key: None,
+    }
+    .apply(ServerConfig::new(&data), &data)?;
     serve_blocking(args.listen, config)
 }
 
