@@ -85,7 +85,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let dir = path
         .parent()
         .ok_or_else(|| StorageError::Corrupt("path has no parent".into()))?;
-    let tmp = path.with_extension("tmp");
+    // The temporary name extends the whole file name: `checkpoint` and
+    // `checkpoint.cosigned` are written concurrently by different tasks and
+    // must never share a temporary file.
+    let mut tmp_name = path
+        .file_name()
+        .ok_or_else(|| StorageError::Corrupt("path has no file name".into()))?
+        .to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     {
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
         f.write_all(bytes).map_err(io("write", &tmp))?;
@@ -401,5 +409,27 @@ mod tests {
         drop(s);
         std::fs::write(tmp.path().join("entries"), [0, 1, b'z']).unwrap();
         assert!(matches!(open(tmp.path()), Err(StorageError::Corrupt(_))));
+    }
+
+    #[test]
+    fn files_sharing_a_stem_never_share_a_temporary_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = tmp.path().join("checkpoint");
+        let cosigned = tmp.path().join("checkpoint.cosigned");
+        let writers: Vec<_> = [(plain.clone(), b'a'), (cosigned.clone(), b'b')]
+            .into_iter()
+            .map(|(path, byte)| {
+                std::thread::spawn(move || {
+                    for n in 0..200 {
+                        write_atomic(&path, &vec![byte; 64 + n]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(std::fs::read(&plain).unwrap().iter().all(|b| *b == b'a'));
+        assert!(std::fs::read(&cosigned).unwrap().iter().all(|b| *b == b'b'));
     }
 }
