@@ -1,15 +1,16 @@
 //! The SQLite database: opening, pragmas, schema.
 //!
 //! # Durability
-//! The database runs in WAL mode with `synchronous = FULL`: every transaction
-//! commit appends its pages to the WAL and fsyncs it before `COMMIT` returns.
-//! A crash (process kill or power loss) after `COMMIT` returned keeps the
-//! transaction; a crash before keeps none of it (SQLite rolls back a
-//! partial WAL frame set on recovery). The service replies `Accepted` only
-//! after that `COMMIT` returned, so every acknowledged item survives a crash.
-//! `NORMAL` would skip the fsync at commit in WAL mode and lose the tail of
-//! the WAL on power loss, so it is not used. The cost (one fsync, a few
-//! milliseconds) is paid once per batch by the writer ([`crate::writer`]).
+//! The database runs in WAL mode. The pool's connections (accounts,
+//! KeyPackages, reports) use `synchronous = FULL`: every commit appends its
+//! pages to the WAL and fsyncs it before `COMMIT` returns. The writer's
+//! connection uses `synchronous = NORMAL` and fsyncs the WAL file itself,
+//! off its critical path, before it acknowledges anything
+//! ([`crate::writer`]): the same fsync `FULL` would do, shared by every
+//! batch committed meanwhile. A crash (process kill or power loss) after that
+//! fsync keeps the transactions; a crash before keeps none that was
+//! acknowledged (SQLite ignores WAL frames that did not reach the disk with
+//! a valid checksum and commit frame).
 //!
 //! Recovery needs no code of ours: SQLite replays the WAL when it opens the
 //! database, and the writer then reloads its counters from the `counters` row
@@ -162,6 +163,8 @@ pub struct Database {
     pub pool: SqlitePool,
     /// Held for as long as the service runs.
     pub lock: File,
+    /// The WAL file the writer fsyncs.
+    pub wal: std::path::PathBuf,
 }
 
 fn options(path: &Path) -> Result<SqliteConnectOptions, ServerError> {
@@ -216,10 +219,21 @@ pub async fn open(dir: &Path) -> Result<Database, ServerError> {
         sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
         tx.commit().await?;
     }
+    // The writer fsyncs the WAL itself, after COMMIT and before it answers.
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut writer)
+        .await?;
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(1)
         .connect_with(opts)
         .await?;
-    Ok(Database { writer, pool, lock })
+    let mut wal = dir.join(DB_FILE).into_os_string();
+    wal.push("-wal");
+    Ok(Database {
+        writer,
+        pool,
+        lock,
+        wal: wal.into(),
+    })
 }

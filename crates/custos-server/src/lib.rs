@@ -111,10 +111,12 @@ pub async fn serve(
     let (writer, writer_task) = writer::spawn(
         db.writer,
         db.lock,
+        db.wal,
         hub.clone(),
         config.limits.max_batch.max(1),
         stop_rx.clone(),
-    );
+    )
+    .await?;
     let sweeper = retention::spawn_sweeper(
         writer.clone(),
         clock.clone(),

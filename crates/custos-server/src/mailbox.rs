@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -45,9 +45,22 @@ struct Sub {
 pub(crate) struct Hub {
     subs: Mutex<HashMap<i64, Vec<Sub>>>,
     next_id: AtomicU64,
+    /// Every mailbox row with a seq below this is durable (its batch was
+    /// fsynced); reads never hand out a row at or above it.
+    durable_below: AtomicI64,
 }
 
 impl Hub {
+    /// The first mailbox seq that may not be durable yet.
+    pub fn durable_below(&self) -> i64 {
+        self.durable_below.load(Ordering::Acquire)
+    }
+
+    /// Records that every seq below `seq` is durable.
+    pub fn set_durable_below(&self, seq: i64) {
+        self.durable_below.fetch_max(seq, Ordering::AcqRel);
+    }
+
     /// Registers a connection of `device`; items stored from now on are
     /// queued on the returned receiver. If the queue overflows, the hub drops
     /// it (the receiver then ends) and the connection must refetch.
@@ -97,21 +110,25 @@ impl Hub {
     }
 }
 
-/// Reads up to `limit` items of `device` with seq > `after`, oldest first.
+/// Reads up to `limit` items of `device` with seq > `after`, oldest first,
+/// among the durable ones (seq below `durable_below`): an item committed but
+/// not yet fsynced is never handed out.
 pub(crate) async fn fetch(
     pool: &SqlitePool,
     device: i64,
     after: u64,
+    durable_below: i64,
     limit: u32,
 ) -> Result<Vec<Delivery>, ApiError> {
     type Row = (i64, i64, Vec<u8>, String, i64, Vec<u8>, Vec<u8>);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT m.seq, i.kind, i.conversation, i.sender, i.server_time, i.body, i.tag \
          FROM mailbox m JOIN items i ON i.id = m.item_id \
-         WHERE m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?",
+         WHERE m.device_id = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq LIMIT ?",
     )
     .bind(device)
     .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(durable_below)
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
@@ -205,7 +222,8 @@ pub(crate) async fn get_mailbox(
             format!("limit must be between 1 and {MAX_FETCH}"),
         ));
     }
-    let items = fetch(&state.pool, auth.device_id, q.after, q.limit).await?;
+    let durable = state.hub.durable_below();
+    let items = fetch(&state.pool, auth.device_id, q.after, durable, q.limit).await?;
     let body = encode_delivery_batch(&items).map_err(|e| ApiError::internal("fetch", e))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body))
 }

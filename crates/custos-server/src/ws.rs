@@ -81,7 +81,8 @@ async fn backfill(
     last: &mut u64,
 ) -> Result<(), ()> {
     loop {
-        let items = fetch(&state.pool, auth.device_id, *last, MAX_FETCH)
+        let durable = state.hub.durable_below();
+        let items = fetch(&state.pool, auth.device_id, *last, durable, MAX_FETCH)
             .await
             .map_err(|_| ())?;
         let n = items.len();

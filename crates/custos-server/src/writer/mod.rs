@@ -4,21 +4,31 @@
 //!
 //! # Commit point
 //! A batch is: `BEGIN IMMEDIATE`; apply each operation in arrival order;
-//! write the `counters` row; `COMMIT` (which, with `synchronous = FULL`,
-//! returns only after the WAL is fsynced, see [`crate::db`]). Only then are
-//! the operations answered (`Accepted`, 200) and the new items pushed to
-//! connected devices. If the process dies before `COMMIT` returns, nothing of
-//! the batch was acknowledged and nothing of it is on disk; if it dies after,
-//! everything acknowledged is on disk. If `COMMIT` fails, every operation of
-//! the batch is answered 500 and the in-memory state (counters and the
-//! conversation cache) is reset to what is on disk.
+//! write the `counters` row; `COMMIT`. The writer's connection runs with
+//! `synchronous = NORMAL`, so `COMMIT` appends the batch to the WAL without
+//! waiting for the disk; the batch then goes to the *syncer*, which fsyncs
+//! the WAL file (one fsync for every batch committed since the last one) and
+//! only then answers the batch's operations (`Accepted`, 200), pushes its
+//! items and raises the durable watermark below which readers may hand out
+//! mailbox rows ([`crate::mailbox::Hub::durable_below`]). So the writer
+//! applies the next batch while the disk works, and nothing is acknowledged
+//! or delivered before it is on disk: if the process or the machine dies
+//! before the fsync returns, nothing of those batches was acknowledged. If
+//! `COMMIT` fails, every operation of the batch is answered 500 and the
+//! in-memory state (counters and the conversation cache) is reset to what is
+//! on disk. If an fsync fails, its batches are answered 500 and the writer
+//! refuses everything from then on (503): after a failed fsync the kernel
+//! may have dropped the pages, so only a restart, which replays the WAL, is
+//! safe.
 //!
 //! The writer owns the mailbox sequence counter and the conversation cache
 //! (epoch and routing), which is why operations that touch them must come
 //! here rather than write to the database directly.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -110,6 +120,27 @@ pub(crate) enum Op {
     },
 }
 
+impl Op {
+    /// Answers the operation with `err` without applying it.
+    fn refuse(self, err: &ApiError) {
+        match self {
+            Op::Submit { reply, .. } => drop(reply.send(Err(err.clone()))),
+            Op::Ack { reply, .. } => {
+                if let Some(r) = reply {
+                    drop(r.send(Err(err.clone())));
+                }
+            }
+            Op::CreateConversation { reply, .. } => drop(reply.send(Err(err.clone()))),
+            Op::Commit { reply, .. } => drop(reply.send(Err(err.clone()))),
+            Op::Sweep { reply, .. } => {
+                if let Some(r) = reply {
+                    drop(r.send(Err(err.clone())));
+                }
+            }
+        }
+    }
+}
+
 /// Sends operations to the writer.
 #[derive(Debug, Clone)]
 pub(crate) struct WriterHandle {
@@ -140,22 +171,25 @@ struct Counters {
 /// Starts the writer task on `conn`. It holds `lock` (the data directory
 /// lock) until it has closed the connection. It stops when every handle is
 /// dropped, or when `shutdown` turns true, after committing what was queued.
-pub(crate) fn spawn(
+pub(crate) async fn spawn(
     mut conn: SqliteConnection,
     lock: std::fs::File,
+    wal: PathBuf,
     hub: Arc<Hub>,
     max_batch: usize,
     mut shutdown: watch::Receiver<bool>,
-) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+) -> Result<(WriterHandle, tokio::task::JoinHandle<()>), sqlx::Error> {
+    let mut counters = load_counters(&mut conn).await?;
+    // Whatever an earlier run committed is made durable before anything is
+    // read: from here on every row below `next_seq` may be handed out.
+    sync_wal(wal.clone())
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
+    hub.set_durable_below(counters.next_seq);
     let (tx, mut rx) = mpsc::channel::<Op>(max_batch.saturating_mul(4).max(64));
+    let failed = Arc::new(AtomicBool::new(false));
+    let (sync_tx, sync_task) = spawn_syncer(wal, hub.clone(), failed.clone());
     let task = tokio::spawn(async move {
-        let mut counters = match load_counters(&mut conn).await {
-            Ok(c) => c,
-            Err(err) => {
-                tracing::error!(%err, "writer cannot read its counters; stopping");
-                return;
-            }
-        };
         let mut cache = ConvCache::default();
         let mut stopping = false;
         let mut stats = BatchStats::new();
@@ -185,17 +219,83 @@ pub(crate) fn spawn(
                 }
                 continue;
             }
+            if failed.load(Ordering::Acquire) {
+                for op in ops {
+                    op.refuse(&ApiError::unavailable());
+                }
+                continue;
+            }
             let n = ops.len();
             let started = std::time::Instant::now();
-            let commit = run_batch(&mut conn, &mut counters, &mut cache, &hub, ops).await;
+            let commit = run_batch(&mut conn, &mut counters, &mut cache, &sync_tx, ops).await;
             stats.record(n, started.elapsed(), commit);
         }
         rx.close();
+        // Every committed batch is synced and answered before the lock goes.
+        drop(sync_tx);
+        let _ = sync_task.await;
         let _ = conn.close().await;
         drop(lock);
         tracing::debug!("writer stopped");
     });
-    (WriterHandle { tx }, task)
+    Ok((WriterHandle { tx }, task))
+}
+
+/// A committed batch waiting for its fsync: its answers, its pushes, and the
+/// mailbox seq below which everything is then durable.
+struct Committed {
+    deferred: Vec<Deferred>,
+    pushes: Vec<StoredItem>,
+    durable_below: i64,
+}
+
+/// fsyncs the WAL file (what `synchronous = FULL` would do inside `COMMIT`).
+async fn sync_wal(wal: PathBuf) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&wal)?.sync_data())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// The syncer: fsyncs the WAL once for every run of committed batches, then
+/// answers them, pushes their items and raises the durable watermark, in
+/// commit order.
+fn spawn_syncer(
+    wal: PathBuf,
+    hub: Arc<Hub>,
+    failed: Arc<AtomicBool>,
+) -> (
+    mpsc::UnboundedSender<Committed>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Committed>();
+    let task = tokio::spawn(async move {
+        let mut run = Vec::new();
+        while let Some(first) = rx.recv().await {
+            run.push(first);
+            while let Ok(more) = rx.try_recv() {
+                run.push(more);
+            }
+            let synced = sync_wal(wal.clone()).await;
+            let failure = match &synced {
+                Ok(()) => None,
+                Err(err) => {
+                    tracing::error!(%err, "fsync of the WAL failed; refusing writes until restart");
+                    failed.store(true, Ordering::Release);
+                    Some(ApiError::internal("fsync of the database log failed", err))
+                }
+            };
+            for batch in run.drain(..) {
+                for d in batch.deferred {
+                    d.answer(failure.as_ref());
+                }
+                if failure.is_none() {
+                    hub.set_durable_below(batch.durable_below);
+                    push_all(&hub, batch.pushes);
+                }
+            }
+        }
+    });
+    (tx, task)
 }
 
 /// Batch sizes and durations, logged at debug level every 5 s.
@@ -300,7 +400,7 @@ async fn run_batch(
     conn: &mut SqliteConnection,
     counters: &mut Counters,
     cache: &mut ConvCache,
-    hub: &Hub,
+    syncer: &mpsc::UnboundedSender<Committed>,
     ops: Vec<Op>,
 ) -> std::time::Duration {
     let mut staged = Staged {
@@ -328,10 +428,17 @@ async fn run_batch(
         Ok(()) => {
             *counters = new_counters;
             cache.merge(convs);
-            for d in deferred {
-                d.answer(None);
+            let committed = Committed {
+                deferred,
+                pushes,
+                durable_below: new_counters.next_seq,
+            };
+            if let Err(mpsc::error::SendError(c)) = syncer.send(committed) {
+                // The syncer is gone (shutting down): nothing can be confirmed.
+                for d in c.deferred {
+                    d.answer(Some(&ApiError::unavailable()));
+                }
             }
-            push_all(hub, pushes);
         }
         Err(err) => {
             let failure = ApiError::internal("writer batch failed", &err);
