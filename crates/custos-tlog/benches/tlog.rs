@@ -5,6 +5,11 @@
 //!   fsync, one SHA-256 of an entry);
 //! - inclusion-proof verification at 1M entries (baseline: one node hash);
 //! - witness cosigning latency over HTTP (baseline: one fsync).
+//!
+//! The HTTP benchmarks also print the process CPU time (client and server
+//! together, all threads) per entry over the timed part: on a shared machine
+//! that figure moves less than wall-clock throughput, and `cores / CPU per
+//! entry` bounds what the same code can reach on idle cores.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,10 +19,12 @@
     reason = "benchmark harness: a failure aborts the run"
 )]
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpu_time::ProcessTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use custos_tlog::checkpoint::sign_checkpoint;
 use custos_tlog::keys::LogVerifier;
@@ -52,6 +59,33 @@ fn entries(custodian: &SigningKey, start: u32, n: u32) -> Vec<Vec<u8>> {
                 .unwrap()
         })
         .collect()
+}
+
+/// Process CPU time and entries over the timed parts of one benchmark.
+#[derive(Default)]
+struct CpuMeter {
+    cpu: Cell<Duration>,
+    wall: Cell<Duration>,
+    entries: Cell<u64>,
+}
+
+impl CpuMeter {
+    fn add(&self, cpu: Duration, wall: Duration, entries: u64) {
+        self.cpu.set(self.cpu.get() + cpu);
+        self.wall.set(self.wall.get() + wall);
+        self.entries.set(self.entries.get() + entries);
+    }
+
+    fn report(&self, name: &str) {
+        let n = self.entries.get().max(1) as f64;
+        let cpu_us = self.cpu.get().as_secs_f64() * 1e6 / n;
+        let cores = self.cpu.get().as_secs_f64() / self.wall.get().as_secs_f64().max(1e-9);
+        println!(
+            "{name}: process CPU {cpu_us:.1} µs per entry, {cores:.2} cores busy on average; \
+             bound on 2 idle cores: {:.1}k entries/s",
+            2e3 / cpu_us
+        );
+    }
 }
 
 fn baselines(c: &mut Criterion) {
@@ -150,6 +184,7 @@ fn append(c: &mut Criterion) {
         format!("http://{}", h.addr)
     });
     let client = LogClient::new(&url).unwrap();
+    let meter = CpuMeter::default();
     const PER_ITER: u32 = 4096;
     const CONCURRENCY: usize = 256;
     let mut next_day = 0u32;
@@ -162,6 +197,7 @@ fn append(c: &mut Criterion) {
                 for _ in 0..iters {
                     let work = Arc::new(entries(&custodian, next_day, PER_ITER));
                     next_day += PER_ITER;
+                    let cpu = ProcessTime::now();
                     let start = Instant::now();
                     rt.block_on(async {
                         let mut tasks = Vec::new();
@@ -178,12 +214,16 @@ fn append(c: &mut Criterion) {
                             t.await.unwrap();
                         }
                     });
-                    total += start.elapsed();
+                    let wall = start.elapsed();
+                    meter.add(cpu.elapsed(), wall, u64::from(PER_ITER));
+                    total += wall;
                 }
                 total
             })
         },
     );
+    meter.report("append/http_durable");
+    let meter = CpuMeter::default();
     // Through HTTP with client-side batching: 64 statements per request.
     const PER_REQUEST: usize = 64;
     const BATCH_CONCURRENCY: usize = 16;
@@ -203,6 +243,7 @@ fn append(c: &mut Criterion) {
                             .collect(),
                     );
                     next_day += PER_ITER;
+                    let cpu = ProcessTime::now();
                     let start = Instant::now();
                     rt.block_on(async {
                         let mut tasks = Vec::new();
@@ -220,12 +261,15 @@ fn append(c: &mut Criterion) {
                             t.await.unwrap();
                         }
                     });
-                    total += start.elapsed();
+                    let wall = start.elapsed();
+                    meter.add(cpu.elapsed(), wall, u64::from(PER_ITER));
+                    total += wall;
                 }
                 total
             })
         },
     );
+    meter.report("append/http_durable_batched_requests");
     g.finish();
 }
 
