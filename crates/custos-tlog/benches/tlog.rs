@@ -24,8 +24,10 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cpu_time::ProcessTime;
+use cpu_time::{ProcessTime, ThreadTime};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use custos_tlog::admission::Admission;
 use custos_tlog::checkpoint::sign_checkpoint;
 use custos_tlog::keys::LogVerifier;
 use custos_tlog::storage::LogStore;
@@ -88,6 +90,31 @@ impl CpuMeter {
     }
 }
 
+fn bench_manifest(custodian: &SigningKey) -> Manifest {
+    Manifest::new(
+        0,
+        1,
+        Policy::default(),
+        vec![
+            Participant {
+                name: ORIGIN.into(),
+                role: Role::Log,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(log_key().verifying_key().to_bytes()),
+            },
+            Participant {
+                name: "custodian.bench".into(),
+                role: Role::Custodian,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(custodian.verifying_key().to_bytes()),
+            },
+        ],
+    )
+    .unwrap()
+}
+
 fn baselines(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let mut f = std::fs::File::create(tmp.path().join("f")).unwrap();
@@ -121,6 +148,53 @@ fn baselines(c: &mut Criterion) {
     g.finish();
 }
 
+/// Thread CPU time as a criterion measurement: time spent descheduled on
+/// a shared machine does not count.
+struct CpuTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, i: ThreadTime) -> Duration {
+        i.elapsed()
+    }
+    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WallTime.formatter()
+    }
+}
+
+/// Per-statement admission cost in thread CPU time: the reference strict
+/// check (`SignedStatement::verify`, ed25519-dalek `verify_strict`) against
+/// what the log runs (`Admission::admit`: decoding, the same strict check
+/// with the author key prepared once, the role rule).
+fn admission_cpu(c: &mut Criterion<CpuTime>) {
+    let custodian = SigningKey::from_bytes(&[3; 32]);
+    let entry = entries(&custodian, 0, 1).remove(0);
+    let signed = SignedStatement::decode(&entry).unwrap();
+    let admission = Admission::new(&bench_manifest(&custodian));
+    let mut g = c.benchmark_group("cpu");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("verify_strict_one_statement", |b| {
+        b.iter(|| std::hint::black_box(&signed).verify().unwrap())
+    });
+    g.bench_function("admission_of_one_statement", |b| {
+        b.iter(|| admission.admit(std::hint::black_box(&entry)).unwrap())
+    });
+    g.finish();
+}
+
 fn append(c: &mut Criterion) {
     let custodian = SigningKey::from_bytes(&[3; 32]);
     let mut g = c.benchmark_group("append");
@@ -145,28 +219,7 @@ fn append(c: &mut Criterion) {
     // Through HTTP: concurrent clients on this machine, server batching.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = Manifest::new(
-        0,
-        1,
-        Policy::default(),
-        vec![
-            Participant {
-                name: ORIGIN.into(),
-                role: Role::Log,
-                jurisdiction: "EU".into(),
-                endpoint: None,
-                public_key: hex::encode(log_key().verifying_key().to_bytes()),
-            },
-            Participant {
-                name: "custodian.bench".into(),
-                role: Role::Custodian,
-                jurisdiction: "EU".into(),
-                endpoint: None,
-                public_key: hex::encode(custodian.verifying_key().to_bytes()),
-            },
-        ],
-    )
-    .unwrap();
+    let manifest = bench_manifest(&custodian);
     let url = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let h = custos_tlog::spawn_log(
@@ -354,4 +407,9 @@ fn witness(c: &mut Criterion) {
 }
 
 criterion_group!(benches, baselines, inclusion, witness, append);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = admission_cpu
+}
+criterion_main!(benches, cpu_benches);

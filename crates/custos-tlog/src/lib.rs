@@ -29,6 +29,7 @@
 //! be independent. The log's availability is not protected.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
 pub mod checkpoint;
 pub mod client;

@@ -33,10 +33,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use custos_clock::SharedClock;
 use custos_wire::manifest::Manifest;
-use custos_wire::statement::{MAX_SIGNED_STATEMENT_LEN, SignedStatement, StatementError};
+use custos_wire::statement::MAX_SIGNED_STATEMENT_LEN;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{RwLock as AsyncRwLock, mpsc, oneshot, watch};
 
+use crate::admission::{Admission, AdmissionError};
 use crate::http::{ApiError, read_body};
 use crate::keys::{LogVerifier, NamedKey};
 use crate::merkle::{TILE_WIDTH, TilePath};
@@ -95,7 +96,7 @@ struct Pending {
 }
 
 struct AppState {
-    manifest: Manifest,
+    admission: Admission,
     manifest_toml: String,
     view: SharedView,
     reader: EntryReader,
@@ -190,7 +191,7 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
             .manifest
             .to_toml()
             .map_err(|e| ServerError::Config(e.to_string()))?,
-        manifest: config.manifest,
+        admission: Admission::new(&config.manifest),
         view,
         reader,
         tx,
@@ -446,48 +447,24 @@ async fn add_statements(
     }))
 }
 
-/// Admission: canonical form, author signature, manifest participant, role rule.
+/// Admission (see [`crate::admission`]), as a JSON refusal naming the
+/// statement (`at`) and the check that failed.
 fn admit(s: &AppState, bytes: &[u8], at: &str) -> Result<(), ApiError> {
-    let signed = SignedStatement::decode(bytes).map_err(|e| {
-        ApiError::bad_request(
-            "malformed_statement",
-            format!(
-                "{at}{e}; the body must be one canonical SignedStatement (docs/spec/statements.md)"
-            ),
-        )
-    })?;
-    let statement = signed.verify().map_err(|e| match e {
-        StatementError::Wire(w) => ApiError::bad_request("malformed_statement", format!("{at}{w}")),
-        other => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_signature",
-            format!("{at}{other}"),
-        ),
-    })?;
-    let author = s
-        .manifest
-        .participant_by_key(signed.author())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "unknown_author",
-                format!("{at}the author key is not a participant of the deployment manifest"),
-            )
-        })?;
-    let kind = statement.kind();
-    if !author.role.may_publish(kind) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_not_allowed",
-            format!(
-                "{at}participant `{}` has role {:?}, which may not publish {} statements",
-                author.name,
-                author.role,
-                kind.name()
-            ),
-        ));
-    }
-    Ok(())
+    s.admission.admit(bytes).map(drop).map_err(|e| {
+        let message = format!("{at}{e}");
+        match e {
+            AdmissionError::Malformed(_) => ApiError::bad_request("malformed_statement", message),
+            AdmissionError::Signature(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "bad_signature", message)
+            }
+            AdmissionError::UnknownAuthor => {
+                ApiError::new(StatusCode::FORBIDDEN, "unknown_author", message)
+            }
+            AdmissionError::RoleNotAllowed { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "role_not_allowed", message)
+            }
+        }
+    })
 }
 
 /// Queues admitted entries and waits until each is durable: (index, size).
