@@ -5,6 +5,11 @@
 //!   fsync, one SHA-256 of an entry);
 //! - inclusion-proof verification at 1M entries (baseline: one node hash);
 //! - witness cosigning latency over HTTP (baseline: one fsync).
+//!
+//! The HTTP benchmarks also print the process CPU time (client and server
+//! together, all threads) per entry over the timed part: on a shared machine
+//! that figure moves less than wall-clock throughput, and `cores / CPU per
+//! entry` bounds what the same code can reach on idle cores.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,11 +19,15 @@
     reason = "benchmark harness: a failure aborts the run"
 )]
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpu_time::{ProcessTime, ThreadTime};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use custos_tlog::admission::Admission;
 use custos_tlog::checkpoint::sign_checkpoint;
 use custos_tlog::keys::LogVerifier;
 use custos_tlog::storage::LogStore;
@@ -54,6 +63,58 @@ fn entries(custodian: &SigningKey, start: u32, n: u32) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Process CPU time and entries over the timed parts of one benchmark.
+#[derive(Default)]
+struct CpuMeter {
+    cpu: Cell<Duration>,
+    wall: Cell<Duration>,
+    entries: Cell<u64>,
+}
+
+impl CpuMeter {
+    fn add(&self, cpu: Duration, wall: Duration, entries: u64) {
+        self.cpu.set(self.cpu.get() + cpu);
+        self.wall.set(self.wall.get() + wall);
+        self.entries.set(self.entries.get() + entries);
+    }
+
+    fn report(&self, name: &str) {
+        let n = self.entries.get().max(1) as f64;
+        let cpu_us = self.cpu.get().as_secs_f64() * 1e6 / n;
+        let cores = self.cpu.get().as_secs_f64() / self.wall.get().as_secs_f64().max(1e-9);
+        println!(
+            "{name}: process CPU {cpu_us:.1} µs per entry, {cores:.2} cores busy on average; \
+             bound on 2 idle cores: {:.1}k entries/s",
+            2e3 / cpu_us
+        );
+    }
+}
+
+fn bench_manifest(custodian: &SigningKey) -> Manifest {
+    Manifest::new(
+        0,
+        1,
+        Policy::default(),
+        vec![
+            Participant {
+                name: ORIGIN.into(),
+                role: Role::Log,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(log_key().verifying_key().to_bytes()),
+            },
+            Participant {
+                name: "custodian.bench".into(),
+                role: Role::Custodian,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(custodian.verifying_key().to_bytes()),
+            },
+        ],
+    )
+    .unwrap()
+}
+
 fn baselines(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let mut f = std::fs::File::create(tmp.path().join("f")).unwrap();
@@ -87,6 +148,53 @@ fn baselines(c: &mut Criterion) {
     g.finish();
 }
 
+/// Thread CPU time as a criterion measurement: time spent descheduled on
+/// a shared machine does not count.
+struct CpuTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, i: ThreadTime) -> Duration {
+        i.elapsed()
+    }
+    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WallTime.formatter()
+    }
+}
+
+/// Per-statement admission cost in thread CPU time: the reference strict
+/// check (`SignedStatement::verify`, ed25519-dalek `verify_strict`) against
+/// what the log runs (`Admission::admit`: decoding, the same strict check
+/// with the author key prepared once, the role rule).
+fn admission_cpu(c: &mut Criterion<CpuTime>) {
+    let custodian = SigningKey::from_bytes(&[3; 32]);
+    let entry = entries(&custodian, 0, 1).remove(0);
+    let signed = SignedStatement::decode(&entry).unwrap();
+    let admission = Admission::new(&bench_manifest(&custodian));
+    let mut g = c.benchmark_group("cpu");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("verify_strict_one_statement", |b| {
+        b.iter(|| std::hint::black_box(&signed).verify().unwrap())
+    });
+    g.bench_function("admission_of_one_statement", |b| {
+        b.iter(|| admission.admit(std::hint::black_box(&entry)).unwrap())
+    });
+    g.finish();
+}
+
 fn append(c: &mut Criterion) {
     let custodian = SigningKey::from_bytes(&[3; 32]);
     let mut g = c.benchmark_group("append");
@@ -111,28 +219,7 @@ fn append(c: &mut Criterion) {
     // Through HTTP: concurrent clients on this machine, server batching.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = Manifest::new(
-        0,
-        1,
-        Policy::default(),
-        vec![
-            Participant {
-                name: ORIGIN.into(),
-                role: Role::Log,
-                jurisdiction: "EU".into(),
-                endpoint: None,
-                public_key: hex::encode(log_key().verifying_key().to_bytes()),
-            },
-            Participant {
-                name: "custodian.bench".into(),
-                role: Role::Custodian,
-                jurisdiction: "EU".into(),
-                endpoint: None,
-                public_key: hex::encode(custodian.verifying_key().to_bytes()),
-            },
-        ],
-    )
-    .unwrap();
+    let manifest = bench_manifest(&custodian);
     let url = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let h = custos_tlog::spawn_log(
@@ -150,6 +237,7 @@ fn append(c: &mut Criterion) {
         format!("http://{}", h.addr)
     });
     let client = LogClient::new(&url).unwrap();
+    let meter = CpuMeter::default();
     const PER_ITER: u32 = 4096;
     const CONCURRENCY: usize = 256;
     let mut next_day = 0u32;
@@ -162,6 +250,7 @@ fn append(c: &mut Criterion) {
                 for _ in 0..iters {
                     let work = Arc::new(entries(&custodian, next_day, PER_ITER));
                     next_day += PER_ITER;
+                    let cpu = ProcessTime::now();
                     let start = Instant::now();
                     rt.block_on(async {
                         let mut tasks = Vec::new();
@@ -178,12 +267,16 @@ fn append(c: &mut Criterion) {
                             t.await.unwrap();
                         }
                     });
-                    total += start.elapsed();
+                    let wall = start.elapsed();
+                    meter.add(cpu.elapsed(), wall, u64::from(PER_ITER));
+                    total += wall;
                 }
                 total
             })
         },
     );
+    meter.report("append/http_durable");
+    let meter = CpuMeter::default();
     // Through HTTP with client-side batching: 64 statements per request.
     const PER_REQUEST: usize = 64;
     const BATCH_CONCURRENCY: usize = 16;
@@ -203,6 +296,7 @@ fn append(c: &mut Criterion) {
                             .collect(),
                     );
                     next_day += PER_ITER;
+                    let cpu = ProcessTime::now();
                     let start = Instant::now();
                     rt.block_on(async {
                         let mut tasks = Vec::new();
@@ -220,12 +314,15 @@ fn append(c: &mut Criterion) {
                             t.await.unwrap();
                         }
                     });
-                    total += start.elapsed();
+                    let wall = start.elapsed();
+                    meter.add(cpu.elapsed(), wall, u64::from(PER_ITER));
+                    total += wall;
                 }
                 total
             })
         },
     );
+    meter.report("append/http_durable_batched_requests");
     g.finish();
 }
 
@@ -310,4 +407,9 @@ fn witness(c: &mut Criterion) {
 }
 
 criterion_group!(benches, baselines, inclusion, witness, append);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = admission_cpu
+}
+criterion_main!(benches, cpu_benches);

@@ -6,7 +6,8 @@
 //! - [`checkpoint`], [`keys`]: C2SP checkpoints in signed notes, log keys, and
 //!   C2SP `cosignature/v1` [`keys::CosignatureSigner`]/[`keys::CosignatureVerifier`].
 //! - [`storage`], [`server`]: the log server with batched, fsync'd sequencing
-//!   and the C2SP tlog-tiles read API; [`witnessing`] gathers cosignatures.
+//!   and the C2SP tlog-tiles read API; [`admission`] checks statements
+//!   against the manifest; [`witnessing`] gathers cosignatures.
 //! - [`witness`]: the C2SP tlog-witness server.
 //! - [`verifier`], [`client`]: the verifying client used by custodians,
 //!   clients, the delivery server and [`audit`].
@@ -29,6 +30,7 @@
 //! be independent. The log's availability is not protected.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
 pub mod checkpoint;
 pub mod client;

@@ -33,10 +33,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use custos_clock::SharedClock;
 use custos_wire::manifest::Manifest;
-use custos_wire::statement::{MAX_SIGNED_STATEMENT_LEN, SignedStatement, StatementError};
+use custos_wire::statement::MAX_SIGNED_STATEMENT_LEN;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{RwLock as AsyncRwLock, mpsc, oneshot, watch};
 
+use crate::admission::{Admission, AdmissionError};
 use crate::http::{ApiError, read_body};
 use crate::keys::{LogVerifier, NamedKey};
 use crate::merkle::{TILE_WIDTH, TilePath};
@@ -46,6 +47,10 @@ use crate::witnessing::{WitnessTarget, cosign_loop};
 
 /// Default largest number of entries committed by one fsync'd batch.
 pub const DEFAULT_MAX_BATCH: usize = 4096;
+
+/// Most requests waiting for the sequencer; further admitted requests wait
+/// for room before they are queued.
+const QUEUE_REQUESTS: usize = 1024;
 
 /// Configuration of a log server.
 pub struct LogConfig {
@@ -57,7 +62,9 @@ pub struct LogConfig {
     pub manifest: Manifest,
     /// Time source (cosignature requests carry none, but logging does).
     pub clock: SharedClock,
-    /// Largest batch per commit.
+    /// Largest batch per commit, in entries. A request's statements are
+    /// never split, so one request may take a batch past it (by less than
+    /// [`MAX_STATEMENTS_PER_REQUEST`]).
     pub max_batch: usize,
 }
 
@@ -89,13 +96,16 @@ pub struct SubmitResponse {
     pub inclusion_proof: Vec<String>,
 }
 
+/// One request's admitted entries, queued for the sequencer. The reply is
+/// `(indexes, size)`, sent once the entries are durable, or `Err` if the
+/// sequencer stopped.
 struct Pending {
-    entry: Vec<u8>,
-    reply: oneshot::Sender<Result<(u64, u64), ()>>,
+    entries: Vec<Vec<u8>>,
+    reply: oneshot::Sender<Result<(Vec<u64>, u64), ()>>,
 }
 
 struct AppState {
-    manifest: Manifest,
+    admission: Admission,
     manifest_toml: String,
     view: SharedView,
     reader: EntryReader,
@@ -163,7 +173,7 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
             .map_err(|e| ServerError::Config(format!("recovery task failed: {e}")))??;
     let view = store.view();
     let reader = store.entry_reader()?;
-    let (tx, rx) = mpsc::channel(config.max_batch.max(1) * 4);
+    let (tx, rx) = mpsc::channel(QUEUE_REQUESTS);
     let failed = Arc::new(AtomicBool::new(false));
     let (size_tx, size_rx) = watch::channel(store.size());
     let dir = store.dir().to_path_buf();
@@ -190,7 +200,7 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
             .manifest
             .to_toml()
             .map_err(|e| ServerError::Config(e.to_string()))?,
-        manifest: config.manifest,
+        admission: Admission::new(&config.manifest),
         view,
         reader,
         tx,
@@ -236,24 +246,32 @@ fn sequencer(
         }
     }
     while let Some(first) = rx.blocking_recv() {
+        let mut count = first.entries.len();
         let mut batch = vec![first];
-        while batch.len() < max_batch {
+        while count < max_batch {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => {
+                    count += p.entries.len();
+                    batch.push(p);
+                }
                 Err(_) => break,
             }
         }
         let base = store.size();
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(count);
         let mut assigned = Vec::with_capacity(batch.len());
-        for p in &batch {
-            let h = tlog_tiles::record_hash(&p.entry).0;
-            let next = base + entries.len() as u64;
-            let index = *seen.entry(h).or_insert(next);
-            if index == next {
-                entries.push(p.entry.clone());
+        for p in &mut batch {
+            let mut indexes = Vec::with_capacity(p.entries.len());
+            for entry in std::mem::take(&mut p.entries) {
+                let h = tlog_tiles::record_hash(&entry).0;
+                let next = base + entries.len() as u64;
+                let index = *seen.entry(h).or_insert(next);
+                if index == next {
+                    entries.push(entry);
+                }
+                indexes.push(index);
             }
-            assigned.push(index);
+            assigned.push(indexes);
         }
         let result = if entries.is_empty() {
             Ok(base)
@@ -262,8 +280,8 @@ fn sequencer(
         };
         match result {
             Ok(size) => {
-                for (p, index) in batch.into_iter().zip(assigned) {
-                    let _ = p.reply.send(Ok((index, size)));
+                for (p, indexes) in batch.into_iter().zip(assigned) {
+                    let _ = p.reply.send(Ok((indexes, size)));
                 }
                 size_tx.send_replace(size);
             }
@@ -346,9 +364,9 @@ async fn add_statement(
 ) -> Result<axum::Json<SubmitResponse>, ApiError> {
     let bytes = read_body(body, MAX_SIGNED_STATEMENT_LEN).await?;
     admit(&s, &bytes, "")?;
-    let (index, size) = sequence(&s, vec![bytes])
-        .await?
-        .pop()
+    let (indexes, size) = sequence(&s, vec![bytes]).await?;
+    let index = *indexes
+        .first()
         .ok_or_else(|| ApiError::internal("sequencer returned no index"))?;
     let v = s.view.read().map_err(ApiError::internal_lock)?;
     if v.size != size {
@@ -426,10 +444,10 @@ async fn add_statements(
     for (i, st) in statements.iter().enumerate() {
         admit(&s, st, &format!("statement {i}: "))?;
     }
-    let acks = sequence(&s, statements).await?;
+    let (indexes, _) = sequence(&s, statements).await?;
     let v = s.view.read().map_err(ApiError::internal_lock)?;
-    let mut entries = Vec::with_capacity(acks.len());
-    for (index, _) in acks {
+    let mut entries = Vec::with_capacity(indexes.len());
+    for index in indexes {
         let proof = v
             .tree
             .inclusion_proof(index, v.size)
@@ -446,72 +464,39 @@ async fn add_statements(
     }))
 }
 
-/// Admission: canonical form, author signature, manifest participant, role rule.
+/// Admission (see [`crate::admission`]), as a JSON refusal naming the
+/// statement (`at`) and the check that failed.
 fn admit(s: &AppState, bytes: &[u8], at: &str) -> Result<(), ApiError> {
-    let signed = SignedStatement::decode(bytes).map_err(|e| {
-        ApiError::bad_request(
-            "malformed_statement",
-            format!(
-                "{at}{e}; the body must be one canonical SignedStatement (docs/spec/statements.md)"
-            ),
-        )
-    })?;
-    let statement = signed.verify().map_err(|e| match e {
-        StatementError::Wire(w) => ApiError::bad_request("malformed_statement", format!("{at}{w}")),
-        other => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_signature",
-            format!("{at}{other}"),
-        ),
-    })?;
-    let author = s
-        .manifest
-        .participant_by_key(signed.author())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "unknown_author",
-                format!("{at}the author key is not a participant of the deployment manifest"),
-            )
-        })?;
-    let kind = statement.kind();
-    if !author.role.may_publish(kind) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_not_allowed",
-            format!(
-                "{at}participant `{}` has role {:?}, which may not publish {} statements",
-                author.name,
-                author.role,
-                kind.name()
-            ),
-        ));
-    }
-    Ok(())
+    s.admission.admit(bytes).map(drop).map_err(|e| {
+        let message = format!("{at}{e}");
+        match e {
+            AdmissionError::Malformed(_) => ApiError::bad_request("malformed_statement", message),
+            AdmissionError::Signature(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "bad_signature", message)
+            }
+            AdmissionError::UnknownAuthor => {
+                ApiError::new(StatusCode::FORBIDDEN, "unknown_author", message)
+            }
+            AdmissionError::RoleNotAllowed { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "role_not_allowed", message)
+            }
+        }
+    })
 }
 
-/// Queues admitted entries and waits until each is durable: (index, size).
-async fn sequence(s: &AppState, entries: Vec<Vec<u8>>) -> Result<Vec<(u64, u64)>, ApiError> {
+/// Queues one request's admitted entries (committed in one batch) and waits
+/// until they are durable: (index of each, committed size).
+async fn sequence(s: &AppState, entries: Vec<Vec<u8>>) -> Result<(Vec<u64>, u64), ApiError> {
     if s.failed.load(Ordering::SeqCst) {
         return Err(unavailable());
     }
-    let mut waits = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let (reply, rx) = oneshot::channel();
-        s.tx.send(Pending { entry, reply })
-            .await
-            .map_err(|_| unavailable())?;
-        waits.push(rx);
-    }
-    let mut out = Vec::with_capacity(waits.len());
-    for rx in waits {
-        out.push(
-            rx.await
-                .map_err(|_| unavailable())?
-                .map_err(|()| unavailable())?,
-        );
-    }
-    Ok(out)
+    let (reply, rx) = oneshot::channel();
+    s.tx.send(Pending { entries, reply })
+        .await
+        .map_err(|_| unavailable())?;
+    rx.await
+        .map_err(|_| unavailable())?
+        .map_err(|()| unavailable())
 }
 
 fn proof_against_latest(s: &AppState, index: u64) -> Result<axum::Json<SubmitResponse>, ApiError> {

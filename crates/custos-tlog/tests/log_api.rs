@@ -13,7 +13,7 @@ use common::*;
 use custos_tlog::checkpoint::parse_checkpoint;
 use custos_tlog::merkle::{TILE_WIDTH, TilePath};
 use custos_tlog::{ClientError, LogClient, TrustPolicy, verify_inclusion};
-use custos_wire::statement::SignedStatement;
+use custos_wire::statement::{STATEMENT_SIGNING_LABEL, SignedStatement};
 
 async fn size_of(client: &LogClient) -> u64 {
     parse_checkpoint(&client.checkpoint().await.unwrap())
@@ -213,4 +213,70 @@ async fn batch_submission_is_all_or_nothing() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(size_of(&client).await, 10);
+}
+
+/// The custodian's own signature, but with a small-order point added to `R`
+/// (`R = [r]B + T`, `s = r + k·a`): it satisfies the cofactored equation that
+/// Ed25519 batch verification checks, and fails `verify_strict`.
+fn mixed_order_erasure(custodian: &ed25519_dalek::SigningKey, day: u32) -> SignedStatement {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest as _, Sha512};
+    let hash = |parts: &[&[u8]]| {
+        let mut h = Sha512::new();
+        for p in parts {
+            h.update(p);
+        }
+        Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+    };
+    let good = erasure(custodian, day);
+    let msg = [STATEMENT_SIGNING_LABEL, good.statement_bytes()].concat();
+    // (sqrt(-1), 0) has order 4.
+    let t = CompressedEdwardsY([0; 32]).decompress().unwrap();
+    let r = hash(&[b"nonce", &msg]);
+    let r_bytes = (r * B + t).compress().to_bytes();
+    let k = hash(&[&r_bytes, good.author(), &msg]);
+    let s = r + k * custodian.to_scalar();
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&r_bytes);
+    sig[32..].copy_from_slice(s.as_bytes());
+    SignedStatement::from_parts(*good.author(), good.statement_bytes().to_vec(), sig)
+}
+
+#[tokio::test]
+async fn signature_failing_verify_strict_is_refused_alone_and_in_a_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Deployment::new(0);
+    let (url, _, _) = d.start(tmp.path(), 0).await;
+    let client = LogClient::new(&url).unwrap();
+    client.submit(&erasure(&d.custodian, 0)).await.unwrap();
+
+    let bad = mixed_order_erasure(&d.custodian, 1);
+    assert!(bad.verify().is_err());
+    let (status, code) = refused(client.submit(&bad).await);
+    assert_eq!((status, code.as_str()), (403, "bad_signature"));
+    assert_eq!(size_of(&client).await, 1);
+
+    let batch = vec![
+        erasure(&d.custodian, 2),
+        erasure(&d.custodian, 3),
+        bad.clone(),
+        erasure(&d.custodian, 4),
+    ];
+    match client.submit_batch(&batch).await {
+        Err(ClientError::Refused {
+            status,
+            code,
+            message,
+        }) => {
+            assert_eq!((status, code.as_str()), (403, "bad_signature"));
+            assert!(message.starts_with("statement 2: "), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(size_of(&client).await, 1);
+    // The same statement with a valid signature goes in.
+    let sub = client.submit(&erasure(&d.custodian, 1)).await.unwrap();
+    assert_eq!(sub.index, 1);
 }
