@@ -1,10 +1,13 @@
 use super::*;
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity as _;
 use custos_wire::manifest::{Participant, Policy};
 use custos_wire::statement::{DayKeyErasure, ProviderFrankingKey};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
 use proptest::prelude::*;
+use sha2::{Digest as _, Sha512};
 
 /// ℓ, little-endian: the order of the prime-order subgroup.
 const ELL: [u8; 32] = [
