@@ -112,6 +112,7 @@ pub async fn serve(
         db.writer,
         db.lock,
         hub.clone(),
+        config.policy.clone(),
         config.limits.max_batch.max(1),
         stop_rx.clone(),
     );
