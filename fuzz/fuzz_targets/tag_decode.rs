@@ -1,4 +1,4 @@
-//! Delivery tag v1 decoder: never panics; accepted input is canonical.
+//! Delivery tag decoder (v1 and v2): never panics; accepted input is canonical.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -414,7 +414,7 @@ impl Device {
                 d.server_time,
             )
         {
-            return Ok(Outcome::Refused(e));
+            return Ok(Outcome::Refused(e.to_string()));
         }
         let opened = match open(&d.body, &mut rec.chain, &key, &rec.sender) {
             Ok(o) => o,

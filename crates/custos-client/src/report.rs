@@ -15,9 +15,8 @@ use custos_wire::ConversationId;
 use custos_wire::envelope::EnvelopeHeader;
 use custos_wire::payload::Payload;
 use custos_wire::report::{MAX_CONTEXT, Report, ReportedMessage};
-use custos_wire::tag::DeliveryTag;
-use ed25519_dalek::{Signature, VerifyingKey};
-use sha2::{Digest, Sha256};
+use custos_wire::tag::{Received, TagRefusal, VerifiedTag, verify_tag};
+use ed25519_dalek::VerifyingKey;
 
 use crate::api::{Api, ApiError, check, parse, transport};
 use crate::device::{Device, DeviceError};
@@ -25,7 +24,10 @@ use crate::device::{Device, DeviceError};
 /// Store key of the pinned franking public key.
 pub const PINNED_FRANKING_KEY: &str = "franking_key";
 
-/// Checks a delivery tag against what the device received. `Err` says why.
+/// Checks a delivery tag (v1 or v2) against what the device received,
+/// under the pinned franking key: the shared verifier
+/// [`custos_wire::tag::verify_tag`], the same one the service's report
+/// verifier and the package verifier run. `Err` says which check failed.
 pub fn check_tag(
     pinned: &[u8; 32],
     tag: &[u8],
@@ -33,25 +35,29 @@ pub fn check_tag(
     envelope: &[u8],
     sender: &str,
     server_time: u64,
-) -> Result<(), String> {
-    if tag.is_empty() {
-        return Err("no delivery tag, but this service issues them".into());
-    }
-    let t = DeliveryTag::decode(tag).map_err(|e| format!("delivery tag: {e}"))?;
-    let f = &t.fields;
-    let hash: [u8; 32] = Sha256::digest(envelope).into();
-    if f.conversation != header.conversation
-        || f.franking_commitment != header.franking_commitment
-        || f.envelope_hash != hash
-        || f.sender != sender
-        || f.server_time != server_time
-    {
-        return Err("delivery tag names another envelope, sender or time".into());
-    }
-    let key = VerifyingKey::from_bytes(pinned).map_err(|_| "pinned franking key is invalid")?;
-    let msg = t.signed_bytes().map_err(|e| e.to_string())?;
-    key.verify_strict(&msg, &Signature::from_bytes(&t.signature))
-        .map_err(|_| "delivery tag signature does not verify under the pinned key".to_owned())
+) -> Result<VerifiedTag, TagCheckError> {
+    let key = VerifyingKey::from_bytes(pinned).map_err(|_| TagCheckError::InvalidPinnedKey)?;
+    let received = Received {
+        conversation: header.conversation,
+        sender,
+        server_time,
+        franking_commitment: &header.franking_commitment,
+        envelope,
+    };
+    Ok(verify_tag(&key, tag, &received)?)
+}
+
+/// Why a received envelope's delivery tag is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TagCheckError {
+    /// The pinned franking key is not a valid Ed25519 key (the store is
+    /// damaged): re-register to pin the service's key again.
+    #[error("the pinned franking key is not a valid Ed25519 key; re-register the device")]
+    InvalidPinnedKey,
+    /// The tag fails one check of the shared verifier.
+    #[error("delivery tag refused ({code}): {0}", code = .0.code())]
+    Tag(#[from] TagRefusal),
 }
 
 impl Api {

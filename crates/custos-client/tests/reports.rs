@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use custos_tlog::{
 use custos_wire::ConversationId;
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::report::Report;
+use custos_wire::tag::{DeliveryTag, DeliveryTagV1, TagFields};
 use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -176,6 +178,10 @@ impl Server {
 }
 
 const START: u64 = 1_795_000_000_000;
+/// Offsets in a v2 tag whose sender is `alice`: the end of the server time,
+/// and the start of the batch position (batch id, size, index).
+const TAG_TIME_END: usize = 1 + 32 + 16 + 1 + 5 + 8;
+const TAG_POSITION: usize = TAG_TIME_END + 32;
 
 async fn user(dir: &TempDir, server: &Server, clock: &SimulatedClock, name: &str) -> Device {
     Device::register(&dir.path().join(name), &server.url, name, clock.shared())
@@ -227,6 +233,11 @@ async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
     let good = bob.build_report(&conv, &ids[1], "extortion", 2).unwrap();
     assert_eq!(good.context.len(), 2);
     assert_eq!(good.message.sender, "alice");
+    // Alice sent one message at a time: each is alone in its tag batch.
+    let Ok(DeliveryTag::V2(t)) = DeliveryTag::decode(&good.message.tag) else {
+        panic!("the service issues v2 tags")
+    };
+    assert_eq!((t.batch_size, t.leaf_index, t.path.len()), (1, 0, 0));
 
     // Each mutation touches one byte and must fail with its own reason.
     type Mutation = (&'static str, &'static str, fn(&mut Report));
@@ -253,14 +264,24 @@ async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
             let n = r.message.envelope.len();
             r.message.envelope[n - 70] ^= 1;
         }),
-        ("tag signature", "bad_tag_signature", |r| {
+        ("tag signature", "bad_tag_root_signature", |r| {
             let n = r.message.tag.len();
             r.message.tag[n - 1] ^= 1;
         }),
-        ("tag time", "bad_tag_signature", |r| {
-            let n = r.message.tag.len();
-            r.message.tag[n - 64 - 32 - 1] ^= 1;
+        // The tag's time and the claim changed together: the leaf is no
+        // longer the one under the signed root.
+        ("tag time", "bad_tag_root_signature", |r| {
+            r.message.tag[TAG_TIME_END - 1] ^= 1;
             r.message.server_time ^= 1;
+        }),
+        ("tag batch id", "bad_tag_root_signature", |r| {
+            r.message.tag[TAG_POSITION] ^= 1;
+        }),
+        ("tag batch size", "malformed_tag", |r| {
+            r.message.tag[TAG_POSITION + 9] ^= 1;
+        }),
+        ("tag leaf index", "malformed_tag", |r| {
+            r.message.tag[TAG_POSITION + 11] ^= 1;
         }),
         ("tag commitment", "commitment_mismatch", |r| {
             r.message.tag[1] ^= 1;
@@ -290,6 +311,163 @@ async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
     }
     let id = submit(&bob, &good).await.unwrap();
     assert!(id > 0);
+    server.stop().await;
+}
+
+/// A reported message whose tag comes from a tag batch of 13 (leaf 5, a
+/// 4-hash path, signed by the service's key through the writer's signing
+/// path) verifies; every single-byte change of that tag is refused, by the
+/// local verifier with the reason of the byte's region, and by the service
+/// with the same code for one byte of each region. A v1 tag signed by the
+/// service's key (read from its key file, as an old report would carry)
+/// still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
+    use custos_server::report::verify_report;
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let (conv, ids) = exchange(&mut alice, &mut bob).await;
+    let mut good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
+    let real: TagFields = DeliveryTag::decode(&good.message.tag)
+        .unwrap()
+        .fields()
+        .clone();
+    let mut batch: Vec<TagFields> = (0..13u64)
+        .map(|i| TagFields {
+            server_time: real.server_time + 1 + i,
+            ..real.clone()
+        })
+        .collect();
+    batch[5] = real.clone();
+    let tag = server.franking.sign_batch(batch).unwrap().remove(5);
+    assert_eq!((tag.batch_size, tag.leaf_index, tag.path.len()), (13, 5, 4));
+    good.message.tag = DeliveryTag::V2(tag).encode().unwrap();
+    let key = server.franking.verifying_key();
+    verify_report(&good, &key).unwrap();
+    submit(&bob, &good).await.unwrap();
+
+    let tag = good.message.tag.clone();
+    let position = TAG_POSITION;
+    let path_start = position + 8 + 2 + 2;
+    let sig_start = tag.len() - 64;
+    let region = |at: usize| -> &'static str {
+        match at {
+            0 => "version",
+            1..=32 => "commitment",
+            33..=48 => "conversation",
+            49..=54 => "sender",
+            a if a < TAG_TIME_END => "time",
+            a if a < position => "envelope hash",
+            a if a < position + 8 => "batch id",
+            a if a < path_start => "size or index",
+            a if a < sig_start => "path",
+            _ => "signature",
+        }
+    };
+    let allowed = |region: &str| -> &'static [&'static str] {
+        match region {
+            "version" | "sender" => &["malformed_tag", "sender_mismatch"],
+            "commitment" => &["commitment_mismatch"],
+            "conversation" => &["conversation_mismatch"],
+            "time" => &["time_mismatch"],
+            "envelope hash" => &["envelope_hash_mismatch"],
+            "size or index" => &["malformed_tag", "bad_tag_root_signature"],
+            _ => &["bad_tag_root_signature"],
+        }
+    };
+    let mut asked_service = BTreeSet::new();
+    for at in 0..tag.len() {
+        let mut bad = good.clone();
+        bad.message.tag[at] ^= 1;
+        let code = verify_report(&bad, &key).unwrap_err().code();
+        let r = region(at);
+        assert!(allowed(r).contains(&code), "byte {at} ({r}): {code}");
+        if asked_service.insert(r) {
+            assert_eq!(
+                submit(&bob, &bad).await.unwrap_err(),
+                code,
+                "byte {at} ({r})"
+            );
+        }
+    }
+    assert_eq!(asked_service.len(), 10);
+
+    // A v1 tag by the same key, as reports from before v2 carry, verifies;
+    // its single-byte changes are refused.
+    let seed: [u8; 32] =
+        std::fs::read(server.data.join(custos_server::franking::FRANKING_KEY_FILE))
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let service_key = SigningKey::from_bytes(&seed);
+    let v1 = DeliveryTag::V1(DeliveryTagV1 {
+        signature: ed25519_dalek::Signer::sign(&service_key, &real.signed_bytes_v1().unwrap())
+            .to_bytes(),
+        fields: real,
+    })
+    .encode()
+    .unwrap();
+    let mut old = good.clone();
+    old.message.tag = v1;
+    verify_report(&old, &key).unwrap();
+    submit(&bob, &old).await.unwrap();
+    let n = old.message.tag.len();
+    old.message.tag[n - 1] ^= 1;
+    assert_eq!(submit(&bob, &old).await.unwrap_err(), "bad_tag_signature");
+    server.stop().await;
+}
+
+/// The recipient's client refuses an envelope whose v2 tag does not verify
+/// under the pinned key (the shared verifier's code is in the reason), and
+/// then accepts the genuine delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
+    use custos_client::receive::Outcome;
+    use custos_wire::frames::ItemKind;
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let conv = alice
+        .create_conversation(&["bob".to_string()])
+        .await
+        .unwrap();
+    alice.send_text(&conv, "tagged").await.unwrap();
+    let items = bob.api().fetch(0, 100).await.unwrap();
+    let envelope = items
+        .iter()
+        .find(|d| d.kind == ItemKind::Envelope)
+        .unwrap()
+        .clone();
+    for d in items.iter().filter(|d| d.kind != ItemKind::Envelope) {
+        bob.process_delivery(d.clone()).unwrap();
+    }
+    let n = envelope.tag.len();
+    let cases: [(usize, &str); 4] = [
+        (n - 1, "bad_tag_root_signature"),            // signature
+        (TAG_POSITION + 3, "bad_tag_root_signature"), // batch id
+        (TAG_POSITION + 9, "malformed_tag"),          // batch size 1 -> 0
+        (1, "commitment_mismatch"),
+    ];
+    for (at, code) in cases {
+        let mut bad = envelope.clone();
+        bad.tag[at] ^= 1;
+        match bob.process_delivery(bad).unwrap() {
+            Outcome::Refused(r) => assert!(r.contains(code), "byte {at}: {r}"),
+            other => panic!("byte {at}: {other:?}"),
+        }
+    }
+    let mut untagged = envelope.clone();
+    untagged.tag.clear();
+    assert!(matches!(
+        bob.process_delivery(untagged).unwrap(),
+        Outcome::Refused(r) if r.contains("missing_tag")
+    ));
+    assert_eq!(bob.process_delivery(envelope).unwrap(), Outcome::Message);
     server.stop().await;
 }
 
@@ -331,11 +509,13 @@ async fn a_recipient_cannot_frame_a_sender() {
         "sender_mismatch"
     );
 
-    // 3. Bob rewrites the tag to name Alice: the signature breaks.
+    // 3. Bob rewrites the tag to name Alice: the leaf leaves the signed root.
     let mut retagged = alice.build_report(&conv, &bob_msg.id, "x", 0).unwrap();
-    let mut tag = custos_wire::tag::DeliveryTag::decode(&retagged.message.tag).unwrap();
+    let Ok(DeliveryTag::V2(mut tag)) = DeliveryTag::decode(&retagged.message.tag) else {
+        panic!("v2 tag expected")
+    };
     tag.fields.sender = "alice".into();
-    retagged.message.tag = tag.encode().unwrap();
+    retagged.message.tag = DeliveryTag::V2(tag).encode().unwrap();
     retagged.message.sender = "alice".into();
     assert_eq!(
         alice
@@ -344,14 +524,30 @@ async fn a_recipient_cannot_frame_a_sender() {
             .await
             .map_err(code)
             .unwrap_err(),
-        "bad_tag_signature"
+        "bad_tag_root_signature"
     );
 
-    // 4. Bob signs a tag with a key of his own.
+    // 4. Bob signs a tag with a key of his own, as v2 and as v1.
     let mine = FrankingPolicy::from_seed(&[5; 32], clock.shared());
     let mut self_signed = real.clone();
-    let t = custos_wire::tag::DeliveryTag::decode(&real.message.tag).unwrap();
-    self_signed.message.tag = mine.sign(t.fields).unwrap().encode().unwrap();
+    let fields = DeliveryTag::decode(&real.message.tag)
+        .unwrap()
+        .fields()
+        .clone();
+    let forged = mine.sign_batch(vec![fields.clone()]).unwrap().remove(0);
+    self_signed.message.tag = DeliveryTag::V2(forged).encode().unwrap();
+    assert_eq!(
+        submit(&bob, &self_signed).await.unwrap_err(),
+        "bad_tag_root_signature"
+    );
+    let my_key = SigningKey::from_bytes(&[5; 32]);
+    self_signed.message.tag = DeliveryTag::V1(DeliveryTagV1 {
+        signature: ed25519_dalek::Signer::sign(&my_key, &fields.signed_bytes_v1().unwrap())
+            .to_bytes(),
+        fields,
+    })
+    .encode()
+    .unwrap();
     assert_eq!(
         submit(&bob, &self_signed).await.unwrap_err(),
         "bad_tag_signature"

@@ -7,8 +7,9 @@
 //! `cargo bench -p custos-server --bench load -- [--clients N] [--seconds S]
 //!  [--rate R] [--idle N] [--size BYTES] [--window W] [--tags]`
 //!
-//! `--tags` switches delivery tags on (one Ed25519 signature per envelope by
-//! the service's franking key), as a deployment with abuse reporting runs.
+//! `--tags` switches delivery tags on (v2: the writer signs one Merkle root
+//! per tag batch of up to 512 envelopes with the service's franking key), as
+//! a deployment with abuse reporting runs.
 //!
 //! Every item is durably committed before it is acknowledged (the server is
 //! the normal one: WAL, synchronous=FULL, grouped commits).
@@ -49,7 +50,7 @@ struct Args {
     idle: usize,
     size: usize,
     window: usize,
-    /// Delivery tags on: the service signs a tag for every envelope.
+    /// Delivery tags on: the service tags every envelope (v2, batched).
     tags: bool,
 }
 

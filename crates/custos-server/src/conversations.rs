@@ -8,13 +8,11 @@ use axum::response::IntoResponse;
 use custos_wire::ConversationId;
 use custos_wire::frames::{ClientFrame, ItemKind, MAX_ITEM_BODY_LEN, ServerFrame};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::auth::{Authed, b64};
 use crate::error::ApiError;
-use crate::policy::TagInput;
 use crate::routes::{AppState, JsonBody, MAX_SUBMIT_FRAME};
-use crate::submit::{admit, check_tag, expiry, prepare};
+use crate::submit::{admit, expiry, prepare};
 use crate::writer::{CommitReq, NewItem, Op};
 
 fn parse_id(s: &str) -> Result<ConversationId, ApiError> {
@@ -100,16 +98,7 @@ pub(crate) async fn commit(
     }
     let server_time = state.clock.now_millis();
     let item = |kind: ItemKind, bytes: Vec<u8>| -> Result<NewItem, ApiError> {
-        let hash: [u8; 32] = Sha256::digest(&bytes).into();
-        let tag = state.config.policy.tag(&TagInput {
-            kind,
-            conversation,
-            sender: &auth.name,
-            server_time,
-            item_hash: &hash,
-            franking_commitment: None,
-        });
-        check_tag(&tag)?;
+        // Commits and Welcomes carry no franking commitment: no tag.
         Ok(NewItem {
             kind,
             conversation,
@@ -120,7 +109,8 @@ pub(crate) async fn commit(
             expires_at: expiry(&state, server_time),
             hash: None,
             epoch: None,
-            tag,
+            franking_commitment: None,
+            tag: Vec::new(),
             body: Bytes::from(bytes),
         })
     };
@@ -217,8 +207,8 @@ pub(crate) async fn submit_item(
         ));
     }
     let item = prepare(&state, &auth, kind, conversation, body)?;
-    let (server_time, tag) = (item.server_time, item.tag.clone());
-    state
+    let server_time = item.server_time;
+    let tag = state
         .writer
         .call(|reply| Op::Submit { item, reply })
         .await?;

@@ -113,6 +113,7 @@ pub async fn serve(
         db.lock,
         db.wal,
         hub.clone(),
+        config.policy.clone(),
         config.limits.max_batch.max(1),
         stop_rx.clone(),
     )

@@ -1,10 +1,13 @@
 //! The seam where acceptance policy plugs in: account suspension (moderation)
 //! and delivery tags (message franking, DESIGN.md §5).
 //!
-//! The service calls [`DeliveryPolicy::admit`] before it accepts anything an
-//! account sends (items and commits), and [`DeliveryPolicy::tag`] once per
-//! accepted item, before the item is stored. The tag is stored with the item,
-//! returned in `Accepted` and pushed in every `Delivery` of it.
+//! The service calls [`DeliveryPolicy::admit`] on the request path before it
+//! accepts anything an account sends (items and commits). The single writer
+//! calls [`DeliveryPolicy::tag_batch`] once per batch, with the submissions
+//! of the batch that passed the membership and replay checks, before it
+//! stores them: the tag is stored with the item in the same transaction,
+//! returned in `Accepted` (after the commit, like every answer of the writer)
+//! and pushed in every `Delivery` of it. Commits and Welcomes get no tag.
 
 use custos_wire::ConversationId;
 use custos_wire::frames::ItemKind;
@@ -48,17 +51,22 @@ pub struct Refusal {
 
 /// Admission and tagging hook.
 ///
-/// Contract: both methods are called on the request path of every submission,
-/// so they must be fast and must not block (keep an in-memory view of
-/// suspensions and sign with an in-memory key). They must not panic. A tag
-/// longer than `custos_wire::frames::MAX_TAG_LEN` makes the submission fail
-/// with a 500 rather than store something undeliverable.
+/// Contract: `admit` runs on the request path of every submission and
+/// `tag_batch` inside the single writer, once per batch, so both must be fast
+/// and must not block (keep an in-memory view of suspensions and sign with
+/// an in-memory key); a slow `tag_batch` delays every submission of the
+/// batch. Neither may panic. `tag_batch` returns exactly one tag per input,
+/// in input order (empty for an item that gets none); an answer of another
+/// length fails every submission of the call with a 500, and a tag longer
+/// than `custos_wire::frames::MAX_TAG_LEN` fails its submission with a 500,
+/// rather than store something undeliverable.
 pub trait DeliveryPolicy: Send + Sync + std::fmt::Debug + 'static {
     /// May `sender` send now? `Err` refuses the item or commit with 403.
     fn admit(&self, sender: &Sender<'_>) -> Result<(), Refusal>;
 
-    /// The delivery tag of an accepted item (empty for none).
-    fn tag(&self, input: &TagInput<'_>) -> Vec<u8>;
+    /// The delivery tags of a batch of accepted items (one per input, empty
+    /// for none).
+    fn tag_batch(&self, inputs: &[TagInput<'_>]) -> Vec<Vec<u8>>;
 }
 
 /// The default policy: everyone may send, no tags. Used until moderation and
@@ -71,7 +79,7 @@ impl DeliveryPolicy for OpenPolicy {
         Ok(())
     }
 
-    fn tag(&self, _input: &TagInput<'_>) -> Vec<u8> {
-        Vec::new()
+    fn tag_batch(&self, inputs: &[TagInput<'_>]) -> Vec<Vec<u8>> {
+        vec![Vec::new(); inputs.len()]
     }
 }

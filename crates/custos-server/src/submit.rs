@@ -8,13 +8,12 @@ use custos_wire::announcement::{
     ChainAnnouncement, MAX_ANNOUNCEMENT_MLS_LEN, MAX_ESCROW_CAPSULE_LEN,
 };
 use custos_wire::envelope::{Envelope, MAX_ENVELOPE_LEN};
-use custos_wire::frames::{ItemKind, MAX_TAG_LEN};
+use custos_wire::frames::ItemKind;
 use custos_wire::mls_header::{CONTENT_TYPE_PROPOSAL, peek_private_message};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Authed;
 use crate::error::ApiError;
-use crate::policy::TagInput;
 use crate::routes::AppState;
 use crate::writer::NewItem;
 
@@ -117,16 +116,9 @@ pub(crate) fn prepare(
         ));
     }
     let hash: [u8; 32] = Sha256::digest(&body).into();
+    // The acceptance time the delivery tag will bind; the writer issues the
+    // tag itself, with the rest of its batch.
     let server_time = state.clock.now_millis();
-    let tag = state.config.policy.tag(&TagInput {
-        kind,
-        conversation,
-        sender: &auth.name,
-        server_time,
-        item_hash: &hash,
-        franking_commitment: franking.as_ref(),
-    });
-    check_tag(&tag)?;
     Ok(NewItem {
         kind,
         conversation,
@@ -137,19 +129,10 @@ pub(crate) fn prepare(
         expires_at: expiry(state, server_time),
         hash: Some(hash),
         epoch,
-        tag,
+        franking_commitment: franking,
+        tag: Vec::new(),
         body: Bytes::from(body),
     })
-}
-
-pub(crate) fn check_tag(tag: &[u8]) -> Result<(), ApiError> {
-    if tag.len() > MAX_TAG_LEN {
-        return Err(ApiError::internal(
-            "delivery policy",
-            "tag longer than MAX_TAG_LEN",
-        ));
-    }
-    Ok(())
 }
 
 /// When an item accepted at `server_time` expires.

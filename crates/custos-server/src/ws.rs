@@ -193,7 +193,7 @@ async fn on_frame(
                 Ok(item) => item,
                 Err(e) => return send_frame(socket, &refused(request_id, &e)).await.is_ok(),
             };
-            let (server_time, tag) = (item.server_time, item.tag.clone());
+            let server_time = item.server_time;
             let (tx, rx) = tokio::sync::oneshot::channel();
             if state
                 .writer
@@ -205,7 +205,7 @@ async fn on_frame(
             }
             inflight.push(Box::pin(async move {
                 match rx.await {
-                    Ok(Ok(())) => ServerFrame::Accepted {
+                    Ok(Ok(tag)) => ServerFrame::Accepted {
                         request_id,
                         server_time,
                         tag,

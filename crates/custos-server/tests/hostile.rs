@@ -399,10 +399,15 @@ async fn a_suspended_account_is_refused_by_the_policy_hook() {
                 Ok(())
             }
         }
-        fn tag(&self, input: &TagInput<'_>) -> Vec<u8> {
-            let mut t = input.item_hash.to_vec();
-            t.extend_from_slice(&input.server_time.to_be_bytes());
-            t
+        fn tag_batch(&self, inputs: &[TagInput<'_>]) -> Vec<Vec<u8>> {
+            inputs
+                .iter()
+                .map(|input| {
+                    let mut t = input.item_hash.to_vec();
+                    t.extend_from_slice(&input.server_time.to_be_bytes());
+                    t
+                })
+                .collect()
         }
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -434,6 +439,63 @@ async fn a_suspended_account_is_refused_by_the_policy_hook() {
     );
     let (st, _) = eve.commit(&conv, 1, &["alice", "eve"], b"c", None).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
+    drop(server.stop().await);
+}
+
+/// A policy that answers `tag_batch` with the wrong number of tags, or with
+/// a tag too long to deliver, fails those submissions with a 500 (nothing is
+/// stored), and the service goes on.
+#[tokio::test]
+async fn a_policy_that_breaks_the_tag_contract_fails_the_submission_only() {
+    use custos_server::policy::{DeliveryPolicy, Refusal, Sender, TagInput};
+    #[derive(Debug)]
+    struct Broken;
+    impl DeliveryPolicy for Broken {
+        fn admit(&self, _sender: &Sender<'_>) -> Result<(), Refusal> {
+            Ok(())
+        }
+        fn tag_batch(&self, inputs: &[TagInput<'_>]) -> Vec<Vec<u8>> {
+            // "short" bodies get no tag at all (wrong count); others a tag
+            // longer than MAX_TAG_LEN.
+            inputs
+                .iter()
+                .filter(|i| i.server_time % 2 == 0)
+                .map(|_| vec![0; custos_wire::frames::MAX_TAG_LEN + 1])
+                .collect()
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = test_config(tmp.path());
+    config.policy = std::sync::Arc::new(Broken);
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let server = TestServer::start_with(config, clock.clone()).await;
+    let alice = User::register(&server, "alice").await;
+    let bob = User::register(&server, "bob").await;
+    let conv = alice.group_with(&[&bob]).await;
+    for parity in [1u64, 0] {
+        // The acceptance time's parity picks the breach: odd, no tag (wrong
+        // count); even, a tag too long.
+        if custos_clock::Clock::now_millis(&clock) % 2 != parity {
+            clock.advance_millis(1);
+        }
+        let body = format!("parity {parity}");
+        let (st, err) = alice
+            .submit(
+                &conv,
+                ItemKind::Envelope,
+                envelope(&conv, today(), body.as_bytes()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{err}");
+    }
+    assert!(
+        bob.fetch(0)
+            .await
+            .iter()
+            .all(|d| d.kind != ItemKind::Envelope)
+    );
+    assert!(server.health().await);
     drop(server.stop().await);
 }
 

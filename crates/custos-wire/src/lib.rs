@@ -12,7 +12,9 @@
 //!
 //! # Not guaranteed here
 //! This crate checks form, not meaning: signatures, MACs and membership are
-//! checked by the crates that hold the keys.
+//! checked by the crates that hold the keys. Two exceptions verify public-key
+//! signatures because every party must check them the same way: signed
+//! statements ([`statement`]) and delivery tags ([`tag::verify_tag`]).
 #![forbid(unsafe_code)]
 
 pub mod announcement;

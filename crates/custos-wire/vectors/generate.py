@@ -9,8 +9,12 @@ with the stated error. Run from this directory: python3 generate.py
 The delivery-tag vector `delivery_tag-ok-signed` carries a real Ed25519
 signature (RFC 8032) by the key whose seed is 32 bytes of 0x07, over
 "custos/v1/delivery-tag" || the tag without its signature; it needs the
-`cryptography` package.
+`cryptography` package. `delivery_tag-ok-v2-signed` is leaf 4 of a batch of 5
+(batch id 9): its path and root come from the recursive RFC 6962 definitions
+below (MTH and PATH), and the root is signed over
+"custos/v2/delivery-tag-root" || batch id || size || root by the same key.
 """
+import hashlib
 import struct
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -61,6 +65,38 @@ def signed_tag():
     key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
     fields = tag_fields(sender=b"bob")
     return fields + key.sign(TAG_LABEL + fields)
+
+# Delivery tag v2: leaf SHA-256(0x00 || label || fields), RFC 6962 nodes.
+V2_LEAF_LABEL = b"custos/v2/delivery-tag"
+V2_ROOT_LABEL = b"custos/v2/delivery-tag-root"
+def sha(b): return hashlib.sha256(b).digest()
+def v2_fields(sender=b"bob", i=0):
+    return b"\xab" * 32 + CONV + b8(sender) + u64(1_764_158_400_123 + i) + sha(u64(i))
+def leaf(fields): return sha(b"\x00" + V2_LEAF_LABEL + fields)
+def split(n):
+    k = 1
+    while k * 2 < n: k *= 2
+    return k
+def mth(leaves):
+    if len(leaves) == 1: return leaves[0]
+    k = split(len(leaves))
+    return sha(b"\x01" + mth(leaves[:k]) + mth(leaves[k:]))
+def path(m, leaves):
+    """RFC 6962 section 2.1.1 PATH(m, D[n]), leaf to root."""
+    if len(leaves) == 1: return []
+    k = split(len(leaves))
+    if m < k: return path(m, leaves[:k]) + [mth(leaves[k:])]
+    return path(m - k, leaves[k:]) + [mth(leaves[:k])]
+def v2_tag(index=4, size=5, batch_id=9, sender=b"bob", sig=None, path_hashes=None, version=2):
+    fields = [v2_fields(sender, i) for i in range(size)]
+    leaves = [leaf(f) for f in fields]
+    p = path(index, leaves) if path_hashes is None else path_hashes
+    if sig is None:
+        key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+        sig = key.sign(V2_ROOT_LABEL + u64(batch_id) + u16(size) + mth(leaves))
+    return u8(version) + fields[index] + u64(batch_id) + u16(size) + u16(index) + b"".join(p) + sig
+def v2_raw(size, index, n_path, sender=b"bob"):
+    return u8(2) + v2_fields(sender) + u64(9) + u16(size) + u16(index) + b"\x5a" * (32 * n_path) + b"\x66" * 64
 
 # Report v1 (custos-wire/src/report.rs).
 def reported(sender=b"alice", tag_bytes=None, tag_len=None):
@@ -116,12 +152,21 @@ VECTORS = [
     ("delivery_tag", "ok-basic", "ok", "a tag (form only: the signature bytes are arbitrary)", tag()),
     ("delivery_tag", "ok-signed", "ok", "a tag signed by the Ed25519 key with seed 0x07 x 32", signed_tag()),
     ("delivery_tag", "ok-longest-sender", "ok", "a 64-byte sender name, the largest tag", tag(sender=b"a" * 64)),
-    ("delivery_tag", "err-version-2", "UnsupportedVersion", "version byte 2", tag(version=2)),
+    ("delivery_tag", "err-version-3", "UnsupportedVersion", "version byte 3", tag(version=3)),
+    ("delivery_tag", "ok-v2-signed", "ok", "v2: leaf 4 of a batch of 5, root signed by the key with seed 0x07 x 32", v2_tag()),
+    ("delivery_tag", "ok-v2-single-leaf", "ok", "v2: a batch of one leaf, empty path (form only)", v2_raw(1, 0, 0)),
+    ("delivery_tag", "ok-v2-longest", "ok", "v2: 64-byte sender, leaf 0 of 512, 9-hash path: the largest tag", v2_raw(512, 0, 9, sender=b"a" * 64)),
+    ("delivery_tag", "err-v2-index-at-size", "InvalidValue", "v2: leaf index equal to the batch size", v2_raw(5, 5, 1)),
+    ("delivery_tag", "err-v2-size-0", "InvalidValue", "v2: empty batch", v2_raw(0, 0, 0)),
+    ("delivery_tag", "err-v2-size-513", "InvalidValue", "v2: batch of 513, above the cap", v2_raw(513, 0, 10)),
+    ("delivery_tag", "err-v2-path-short", "Truncated", "v2: leaf 0 of 5 with a 2-hash path (3 needed)", v2_raw(5, 0, 2)),
+    ("delivery_tag", "err-v2-path-long", "TrailingBytes", "v2: leaf 4 of 5 with a 2-hash path (1 needed)", v2_raw(5, 4, 2)),
+    ("delivery_tag", "err-v2-over-bound", "TooLong", "v2: longer than the largest tag", v2_raw(512, 0, 9, sender=b"a" * 64) + b"\x00"),
     ("delivery_tag", "err-trailing-byte", "TrailingBytes", "one byte after the signature", tag() + b"\x00"),
     ("delivery_tag", "err-truncated-signature", "Truncated", "signature one byte short", tag()[:-1]),
     ("delivery_tag", "err-sender-uppercase", "InvalidValue", "sender name with an upper-case letter", tag(sender=b"Alice")),
     ("delivery_tag", "err-sender-empty", "InvalidValue", "empty sender name", tag(sender=b"")),
-    ("delivery_tag", "err-over-bound", "TooLong", "longer than the largest tag", tag(sender=b"a" * 64) + b"\x00"),
+    ("delivery_tag", "err-v1-longest-plus-byte", "TrailingBytes", "the largest v1 tag and one byte more (within the v2 bound)", tag(sender=b"a" * 64) + b"\x00"),
     ("report", "ok-no-context", "ok", "a reported message, no context", report()),
     ("report", "ok-two-context", "ok", "a reported message and two context messages", report(context=[reported(), reported(sender=b"bob")])),
     ("report", "ok-empty-reason-signed-tag", "ok", "empty reason; the tag is delivery_tag-ok-signed", u8(1) + b16(b"") + reported(tag_bytes=signed_tag()) + u8(0)),
@@ -132,7 +177,8 @@ VECTORS = [
     ("report", "err-reason-over-bound", "TooLong", "reason length 1025", report(reason=b"x" * 1025)),
     ("report", "err-context-count-9", "TooLong", "context count 9", report(count=9)),
     ("report", "err-context-count-short", "Truncated", "context count 2 with one message", report(context=[reported()], count=2)),
-    ("report", "err-tag-over-bound", "TooLong", "tag length 219, above the largest tag", u8(1) + b16(b"") + reported(tag_bytes=b"\x00" * 219) + u8(0)),
+    ("report", "ok-v2-signed-tag", "ok", "empty reason; the tag is delivery_tag-ok-v2-signed", u8(1) + b16(b"") + reported(tag_bytes=v2_tag()) + u8(0)),
+    ("report", "err-tag-over-bound", "TooLong", "tag length 519, above the largest tag (v2)", u8(1) + b16(b"") + reported(tag_bytes=b"\x00" * 519) + u8(0)),
     ("report", "err-sender-uppercase", "InvalidValue", "claimed sender with an upper-case letter", u8(1) + b16(b"") + reported(sender=b"Bob") + u8(0)),
 ]
 

@@ -6,11 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use custos_wire::ConversationId;
+use custos_wire::frames::MAX_TAG_LEN;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{CommitDone, CommitReq, Deferred, NewItem, Op, Staged};
+use super::{CommitDone, CommitReq, Deferred, NewItem, Op, Reply, Staged};
 use crate::error::ApiError;
+use crate::policy::TagInput;
 use crate::routing::{self, Conv};
 
 /// The conversation as this batch sees it: staged changes, then the cache,
@@ -124,11 +126,12 @@ pub(super) async fn flush_submits(
             _ => accepted.push(s),
         }
     }
+    let accepted = tag_accepted(st, accepted);
     // Items with no recipient (a conversation of one) are accepted but not stored.
     let mut stored = Vec::with_capacity(accepted.len());
     let mut mailbox: Vec<(i64, i64, i64)> = Vec::new();
     for (item, recipients, reply) in accepted {
-        st.deferred.push(Deferred::Unit(reply));
+        st.deferred.push(Deferred::Tag(reply, item.tag.clone()));
         if recipients.is_empty() {
             continue;
         }
@@ -157,6 +160,57 @@ pub(super) async fn flush_submits(
         st.pushes.push((item, rows));
     }
     Ok(())
+}
+
+type Checked = (NewItem, Vec<i64>, Reply<Vec<u8>>);
+
+/// Issues the delivery tags of the accepted submissions, all in one call of
+/// the policy (one signature per tag batch), before anything is inserted.
+/// A submission whose tag cannot be delivered is answered 500 and dropped.
+fn tag_accepted(st: &mut Staged<'_>, accepted: Vec<Checked>) -> Vec<Checked> {
+    if accepted.is_empty() {
+        return accepted;
+    }
+    let no_hash = [0u8; 32];
+    let tags = {
+        let inputs: Vec<TagInput<'_>> = accepted
+            .iter()
+            .map(|(item, _, _)| TagInput {
+                kind: item.kind,
+                conversation: item.conversation,
+                sender: &item.sender_name,
+                server_time: item.server_time,
+                // Submissions always carry their hash (only commits and
+                // Welcomes have none, and they do not come here).
+                item_hash: item.hash.as_ref().unwrap_or(&no_hash),
+                franking_commitment: item.franking_commitment.as_ref(),
+            })
+            .collect();
+        st.policy.tag_batch(&inputs)
+    };
+    if tags.len() != accepted.len() {
+        let e = ApiError::internal(
+            "delivery policy",
+            "tag_batch returned another number of tags than items",
+        );
+        for (_, _, reply) in accepted {
+            drop(reply.send(Err(e.clone())));
+        }
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(accepted.len());
+    for ((mut item, recipients, reply), tag) in accepted.into_iter().zip(tags) {
+        if tag.len() > MAX_TAG_LEN {
+            drop(reply.send(Err(ApiError::internal(
+                "delivery policy",
+                "tag longer than MAX_TAG_LEN",
+            ))));
+            continue;
+        }
+        item.tag = tag;
+        out.push((item, recipients, reply));
+    }
+    out
 }
 
 /// Deletes the rows of every ack gathered so far, in one statement per

@@ -24,6 +24,15 @@
 //! The writer owns the mailbox sequence counter and the conversation cache
 //! (epoch and routing), which is why operations that touch them must come
 //! here rather than write to the database directly.
+//!
+//! # Delivery tags
+//! Submissions that pass the membership and replay checks are tagged here,
+//! all at once per flush, by [`DeliveryPolicy::tag_batch`] (with franking on:
+//! one Ed25519 signature per tag batch of up to 512 envelopes over a Merkle
+//! root, a path per envelope). The tag is inserted with its item in the
+//! batch's transaction and answered in `Accepted` only after `COMMIT`; tags of
+//! a batch whose commit fails are never released. Commits and Welcomes are
+//! not tagged.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +49,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::ApiError;
 use crate::mailbox::Hub;
+use crate::policy::DeliveryPolicy;
 use crate::routing::{Conv, ConvCache};
 
 mod apply;
@@ -60,6 +70,10 @@ pub(crate) struct NewItem {
     /// For an MLS proposal: the epoch it was made in, which must be the
     /// conversation's current epoch when the writer orders it.
     pub epoch: Option<u64>,
+    /// The envelope header's franking commitment (envelopes only), which
+    /// the delivery tag binds.
+    pub franking_commitment: Option<[u8; 32]>,
+    /// The delivery tag: set by the writer for submissions, empty for none.
     pub tag: Vec<u8>,
     pub body: Bytes,
 }
@@ -95,9 +109,10 @@ type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 /// One operation for the writer.
 #[derive(Debug)]
 pub(crate) enum Op {
+    /// A submission; answered with its delivery tag (empty for none).
     Submit {
         item: NewItem,
-        reply: Reply<()>,
+        reply: Reply<Vec<u8>>,
     },
     Ack {
         device_id: i64,
@@ -176,6 +191,7 @@ pub(crate) async fn spawn(
     lock: std::fs::File,
     wal: PathBuf,
     hub: Arc<Hub>,
+    policy: Arc<dyn DeliveryPolicy>,
     max_batch: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(WriterHandle, tokio::task::JoinHandle<()>), sqlx::Error> {
@@ -227,7 +243,15 @@ pub(crate) async fn spawn(
             }
             let n = ops.len();
             let started = std::time::Instant::now();
-            let commit = run_batch(&mut conn, &mut counters, &mut cache, &sync_tx, ops).await;
+            let commit = run_batch(
+                &mut conn,
+                &mut counters,
+                &mut cache,
+                &sync_tx,
+                policy.as_ref(),
+                ops,
+            )
+            .await;
             stats.record(n, started.elapsed(), commit);
         }
         rx.close();
@@ -353,6 +377,7 @@ async fn load_counters(conn: &mut SqliteConnection) -> Result<Counters, sqlx::Er
 /// Answers held until the batch commits.
 enum Deferred {
     Unit(Reply<()>),
+    Tag(Reply<Vec<u8>>, Vec<u8>),
     Count(Option<Reply<u64>>, u64),
     Commit(Reply<CommitDone>, CommitDone),
     Sweep(Option<Reply<SweepReport>>, SweepReport),
@@ -363,6 +388,7 @@ impl Deferred {
         match (self, failure) {
             (Deferred::Unit(r), None) => drop(r.send(Ok(()))),
             (Deferred::Unit(r), Some(e)) => drop(r.send(Err(e.clone()))),
+            (Deferred::Tag(r, t), f) => drop(r.send(f.map_or(Ok(t), |e| Err(e.clone())))),
             (Deferred::Count(r, n), f) => {
                 if let Some(r) = r {
                     drop(r.send(f.map_or(Ok(n), |e| Err(e.clone()))));
@@ -382,13 +408,15 @@ impl Deferred {
 struct Staged<'a> {
     counters: Counters,
     cache: &'a mut ConvCache,
+    /// Issues the delivery tags of each flush of submissions.
+    policy: &'a dyn DeliveryPolicy,
     /// Conversations changed in this batch (applied to the cache on commit).
     convs: HashMap<ConversationId, Conv>,
     deferred: Vec<Deferred>,
     /// Stored items to push after commit, with their `(device, seq)` rows.
     pushes: Vec<StoredItem>,
     /// Submissions checked and waiting for the bulk insert.
-    submits: Vec<(NewItem, Vec<i64>, Reply<()>)>,
+    submits: Vec<(NewItem, Vec<i64>, Reply<Vec<u8>>)>,
     /// Acks waiting for the bulk delete.
     acks: Vec<(i64, Vec<u64>, Option<Reply<u64>>)>,
     /// How long `COMMIT` took.
@@ -401,11 +429,13 @@ async fn run_batch(
     counters: &mut Counters,
     cache: &mut ConvCache,
     syncer: &mpsc::UnboundedSender<Committed>,
+    policy: &dyn DeliveryPolicy,
     ops: Vec<Op>,
 ) -> std::time::Duration {
     let mut staged = Staged {
         counters: *counters,
         cache,
+        policy,
         convs: HashMap::new(),
         deferred: Vec::with_capacity(ops.len()),
         pushes: Vec::new(),
@@ -417,6 +447,7 @@ async fn run_batch(
     let Staged {
         counters: new_counters,
         cache,
+        policy: _,
         convs,
         deferred,
         pushes,
