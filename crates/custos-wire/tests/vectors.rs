@@ -16,6 +16,7 @@ use custos_wire::WireError;
 use custos_wire::announcement::{ChainAnnouncement, ChainRoot};
 use custos_wire::envelope::Envelope;
 use custos_wire::frames::{ClientFrame, ServerFrame, decode_delivery_batch, encode_delivery_batch};
+use custos_wire::mls_header::peek_private_message;
 use custos_wire::payload::Payload;
 use custos_wire::report::Report;
 use custos_wire::tag::{DeliveryTag, Received, TAG_SIGNATURE_LABEL, TagRefusal, verify_tag};
@@ -32,6 +33,8 @@ fn round_trip(format: &str, bytes: &[u8]) -> Result<Vec<u8>, WireError> {
         "delivery_batch" => encode_delivery_batch(&decode_delivery_batch(bytes)?)?,
         "delivery_tag" => DeliveryTag::decode(bytes)?.encode()?,
         "report" => Report::decode(bytes)?.encode()?.to_vec(),
+        // A peek at MLS's own framing, not a Custos encoding: nothing to re-encode.
+        "mls_header" => peek_private_message(bytes).map(|_| bytes.to_vec())?,
         other => panic!("unknown format {other}"),
     })
 }
@@ -180,9 +183,21 @@ fn every_vector_has_its_expected_outcome() {
         "delivery_batch",
         "delivery_tag",
         "report",
+        "mls_header",
     ]
     .into_iter()
     .map(String::from)
     .collect();
     assert_eq!(formats, want, "every format has vectors");
+}
+
+#[test]
+fn mls_header_vector_reads_group_epoch_and_type() {
+    let bytes = vector_bytes("mls_header-ok-proposal.hex");
+    let h = peek_private_message(&bytes).unwrap();
+    let conv: Vec<u8> = (0x10..0x20).collect();
+    assert_eq!(
+        (h.group_id, h.epoch, h.content_type),
+        (conv.as_slice(), 7, 2)
+    );
 }

@@ -109,7 +109,19 @@ def report(version=1, reason=b"threats", context=(), count=None, reason_len=None
     r += u8(len(context) if count is None else count)
     return r + b"".join(context)
 
+def mls_private(wire_format=2, group=CONV, epoch=7, content_type=2, group_len=None):
+    # RFC 9420 §6.3 clear header: version mls10, wire format, group_id<V>, epoch, content type;
+    # then opaque bytes standing in for authenticated data, sender data and ciphertext.
+    glen = bytes([len(group)]) if group_len is None else group_len
+    return u16(1) + u16(wire_format) + glen + group + u64(epoch) + u8(content_type) + b"\x00\x00\x10" + b"\x5a" * 16
+
+
 VECTORS = [
+    ("mls_header", "ok-proposal", "ok", "PrivateMessage header: conversation group id, epoch 7, proposal", mls_private()),
+    ("mls_header", "err-public-message", "InvalidValue", "wire format 1 (PublicMessage)", mls_private(wire_format=1)),
+    ("mls_header", "err-content-type", "InvalidValue", "content type 4", mls_private(content_type=4)),
+    ("mls_header", "err-varint-not-shortest", "InvalidValue", "group id length 16 in the two-byte form", mls_private(group_len=b"\x40\x10")),
+    ("mls_header", "err-truncated", "Truncated", "ends inside the epoch", mls_private()[:25]),
     ("envelope", "ok-basic", "ok", "ciphertext of 3 bytes", envelope()),
     ("envelope", "ok-empty-ciphertext", "ok", "an empty ciphertext is well formed", envelope(ct=b"")),
     ("envelope", "err-version-2", "UnsupportedVersion", "unknown version byte", envelope(version=2)),
