@@ -1,0 +1,19 @@
+//! The custodian service of Custos (DESIGN.md §3 and §4): one of `n`
+//! independent custodians, in different jurisdictions, of whom `t` must
+//! agree before any conversation-day can be opened.
+//!
+//! # What a custodian does
+//! - Generates each UTC day's escrow key with the other custodians by
+//!   distributed key generation, a configurable number of days ahead, and
+//!   publishes the day's public key in the transparency log.
+//! - Keeps its share of each live day key encrypted at rest, and erases it
+//!   once the day and the manifest's grace have passed, then logs the erasure.
+//! - Releases partial keys only under a court-signed warrant whose commitment
+//!   is in a witnessed log checkpoint, after checking every condition of
+//!   DESIGN.md §4 step 3 itself, and only after its own `KeyRelease` is in the
+//!   log. Shares are sealed to the authority's key named in the warrant.
+//!
+//! # Not guaranteed
+//! `t` colluding custodians can open the days whose keys are still live
+//! without logging; erasure bounds that window (see the threat model).
+#![forbid(unsafe_code)]
