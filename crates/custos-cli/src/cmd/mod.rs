@@ -113,8 +113,3 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
     })
 }
-
-/// A field of a JSON object from the service, or `null` when it is absent.
-pub(crate) fn json_field<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
-    v.get(key).unwrap_or(&serde_json::Value::Null)
-}
