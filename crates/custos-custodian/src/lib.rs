@@ -17,3 +17,5 @@
 //! `t` colluding custodians can open the days whose keys are still live
 //! without logging; erasure bounds that window (see the threat model).
 #![forbid(unsafe_code)]
+
+pub mod release;
