@@ -22,6 +22,7 @@ mod durable;
 pub mod keys;
 pub mod logview;
 pub mod net;
+pub mod release;
 mod service;
 pub mod store;
 
