@@ -135,6 +135,11 @@ impl LogView {
         }
     }
 
+    /// The log client.
+    pub fn client(&self) -> &LogClient {
+        &self.client
+    }
+
     /// The HPKE keys custodians published, by Ed25519 key.
     pub fn hpke_keys(&self) -> &HashMap<[u8; 32], [u8; 32]> {
         &self.hpke

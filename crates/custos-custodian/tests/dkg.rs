@@ -91,7 +91,7 @@ async fn a_custodian_down_during_the_dkg_does_not_stop_the_others() {
     let timing = custos_custodian::Timing {
         phase_timeout: Duration::from_secs(1),
         peer_wait: Duration::from_secs(1),
-        tick: Duration::from_millis(150),
+        ..fast_timing()
     };
     let mut cluster = Cluster::start(&[0, 1, 2, 3], 0, timing).await;
     let today = cluster.clock.shared().today();

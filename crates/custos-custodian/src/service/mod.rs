@@ -22,7 +22,10 @@ use custos_wire::manifest::{Manifest, Role};
 
 use crate::keys::CustodianKey;
 use crate::net::inbox::Inbox;
-use crate::store::{ShareStore, StoreError};
+use crate::release::{
+    ReleaseRefusal, Releaser, ReleaserConfig, ShareSource, ShareSourceError, ShareStatus,
+};
+use crate::store::{ShareLookup, ShareStore, StoreError};
 
 pub use http::ApiError;
 
@@ -37,6 +40,8 @@ pub struct Timing {
     pub peer_wait: Duration,
     /// How often the scheduler looks for work.
     pub tick: Duration,
+    /// How long a release waits for its `KeyRelease` to be witnessed.
+    pub witness_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -45,6 +50,7 @@ impl Default for Timing {
             phase_timeout: Duration::from_secs(10),
             peer_wait: Duration::from_secs(60),
             tick: Duration::from_secs(5),
+            witness_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -64,6 +70,9 @@ pub struct CustodianConfig {
     pub days_ahead: u32,
     /// DKG and scheduler timing.
     pub timing: Timing,
+    /// Warrants per authority per calendar month that this custodian serves
+    /// (`release::DEFAULT_MONTHLY_QUOTA` unless the operator says otherwise).
+    pub monthly_quota: u32,
 }
 
 /// Why the service could not start.
@@ -79,6 +88,9 @@ pub enum StartError {
     /// The listener could not be used.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The release path could not be opened.
+    #[error("release path: {0}")]
+    Release(#[from] ReleaseRefusal),
 }
 
 /// A running custodian service.
@@ -164,6 +176,7 @@ pub async fn spawn_custodian(
         })?;
     let view = crate::logview::LogView::new(&config.manifest)
         .map_err(|e| StartError::Config(e.to_string()))?;
+    let log = view.client().clone();
     std::fs::create_dir_all(&config.data)?;
     let store = ShareStore::open(&config.data, &config.key)?;
     let (wake, wake_rx) = tokio::sync::mpsc::channel(64);
@@ -181,7 +194,20 @@ pub async fn spawn_custodian(
         wake,
         http: reqwest::Client::new(),
     });
-    let app = http::router(shared.clone());
+    let releaser = Releaser::open(
+        ReleaserConfig {
+            manifest: shared.manifest.clone(),
+            name: shared.key.name().to_owned(),
+            signing_key: shared.key.signing_key(),
+            log,
+            data: config.data.join("release"),
+            clock: shared.clock.clone(),
+            monthly_quota: config.monthly_quota,
+            witness_timeout: shared.timing.witness_timeout,
+        },
+        StoreShares(shared.clone()),
+    )?;
+    let app = http::router(shared.clone()).merge(crate::release::http::router(Arc::new(releaser)));
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("custodian server stopped: {e}");
@@ -193,4 +219,23 @@ pub async fn spawn_custodian(
         server,
         scheduler,
     })
+}
+
+/// The share store as the release path sees it. A day whose erasure has
+/// begun answers `Erased` (the store records it before erasing the file).
+struct StoreShares(Arc<Shared>);
+
+impl ShareSource for StoreShares {
+    fn share(
+        &self,
+        day: u32,
+    ) -> impl std::future::Future<Output = Result<ShareStatus, ShareSourceError>> + Send {
+        let answer = match self.0.store.share(day) {
+            Ok(ShareLookup::Live(share)) => Ok(ShareStatus::Live(share)),
+            Ok(ShareLookup::Erased) => Ok(ShareStatus::Erased),
+            Ok(ShareLookup::Unknown) => Ok(ShareStatus::Unknown),
+            Err(e) => Err(ShareSourceError(e.to_string())),
+        };
+        std::future::ready(answer)
+    }
 }

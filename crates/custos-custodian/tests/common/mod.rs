@@ -46,6 +46,7 @@ pub fn fast_timing() -> Timing {
         phase_timeout: Duration::from_secs(3),
         peer_wait: Duration::from_secs(30),
         tick: Duration::from_millis(150),
+        witness_timeout: Duration::from_secs(10),
     }
 }
 
@@ -162,6 +163,7 @@ impl Cluster {
                 clock: self.clock.shared(),
                 days_ahead: self.days_ahead,
                 timing: self.timing,
+                monthly_quota: custos_custodian::release::DEFAULT_MONTHLY_QUOTA,
             },
         )
         .await
