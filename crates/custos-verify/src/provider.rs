@@ -54,6 +54,13 @@ mod tests {
     use super::{ProviderError, check_provider};
     use crate::package::LoggedKey;
 
+    /// A valid Ed25519 public key, made from a seed byte.
+    fn key(seed: u8) -> [u8; 32] {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes()
+    }
+
     fn manifest(provider_key: [u8; 32]) -> Manifest {
         let p = |name: &str, role, key: [u8; 32]| Participant {
             name: name.into(),
@@ -63,11 +70,12 @@ mod tests {
             public_key: hex::encode(key),
         };
         Manifest::new(
-            0,
+            1,
             0,
             Policy::default(),
             vec![
-                p("log.test", Role::Log, [1; 32]),
+                p("log.test", Role::Log, key(1)),
+                p("witness.test", Role::Witness, key(2)),
                 p("provider.test", Role::Provider, provider_key),
             ],
         )
@@ -89,22 +97,19 @@ mod tests {
 
     #[test]
     fn the_named_provider_passes_others_are_refused() {
-        let m = manifest([7; 32]);
-        assert_eq!(
-            check_provider(&m, &logged([7; 32], "provider.test")),
-            Ok(())
-        );
+        let m = manifest(key(7));
+        assert_eq!(check_provider(&m, &logged(key(7), "provider.test")), Ok(()));
         assert!(matches!(
-            check_provider(&m, &logged([8; 32], "provider.test")),
+            check_provider(&m, &logged(key(8), "provider.test")),
             Err(ProviderError::NotNamed { .. })
         ));
         assert!(matches!(
-            check_provider(&m, &logged([7; 32], "other.test")),
+            check_provider(&m, &logged(key(7), "other.test")),
             Err(ProviderError::NotNamed { .. })
         ));
         // The log's key is in the manifest, but not as the provider.
         assert!(matches!(
-            check_provider(&m, &logged([1; 32], "log.test")),
+            check_provider(&m, &logged(key(1), "log.test")),
             Err(ProviderError::NotNamed { .. })
         ));
     }
