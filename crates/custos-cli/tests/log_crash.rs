@@ -60,12 +60,12 @@ struct Seen {
     served: Vec<Vec<u8>>,
 }
 
-#[test]
-fn sigkill_during_submissions_loses_nothing_acknowledged() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Generates the log key with the real binary and writes a manifest with the
+/// log and one custodian (whose statements the tests submit).
+fn setup(dir: &std::path::Path) -> (TrustPolicy, SigningKey) {
     let out = custos()
         .args(["log", "keygen", "--name", ORIGIN, "--out"])
-        .arg(tmp.path().join("log.key"))
+        .arg(dir.join("log.key"))
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -98,12 +98,27 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
         ],
     )
     .unwrap();
-    std::fs::write(
-        tmp.path().join("manifest.toml"),
-        manifest.to_toml().unwrap(),
-    )
-    .unwrap();
-    let policy = TrustPolicy::from_manifest(&manifest).unwrap();
+    std::fs::write(dir.join("manifest.toml"), manifest.to_toml().unwrap()).unwrap();
+    (TrustPolicy::from_manifest(&manifest).unwrap(), custodian)
+}
+
+/// A custodian statement for `day`, signed and encoded.
+fn statement(custodian: &SigningKey, day: u32) -> Vec<u8> {
+    let st = Statement::DayKeyErasure(DayKeyErasure {
+        day,
+        custodian: "custodian.test".into(),
+        erased_at: 0,
+    });
+    SignedStatement::sign(&st, custodian)
+        .unwrap()
+        .encode()
+        .unwrap()
+}
+
+#[test]
+fn sigkill_during_submissions_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policy, custodian) = setup(tmp.path());
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -128,15 +143,7 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
                                 Err(_) => return,
                             }
                         }
-                        let st = Statement::DayKeyErasure(DayKeyErasure {
-                            day: next.fetch_add(1, Ordering::SeqCst),
-                            custodian: "custodian.test".into(),
-                            erased_at: 0,
-                        });
-                        let bytes = SignedStatement::sign(&st, &custodian)
-                            .unwrap()
-                            .encode()
-                            .unwrap();
+                        let bytes = statement(&custodian, next.fetch_add(1, Ordering::SeqCst));
                         match client.submit_raw(bytes.clone()).await {
                             Ok(sub) => {
                                 let mut s = seen.lock().unwrap();
@@ -208,4 +215,129 @@ fn sigkill_during_submissions_loses_nothing_acknowledged() {
         seen.served.len(),
         final_cp.size()
     );
+}
+
+/// Submits `days` one by one; returns (index, bytes) of each acknowledged one.
+fn submit_all(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    custodian: &SigningKey,
+    days: std::ops::Range<u32>,
+) -> Vec<(u64, Vec<u8>)> {
+    rt.block_on(async {
+        let client = LogClient::new(url).unwrap();
+        let mut acked = Vec::new();
+        for day in days {
+            let bytes = statement(custodian, day);
+            let sub = client.submit_raw(bytes.clone()).await.unwrap();
+            acked.push((sub.index, bytes));
+        }
+        acked
+    })
+}
+
+/// Restarts the log and checks it kept every acknowledged entry at its index,
+/// serves a checkpoint at least as large, and appends after them (no fork).
+fn restart_keeps(
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+    policy: &TrustPolicy,
+    custodian: &SigningKey,
+    acked: &[(u64, Vec<u8>)],
+) {
+    let (mut child, url) = start(dir);
+    let (size, entries, next) = rt.block_on(async {
+        let client = LogClient::new(&url).unwrap();
+        let note = client.checkpoint().await.unwrap();
+        let cp = policy.verify_checkpoint(&note).unwrap();
+        let entries = client.entries(0, cp.size()).await.unwrap();
+        let next = client
+            .submit_raw(statement(custodian, 1_000_000))
+            .await
+            .unwrap();
+        (cp.size(), entries, next.index)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        size >= acked.len() as u64,
+        "the log restarted at size {size} after acknowledging {} entries",
+        acked.len()
+    );
+    for (index, bytes) in acked {
+        assert_eq!(
+            entries.get(*index as usize),
+            Some(bytes),
+            "entry {index} lost"
+        );
+    }
+    assert!(
+        next >= size,
+        "new statement sequenced at {next}, inside the old log"
+    );
+}
+
+#[test]
+fn deleted_checkpoint_after_sigkill_never_shrinks_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policy, custodian) = setup(tmp.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut child, url) = start(tmp.path());
+    let acked = submit_all(&rt, &url, &custodian, 0..20);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(tmp.path().join("data/checkpoint")).unwrap();
+    restart_keeps(tmp.path(), &rt, &policy, &custodian, &acked);
+}
+
+#[test]
+fn restored_older_checkpoint_never_shrinks_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policy, custodian) = setup(tmp.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut child, url) = start(tmp.path());
+    let mut acked = submit_all(&rt, &url, &custodian, 0..10);
+    let backup = std::fs::read(tmp.path().join("data/checkpoint")).unwrap();
+    acked.extend(submit_all(&rt, &url, &custodian, 10..25));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(tmp.path().join("data/checkpoint"), &backup).unwrap();
+    restart_keeps(tmp.path(), &rt, &policy, &custodian, &acked);
+}
+
+#[test]
+fn restored_older_data_directory_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_policy, custodian) = setup(tmp.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut child, url) = start(tmp.path());
+    submit_all(&rt, &url, &custodian, 0..5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let data = tmp.path().join("data");
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = ["entries", "checkpoint"]
+        .iter()
+        .map(|f| (data.join(f), std::fs::read(data.join(f)).unwrap()))
+        .collect();
+    let (mut child, url) = start(tmp.path());
+    submit_all(&rt, &url, &custodian, 5..9);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for (path, bytes) in &saved {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let out = custos()
+        .args(["log", "serve", "--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--key")
+        .arg(tmp.path().join("log.key"))
+        .arg("--manifest")
+        .arg(tmp.path().join("manifest.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a log behind what it signed started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("signed size 9"), "{stderr}");
+    assert_eq!(std::fs::read(data.join("entries")).unwrap(), saved[0].1);
 }

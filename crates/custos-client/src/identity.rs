@@ -51,19 +51,10 @@ impl Identity {
         })
     }
 
-    /// Writes the secret seed to `path` (created with mode 0600, fsynced).
+    /// Writes the secret seed to `path`: created with mode 0600, never over
+    /// an existing file, durable on return ([`custos_durable::write_new`]).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path)?;
-        f.write_all(self.key.as_bytes())?;
-        f.sync_all()
+        custos_durable::write_new(path, self.key.as_bytes())
     }
 
     /// The public key.

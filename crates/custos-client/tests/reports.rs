@@ -14,12 +14,11 @@ use std::sync::Arc;
 use custos_client::Device;
 use custos_client::api::ApiError;
 use custos_clock::SimulatedClock;
+use custos_log_server::LogConfig;
 use custos_server::AdmitRefusal;
 use custos_server::FrankingPolicy;
 use custos_server::franking_log::FrankingLogConfig;
-use custos_tlog::{
-    ALG_COSIGNATURE_V1, ALG_ED25519, LogConfig, NamedKey, TrustPolicy, WitnessConfig,
-};
+use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey, TrustPolicy};
 use custos_verify::package::{
     FrankingKeyLogProof, FrankingKeyStatus, PackageError, ReportPackage, UnprovenReason,
     verify_package,
@@ -29,6 +28,7 @@ use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::moderation::{Action, ReportStatus};
 use custos_wire::report::Report;
 use custos_wire::tag::{DeliveryTag, DeliveryTagV1, TagFields};
+use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -48,7 +48,7 @@ struct Log {
     url: String,
     manifest: Manifest,
     provider: SigningKey,
-    _handle: custos_tlog::LogHandle,
+    _handle: custos_log_server::LogHandle,
 }
 
 impl Log {
@@ -81,7 +81,7 @@ impl Log {
             let name = format!("witness-{i}.test");
             let key = NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_tlog::spawn_witness(
+            let addr = custos_witness_server::spawn_witness(
                 listener,
                 WitnessConfig {
                     data: dir.join(format!("witness-{i}")),
@@ -101,10 +101,11 @@ impl Log {
         }
         let manifest = Manifest::new(2, 1, Policy::default(), ps).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_tlog::spawn_log(
+        let handle = custos_log_server::spawn_log(
             listener,
             LogConfig {
                 data: dir.join("log"),
+                signed_size: dir.join("log.signed-size"),
                 key: log_key,
                 manifest: manifest.clone(),
                 clock: custos_clock::system(),

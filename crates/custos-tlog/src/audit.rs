@@ -15,9 +15,8 @@ use custos_wire::manifest::Manifest;
 use custos_wire::statement::{SignedStatement, StatementKind};
 use serde::Serialize;
 
-use crate::client::{ClientError, LogClient};
 use crate::merkle::Tree;
-use crate::verifier::{TrustPolicy, VerifyError};
+use crate::verifier::{TrustPolicy, VerifiedCheckpoint, VerifyError};
 
 /// One entry the audit refused.
 #[derive(Debug, Clone, Serialize)]
@@ -60,36 +59,47 @@ impl AuditReport {
     }
 }
 
-/// Runs the audit against the log behind `client` under `manifest`.
-pub async fn audit(client: &LogClient, manifest: &Manifest) -> Result<AuditReport, ClientError> {
-    audit_with_progress(client, manifest, |_, _| {}).await
+/// Why an audit could not run (a failed check is a finding in the
+/// [`AuditReport`], not an error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The manifest or the checkpoint's log signature does not verify.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The entries or the manifest cannot be processed.
+    #[error("cannot replay the log: {0}")]
+    Malformed(String),
 }
 
-/// [`audit`], calling `progress(checked, total)` after each entry is
-/// replayed and checked (for a progress bar; it sees no entry content).
-pub async fn audit_with_progress(
-    client: &LogClient,
+/// The checkpoint `note` checked with the log's signature alone (to learn its
+/// size even when the witness quorum is missing).
+pub fn log_signed(manifest: &Manifest, note: &[u8]) -> Result<VerifiedCheckpoint, AuditError> {
+    let log = manifest
+        .log()
+        .ok_or_else(|| VerifyError::Policy("manifest has no log".into()))?;
+    let key = log
+        .verifying_key()
+        .map_err(|e| VerifyError::Policy(e.to_string()))?;
+    Ok(TrustPolicy::new(&log.name, key, &[], 0)?.verify_checkpoint(note)?)
+}
+
+/// Replays `entries` (the first entries of the log) against the checkpoint
+/// `note` under `manifest`, calling `progress(checked, total)` after each
+/// entry (for a progress bar; it sees no entry content).
+pub fn replay(
     manifest: &Manifest,
+    note: &[u8],
+    entries: &[Vec<u8>],
     mut progress: impl FnMut(u64, u64),
-) -> Result<AuditReport, ClientError> {
+) -> Result<AuditReport, AuditError> {
     let policy = TrustPolicy::from_manifest(manifest)?;
-    let note = client.checkpoint().await?;
-    // First the log signature alone, to learn the size even without quorum.
-    let log_only = {
-        let log = manifest
-            .log()
-            .ok_or_else(|| VerifyError::Policy("manifest has no log".into()))?;
-        let key = log
-            .verifying_key()
-            .map_err(|e| VerifyError::Policy(e.to_string()))?;
-        TrustPolicy::new(&log.name, key, &[], 0)?.verify_checkpoint(&note)?
-    };
-    let (witnesses, checkpoint_error) = match policy.verify_checkpoint(&note) {
+    let log_only = log_signed(manifest, note)?;
+    let (witnesses, checkpoint_error) = match policy.verify_checkpoint(note) {
         Ok(cp) => (cp.witnesses().to_vec(), None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let size = log_only.size();
-    let entries = client.entries(0, size).await?;
     let mut tree = Tree::new();
     let mut counts: BTreeMap<String, u64> = StatementKind::ALL
         .iter()
@@ -99,7 +109,7 @@ pub async fn audit_with_progress(
     for (i, entry) in entries.iter().enumerate() {
         let index = i as u64;
         tree.append_entry(entry)
-            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+            .map_err(|e| AuditError::Malformed(e.to_string()))?;
         match check_entry(manifest, entry) {
             Ok(kind) => *counts.entry(kind.name().to_owned()).or_default() += 1,
             Err(reason) => bad_entries.push(BadEntry { index, reason }),
@@ -124,9 +134,32 @@ pub async fn audit_with_progress(
         manifest_hash: hex::encode(
             manifest
                 .hash()
-                .map_err(|e| ClientError::Malformed(e.to_string()))?,
+                .map_err(|e| AuditError::Malformed(e.to_string()))?,
         ),
     })
+}
+
+/// Runs the audit against the log behind `client` under `manifest`.
+#[cfg(feature = "client")]
+pub async fn audit(
+    client: &crate::client::LogClient,
+    manifest: &Manifest,
+) -> Result<AuditReport, crate::client::ClientError> {
+    audit_with_progress(client, manifest, |_, _| {}).await
+}
+
+/// [`audit`], calling `progress(checked, total)` after each entry is
+/// replayed and checked (for a progress bar; it sees no entry content).
+#[cfg(feature = "client")]
+pub async fn audit_with_progress(
+    client: &crate::client::LogClient,
+    manifest: &Manifest,
+    progress: impl FnMut(u64, u64),
+) -> Result<AuditReport, crate::client::ClientError> {
+    let note = client.checkpoint().await?;
+    let size = log_signed(manifest, &note)?.size();
+    let entries = client.entries(0, size).await?;
+    Ok(replay(manifest, &note, &entries, progress)?)
 }
 
 fn check_entry(manifest: &Manifest, entry: &[u8]) -> Result<StatementKind, String> {

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use custos_wire::statement::SignedStatement;
 
-use crate::http::ErrorBody;
+use crate::log_api::{BatchResponse, ErrorBody, SubmitResponse};
 use crate::merkle::{Hash, TILE_WIDTH, TilePath};
 use crate::proof_json::{ProofResponse, decode_proof};
-use crate::server::{BatchResponse, SubmitResponse};
 use crate::verifier::{
     InclusionVerified, VerifiedCheckpoint, Verifier, VerifyError, verify_inclusion,
 };
@@ -43,6 +42,9 @@ pub enum ClientError {
     /// The statement could not be encoded.
     #[error("cannot encode the statement: {0}")]
     Encode(#[from] custos_wire::WireError),
+    /// The audit could not replay the log.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// The entry did not appear in a witnessed checkpoint in time.
     #[error("entry {index} is not yet in a witnessed checkpoint (size {size}); retry later")]
     NotYetWitnessed {

@@ -145,22 +145,15 @@ impl NamedKey {
         Ok(key)
     }
 
-    /// Writes the key file with mode 0600, refusing to overwrite.
+    /// Writes the key file with mode 0600, refusing to overwrite, durably
+    /// ([`custos_durable::write_new`]: a crash leaves no file or the whole key).
     pub fn write_file(&self, path: &Path) -> Result<(), KeyError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
-        f.write_all(self.private_text().as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)
+        custos_durable::write_new(path, self.private_text().as_bytes()).map_err(|source| {
+            KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })
     }
 
     /// The private key text (secret).

@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+use custos_durable::write_atomic;
 use custos_wire::manifest::{Manifest, Role};
 use ed25519_dalek::VerifyingKey;
 use signed_note::{Verifier as _, VerifierList};
@@ -24,7 +25,6 @@ use signed_note::{Verifier as _, VerifierList};
 use crate::checkpoint::parse_checkpoint;
 use crate::keys::{CosignatureVerifier, LogVerifier};
 use crate::merkle::{Hash, MAX_PROOF_HASHES};
-use crate::storage::write_atomic;
 
 /// Why a checkpoint or proof was refused.
 #[derive(Debug, thiserror::Error)]

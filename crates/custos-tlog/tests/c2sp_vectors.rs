@@ -14,7 +14,7 @@ use custos_tlog::checkpoint::{parse_checkpoint, verified_signers};
 use custos_tlog::keys::{
     ALG_ED25519, CosignatureVerifier, LogVerifier, cosigned_message, key_id, parse_vkey,
 };
-use custos_tlog::witness::AddCheckpoint;
+use custos_tlog::witness_api::AddCheckpoint;
 use signed_note::{Note, VerifierList};
 
 fn vector(name: &str) -> Vec<u8> {

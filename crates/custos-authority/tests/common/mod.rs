@@ -18,14 +18,13 @@ use custos_authority::keys::HpkeKeyPair;
 use custos_clock::SimulatedClock;
 use custos_custodian::release::{MemoryShares, Releaser, ReleaserConfig, http::router};
 use custos_escrow::{DayKey, SecretShare};
-use custos_tlog::{
-    ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, LogConfig, NamedKey, TrustPolicy, Verifier,
-    WitnessConfig,
-};
+use custos_log_server::LogConfig;
+use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, NamedKey, TrustPolicy, Verifier};
 use custos_wire::ConversationId;
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::statement::{EscrowDayKey, SignedStatement, Statement};
 use custos_wire::warrant::Warrant;
+use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
 use tokio::net::TcpListener;
 
@@ -101,7 +100,7 @@ impl Net {
         let mut witness_urls = Vec::new();
         for i in 0..2 {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_tlog::spawn_witness(
+            let addr = custos_witness_server::spawn_witness(
                 l,
                 WitnessConfig {
                     data: dir.path().join(format!("witness-{i}")),
@@ -148,10 +147,11 @@ impl Net {
         }
         let manifest = Manifest::new(2, T, policy, ps).unwrap();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_tlog::spawn_log(
+        let handle = custos_log_server::spawn_log(
             l,
             LogConfig {
                 data: dir.path().join("log"),
+                signed_size: dir.path().join("log.signed-size"),
                 key: log_key(),
                 manifest: manifest.clone(),
                 clock: custos_clock::system(),

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use custos_tlog::{ALG_ED25519, LogConfig, NamedKey};
+use custos_log_server::LogConfig;
+use custos_tlog::{ALG_ED25519, NamedKey};
 use custos_wire::manifest::Manifest;
 
 /// `custos log` subcommands.
@@ -34,7 +35,7 @@ pub enum LogCommand {
         #[arg(long)]
         manifest: Option<PathBuf>,
         /// Most entries committed by one fsync'd batch.
-        #[arg(long, default_value_t = custos_tlog::server::DEFAULT_MAX_BATCH)]
+        #[arg(long, default_value_t = custos_log_server::server::DEFAULT_MAX_BATCH)]
         max_batch: usize,
     },
 }
@@ -50,6 +51,9 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
             manifest,
             max_batch,
         } => {
+            // The signed-size record lives beside the key, outside the
+            // data directory, so restoring the data cannot roll it back.
+            let signed_size = custos_tlog::signed_size::signed_size_path(&key);
             let key = NamedKey::read_file(&key, ALG_ED25519)?;
             let manifest_path = manifest.unwrap_or_else(|| data.join("manifest.toml"));
             let manifest = read_manifest(&manifest_path)?;
@@ -60,10 +64,11 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
                 let origin = key.name().to_owned();
-                let handle = custos_tlog::spawn_log(
+                let handle = custos_log_server::spawn_log(
                     listener,
                     LogConfig {
                         data,
+                        signed_size,
                         key,
                         manifest,
                         clock: custos_clock::system(),

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey, WitnessConfig};
+use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
+use custos_witness_server::WitnessConfig;
 use ed25519_dalek::VerifyingKey;
 
 /// `custos witness` subcommands.
@@ -58,7 +59,7 @@ pub fn run(cmd: WitnessCommand) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
                 let name = key.name().to_owned();
-                let addr = custos_tlog::spawn_witness(
+                let addr = custos_witness_server::spawn_witness(
                     listener,
                     WitnessConfig {
                         data,

@@ -78,7 +78,7 @@ impl StateFile {
         let bytes = serde_json::to_vec_pretty(&next)
             .map_err(|e| ReleaseRefusal::Internal(format!("release state: {e}")))?;
         // Commit point: after this rename the new state survives a crash.
-        custos_tlog::storage::write_atomic(&self.path, &bytes)
+        custos_durable::write_atomic(&self.path, &bytes)
             .map_err(|e| ReleaseRefusal::Internal(format!("release state: {e}")))?;
         self.state = next;
         Ok(())

@@ -20,8 +20,10 @@ use custos_custodian::{
     spawn_custodian,
 };
 use custos_escrow::SecretShare;
-use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogConfig, NamedKey, WitnessConfig};
+use custos_log_server::LogConfig;
+use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
+use custos_witness_server::WitnessConfig;
 use tokio::net::TcpListener;
 
 pub const ORIGIN: &str = "log.custodian.test";
@@ -38,7 +40,7 @@ pub struct Cluster {
     pub custodians: Vec<Option<CustodianHandle>>,
     pub timing: Timing,
     pub days_ahead: u32,
-    _log: custos_tlog::LogHandle,
+    _log: custos_log_server::LogHandle,
 }
 
 pub fn fast_timing() -> Timing {
@@ -83,7 +85,7 @@ impl Cluster {
                 NamedKey::generate(&format!("witness-{i}.test"), ALG_COSIGNATURE_V1).unwrap();
             let (wname, wpublic) = (wkey.name().to_owned(), wkey.verifying_key().to_bytes());
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_tlog::spawn_witness(
+            let addr = custos_witness_server::spawn_witness(
                 listener,
                 WitnessConfig {
                     data: dir.path().join(format!("witness-{i}")),
@@ -119,10 +121,11 @@ impl Cluster {
             addrs.push(addr);
         }
         let manifest = Manifest::new(2, T, policy, ps).unwrap();
-        let log = custos_tlog::spawn_log(
+        let log = custos_log_server::spawn_log(
             log_listener,
             LogConfig {
                 data: dir.path().join("log"),
+                signed_size: dir.path().join("log.signed-size"),
                 key: log_key,
                 manifest: manifest.clone(),
                 clock: clock.shared(),

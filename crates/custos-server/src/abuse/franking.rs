@@ -21,7 +21,7 @@
 //! `docs/design/0005-abuse-reporting.md`.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,25 +119,11 @@ impl FrankingPolicy {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, seed.as_mut());
-                // create_new: never overwrite a key that appeared meanwhile.
-                // Durable steps: write, fsync the file, fsync the directory; a
-                // crash before the directory fsync may lose the file, in which
-                // case no tag signed by it was ever answered (the service
+                // Never overwrites a key that appeared meanwhile; a crash
+                // before the commit point of `write_new` leaves no file, and
+                // then no tag signed by it was ever answered (the service
                 // starts only after this returns).
-                let mut f = {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&path)
-                        .map_err(io)?
-                };
-                f.write_all(seed.as_ref()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                std::fs::File::open(data_dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io)?;
+                custos_durable::write_new(&path, seed.as_ref()).map_err(io)?;
             }
             Err(e) => return Err(io(e)),
         }

@@ -159,7 +159,7 @@ pub async fn publish_franking_key(
         path: path.clone(),
         message: e.to_string(),
     })?;
-    custos_tlog::storage::write_atomic(&path, &json).map_err(|e| PublishError::Store {
+    custos_durable::write_atomic(&path, &json).map_err(|e| PublishError::Store {
         path: path.clone(),
         message: e.to_string(),
     })?;

@@ -16,7 +16,7 @@ pub(super) struct DemoLog {
     pub(super) url: String,
     pub(super) manifest: custos_wire::manifest::Manifest,
     pub(super) provider: ed25519_dalek::SigningKey,
-    handle: custos_tlog::LogHandle,
+    handle: custos_log_server::LogHandle,
 }
 
 /// The delivery service, running until [`Demo::shutdown`].
@@ -62,9 +62,9 @@ pub(super) async fn transparency_log(n: &mut Narrator, dir: &Path) -> Result<Dem
         let key = NamedKey::generate(name, ALG_COSIGNATURE_V1)?;
         let public = key.verifying_key().to_bytes();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = custos_tlog::spawn_witness(
+        let addr = custos_witness_server::spawn_witness(
             listener,
-            custos_tlog::WitnessConfig {
+            custos_witness_server::WitnessConfig {
                 data: dir.join(name),
                 key,
                 logs: vec![(log_key.name().to_owned(), log_key.verifying_key())],
@@ -82,10 +82,11 @@ pub(super) async fn transparency_log(n: &mut Narrator, dir: &Path) -> Result<Dem
     let manifest = Manifest::new(2, 1, Policy::default(), ps)?;
     std::fs::write(dir.join("manifest.toml"), manifest.to_toml()?)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let handle = custos_tlog::spawn_log(
+    let handle = custos_log_server::spawn_log(
         listener,
-        custos_tlog::LogConfig {
+        custos_log_server::LogConfig {
             data: dir.join("log"),
+            signed_size: dir.join("log.signed-size"),
             key: log_key,
             manifest: manifest.clone(),
             clock: custos_clock::system(),

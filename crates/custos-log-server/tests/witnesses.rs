@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::*;
 use custos_tlog::checkpoint::sign_checkpoint;
 use custos_tlog::merkle::Tree;
-use custos_tlog::witness::AddCheckpoint;
+use custos_tlog::witness_api::AddCheckpoint;
 use custos_tlog::{LogClient, TrustPolicy, Verifier, VerifyError};
 
 async fn wait_for_cosigned(client: &LogClient, policy: &TrustPolicy, size: u64) -> Vec<u8> {

@@ -32,17 +32,20 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use custos_clock::SharedClock;
+use custos_tlog::keys::{LogVerifier, NamedKey};
+use custos_tlog::log_api::{
+    BatchEntry, BatchResponse, MAX_STATEMENTS_PER_REQUEST, SubmitResponse, split_bundle,
+};
+use custos_tlog::merkle::{TILE_WIDTH, TilePath};
+use custos_tlog::proof_json::{ProofResponse, encode_proof};
 use custos_wire::manifest::Manifest;
 use custos_wire::statement::MAX_SIGNED_STATEMENT_LEN;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::{RwLock as AsyncRwLock, mpsc, oneshot, watch};
 
 use crate::admission::{Admission, AdmissionError};
 use crate::http::{ApiError, read_body};
-use crate::keys::{LogVerifier, NamedKey};
-use crate::merkle::{TILE_WIDTH, TilePath};
-use crate::proof_json::{ProofResponse, encode_proof};
-use crate::storage::{EntryReader, LogStore, SharedView, StorageError};
+use crate::storage::{EntryReader, LogStore, SharedView, StorageError, StorePaths};
 use crate::witnessing::{WitnessTarget, cosign_loop};
 
 /// Default largest number of entries committed by one fsync'd batch.
@@ -56,6 +59,10 @@ const QUEUE_REQUESTS: usize = 1024;
 pub struct LogConfig {
     /// Data directory.
     pub data: std::path::PathBuf,
+    /// The signed-size record: beside the key file, outside `data`, so that
+    /// restoring the data directory cannot roll it back
+    /// ([`custos_tlog::signed_size::signed_size_path`]).
+    pub signed_size: std::path::PathBuf,
     /// The log's checkpoint key (type `0x01`); its name is the origin.
     pub key: NamedKey,
     /// The deployment manifest: admission rules and witnesses.
@@ -81,19 +88,6 @@ pub enum ServerError {
     /// Network error.
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// The JSON answer to `POST /add-statement`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubmitResponse {
-    /// Index of the entry.
-    pub index: u64,
-    /// Size of the checkpoint the proof is against.
-    pub tree_size: u64,
-    /// That checkpoint (log-signed note text).
-    pub checkpoint: String,
-    /// RFC 6962 inclusion proof, base64 hashes.
-    pub inclusion_proof: Vec<String>,
 }
 
 /// One request's admitted entries, queued for the sequencer. The reply is
@@ -166,9 +160,12 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
         .log_signer()
         .map_err(|e| ServerError::Config(e.to_string()))?;
     let verifier = LogVerifier::new(&origin, config.key.verifying_key());
-    let data = config.data.clone();
+    let paths = StorePaths {
+        data: config.data.clone(),
+        signed_size: config.signed_size.clone(),
+    };
     let store =
-        tokio::task::spawn_blocking(move || LogStore::open(&data, &origin, signer, verifier))
+        tokio::task::spawn_blocking(move || LogStore::open(&paths, &origin, signer, verifier))
             .await
             .map_err(|e| ServerError::Config(format!("recovery task failed: {e}")))??;
     let view = store.view();
@@ -220,7 +217,7 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
 
 fn load_cosigned(dir: &std::path::Path, view: &SharedView) -> Option<Arc<Vec<u8>>> {
     let bytes = std::fs::read(dir.join("checkpoint.cosigned")).ok()?;
-    let parsed = crate::checkpoint::parse_checkpoint(&bytes).ok()?;
+    let parsed = custos_tlog::checkpoint::parse_checkpoint(&bytes).ok()?;
     let v = view.read().ok()?;
     // Only a cosigned copy of a committed checkpoint is served.
     let size = parsed.checkpoint.size();
@@ -385,43 +382,6 @@ async fn add_statement(
         checkpoint: String::from_utf8_lossy(&v.checkpoint).into_owned(),
         inclusion_proof: encode_proof(&proof),
     }))
-}
-
-/// Most statements in one `POST /add-statements` request.
-pub const MAX_STATEMENTS_PER_REQUEST: usize = 256;
-
-/// The JSON answer to `POST /add-statements`: one checkpoint, one proof per statement.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BatchResponse {
-    /// Size of the checkpoint every proof is against.
-    pub tree_size: u64,
-    /// That checkpoint (log-signed note text).
-    pub checkpoint: String,
-    /// Index and inclusion proof of each statement, in request order.
-    pub entries: Vec<BatchEntry>,
-}
-
-/// One statement's place in a [`BatchResponse`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BatchEntry {
-    /// Index of the entry.
-    pub index: u64,
-    /// RFC 6962 inclusion proof, base64 hashes.
-    pub inclusion_proof: Vec<String>,
-}
-
-/// Splits a bundle of `u16 length || signed statement` records (the C2SP
-/// entry-bundle framing).
-pub fn split_bundle(body: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let (len, tail) = rest.split_first_chunk::<2>()?;
-        let (entry, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
-        out.push(entry.to_vec());
-        rest = tail;
-    }
-    Some(out)
 }
 
 async fn add_statements(

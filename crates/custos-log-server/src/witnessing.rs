@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use custos_durable::write_atomic;
+use custos_tlog::keys::CosignatureVerifier;
+use custos_tlog::witness_api::AddCheckpoint;
 use custos_wire::manifest::{Manifest, Role};
 use signed_note::{Note, VerifierList};
 use tokio::sync::{RwLock as AsyncRwLock, watch};
 
-use crate::keys::CosignatureVerifier;
-use crate::storage::{SharedView, write_atomic};
-use crate::witness::AddCheckpoint;
+use crate::storage::SharedView;
 
 /// One witness the log asks for cosignatures.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! JSON error bodies shared by the log and the witness.
+//! JSON error bodies of the witness server.
 //!
 //! Every refused request gets a status code and a body
 //! `{"error": "<code>", "message": "<what to fix>"}`; handlers never panic on
@@ -7,16 +7,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-
-/// The JSON error body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `bad_signature`.
-    pub error: String,
-    /// Human-readable explanation with a hint.
-    pub message: String,
-}
+use custos_tlog::log_api::ErrorBody;
 
 /// An HTTP error response.
 #[derive(Debug)]
@@ -57,13 +48,6 @@ impl ApiError {
             "internal",
             "internal error; see the server log",
         )
-    }
-}
-
-impl ApiError {
-    /// 500 for a poisoned lock (an earlier internal failure).
-    pub fn internal_lock<T>(_: T) -> Self {
-        Self::internal("state lock poisoned")
     }
 }
 

@@ -9,11 +9,13 @@
 )]
 #![allow(dead_code, reason = "each test binary uses part of the helpers")]
 
-use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogConfig, NamedKey, WitnessConfig};
+use custos_log_server::LogConfig;
+use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::statement::{
     DayKeyErasure, KeyRelease, ProviderFrankingKey, SignedStatement, Statement, WarrantCommitment,
 };
+use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
 
 pub const ORIGIN: &str = "log.custos.test";
@@ -107,10 +109,11 @@ impl Deployment {
         let urls = self.start_witnesses(dir).await;
         let manifest = self.manifest(&urls, quorum);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_tlog::spawn_log(
+        let handle = custos_log_server::spawn_log(
             listener,
             LogConfig {
                 data: dir.join("log"),
+                signed_size: dir.join("log.signed-size"),
                 key: self.log_key(),
                 manifest: manifest.clone(),
                 clock: custos_clock::system(),
@@ -127,7 +130,7 @@ impl Deployment {
         let mut urls = Vec::new();
         for i in 0..self.witness_seeds.len() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_tlog::spawn_witness(
+            let addr = custos_witness_server::spawn_witness(
                 listener,
                 WitnessConfig {
                     data: dir.join(format!("witness-{i}")),

@@ -27,17 +27,18 @@ use std::time::{Duration, Instant};
 use cpu_time::{ProcessTime, ThreadTime};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use custos_tlog::admission::Admission;
+use custos_log_server::LogConfig;
+use custos_log_server::admission::Admission;
+use custos_log_server::storage::{LogStore, StorePaths};
 use custos_tlog::checkpoint::sign_checkpoint;
 use custos_tlog::keys::LogVerifier;
-use custos_tlog::storage::LogStore;
-use custos_tlog::witness::AddCheckpoint;
+use custos_tlog::witness_api::AddCheckpoint;
 use custos_tlog::{
-    ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, LogConfig, NamedKey, Tree, TrustPolicy,
-    WitnessConfig, verify_inclusion,
+    ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, NamedKey, Tree, TrustPolicy, verify_inclusion,
 };
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::statement::{DayKeyErasure, SignedStatement, Statement};
+use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
@@ -204,7 +205,10 @@ fn append(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let key = log_key();
     let mut store = LogStore::open(
-        tmp.path(),
+        &StorePaths {
+            data: tmp.path().join("data"),
+            signed_size: tmp.path().join("log.signed-size"),
+        },
         ORIGIN,
         key.log_signer().unwrap(),
         LogVerifier::new(ORIGIN, key.verifying_key()),
@@ -222,10 +226,11 @@ fn append(c: &mut Criterion) {
     let manifest = bench_manifest(&custodian);
     let url = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let h = custos_tlog::spawn_log(
+        let h = custos_log_server::spawn_log(
             listener,
             LogConfig {
-                data: tmp.path().to_path_buf(),
+                data: tmp.path().join("data"),
+                signed_size: tmp.path().join("log.signed-size"),
                 key: log_key(),
                 manifest,
                 clock: custos_clock::system(),
@@ -359,7 +364,7 @@ fn witness(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let url = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = custos_tlog::spawn_witness(
+        let addr = custos_witness_server::spawn_witness(
             listener,
             WitnessConfig {
                 data: tmp.path().to_path_buf(),
