@@ -69,7 +69,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::{AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message};
-pub use config::{DAY, Limits, RateLimit, ServerConfig};
+pub use config::{DAY, DEFAULT_DAY_GRACE, Limits, RateLimit, ServerConfig};
 pub use error::{ApiError, ServerError};
 pub use franking::{FrankingPolicy, Suspension};
 pub use policy::{DeliveryPolicy, OpenPolicy};

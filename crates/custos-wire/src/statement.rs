@@ -25,8 +25,8 @@ use crate::codec::{Reader, Writer};
 
 pub use body::{
     DayKeyErasure, EmbargoExtension, EscrowDayKey, Interception, KeyPurpose, KeyRelease,
-    ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment, WarrantUnsealing,
-    warrant_commitment,
+    ManifestPublication, ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment,
+    WarrantUnsealing, warrant_commitment,
 };
 
 /// Version byte of the statement and signed-statement encodings.
@@ -64,6 +64,8 @@ pub enum Statement {
     DayKeyErasure(DayKeyErasure),
     /// The provider publishes the key that signs delivery tags.
     ProviderFrankingKey(ProviderFrankingKey),
+    /// The log publishes the hash of the deployment manifest.
+    ManifestPublication(ManifestPublication),
 }
 
 impl Statement {
@@ -79,6 +81,7 @@ impl Statement {
             Self::EmbargoExtension(_) => StatementKind::EmbargoExtension,
             Self::DayKeyErasure(_) => StatementKind::DayKeyErasure,
             Self::ProviderFrankingKey(_) => StatementKind::ProviderFrankingKey,
+            Self::ManifestPublication(_) => StatementKind::ManifestPublication,
         }
     }
 
@@ -96,6 +99,7 @@ impl Statement {
             Self::EmbargoExtension(s) => s.write(&mut w)?,
             Self::DayKeyErasure(s) => s.write(&mut w)?,
             Self::ProviderFrankingKey(s) => s.write(&mut w)?,
+            Self::ManifestPublication(s) => s.write(&mut w)?,
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_STATEMENT_LEN {
@@ -143,6 +147,9 @@ impl Statement {
             StatementKind::DayKeyErasure => Self::DayKeyErasure(DayKeyErasure::read(&mut r)?),
             StatementKind::ProviderFrankingKey => {
                 Self::ProviderFrankingKey(ProviderFrankingKey::read(&mut r)?)
+            }
+            StatementKind::ManifestPublication => {
+                Self::ManifestPublication(ManifestPublication::read(&mut r)?)
             }
         };
         r.finish()?;

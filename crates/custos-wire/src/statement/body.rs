@@ -43,11 +43,13 @@ pub enum StatementKind {
     DayKeyErasure,
     /// Tag 9: [`ProviderFrankingKey`].
     ProviderFrankingKey,
+    /// Tag 11: [`ManifestPublication`].
+    ManifestPublication,
 }
 
 impl StatementKind {
     /// Every kind, in tag order.
-    pub const ALL: [StatementKind; 9] = [
+    pub const ALL: [StatementKind; 10] = [
         Self::ParticipantKey,
         Self::EscrowDayKey,
         Self::WarrantCommitment,
@@ -57,6 +59,7 @@ impl StatementKind {
         Self::EmbargoExtension,
         Self::DayKeyErasure,
         Self::ProviderFrankingKey,
+        Self::ManifestPublication,
     ];
 
     /// The wire tag.
@@ -71,6 +74,7 @@ impl StatementKind {
             Self::EmbargoExtension => 7,
             Self::DayKeyErasure => 8,
             Self::ProviderFrankingKey => 9,
+            Self::ManifestPublication => 11,
         }
     }
 
@@ -97,6 +101,7 @@ impl StatementKind {
             Self::EmbargoExtension => "embargo_extension",
             Self::DayKeyErasure => "day_key_erasure",
             Self::ProviderFrankingKey => "provider_franking_key",
+            Self::ManifestPublication => "manifest_publication",
         }
     }
 }
@@ -285,6 +290,22 @@ pub struct ProviderFrankingKey {
     pub public_key: [u8; 32],
     /// From when it signs tags, Unix seconds.
     pub valid_from: u64,
+}
+
+/// The log publishes the hash of the deployment manifest it runs under, so
+/// that every device, custodian and auditor can check that it holds the same
+/// manifest as everyone else, and a changed manifest is public.
+///
+/// It carries no timestamp on purpose: the same log publishing the same
+/// manifest again (after a restart) signs the same bytes, and the log keeps
+/// one entry for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestPublication {
+    /// The log participant (its checkpoint origin), as in the manifest.
+    pub log: String,
+    /// SHA-256 of the manifest's canonical TOML form
+    /// ([`crate::manifest::Manifest::hash`]).
+    pub manifest_hash: [u8; 32],
 }
 
 fn name(r: &mut Reader<'_>, field: &'static str) -> Result<String, WireError> {
@@ -489,6 +510,21 @@ impl ProviderFrankingKey {
             provider: name(r, "provider")?,
             public_key: r.field("public_key").array()?,
             valid_from: r.field("valid_from").u64()?,
+        })
+    }
+}
+
+impl ManifestPublication {
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        put_name(w, "log", &self.log)?;
+        w.raw(&self.manifest_hash);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Self {
+            log: name(r, "log")?,
+            manifest_hash: r.field("manifest_hash").array()?,
         })
     }
 }
