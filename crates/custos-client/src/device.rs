@@ -7,6 +7,7 @@ use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 
 use crate::api::{Api, ApiError};
+use crate::home_lock::{DEFAULT_LOCK_WAIT, HomeLock};
 use crate::identity::Identity;
 use crate::mls::{CIPHERSUITE, Provider, ProviderError};
 use crate::store::{Store, StoreError};
@@ -66,6 +67,9 @@ pub enum DeviceError {
     /// This device has left the conversation.
     #[error("this device has left conversation {0}")]
     Left(String),
+    /// Another process holds this home directory.
+    #[error(transparent)]
+    HomeLock(#[from] crate::home_lock::HomeLockError),
     /// A commit kept losing races against other members' commits.
     #[error("the conversation is changing too fast; try again")]
     CommitContention,
@@ -139,6 +143,8 @@ pub struct Device {
     pub(crate) day_keys: Option<std::sync::Arc<crate::daykeys::DayKeys>>,
     /// Items refused since [`Device::take_refusals`] was last called.
     pub(crate) refused: Vec<crate::refusal::RefusedItem>,
+    /// Held for the device's lifetime: no other process advances its chains.
+    _home_lock: HomeLock,
 }
 
 impl std::fmt::Debug for Device {
@@ -195,12 +201,16 @@ impl Device {
             return Err(DeviceError::AlreadyRegistered(home.to_owned()));
         }
         create_private_dir(home)?;
+        let home_lock = HomeLock::acquire(home, DEFAULT_LOCK_WAIT).await?;
+        if key_path.exists() {
+            return Err(DeviceError::AlreadyRegistered(home.to_owned()));
+        }
         // The manifest is checked against the log before anything else.
         let mut day_keys = None;
         if let Some(pin) = &pin {
-            let store = Store::open(&home.join("device.db"))?;
+            let mut store = Store::open(&home.join("device.db"))?;
             let keys = crate::daykeys::DayKeys::for_manifest(pin.manifest());
-            let sync = crate::logsync::follow(home, &store, pin, keys.as_ref()).await?;
+            let sync = crate::logsync::follow(home, &mut store, pin, keys.as_ref()).await?;
             if !sync.manifest_published {
                 let hash = pin.manifest().hash().map_err(crate::pin::PinError::from)?;
                 return Err(crate::pin::PinError::NotPublished {
@@ -243,6 +253,7 @@ impl Device {
             pin,
             day_keys,
             refused: Vec::new(),
+            _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
         Ok(device)
@@ -254,6 +265,7 @@ impl Device {
         if !key_path.exists() {
             return Err(DeviceError::NotRegistered(home.to_owned()));
         }
+        let home_lock = HomeLock::acquire(home, DEFAULT_LOCK_WAIT).await?;
         let identity = Identity::load(&key_path).map_err(|source| DeviceError::Io {
             path: key_path.clone(),
             source,
@@ -301,6 +313,7 @@ impl Device {
             pin,
             day_keys,
             refused: Vec::new(),
+            _home_lock: home_lock,
         })
     }
 

@@ -26,6 +26,7 @@ pub mod device;
 pub mod escrow;
 pub mod follower;
 pub mod franking;
+pub mod home_lock;
 pub mod identity;
 pub mod leave;
 pub mod logsync;

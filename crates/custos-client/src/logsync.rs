@@ -50,7 +50,8 @@ impl Device {
         let Some(pin) = self.pin.clone() else {
             return Ok(LogSync::default());
         };
-        follow(&self.home, &self.store, &pin, self.day_keys.as_deref()).await
+        let keys = self.day_keys.clone();
+        follow(&self.home, &mut self.store, &pin, keys.as_deref()).await
     }
 
     /// The pinned manifest, if this device has one.
@@ -77,9 +78,12 @@ impl Device {
 }
 
 /// Follows the log until the newest witnessed checkpoint is consumed.
+///
+/// The store is taken `&mut` so that the future stays `Send` (a `Store` is
+/// `Send` but not `Sync`).
 pub(crate) async fn follow(
     home: &Path,
-    store: &Store,
+    store: &mut Store,
     pin: &ManifestPin,
     keys: Option<&DayKeys>,
 ) -> Result<LogSync, DeviceError> {

@@ -1,7 +1,10 @@
 //! Subcommand definitions and dispatch.
 
 pub mod audit;
+pub mod authority;
 pub mod config;
+pub mod court;
+pub mod custodian;
 pub mod demo;
 pub mod log;
 pub mod moderate;
@@ -63,6 +66,24 @@ pub enum Command {
         #[command(subcommand)]
         cmd: witness::WitnessCommand,
     },
+    /// A custodian of day-key shares: `keygen`, `serve`.
+    Custodian {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: custodian::CustodianCommand,
+    },
+    /// Court: `keygen`, `sign-warrant`, `extend-embargo`, `revoke`.
+    Court {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: court::CourtCommand,
+    },
+    /// Authority: `keygen`, `submit` a warrant's commitment, `collect` key shares.
+    Authority {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: authority::AuthorityCommand,
+    },
     /// Replay the log: recompute the tree, check every signature, count statements.
     Audit(audit::AuditArgs),
     /// Print the version and exit.
@@ -89,6 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Log { cmd } => return log::run(cmd),
         Command::Witness { cmd } => return witness::run(cmd),
+        Command::Custodian { cmd } => return custodian::run(cmd),
         Command::Audit(args) => return audit::run(args),
         Command::Server(args) => return server::run(args),
         Command::Up(args) => return server::up(args),
@@ -104,9 +126,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Report(a) => moderate::report(&cli.home, a).await,
             Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Court { cmd } => court::run(cmd).await,
+            Command::Authority { cmd } => authority::run(cmd).await,
             Command::Version
             | Command::Log { .. }
             | Command::Witness { .. }
+            | Command::Custodian { .. }
             | Command::Audit(_)
             | Command::Server(_)
             | Command::Up(_) => Ok(()),

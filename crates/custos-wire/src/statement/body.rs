@@ -43,13 +43,15 @@ pub enum StatementKind {
     DayKeyErasure,
     /// Tag 9: [`ProviderFrankingKey`].
     ProviderFrankingKey,
+    /// Tag 10: [`WarrantRevocation`].
+    WarrantRevocation,
     /// Tag 11: [`ManifestPublication`].
     ManifestPublication,
 }
 
 impl StatementKind {
     /// Every kind, in tag order.
-    pub const ALL: [StatementKind; 10] = [
+    pub const ALL: [StatementKind; 11] = [
         Self::ParticipantKey,
         Self::EscrowDayKey,
         Self::WarrantCommitment,
@@ -59,6 +61,7 @@ impl StatementKind {
         Self::EmbargoExtension,
         Self::DayKeyErasure,
         Self::ProviderFrankingKey,
+        Self::WarrantRevocation,
         Self::ManifestPublication,
     ];
 
@@ -74,6 +77,7 @@ impl StatementKind {
             Self::EmbargoExtension => 7,
             Self::DayKeyErasure => 8,
             Self::ProviderFrankingKey => 9,
+            Self::WarrantRevocation => 10,
             Self::ManifestPublication => 11,
         }
     }
@@ -101,6 +105,7 @@ impl StatementKind {
             Self::EmbargoExtension => "embargo_extension",
             Self::DayKeyErasure => "day_key_erasure",
             Self::ProviderFrankingKey => "provider_franking_key",
+            Self::WarrantRevocation => "warrant_revocation",
             Self::ManifestPublication => "manifest_publication",
         }
     }
@@ -290,6 +295,18 @@ pub struct ProviderFrankingKey {
     pub public_key: [u8; 32],
     /// From when it signs tags, Unix seconds.
     pub valid_from: u64,
+}
+
+/// A court revokes a warrant: from its inclusion in the log on, custodians
+/// release nothing more under it and the provider stops keeping envelopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarrantRevocation {
+    /// The warrant's commitment.
+    pub warrant: [u8; 32],
+    /// The revoking court (must be the court that issued the warrant).
+    pub court: String,
+    /// When the court revoked it, Unix seconds.
+    pub revoked_at: u64,
 }
 
 /// The log publishes the hash of the deployment manifest it runs under, so
@@ -510,6 +527,23 @@ impl ProviderFrankingKey {
             provider: name(r, "provider")?,
             public_key: r.field("public_key").array()?,
             valid_from: r.field("valid_from").u64()?,
+        })
+    }
+}
+
+impl WarrantRevocation {
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        w.raw(&self.warrant);
+        put_name(w, "court", &self.court)?;
+        w.u64(self.revoked_at);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Self {
+            warrant: r.field("warrant").array()?,
+            court: name(r, "court")?,
+            revoked_at: r.field("revoked_at").u64()?,
         })
     }
 }

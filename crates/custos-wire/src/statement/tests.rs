@@ -102,6 +102,14 @@ pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
             }),
         ),
         (
+            "warrant_revocation",
+            Statement::WarrantRevocation(WarrantRevocation {
+                warrant: warrant_commitment(&[9u8; 32], b"warrant"),
+                court: "court.example".into(),
+                revoked_at: 1_795_200_000,
+            }),
+        ),
+        (
             "manifest_publication",
             Statement::ManifestPublication(ManifestPublication {
                 log: "log.example".into(),
