@@ -350,6 +350,7 @@ async fn every_policy_limit_is_enforced() {
         max_days: 2,
         max_embargo_days: 20,
         erasure_grace_days: 1,
+        ..Policy::default()
     };
     let net = Net::start(policy, 1).await;
     let mk = |targets: &[u8], first, last, embargo_days: u64| {

@@ -76,8 +76,10 @@ fn setup(dir: &std::path::Path) -> (TrustPolicy, SigningKey) {
         .unwrap()
         .to_owned();
     let custodian = SigningKey::from_bytes(&[3; 32]);
+    // One witness, not running: this test checks the log's own signatures,
+    // durability and consistency, with a log-only policy below.
     let manifest = Manifest::new(
-        0,
+        1,
         1,
         Policy::default(),
         vec![
@@ -86,7 +88,16 @@ fn setup(dir: &std::path::Path) -> (TrustPolicy, SigningKey) {
                 role: Role::Log,
                 jurisdiction: "EU".into(),
                 endpoint: None,
-                public_key: log_hex,
+                public_key: log_hex.clone(),
+            },
+            Participant {
+                name: "witness.test".into(),
+                role: Role::Witness,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(
+                    SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes(),
+                ),
             },
             Participant {
                 name: "custodian.test".into(),
@@ -99,7 +110,15 @@ fn setup(dir: &std::path::Path) -> (TrustPolicy, SigningKey) {
     )
     .unwrap();
     std::fs::write(dir.join("manifest.toml"), manifest.to_toml().unwrap()).unwrap();
-    (TrustPolicy::from_manifest(&manifest).unwrap(), custodian)
+    let log_key: [u8; 32] = hex::decode(&log_hex).unwrap().try_into().unwrap();
+    let policy = TrustPolicy::new(
+        ORIGIN,
+        ed25519_dalek::VerifyingKey::from_bytes(&log_key).unwrap(),
+        &[],
+        0,
+    )
+    .unwrap();
+    (policy, custodian)
 }
 
 /// A custodian statement for `day`, signed and encoded.

@@ -8,7 +8,7 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 
 use crate::api::ApiError;
-use crate::device::{Device, DeviceError, mls_err};
+use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::mls::{CIPHERSUITE, MAX_PAST_EPOCHS, credential_name};
 
 /// How many times a commit is retried after losing a race.
@@ -53,7 +53,7 @@ impl Device {
             .max_past_epochs(MAX_PAST_EPOCHS)
             .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
             .build(&self.provider, &self.identity, self.credential())
-            .map_err(mls_err)?;
+            .map_err(mls(MlsError::CreateGroup))?;
         self.api.create_conversation(&conv).await?;
         self.store
             .add_conversation(&conv, self.clock.now_millis())?;
@@ -135,7 +135,7 @@ impl Device {
             openmls_traits::OpenMlsProvider::storage(&self.provider),
             &GroupId::from_slice(&conv.0),
         )
-        .map_err(mls_err)
+        .map_err(mls(MlsError::LoadGroup))
     }
 
     pub(crate) fn group(&self, conv: &ConversationId) -> Result<MlsGroup, DeviceError> {
@@ -160,7 +160,7 @@ impl Device {
                 Change::Add(kps) => {
                     let (c, w, _) = group
                         .add_members(&self.provider, &self.identity, kps)
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Commit))?;
                     (c, Some(w))
                 }
                 Change::Remove(names) => {
@@ -174,7 +174,7 @@ impl Device {
                     }
                     let (c, w, _) = group
                         .remove_members(&self.provider, &self.identity, &leaves)
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Commit))?;
                     (c, w)
                 }
                 Change::SelfUpdate => {
@@ -184,22 +184,24 @@ impl Device {
                             &self.identity,
                             LeafNodeParameters::default(),
                         )
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Commit))?;
                     let (c, w, _) = bundle.into_messages();
                     (c, w)
                 }
                 Change::Pending => {
                     let (c, w, _) = group
                         .commit_to_pending_proposals(&self.provider, &self.identity)
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Commit))?;
                     (c, w)
                 }
             };
-            let commit_bytes = commit.tls_serialize_detached().map_err(mls_err)?;
+            let commit_bytes = commit
+                .tls_serialize_detached()
+                .map_err(mls(MlsError::Encode))?;
             let welcome_bytes = welcome
                 .map(|w| w.tls_serialize_detached())
                 .transpose()
-                .map_err(mls_err)?;
+                .map_err(mls(MlsError::Encode))?;
             let members_after = pending_roster(&group);
             match self
                 .api
@@ -215,7 +217,7 @@ impl Device {
                 Ok(()) => {
                     group
                         .merge_pending_commit(&self.provider)
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Merge))?;
                     self.store.set_last_update(conv, self.clock.now_millis())?;
                     return Ok(());
                 }
@@ -226,7 +228,7 @@ impl Device {
                         .clear_pending_commit(openmls_traits::OpenMlsProvider::storage(
                             &self.provider,
                         ))
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Merge))?;
                     self.sync().await?;
                 }
                 Err(e) => {
@@ -234,7 +236,7 @@ impl Device {
                         .clear_pending_commit(openmls_traits::OpenMlsProvider::storage(
                             &self.provider,
                         ))
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Merge))?;
                     return Err(e.into());
                 }
             }
@@ -243,23 +245,23 @@ impl Device {
     }
 
     fn validate_key_package(&self, account: &str, bytes: &[u8]) -> Result<KeyPackage, DeviceError> {
-        let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls_err)?;
+        let bad = |reason: String| MlsError::BadKeyPackage {
+            account: account.to_owned(),
+            reason,
+        };
+        let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| bad(e.to_string()))?;
         let MlsMessageBodyIn::KeyPackage(kp) = msg.extract() else {
-            return Err(DeviceError::Mls(format!(
-                "the server's KeyPackage for {account} is not a KeyPackage"
-            )));
+            return Err(bad("not a KeyPackage".into()).into());
         };
         let kp = kp
             .validate(
                 openmls_traits::OpenMlsProvider::crypto(&self.provider),
                 ProtocolVersion::Mls10,
             )
-            .map_err(mls_err)?;
+            .map_err(|e| bad(e.to_string()))?;
         // The KeyPackage must name the account we asked for.
         if credential_name(kp.leaf_node().credential()).as_deref() != Some(account) {
-            return Err(DeviceError::Mls(format!(
-                "the KeyPackage served for {account} names someone else"
-            )));
+            return Err(bad("it names someone else".into()).into());
         }
         Ok(kp)
     }

@@ -29,8 +29,12 @@ pub enum DeviceError {
     #[error(transparent)]
     Provider(#[from] ProviderError),
     /// An MLS operation failed.
-    #[error("MLS: {0}")]
-    Mls(String),
+    #[error(transparent)]
+    Mls(#[from] MlsError),
+    /// Escrow could not seal this chain (no day key for today, for one):
+    /// nothing was sent.
+    #[error("cannot send: {0}")]
+    Escrow(#[from] crate::escrow::EscrowError),
     /// A file in the home directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -69,10 +73,58 @@ pub enum DeviceError {
     /// A commit kept losing races against other members' commits.
     #[error("the conversation is changing too fast; try again")]
     CommitContention,
+    /// The log of the pinned manifest could not be followed.
+    #[error(transparent)]
+    Follow(#[from] crate::follower::FollowError),
+    /// The manifest could not be pinned or loaded.
+    #[error(transparent)]
+    Pin(#[from] crate::pin::PinError),
 }
 
-pub(crate) fn mls_err(e: impl std::fmt::Display) -> DeviceError {
-    DeviceError::Mls(e.to_string())
+/// Which local MLS operation failed. openmls reports its own errors as
+/// many generic types; the variant says what this device was doing, the
+/// text what openmls said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MlsError {
+    /// Creating a conversation's group failed.
+    #[error("cannot create the MLS group: {0}")]
+    CreateGroup(String),
+    /// Loading a group from the MLS store failed.
+    #[error("cannot load the MLS group: {0}")]
+    LoadGroup(String),
+    /// Building a commit (add, remove, update, pending proposals) failed.
+    #[error("cannot build a commit: {0}")]
+    Commit(String),
+    /// Merging or clearing a commit or proposal failed.
+    #[error("cannot merge or clear MLS state: {0}")]
+    Merge(String),
+    /// Encoding an MLS message failed.
+    #[error("cannot encode an MLS message: {0}")]
+    Encode(String),
+    /// Encrypting an application message failed.
+    #[error("cannot encrypt an MLS application message: {0}")]
+    CreateMessage(String),
+    /// Building a KeyPackage failed.
+    #[error("cannot build a KeyPackage: {0}")]
+    KeyPackage(String),
+    /// Proposing to leave failed.
+    #[error("cannot propose leaving: {0}")]
+    Leave(String),
+    /// The KeyPackage the service served for an account is not valid for it.
+    #[error("the service's KeyPackage for {account} is not valid: {reason}")]
+    BadKeyPackage {
+        /// The account asked for.
+        account: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Maps an openmls error to the [`MlsError`] variant `kind` of the
+/// operation that failed.
+pub(crate) fn mls<E: std::fmt::Display>(kind: fn(String) -> MlsError) -> impl Fn(E) -> DeviceError {
+    move |e| DeviceError::Mls(kind(e.to_string()))
 }
 
 /// One device of one account.
@@ -85,6 +137,12 @@ pub struct Device {
     pub(crate) api: Api,
     pub(crate) clock: SharedClock,
     pub(crate) escrow: Option<std::sync::Arc<dyn crate::escrow::EscrowPolicy>>,
+    /// The pinned manifest and its log, if the device has one.
+    pub(crate) pin: Option<crate::pin::ManifestPin>,
+    /// The day keys accepted from the log (escrow on).
+    pub(crate) day_keys: Option<std::sync::Arc<crate::daykeys::DayKeys>>,
+    /// Items refused since [`Device::take_refusals`] was last called.
+    pub(crate) refused: Vec<crate::refusal::RefusedItem>,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -102,12 +160,40 @@ const IDENTITY_FILE: &str = "identity.key";
 
 impl Device {
     /// Creates an account `name` on the service at `server`, with a fresh
-    /// identity kept in `home`, and uploads KeyPackages.
+    /// identity kept in `home`, and uploads KeyPackages. Without a pinned
+    /// manifest the device follows no log and uses no escrow: for
+    /// deployments without lawful access and for development;
+    /// [`Device::register_pinned`] is the normal way.
     pub async fn register(
         home: &Path,
         server: &str,
         name: &str,
         clock: SharedClock,
+    ) -> Result<Self, DeviceError> {
+        Self::register_inner(home, server, name, clock, None).await
+    }
+
+    /// Creates an account like [`Device::register`], and pins `pin`'s
+    /// manifest as this device's trust root: the log must hold a witnessed
+    /// publication of its hash, and the device then follows that log for
+    /// day keys. In a deployment with custodians, every chain this device
+    /// sends carries an escrow capsule and every chain it receives must.
+    pub async fn register_pinned(
+        home: &Path,
+        server: &str,
+        name: &str,
+        clock: SharedClock,
+        pin: crate::pin::ManifestPin,
+    ) -> Result<Self, DeviceError> {
+        Self::register_inner(home, server, name, clock, Some(pin)).await
+    }
+
+    async fn register_inner(
+        home: &Path,
+        server: &str,
+        name: &str,
+        clock: SharedClock,
+        pin: Option<crate::pin::ManifestPin>,
     ) -> Result<Self, DeviceError> {
         custos_wire::ids::validate_account_name(name)?;
         let key_path = home.join(IDENTITY_FILE);
@@ -118,6 +204,23 @@ impl Device {
         let home_lock = HomeLock::acquire(home, DEFAULT_LOCK_WAIT).await?;
         if key_path.exists() {
             return Err(DeviceError::AlreadyRegistered(home.to_owned()));
+        }
+        // The manifest is checked against the log before anything else.
+        let mut day_keys = None;
+        if let Some(pin) = &pin {
+            let mut store = Store::open(&home.join("device.db"))?;
+            let keys = crate::daykeys::DayKeys::for_manifest(pin.manifest());
+            let sync = crate::logsync::follow(home, &mut store, pin, keys.as_ref()).await?;
+            if !sync.manifest_published {
+                let hash = pin.manifest().hash().map_err(crate::pin::PinError::from)?;
+                return Err(crate::pin::PinError::NotPublished {
+                    hash: hex::encode(hash),
+                }
+                .into());
+            }
+            pin.save(home)?;
+            store.set("log_url", pin.log_url().as_bytes())?;
+            day_keys = keys.map(std::sync::Arc::new);
         }
         let identity = Identity::generate();
         let mut api = Api::new(server);
@@ -146,7 +249,10 @@ impl Device {
             store,
             api,
             clock,
-            escrow: None,
+            escrow: escrow_of(day_keys.as_ref()),
+            pin,
+            day_keys,
+            refused: Vec::new(),
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -194,6 +300,7 @@ impl Device {
                 store.set(crate::report::PINNED_FRANKING_KEY, &key)?;
             }
         }
+        let (pin, day_keys) = crate::logsync::load_pin(home, &store)?;
         Ok(Self {
             home: home.to_owned(),
             name,
@@ -202,13 +309,18 @@ impl Device {
             store,
             api,
             clock,
-            escrow: None,
+            escrow: escrow_of(day_keys.as_ref()),
+            pin,
+            day_keys,
+            refused: Vec::new(),
             _home_lock: home_lock,
         })
     }
 
-    /// Sets the escrow policy: from now on, chains carry capsules and
-    /// incoming chains without a valid capsule are refused.
+    /// Replaces the escrow policy: from now on, chains carry its capsules
+    /// and incoming chains are checked by it. The pinned manifest sets the
+    /// policy on its own; this door is for tests (a modified sender) and
+    /// for embedding applications with their own policy.
     pub fn set_escrow(&mut self, policy: std::sync::Arc<dyn crate::escrow::EscrowPolicy>) {
         self.escrow = Some(policy);
     }
@@ -276,11 +388,22 @@ impl Device {
                 &self.identity,
                 self.credential(),
             )
-            .map_err(mls_err)?;
+            .map_err(mls(MlsError::KeyPackage))?;
         MlsMessageOut::from(bundle.key_package().clone())
             .tls_serialize_detached()
-            .map_err(mls_err)
+            .map_err(mls(MlsError::Encode))
     }
+}
+
+/// The escrow policy of a deployment: day keys from the log, or none when
+/// the manifest names no custodians (or no manifest is pinned).
+fn escrow_of(
+    keys: Option<&std::sync::Arc<crate::daykeys::DayKeys>>,
+) -> Option<std::sync::Arc<dyn crate::escrow::EscrowPolicy>> {
+    keys.map(|k| {
+        std::sync::Arc::new(crate::daykeys::DayKeyEscrow::new(std::sync::Arc::clone(k)))
+            as std::sync::Arc<dyn crate::escrow::EscrowPolicy>
+    })
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), DeviceError> {

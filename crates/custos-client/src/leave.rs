@@ -29,8 +29,9 @@ use openmls::prelude::*;
 
 use crate::api::ApiError;
 use crate::conversation::COMMIT_ATTEMPTS;
-use crate::device::{Device, DeviceError, mls_err};
+use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::receive::Outcome;
+use crate::refusal::ProposalRefusal;
 
 fn leaving_key(conv: &ConversationId) -> String {
     format!("leaving/{}", conv.to_hex())
@@ -46,8 +47,10 @@ impl Device {
             let epoch = group.epoch().as_u64();
             let proposal = group
                 .leave_group(&self.provider, &self.identity)
-                .map_err(mls_err)?;
-            let bytes = proposal.tls_serialize_detached().map_err(mls_err)?;
+                .map_err(mls(MlsError::Leave))?;
+            let bytes = proposal
+                .tls_serialize_detached()
+                .map_err(mls(MlsError::Encode))?;
             match self.api.submit(conv, ItemKind::Proposal, bytes).await {
                 Ok(_) => {
                     self.store.set(&leaving_key(conv), &epoch.to_be_bytes())?;
@@ -60,7 +63,7 @@ impl Device {
                         .clear_pending_proposals(openmls_traits::OpenMlsProvider::storage(
                             &self.provider,
                         ))
-                        .map_err(mls_err)?;
+                        .map_err(mls(MlsError::Merge))?;
                     match e {
                         ApiError::Refused { status: 409, .. } => {
                             self.sync().await?;
@@ -98,12 +101,10 @@ impl Device {
         d: &custos_wire::frames::Delivery,
     ) -> Result<Outcome, DeviceError> {
         let Some(pm) = self.protocol_message(&d.body) else {
-            return Ok(Outcome::Refused("proposal does not parse".into()));
+            return Ok(ProposalRefusal::Malformed.into());
         };
         let Some(mut group) = self.load_group(&d.conversation)? else {
-            return Ok(Outcome::Refused(
-                "proposal for a conversation this device is not in".into(),
-            ));
+            return Ok(ProposalRefusal::UnknownConversation.into());
         };
         if !group.is_active() {
             return Ok(Outcome::Duplicate);
@@ -111,36 +112,34 @@ impl Device {
         let (theirs, ours) = (pm.epoch().as_u64(), group.epoch().as_u64());
         if theirs < ours {
             // A commit overtook it; the leaver proposes again.
-            return Ok(Outcome::Refused("proposal from a past epoch".into()));
+            return Ok(ProposalRefusal::PastEpoch.into());
         }
         if theirs > ours {
             return Ok(Outcome::Buffered);
         }
         let processed = match group.process_message(&self.provider, pm) {
             Ok(p) => p,
-            Err(e) => return Ok(Outcome::Refused(format!("proposal refused: {e}"))),
+            Err(e) => return Ok(ProposalRefusal::Mls(e.to_string()).into()),
         };
         let Sender::Member(sender_leaf) = *processed.sender() else {
-            return Ok(Outcome::Refused("proposal not sent by a member".into()));
+            return Ok(ProposalRefusal::NotFromMember.into());
         };
         let ProcessedMessageContent::ProposalMessage(queued) = processed.into_content() else {
-            return Ok(Outcome::Refused("proposal item holds no proposal".into()));
+            return Ok(ProposalRefusal::NotAProposal.into());
         };
         let own_removal = matches!(
             queued.proposal(),
             Proposal::Remove(r) if r.removed() == sender_leaf
         );
         if !own_removal {
-            return Ok(Outcome::Refused(
-                "only a member's removal of itself may be proposed".into(),
-            ));
+            return Ok(ProposalRefusal::NotSelfRemoval.into());
         }
         group
             .store_pending_proposal(
                 openmls_traits::OpenMlsProvider::storage(&self.provider),
                 *queued,
             )
-            .map_err(mls_err)?;
+            .map_err(mls(MlsError::Merge))?;
         Ok(Outcome::ProposalQueued)
     }
 

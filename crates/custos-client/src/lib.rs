@@ -16,22 +16,29 @@
 //! compromised reads what it can decrypt.
 #![forbid(unsafe_code)]
 
+mod announcement;
 pub mod api;
 pub mod attachment;
 pub mod chain;
 pub mod conversation;
+pub mod daykeys;
 pub mod device;
 pub mod escrow;
+pub mod follower;
 pub mod franking;
 pub mod home_lock;
 pub mod identity;
 pub mod leave;
+pub mod logsync;
 pub mod mls;
+pub mod pin;
 pub mod receive;
+pub mod refusal;
 pub mod report;
 pub mod seal;
 pub mod send;
 pub mod store;
 
-pub use device::{Device, DeviceError};
+pub use device::{Device, DeviceError, MlsError};
 pub use receive::Outcome;
+pub use refusal::Refusal;

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use custos_wire::announcement::{ChainAnnouncement, ChainRoot, EscrowKind};
 use custos_wire::envelope::peek_header;
 use custos_wire::frames::{Delivery, ItemKind, ServerFrame};
 use ed25519_dalek::VerifyingKey;
@@ -19,11 +18,11 @@ use futures_util::StreamExt as _;
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 
-use crate::chain::{ChainKey, ReceivingChain};
-use crate::device::{Device, DeviceError, mls_err};
-use crate::mls::{MAX_PAST_EPOCHS, credential_name, join_config};
+use crate::device::{Device, DeviceError, MlsError, mls};
+use crate::mls::join_config;
+use crate::refusal::{CommitRefusal, EnvelopeRefusal, Refusal, RefusedItem, WelcomeRefusal};
 use crate::seal::{message_id, open};
-use crate::store::{ReceivingChainRecord, StoredMessage};
+use crate::store::StoredMessage;
 
 /// What became of one mailbox item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +46,31 @@ pub enum Outcome {
     /// The item was already processed.
     Duplicate,
     /// The item failed a check and was dropped.
-    Refused(String),
+    Refused(Refusal),
 }
+
+macro_rules! refused_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Outcome {
+            fn from(r: $t) -> Self {
+                Outcome::Refused(r.into())
+            }
+        }
+    )*};
+}
+refused_from!(
+    crate::refusal::WelcomeRefusal,
+    crate::refusal::CommitRefusal,
+    crate::refusal::ProposalRefusal,
+    crate::refusal::AnnouncementRefusal,
+    EnvelopeRefusal
+);
 
 /// How long a buffered item is retried before it is given up on.
 const MAX_BUFFERED_ATTEMPTS: u32 = 10_000;
 const FETCH_LIMIT: u32 = 500;
+/// Most refusals kept for [`Device::take_refusals`].
+const MAX_REFUSALS_KEPT: usize = 1000;
 
 impl Device {
     /// Fetches and processes everything in the mailbox, acknowledging each
@@ -82,6 +100,8 @@ impl Device {
         &mut self,
         wait: Option<Duration>,
     ) -> Result<Vec<StoredMessage>, DeviceError> {
+        // Day keys first, so that today's chains can be checked.
+        self.follow_log().await?;
         self.sync().await?;
         self.settle_leaves().await?;
         if let Some(wait) = wait {
@@ -90,6 +110,21 @@ impl Device {
         }
         self.replenish_key_packages().await?;
         Ok(self.store.take_unshown()?)
+    }
+
+    /// The items refused since the last call (in [`Device::sync`],
+    /// [`Device::listen`] or [`Device::process_delivery`]), for reporting;
+    /// escrow violations name their sender.
+    pub fn take_refusals(&mut self) -> Vec<RefusedItem> {
+        std::mem::take(&mut self.refused)
+    }
+
+    fn note_refusal(&mut self, d: &Delivery, reason: &Refusal) {
+        // Bounded: a caller that never takes them keeps the most recent ones.
+        if self.refused.len() >= MAX_REFUSALS_KEPT {
+            self.refused.remove(0);
+        }
+        self.refused.push(RefusedItem::new(d, reason));
     }
 
     /// Listens on the mailbox WebSocket for `wait`, processing pushed items.
@@ -128,11 +163,12 @@ impl Device {
         match &outcome {
             Outcome::Buffered => {
                 if !self.store.buffer(&d)? {
-                    return Ok(Outcome::Refused("too many items waiting; dropped".into()));
+                    return Ok(Outcome::Refused(Refusal::BufferFull));
                 }
             }
             Outcome::Refused(reason) => {
-                tracing::warn!(seq = d.seq, kind = ?d.kind, sender = %d.sender, %reason, "refused mailbox item");
+                self.note_refusal(&d, reason);
+                tracing::warn!(seq = d.seq, kind = ?d.kind, sender = %d.sender, code = reason.code(), %reason, "refused mailbox item");
             }
             _ => self.retry_buffered()?,
         }
@@ -148,7 +184,10 @@ impl Device {
             for d in self.store.buffered()? {
                 match self.process_one(&d)? {
                     Outcome::Buffered => {}
-                    _ => {
+                    outcome => {
+                        if let Outcome::Refused(reason) = &outcome {
+                            self.note_refusal(&d, reason);
+                        }
                         self.store.unbuffer(d.seq)?;
                         progress = true;
                     }
@@ -175,29 +214,27 @@ impl Device {
 
     fn process_welcome(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
         let Ok(msg) = MlsMessageIn::tls_deserialize_exact(d.body.as_slice()) else {
-            return Ok(Outcome::Refused("Welcome does not parse".into()));
+            return Ok(WelcomeRefusal::Malformed.into());
         };
         let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
-            return Ok(Outcome::Refused("item is not a Welcome".into()));
+            return Ok(WelcomeRefusal::NotAWelcome.into());
         };
         let staged =
             match StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None) {
                 Ok(s) => s,
-                Err(e) => return Ok(Outcome::Refused(format!("Welcome refused: {e}"))),
+                Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
             };
         let group = match staged.into_group(&self.provider) {
             Ok(g) => g,
-            Err(e) => return Ok(Outcome::Refused(format!("Welcome refused: {e}"))),
+            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
         };
         let conv = group.group_id().as_slice();
         let Ok(id) = <[u8; 16]>::try_from(conv) else {
-            return Ok(Outcome::Refused("group id is not a conversation id".into()));
+            return Ok(WelcomeRefusal::BadGroupId.into());
         };
         let conv = custos_wire::ConversationId(id);
         if conv != d.conversation {
-            return Ok(Outcome::Refused(
-                "Welcome is for another conversation".into(),
-            ));
+            return Ok(WelcomeRefusal::ConversationMismatch.into());
         }
         self.store
             .add_conversation(&conv, self.clock.now_millis())?;
@@ -213,12 +250,10 @@ impl Device {
 
     fn process_commit(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
         let Some(pm) = self.protocol_message(&d.body) else {
-            return Ok(Outcome::Refused("commit does not parse".into()));
+            return Ok(CommitRefusal::Malformed.into());
         };
         let Some(mut group) = self.load_group(&d.conversation)? else {
-            return Ok(Outcome::Refused(
-                "commit for a conversation this device is not in".into(),
-            ));
+            return Ok(CommitRefusal::UnknownConversation.into());
         };
         if !group.is_active() {
             return Ok(Outcome::Duplicate);
@@ -234,18 +269,18 @@ impl Device {
             // The service ordered another member's commit first: ours lost.
             group
                 .clear_pending_commit(openmls_traits::OpenMlsProvider::storage(&self.provider))
-                .map_err(mls_err)?;
+                .map_err(mls(MlsError::Merge))?;
         }
         let processed = match group.process_message(&self.provider, pm) {
             Ok(p) => p,
-            Err(e) => return Ok(Outcome::Refused(format!("commit refused: {e}"))),
+            Err(e) => return Ok(CommitRefusal::Mls(e.to_string()).into()),
         };
         match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 let removed = staged.self_removed();
                 group
                     .merge_staged_commit(&self.provider, *staged)
-                    .map_err(mls_err)?;
+                    .map_err(mls(MlsError::Merge))?;
                 if removed {
                     self.store.remove_conversation(&d.conversation)?;
                     self.forget_leaving(&d.conversation)?;
@@ -253,136 +288,17 @@ impl Device {
                 }
                 Ok(Outcome::CommitApplied)
             }
-            _ => Ok(Outcome::Refused("commit item holds no commit".into())),
+            _ => Ok(CommitRefusal::NotACommit.into()),
         }
-    }
-
-    fn process_announcement(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
-        let ann = match ChainAnnouncement::decode(&d.body) {
-            Ok(a) => a,
-            Err(e) => return Ok(Outcome::Refused(format!("announcement: {e}"))),
-        };
-        if ann.conversation != d.conversation {
-            return Ok(Outcome::Refused(
-                "announcement names another conversation".into(),
-            ));
-        }
-        if self
-            .store
-            .receiving_chain(&ann.conversation, &ann.chain)?
-            .is_some()
-        {
-            // A replayed announcement must never reset a chain's state.
-            return Ok(Outcome::Duplicate);
-        }
-        let today = self.clock.today();
-        if ann.chain.day > today.saturating_add(1) || ann.chain.day.saturating_add(1) < today {
-            return Ok(Outcome::Refused(
-                "chain day is not yesterday, today or tomorrow".into(),
-            ));
-        }
-        let Some(mut group) = self.load_group(&ann.conversation)? else {
-            return Ok(Outcome::Buffered);
-        };
-        let Some(pm) = self.protocol_message(&ann.mls_message) else {
-            return Ok(Outcome::Refused(
-                "announcement MLS message does not parse".into(),
-            ));
-        };
-        let (theirs, ours) = (pm.epoch().as_u64(), group.epoch().as_u64());
-        if theirs > ours {
-            return Ok(Outcome::Buffered);
-        }
-        if theirs.saturating_add(MAX_PAST_EPOCHS as u64) < ours {
-            return Ok(Outcome::Refused(
-                "announcement from an epoch too old to decrypt".into(),
-            ));
-        }
-        let processed = match group.process_message(&self.provider, pm) {
-            Ok(p) => p,
-            Err(e) => {
-                return Ok(Outcome::Refused(format!(
-                    "announcement refused by MLS: {e}"
-                )));
-            }
-        };
-        let Sender::Member(leaf) = *processed.sender() else {
-            return Ok(Outcome::Refused("announcement not sent by a member".into()));
-        };
-        let credential = processed.credential().clone();
-        let epoch = processed.epoch().as_u64();
-        let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
-            return Ok(Outcome::Refused(
-                "announcement holds no application message".into(),
-            ));
-        };
-        let bytes = zeroize::Zeroizing::new(app.into_bytes());
-        let root = match ChainRoot::decode(&bytes) {
-            Ok(r) => r,
-            Err(e) => return Ok(Outcome::Refused(format!("chain root: {e}"))),
-        };
-        if root.chain != ann.chain
-            || leaf.u32() != ann.chain.sender_leaf
-            || epoch != ann.chain.epoch
-        {
-            return Ok(Outcome::Refused(
-                "chain id does not match the MLS sender and epoch".into(),
-            ));
-        }
-        let Some(sender) = credential_name(&credential) else {
-            return Ok(Outcome::Refused(
-                "sender credential is not a Custos account".into(),
-            ));
-        };
-        if sender != d.sender {
-            return Ok(Outcome::Refused(
-                "service-reported sender differs from the MLS sender".into(),
-            ));
-        }
-        // The roster key of the sender's leaf; the credential must match the
-        // message's, so a leaf reused by someone else is not confused.
-        let Some(member) = group.member_at(leaf).filter(|m| m.credential == credential) else {
-            return Ok(Outcome::Refused("sender is no longer in the roster".into()));
-        };
-        let Ok(sender_key) = <[u8; 32]>::try_from(member.signature_key.as_slice()) else {
-            return Ok(Outcome::Refused("sender key is not Ed25519".into()));
-        };
-        match &self.escrow {
-            Some(policy) => {
-                if let Err(e) = policy.verify(
-                    &ann.conversation,
-                    &ann.chain,
-                    &root.ck0,
-                    ann.escrow_kind,
-                    &ann.escrow_capsule,
-                ) {
-                    return Ok(Outcome::Refused(format!("escrow capsule refused: {e}")));
-                }
-            }
-            None if ann.escrow_kind != EscrowKind::None => {
-                return Ok(Outcome::Refused(
-                    "capsule present but this device has no escrow policy".into(),
-                ));
-            }
-            None => {}
-        }
-        self.store.save_receiving_chain(&ReceivingChainRecord {
-            chain: ReceivingChain::new(ann.conversation, ann.chain, ChainKey::from_bytes(root.ck0)),
-            sender,
-            sender_key,
-        })?;
-        Ok(Outcome::ChainAccepted)
     }
 
     fn process_envelope(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
         let header = match peek_header(&d.body) {
             Ok(h) => h,
-            Err(e) => return Ok(Outcome::Refused(format!("envelope: {e}"))),
+            Err(e) => return Ok(EnvelopeRefusal::Malformed(e).into()),
         };
         if header.conversation != d.conversation {
-            return Ok(Outcome::Refused(
-                "envelope names another conversation".into(),
-            ));
+            return Ok(EnvelopeRefusal::ConversationMismatch.into());
         }
         let id = message_id(&d.body);
         if self.store.has_message(&id)? {
@@ -395,14 +311,10 @@ impl Device {
             return Ok(Outcome::Buffered);
         };
         if rec.sender != d.sender {
-            return Ok(Outcome::Refused(
-                "service-reported sender differs from the chain's sender".into(),
-            ));
+            return Ok(EnvelopeRefusal::SenderMismatch.into());
         }
         let Ok(key) = VerifyingKey::from_bytes(&rec.sender_key) else {
-            return Ok(Outcome::Refused(
-                "sender key is not a valid Ed25519 key".into(),
-            ));
+            return Ok(EnvelopeRefusal::BadSenderKey.into());
         };
         if let Some(pinned) = self.pinned_franking_key()?
             && let Err(e) = crate::report::check_tag(
@@ -414,11 +326,22 @@ impl Device {
                 d.server_time,
             )
         {
-            return Ok(Outcome::Refused(e.to_string()));
+            return Ok(EnvelopeRefusal::Tag(e).into());
+        }
+        // One day key opens one day: an envelope accepted after its chain's
+        // day plus the grace would be readable with the wrong day's key.
+        let grace_secs = self.day_grace_secs();
+        if !delivered_within_day(header.chain.day, d.server_time, grace_secs) {
+            return Ok(EnvelopeRefusal::OutsideChainDay {
+                day: header.chain.day,
+                server_time: d.server_time,
+                grace_secs,
+            }
+            .into());
         }
         let opened = match open(&d.body, &mut rec.chain, &key, &rec.sender) {
             Ok(o) => o,
-            Err(e) => return Ok(Outcome::Refused(e.to_string())),
+            Err(e) => return Ok(EnvelopeRefusal::Open(e).into()),
         };
         let plaintext = opened.payload.encode()?;
         let text = opened.payload.text().unwrap_or_default().to_owned();
@@ -440,6 +363,16 @@ impl Device {
         Ok(Outcome::Message)
     }
 
+    /// The day grace of the pinned manifest, or the default without one.
+    fn day_grace_secs(&self) -> u64 {
+        u64::from(
+            self.pin
+                .as_ref()
+                .map(|p| p.manifest().policy.day_grace_secs)
+                .unwrap_or(custos_wire::manifest::DEFAULT_DAY_GRACE_SECS),
+        )
+    }
+
     fn cursor(&self) -> Result<u64, DeviceError> {
         Ok(self
             .store
@@ -451,5 +384,35 @@ impl Device {
 
     fn set_cursor(&self, seq: u64) -> Result<(), DeviceError> {
         Ok(self.store.set("cursor", &seq.to_be_bytes())?)
+    }
+}
+
+/// Whether an envelope of a chain of `day` accepted by the service at
+/// `server_time_ms` lies within that day plus `grace_secs` after midnight.
+pub fn delivered_within_day(day: u32, server_time_ms: u64, grace_secs: u64) -> bool {
+    let start = u64::from(day).saturating_mul(86_400_000);
+    let end = start
+        .saturating_add(86_400_000)
+        .saturating_add(grace_secs.saturating_mul(1000));
+    server_time_ms >= start && server_time_ms < end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delivered_within_day;
+
+    #[test]
+    fn an_envelope_counts_for_its_day_plus_the_grace_only() {
+        let day = 20_000u32;
+        let start = u64::from(day) * 86_400_000;
+        assert!(!delivered_within_day(day, start - 1, 600));
+        assert!(delivered_within_day(day, start, 600));
+        assert!(delivered_within_day(day, start + 86_400_000 + 599_999, 600));
+        assert!(!delivered_within_day(
+            day,
+            start + 86_400_000 + 600_000,
+            600
+        ));
+        assert!(!delivered_within_day(day, start + 86_400_000, 0));
     }
 }

@@ -21,7 +21,7 @@ use crate::franking;
 pub const MESSAGE_ID_LABEL: &[u8] = b"custos/v1/message-id";
 
 /// Why an envelope could not be sealed or opened.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
     /// The bytes are not a canonical envelope or payload.
@@ -42,6 +42,22 @@ pub enum SealError {
     /// The payload does not match the header's franking commitment.
     #[error("franking commitment does not match the payload")]
     FrankingMismatch,
+}
+
+impl SealError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "envelope_malformed",
+            Self::WrongChain => "envelope_wrong_chain",
+            Self::BadSignature => "envelope_bad_signature",
+            Self::Chain(ChainError::KeyUsedOrExpired { .. }) => "envelope_key_used_or_expired",
+            Self::Chain(ChainError::TooFarAhead { .. }) => "envelope_too_far_ahead",
+            Self::Chain(_) => "envelope_chain_exhausted",
+            Self::Decrypt => "envelope_decrypt",
+            Self::FrankingMismatch => "envelope_franking_mismatch",
+        }
+    }
 }
 
 /// A sealed envelope and what the sender keeps of it.

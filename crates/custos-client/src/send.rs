@@ -6,7 +6,7 @@ use custos_wire::frames::ItemKind;
 use openmls::prelude::tls_codec::Serialize as _;
 
 use crate::chain::{ChainKey, SendingChain};
-use crate::device::{Device, DeviceError, mls_err};
+use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::seal::{seal, text_payload};
 
 /// What the sender learns when a message is accepted.
@@ -95,11 +95,13 @@ impl Device {
             day,
             seq,
         };
+        // With escrow, a chain can only start once today's day key is known.
+        self.ensure_day_key(day).await?;
         let root = ChainKey::random();
         let (escrow_kind, escrow_capsule) = match &self.escrow {
             Some(policy) => policy
                 .seal(conv, &id, root.expose())
-                .map_err(|e| DeviceError::Mls(e.to_string()))?,
+                .map_err(DeviceError::Escrow)?,
             None => (EscrowKind::None, Vec::new()),
         };
         let inner = ChainRoot {
@@ -108,9 +110,9 @@ impl Device {
         };
         let mls = group
             .create_message(&self.provider, &self.identity, &inner.encode())
-            .map_err(mls_err)?
+            .map_err(mls(MlsError::CreateMessage))?
             .tls_serialize_detached()
-            .map_err(mls_err)?;
+            .map_err(mls(MlsError::Encode))?;
         let announcement = ChainAnnouncement {
             conversation: *conv,
             chain: id,

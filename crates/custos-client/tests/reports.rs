@@ -437,7 +437,10 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
     use custos_client::receive::Outcome;
+    use custos_client::refusal::{EnvelopeRefusal, Refusal};
+    use custos_client::report::TagCheckError;
     use custos_wire::frames::ItemKind;
+    use custos_wire::tag::TagRefusal;
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let server = Server::start(&dir.path().join("server"), &clock).await;
@@ -468,7 +471,7 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
         let mut bad = envelope.clone();
         bad.tag[at] ^= 1;
         match bob.process_delivery(bad).unwrap() {
-            Outcome::Refused(r) => assert!(r.contains(code), "byte {at}: {r}"),
+            Outcome::Refused(r) => assert_eq!(r.code(), code, "byte {at}: {r}"),
             other => panic!("byte {at}: {other:?}"),
         }
     }
@@ -476,7 +479,9 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
     untagged.tag.clear();
     assert!(matches!(
         bob.process_delivery(untagged).unwrap(),
-        Outcome::Refused(r) if r.contains("missing_tag")
+        Outcome::Refused(Refusal::Envelope(EnvelopeRefusal::Tag(TagCheckError::Tag(
+            TagRefusal::Missing
+        ))))
     ));
     assert_eq!(bob.process_delivery(envelope).unwrap(), Outcome::Message);
     server.stop().await;

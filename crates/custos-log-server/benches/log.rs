@@ -92,8 +92,10 @@ impl CpuMeter {
 }
 
 fn bench_manifest(custodian: &SigningKey) -> Manifest {
+    // One witness, not running: the bench measures the log alone and checks
+    // checkpoints with a log-only policy.
     Manifest::new(
-        0,
+        1,
         1,
         Policy::default(),
         vec![
@@ -103,6 +105,15 @@ fn bench_manifest(custodian: &SigningKey) -> Manifest {
                 jurisdiction: "EU".into(),
                 endpoint: None,
                 public_key: hex::encode(log_key().verifying_key().to_bytes()),
+            },
+            Participant {
+                name: "witness.bench".into(),
+                role: Role::Witness,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(
+                    SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes(),
+                ),
             },
             Participant {
                 name: "custodian.bench".into(),

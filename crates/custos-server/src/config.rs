@@ -36,7 +36,16 @@ pub struct ServerConfig {
     /// Where the franking key is published ([`crate::abuse::franking_log`]).
     /// `None`: in no log, and every report package says so.
     pub franking_log: Option<Arc<FrankingLogConfig>>,
+    /// How long after midnight (UTC, injected clock) chains of the day
+    /// before are still accepted (default [`DEFAULT_DAY_GRACE`]). After it,
+    /// only today's chains are: a day's escrow key then covers what was
+    /// accepted on that day plus this grace, and no more. Set it to the
+    /// manifest's `policy.day_grace_secs`, which recipients enforce.
+    pub day_grace: Duration,
 }
+
+/// Default grace after midnight for chains of the day before: 10 minutes.
+pub const DEFAULT_DAY_GRACE: Duration = Duration::from_secs(600);
 
 impl ServerConfig {
     /// A configuration with the defaults of the API spec, storing in `data_dir`.
@@ -49,6 +58,7 @@ impl ServerConfig {
             policy: Arc::new(OpenPolicy),
             franking: None,
             franking_log: None,
+            day_grace: DEFAULT_DAY_GRACE,
         }
     }
 

@@ -304,10 +304,11 @@ pub enum SubmitRefusal {
     /// The item names another conversation.
     #[error("{0}")]
     ConversationMismatch(String),
-    /// The chain's day is neither today nor yesterday.
+    /// The chain's day is not today, nor yesterday within the grace after
+    /// midnight.
     #[error(
-        "the chain is for day {day}; the service accepts only today ({today}) or \
-         yesterday: start a new chain for today"
+        "the chain is for day {day}; the service accepts only today's chains ({today}), \
+         and yesterday's within the grace after midnight: start a new chain for today"
     )]
     WrongDay {
         /// The chain's day.

@@ -242,6 +242,31 @@ impl LogClient {
         Ok((cp, ok))
     }
 
+    /// Publishes the SHA-256 of `manifest` as a `ManifestPublication`
+    /// signed with the log's own key (the key the manifest names for the
+    /// log), so that devices can pin the manifest against the log. The
+    /// statement has no timestamp: publishing the same manifest again is
+    /// answered with the existing entry.
+    pub async fn publish_manifest(
+        &self,
+        log_key: &ed25519_dalek::SigningKey,
+        manifest: &custos_wire::manifest::Manifest,
+    ) -> Result<Submission, ClientError> {
+        use custos_wire::statement::{ManifestPublication, Statement};
+        let log = manifest
+            .log()
+            .ok_or_else(|| ClientError::Malformed("the manifest names no log".into()))?;
+        let manifest_hash = manifest
+            .hash()
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let statement = Statement::ManifestPublication(ManifestPublication {
+            log: log.name.clone(),
+            manifest_hash,
+        });
+        self.submit(&SignedStatement::sign(&statement, log_key)?)
+            .await
+    }
+
     async fn proof(&self, path: &str) -> Result<Vec<Hash>, ClientError> {
         let resp = self
             .http

@@ -21,6 +21,7 @@
 //! max_days = 31
 //! max_embargo_days = 180
 //! erasure_grace_days = 1
+//! day_grace_secs = 600
 //!
 //! [[participant]]
 //! name = "log.custos.example"
@@ -103,7 +104,8 @@ impl Role {
     /// The role rule: whether a participant with this role may publish a
     /// statement of `kind`. Publishing one's own key is open to every role
     /// but auditors; every other type belongs to the one role (or two, for
-    /// unsealing) that the design makes accountable for it.
+    /// unsealing) that the design makes accountable for it. The manifest's
+    /// hash is published by the log, whose key the manifest names.
     pub fn may_publish(self, kind: StatementKind) -> bool {
         use StatementKind as K;
         match kind {
@@ -113,6 +115,7 @@ impl Role {
             K::Interception | K::ProviderFrankingKey => self == Self::Provider,
             K::WarrantUnsealing => matches!(self, Self::Custodian | Self::Court),
             K::EmbargoExtension | K::WarrantRevocation => self == Self::Court,
+            K::ManifestPublication => self == Self::Log,
         }
     }
 }
@@ -157,6 +160,19 @@ pub struct Policy {
     pub max_embargo_days: u16,
     /// Days after a day ends before custodians erase its key share.
     pub erasure_grace_days: u16,
+    /// Seconds after midnight (UTC) during which the delivery service still
+    /// accepts chains of the day before, and recipients still accept
+    /// envelopes of such chains. A day's escrow key covers its day plus
+    /// this grace and no more. At most 86,399; default 600.
+    #[serde(default = "default_day_grace_secs")]
+    pub day_grace_secs: u32,
+}
+
+/// Default [`Policy::day_grace_secs`]: 10 minutes.
+pub const DEFAULT_DAY_GRACE_SECS: u32 = 600;
+
+fn default_day_grace_secs() -> u32 {
+    DEFAULT_DAY_GRACE_SECS
 }
 
 impl Default for Policy {
@@ -166,6 +182,7 @@ impl Default for Policy {
             max_days: 31,
             max_embargo_days: 180,
             erasure_grace_days: 1,
+            day_grace_secs: DEFAULT_DAY_GRACE_SECS,
         }
     }
 }
@@ -223,6 +240,9 @@ pub enum ManifestError {
         /// How many participants exist for it.
         max: usize,
     },
+    /// The day grace is a day or longer.
+    #[error("policy.day_grace_secs is {0} but must be below 86400 (one day)")]
+    DayGrace(u32),
     /// A name is empty or longer than a statement can carry.
     #[error("participant name `{0}` must be 1 to 128 bytes without spaces or '+'")]
     BadName(String),
@@ -312,13 +332,18 @@ impl Manifest {
         if logs != 1 {
             return Err(ManifestError::LogCount(logs));
         }
+        // A quorum of 0 would let the log alone show anyone any history:
+        // every deployment needs at least one independent witness.
         let witnesses = self.with_role(Role::Witness).count();
-        if self.witness_quorum > witnesses {
+        if self.witness_quorum == 0 || self.witness_quorum > witnesses {
             return Err(ManifestError::Quorum {
                 what: "witness_quorum",
                 value: self.witness_quorum,
                 max: witnesses,
             });
+        }
+        if self.policy.day_grace_secs >= 86_400 {
+            return Err(ManifestError::DayGrace(self.policy.day_grace_secs));
         }
         let custodians = self.with_role(Role::Custodian).count();
         if custodians > 0
@@ -402,6 +427,37 @@ mod tests {
             vec![participant("l", Role::Log, 1)],
         );
         assert!(matches!(quorum, Err(ManifestError::Quorum { .. })));
+        // A quorum of 0 lets the log alone decide what anyone sees.
+        let zero = Manifest::new(
+            0,
+            0,
+            Policy::default(),
+            vec![
+                participant("l", Role::Log, 1),
+                participant("w", Role::Witness, 2),
+            ],
+        );
+        assert!(matches!(
+            zero,
+            Err(ManifestError::Quorum {
+                what: "witness_quorum",
+                value: 0,
+                ..
+            })
+        ));
+        let grace = Manifest::new(
+            1,
+            0,
+            Policy {
+                day_grace_secs: 86_400,
+                ..Policy::default()
+            },
+            vec![
+                participant("l", Role::Log, 1),
+                participant("w", Role::Witness, 2),
+            ],
+        );
+        assert!(matches!(grace, Err(ManifestError::DayGrace(86_400))));
         let nolog = Manifest::new(0, 0, Policy::default(), vec![]);
         assert!(matches!(nolog, Err(ManifestError::LogCount(0))));
         assert!(matches!(
@@ -427,7 +483,11 @@ mod tests {
         assert!(!Role::Authority.may_publish(K::WarrantRevocation));
         assert!(!Role::Auditor.may_publish(K::ParticipantKey));
         for k in K::ALL {
-            assert!(!Role::Log.may_publish(k) || k == K::ParticipantKey);
+            assert!(
+                !Role::Log.may_publish(k)
+                    || matches!(k, K::ParticipantKey | K::ManifestPublication)
+            );
+            assert!(!Role::Custodian.may_publish(K::ManifestPublication));
         }
     }
 }

@@ -25,8 +25,8 @@ use crate::codec::{Reader, Writer};
 
 pub use body::{
     DayKeyErasure, EmbargoExtension, EscrowDayKey, Interception, KeyPurpose, KeyRelease,
-    MAX_NAME_LEN, ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment,
-    WarrantRevocation, WarrantUnsealing, warrant_commitment,
+    MAX_NAME_LEN, ManifestPublication, ParticipantKey, ProviderFrankingKey, StatementKind,
+    WarrantCommitment, WarrantRevocation, WarrantUnsealing, warrant_commitment,
 };
 
 /// Version byte of the statement and signed-statement encodings.
@@ -66,6 +66,8 @@ pub enum Statement {
     ProviderFrankingKey(ProviderFrankingKey),
     /// A court revokes a warrant.
     WarrantRevocation(WarrantRevocation),
+    /// The log publishes the hash of the deployment manifest.
+    ManifestPublication(ManifestPublication),
 }
 
 impl Statement {
@@ -82,6 +84,7 @@ impl Statement {
             Self::DayKeyErasure(_) => StatementKind::DayKeyErasure,
             Self::ProviderFrankingKey(_) => StatementKind::ProviderFrankingKey,
             Self::WarrantRevocation(_) => StatementKind::WarrantRevocation,
+            Self::ManifestPublication(_) => StatementKind::ManifestPublication,
         }
     }
 
@@ -100,6 +103,7 @@ impl Statement {
             Self::DayKeyErasure(s) => s.write(&mut w)?,
             Self::ProviderFrankingKey(s) => s.write(&mut w)?,
             Self::WarrantRevocation(s) => s.write(&mut w)?,
+            Self::ManifestPublication(s) => s.write(&mut w)?,
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_STATEMENT_LEN {
@@ -150,6 +154,9 @@ impl Statement {
             }
             StatementKind::WarrantRevocation => {
                 Self::WarrantRevocation(WarrantRevocation::read(&mut r)?)
+            }
+            StatementKind::ManifestPublication => {
+                Self::ManifestPublication(ManifestPublication::read(&mut r)?)
             }
         };
         r.finish()?;

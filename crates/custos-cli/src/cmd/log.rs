@@ -64,6 +64,8 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
                 let origin = key.name().to_owned();
+                let signing = key.signing_key().clone();
+                let published = manifest.clone();
                 let handle = custos_log_server::spawn_log(
                     listener,
                     LogConfig {
@@ -76,7 +78,16 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-                println!("custos log {origin} listening on http://{}", handle.addr);
+                // The manifest's hash goes into the log at every start (the
+                // same bytes each time, so the log keeps one entry): devices
+                // pin the manifest only against this publication.
+                let url = format!("http://{}", handle.addr);
+                custos_tlog::LogClient::new(&url)?
+                    .publish_manifest(&signing, &published)
+                    .await
+                    .context("publishing the manifest's hash in the log")?;
+                println!("custos log {origin} listening on {url}");
+                println!("manifest {} published", hex::encode(published.hash()?));
                 tokio::signal::ctrl_c().await?;
                 handle.abort();
                 Ok(())

@@ -29,6 +29,12 @@ pub struct ServerArgs {
     /// Requests and submissions per second allowed for one account (0: unlimited).
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub account_rate: u32,
+    /// Seconds after midnight (UTC) during which chains of the day before
+    /// are still accepted; after it, only today's. Use the manifest's
+    /// `policy.day_grace_secs`: recipients refuse envelopes delivered
+    /// outside their chain's day plus that grace.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_399))]
+    pub day_grace: u64,
     /// Abuse reporting and the transparency log.
     #[command(flatten)]
     pub franking: FrankingArgs,
@@ -118,6 +124,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.retention = custos_server::DAY.saturating_mul(args.retention_days);
     config.limits.ip_rate = rate(args.ip_rate);
     config.limits.account_rate = rate(args.account_rate);
+    config.day_grace = std::time::Duration::from_secs(args.day_grace);
     let config = args.franking.apply(config, &args.data)?;
     serve_blocking(args.listen, config)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use custos_client::Device;
+use custos_client::pin::ManifestPin;
 use custos_wire::ConversationId;
 
 /// Where a user's device state lives.
@@ -35,6 +36,24 @@ pub struct RegisterArgs {
     pub server: String,
     /// The account name: 1-64 characters of a-z, 0-9, '.', '_' or '-'.
     pub name: String,
+    /// The deployment's transparency log. With it, the device pins the
+    /// deployment manifest (--manifest or --manifest-hash), follows the log
+    /// for escrow day keys, and seals and checks escrow in every chain.
+    #[arg(long, env = "CUSTOS_LOG", value_name = "URL")]
+    pub log: Option<String>,
+    /// The deployment manifest, as the operator gave it. Its hash must be
+    /// published in the log.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "log",
+        conflicts_with = "manifest_hash"
+    )]
+    pub manifest: Option<PathBuf>,
+    /// Take the manifest the log serves, if its SHA-256 is HEX (given by the
+    /// operator out of band).
+    #[arg(long, value_name = "HEX", requires = "log")]
+    pub manifest_hash: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -129,13 +148,38 @@ pub(crate) async fn open(home: &HomeArgs) -> Result<Device> {
 /// Runs `custos register`.
 pub async fn register(home: &HomeArgs, args: RegisterArgs) -> Result<()> {
     let dir = home.dir()?;
-    let device = Device::register(&dir, &args.server, &args.name, custos_clock::system())
-        .await
-        .with_context(|| format!("registering {} at {}", args.name, args.server))?;
+    let pin = match (&args.log, &args.manifest, &args.manifest_hash) {
+        (None, _, _) => None,
+        (Some(log), Some(file), _) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the manifest {}", file.display()))?;
+            Some(ManifestPin::from_toml(log, &text)?)
+        }
+        (Some(log), None, Some(hash)) => {
+            let expected: [u8; 32] = hex::decode(hash)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--manifest-hash must be 64 hex digits (a SHA-256)")?;
+            Some(ManifestPin::fetch(log, &expected).await?)
+        }
+        (Some(_), None, None) => {
+            bail!("--log needs --manifest FILE or --manifest-hash HEX from the operator")
+        }
+    };
+    let clock = custos_clock::system();
+    let device = match pin {
+        Some(pin) => Device::register_pinned(&dir, &args.server, &args.name, clock, pin).await,
+        None => Device::register(&dir, &args.server, &args.name, clock).await,
+    }
+    .with_context(|| format!("registering {} at {}", args.name, args.server))?;
+    let manifest = device
+        .pinned_manifest()
+        .map(|m| m.hash().map(hex::encode))
+        .transpose()?;
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"name": device.name(), "identity_key": hex::encode(device.identity_key()), "home": dir})
+            serde_json::json!({"name": device.name(), "identity_key": hex::encode(device.identity_key()), "home": dir, "manifest": manifest})
         );
     } else {
         println!(
@@ -264,6 +308,28 @@ pub async fn send(home: &HomeArgs, args: SendArgs) -> Result<()> {
 pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
     let mut device = open(home).await?;
     let messages = device.receive(args.wait.map(Duration::from_secs)).await?;
+    // Refusals first: an escrow violation names the sender, who broke the
+    // deployment's rules (or runs a modified client).
+    for r in device.take_refusals() {
+        if args.json {
+            let event = if r.escrow_violator.is_some() {
+                "escrow_violation"
+            } else {
+                "refused"
+            };
+            println!(
+                "{}",
+                serde_json::json!({"event": event, "refused": r, "sender": r.escrow_violator})
+            );
+        } else if let Some(sender) = &r.escrow_violator {
+            eprintln!(
+                "escrow violation by {sender} in conversation {}: {} (their messages in that chain are refused)",
+                r.conversation, r.reason
+            );
+        } else {
+            eprintln!("refused item {} ({}): {}", r.seq, r.code, r.reason);
+        }
+    }
     for m in messages {
         if args.json {
             println!("{}", serde_json::to_string(&m)?);

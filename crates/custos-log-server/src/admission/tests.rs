@@ -244,11 +244,12 @@ fn manifest(custodian: &SigningKey, provider: &SigningKey) -> Manifest {
         public_key: hex::encode(key.verifying_key().to_bytes()),
     };
     Manifest::new(
-        0,
+        1,
         1,
         Policy::default(),
         vec![
             p("log.test", Role::Log, &signer(1)),
+            p("witness.test", Role::Witness, &signer(2)),
             p("custodian.test", Role::Custodian, custodian),
             p("provider.test", Role::Provider, provider),
         ],

@@ -97,7 +97,29 @@ impl Deployment {
                 Some(url.clone()),
             ));
         }
+        // A manifest needs a witness quorum of at least 1. Tests of the
+        // log's own API run without witnesses: they name one that is not
+        // running, and check checkpoints with [`Deployment::log_only_policy`].
+        let quorum = if witness_urls.is_empty() {
+            let offline =
+                NamedKey::from_seed("witness-offline.test", ALG_COSIGNATURE_V1, &[9; 32]).unwrap();
+            ps.push(p(
+                offline.name(),
+                Role::Witness,
+                &offline.verifying_key(),
+                None,
+            ));
+            quorum.max(1)
+        } else {
+            quorum
+        };
         Manifest::new(quorum, 1, Policy::default(), ps).unwrap()
+    }
+
+    /// A policy that checks only the log's signature: for tests of the
+    /// log's API, proofs and crash safety, which do not test witnessing.
+    pub fn log_only_policy(&self) -> custos_tlog::TrustPolicy {
+        custos_tlog::TrustPolicy::new(ORIGIN, self.log_key().verifying_key(), &[], 0).unwrap()
     }
 
     /// Starts the witnesses, then the log; returns (log URL, witness URLs).

@@ -107,14 +107,14 @@ pub(crate) fn prepare(
         ))
         .into());
     }
-    let today = state.clock.today();
-    if day != today && day.saturating_add(1) != today {
-        return Err(SubmitRefusal::WrongDay { day, today }.into());
-    }
-    let hash: [u8; 32] = Sha256::digest(&body).into();
     // The acceptance time the delivery tag will bind; the writer issues the
     // tag itself, with the rest of its batch.
     let server_time = state.clock.now_millis();
+    if !day_accepted(day, server_time, state.config.day_grace) {
+        let today = u32::try_from(server_time / MILLIS_PER_DAY).unwrap_or(u32::MAX);
+        return Err(SubmitRefusal::WrongDay { day, today }.into());
+    }
+    let hash: [u8; 32] = Sha256::digest(&body).into();
     Ok(NewItem {
         kind,
         conversation,
@@ -132,7 +132,41 @@ pub(crate) fn prepare(
 }
 
 /// When an item accepted at `server_time` expires.
+const MILLIS_PER_DAY: u64 = 86_400_000;
+
+/// One day key opens one day: a chain of `day` is accepted at `now_ms` only
+/// on that day, or on the next day within `grace` after midnight.
+pub(crate) fn day_accepted(day: u32, now_ms: u64, grace: std::time::Duration) -> bool {
+    let today = now_ms / MILLIS_PER_DAY;
+    let since_midnight = now_ms % MILLIS_PER_DAY;
+    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    let day = u64::from(day);
+    day == today || (day.saturating_add(1) == today && since_midnight < grace_ms)
+}
+
 pub(crate) fn expiry(state: &AppState, server_time: u64) -> u64 {
     let ttl = u64::try_from(state.config.retention.as_millis()).unwrap_or(u64::MAX);
     server_time.saturating_add(ttl)
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn yesterday_only_within_the_grace() {
+        let grace = Duration::from_secs(600);
+        let d = 20_000u32;
+        let midnight = u64::from(d + 1) * MILLIS_PER_DAY;
+        assert!(day_accepted(d, midnight - 1, grace));
+        assert!(day_accepted(d, midnight, grace));
+        assert!(day_accepted(d, midnight + 599_999, grace));
+        assert!(!day_accepted(d, midnight + 600_000, grace));
+        assert!(!day_accepted(d, midnight + MILLIS_PER_DAY - 1, grace));
+        assert!(day_accepted(d + 1, midnight + 600_000, grace));
+        assert!(!day_accepted(d + 2, midnight, grace));
+        assert!(!day_accepted(d, midnight + MILLIS_PER_DAY, grace));
+        assert!(!day_accepted(d, midnight, Duration::ZERO));
+    }
 }

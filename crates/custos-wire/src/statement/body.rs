@@ -45,11 +45,13 @@ pub enum StatementKind {
     ProviderFrankingKey,
     /// Tag 10: [`WarrantRevocation`].
     WarrantRevocation,
+    /// Tag 11: [`ManifestPublication`].
+    ManifestPublication,
 }
 
 impl StatementKind {
     /// Every kind, in tag order.
-    pub const ALL: [StatementKind; 10] = [
+    pub const ALL: [StatementKind; 11] = [
         Self::ParticipantKey,
         Self::EscrowDayKey,
         Self::WarrantCommitment,
@@ -60,6 +62,7 @@ impl StatementKind {
         Self::DayKeyErasure,
         Self::ProviderFrankingKey,
         Self::WarrantRevocation,
+        Self::ManifestPublication,
     ];
 
     /// The wire tag.
@@ -75,6 +78,7 @@ impl StatementKind {
             Self::DayKeyErasure => 8,
             Self::ProviderFrankingKey => 9,
             Self::WarrantRevocation => 10,
+            Self::ManifestPublication => 11,
         }
     }
 
@@ -102,6 +106,7 @@ impl StatementKind {
             Self::DayKeyErasure => "day_key_erasure",
             Self::ProviderFrankingKey => "provider_franking_key",
             Self::WarrantRevocation => "warrant_revocation",
+            Self::ManifestPublication => "manifest_publication",
         }
     }
 }
@@ -302,6 +307,22 @@ pub struct WarrantRevocation {
     pub court: String,
     /// When the court revoked it, Unix seconds.
     pub revoked_at: u64,
+}
+
+/// The log publishes the hash of the deployment manifest it runs under, so
+/// that every device, custodian and auditor can check that it holds the same
+/// manifest as everyone else, and a changed manifest is public.
+///
+/// It carries no timestamp on purpose: the same log publishing the same
+/// manifest again (after a restart) signs the same bytes, and the log keeps
+/// one entry for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestPublication {
+    /// The log participant (its checkpoint origin), as in the manifest.
+    pub log: String,
+    /// SHA-256 of the manifest's canonical TOML form
+    /// ([`crate::manifest::Manifest::hash`]).
+    pub manifest_hash: [u8; 32],
 }
 
 fn name(r: &mut Reader<'_>, field: &'static str) -> Result<String, WireError> {
@@ -523,6 +544,21 @@ impl WarrantRevocation {
             warrant: r.field("warrant").array()?,
             court: name(r, "court")?,
             revoked_at: r.field("revoked_at").u64()?,
+        })
+    }
+}
+
+impl ManifestPublication {
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        put_name(w, "log", &self.log)?;
+        w.raw(&self.manifest_hash);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Self {
+            log: name(r, "log")?,
+            manifest_hash: r.field("manifest_hash").array()?,
         })
     }
 }

@@ -109,6 +109,13 @@ pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
                 revoked_at: 1_795_200_000,
             }),
         ),
+        (
+            "manifest_publication",
+            Statement::ManifestPublication(ManifestPublication {
+                log: "log.example".into(),
+                manifest_hash: [0x44; 32],
+            }),
+        ),
     ]
 }
 
@@ -242,13 +249,13 @@ fn regenerate(dir: &std::path::Path) {
         std::fs::write(dir.join(file), text).unwrap();
     };
     let mut first = None;
-    for (i, (name, st)) in examples().into_iter().enumerate() {
+    for (name, st) in examples() {
         let bytes = SignedStatement::sign(&st, &key())
             .unwrap()
             .encode()
             .unwrap();
         write(
-            &format!("{:02}-{name}.valid.hex", i + 1),
+            &format!("{:02}-{name}.valid.hex", st.kind().tag()),
             &format!("{name}, signed by the Ed25519 key with seed 07 x 32"),
             &bytes,
         );
@@ -366,6 +373,9 @@ fn arb_statement() -> impl Strategy<Value = Statement> {
                 custodian,
                 erased_at,
             })
+        }),
+        (arb_name(), any::<[u8; 32]>()).prop_map(|(log, manifest_hash)| {
+            Statement::ManifestPublication(ManifestPublication { log, manifest_hash })
         }),
     ]
 }

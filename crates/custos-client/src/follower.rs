@@ -1,0 +1,162 @@
+//! A log follower: reads the transparency log's statements in order, and
+//! hands on only those it could verify.
+//!
+//! # Guarantees
+//! - Every poll first takes the log's checkpoint through a
+//!   [`custos_tlog::Verifier`] built from the pinned manifest: the log's
+//!   signature, the manifest's witness quorum, and consistency with the last
+//!   checkpoint this device accepted (persisted before the poll returns).
+//! - Every statement handed on is entry `index` of that checkpoint (an
+//!   inclusion proof verified against it), carries a valid author signature,
+//!   and its author is a participant of the pinned manifest whose role may
+//!   publish its type.
+//! - The caller owns the cursor (the number of entries already consumed) and
+//!   persists it after it has stored what it made of the statements, so a
+//!   crash in between replays entries rather than skipping them.
+//!
+//! # Not guaranteed
+//! Entries whose kind the follower was not asked for are read but neither
+//! proven nor handed on. A log can withhold entries until its witnesses
+//! cosign a checkpoint that contains them; it cannot show this device a
+//! history that the witnesses did not see.
+
+use std::path::Path;
+
+use custos_tlog::{
+    ClientError, InclusionVerified, LogClient, TrustPolicy, VerifiedCheckpoint, Verifier,
+    VerifyError, verify_inclusion,
+};
+use custos_wire::manifest::{Manifest, Role};
+use custos_wire::statement::{SignedStatement, Statement, StatementKind};
+
+/// Why the log could not be followed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FollowError {
+    /// The log could not be reached or answered something malformed.
+    #[error("transparency log: {0}")]
+    Log(#[from] ClientError),
+    /// A checkpoint or proof did not verify, or the state file failed.
+    #[error("transparency log: {0}")]
+    Verify(#[from] VerifyError),
+}
+
+/// A statement proven to be in a witnessed checkpoint, by a manifest participant.
+#[derive(Debug, Clone)]
+pub struct LoggedStatement {
+    /// Its index in the log.
+    pub index: u64,
+    /// The author's manifest name.
+    pub author: String,
+    /// The author's manifest role.
+    pub role: Role,
+    /// The statement.
+    pub statement: Statement,
+    /// The inclusion proof that was checked.
+    pub proof: InclusionVerified,
+}
+
+/// The result of one poll.
+#[derive(Debug, Clone)]
+pub struct Followed {
+    /// The statements of the asked-for kinds, in log order.
+    pub statements: Vec<LoggedStatement>,
+    /// The cursor to persist once they are processed (the checkpoint's size).
+    pub next_cursor: u64,
+    /// The witnessed checkpoint they were proven against.
+    pub checkpoint: VerifiedCheckpoint,
+}
+
+/// Follows one log under the trust policy of a pinned manifest.
+#[derive(Debug)]
+pub struct LogFollower {
+    client: LogClient,
+    verifier: Verifier,
+    manifest: Manifest,
+    kinds: Vec<StatementKind>,
+}
+
+/// Most entries read per poll, so that one poll stays bounded.
+pub const MAX_ENTRIES_PER_POLL: u64 = 4096;
+
+impl LogFollower {
+    /// A follower of the log at `url`, trusting what `manifest` says (log
+    /// key, witnesses, quorum, participants), with its last checkpoint kept
+    /// in `state` (created on first poll), handing on statements of `kinds`.
+    pub fn open(
+        url: &str,
+        manifest: &Manifest,
+        state: &Path,
+        kinds: &[StatementKind],
+    ) -> Result<Self, FollowError> {
+        let policy = TrustPolicy::from_manifest(manifest)?;
+        Ok(Self {
+            client: LogClient::new(url)?,
+            verifier: Verifier::open(policy, state)?,
+            manifest: manifest.clone(),
+            kinds: kinds.to_vec(),
+        })
+    }
+
+    /// Reads the entries after `cursor` (at most [`MAX_ENTRIES_PER_POLL`])
+    /// up to the newest witnessed checkpoint, and returns the verified
+    /// statements of the asked-for kinds.
+    pub async fn poll(&mut self, cursor: u64) -> Result<Followed, FollowError> {
+        let checkpoint = self.client.update(&mut self.verifier).await?;
+        let end = checkpoint
+            .size()
+            .min(cursor.saturating_add(MAX_ENTRIES_PER_POLL));
+        let mut statements = Vec::new();
+        if end > cursor {
+            let entries = self.client.entries(cursor, end).await?;
+            for (index, bytes) in (cursor..end).zip(entries) {
+                if let Some(s) = self.check_entry(&checkpoint, index, &bytes).await? {
+                    statements.push(s);
+                }
+            }
+        }
+        Ok(Followed {
+            statements,
+            next_cursor: end.max(cursor),
+            checkpoint,
+        })
+    }
+
+    /// The checks of one entry; `None` for entries not asked for or not
+    /// valid statements of a manifest participant (the log should not have
+    /// admitted them; they are skipped, never trusted).
+    async fn check_entry(
+        &self,
+        checkpoint: &VerifiedCheckpoint,
+        index: u64,
+        bytes: &[u8],
+    ) -> Result<Option<LoggedStatement>, FollowError> {
+        let Ok(signed) = SignedStatement::decode(bytes) else {
+            return Ok(None);
+        };
+        let Ok(statement) = signed.verify() else {
+            return Ok(None);
+        };
+        if !self.kinds.contains(&statement.kind()) {
+            return Ok(None);
+        }
+        let Some(author) = self.manifest.participant_by_key(signed.author()) else {
+            return Ok(None);
+        };
+        if !author.role.may_publish(statement.kind()) {
+            return Ok(None);
+        }
+        let proof = self
+            .client
+            .inclusion_proof(index, checkpoint.size())
+            .await?;
+        let proof = verify_inclusion(checkpoint, index, bytes, &proof)?;
+        Ok(Some(LoggedStatement {
+            index,
+            author: author.name.clone(),
+            role: author.role,
+            statement,
+            proof,
+        }))
+    }
+}

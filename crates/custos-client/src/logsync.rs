@@ -1,0 +1,207 @@
+//! What the device takes from the log: the publication of its pinned
+//! manifest and the escrow day keys, through a [`LogFollower`].
+//!
+//! State in the device store (each written before the log cursor that
+//! covers it, so a crash replays entries and never skips one):
+//! - `log/cursor`: entries consumed;
+//! - `log/manifest_published`: the index of the publication of the pinned
+//!   manifest's hash;
+//! - `escrow/votes/<day>`: who published which day-key bytes (JSON);
+//! - `escrow/daykey/<day>` and `escrow/days`: accepted day keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use custos_escrow::DayKey;
+use custos_wire::statement::{Statement, StatementKind};
+
+use crate::daykeys::{DayKeys, DayVotes, VoteOutcome};
+use crate::device::{Device, DeviceError};
+use crate::follower::LogFollower;
+use crate::pin::{ManifestPin, PinError};
+use crate::store::Store;
+
+/// File in the device's home that holds the last accepted log checkpoint.
+pub const CHECKPOINT_FILE: &str = "log-checkpoint";
+
+const CURSOR: &str = "log/cursor";
+const MANIFEST_PUBLISHED: &str = "log/manifest_published";
+const DAYS: &str = "escrow/days";
+
+/// What one round of following the log found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LogSync {
+    /// Days whose key was accepted in this round.
+    pub day_keys_accepted: Vec<u32>,
+    /// Whether the pinned manifest's publication is known (this or an earlier round).
+    pub manifest_published: bool,
+    /// Hashes (hex) of other manifests the log published in this round.
+    pub other_manifests: Vec<String>,
+    /// Entries consumed so far.
+    pub cursor: u64,
+}
+
+impl Device {
+    /// Follows the log of the pinned manifest: accepts day keys that t
+    /// custodians agree on and notes manifest publications. Without a pinned
+    /// manifest there is nothing to follow.
+    pub async fn follow_log(&mut self) -> Result<LogSync, DeviceError> {
+        let Some(pin) = self.pin.clone() else {
+            return Ok(LogSync::default());
+        };
+        let keys = self.day_keys.clone();
+        follow(&self.home, &mut self.store, &pin, keys.as_deref()).await
+    }
+
+    /// The pinned manifest, if this device has one.
+    pub fn pinned_manifest(&self) -> Option<&custos_wire::manifest::Manifest> {
+        self.pin.as_ref().map(ManifestPin::manifest)
+    }
+
+    /// The accepted day key of `day`, if any (escrow on and key known).
+    pub fn day_key(&self, day: u32) -> Option<DayKey> {
+        self.day_keys.as_ref()?.get(day)
+    }
+
+    /// Makes sure today's day key is known before a chain is sealed,
+    /// following the log once if it is not.
+    pub(crate) async fn ensure_day_key(&mut self, day: u32) -> Result<(), DeviceError> {
+        match &self.day_keys {
+            Some(keys) if keys.get(day).is_none() => {
+                self.follow_log().await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Follows the log until the newest witnessed checkpoint is consumed.
+///
+/// The store is taken `&mut` so that the future stays `Send` (a `Store` is
+/// `Send` but not `Sync`).
+pub(crate) async fn follow(
+    home: &Path,
+    store: &mut Store,
+    pin: &ManifestPin,
+    keys: Option<&DayKeys>,
+) -> Result<LogSync, DeviceError> {
+    let mut follower = LogFollower::open(
+        pin.log_url(),
+        pin.manifest(),
+        &home.join(CHECKPOINT_FILE),
+        &[
+            StatementKind::EscrowDayKey,
+            StatementKind::ManifestPublication,
+        ],
+    )?;
+    let own_hash = pin.manifest().hash().map_err(PinError::from)?;
+    let mut out = LogSync::default();
+    let mut cursor = get_u64(store, CURSOR)?;
+    loop {
+        let followed = follower.poll(cursor).await?;
+        for s in &followed.statements {
+            match &s.statement {
+                Statement::ManifestPublication(p) => {
+                    if p.manifest_hash == own_hash {
+                        store.set(MANIFEST_PUBLISHED, &s.index.to_be_bytes())?;
+                    } else {
+                        tracing::warn!(
+                            index = s.index,
+                            hash = %hex::encode(p.manifest_hash),
+                            "the log published another manifest than the pinned one"
+                        );
+                        out.other_manifests.push(hex::encode(p.manifest_hash));
+                    }
+                }
+                Statement::EscrowDayKey(k) => {
+                    let Some(keys) = keys else { continue };
+                    let mut votes = load_votes(store, k.day)?;
+                    let outcome = keys.vote(&mut votes, &s.author, k);
+                    save_votes(store, k.day, &votes)?;
+                    if outcome == VoteOutcome::Accepted {
+                        store.set(&format!("escrow/daykey/{}", k.day), &k.day_key)?;
+                        let mut days = store.get(DAYS)?.unwrap_or_default();
+                        days.extend_from_slice(&k.day.to_be_bytes());
+                        store.set(DAYS, &days)?;
+                        out.day_keys_accepted.push(k.day);
+                    } else if let VoteOutcome::Invalid(reason) = &outcome {
+                        tracing::warn!(day = k.day, author = %s.author, %reason, "day key refused");
+                    }
+                }
+                _ => {}
+            }
+        }
+        let done = followed.next_cursor >= followed.checkpoint.size();
+        cursor = followed.next_cursor;
+        store.set(CURSOR, &cursor.to_be_bytes())?;
+        if done {
+            break;
+        }
+    }
+    out.cursor = cursor;
+    out.manifest_published = store.get(MANIFEST_PUBLISHED)?.is_some();
+    Ok(out)
+}
+
+/// The day keys accepted earlier, from the store.
+pub(crate) fn load_day_keys(store: &Store, keys: &DayKeys) -> Result<(), DeviceError> {
+    let days = store.get(DAYS)?.unwrap_or_default();
+    for chunk in days.chunks_exact(4) {
+        let Ok(day) = <[u8; 4]>::try_from(chunk).map(u32::from_be_bytes) else {
+            continue;
+        };
+        if let Some(bytes) = store.get(&format!("escrow/daykey/{day}"))?
+            && let Ok(key) = DayKey::from_bytes(&bytes)
+        {
+            keys.insert(key);
+        }
+    }
+    Ok(())
+}
+
+/// The pinned manifest and day keys of the device in `home`, if any.
+pub(crate) fn load_pin(
+    home: &Path,
+    store: &Store,
+) -> Result<(Option<ManifestPin>, Option<Arc<DayKeys>>), DeviceError> {
+    let Some(pin) = ManifestPin::load(home, store.get_str("log_url")?)? else {
+        return Ok((None, None));
+    };
+    let keys = DayKeys::for_manifest(pin.manifest()).map(Arc::new);
+    if let Some(k) = &keys {
+        load_day_keys(store, k)?;
+    }
+    Ok((Some(pin), keys))
+}
+
+fn get_u64(store: &Store, key: &str) -> Result<u64, DeviceError> {
+    Ok(store
+        .get(key)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+fn load_votes(store: &Store, day: u32) -> Result<DayVotes, DeviceError> {
+    let raw: BTreeMap<String, BTreeSet<String>> = store
+        .get(&format!("escrow/votes/{day}"))?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    Ok(raw
+        .into_iter()
+        .filter_map(|(k, v)| Some((hex::decode(k).ok()?, v)))
+        .collect())
+}
+
+fn save_votes(store: &Store, day: u32, votes: &DayVotes) -> Result<(), DeviceError> {
+    let raw: BTreeMap<String, &BTreeSet<String>> =
+        votes.iter().map(|(k, v)| (hex::encode(k), v)).collect();
+    let bytes = serde_json::to_vec(&raw).map_err(|e| DeviceError::Io {
+        path: "escrow votes".into(),
+        source: std::io::Error::other(e),
+    })?;
+    store.set(&format!("escrow/votes/{day}"), &bytes)?;
+    Ok(())
+}

@@ -1,0 +1,702 @@
+//! Escrow in every chain, on loopback: a transparency log with two
+//! witnesses, custodians publishing day keys in it (dealt with
+//! `custos_escrow::dangerous::trusted_deal`), the delivery service, and
+//! devices that pin the manifest and follow the log.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use custos_client::api::ApiError;
+use custos_client::daykeys::DayKeyEscrow;
+use custos_client::escrow::{EscrowError, EscrowPolicy};
+use custos_client::pin::{ManifestPin, PinError};
+use custos_client::refusal::{AnnouncementRefusal, EnvelopeRefusal, Refusal};
+use custos_client::{Device, DeviceError, Outcome};
+use custos_clock::SimulatedClock;
+use custos_escrow::{Capsule, DayKey, EscrowIdentity, OpenError, SecretShare};
+use custos_tlog::{
+    ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, LogConfig, NamedKey, TrustPolicy, WitnessConfig,
+};
+use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
+use custos_wire::frames::{Delivery, ItemKind};
+use custos_wire::manifest::{Manifest, Participant, Policy, Role};
+use custos_wire::statement::{EscrowDayKey, SignedStatement, Statement};
+use custos_wire::{ChainId, ConversationId};
+use ed25519_dalek::SigningKey;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// 2025-11-18 12:00 UTC: the middle of day `DAY`.
+const START: u64 = 1_763_467_200_000;
+const DAY: u32 = (START / 86_400_000) as u32;
+const MS_PER_DAY: u64 = 86_400_000;
+
+/// A log with two witnesses (quorum 2) and `n` custodians (threshold `t`).
+struct Deployment {
+    log_url: String,
+    log: LogClient,
+    manifest: Manifest,
+    custodians: Vec<SigningKey>,
+    _handle: custos_tlog::LogHandle,
+}
+
+impl Deployment {
+    async fn start(dir: &Path, n: usize, t: usize) -> Self {
+        let log_key = NamedKey::from_seed("log.test", ALG_ED25519, &[1; 32]).unwrap();
+        let p = |name: &str, role: Role, key: [u8; 32], endpoint: Option<String>| Participant {
+            name: name.into(),
+            role,
+            jurisdiction: "EU".into(),
+            endpoint,
+            public_key: hex::encode(key),
+        };
+        let mut ps = vec![p(
+            "log.test",
+            Role::Log,
+            log_key.verifying_key().to_bytes(),
+            None,
+        )];
+        for i in 0..2u8 {
+            let name = format!("witness-{i}.test");
+            let key = NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = custos_tlog::spawn_witness(
+                listener,
+                WitnessConfig {
+                    data: dir.join(format!("witness-{i}")),
+                    logs: vec![("log.test".into(), log_key.verifying_key())],
+                    key: NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap(),
+                    clock: custos_clock::system(),
+                },
+            )
+            .await
+            .unwrap();
+            ps.push(p(
+                &name,
+                Role::Witness,
+                key.verifying_key().to_bytes(),
+                Some(format!("http://{addr}")),
+            ));
+        }
+        let custodians: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[30 + i as u8; 32]))
+            .collect();
+        for (i, c) in custodians.iter().enumerate() {
+            ps.push(p(
+                &format!("custodian-{i}.test"),
+                Role::Custodian,
+                c.verifying_key().to_bytes(),
+                None,
+            ));
+        }
+        let manifest = Manifest::new(2, t, Policy::default(), ps).unwrap();
+        let signing = log_key.signing_key().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = custos_tlog::spawn_log(
+            listener,
+            LogConfig {
+                data: dir.join("log"),
+                key: log_key,
+                manifest: manifest.clone(),
+                clock: custos_clock::system(),
+                max_batch: 64,
+            },
+        )
+        .await
+        .unwrap();
+        let log_url = format!("http://{}", handle.addr);
+        let log = LogClient::new(&log_url).unwrap();
+        let sub = log.publish_manifest(&signing, &manifest).await.unwrap();
+        let d = Self {
+            log_url,
+            log,
+            manifest,
+            custodians,
+            _handle: handle,
+        };
+        d.wait_witnessed(sub.index + 1).await;
+        d
+    }
+
+    /// Custodians `by` publish `key` for its day.
+    async fn publish(&self, key: &DayKey, by: &[usize]) {
+        let mut last = 0;
+        for &i in by {
+            let st = Statement::EscrowDayKey(EscrowDayKey {
+                day: key.day(),
+                threshold: key.threshold() as u8,
+                custodians: key.custodians() as u8,
+                day_key: key.to_bytes(),
+            });
+            let signed = SignedStatement::sign(&st, &self.custodians[i]).unwrap();
+            last = self.log.submit(&signed).await.unwrap().index;
+        }
+        self.wait_witnessed(last + 1).await;
+    }
+
+    async fn wait_witnessed(&self, size: u64) {
+        let policy = TrustPolicy::from_manifest(&self.manifest).unwrap();
+        for _ in 0..800 {
+            let note = self.log.checkpoint().await.unwrap();
+            if policy
+                .verify_checkpoint(&note)
+                .is_ok_and(|cp| cp.size() >= size)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the log never reached a witnessed size of {size}");
+    }
+
+    fn pin(&self) -> ManifestPin {
+        ManifestPin::from_toml(&self.log_url, &self.manifest.to_toml().unwrap()).unwrap()
+    }
+}
+
+/// Deals day `day` among `n` custodians with threshold `t`.
+fn deal(day: u32, n: usize, t: usize) -> (DayKey, Vec<SecretShare>) {
+    custos_escrow::dangerous::trusted_deal(day, n, t, &mut rand_core::OsRng).unwrap()
+}
+
+struct Server {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(data: &Path, clock: &SimulatedClock) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let mut config = custos_server::ServerConfig::new(data);
+        config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
+        config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+        let shared = clock.shared();
+        let task = tokio::spawn(async move {
+            custos_server::serve(listener, config, shared, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+async fn user(
+    dir: &TempDir,
+    server: &Server,
+    d: &Deployment,
+    clock: &SimulatedClock,
+    name: &str,
+) -> Device {
+    Device::register_pinned(
+        &dir.path().join(name),
+        &server.url,
+        name,
+        clock.shared(),
+        d.pin(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A modified sender's escrow: what it does to the honest capsule.
+#[derive(Debug)]
+enum Cheat {
+    /// No capsule at all.
+    Omit,
+    /// The honest capsule with one bit flipped.
+    Corrupt(DayKeyEscrow),
+    /// A capsule sealed to a day key only the sender knows.
+    OwnKey(DayKey),
+}
+
+impl EscrowPolicy for Cheat {
+    fn seal(
+        &self,
+        conversation: &ConversationId,
+        chain: &ChainId,
+        ck0: &[u8; 32],
+    ) -> Result<(EscrowKind, Vec<u8>), EscrowError> {
+        match self {
+            Cheat::Omit => Ok((EscrowKind::None, Vec::new())),
+            Cheat::Corrupt(honest) => {
+                let (kind, mut capsule) = honest.seal(conversation, chain, ck0)?;
+                capsule[120] ^= 1;
+                Ok((kind, capsule))
+            }
+            Cheat::OwnKey(key) => {
+                let capsule = custos_escrow::seal(
+                    key,
+                    &conversation.0,
+                    chain.day,
+                    &chain.qualified(conversation),
+                    ck0,
+                )?;
+                Ok((EscrowKind::BfIbeV1, capsule.to_bytes().to_vec()))
+            }
+        }
+    }
+
+    fn verify(
+        &self,
+        _: &ConversationId,
+        _: &ChainId,
+        _: &[u8; 32],
+        _: EscrowKind,
+        _: &[u8],
+    ) -> Result<(), EscrowError> {
+        Ok(())
+    }
+}
+
+/// The announcements in a device's mailbox, unprocessed.
+async fn announcements(d: &Device) -> Vec<(Delivery, ChainAnnouncement)> {
+    d.api()
+        .fetch(0, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == ItemKind::Announcement)
+        .map(|i| {
+            let a = ChainAnnouncement::decode(&i.body).unwrap();
+            (i, a)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modified_sender_that_omits_or_corrupts_its_capsule_is_refused_by_every_honest_recipient()
+{
+    let dir = TempDir::new().unwrap();
+    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
+    let (key, _) = deal(DAY, 3, 2);
+    d.publish(&key, &[0, 1]).await;
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &d, &clock, "bob").await;
+    let mut carol = user(&dir, &server, &d, &clock, "carol").await;
+    assert_eq!(alice.day_key(DAY), Some(key.clone()));
+
+    // Honest chains carry a capsule that every recipient recomputes.
+    let conv = alice
+        .create_conversation(&["bob".into(), "carol".into()])
+        .await
+        .unwrap();
+    alice.send_text(&conv, "honest").await.unwrap();
+    for r in [&mut bob, &mut carol] {
+        let got = r.receive(None).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].text, "honest");
+        let refused = r.take_refusals();
+        assert!(
+            !refused.iter().any(|x| x.code == "escrow_violation"),
+            "{refused:?}"
+        );
+    }
+
+    let rogue = deal(DAY, 3, 2).0;
+    let cheats = [
+        (Cheat::Omit, EscrowError::MissingCapsule),
+        (
+            Cheat::Corrupt(DayKeyEscrow::new(day_keys_of(&key))),
+            EscrowError::Capsule(custos_escrow::CapsuleError::Mismatch),
+        ),
+        (
+            Cheat::OwnKey(rogue),
+            EscrowError::Capsule(custos_escrow::CapsuleError::Mismatch),
+        ),
+    ];
+    for (cheat, expected) in cheats {
+        // A new conversation starts a new chain, sealed by the cheat.
+        alice.set_escrow(Arc::new(cheat));
+        let conv2 = alice
+            .create_conversation(&["bob".into(), "carol".into()])
+            .await
+            .unwrap();
+        alice.send_text(&conv2, "no escrow here").await.unwrap();
+        // Bob: item by item, the refusal matched by variant.
+        let items: Vec<Delivery> = bob
+            .api()
+            .fetch(0, 500)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.conversation == conv2)
+            .collect();
+        let mut violation = None;
+        for item in items {
+            let kind = item.kind;
+            let outcome = bob.process_delivery(item).unwrap();
+            match kind {
+                ItemKind::Announcement => violation = Some(outcome),
+                ItemKind::Envelope => assert_eq!(outcome, Outcome::Buffered),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            violation,
+            Some(Outcome::Refused(Refusal::Announcement(
+                AnnouncementRefusal::EscrowViolation {
+                    sender: "alice".into(),
+                    reason: expected.clone(),
+                }
+            )))
+        );
+        // Carol: through `receive`, as `custos receive` reports it.
+        let got = carol.receive(None).await.unwrap();
+        assert!(got.is_empty(), "{got:?}");
+        let refused = carol.take_refusals();
+        let v = refused
+            .iter()
+            .find(|x| x.code == "escrow_violation")
+            .unwrap_or_else(|| panic!("no escrow violation in {refused:?}"));
+        assert_eq!(v.escrow_violator.as_deref(), Some("alice"));
+        assert_eq!(v.conversation, conv2.to_hex());
+        assert!(v.reason.contains(&expected.to_string()), "{v:?}");
+    }
+    server.stop().await;
+}
+
+fn day_keys_of(key: &DayKey) -> Arc<custos_client::daykeys::DayKeys> {
+    let m = Manifest::new(
+        1,
+        key.threshold(),
+        Policy::default(),
+        (0..key.custodians())
+            .map(|i| Participant {
+                name: format!("c{i}"),
+                role: Role::Custodian,
+                jurisdiction: "EU".into(),
+                endpoint: None,
+                public_key: hex::encode(
+                    SigningKey::from_bytes(&[60 + i as u8; 32])
+                        .verifying_key()
+                        .to_bytes(),
+                ),
+            })
+            .chain([
+                Participant {
+                    name: "l".into(),
+                    role: Role::Log,
+                    jurisdiction: "EU".into(),
+                    endpoint: None,
+                    public_key: hex::encode(
+                        SigningKey::from_bytes(&[90; 32]).verifying_key().to_bytes(),
+                    ),
+                },
+                Participant {
+                    name: "w".into(),
+                    role: Role::Witness,
+                    jurisdiction: "EU".into(),
+                    endpoint: None,
+                    public_key: hex::encode(
+                        SigningKey::from_bytes(&[91; 32]).verifying_key().to_bytes(),
+                    ),
+                },
+            ])
+            .collect(),
+    )
+    .unwrap();
+    let keys = custos_client::daykeys::DayKeys::for_manifest(&m).unwrap();
+    keys.insert(key.clone());
+    Arc::new(keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_day_key_opens_one_day_on_the_server_and_on_the_recipient() {
+    let dir = TempDir::new().unwrap();
+    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
+    for day in [DAY, DAY + 1] {
+        d.publish(&deal(day, 3, 2).0, &[0, 1]).await;
+    }
+    // The service's clock is 5 minutes after midnight; Alice's is late, still on DAY.
+    let server_clock =
+        custos_clock::dangerous::simulated(u64::from(DAY + 1) * MS_PER_DAY + 300_000);
+    let alice_clock = custos_clock::dangerous::simulated(u64::from(DAY + 1) * MS_PER_DAY - 60_000);
+    let server = Server::start(&dir.path().join("server"), &server_clock).await;
+    let mut alice = user(&dir, &server, &d, &alice_clock, "alice").await;
+    let mut bob = user(&dir, &server, &d, &server_clock, "bob").await;
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    // Within the grace, yesterday's chain is still accepted and read.
+    alice
+        .send_text(&conv, "just before midnight")
+        .await
+        .unwrap();
+    let raw = bob.api().fetch(0, 100).await.unwrap();
+    let envelope = raw
+        .iter()
+        .find(|i| i.kind == ItemKind::Envelope)
+        .unwrap()
+        .clone();
+    for item in raw.iter().filter(|i| i.kind != ItemKind::Envelope) {
+        bob.process_delivery(item.clone()).unwrap();
+    }
+
+    // After the grace, the service refuses yesterday's chain.
+    server_clock.set_millis(u64::from(DAY + 1) * MS_PER_DAY + 600_000);
+    let err = alice.send_text(&conv, "too late").await.unwrap_err();
+    match err {
+        DeviceError::Api(ApiError::Refused {
+            status: 400,
+            ref code,
+            ..
+        }) if code == "wrong_day" => {}
+        other => panic!("expected wrong_day, got {other:?}"),
+    }
+
+    // A recipient refuses an envelope delivered outside its chain's day plus
+    // the grace (here: the service's word on the time, as a lying or
+    // misconfigured service would give it).
+    let mut late = envelope.clone();
+    late.seq += 100_000;
+    late.server_time = u64::from(DAY + 1) * MS_PER_DAY + 600_000;
+    assert_eq!(
+        bob.process_delivery(late).unwrap(),
+        Outcome::Refused(Refusal::Envelope(EnvelopeRefusal::OutsideChainDay {
+            day: DAY,
+            server_time: u64::from(DAY + 1) * MS_PER_DAY + 600_000,
+            grace_secs: 600,
+        }))
+    );
+    // The genuine delivery, inside the grace, opens.
+    let got = bob.receive(None).await.unwrap();
+    assert_eq!(got.len(), 1, "{:?}", bob.take_refusals());
+    assert_eq!(got[0].text, "just before midnight");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_key_needs_t_custodians_and_without_one_nothing_is_sent() {
+    let dir = TempDir::new().unwrap();
+    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
+    let _bob = user(&dir, &server, &d, &clock, "bob").await;
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+
+    // No day key at all: nothing is sent.
+    let err = alice.send_text(&conv, "hello").await.unwrap_err();
+    assert!(
+        matches!(err, DeviceError::Escrow(EscrowError::NoDayKey { day }) if day == DAY),
+        "{err:?}"
+    );
+
+    // One rogue custodian publishes a key: not enough.
+    let (rogue, _) = deal(DAY, 3, 2);
+    d.publish(&rogue, &[0]).await;
+    alice.follow_log().await.unwrap();
+    assert_eq!(alice.day_key(DAY), None);
+    // Another custodian publishes another key: still no key has 2 votes.
+    let (real, _) = deal(DAY, 3, 2);
+    d.publish(&real, &[1]).await;
+    alice.follow_log().await.unwrap();
+    assert_eq!(alice.day_key(DAY), None);
+    assert!(matches!(
+        alice.send_text(&conv, "hello").await.unwrap_err(),
+        DeviceError::Escrow(EscrowError::NoDayKey { .. })
+    ));
+    // The same custodian publishing twice counts once.
+    d.publish(&real, &[1]).await;
+    alice.follow_log().await.unwrap();
+    assert_eq!(alice.day_key(DAY), None);
+    // A second custodian agrees: accepted, and sending works (the device
+    // follows the log by itself when it lacks today's key).
+    d.publish(&real, &[2]).await;
+    alice.send_text(&conv, "hello").await.unwrap();
+    assert_eq!(alice.day_key(DAY), Some(real.clone()));
+    // The rogue key reaching t later does not replace it.
+    d.publish(&rogue, &[2]).await;
+    alice.follow_log().await.unwrap();
+    assert_eq!(alice.day_key(DAY), Some(real));
+    // Accepted keys survive a restart.
+    drop(alice);
+    let alice = Device::open(&dir.path().join("alice"), clock.shared())
+        .await
+        .unwrap();
+    assert!(alice.day_key(DAY).is_some());
+    assert_eq!(alice.pinned_manifest(), Some(&d.manifest));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_for_one_conversation_and_day_opens_nothing_else() {
+    let dir = TempDir::new().unwrap();
+    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
+    let (today, today_shares) = deal(DAY, 3, 2);
+    let (tomorrow, tomorrow_shares) = deal(DAY + 1, 3, 2);
+    d.publish(&today, &[0, 1, 2]).await;
+    d.publish(&tomorrow, &[0, 1, 2]).await;
+    // One minute before midnight.
+    let clock = custos_clock::dangerous::simulated(u64::from(DAY + 1) * MS_PER_DAY - 60_000);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
+    let bob = user(&dir, &server, &d, &clock, "bob").await;
+    let a = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let b = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice.send_text(&a, "A on day D").await.unwrap();
+    alice.send_text(&b, "B on day D").await.unwrap();
+    // Just after midnight: a new chain, for the new day.
+    clock.advance_millis(120_000);
+    alice.send_text(&a, "A just after midnight").await.unwrap();
+
+    let caps: Vec<(ConversationId, ChainId, Capsule)> = announcements(&bob)
+        .await
+        .into_iter()
+        .map(|(_, ann)| {
+            (
+                ann.conversation,
+                ann.chain,
+                Capsule::from_bytes(&ann.escrow_capsule).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(caps.len(), 3);
+    let find = |conv: &ConversationId, day: u32| {
+        *caps
+            .iter()
+            .find(|(c, ch, _)| c == conv && ch.day == day)
+            .unwrap()
+    };
+    let (_, chain_ad, cap_ad) = find(&a, DAY);
+    let (_, _, cap_bd) = find(&b, DAY);
+    let (_, chain_ad1, cap_ad1) = find(&a, DAY + 1);
+
+    // The identity key of (A, D), combined from t = 2 of the 3 shares.
+    let id_ad = EscrowIdentity::new(&a.0, DAY);
+    let partials: Vec<_> = today_shares[1..]
+        .iter()
+        .map(|s| s.extract(&id_ad))
+        .collect();
+    let key_ad = today.combine(&partials).unwrap();
+    // It opens A's chain of day D, and the root it yields is that chain's.
+    let ck0 = custos_escrow::open(&cap_ad, &key_ad).unwrap();
+    custos_escrow::verify(&cap_ad, &today, &a.0, DAY, &chain_ad.qualified(&a), &ck0).unwrap();
+    // Not B on the same day, not A on the next day (just after midnight).
+    assert_eq!(
+        custos_escrow::open(&cap_bd, &key_ad).unwrap_err(),
+        OpenError::FoCheckFailed
+    );
+    assert_eq!(
+        custos_escrow::open(&cap_ad1, &key_ad).unwrap_err(),
+        OpenError::FoCheckFailed
+    );
+    // The next day needs the next day's key, for A's identity of that day.
+    let id_ad1 = EscrowIdentity::new(&a.0, DAY + 1);
+    let partials: Vec<_> = tomorrow_shares[..2]
+        .iter()
+        .map(|s| s.extract(&id_ad1))
+        .collect();
+    let key_ad1 = tomorrow.combine(&partials).unwrap();
+    let ck0_next = custos_escrow::open(&cap_ad1, &key_ad1).unwrap();
+    custos_escrow::verify(
+        &cap_ad1,
+        &tomorrow,
+        &a.0,
+        DAY + 1,
+        &chain_ad1.qualified(&a),
+        &ck0_next,
+    )
+    .unwrap();
+    // One share alone (t - 1) combines to nothing.
+    assert!(today.combine(&[today_shares[0].extract(&id_ad)]).is_err());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifest_is_pinned_only_against_the_log() {
+    let dir = TempDir::new().unwrap();
+    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+
+    // The operator's hash: fetched and compared.
+    let hash = d.manifest.hash().unwrap();
+    let pin = ManifestPin::fetch(&d.log_url, &hash).await.unwrap();
+    assert_eq!(pin.manifest(), &d.manifest);
+    let mut wrong = hash;
+    wrong[0] ^= 1;
+    assert!(matches!(
+        ManifestPin::fetch(&d.log_url, &wrong).await.unwrap_err(),
+        PinError::HashMismatch { .. }
+    ));
+
+    // A manifest the log never published is refused, and nothing is registered.
+    let mut other = d.manifest.clone();
+    other.policy.max_targets = 3;
+    let pin = ManifestPin::from_toml(&d.log_url, &other.to_toml().unwrap()).unwrap();
+    let err = Device::register_pinned(
+        &dir.path().join("mallory"),
+        &server.url,
+        "mallory",
+        clock.shared(),
+        pin,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, DeviceError::Pin(PinError::NotPublished { .. })),
+        "{err:?}"
+    );
+    assert!(!dir.path().join("mallory/identity.key").exists());
+
+    // A manifest with a witness quorum of 0 is not a manifest at all.
+    let text = d
+        .manifest
+        .to_toml()
+        .unwrap()
+        .replace("witness_quorum = 2", "witness_quorum = 0");
+    assert!(matches!(
+        ManifestPin::from_toml(&d.log_url, &text).unwrap_err(),
+        PinError::Manifest(_)
+    ));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_custodians_escrow_is_off_and_a_capsule_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let d = Deployment::start(&dir.path().join("deploy"), 0, 0).await;
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &d, &clock, "bob").await;
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice.send_text(&conv, "no escrow").await.unwrap();
+    assert_eq!(bob.receive(None).await.unwrap().len(), 1);
+    // A capsule where the deployment has none is refused too.
+    alice.set_escrow(Arc::new(Cheat::OwnKey(deal(DAY, 3, 2).0)));
+    let conv2 = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice.send_text(&conv2, "capsule").await.unwrap();
+    assert!(bob.receive(None).await.unwrap().is_empty());
+    let refused = bob.take_refusals();
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.escrow_violator.as_deref() == Some("alice")
+                && r.reason
+                    .contains(&EscrowError::UnexpectedCapsule.to_string())),
+        "{refused:?}"
+    );
+    server.stop().await;
+}
