@@ -66,10 +66,13 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The messages `receive --json` printed (its other events, such as
+/// refused items, are left out).
 fn received(dir: &Path, home: &str) -> Vec<Value> {
     ok(dir, &["--home", home, "receive", "--json"])
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("text").is_some())
         .collect()
 }
 

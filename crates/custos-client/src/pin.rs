@@ -112,9 +112,9 @@ impl ManifestPin {
     pub(crate) fn save(&self, home: &Path) -> Result<(), PinError> {
         let path = home.join(MANIFEST_FILE);
         let text = self.manifest.to_toml()?;
-        custos_tlog::storage::write_atomic(&path, text.as_bytes()).map_err(|e| PinError::Io {
+        custos_durable::write_atomic(&path, text.as_bytes()).map_err(|source| PinError::Io {
             path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })
     }
 

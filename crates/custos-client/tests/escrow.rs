@@ -20,14 +20,14 @@ use custos_client::refusal::{AnnouncementRefusal, EnvelopeRefusal, Refusal};
 use custos_client::{Device, DeviceError, Outcome};
 use custos_clock::SimulatedClock;
 use custos_escrow::{Capsule, DayKey, EscrowIdentity, OpenError, SecretShare};
-use custos_tlog::{
-    ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, LogConfig, NamedKey, TrustPolicy, WitnessConfig,
-};
+use custos_log_server::LogConfig;
+use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, NamedKey, TrustPolicy};
 use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
 use custos_wire::frames::{Delivery, ItemKind};
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::statement::{EscrowDayKey, SignedStatement, Statement};
 use custos_wire::{ChainId, ConversationId};
+use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -43,7 +43,7 @@ struct Deployment {
     log: LogClient,
     manifest: Manifest,
     custodians: Vec<SigningKey>,
-    _handle: custos_tlog::LogHandle,
+    _handle: custos_log_server::LogHandle,
 }
 
 impl Deployment {
@@ -66,7 +66,7 @@ impl Deployment {
             let name = format!("witness-{i}.test");
             let key = NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_tlog::spawn_witness(
+            let addr = custos_witness_server::spawn_witness(
                 listener,
                 WitnessConfig {
                     data: dir.join(format!("witness-{i}")),
@@ -98,10 +98,11 @@ impl Deployment {
         let manifest = Manifest::new(2, t, Policy::default(), ps).unwrap();
         let signing = log_key.signing_key().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_tlog::spawn_log(
+        let handle = custos_log_server::spawn_log(
             listener,
             LogConfig {
                 data: dir.join("log"),
+                signed_size: dir.join("log.signed-size"),
                 key: log_key,
                 manifest: manifest.clone(),
                 clock: custos_clock::system(),
@@ -588,7 +589,9 @@ async fn a_key_for_one_conversation_and_day_opens_nothing_else() {
         .iter()
         .map(|s| s.extract(&id_ad))
         .collect();
-    let key_ad = today.combine(&partials).unwrap();
+    let key_ad = today
+        .verify_and_combine(&id_ad, &partials, &mut rand_core::OsRng)
+        .unwrap();
     // It opens A's chain of day D, and the root it yields is that chain's.
     let ck0 = custos_escrow::open(&cap_ad, &key_ad).unwrap();
     custos_escrow::verify(&cap_ad, &today, &a.0, DAY, &chain_ad.qualified(&a), &ck0).unwrap();
@@ -607,7 +610,9 @@ async fn a_key_for_one_conversation_and_day_opens_nothing_else() {
         .iter()
         .map(|s| s.extract(&id_ad1))
         .collect();
-    let key_ad1 = tomorrow.combine(&partials).unwrap();
+    let key_ad1 = tomorrow
+        .verify_and_combine(&id_ad1, &partials, &mut rand_core::OsRng)
+        .unwrap();
     let ck0_next = custos_escrow::open(&cap_ad1, &key_ad1).unwrap();
     custos_escrow::verify(
         &cap_ad1,
@@ -619,7 +624,15 @@ async fn a_key_for_one_conversation_and_day_opens_nothing_else() {
     )
     .unwrap();
     // One share alone (t - 1) combines to nothing.
-    assert!(today.combine(&[today_shares[0].extract(&id_ad)]).is_err());
+    assert!(
+        today
+            .verify_and_combine(
+                &id_ad,
+                &[today_shares[0].extract(&id_ad)],
+                &mut rand_core::OsRng
+            )
+            .is_err()
+    );
     server.stop().await;
 }
 

@@ -15,11 +15,26 @@ use custos_tlog::merkle::{TILE_WIDTH, TilePath};
 use custos_tlog::{ClientError, LogClient, TrustPolicy, verify_inclusion};
 use custos_wire::statement::{STATEMENT_SIGNING_LABEL, SignedStatement};
 
+/// The size of the checkpoint the log serves, once it has settled: with a
+/// witness, the served checkpoint is the latest cosigned one, which follows
+/// the sequencer by one witness round trip.
 async fn size_of(client: &LogClient) -> u64 {
-    parse_checkpoint(&client.checkpoint().await.unwrap())
-        .unwrap()
-        .checkpoint
-        .size()
+    let read = || async {
+        parse_checkpoint(&client.checkpoint().await.unwrap())
+            .unwrap()
+            .checkpoint
+            .size()
+    };
+    let mut last = read().await;
+    for _ in 0..25 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = read().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
 }
 
 fn refused(r: Result<custos_tlog::Submission, ClientError>) -> (u16, String) {

@@ -527,41 +527,51 @@ async fn bob_relogin_and_count(server: &TestServer, bob: &User, n: usize) {
 }
 
 #[tokio::test]
-async fn chain_day_must_be_today_or_yesterday() {
+async fn chain_day_must_be_today_or_yesterday_within_the_grace() {
     let server = TestServer::start().await;
     let mut alice = User::register(&server, "alice").await;
     let bob = User::register(&server, "bob").await;
     let conv = alice.group_with(&[&bob]).await;
     let t = today();
+    // At noon: only today's chains.
     alice
         .submit(&conv, ItemKind::Envelope, envelope(&conv, t, b"a"))
         .await
         .unwrap();
-    alice
-        .submit(&conv, ItemKind::Envelope, envelope(&conv, t - 1, b"b"))
-        .await
-        .unwrap();
-    for day in [t - 2, t + 1, 0, u32::MAX] {
+    for day in [t - 1, t - 2, t + 1, 0, u32::MAX] {
         let (st, body) = alice
             .submit(&conv, ItemKind::Envelope, envelope(&conv, day, b"c"))
             .await
             .unwrap_err();
         assert_eq!(
             (st, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("wrong_day"))
+            (StatusCode::BAD_REQUEST, Some("wrong_day")),
+            "day {day}"
         );
     }
-    // The day moves with the injected clock.
-    server.clock.advance_millis(MILLIS_PER_DAY);
+    // Five minutes after midnight: yesterday's chain is still accepted (the
+    // default grace is ten minutes), and so is the new day's.
+    server
+        .clock
+        .advance_millis(MILLIS_PER_DAY / 2 + 5 * 60 * 1000);
     alice.login().await; // the session lasted 24 h
-    let (st, _) = alice
-        .submit(&conv, ItemKind::Envelope, envelope(&conv, t - 1, b"d"))
+    alice
+        .submit(&conv, ItemKind::Envelope, envelope(&conv, t, b"b"))
         .await
-        .unwrap_err();
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+        .unwrap();
     alice
         .submit(&conv, ItemKind::Envelope, envelope(&conv, t + 1, b"e"))
         .await
         .unwrap();
+    // Eleven minutes after midnight: yesterday's chain is refused.
+    server.clock.advance_millis(6 * 60 * 1000);
+    let (st, body) = alice
+        .submit(&conv, ItemKind::Envelope, envelope(&conv, t, b"d"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("wrong_day"))
+    );
     server.stop().await;
 }
