@@ -7,6 +7,7 @@ use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 
 use crate::api::{Api, ApiError};
+use crate::home_lock::{DEFAULT_LOCK_WAIT, HomeLock};
 use crate::identity::Identity;
 use crate::mls::{CIPHERSUITE, Provider, ProviderError};
 use crate::store::{Store, StoreError};
@@ -62,6 +63,9 @@ pub enum DeviceError {
     /// This device has left the conversation.
     #[error("this device has left conversation {0}")]
     Left(String),
+    /// Another process holds this home directory.
+    #[error(transparent)]
+    HomeLock(#[from] crate::home_lock::HomeLockError),
     /// A commit kept losing races against other members' commits.
     #[error("the conversation is changing too fast; try again")]
     CommitContention,
@@ -81,6 +85,8 @@ pub struct Device {
     pub(crate) api: Api,
     pub(crate) clock: SharedClock,
     pub(crate) escrow: Option<std::sync::Arc<dyn crate::escrow::EscrowPolicy>>,
+    /// Held for the device's lifetime: no other process advances its chains.
+    _home_lock: HomeLock,
 }
 
 impl std::fmt::Debug for Device {
@@ -109,6 +115,10 @@ impl Device {
             return Err(DeviceError::AlreadyRegistered(home.to_owned()));
         }
         create_private_dir(home)?;
+        let home_lock = HomeLock::acquire(home, DEFAULT_LOCK_WAIT).await?;
+        if key_path.exists() {
+            return Err(DeviceError::AlreadyRegistered(home.to_owned()));
+        }
         let identity = Identity::generate();
         let mut api = Api::new(server);
         api.register(name, &identity.public_bytes()).await?;
@@ -137,6 +147,7 @@ impl Device {
             api,
             clock,
             escrow: None,
+            _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
         Ok(device)
@@ -148,6 +159,7 @@ impl Device {
         if !key_path.exists() {
             return Err(DeviceError::NotRegistered(home.to_owned()));
         }
+        let home_lock = HomeLock::acquire(home, DEFAULT_LOCK_WAIT).await?;
         let identity = Identity::load(&key_path).map_err(|source| DeviceError::Io {
             path: key_path.clone(),
             source,
@@ -191,6 +203,7 @@ impl Device {
             api,
             clock,
             escrow: None,
+            _home_lock: home_lock,
         })
     }
 

@@ -23,6 +23,7 @@ pub mod conversation;
 pub mod device;
 pub mod escrow;
 pub mod franking;
+pub mod home_lock;
 pub mod identity;
 pub mod leave;
 pub mod mls;

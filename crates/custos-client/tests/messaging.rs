@@ -422,3 +422,48 @@ async fn a_member_leaves_and_reads_nothing_afterwards() {
     assert!(carol.receive(None).await.unwrap().is_empty());
     server.stop().await;
 }
+
+/// Two processes on one home directory must never seal two messages with the
+/// same chain key and nonce: the second waits for the first, so both
+/// messages go out under distinct generations and the recipient reads both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_from_one_home_never_reuse_a_chain_generation() {
+    let dir = TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let mut alice = user(&dir, &server, "alice").await;
+    let mut bob = user(&dir, &server, "bob").await;
+    let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
+    alice.send_text(&conv, "first").await.unwrap();
+    drop(alice);
+
+    let home = dir.path().join("alice");
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let home = home.clone();
+            tokio::spawn(async move {
+                let mut device = Device::open(&home, custos_clock::system()).await.unwrap();
+                device
+                    .send_text(&conv, &format!("concurrent {i}"))
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+
+    let mut got: Vec<String> = texts(&mut bob).await.into_iter().map(|m| m.2).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "concurrent 0",
+            "concurrent 1",
+            "concurrent 2",
+            "concurrent 3",
+            "first"
+        ]
+    );
+    server.stop().await;
+}

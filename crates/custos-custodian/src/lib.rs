@@ -17,3 +17,17 @@
 //! `t` colluding custodians can open the days whose keys are still live
 //! without logging; erasure bounds that window (see the threat model).
 #![forbid(unsafe_code)]
+
+mod durable;
+pub mod keys;
+pub mod logview;
+pub mod net;
+pub mod release;
+mod service;
+pub mod store;
+
+pub use keys::{CustodianKey, KeyFileError};
+pub use service::{
+    ApiError, CustodianConfig, CustodianHandle, StartError, Timing, spawn_custodian,
+};
+pub use store::{DayStatus, ShareLookup, ShareStore, StoreError};

@@ -6,7 +6,7 @@
 //! forward must not refill every bucket (nor freeze them when it stands still).
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
@@ -29,9 +29,15 @@ struct Bucket {
 }
 
 /// A set of token buckets keyed by `K`.
+///
+/// One bucket per key for the whole process: the shard of a key is chosen
+/// with one hasher owned by the limiter, so every worker thread finds the
+/// same bucket for the same key and the documented rate holds whatever the
+/// number of cores.
 #[derive(Debug)]
 pub(crate) struct RateLimiter<K> {
     limit: RateLimit,
+    hasher: RandomState,
     shards: Vec<Mutex<HashMap<K, Bucket>>>,
 }
 
@@ -39,6 +45,7 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
     pub fn new(limit: RateLimit) -> Self {
         Self {
             limit,
+            hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
@@ -50,12 +57,7 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
         }
         let rate = f64::from(self.limit.per_second);
         let burst = f64::from(self.limit.burst.max(1));
-        let shard = {
-            use std::hash::{BuildHasher, RandomState};
-            thread_local!(static RS: RandomState = RandomState::new());
-            let h = RS.with(|rs| rs.hash_one(key));
-            usize::try_from(h % SHARDS as u64).unwrap_or(0)
-        };
+        let shard = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
         let Some(m) = self.shards.get(shard) else {
             return Ok(());
         };
@@ -116,5 +118,27 @@ mod tests {
         tokio::time::advance(std::time::Duration::from_millis(600)).await;
         assert!(rl.check(1u8).is_ok());
         assert!(rl.check(1u8).is_err());
+    }
+
+    /// One key gets one bucket, whichever thread serves it: with the limiter
+    /// shared by eight threads (as by the worker threads of a multi-threaded
+    /// runtime), the key gets its burst and no more.
+    #[test]
+    fn one_bucket_per_key_across_threads() {
+        let rl = RateLimiter::new(RateLimit {
+            per_second: 1,
+            burst: 20,
+        });
+        let allowed: usize = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..20).filter(|_| rl.check(7u32).is_ok()).count()))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        // 20 of burst, plus at most a token or two refilled while the test runs.
+        assert!(
+            (20..=22).contains(&allowed),
+            "allowed {allowed} requests for one key against a burst of 20"
+        );
     }
 }

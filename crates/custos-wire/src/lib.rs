@@ -26,9 +26,11 @@ pub mod ids;
 pub mod manifest;
 pub mod mls_header;
 pub mod payload;
+pub mod release;
 pub mod report;
 pub mod statement;
 pub mod tag;
+pub mod warrant;
 
 pub use error::WireError;
 pub use ids::{ChainId, ConversationId};

@@ -112,7 +112,7 @@ impl Role {
             K::WarrantCommitment => self == Self::Authority,
             K::Interception | K::ProviderFrankingKey => self == Self::Provider,
             K::WarrantUnsealing => matches!(self, Self::Custodian | Self::Court),
-            K::EmbargoExtension => self == Self::Court,
+            K::EmbargoExtension | K::WarrantRevocation => self == Self::Court,
         }
     }
 }
@@ -423,6 +423,8 @@ mod tests {
         assert!(!Role::Provider.may_publish(K::KeyRelease));
         assert!(Role::Provider.may_publish(K::ProviderFrankingKey));
         assert!(Role::Court.may_publish(K::EmbargoExtension));
+        assert!(Role::Court.may_publish(K::WarrantRevocation));
+        assert!(!Role::Authority.may_publish(K::WarrantRevocation));
         assert!(!Role::Auditor.may_publish(K::ParticipantKey));
         for k in K::ALL {
             assert!(!Role::Log.may_publish(k) || k == K::ParticipantKey);

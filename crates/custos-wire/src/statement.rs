@@ -25,8 +25,8 @@ use crate::codec::{Reader, Writer};
 
 pub use body::{
     DayKeyErasure, EmbargoExtension, EscrowDayKey, Interception, KeyPurpose, KeyRelease,
-    ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment, WarrantUnsealing,
-    warrant_commitment,
+    MAX_NAME_LEN, ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment,
+    WarrantRevocation, WarrantUnsealing, warrant_commitment,
 };
 
 /// Version byte of the statement and signed-statement encodings.
@@ -64,6 +64,8 @@ pub enum Statement {
     DayKeyErasure(DayKeyErasure),
     /// The provider publishes the key that signs delivery tags.
     ProviderFrankingKey(ProviderFrankingKey),
+    /// A court revokes a warrant.
+    WarrantRevocation(WarrantRevocation),
 }
 
 impl Statement {
@@ -79,6 +81,7 @@ impl Statement {
             Self::EmbargoExtension(_) => StatementKind::EmbargoExtension,
             Self::DayKeyErasure(_) => StatementKind::DayKeyErasure,
             Self::ProviderFrankingKey(_) => StatementKind::ProviderFrankingKey,
+            Self::WarrantRevocation(_) => StatementKind::WarrantRevocation,
         }
     }
 
@@ -96,6 +99,7 @@ impl Statement {
             Self::EmbargoExtension(s) => s.write(&mut w)?,
             Self::DayKeyErasure(s) => s.write(&mut w)?,
             Self::ProviderFrankingKey(s) => s.write(&mut w)?,
+            Self::WarrantRevocation(s) => s.write(&mut w)?,
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_STATEMENT_LEN {
@@ -143,6 +147,9 @@ impl Statement {
             StatementKind::DayKeyErasure => Self::DayKeyErasure(DayKeyErasure::read(&mut r)?),
             StatementKind::ProviderFrankingKey => {
                 Self::ProviderFrankingKey(ProviderFrankingKey::read(&mut r)?)
+            }
+            StatementKind::WarrantRevocation => {
+                Self::WarrantRevocation(WarrantRevocation::read(&mut r)?)
             }
         };
         r.finish()?;

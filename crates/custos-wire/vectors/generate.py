@@ -116,6 +116,36 @@ def mls_private(wire_format=2, group=CONV, epoch=7, content_type=2, group_len=No
     return u16(1) + u16(wire_format) + glen + group + u64(epoch) + u8(content_type) + b"\x00\x00\x10" + b"\x5a" * 16
 
 
+# Warrant v1 (docs/spec/warrant.md), signed by the key with seed 0x07 * 32.
+WARRANT_LABEL = b"custos/v1/warrant"
+def warrant_fields(version=1, targets=(b"\x01" * 16, b"\x02" * 16), first=20000, last=20001,
+                   issued=1_728_000_000, not_after=1_728_000_000 + 30 * 86400,
+                   embargo=1_728_000_000 + 90 * 86400, court=b"court.test", basis=b"s. 100a StPO"):
+    return (u8(version) + b"\x09" * 16 + b8(court) + b8(b"police.test") + b16(basis)
+            + u8(len(targets)) + b"".join(targets) + u32(first) + u32(last)
+            + u64(issued) + u64(not_after) + u64(embargo) + b"\x05" * 32)
+def warrant(**kw):
+    key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+    f = warrant_fields(**kw)
+    return f + key.sign(WARRANT_LABEL + f)
+
+# Release request / response / shares v1 (docs/spec/release.md).
+REQUEST_LABEL = b"custos/v1/release-request"
+def cday(c, d): return c + u32(d)
+def release_fields(requested=(cday(b"\x01" * 16, 20000), cday(b"\x01" * 16, 20001)), count=None, proof=2):
+    return (u8(1) + b16(warrant()) + b"\x02" * 32 + b16(b"\x03" * 40) + u64(17)
+            + b16(b"log.test\n18\nAAAA\n\n") + u8(proof) + b"\x04" * 32 * proof
+            + b8(b"custodian-1.test") + u64(1_728_000_100)
+            + u16(len(requested) if count is None else count) + b"".join(requested))
+def release_request(**kw):
+    key = Ed25519PrivateKey.from_private_bytes(b"\x04" * 32)
+    f = release_fields(**kw)
+    return f + key.sign(REQUEST_LABEL + f)
+def release_response(version=1, sealed=b"\x06" * 40):
+    return u8(version) + b8(b"custodian-1.test") + b"\x01" * 32 + u64(9) + b"\x02" * 32 + b32(sealed)
+def released_shares(items=(cday(b"\x01" * 16, 20000),), count=None):
+    return u8(1) + u16(len(items) if count is None else count) + b"".join(i + u32(1) + b"\x0a" * 48 for i in items)
+
 VECTORS = [
     ("mls_header", "ok-proposal", "ok", "PrivateMessage header: conversation group id, epoch 7, proposal", mls_private()),
     ("mls_header", "err-public-message", "InvalidValue", "wire format 1 (PublicMessage)", mls_private(wire_format=1)),
@@ -192,6 +222,34 @@ VECTORS = [
     ("report", "ok-v2-signed-tag", "ok", "empty reason; the tag is delivery_tag-ok-v2-signed", u8(1) + b16(b"") + reported(tag_bytes=v2_tag()) + u8(0)),
     ("report", "err-tag-over-bound", "TooLong", "tag length 519, above the largest tag (v2)", u8(1) + b16(b"") + reported(tag_bytes=b"\x00" * 519) + u8(0)),
     ("report", "err-sender-uppercase", "InvalidValue", "claimed sender with an upper-case letter", u8(1) + b16(b"") + reported(sender=b"Bob") + u8(0)),
+    ("warrant", "ok-signed", "ok", "two targets, two days; signed by seed 07", warrant()),
+    ("warrant", "ok-limits", "ok", "16 targets, 31 days, 180-day embargo", warrant(targets=tuple(bytes([i]) * 16 for i in range(1, 17)), last=20030, embargo=1_728_000_000 + 180 * 86400)),
+    ("warrant", "err-version-2", "UnsupportedVersion", "version byte 2", warrant(version=2)),
+    ("warrant", "err-targets-17", "TooLong", "17 targets", warrant(targets=tuple(bytes([i]) * 16 for i in range(1, 18)))),
+    ("warrant", "err-targets-unordered", "InvalidValue", "targets not ascending", warrant(targets=(b"\x02" * 16, b"\x01" * 16))),
+    ("warrant", "err-targets-repeated", "InvalidValue", "a target twice", warrant(targets=(b"\x01" * 16, b"\x01" * 16))),
+    ("warrant", "err-targets-empty", "InvalidValue", "no target", warrant(targets=())),
+    ("warrant", "err-days-32", "InvalidValue", "32 days", warrant(last=20031)),
+    ("warrant", "err-days-reversed", "InvalidValue", "last day before first", warrant(first=20001, last=20000)),
+    ("warrant", "err-embargo-181", "InvalidValue", "embargo 180 days and one second", warrant(embargo=1_728_000_000 + 180 * 86400 + 1)),
+    ("warrant", "err-not-after-at-issue", "InvalidValue", "not_after equal to issued_at", warrant(not_after=1_728_000_000)),
+    ("warrant", "err-court-empty", "InvalidValue", "empty court name", warrant(court=b"")),
+    ("warrant", "err-basis-utf8", "InvalidUtf8", "legal basis not UTF-8", warrant(basis=b"\xff")),
+    ("warrant", "err-trailing-byte", "TrailingBytes", "one byte after the signature", warrant() + b"\x00"),
+    ("warrant", "err-truncated-signature", "Truncated", "signature one byte short", warrant()[:-1]),
+    ("release_request", "ok-signed", "ok", "two conversation-days; signed by seed 04", release_request()),
+    ("release_request", "err-version-2", "UnsupportedVersion", "version byte 2", b"\x02" + release_request()[1:]),
+    ("release_request", "err-requested-empty", "InvalidValue", "no conversation-day", release_request(requested=())),
+    ("release_request", "err-requested-unordered", "InvalidValue", "days not ascending", release_request(requested=(cday(b"\x01" * 16, 20001), cday(b"\x01" * 16, 20000)))),
+    ("release_request", "err-requested-497", "TooLong", "497 conversation-days", release_request(requested=(), count=497)),
+    ("release_request", "err-proof-65", "TooLong", "65 proof hashes", release_request(proof=65)),
+    ("release_request", "err-trailing-byte", "TrailingBytes", "one byte after the signature", release_request() + b"\x00"),
+    ("release_response", "ok-basic", "ok", "a response with 40 sealed bytes", release_response()),
+    ("release_response", "err-version-0", "UnsupportedVersion", "version byte 0", release_response(version=0)),
+    ("release_response", "err-truncated", "Truncated", "sealed bytes one short", release_response()[:-1]),
+    ("released_shares", "ok-one", "ok", "one share", released_shares()),
+    ("released_shares", "err-count-short", "Truncated", "count 2 with one share", released_shares(count=2)),
+    ("released_shares", "err-unordered", "InvalidValue", "shares not ascending", released_shares(items=(cday(b"\x02" * 16, 1), cday(b"\x01" * 16, 1)))),
 ]
 
 for fmt, name, expect, note, data in VECTORS:

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod custodian;
 pub mod demo;
 pub mod log;
 pub mod moderate;
@@ -63,6 +64,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: witness::WitnessCommand,
     },
+    /// A custodian of day-key shares: `keygen`, `serve`.
+    Custodian {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: custodian::CustodianCommand,
+    },
     /// Replay the log: recompute the tree, check every signature, count statements.
     Audit(audit::AuditArgs),
     /// Print the version and exit.
@@ -89,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Log { cmd } => return log::run(cmd),
         Command::Witness { cmd } => return witness::run(cmd),
+        Command::Custodian { cmd } => return custodian::run(cmd),
         Command::Audit(args) => return audit::run(args),
         Command::Server(args) => return server::run(args),
         Command::Up(args) => return server::up(args),
@@ -107,6 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Version
             | Command::Log { .. }
             | Command::Witness { .. }
+            | Command::Custodian { .. }
             | Command::Audit(_)
             | Command::Server(_)
             | Command::Up(_) => Ok(()),

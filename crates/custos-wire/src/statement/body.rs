@@ -43,11 +43,13 @@ pub enum StatementKind {
     DayKeyErasure,
     /// Tag 9: [`ProviderFrankingKey`].
     ProviderFrankingKey,
+    /// Tag 10: [`WarrantRevocation`].
+    WarrantRevocation,
 }
 
 impl StatementKind {
     /// Every kind, in tag order.
-    pub const ALL: [StatementKind; 9] = [
+    pub const ALL: [StatementKind; 10] = [
         Self::ParticipantKey,
         Self::EscrowDayKey,
         Self::WarrantCommitment,
@@ -57,6 +59,7 @@ impl StatementKind {
         Self::EmbargoExtension,
         Self::DayKeyErasure,
         Self::ProviderFrankingKey,
+        Self::WarrantRevocation,
     ];
 
     /// The wire tag.
@@ -71,6 +74,7 @@ impl StatementKind {
             Self::EmbargoExtension => 7,
             Self::DayKeyErasure => 8,
             Self::ProviderFrankingKey => 9,
+            Self::WarrantRevocation => 10,
         }
     }
 
@@ -97,6 +101,7 @@ impl StatementKind {
             Self::EmbargoExtension => "embargo_extension",
             Self::DayKeyErasure => "day_key_erasure",
             Self::ProviderFrankingKey => "provider_franking_key",
+            Self::WarrantRevocation => "warrant_revocation",
         }
     }
 }
@@ -285,6 +290,18 @@ pub struct ProviderFrankingKey {
     pub public_key: [u8; 32],
     /// From when it signs tags, Unix seconds.
     pub valid_from: u64,
+}
+
+/// A court revokes a warrant: from its inclusion in the log on, custodians
+/// release nothing more under it and the provider stops keeping envelopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarrantRevocation {
+    /// The warrant's commitment.
+    pub warrant: [u8; 32],
+    /// The revoking court (must be the court that issued the warrant).
+    pub court: String,
+    /// When the court revoked it, Unix seconds.
+    pub revoked_at: u64,
 }
 
 fn name(r: &mut Reader<'_>, field: &'static str) -> Result<String, WireError> {
@@ -489,6 +506,23 @@ impl ProviderFrankingKey {
             provider: name(r, "provider")?,
             public_key: r.field("public_key").array()?,
             valid_from: r.field("valid_from").u64()?,
+        })
+    }
+}
+
+impl WarrantRevocation {
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        w.raw(&self.warrant);
+        put_name(w, "court", &self.court)?;
+        w.u64(self.revoked_at);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Self {
+            warrant: r.field("warrant").array()?,
+            court: name(r, "court")?,
+            revoked_at: r.field("revoked_at").u64()?,
         })
     }
 }

@@ -101,6 +101,14 @@ pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
                 valid_from: 1_795_000_000,
             }),
         ),
+        (
+            "warrant_revocation",
+            Statement::WarrantRevocation(WarrantRevocation {
+                warrant: warrant_commitment(&[9u8; 32], b"warrant"),
+                court: "court.example".into(),
+                revoked_at: 1_795_200_000,
+            }),
+        ),
     ]
 }
 

@@ -1,0 +1,209 @@
+//! Custodians on loopback: the DKG over HTTP, the published day keys, the
+//! threshold, a custodian down during the DKG, restarts and erasure.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use custos_custodian::{DayStatus, ShareLookup, ShareStore};
+use custos_escrow::{DayKey, EscrowIdentity, PartialKey};
+
+const CONVERSATION: [u8; 16] = [0x42; 16];
+
+fn partials(cluster: &Cluster, who: &[usize], day: u32) -> Vec<PartialKey> {
+    let id = EscrowIdentity::new(&CONVERSATION, day);
+    who.iter()
+        .map(|i| cluster.live_share(*i, day).extract(&id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_custodians_run_the_dkg_over_http_and_publish_the_same_day_key() {
+    let cluster = Cluster::start(&[0, 1, 2, 3, 4], 1, fast_timing()).await;
+    let today = cluster.clock.shared().today();
+    let view = cluster
+        .wait_log("all five publish today's and tomorrow's key", 120, |v| {
+            (today..=today + 1).all(|d| v.day_key(d).is_some_and(|(_, who)| who.len() == N))
+        })
+        .await;
+    for day in today..=today + 1 {
+        // Exactly one set of bytes, published by every custodian.
+        assert_eq!(view.day_key_publishers(day).len(), N);
+        let (bytes, _) = view.day_key(day).unwrap();
+        let day_key = DayKey::from_bytes(bytes).unwrap();
+        assert_eq!(
+            (day_key.day(), day_key.threshold(), day_key.custodians()),
+            (day, T, N)
+        );
+        for i in 0..N {
+            let store = ShareStore::inspect(&cluster.data(i), &cluster.key(i)).unwrap();
+            assert_eq!(store.day_key(day).unwrap().unwrap(), day_key);
+            assert_eq!(
+                store.status(day).unwrap(),
+                Some(DayStatus::Live { published: true })
+            );
+        }
+        // The transcript hash agrees at every custodian.
+        let transcripts: Vec<String> = (0..N)
+            .map(|i| {
+                let store = ShareStore::inspect(&cluster.data(i), &cluster.key(i)).unwrap();
+                let days = store.days().unwrap();
+                days.into_iter().find(|(d, ..)| *d == day).unwrap().2
+            })
+            .collect();
+        assert!(
+            transcripts
+                .iter()
+                .all(|t| t == &transcripts[0] && t.len() == 64)
+        );
+    }
+
+    // The threshold: t-1 partial keys are refused, any t give the same key.
+    let day = today;
+    let (bytes, _) = view.day_key(day).unwrap();
+    let day_key = DayKey::from_bytes(bytes).unwrap();
+    let all = partials(&cluster, &[0, 1, 2, 3, 4], day);
+    let id = EscrowIdentity::new(&CONVERSATION, day);
+    for p in &all {
+        assert!(day_key.verify_partial(&id, p).is_ok());
+    }
+    let ck0 = [9u8; 32];
+    let capsule = custos_escrow::seal(&day_key, &CONVERSATION, day, b"chain-1", &ck0).unwrap();
+    assert!(day_key.combine(&all[..T - 1]).is_err());
+    let mut keys = Vec::new();
+    for subset in [[0, 1, 2], [2, 3, 4], [0, 2, 4], [1, 3, 4]] {
+        let chosen: Vec<PartialKey> = subset.iter().map(|i| all[*i]).collect();
+        let key = day_key.combine(&chosen).unwrap();
+        assert_eq!(custos_escrow::open(&capsule, &key).unwrap().as_ref(), &ck0);
+        keys.push(key.to_bytes());
+    }
+    assert!(keys.windows(2).all(|w| w[0] == w[1]));
+    // The key of one day opens nothing of the next.
+    let next = DayKey::from_bytes(view.day_key(day + 1).unwrap().0).unwrap();
+    let other = custos_escrow::seal(&next, &CONVERSATION, day + 1, b"chain-1", &ck0).unwrap();
+    let key = day_key.combine(&all[..T]).unwrap();
+    assert!(custos_escrow::open(&other, &key).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custodian_down_during_the_dkg_does_not_stop_the_others() {
+    let timing = custos_custodian::Timing {
+        phase_timeout: Duration::from_secs(1),
+        peer_wait: Duration::from_secs(1),
+        ..fast_timing()
+    };
+    let mut cluster = Cluster::start(&[0, 1, 2, 3], 0, timing).await;
+    let today = cluster.clock.shared().today();
+    let view = cluster
+        .wait_log(
+            "the four running custodians publish today's key",
+            120,
+            |v| v.day_key(today).is_some_and(|(_, who)| who.len() == N - 1),
+        )
+        .await;
+    assert_eq!(view.day_key_publishers(today).len(), N - 1);
+    assert!(
+        !view
+            .day_key_publishers(today)
+            .contains(&cluster.public_key(4))
+    );
+    let day_key = DayKey::from_bytes(view.day_key(today).unwrap().0).unwrap();
+    let ck0 = [3u8; 32];
+    let capsule = custos_escrow::seal(&day_key, &CONVERSATION, today, b"c", &ck0).unwrap();
+    let key = day_key
+        .combine(&partials(&cluster, &[1, 2, 3], today))
+        .unwrap();
+    assert_eq!(custos_escrow::open(&capsule, &key).unwrap().as_ref(), &ck0);
+
+    // The missing custodian comes up: it records today as missed instead of
+    // blocking anyone, and takes part in the next day's DKG.
+    cluster.restart(4).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = ShareStore::inspect(&cluster.data(4), &cluster.key(4))
+            .ok()
+            .and_then(|s| s.status(today).ok().flatten());
+        if status == Some(DayStatus::Missed) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "custodian 4 never marked the day missed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(matches!(cluster.share(4, today), ShareLookup::Unknown));
+    cluster.clock.advance_days(1);
+    cluster
+        .wait_log("all five publish the next day's key", 120, |v| {
+            v.day_key(today + 1).is_some_and(|(_, who)| who.len() == N)
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shares_survive_restarts_and_are_erased_from_disk_after_the_grace() {
+    let mut cluster = Cluster::start(&[0, 1, 2, 3, 4], 0, fast_timing()).await;
+    let day = cluster.clock.shared().today();
+    cluster
+        .wait_log("all five publish today's key", 120, |v| {
+            v.day_key(day).is_some_and(|(_, who)| who.len() == N)
+        })
+        .await;
+    let mut secrets = Vec::new();
+    for i in 0..N {
+        let plain = cluster.live_share(i, day).to_bytes().to_vec();
+        let file = std::fs::read(cluster.data(i).join(format!("shares/{day}.share"))).unwrap();
+        // Encrypted at rest: the plaintext share is nowhere under --data.
+        assert!(!contains(&all_bytes(&cluster.data(i)), &plain));
+        secrets.push((plain, file[13..].to_vec(), file));
+    }
+
+    // A restart keeps the share and the day's state.
+    cluster.restart(0).await;
+    assert_eq!(cluster.live_share(0, day).to_bytes().to_vec(), secrets[0].0);
+
+    // One day later (still within the grace) nothing is erased; the next
+    // day's key is generated by all five, the restarted one included.
+    cluster.clock.advance_days(1);
+    cluster
+        .wait_log("all five publish the next day's key", 120, |v| {
+            v.day_key(day + 1).is_some_and(|(_, who)| who.len() == N)
+        })
+        .await;
+    for i in 0..N {
+        assert!(matches!(cluster.share(i, day), ShareLookup::Live(_)));
+    }
+
+    // After the end of the day plus the grace, every share is erased, and
+    // only then logged.
+    cluster.clock.advance_days(1);
+    let view = cluster
+        .wait_log("all five log the erasure", 120, |v| {
+            v.erasures(day).len() == N
+        })
+        .await;
+    assert_eq!(view.erasures(day).len(), N);
+    for (i, (plain, ciphertext, file)) in secrets.iter().enumerate() {
+        assert!(matches!(cluster.share(i, day), ShareLookup::Erased));
+        let everything = all_bytes(&cluster.data(i));
+        assert!(
+            !contains(&everything, plain),
+            "custodian {i}: plaintext share on disk"
+        );
+        assert!(
+            !contains(&everything, ciphertext),
+            "custodian {i}: ciphertext on disk"
+        );
+        assert!(
+            !contains(&everything, file),
+            "custodian {i}: share file on disk"
+        );
+        assert!(!cluster.data(i).join(format!("shares/{day}.share")).exists());
+    }
+    // Erased is forever, across a restart.
+    cluster.restart(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(matches!(cluster.share(1, day), ShareLookup::Erased));
+}
