@@ -86,8 +86,13 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
                     .publish_manifest(&signing, &published)
                     .await
                     .context("publishing the manifest's hash in the log")?;
-                println!("custos log {origin} listening on {url}");
-                println!("manifest {} published", hex::encode(published.hash()?));
+                // One write, whose failure is ignored: a service must not
+                // die because whoever started it stopped reading its output.
+                let status = format!(
+                    "custos log {origin} listening on {url}\nmanifest {} published\n",
+                    hex::encode(published.hash()?)
+                );
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), status.as_bytes());
                 tokio::signal::ctrl_c().await?;
                 handle.abort();
                 Ok(())
