@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use custos_escrow::{DayKey, EscrowIdentity, IdentityKey, PartialCheck, PartialKey};
+use custos_escrow::{
+    DayKey, EscrowIdentity, IdentityKey, PartialCheck, PartialKey, VerifiedPartial,
+};
 use custos_tlog::{LogClient, Verifier};
 use custos_wire::manifest::{Manifest, Role};
 use custos_wire::release::{
@@ -259,49 +261,44 @@ pub fn verify_and_combine(
             );
         }
     }
-    let mut valid = vec![true; items.len()];
+    // Every partial key is verified against its day key (one batched pairing
+    // check; on failure, one by one to drop only the bad ones). Only verified
+    // partials can be combined: `DayKey::combine` takes nothing else.
     let mut checks = Vec::with_capacity(items.len());
-    let mut positions = Vec::with_capacity(items.len());
-    for (i, (cd, p)) in items.iter().enumerate() {
+    let mut check_cds = Vec::with_capacity(items.len());
+    for (cd, p) in &items {
         if let (Some(day_key), Some(identity)) = (day_keys.get(&cd.day), identities.get(cd)) {
             checks.push(PartialCheck {
                 day_key,
                 identity,
                 partial: p,
             });
-            positions.push(i);
-        } else if let Some(v) = valid.get_mut(i) {
-            *v = false;
+            check_cds.push(*cd);
         }
     }
-    if !checks.is_empty() {
+    let verified: Vec<(ConversationDay, VerifiedPartial)> = if checks.is_empty() {
+        Vec::new()
+    } else {
         let mut rng = OsRng;
         match custos_escrow::verify_partials_batch(&checks, &mut rng) {
-            Ok(()) => {}
-            Err(custos_escrow::ThresholdError::InvalidBatchItems { positions: bad }) => {
-                for b in bad {
-                    if let Some(v) = positions.get(b).and_then(|i| valid.get_mut(*i)) {
-                        *v = false;
-                    }
-                }
-            }
-            Err(_) => {
-                // Unknown indices and the like: check one by one.
-                for (c, i) in checks.iter().zip(&positions) {
-                    if c.day_key.verify_partial(c.identity, c.partial).is_err()
-                        && let Some(v) = valid.get_mut(*i)
-                    {
-                        *v = false;
-                    }
-                }
-            }
+            Ok(all) => check_cds.iter().copied().zip(all).collect(),
+            Err(_) => checks
+                .iter()
+                .zip(&check_cds)
+                .filter_map(|(c, cd)| {
+                    c.day_key
+                        .verify_partial(c.identity, c.partial)
+                        .ok()
+                        .map(|v| (*cd, v))
+                })
+                .collect(),
         }
-    }
-    let mut per_cd: BTreeMap<ConversationDay, Vec<PartialKey>> = BTreeMap::new();
-    for ((cd, p), ok) in items.iter().zip(&valid) {
-        let list = per_cd.entry(*cd).or_default();
-        if *ok && !list.iter().any(|q| q.index == p.index) {
-            list.push(*p);
+    };
+    let mut per_cd: BTreeMap<ConversationDay, Vec<VerifiedPartial>> = BTreeMap::new();
+    for (cd, v) in verified {
+        let list = per_cd.entry(cd).or_default();
+        if !list.iter().any(|q| q.index() == v.index()) {
+            list.push(v);
         }
     }
     let refusals = answers
@@ -326,8 +323,9 @@ pub fn verify_and_combine(
             need: t,
             refusals: refusals.clone(),
         })?;
+        let identity = identities.get(cd).ok_or(CollectError::NoDayKey(cd.day))?;
         let key = day_key
-            .combine(chosen)
+            .combine(identity, chosen)
             .map_err(|e| CollectError::Combine(e.to_string()))?;
         keys.insert(*cd, key);
     }

@@ -11,6 +11,7 @@
 
 pub mod collect;
 pub mod court;
+pub mod dates;
 mod error;
 pub mod keys;
 pub mod store;

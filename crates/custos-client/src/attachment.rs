@@ -13,7 +13,7 @@
 //! does not hash to it. Since the franking commitment covers the payload,
 //! what the recipient can display is exactly what a report can prove: a
 //! report verifier checks a revealed attachment against the committed hash
-//! (`custos_server::report::VerifiedMessage::attachment_matches`).
+//! (`custos_verify::report::VerifiedMessage::attachment_matches`).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
 use aes_gcm::{Aes256Gcm, Nonce};

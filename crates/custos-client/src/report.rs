@@ -11,12 +11,17 @@
 //! messages the user chooses: the reported one and up to `context`
 //! neighbours of the same conversation.
 
+use std::collections::BTreeMap;
+
+use custos_verify::package::ReportPackage;
 use custos_wire::ConversationId;
 use custos_wire::envelope::EnvelopeHeader;
+use custos_wire::moderation::{Action, ReportStatus};
 use custos_wire::payload::Payload;
 use custos_wire::report::{MAX_CONTEXT, Report, ReportedMessage};
 use custos_wire::tag::{Received, TagRefusal, VerifiedTag, verify_tag};
 use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
 
 use crate::api::{Api, ApiError, check, parse, transport};
 use crate::device::{Device, DeviceError};
@@ -99,25 +104,26 @@ impl Api {
     }
 
     /// Moderation queue (`all` includes resolved reports). Moderators only.
-    pub async fn moderation_list(&self, all: bool) -> Result<serde_json::Value, ApiError> {
+    pub async fn moderation_list(&self, all: bool) -> Result<ReportQueue, ApiError> {
         let q = if all { "?status=all" } else { "" };
         parse(self.get(&format!("/v1/moderation/reports{q}")).await?)
     }
 
     /// One report with its verified messages and actions. Moderators only.
-    pub async fn moderation_show(&self, id: i64) -> Result<serde_json::Value, ApiError> {
+    pub async fn moderation_show(&self, id: i64) -> Result<ReportDetail, ApiError> {
         parse(self.get(&format!("/v1/moderation/reports/{id}")).await?)
     }
 
-    /// Takes an action on a report; `suspend_seconds` `None` suspends
-    /// permanently. For `escalate` the answer carries the package.
+    /// Takes `action` on a report; for [`Action::Suspend`],
+    /// `suspend_seconds` `None` suspends permanently. For
+    /// [`Action::Escalate`] the answer carries the package.
     pub async fn moderation_resolve(
         &self,
         id: i64,
-        action: &str,
+        action: Action,
         note: &str,
         suspend_seconds: Option<u64>,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<Resolution, ApiError> {
         parse(
             self.post_json(
                 &format!("/v1/moderation/reports/{id}/resolve"),
@@ -130,9 +136,116 @@ impl Api {
     }
 
     /// The service's published moderation figures.
-    pub async fn moderation_stats(&self) -> Result<serde_json::Value, ApiError> {
+    pub async fn moderation_stats(&self) -> Result<ModerationStats, ApiError> {
         parse(self.get("/v1/moderation/stats").await?)
     }
+}
+
+/// The moderation queue (`GET /v1/moderation/reports`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportQueue {
+    /// Reports, oldest first.
+    pub reports: Vec<ReportSummary>,
+}
+
+/// One report in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    /// The service's report id.
+    pub id: i64,
+    /// When the service received it, Unix ms.
+    pub received_at: i64,
+    /// Reporter account.
+    pub reporter: String,
+    /// Conversation id, hex.
+    pub conversation_hex: String,
+    /// Sender account, as the delivery tag names it.
+    pub sender: String,
+    /// When the service accepted the reported message, Unix ms.
+    pub server_time: i64,
+    /// The reporter's reason.
+    pub reason: String,
+    /// Where the report stands.
+    pub status: ReportStatus,
+}
+
+/// One verified message of a report, as moderators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownMessage {
+    /// Sender account.
+    pub sender: String,
+    /// Acceptance time, Unix ms.
+    pub server_time: u64,
+    /// The text.
+    pub text: String,
+    /// The franking commitment, hex.
+    pub commitment: String,
+    /// SHA-256 of each attachment's plaintext, hex.
+    pub attachments_sha256: Vec<String>,
+}
+
+/// One recorded moderation action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// What was done.
+    pub action: Action,
+    /// By whom.
+    pub moderator: String,
+    /// The moderator's note.
+    pub note: String,
+    /// For a suspension: until when, Unix ms; `None` is permanent.
+    pub suspended_until: Option<i64>,
+    /// When, Unix ms.
+    pub taken_at: i64,
+}
+
+/// A report with its verified messages and actions
+/// (`GET /v1/moderation/reports/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportDetail {
+    /// The queue entry.
+    pub report: ReportSummary,
+    /// The reported message.
+    pub message: ShownMessage,
+    /// The revealed context messages.
+    pub context: Vec<ShownMessage>,
+    /// Actions taken, oldest first.
+    pub actions: Vec<ActionRecord>,
+}
+
+/// The answer to a moderation action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// The report.
+    pub report_id: i64,
+    /// Its status now.
+    pub status: ReportStatus,
+    /// The reported sender.
+    pub sender: String,
+    /// For a suspension: until when, Unix ms; `None` is permanent (or no
+    /// suspension).
+    pub suspended_until: Option<u64>,
+    /// For an escalation: the report package.
+    pub package: Option<ReportPackage>,
+}
+
+/// The service's published moderation figures (`GET /v1/moderation/stats`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModerationStats {
+    /// Reports received (verified and refused).
+    pub reports_received: i64,
+    /// Reports that verified and entered the queue.
+    pub reports_verified: i64,
+    /// Reports refused.
+    pub reports_refused: i64,
+    /// Refusals by the failed check's code.
+    pub refused_by_reason: BTreeMap<String, i64>,
+    /// Reports still open.
+    pub reports_open: i64,
+    /// Actions taken, by action.
+    pub actions: BTreeMap<Action, i64>,
+    /// Median time from receipt to first action, ms.
+    pub median_time_to_action_ms: Option<i64>,
 }
 
 impl Device {

@@ -15,15 +15,17 @@ use custos_client::Device;
 use custos_client::api::ApiError;
 use custos_clock::SimulatedClock;
 use custos_log_server::LogConfig;
+use custos_server::AdmitRefusal;
 use custos_server::FrankingPolicy;
 use custos_server::franking_log::FrankingLogConfig;
-use custos_server::package::{
+use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey, TrustPolicy};
+use custos_verify::package::{
     FrankingKeyLogProof, FrankingKeyStatus, PackageError, ReportPackage, UnprovenReason,
     verify_package,
 };
-use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey, TrustPolicy};
 use custos_wire::ConversationId;
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
+use custos_wire::moderation::{Action, ReportStatus};
 use custos_wire::report::Report;
 use custos_wire::tag::{DeliveryTag, DeliveryTagV1, TagFields};
 use custos_witness_server::WitnessConfig;
@@ -205,6 +207,14 @@ async fn exchange(alice: &mut Device, bob: &mut Device) -> (ConversationId, Vec<
     (conv, got.into_iter().map(|m| m.id).collect())
 }
 
+/// The service's refusal code inside a device error, if it is one.
+fn refusal_code(e: &custos_client::DeviceError) -> Option<&str> {
+    match e {
+        custos_client::DeviceError::Api(ApiError::Refused { code, .. }) => Some(code),
+        _ => None,
+    }
+}
+
 fn code(e: ApiError) -> String {
     match e {
         ApiError::Refused { code, .. } => code,
@@ -324,7 +334,7 @@ async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
 /// still verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
-    use custos_server::report::verify_report;
+    use custos_verify::report::verify_report;
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let server = Server::start(&dir.path().join("server"), &clock).await;
@@ -582,34 +592,38 @@ async fn suspension_stops_sends_until_it_ends_and_package_verifies_publicly() {
         "not_moderator"
     );
     let queue = moderator.api().moderation_list(false).await.unwrap();
-    assert_eq!(queue["reports"][0]["id"], report_id);
+    assert_eq!(queue.reports[0].id, report_id);
+    assert_eq!(queue.reports[0].status, ReportStatus::Open);
     let shown = moderator.api().moderation_show(report_id).await.unwrap();
-    assert_eq!(shown["message"]["text"], "send me money or else");
-    assert_eq!(shown["message"]["sender"], "alice");
+    assert_eq!(shown.message.text, "send me money or else");
+    assert_eq!(shown.message.sender, "alice");
 
     clock.advance_millis(60_000);
     let r = moderator
         .api()
-        .moderation_resolve(report_id, "suspend", "extortion", Some(3600))
+        .moderation_resolve(report_id, Action::Suspend, "extortion", Some(3600))
         .await
         .unwrap();
-    assert_eq!(r["status"], "suspended");
+    assert_eq!(r.status, ReportStatus::Suspended);
     let e = alice.send_text(&conv, "still here").await.unwrap_err();
-    let msg = e.to_string();
-    assert!(msg.contains("suspended"), "{msg}");
+    assert_eq!(refusal_code(&e), Some("suspended"), "{e}");
     clock.advance_millis(3_600_000);
     alice.send_text(&conv, "back again").await.unwrap();
 
     // Escalation exports a package that verifies with public information.
     let esc = moderator
         .api()
-        .moderation_resolve(report_id, "escalate", "to clearinghouse", None)
+        .moderation_resolve(report_id, Action::Escalate, "to clearinghouse", None)
         .await
         .unwrap();
     // This service publishes its key in no log: the package says so, and
     // its key verifies only as unproven, never as logged.
-    let package = serde_json::to_string(&esc["package"]).unwrap();
-    assert_eq!(esc["package"]["franking_key_log_proof"]["status"], "no_log");
+    let esc_package = esc.package.unwrap();
+    let package = serde_json::to_string(&esc_package).unwrap();
+    assert_eq!(
+        esc_package.franking_key_log_proof,
+        FrankingKeyLogProof::NoLog
+    );
     let any_policy = TrustPolicy::new(
         "log.test",
         SigningKey::from_bytes(&[1; 32]).verifying_key(),
@@ -637,12 +651,13 @@ async fn suspension_stops_sends_until_it_ends_and_package_verifies_publicly() {
 
     // Figures.
     let stats = bob.api().moderation_stats().await.unwrap();
-    assert_eq!(stats["reports_verified"], 1);
-    assert_eq!(stats["actions"]["suspend"], 1);
-    assert_eq!(stats["actions"]["escalate"], 1);
-    assert_eq!(stats["median_time_to_action_ms"], 60_000);
+    assert_eq!(stats.reports_verified, 1);
+    assert_eq!(stats.actions[&Action::Suspend], 1);
+    assert_eq!(stats.actions[&Action::Escalate], 1);
+    assert_eq!(stats.median_time_to_action_ms, Some(60_000));
     let shown = moderator.api().moderation_show(report_id).await.unwrap();
-    assert_eq!(shown["actions"][0]["moderator"], "mod");
+    assert_eq!(shown.actions[0].moderator, "mod");
+    assert_eq!(shown.actions[0].action, Action::Suspend);
     server.stop().await;
 }
 
@@ -662,20 +677,28 @@ async fn permanent_suspension_survives_restart() {
     let id = bob.report(&conv, &ids[2], "threat", 0).await.unwrap();
     moderator
         .api()
-        .moderation_resolve(id, "suspend", "permanent", None)
+        .moderation_resolve(id, Action::Suspend, "permanent", None)
         .await
         .unwrap();
     let addr = server.url.trim_start_matches("http://").to_owned();
     server.stop().await;
     let server = Server::start_on(&data, &clock, &addr, None).await;
     clock.advance_days(400);
-    // One process per home: the first device lets go of alice's home.
+    // The first device must be closed before its home can be opened again.
     drop(alice);
     let mut alice = Device::open(&dir.path().join("alice"), clock.shared())
         .await
         .unwrap();
-    let e = alice.send_text(&conv, "hi").await.unwrap_err().to_string();
-    assert!(e.contains("suspended permanently"), "{e}");
+    let e = alice.send_text(&conv, "hi").await.unwrap_err();
+    assert_eq!(refusal_code(&e), Some("suspended"), "{e}");
+    let permanent = AdmitRefusal::Suspended {
+        account: "alice".into(),
+        until: None,
+    };
+    assert!(
+        matches!(&e, custos_client::DeviceError::Api(ApiError::Refused { message, .. }) if *message == permanent.to_string()),
+        "{e}"
+    );
     server.stop().await;
 }
 
@@ -712,11 +735,15 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     let id = bob.report(&conv, &ids[1], "extortion", 1).await.unwrap();
     let esc = moderator
         .api()
-        .moderation_resolve(id, "escalate", "court", None)
+        .moderation_resolve(id, Action::Escalate, "court", None)
         .await
         .unwrap();
-    let json = serde_json::to_string(&esc["package"]).unwrap();
-    assert_eq!(esc["package"]["franking_key_log_proof"]["status"], "logged");
+    let esc_package = esc.package.unwrap();
+    let json = serde_json::to_string(&esc_package).unwrap();
+    assert!(matches!(
+        esc_package.franking_key_log_proof,
+        FrankingKeyLogProof::Logged(_)
+    ));
 
     // The package and the log's public trust policy are enough.
     let v = verify_package(&json, &log.policy()).unwrap();
@@ -747,7 +774,7 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     assert!(matches!(
         verify_package(&json, &other_log),
         Err(PackageError::KeyProof(
-            custos_server::package::KeyProofError::Checkpoint(_)
+            custos_verify::package::KeyProofError::Checkpoint(_)
         ))
     ));
     // A package whose tags were signed by another key than the logged one.
@@ -769,7 +796,7 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
             }
         ),
         Err(PackageError::KeyProof(
-            custos_server::package::KeyProofError::Inclusion { .. }
+            custos_verify::package::KeyProofError::Inclusion { .. }
         ))
     ));
     if !proof.inclusion_proof.is_empty() {
@@ -801,7 +828,7 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
             }
         ),
         Err(PackageError::KeyProof(
-            custos_server::package::KeyProofError::BadStatementSignature(_)
+            custos_verify::package::KeyProofError::BadStatementSignature(_)
         ))
     ));
     // A logged statement for this key whose valid_from is after the tags.
@@ -832,7 +859,7 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     let size = log.policy().verify_checkpoint(&note).unwrap().size();
     let hashes = client.inclusion_proof(index, size).await.unwrap();
     let late_proof =
-        custos_server::package::LogProof::new(&late.encode().unwrap(), index, &note, &hashes);
+        custos_verify::package::LogProof::new(&late.encode().unwrap(), index, &note, &hashes);
     assert!(matches!(
         with(&|p| p.franking_key_log_proof = FrankingKeyLogProof::Logged(late_proof.clone())),
         Err(PackageError::KeyNotYetValid { .. })
@@ -927,8 +954,8 @@ async fn only_a_recipient_can_report() {
     // The recipient can.
     submit(&bob, &report).await.unwrap();
     let stats = bob.api().moderation_stats().await.unwrap();
-    assert_eq!(stats["refused_by_reason"]["not_a_recipient"], 2);
-    assert_eq!(stats["reports_verified"], 1);
+    assert_eq!(stats.refused_by_reason["not_a_recipient"], 2);
+    assert_eq!(stats.reports_verified, 1);
     server.stop().await;
 }
 
@@ -1195,14 +1222,14 @@ fn aes_gcm_key_collision_is_caught_by_the_committed_attachment_hash() {
     let mut swapped = Payload::decode(&bytes).unwrap();
     swapped.attachments[0].key = k2;
     let swapped = swapped.encode().unwrap();
-    assert!(!custos_server::report::franking_opens(
+    assert!(!custos_verify::report::franking_opens(
         &commitment,
         &payload.franking_key,
         &conv,
         "alice",
         &swapped
     ));
-    assert!(custos_server::report::franking_opens(
+    assert!(custos_verify::report::franking_opens(
         &commitment,
         &payload.franking_key,
         &conv,
@@ -1210,7 +1237,7 @@ fn aes_gcm_key_collision_is_caught_by_the_committed_attachment_hash() {
         &bytes
     ));
     // A verifier accepts as the attachment only the committed plaintext.
-    let verified = custos_server::report::VerifiedMessage {
+    let verified = custos_verify::report::VerifiedMessage {
         conversation: conv,
         sender: "alice".into(),
         server_time: START,

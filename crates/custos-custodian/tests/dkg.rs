@@ -70,11 +70,17 @@ async fn five_custodians_run_the_dkg_over_http_and_publish_the_same_day_key() {
     }
     let ck0 = [9u8; 32];
     let capsule = custos_escrow::seal(&day_key, &CONVERSATION, day, b"chain-1", &ck0).unwrap();
-    assert!(day_key.combine(&all[..T - 1]).is_err());
+    assert!(
+        day_key
+            .verify_and_combine(&id, &all[..T - 1], &mut rand_core::OsRng)
+            .is_err()
+    );
     let mut keys = Vec::new();
     for subset in [[0, 1, 2], [2, 3, 4], [0, 2, 4], [1, 3, 4]] {
         let chosen: Vec<PartialKey> = subset.iter().map(|i| all[*i]).collect();
-        let key = day_key.combine(&chosen).unwrap();
+        let key = day_key
+            .verify_and_combine(&id, &chosen, &mut rand_core::OsRng)
+            .unwrap();
         assert_eq!(custos_escrow::open(&capsule, &key).unwrap().as_ref(), &ck0);
         keys.push(key.to_bytes());
     }
@@ -82,7 +88,9 @@ async fn five_custodians_run_the_dkg_over_http_and_publish_the_same_day_key() {
     // The key of one day opens nothing of the next.
     let next = DayKey::from_bytes(view.day_key(day + 1).unwrap().0).unwrap();
     let other = custos_escrow::seal(&next, &CONVERSATION, day + 1, b"chain-1", &ck0).unwrap();
-    let key = day_key.combine(&all[..T]).unwrap();
+    let key = day_key
+        .verify_and_combine(&id, &all[..T], &mut rand_core::OsRng)
+        .unwrap();
     assert!(custos_escrow::open(&other, &key).is_err());
 }
 
@@ -112,7 +120,11 @@ async fn a_custodian_down_during_the_dkg_does_not_stop_the_others() {
     let ck0 = [3u8; 32];
     let capsule = custos_escrow::seal(&day_key, &CONVERSATION, today, b"c", &ck0).unwrap();
     let key = day_key
-        .combine(&partials(&cluster, &[1, 2, 3], today))
+        .verify_and_combine(
+            &EscrowIdentity::new(&CONVERSATION, today),
+            &partials(&cluster, &[1, 2, 3], today),
+            &mut rand_core::OsRng,
+        )
         .unwrap();
     assert_eq!(custos_escrow::open(&capsule, &key).unwrap().as_ref(), &ck0);
 

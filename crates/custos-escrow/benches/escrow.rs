@@ -76,11 +76,13 @@ fn capsules(c: &mut C) {
     let ck0 = [7u8; 32];
     let capsule = ctx.seal(b"chain", &ck0).unwrap();
     let key = dk
-        .combine(
+        .verify_and_combine(
+            &id,
             &shares[..3]
                 .iter()
                 .map(|s| s.extract(&id))
                 .collect::<Vec<_>>(),
+            &mut OsRng,
         )
         .unwrap();
 
@@ -172,8 +174,9 @@ fn partial_keys(c: &mut C) {
         })
     });
     g.throughput(Throughput::Elements(1));
+    let verified = dk.verify_partials(&id, &partials, &mut OsRng).unwrap();
     g.bench_function("combine 3 of 5", |b| {
-        b.iter(|| dk.combine(black_box(&partials[1..4])).unwrap())
+        b.iter(|| dk.combine(&id, black_box(&verified[1..4])).unwrap())
     });
     g.finish();
 

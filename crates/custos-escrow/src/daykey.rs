@@ -155,17 +155,29 @@ impl DayKey {
         &self.verification_keys
     }
 
+    /// The master public key `P`, compressed (96 bytes).
+    pub fn master_bytes(&self) -> [u8; G2_LEN] {
+        self.master.to_compressed()
+    }
+
+    /// The verification key of custodian `index` (1-based), compressed
+    /// (96 bytes), if it exists.
+    pub fn verification_key_bytes(&self, index: u32) -> Option<[u8; G2_LEN]> {
+        self.verification_key(index).map(G2Affine::to_compressed)
+    }
+
     /// Checks one partial key with a pairing against its custodian's
     /// verification key. Security: a partial key that passes is exactly
-    /// `s_i·H1(id)` for this custodian and identity.
+    /// `s_i·H1(id)` for this custodian and identity; the returned
+    /// [`VerifiedPartial`] is what [`DayKey::combine`] takes.
     pub fn verify_partial(
         &self,
         identity: &EscrowIdentity,
         partial: &PartialKey,
-    ) -> Result<(), ThresholdError> {
+    ) -> Result<VerifiedPartial, ThresholdError> {
         let vk = self.vk_for(partial.index)?;
         if threshold::verify_one(vk, identity.point(), partial) {
-            Ok(())
+            Ok(VerifiedPartial::new(self, identity, partial))
         } else {
             Err(ThresholdError::InvalidPartial {
                 index: partial.index,
@@ -176,12 +188,13 @@ impl DayKey {
     /// Checks many partial keys for one identity at once (random linear
     /// combination and one multi-pairing); on failure the error lists the
     /// custodians whose keys are wrong. `rng` must be a cryptographic RNG.
+    /// Returns the partial keys as [`VerifiedPartial`]s, in the same order.
     pub fn verify_partials<R: RngCore + CryptoRng>(
         &self,
         identity: &EscrowIdentity,
         partials: &[PartialKey],
         rng: &mut R,
-    ) -> Result<(), ThresholdError> {
+    ) -> Result<Vec<VerifiedPartial>, ThresholdError> {
         if partials.is_empty() {
             return Err(ThresholdError::Empty);
         }
@@ -198,19 +211,49 @@ impl DayKey {
                 .iter()
                 .filter_map(|pos| partials.get(*pos).map(|p| p.index))
                 .collect(),
-        })
+        })?;
+        Ok(partials
+            .iter()
+            .map(|p| VerifiedPartial::new(self, identity, p))
+            .collect())
     }
 
-    /// Combines `t` partial keys with distinct indices into the identity key
-    /// (Lagrange interpolation; extra keys beyond the first `t` are ignored).
+    /// Combines `t` verified partial keys with distinct indices into the
+    /// identity key of `identity` (Lagrange interpolation; extra keys beyond
+    /// the first `t` are ignored).
     ///
-    /// Verify the partial keys first: an unverified wrong one yields a key
-    /// that opens nothing.
-    pub fn combine(&self, partials: &[PartialKey]) -> Result<IdentityKey, ThresholdError> {
+    /// Security: only partial keys verified for this identity under this
+    /// day key are accepted ([`ThresholdError::NotVerifiedFor`] otherwise),
+    /// so the result is the identity key whenever it is returned.
+    pub fn combine(
+        &self,
+        identity: &EscrowIdentity,
+        partials: &[VerifiedPartial],
+    ) -> Result<IdentityKey, ThresholdError> {
+        let mut keys = Vec::with_capacity(partials.len());
         for p in partials {
-            self.vk_for(p.index)?;
+            if p.identity != *identity || p.master != self.master {
+                return Err(ThresholdError::NotVerifiedFor {
+                    index: p.partial.index,
+                });
+            }
+            keys.push(p.partial);
         }
-        threshold::combine(partials, self.threshold())
+        threshold::combine(&keys, self.threshold())
+    }
+
+    /// Verifies `partials` for `identity` (batched, as
+    /// [`DayKey::verify_partials`]) and combines them: the one call for a
+    /// holder of raw partial keys. Any wrong partial key is an error; no key
+    /// is returned from unverified input.
+    pub fn verify_and_combine<R: RngCore + CryptoRng>(
+        &self,
+        identity: &EscrowIdentity,
+        partials: &[PartialKey],
+        rng: &mut R,
+    ) -> Result<IdentityKey, ThresholdError> {
+        let verified = self.verify_partials(identity, partials, rng)?;
+        self.combine(identity, &verified)
     }
 
     fn vk_for(&self, index: u32) -> Result<&G2Affine, ThresholdError> {
@@ -306,11 +349,12 @@ pub struct PartialCheck<'a> {
 /// holding the release for a whole warrant): one random linear combination
 /// and one multi-pairing with one term per distinct identity. On failure,
 /// [`ThresholdError::InvalidBatchItems`] gives the positions of the wrong
-/// keys in `checks`. `rng` must be a cryptographic RNG.
+/// keys in `checks`. `rng` must be a cryptographic RNG. Returns the partial
+/// keys as [`VerifiedPartial`]s, in the order of `checks`.
 pub fn verify_partials_batch<R: RngCore + CryptoRng>(
     checks: &[PartialCheck<'_>],
     rng: &mut R,
-) -> Result<(), ThresholdError> {
+) -> Result<Vec<VerifiedPartial>, ThresholdError> {
     if checks.is_empty() {
         return Err(ThresholdError::Empty);
     }
@@ -329,5 +373,58 @@ pub fn verify_partials_batch<R: RngCore + CryptoRng>(
         });
     }
     threshold::verify_batch(&items, rng)
-        .map_err(|positions| ThresholdError::InvalidBatchItems { positions })
+        .map_err(|positions| ThresholdError::InvalidBatchItems { positions })?;
+    Ok(checks
+        .iter()
+        .map(|c| VerifiedPartial::new(c.day_key, c.identity, c.partial))
+        .collect())
+}
+
+/// A partial key that passed its pairing check for one conversation-day
+/// identity under one day key.
+///
+/// Security: only [`DayKey::verify_partial`], [`DayKey::verify_partials`]
+/// and [`verify_partials_batch`] build it (its fields are private), and
+/// [`DayKey::combine`] takes nothing else, so an identity key cannot be
+/// combined from unverified partial keys. `Debug` shows only the index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedPartial {
+    partial: PartialKey,
+    identity: EscrowIdentity,
+    master: G2Affine,
+}
+
+impl VerifiedPartial {
+    fn new(day_key: &DayKey, identity: &EscrowIdentity, partial: &PartialKey) -> Self {
+        Self {
+            partial: *partial,
+            identity: *identity,
+            master: day_key.master,
+        }
+    }
+
+    /// The custodian's index, `1..=n`.
+    pub fn index(&self) -> u32 {
+        self.partial.index
+    }
+
+    /// The partial key itself (for storing or forwarding; it must be
+    /// verified again after decoding).
+    pub fn partial(&self) -> &PartialKey {
+        &self.partial
+    }
+
+    /// The conversation-day identity it was verified for.
+    pub fn identity(&self) -> &EscrowIdentity {
+        &self.identity
+    }
+}
+
+impl std::fmt::Debug for VerifiedPartial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedPartial")
+            .field("index", &self.partial.index)
+            .field("day", &self.identity.day())
+            .finish_non_exhaustive()
+    }
 }

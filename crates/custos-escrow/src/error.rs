@@ -167,4 +167,13 @@ pub enum ThresholdError {
     /// Nothing to verify.
     #[error("no partial keys given")]
     Empty,
+    /// A verified partial key was verified for another identity or under
+    /// another day key than the one combining it.
+    #[error(
+        "partial key from custodian {index} was verified for another conversation-day or day key; verify it for this one"
+    )]
+    NotVerifiedFor {
+        /// Index of the custodian.
+        index: u32,
+    },
 }

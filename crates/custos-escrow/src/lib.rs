@@ -10,7 +10,8 @@
 //! - **Threshold.** A custodian's partial key is a partial BLS signature,
 //!   checked by pairing against its verification key, singly or in batches.
 //!   `t` verified partial keys combine to the identity key; `t - 1` do not
-//!   open anything.
+//!   open anything. [`DayKey::combine`] takes only [`VerifiedPartial`]s,
+//!   which only the verification functions build.
 //! - **One key per conversation-day.** An identity key opens the capsules of
 //!   one conversation on one UTC day ([`EscrowIdentity`]) and nothing else.
 //! - **Capsules are deterministic and checked.** [`seal`] derives its
@@ -49,9 +50,18 @@ mod threshold;
 mod tests;
 
 pub use capsule::{Capsule, EscrowIdentity, IDENTITY_PREFIX, SealContext, open, seal, verify};
-pub use daykey::{DAY_KEY_VERSION, DayKey, PartialCheck, verify_partials_batch};
+pub use daykey::{DAY_KEY_VERSION, DayKey, PartialCheck, VerifiedPartial, verify_partials_batch};
 pub use error::{CapsuleError, DecodeError, OpenError, ThresholdError};
 pub use threshold::{IdentityKey, MAX_CUSTODIANS, PartialKey, SecretShare};
+
+/// The BLS12-381 types of `blstrs` that appear in this crate's public API
+/// (day keys, identity points, ciphertexts), re-exported so that callers use
+/// the exact version this crate pins instead of pinning `blstrs` themselves.
+/// Most callers need only the byte encodings (`to_bytes`, `from_bytes`,
+/// [`DayKey::master_bytes`], [`DayKey::verification_key_bytes`]).
+pub mod curve {
+    pub use blstrs::{G1Affine, G2Affine, Scalar};
+}
 
 /// Longest chain id accepted by [`seal`] and [`verify`], in bytes. The
 /// messaging layer defines the chain id's encoding; this crate treats it as

@@ -37,11 +37,12 @@ fn every_three_of_five_yields_the_master_identity_key() {
     assert_eq!(all.len(), 10);
     for subset in all {
         let partials: Vec<PartialKey> = subset.iter().map(|i| shares[*i].extract(&id)).collect();
-        for p in &partials {
-            dk.verify_partial(&id, p).unwrap();
-        }
+        let verified: Vec<_> = partials
+            .iter()
+            .map(|p| dk.verify_partial(&id, p).unwrap())
+            .collect();
         assert_eq!(
-            dk.combine(&partials).unwrap().point(),
+            dk.combine(&id, &verified).unwrap().point(),
             &expected,
             "subset {subset:?}"
         );
@@ -56,7 +57,7 @@ fn no_two_of_five_open_a_capsule() {
     for subset in subsets(5, 2) {
         let partials: Vec<PartialKey> = subset.iter().map(|i| shares[*i].extract(&id)).collect();
         assert_eq!(
-            dk.combine(&partials),
+            dk.verify_and_combine(&id, &partials, &mut OsRng),
             Err(ThresholdError::NotEnoughPartials {
                 found: 2,
                 threshold: 3
@@ -83,12 +84,14 @@ fn keys_are_bound_to_one_conversation_and_one_day() {
     let capsule_next = seal(&dk_next, &CONV_A, DAY + 1, b"c", &ck0).unwrap();
     let id_a = EscrowIdentity::new(&CONV_A, DAY);
     let key_a = dk
-        .combine(
+        .verify_and_combine(
+            &id_a,
             &shares
                 .iter()
                 .take(3)
                 .map(|sh| sh.extract(&id_a))
                 .collect::<Vec<_>>(),
+            &mut OsRng,
         )
         .unwrap();
     assert_eq!(*open(&capsule_a, &key_a).unwrap(), ck0);
@@ -108,11 +111,13 @@ fn tampered_u_v_or_w_is_rejected() {
     let (dk, shares) = day_key_with_secret(DAY, &Scalar::random(OsRng));
     let id = EscrowIdentity::new(&CONV_A, DAY);
     let key = dk
-        .combine(
+        .verify_and_combine(
+            &id,
             &shares[2..]
                 .iter()
                 .map(|sh| sh.extract(&id))
                 .collect::<Vec<_>>(),
+            &mut OsRng,
         )
         .unwrap();
     let ck0 = [7u8; 32];
@@ -236,7 +241,7 @@ fn partial_key_verification_single_and_batched() {
     );
     let dup = [partials[0], partials[0], partials[2]];
     assert_eq!(
-        dk.combine(&dup),
+        dk.verify_and_combine(&id, &dup, &mut OsRng),
         Err(ThresholdError::DuplicateIndex { index: 1 })
     );
 }
@@ -294,11 +299,13 @@ fn trusted_deal_produces_a_working_day_key() {
     let id = EscrowIdentity::new(&CONV_A, DAY);
     let capsule = seal(&dk, &CONV_A, DAY, b"c", &[3u8; 32]).unwrap();
     let key = dk
-        .combine(
+        .verify_and_combine(
+            &id,
             &shares[1..4]
                 .iter()
                 .map(|s| s.extract(&id))
                 .collect::<Vec<_>>(),
+            &mut OsRng,
         )
         .unwrap();
     assert_eq!(*open(&capsule, &key).unwrap(), [3u8; 32]);
@@ -334,7 +341,27 @@ fn batch_across_identities_and_days_names_bad_positions() {
             partial: p,
         })
         .collect();
-    verify_partials_batch(&checks, &mut OsRng).unwrap();
+    let verified = verify_partials_batch(&checks, &mut OsRng).unwrap();
+    assert_eq!(verified.len(), checks.len());
+    // The batch's verified keys combine per identity.
+    let key = dk1.combine(&ids[0], &verified[..3]).unwrap();
+    assert_eq!(
+        dk1.combine(&ids[1], &verified[..3]),
+        Err(ThresholdError::NotVerifiedFor { index: 1 })
+    );
+    assert_eq!(
+        key,
+        dk1.verify_and_combine(
+            &ids[0],
+            &[
+                *verified[0].partial(),
+                *verified[1].partial(),
+                *verified[2].partial()
+            ],
+            &mut OsRng
+        )
+        .unwrap()
+    );
     // Swap in a partial key for the wrong identity at position 4.
     let wrong = sh1[1].extract(&ids[0]);
     let mut bad = checks.clone();
@@ -383,5 +410,86 @@ fn batch_grouped_by_custodian_detects_a_bad_key() {
     assert_eq!(
         verify_partials_batch(&bad, &mut OsRng),
         Err(ThresholdError::InvalidBatchItems { positions: vec![7] })
+    );
+}
+
+#[test]
+fn only_verified_partials_for_this_identity_and_day_key_combine() {
+    let (dk, shares) = day_key_with_secret(DAY, &Scalar::random(OsRng));
+    let (other_dk, other_shares) = day_key_with_secret(DAY, &Scalar::random(OsRng));
+    let id = EscrowIdentity::new(&CONV_A, DAY);
+    let other_id = EscrowIdentity::new(&CONV_B, DAY);
+    let capsule = seal(&dk, &CONV_A, DAY, b"chain", &[9u8; 32]).unwrap();
+
+    // A wrong partial key among raw ones: no key comes out.
+    let mut raw: Vec<PartialKey> = shares.iter().take(3).map(|s| s.extract(&id)).collect();
+    raw[1].point = (G1Projective::from(raw[1].point) + G1Projective::generator()).to_affine();
+    assert_eq!(
+        dk.verify_and_combine(&id, &raw, &mut OsRng),
+        Err(ThresholdError::InvalidPartials { indices: vec![2] })
+    );
+    assert_eq!(
+        dk.verify_partial(&id, &raw[1]),
+        Err(ThresholdError::InvalidPartial { index: 2 })
+    );
+
+    // Keys verified for another conversation do not combine for this one.
+    let for_other = dk
+        .verify_partials(
+            &other_id,
+            &shares
+                .iter()
+                .take(3)
+                .map(|s| s.extract(&other_id))
+                .collect::<Vec<_>>(),
+            &mut OsRng,
+        )
+        .unwrap();
+    assert_eq!(
+        dk.combine(&id, &for_other),
+        Err(ThresholdError::NotVerifiedFor { index: 1 })
+    );
+
+    // Keys verified under another day key of the same day do not combine.
+    let under_other_dk = other_dk
+        .verify_partials(
+            &id,
+            &other_shares
+                .iter()
+                .take(3)
+                .map(|s| s.extract(&id))
+                .collect::<Vec<_>>(),
+            &mut OsRng,
+        )
+        .unwrap();
+    assert_eq!(
+        dk.combine(&id, &under_other_dk),
+        Err(ThresholdError::NotVerifiedFor { index: 1 })
+    );
+
+    // Verified keys for this identity open the capsule.
+    let good = dk
+        .verify_partials(
+            &id,
+            &shares
+                .iter()
+                .skip(2)
+                .map(|s| s.extract(&id))
+                .collect::<Vec<_>>(),
+            &mut OsRng,
+        )
+        .unwrap();
+    assert_eq!(good[0].index(), 3);
+    assert_eq!(good[0].identity(), &id);
+    let key = dk.combine(&id, &good).unwrap();
+    assert_eq!(*open(&capsule, &key).unwrap(), [9u8; 32]);
+    assert_eq!(
+        dk.verification_key_bytes(3),
+        Some(shares[2].verification_key_bytes())
+    );
+    assert_eq!(dk.verification_key_bytes(6), None);
+    assert_eq!(
+        DayKey::from_bytes(&dk.to_bytes()).unwrap().master_bytes(),
+        dk.master_bytes()
     );
 }

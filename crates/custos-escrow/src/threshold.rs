@@ -68,6 +68,11 @@ impl SecretShare {
         (G2Projective::generator() * self.scalar()).to_affine()
     }
 
+    /// The verification key, compressed (96 bytes), as the day key lists it.
+    pub fn verification_key_bytes(&self) -> [u8; crate::point::G2_LEN] {
+        self.verification_key().to_compressed()
+    }
+
     /// The partial identity key `s_i·H1(id)` for one conversation-day.
     ///
     /// Security: releasing it gives away nothing about other identities; `t`

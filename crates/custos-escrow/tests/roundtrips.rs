@@ -45,7 +45,7 @@ proptest! {
         prop_assert!(verify(&capsule, &dk, &conversation, day, &chain_id, &ck0).is_ok());
         let id = EscrowIdentity::new(&conversation, day);
         let partials: Vec<PartialKey> = shares[pick..pick + 3].iter().map(|s| s.extract(&id)).collect();
-        let key = dk.combine(&partials).unwrap();
+        let key = dk.verify_and_combine(&id, &partials, &mut OsRng).unwrap();
         prop_assert_eq!(IdentityKey::from_bytes(&key.to_bytes()).unwrap(), key);
         prop_assert_eq!(*open(&capsule, &key).unwrap(), ck0);
     }

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::franking::FrankingPolicy;
-use crate::franking_log::FrankingLogConfig;
-use crate::policy::{DeliveryPolicy, OpenPolicy};
+use crate::abuse::franking::FrankingPolicy;
+use crate::abuse::franking_log::FrankingLogConfig;
+use crate::abuse::policy::{DeliveryPolicy, OpenPolicy};
 
 /// One day, the unit of `--retention-days`.
 pub const DAY: Duration = Duration::from_secs(86_400);
@@ -33,7 +33,7 @@ pub struct ServerConfig {
     /// `GET /v1/franking-key`, reports and moderation; set it with
     /// [`ServerConfig::with_franking`].
     pub franking: Option<Arc<FrankingPolicy>>,
-    /// Where the franking key is published ([`crate::franking_log`]).
+    /// Where the franking key is published ([`crate::abuse::franking_log`]).
     /// `None`: in no log, and every report package says so.
     pub franking_log: Option<Arc<FrankingLogConfig>>,
 }

@@ -6,7 +6,7 @@
 //! pages to the WAL and fsyncs it before `COMMIT` returns. The writer's
 //! connection uses `synchronous = NORMAL` and fsyncs the WAL file itself,
 //! off its critical path, before it acknowledges anything
-//! ([`crate::writer`]): the same fsync `FULL` would do, shared by every
+//! ([`crate::delivery::writer`]): the same fsync `FULL` would do, shared by every
 //! batch committed meanwhile. A crash (process kill or power loss) after that
 //! fsync keeps the transactions; a crash before keeps none that was
 //! acknowledged (SQLite ignores WAL frames that did not reach the disk with
@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
-use crate::error::ServerError;
+use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -111,7 +111,7 @@ INSERT INTO counters (id, next_seq, next_item) VALUES (1, 1, 1);
 PRAGMA user_version = 1;
 "#;
 
-/// Version 2: abuse reports, moderation actions and suspensions (issue 5).
+/// Version 2: abuse reports, moderation actions and suspensions.
 /// Reports hold revealed payloads: only what a reporter chose to reveal.
 const SCHEMA_V2: &str = r#"
 CREATE TABLE reports (
@@ -167,7 +167,7 @@ pub struct Database {
     pub wal: std::path::PathBuf,
 }
 
-fn options(path: &Path) -> Result<SqliteConnectOptions, ServerError> {
+fn options(path: &Path) -> Result<SqliteConnectOptions, DeliveryServiceError> {
     let url = format!("sqlite://{}", path.display());
     Ok(SqliteConnectOptions::from_str(&url)?
         .filename(path)
@@ -184,17 +184,18 @@ fn options(path: &Path) -> Result<SqliteConnectOptions, ServerError> {
 
 /// Opens (creating if needed) the database in `dir`, applies the schema, and
 /// takes the directory lock.
-pub async fn open(dir: &Path) -> Result<Database, ServerError> {
-    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
+    std::fs::create_dir_all(dir).map_err(|source| DeliveryServiceError::DataDir {
         path: dir.to_path_buf(),
         source,
     })?;
-    let lock = File::create(dir.join(LOCK_FILE)).map_err(|source| ServerError::DataDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let lock =
+        File::create(dir.join(LOCK_FILE)).map_err(|source| DeliveryServiceError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     if lock.try_lock().is_err() {
-        return Err(ServerError::DataDirLocked(dir.to_path_buf()));
+        return Err(DeliveryServiceError::DataDirLocked(dir.to_path_buf()));
     }
     let opts = options(&dir.join(DB_FILE))?;
     let mut writer = SqliteConnection::connect_with(&opts).await?;
@@ -202,7 +203,7 @@ pub async fn open(dir: &Path) -> Result<Database, ServerError> {
         .fetch_one(&mut writer)
         .await?;
     if version > SCHEMA_VERSION {
-        return Err(ServerError::SchemaTooNew {
+        return Err(DeliveryServiceError::SchemaTooNew {
             found: version,
             supported: SCHEMA_VERSION,
         });

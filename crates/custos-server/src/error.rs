@@ -1,14 +1,16 @@
-//! Errors: [`ServerError`] for starting and running the service, [`ApiError`]
-//! for what a client is told.
+//! Errors: [`DeliveryServiceError`] for starting and running the service,
+//! [`HttpRefusal`] for what a client is told (built from the typed refusals
+//! of [`crate::refusal`]).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use custos_wire::WireError;
+
+use crate::refusal::{Refusal, RequestRefusal};
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ServerError {
+pub enum DeliveryServiceError {
     /// The data directory could not be created or opened.
     #[error("cannot use data directory {path}: {source}")]
     DataDir {
@@ -40,15 +42,15 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// An error answered to a client: a status and the JSON body
+/// A refusal as the client receives it: a status and the JSON body
 /// `{"error": code, "message": text}` (plus `current_epoch` for a stale
 /// commit). Over the WebSocket it becomes a `Refused` frame with the same
-/// status.
+/// status. Built from any [`Refusal`] with `?` or `.into()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct HttpRefusal {
     /// HTTP status (4xx client fault, 5xx service fault).
     pub status: StatusCode,
-    /// Stable machine-readable code, e.g. `stale_epoch`.
+    /// Stable machine-readable code, e.g. `stale_epoch` ([`Refusal::code`]).
     pub code: &'static str,
     /// Human-readable explanation, saying how to fix it where possible.
     pub message: String,
@@ -58,108 +60,38 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-impl ApiError {
-    /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+impl<R: Refusal> From<R> for HttpRefusal {
+    fn from(r: R) -> Self {
         Self {
-            status,
-            code,
-            message: message.into(),
-            current_epoch: None,
-            retry_after: None,
+            status: r.status(),
+            code: r.code(),
+            message: r.to_string(),
+            current_epoch: r.current_epoch(),
+            retry_after: r.retry_after(),
         }
     }
+}
 
-    /// 400 with code `bad_request`-like `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 401: missing, unknown or expired token.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-    }
-
-    /// 403.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, code, message)
-    }
-
-    /// 404.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    /// 409.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-
-    /// 409 `stale_epoch` carrying the current epoch.
-    pub fn stale_epoch(sent: u64, current: u64) -> Self {
-        Self {
-            current_epoch: Some(current),
-            ..Self::conflict(
-                "stale_epoch",
-                format!(
-                    "commit for epoch {sent} refused: the conversation is at epoch {current}; \
-                     fetch and apply the winning commit, then retry"
-                ),
-            )
-        }
-    }
-
-    /// 413.
-    pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
-    }
-
-    /// 429 with a `Retry-After` of `secs`.
-    pub fn rate_limited(secs: u64) -> Self {
-        Self {
-            retry_after: Some(secs),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests; retry after {secs} s"),
-            )
-        }
-    }
-
+impl HttpRefusal {
     /// 500: a fault of the service. The detail is logged, not sent.
     pub fn internal(context: &str, detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "{context}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the service failed; try again later",
-        )
+        RequestRefusal::Internal.into()
     }
 
     /// 503: the service is shutting down.
     pub fn unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the service is shutting down; retry shortly",
-        )
-    }
-
-    /// A malformed, non-canonical or out-of-bounds encoding (400). Callers
-    /// check the actual size first, so that 413 means the input really is too
-    /// large rather than that a length field claims so.
-    pub fn wire(what: &str, err: &WireError) -> Self {
-        Self::bad_request("malformed", format!("{what} does not decode: {err}"))
+        RequestRefusal::Unavailable.into()
     }
 }
 
-impl From<sqlx::Error> for ApiError {
+impl From<sqlx::Error> for HttpRefusal {
     fn from(err: sqlx::Error) -> Self {
         Self::internal("database error", err)
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for HttpRefusal {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({ "error": self.code, "message": self.message });
         if let (Some(epoch), Some(obj)) = (self.current_epoch, body.as_object_mut()) {

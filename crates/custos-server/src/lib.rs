@@ -9,7 +9,8 @@
 //! - **Durable before acknowledged.** An item is answered `Accepted` (or a
 //!   commit 200) only after the SQLite transaction that stores it and its
 //!   mailbox rows has been committed and fsynced (WAL, `synchronous=FULL`).
-//!   Submissions are grouped so that one fsync serves many ([`writer`]).
+//!   Submissions are grouped so that one fsync serves many
+//!   ([`delivery::writer`]).
 //! - **One commit per epoch.** For each conversation the first commit for the
 //!   current epoch wins; any other gets `409 stale_epoch` with the current
 //!   epoch.
@@ -30,7 +31,7 @@
 //!
 //! # Starting it
 //! ```no_run
-//! # async fn run() -> Result<(), custos_server::ServerError> {
+//! # async fn run() -> Result<(), custos_server::DeliveryServiceError> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let config = custos_server::ServerConfig::new("/tmp/custos-data");
 //! let stop = async { let _ = tokio::signal::ctrl_c().await; };
@@ -39,26 +40,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod auth;
+pub mod abuse;
 mod config;
-mod conversations;
 pub mod db;
+pub mod delivery;
 mod error;
-pub mod franking;
-pub mod franking_log;
-mod keypackages;
 mod limits;
-mod mailbox;
-pub mod moderation;
-pub mod package;
-pub mod policy;
-pub mod report;
-mod retention;
+pub mod refusal;
 mod routes;
-mod routing;
-mod submit;
-pub mod writer;
-mod ws;
+mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,11 +58,14 @@ use custos_clock::SharedClock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use auth::{AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message};
+pub use abuse::franking::{FrankingPolicy, Suspension};
+pub use abuse::policy::{AdmitRefusal, DeliveryPolicy, OpenPolicy};
+pub use abuse::{franking, franking_log, moderation, policy};
 pub use config::{DAY, Limits, RateLimit, ServerConfig};
-pub use error::{ApiError, ServerError};
-pub use franking::{FrankingPolicy, Suspension};
-pub use policy::{DeliveryPolicy, OpenPolicy};
+pub use delivery::auth::{
+    AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message,
+};
+pub use error::{DeliveryServiceError, HttpRefusal};
 
 /// Runs the delivery service on `listener` until `shutdown` completes.
 ///
@@ -91,12 +84,12 @@ pub async fn serve(
     config: ServerConfig,
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
+) -> Result<(), DeliveryServiceError> {
     let db = db::open(&config.data_dir).await?;
     if let Some(franking) = &config.franking {
-        moderation::load_suspensions(&db.pool, franking).await?;
+        abuse::moderation::load_suspensions(&db.pool, franking).await?;
         if let Some(log) = &config.franking_log {
-            tokio::spawn(franking_log::maintain(
+            tokio::spawn(abuse::franking_log::maintain(
                 franking.clone(),
                 log.clone(),
                 config.data_dir.clone(),
@@ -107,8 +100,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let _stop_on_drop = StopOnDrop(stop_tx.clone());
-    let hub = Arc::new(mailbox::Hub::default());
-    let (writer, writer_task) = writer::spawn(
+    let hub = Arc::new(delivery::mailbox::Hub::default());
+    let (writer, writer_task) = delivery::writer::spawn(
         db.writer,
         db.lock,
         db.wal,
@@ -118,13 +111,13 @@ pub async fn serve(
         stop_rx.clone(),
     )
     .await?;
-    let sweeper = retention::spawn_sweeper(
+    let sweeper = delivery::retention::spawn_sweeper(
         writer.clone(),
         clock.clone(),
         config.sweep_interval,
         stop_rx.clone(),
     );
-    let state = Arc::new(routes::Inner {
+    let state = Arc::new(state::Inner {
         pool: db.pool.clone(),
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),

@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use crate::config::RateLimit;
-use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::error::HttpRefusal;
+use crate::refusal::RequestRefusal;
+use crate::state::AppState;
 
 const SHARDS: usize = 16;
 const PRUNE_AT: usize = 50_000;
@@ -95,7 +96,8 @@ pub(crate) async fn per_ip(State(state): State<AppState>, req: Request, next: Ne
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(Err(secs)) = ip.map(|ip| state.ip_limiter.check(ip)) {
-        return ApiError::rate_limited(secs).into_response();
+        return HttpRefusal::from(RequestRefusal::RateLimited { retry_after: secs })
+            .into_response();
     }
     next.run(req).await
 }

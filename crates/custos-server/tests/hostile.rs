@@ -12,6 +12,7 @@
 mod common;
 
 use common::*;
+use custos_server::refusal::Refusal as _;
 use custos_wire::ConversationId;
 use custos_wire::envelope::MAX_ENVELOPE_LEN;
 use custos_wire::frames::{ClientFrame, ItemKind};
@@ -61,14 +62,18 @@ async fn bad_envelopes_are_refused_with_clear_errors() {
     let mut v2 = good.clone();
     v2[0] = 2;
     let (st, body) = alice
-        .submit(&conv, ItemKind::Envelope, v2)
+        .submit(&conv, ItemKind::Envelope, v2.clone())
         .await
         .unwrap_err();
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(
-        body["message"].as_str().unwrap().contains("version"),
-        "{body}"
-    );
+    let wire = custos_wire::envelope::Envelope::decode(&v2).unwrap_err();
+    assert!(matches!(
+        wire,
+        custos_wire::WireError::UnsupportedVersion { version: 2, .. }
+    ));
+    let expected = custos_server::refusal::RequestRefusal::wire("envelope", &wire);
+    assert_eq!(body["error"], expected.code(), "{body}");
+    assert_eq!(body["message"], expected.to_string(), "{body}");
     // An announcement sent as an envelope.
     assert_eq!(
         alice
@@ -385,15 +390,15 @@ async fn bad_tokens_are_401_and_rates_are_limited() {
 
 #[tokio::test]
 async fn a_suspended_account_is_refused_by_the_policy_hook() {
-    use custos_server::policy::{DeliveryPolicy, Refusal, Sender, TagInput};
+    use custos_server::policy::{AdmitRefusal, DeliveryPolicy, Sender, TagInput};
     #[derive(Debug)]
     struct SuspendEve;
     impl DeliveryPolicy for SuspendEve {
-        fn admit(&self, sender: &Sender<'_>) -> Result<(), Refusal> {
+        fn admit(&self, sender: &Sender<'_>) -> Result<(), AdmitRefusal> {
             if sender.name == "eve" {
-                Err(Refusal {
-                    code: "suspended",
-                    message: "account suspended by moderation".into(),
+                Err(AdmitRefusal::Suspended {
+                    account: sender.name.into(),
+                    until: None,
                 })
             } else {
                 Ok(())
@@ -447,11 +452,11 @@ async fn a_suspended_account_is_refused_by_the_policy_hook() {
 /// stored), and the service goes on.
 #[tokio::test]
 async fn a_policy_that_breaks_the_tag_contract_fails_the_submission_only() {
-    use custos_server::policy::{DeliveryPolicy, Refusal, Sender, TagInput};
+    use custos_server::policy::{AdmitRefusal, DeliveryPolicy, Sender, TagInput};
     #[derive(Debug)]
     struct Broken;
     impl DeliveryPolicy for Broken {
-        fn admit(&self, _sender: &Sender<'_>) -> Result<(), Refusal> {
+        fn admit(&self, _sender: &Sender<'_>) -> Result<(), AdmitRefusal> {
             Ok(())
         }
         fn tag_batch(&self, inputs: &[TagInput<'_>]) -> Vec<Vec<u8>> {

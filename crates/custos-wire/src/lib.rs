@@ -25,6 +25,7 @@ pub mod frames;
 pub mod ids;
 pub mod manifest;
 pub mod mls_header;
+pub mod moderation;
 pub mod payload;
 pub mod release;
 pub mod report;

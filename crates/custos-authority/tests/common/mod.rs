@@ -33,7 +33,7 @@ pub const COURT: &str = "court.test";
 pub const AUTHORITY: &str = "police.test";
 pub const N: usize = 5;
 pub const T: usize = 3;
-/// 2026-11-30 12:00 UTC.
+/// Day 20422 (2025-11-30), 12:00 UTC.
 pub const START_MS: u64 = 20_422 * 86_400_000 + 12 * 3_600_000;
 pub const TODAY: u32 = 20_422;
 

@@ -1,7 +1,9 @@
 //! Subcommand definitions and dispatch.
 
 pub mod audit;
+pub mod authority;
 pub mod config;
+pub mod court;
 pub mod custodian;
 pub mod demo;
 pub mod log;
@@ -70,6 +72,18 @@ pub enum Command {
         #[command(subcommand)]
         cmd: custodian::CustodianCommand,
     },
+    /// Court: `keygen`, `sign-warrant`, `extend-embargo`, `revoke`.
+    Court {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: court::CourtCommand,
+    },
+    /// Authority: `keygen`, `submit` a warrant's commitment, `collect` key shares.
+    Authority {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: authority::AuthorityCommand,
+    },
     /// Replay the log: recompute the tree, check every signature, count statements.
     Audit(audit::AuditArgs),
     /// Print the version and exit.
@@ -112,6 +126,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Report(a) => moderate::report(&cli.home, a).await,
             Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Court { cmd } => court::run(cmd).await,
+            Command::Authority { cmd } => authority::run(cmd).await,
             Command::Version
             | Command::Log { .. }
             | Command::Witness { .. }
@@ -121,9 +137,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Up(_) => Ok(()),
         }
     })
-}
-
-/// A field of a JSON object from the service, or `null` when it is absent.
-pub(crate) fn json_field<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
-    v.get(key).unwrap_or(&serde_json::Value::Null)
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::cmd::json_field;
+use custos_wire::moderation::Action;
+
 use crate::cmd::user::{HomeArgs, conversation_id, open};
 
 /// `custos report CONV MESSAGE-ID --reason TEXT [--context N]`.
@@ -51,9 +52,9 @@ pub enum ModerateCommand {
     Resolve {
         /// Report id.
         id: i64,
-        /// dismiss, warn, suspend or escalate.
-        #[arg(long)]
-        action: String,
+        /// What to do.
+        #[arg(long, value_enum)]
+        action: Action,
         /// For suspend: how long, e.g. 3600s, 90m, 24h, 7d; omit for permanent.
         #[arg(long)]
         duration: Option<String>,
@@ -151,6 +152,7 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
                 "{name} is now a moderator of the service in {}",
                 data.display()
             );
+            Ok(())
         }
         ModerateCommand::VerifyPackage {
             file,
@@ -161,90 +163,34 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
             allow_unproven_key,
             json,
         } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
             let manifest = manifest
                 .map(|p| super::log::read_manifest(&p))
                 .transpose()?;
             let policy = trust_policy(manifest.as_ref(), log_key.as_deref(), &witness, quorum)?;
-            let v = custos_server::package::verify_package(&text, &policy)
-                .context("the package does not verify")?;
-            let logged = match v.require_logged() {
-                Ok(k) => Some(k),
-                Err(e) if allow_unproven_key => {
-                    eprintln!("warning: {e}");
-                    None
-                }
-                Err(e) => bail!("{e} (pass --allow-unproven-key to accept that)"),
-            };
-            if let (Some(m), Some(k)) = (&manifest, logged) {
-                let author = hex::encode(k.author);
-                let named = m
-                    .with_role(custos_wire::manifest::Role::Provider)
-                    .any(|p| p.name == k.provider && p.public_key.eq_ignore_ascii_case(&author));
-                if !named {
-                    bail!(
-                        "the franking key was logged by {author}, which the manifest does not name \
-                         as provider {}",
-                        k.provider
-                    );
-                }
-            }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "verified": true, "sender": v.message.sender,
-                        "server_time": v.message.server_time, "text": v.message.text,
-                        "context": v.context.len(),
-                        "franking_key_logged": logged.is_some(),
-                        "provider": logged.map(|k| k.provider.clone()),
-                        "log_index": logged.map(|k| k.index),
-                        "witnesses": logged.map(|k| k.witnesses.clone()),
-                    })
-                );
-            } else {
-                println!(
-                    "verified: {} sent {:?} at {} ({} context messages)",
-                    v.message.sender,
-                    v.message.text,
-                    v.message.server_time,
-                    v.context.len()
-                );
-                if let Some(k) = logged {
-                    println!(
-                        "franking key published by {} in log {} (entry {} of {}, cosigned by {})",
-                        k.provider,
-                        k.origin,
-                        k.index,
-                        k.tree_size,
-                        k.witnesses.join(", ")
-                    );
-                }
-            }
+            verify_package(&file, &policy, manifest.as_ref(), allow_unproven_key, json)
         }
         ModerateCommand::List { all, json } => {
-            let d = open(home).await?;
-            let v = d.api().moderation_list(all).await?;
+            let queue = open(home).await?.api().moderation_list(all).await?;
             if json {
-                println!("{v}");
+                println!("{}", serde_json::to_string(&queue)?);
             } else {
-                for r in json_field(&v, "reports").as_array().into_iter().flatten() {
+                for r in &queue.reports {
                     println!(
                         "#{} [{}] {} reported {}: {}",
-                        r["id"], r["status"], r["reporter"], r["sender"], r["reason"]
+                        r.id, r.status, r.reporter, r.sender, r.reason
                     );
                 }
             }
+            Ok(())
         }
         ModerateCommand::Show { id, json } => {
-            let d = open(home).await?;
-            let v = d.api().moderation_show(id).await?;
+            let shown = open(home).await?.api().moderation_show(id).await?;
             if json {
-                println!("{v}");
+                println!("{}", serde_json::to_string(&shown)?);
             } else {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             }
+            Ok(())
         }
         ModerateCommand::Resolve {
             id,
@@ -253,28 +199,100 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
             note,
             package,
             json,
-        } => {
-            let secs = duration.as_deref().map(parse_duration).transpose()?;
-            let d = open(home).await?;
-            let v = d.api().moderation_resolve(id, &action, &note, secs).await?;
-            if let (Some(path), Some(p)) = (&package, v.get("package").filter(|p| !p.is_null())) {
-                std::fs::write(path, serde_json::to_string_pretty(p)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            if json {
-                println!("{v}");
-            } else {
-                println!("report {id}: {}", json_field(&v, "status"));
-            }
-        }
+        } => resolve(home, id, action, duration, note, package, json).await,
         ModerateCommand::Stats { json } => {
-            let d = open(home).await?;
-            let v = d.api().moderation_stats().await?;
+            let stats = open(home).await?.api().moderation_stats().await?;
             if json {
-                println!("{v}");
+                println!("{}", serde_json::to_string(&stats)?);
             } else {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&stats)?);
             }
+            Ok(())
+        }
+    }
+}
+
+/// `custos moderate resolve`: takes the action; for an escalation, writes
+/// the package to `package` if given.
+async fn resolve(
+    home: &HomeArgs,
+    id: i64,
+    action: Action,
+    duration: Option<String>,
+    note: String,
+    package: Option<PathBuf>,
+    json: bool,
+) -> Result<()> {
+    let secs = duration.as_deref().map(parse_duration).transpose()?;
+    let d = open(home).await?;
+    let r = d.api().moderation_resolve(id, action, &note, secs).await?;
+    if let (Some(path), Some(p)) = (&package, &r.package) {
+        std::fs::write(path, serde_json::to_string_pretty(p)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("report {id}: {}", r.status);
+    }
+    Ok(())
+}
+
+/// `custos moderate verify-package`: the package's evidence, its franking
+/// key's log proof under `policy`, and, given the manifest, that the key's
+/// author is the manifest's provider.
+fn verify_package(
+    file: &std::path::Path,
+    policy: &custos_tlog::TrustPolicy,
+    manifest: Option<&custos_wire::manifest::Manifest>,
+    allow_unproven_key: bool,
+    json: bool,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let v = custos_verify::package::verify_package(&text, policy)
+        .context("the package does not verify")?;
+    let logged = match v.require_logged() {
+        Ok(k) => Some(k),
+        Err(e) if allow_unproven_key => {
+            eprintln!("warning: {e}");
+            None
+        }
+        Err(e) => bail!("{e} (pass --allow-unproven-key to accept that)"),
+    };
+    if let (Some(m), Some(k)) = (manifest, logged) {
+        custos_verify::provider::check_provider(m, k)?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "verified": true, "sender": v.message.sender,
+                "server_time": v.message.server_time, "text": v.message.text,
+                "context": v.context.len(),
+                "franking_key_logged": logged.is_some(),
+                "provider": logged.map(|k| k.provider.clone()),
+                "log_index": logged.map(|k| k.index),
+                "witnesses": logged.map(|k| k.witnesses.clone()),
+            })
+        );
+    } else {
+        println!(
+            "verified: {} sent {:?} at {} ({} context messages)",
+            v.message.sender,
+            v.message.text,
+            v.message.server_time,
+            v.context.len()
+        );
+        if let Some(k) = logged {
+            println!(
+                "franking key published by {} in log {} (entry {} of {}, cosigned by {})",
+                k.provider,
+                k.origin,
+                k.index,
+                k.tree_size,
+                k.witnesses.join(", ")
+            );
         }
     }
     Ok(())

@@ -56,6 +56,11 @@ impl Cluster {
     /// Starts the log, its witnesses and the custodians whose index is in
     /// `up` (the others have an endpoint in the manifest but do not run).
     pub async fn start(up: &[usize], days_ahead: u32, timing: Timing) -> Self {
+        Self::start_with(up, days_ahead, timing, Policy::default()).await
+    }
+
+    /// As [`Cluster::start`], with the manifest's `policy`.
+    pub async fn start_with(up: &[usize], days_ahead: u32, timing: Timing, policy: Policy) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = custos_clock::dangerous::simulated(START_MILLIS);
         let log_key = NamedKey::generate(ORIGIN, ALG_ED25519).unwrap();
@@ -115,7 +120,7 @@ impl Cluster {
             listeners.push(Some(listener));
             addrs.push(addr);
         }
-        let manifest = Manifest::new(2, T, Policy::default(), ps).unwrap();
+        let manifest = Manifest::new(2, T, policy, ps).unwrap();
         let log = custos_log_server::spawn_log(
             log_listener,
             LogConfig {

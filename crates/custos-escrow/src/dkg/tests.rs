@@ -132,11 +132,11 @@ fn check_agreement_and_use(
         .take(t)
         .map(|o| o.share.extract(&id))
         .collect();
-    public
+    let verified = public
         .day_key
         .verify_partials(&id, &partials, &mut OsRng)
         .unwrap();
-    let key = public.day_key.combine(&partials).unwrap();
+    let key = public.day_key.combine(&id, &verified).unwrap();
     assert_eq!(*open(&capsule, &key).unwrap(), [5u8; 32]);
     public
 }

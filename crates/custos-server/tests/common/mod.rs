@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use custos_clock::{MILLIS_PER_DAY, SimulatedClock, dangerous};
-use custos_server::{Limits, RateLimit, ServerConfig, ServerError};
+use custos_server::{DeliveryServiceError, Limits, RateLimit, ServerConfig};
 use custos_wire::envelope::{Envelope, EnvelopeHeader};
 use custos_wire::frames::{ClientFrame, Delivery, ItemKind, ServerFrame, decode_delivery_batch};
 use custos_wire::{ChainId, ConversationId};
@@ -39,7 +39,7 @@ pub struct TestServer {
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    task: tokio::task::JoinHandle<Result<(), DeliveryServiceError>>,
 }
 
 pub fn test_config(dir: &Path) -> ServerConfig {
@@ -68,7 +68,7 @@ impl TestServer {
         for _ in 0..200 {
             match Self::try_start(config.clone(), clock.clone()).await {
                 Ok(s) => return s,
-                Err(ServerError::DataDirLocked(_)) => {
+                Err(DeliveryServiceError::DataDirLocked(_)) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => panic!("server failed to start: {e}"),
@@ -77,7 +77,10 @@ impl TestServer {
         panic!("data directory still locked after 10 s");
     }
 
-    async fn try_start(config: ServerConfig, clock: SimulatedClock) -> Result<Self, ServerError> {
+    async fn try_start(
+        config: ServerConfig,
+        clock: SimulatedClock,
+    ) -> Result<Self, DeliveryServiceError> {
         let dir = config.data_dir.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -4,11 +4,12 @@
 
 use anyhow::{Context as _, Result};
 use custos_client::Device;
+use custos_verify::package::{PackageError, ReportPackage, verify_package};
 use custos_wire::ConversationId;
+use custos_wire::moderation::{Action, ReportStatus};
 
 use super::Demo;
 use super::messaging::Users;
-use crate::cmd::json_field;
 
 /// The message bob reported and the id the service gave the report.
 pub(super) struct Reported {
@@ -62,7 +63,8 @@ impl Demo<'_> {
             *b ^= 0x20;
         }
         let refusal = u.bob.api().submit_report(&forged.encode()?).await;
-        let refused_ok = matches!(&refusal, Err(custos_client::api::ApiError::Refused { code, .. }) if code == "franking_mismatch");
+        let expected = custos_verify::report::ReportRefusal::FrankingMismatch.code();
+        let refused_ok = matches!(&refusal, Err(custos_client::api::ApiError::Refused { code, .. }) if code == expected);
         self.n.step(
             "forged report refused",
             refused_ok,
@@ -96,18 +98,20 @@ impl Demo<'_> {
             .api()
             .moderation_resolve(
                 reported.report_id,
-                "suspend",
+                Action::Suspend,
                 "extortion, 2 s for the demo",
                 Some(2),
             )
             .await?;
         let refused = u.alice.send_text(dm, "hello?").await;
+        let suspended = matches!(
+            &refused,
+            Err(custos_client::DeviceError::Api(custos_client::api::ApiError::Refused { code, .. }))
+                if code == "suspended"
+        );
         self.n.step(
             "sender suspended",
-            json_field(&r, "status") == "suspended"
-                && refused
-                    .as_ref()
-                    .is_err_and(|e| e.to_string().contains("suspended")),
+            r.status == ReportStatus::Suspended && suspended,
             format!(
                 "moderator mod suspended alice; her next send was refused: {}",
                 refused.err().map(|e| e.to_string()).unwrap_or_default()
@@ -127,18 +131,21 @@ impl Demo<'_> {
             .api()
             .moderation_resolve(
                 reported.report_id,
-                "escalate",
+                Action::Escalate,
                 "for the clearinghouse",
                 None,
             )
             .await?;
-        let package = serde_json::to_string_pretty(json_field(&esc, "package"))?;
+        let package = serde_json::to_string_pretty(
+            &esc.package
+                .context("the escalation answer carries no package")?,
+        )?;
         let package_file = self.dir.join("report-package.json");
         std::fs::write(&package_file, &package)?;
         // What a clearinghouse does: the package plus the log's public trust
         // policy (log key, witness keys, quorum), nothing from the service.
         let policy = custos_tlog::TrustPolicy::from_manifest(&self.log.manifest)?;
-        let verified = custos_server::package::verify_package(&package, &policy)?;
+        let verified = verify_package(&package, &policy)?;
         let key = verified.require_logged()?;
         self.n.step(
             "package verifies publicly",
@@ -162,19 +169,15 @@ impl Demo<'_> {
     /// another franking key than the one the log publishes.
     pub(super) fn package_with_another_key_refused(&mut self, package: &str) -> Result<()> {
         let policy = custos_tlog::TrustPolicy::from_manifest(&self.log.manifest)?;
-        let mut forged: custos_server::package::ReportPackage = serde_json::from_str(package)?;
+        let mut forged: ReportPackage = serde_json::from_str(package)?;
         forged.franking_public_key = {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD.encode([0x42; 32])
         };
-        let refused =
-            custos_server::package::verify_package(&serde_json::to_string(&forged)?, &policy);
+        let refused = verify_package(&serde_json::to_string(&forged)?, &policy);
         self.n.step(
             "package with another key refused",
-            matches!(
-                refused,
-                Err(custos_server::package::PackageError::UnpublishedKey)
-            ),
+            matches!(refused, Err(PackageError::UnpublishedKey)),
             "the same package claiming another franking key is refused: the log publishes another key",
         )
     }
@@ -192,15 +195,14 @@ impl Demo<'_> {
         let stats = moderator.api().moderation_stats().await?;
         self.n.step(
             "suspension ended",
-            json_field(&stats, "reports_verified") == 1
-                && json_field(&stats, "reports_refused") == 1,
+            stats.reports_verified == 1 && stats.reports_refused == 1,
             format!(
                 "after 2 s alice could send again; published figures: {} received, {} verified, \
                  {} refused, actions {}",
-                json_field(&stats, "reports_received"),
-                json_field(&stats, "reports_verified"),
-                json_field(&stats, "reports_refused"),
-                json_field(&stats, "actions")
+                stats.reports_received,
+                stats.reports_verified,
+                stats.reports_refused,
+                serde_json::to_string(&stats.actions)?
             ),
         )
     }

@@ -25,7 +25,7 @@ pub(super) struct DemoServer {
     pub(super) data: std::path::PathBuf,
     pub(super) franking: Arc<custos_server::FrankingPolicy>,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), custos_server::ServerError>>,
+    task: tokio::task::JoinHandle<Result<(), custos_server::DeliveryServiceError>>,
 }
 
 /// Step "transparency log": the log, two witnesses and the manifest
@@ -161,7 +161,7 @@ impl Demo<'_> {
         let franking = &self.server.franking;
         let started = Instant::now();
         let proof = loop {
-            if let custos_server::package::FrankingKeyLogProof::Logged(p) = franking.log_proof() {
+            if let custos_verify::package::FrankingKeyLogProof::Logged(p) = franking.log_proof() {
                 break Some(p);
             }
             if started.elapsed() > Duration::from_secs(30) {

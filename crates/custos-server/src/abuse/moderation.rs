@@ -15,7 +15,7 @@
 //! - A report is taken only from a recipient of the message: a member of
 //!   its conversation (the service's routing list) other than its sender;
 //!   anyone else is refused `not_a_recipient`, even with valid evidence.
-//! - A report enters the queue only if [`crate::report::verify_report`]
+//! - A report enters the queue only if [`custos_verify::report::verify_report`]
 //!   accepted it; a refused report is answered `422` with the check's code,
 //!   and only its code, reporter and time are kept (for the figures).
 //! - A suspension is written to the database before it takes effect in
@@ -29,17 +29,19 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use custos_wire::moderation::Action;
 use custos_wire::report::Report;
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 use std::sync::Arc;
 
-use crate::auth::Authed;
-use crate::error::ApiError;
-use crate::franking::{FrankingPolicy, Suspension};
-use crate::package::{PACKAGE_FORMAT, ReportPackage, package_message};
-use crate::report::{ReportRefusal, verify_report};
-use crate::routes::{AppState, JsonBody};
+use crate::abuse::franking::{FrankingPolicy, Suspension};
+use crate::delivery::auth::Authed;
+use crate::error::HttpRefusal;
+use crate::refusal::ModerationRefusal;
+use crate::state::{AppState, JsonBody};
+use custos_verify::package::{PackageHeader, ReportPackage};
+use custos_verify::report::{ReportRefusal, verify_report};
 
 /// File in the data directory naming the moderators (`name hex(identity_key)` per line).
 pub const MODERATORS_FILE: &str = "moderators";
@@ -119,13 +121,12 @@ fn suspension_of(until: Option<i64>) -> Suspension {
     }
 }
 
-fn franking(state: &AppState) -> Result<&Arc<FrankingPolicy>, ApiError> {
-    state.config.franking.as_ref().ok_or_else(|| {
-        ApiError::not_found(
-            "franking_disabled",
-            "this service issues no delivery tags, so it takes no reports",
-        )
-    })
+fn franking(state: &AppState) -> Result<&Arc<FrankingPolicy>, ModerationRefusal> {
+    state
+        .config
+        .franking
+        .as_ref()
+        .ok_or(ModerationRefusal::FrankingDisabled)
 }
 
 fn now_i64(state: &AppState) -> i64 {
@@ -135,7 +136,7 @@ fn now_i64(state: &AppState) -> i64 {
 /// `GET /v1/franking-key`.
 pub(crate) async fn franking_key(
     State(state): State<AppState>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     let f = franking(&state)?;
     Ok(axum::Json(serde_json::json!({
         "public_key": B64.encode(f.public_key()),
@@ -148,9 +149,9 @@ pub(crate) async fn submit_report(
     State(state): State<AppState>,
     auth: Authed,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     let key = franking(&state)?.verifying_key();
-    let decoded = Report::decode(&body).map_err(|e| ReportRefusal::Malformed(e.to_string()));
+    let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
     let mut verdict = decoded.and_then(|r| verify_report(&r, &key).map(|v| (r, v)));
     // Only a recipient may report: a member of the verified conversation
     // other than the verified sender. Checked after the evidence, so that a
@@ -180,11 +181,7 @@ pub(crate) async fn submit_report(
             .bind(refusal.code())
             .execute(&state.pool)
             .await?;
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                refusal.code(),
-                format!("report refused: {refusal}"),
-            ));
+            return Err(ModerationRefusal::Report(refusal).into());
         }
     };
     let v = &verified.message;
@@ -209,18 +206,13 @@ pub(crate) async fn submit_report(
 }
 
 /// Refuses anyone not named (with their current identity key) in the moderators file.
-async fn moderator(state: &AppState, auth: &Authed) -> Result<(), ApiError> {
+async fn moderator(state: &AppState, auth: &Authed) -> Result<(), HttpRefusal> {
     franking(state)?;
-    let denied = || {
-        ApiError::forbidden(
-            "not_moderator",
-            "this account is not a moderator; an operator adds it with `custos moderate add-moderator`",
-        )
-    };
+    let denied = || HttpRefusal::from(ModerationRefusal::NotModerator);
     let list = match std::fs::read_to_string(state.config.data_dir.join(MODERATORS_FILE)) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(denied()),
-        Err(e) => return Err(ApiError::internal("moderators file", e)),
+        Err(e) => return Err(HttpRefusal::internal("moderators file", e)),
     };
     let key: Vec<u8> = sqlx::query_scalar("SELECT identity_key FROM accounts WHERE id = ?")
         .bind(auth.account_id)
@@ -263,7 +255,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Authed,
     Query(q): Query<ListQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     moderator(&state, &auth).await?;
     let all = q.status.as_deref() == Some("all");
     let mut rows: Vec<ReportSummary> = sqlx::query_as(
@@ -292,7 +284,7 @@ type ReportRow = (
     Vec<u8>,
 );
 
-async fn load(state: &AppState, id: i64) -> Result<(ReportSummary, Vec<u8>), ApiError> {
+async fn load(state: &AppState, id: i64) -> Result<(ReportSummary, Vec<u8>), HttpRefusal> {
     let row: Option<ReportRow> = sqlx::query_as(
         "SELECT id, received_at, reporter, conversation, sender, server_time, reason, status, \
              report FROM reports WHERE id = ?",
@@ -301,7 +293,7 @@ async fn load(state: &AppState, id: i64) -> Result<(ReportSummary, Vec<u8>), Api
     .fetch_optional(&state.pool)
     .await?;
     let (id, received_at, reporter, conversation, sender, server_time, reason, status, report) =
-        row.ok_or_else(|| ApiError::not_found("no_report", format!("no report {id}")))?;
+        row.ok_or(ModerationRefusal::NoReport(id))?;
     Ok((
         ReportSummary {
             id,
@@ -334,13 +326,13 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     auth: Authed,
     UrlPath(id): UrlPath<i64>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     moderator(&state, &auth).await?;
     let key = franking(&state)?.verifying_key();
     let (summary, bytes) = load(&state, id).await?;
-    let report = Report::decode(&bytes).map_err(|e| ApiError::internal("stored report", e))?;
-    let v = verify_report(&report, &key).map_err(|e| ApiError::internal("stored report", e))?;
-    let msg = |m: &crate::report::VerifiedMessage| {
+    let report = Report::decode(&bytes).map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let v = verify_report(&report, &key).map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let msg = |m: &custos_verify::report::VerifiedMessage| {
         serde_json::json!({
             "sender": m.sender, "server_time": m.server_time, "text": m.text,
             "commitment": hex::encode(m.commitment),
@@ -366,7 +358,8 @@ pub(crate) async fn show(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResolveBody {
-    /// `dismiss`, `warn`, `suspend` or `escalate`.
+    /// `dismiss`, `warn`, `suspend` or `escalate` ([`Action`]); parsed by
+    /// hand so that another word is refused `bad_action`.
     action: String,
     /// The moderator's note.
     #[serde(default)]
@@ -382,90 +375,26 @@ pub(crate) async fn resolve(
     auth: Authed,
     UrlPath(id): UrlPath<i64>,
     JsonBody(body): JsonBody<ResolveBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     moderator(&state, &auth).await?;
     let policy = franking(&state)?.clone();
     let (summary, bytes) = load(&state, id).await?;
-    let status = match body.action.as_str() {
-        "dismiss" => "dismissed",
-        "warn" => "warned",
-        "suspend" => "suspended",
-        "escalate" => "escalated",
-        _ => {
-            return Err(ApiError::bad_request(
-                "bad_action",
-                "action is one of dismiss, warn, suspend, escalate",
-            ));
-        }
-    };
+    let action = Action::from_name(&body.action).ok_or(ModerationRefusal::BadAction)?;
+    let status = action.status();
     let now = state.clock.now_millis();
-    let until = match (status, body.suspend_seconds) {
-        ("suspended", Some(s)) => Some(now.saturating_add(s.saturating_mul(1000))),
+    let until = match (action, body.suspend_seconds) {
+        (Action::Suspend, Some(s)) => Some(now.saturating_add(s.saturating_mul(1000))),
         _ => None,
     };
     let until_i64 = until.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
-    let mut tx = state.pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO moderation_actions (report_id, moderator, action, note, suspended_until, \
-         taken_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(&*auth.name)
-    .bind(&body.action)
-    .bind(&body.note)
-    .bind(until_i64)
-    .bind(now_i64(&state))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE reports SET status = ? WHERE id = ?")
-        .bind(status)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    if status == "suspended" {
-        sqlx::query(
-            "INSERT INTO suspensions (account, until, report_id, since) VALUES (?, ?, ?, ?) \
-             ON CONFLICT(account) DO UPDATE SET until = excluded.until, \
-             report_id = excluded.report_id, since = excluded.since",
-        )
-        .bind(&summary.sender)
-        .bind(until_i64)
-        .bind(id)
-        .bind(now_i64(&state))
-        .execute(&mut *tx)
-        .await?;
-    }
-    // Durable first, then in force.
-    tx.commit().await?;
-    if status == "suspended" {
+    record_action(&state, &auth, &summary, action, &body.note, until_i64).await?;
+    if action == Action::Suspend {
         policy.suspend(&summary.sender, suspension_of(until_i64));
     }
-    tracing::info!(report = id, action = %body.action, moderator = %auth.name, "moderation action");
-    let package = if status == "escalated" {
-        let report = Report::decode(&bytes).map_err(|e| ApiError::internal("stored report", e))?;
-        let v = verify_report(&report, &policy.verifying_key())
-            .map_err(|e| ApiError::internal("stored report", e))?;
-        let p = ReportPackage {
-            format: PACKAGE_FORMAT.into(),
-            report_id: id,
-            reporter: summary.reporter.clone(),
-            reason: report.reason.clone(),
-            reported_at: u64::try_from(summary.received_at).unwrap_or(0),
-            escalated_by: auth.name.to_string(),
-            escalated_at: now,
-            franking_public_key: B64.encode(policy.public_key()),
-            franking_key_log_proof: policy.log_proof(),
-            message: package_message(&report.message, &v.message),
-            context: report
-                .context
-                .iter()
-                .zip(&v.context)
-                .map(|(m, v)| package_message(m, v))
-                .collect(),
-        };
-        Some(p)
-    } else {
-        None
+    tracing::info!(report = id, %action, moderator = %auth.name, "moderation action");
+    let package = match action {
+        Action::Escalate => Some(escalation_package(&policy, &auth, &summary, &bytes, now)?),
+        Action::Dismiss | Action::Warn | Action::Suspend => None,
     };
     Ok(axum::Json(serde_json::json!({
         "report_id": id,
@@ -476,8 +405,80 @@ pub(crate) async fn resolve(
     })))
 }
 
+/// Stores the action, the report's new status and, for a suspension, the
+/// suspension, in one transaction: durable before it is in force.
+async fn record_action(
+    state: &AppState,
+    auth: &Authed,
+    summary: &ReportSummary,
+    action: Action,
+    note: &str,
+    until: Option<i64>,
+) -> Result<(), HttpRefusal> {
+    let mut tx = state.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO moderation_actions (report_id, moderator, action, note, suspended_until, \
+         taken_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(summary.id)
+    .bind(&*auth.name)
+    .bind(action.name())
+    .bind(note)
+    .bind(until)
+    .bind(now_i64(state))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE reports SET status = ? WHERE id = ?")
+        .bind(action.status().name())
+        .bind(summary.id)
+        .execute(&mut *tx)
+        .await?;
+    if action == Action::Suspend {
+        sqlx::query(
+            "INSERT INTO suspensions (account, until, report_id, since) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(account) DO UPDATE SET until = excluded.until, \
+             report_id = excluded.report_id, since = excluded.since",
+        )
+        .bind(&summary.sender)
+        .bind(until)
+        .bind(summary.id)
+        .bind(now_i64(state))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The package of an escalated report: the stored report verified again
+/// under the franking key, with the key's log proof.
+fn escalation_package(
+    policy: &FrankingPolicy,
+    auth: &Authed,
+    summary: &ReportSummary,
+    stored: &[u8],
+    now: u64,
+) -> Result<ReportPackage, HttpRefusal> {
+    let report = Report::decode(stored).map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let verified = verify_report(&report, &policy.verifying_key())
+        .map_err(|e| HttpRefusal::internal("stored report", e))?;
+    Ok(ReportPackage::assemble(
+        PackageHeader {
+            report_id: summary.id,
+            reporter: summary.reporter.clone(),
+            reported_at: u64::try_from(summary.received_at).unwrap_or(0),
+            escalated_by: auth.name.to_string(),
+            escalated_at: now,
+        },
+        &policy.public_key(),
+        policy.log_proof(),
+        &report,
+        &verified,
+    ))
+}
+
 /// `GET /v1/moderation/stats`: the published figures (no authentication).
-pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
     franking(&state)?;
     let verified: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports")
         .fetch_one(&state.pool)

@@ -10,7 +10,7 @@
 //! the WAL file (one fsync for every batch committed since the last one) and
 //! only then answers the batch's operations (`Accepted`, 200), pushes its
 //! items and raises the durable watermark below which readers may hand out
-//! mailbox rows ([`crate::mailbox::Hub::durable_below`]). So the writer
+//! mailbox rows ([`crate::delivery::mailbox::Hub::durable_below`]). So the writer
 //! applies the next batch while the disk works, and nothing is acknowledged
 //! or delivered before it is on disk: if the process or the machine dies
 //! before the fsync returns, nothing of those batches was acknowledged. If
@@ -47,10 +47,10 @@ use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::error::ApiError;
-use crate::mailbox::Hub;
-use crate::policy::DeliveryPolicy;
-use crate::routing::{Conv, ConvCache};
+use crate::abuse::policy::DeliveryPolicy;
+use crate::delivery::mailbox::Hub;
+use crate::delivery::membership::{Conv, ConvCache};
+use crate::error::HttpRefusal;
 
 mod apply;
 use apply::{apply_other, flush_acks, flush_submits, route_submit};
@@ -104,7 +104,7 @@ pub(crate) struct SweepReport {
 /// A stored item and its `(device, seq)` mailbox rows.
 type StoredItem = (Arc<NewItem>, Vec<(i64, i64)>);
 
-type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+type Reply<T> = oneshot::Sender<Result<T, HttpRefusal>>;
 
 /// One operation for the writer.
 #[derive(Debug)]
@@ -137,7 +137,7 @@ pub(crate) enum Op {
 
 impl Op {
     /// Answers the operation with `err` without applying it.
-    fn refuse(self, err: &ApiError) {
+    fn refuse(self, err: &HttpRefusal) {
         match self {
             Op::Submit { reply, .. } => drop(reply.send(Err(err.clone()))),
             Op::Ack { reply, .. } => {
@@ -164,16 +164,19 @@ pub(crate) struct WriterHandle {
 
 impl WriterHandle {
     /// Queues `op`, waiting if the queue is full (back-pressure).
-    pub async fn send(&self, op: Op) -> Result<(), ApiError> {
-        self.tx.send(op).await.map_err(|_| ApiError::unavailable())
+    pub async fn send(&self, op: Op) -> Result<(), HttpRefusal> {
+        self.tx
+            .send(op)
+            .await
+            .map_err(|_| HttpRefusal::unavailable())
     }
 
     /// Queues an operation built around a fresh reply channel and waits for
     /// the answer.
-    pub async fn call<T>(&self, build: impl FnOnce(Reply<T>) -> Op) -> Result<T, ApiError> {
+    pub async fn call<T>(&self, build: impl FnOnce(Reply<T>) -> Op) -> Result<T, HttpRefusal> {
         let (tx, rx) = oneshot::channel();
         self.send(build(tx)).await?;
-        rx.await.map_err(|_| ApiError::unavailable())?
+        rx.await.map_err(|_| HttpRefusal::unavailable())?
     }
 }
 
@@ -237,7 +240,7 @@ pub(crate) async fn spawn(
             }
             if failed.load(Ordering::Acquire) {
                 for op in ops {
-                    op.refuse(&ApiError::unavailable());
+                    op.refuse(&HttpRefusal::unavailable());
                 }
                 continue;
             }
@@ -305,7 +308,10 @@ fn spawn_syncer(
                 Err(err) => {
                     tracing::error!(%err, "fsync of the WAL failed; refusing writes until restart");
                     failed.store(true, Ordering::Release);
-                    Some(ApiError::internal("fsync of the database log failed", err))
+                    Some(HttpRefusal::internal(
+                        "fsync of the database log failed",
+                        err,
+                    ))
                 }
             };
             for batch in run.drain(..) {
@@ -384,7 +390,7 @@ enum Deferred {
 }
 
 impl Deferred {
-    fn answer(self, failure: Option<&ApiError>) {
+    fn answer(self, failure: Option<&HttpRefusal>) {
         match (self, failure) {
             (Deferred::Unit(r), None) => drop(r.send(Ok(()))),
             (Deferred::Unit(r), Some(e)) => drop(r.send(Err(e.clone()))),
@@ -467,12 +473,12 @@ async fn run_batch(
             if let Err(mpsc::error::SendError(c)) = syncer.send(committed) {
                 // The syncer is gone (shutting down): nothing can be confirmed.
                 for d in c.deferred {
-                    d.answer(Some(&ApiError::unavailable()));
+                    d.answer(Some(&HttpRefusal::unavailable()));
                 }
             }
         }
         Err(err) => {
-            let failure = ApiError::internal("writer batch failed", &err);
+            let failure = HttpRefusal::internal("writer batch failed", &err);
             cache.clear();
             for d in deferred {
                 d.answer(Some(&failure));

@@ -17,8 +17,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
-use crate::routes::{AppState, JsonBody};
+use crate::error::HttpRefusal;
+use crate::refusal::{AccountRefusal, RequestRefusal};
+use crate::state::{AppState, JsonBody};
 
 /// Label that starts the bytes a challenge signature covers.
 pub const AUTH_CHALLENGE_LABEL: &[u8] = b"custos/v1/auth-challenge";
@@ -47,8 +48,8 @@ pub(crate) struct Authed {
 }
 
 impl Authed {
-    pub fn sender(&self) -> crate::policy::Sender<'_> {
-        crate::policy::Sender {
+    pub fn sender(&self) -> crate::abuse::policy::Sender<'_> {
+        crate::abuse::policy::Sender {
             account_id: self.account_id,
             name: &self.name,
             device_id: self.device_id,
@@ -57,37 +58,32 @@ impl Authed {
 }
 
 /// Decodes standard base64 of at most `max` decoded bytes.
-pub(crate) fn b64(field: &'static str, s: &str, max: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn b64(field: &'static str, s: &str, max: usize) -> Result<Vec<u8>, HttpRefusal> {
     if s.len() > max.saturating_add(2) / 3 * 4 {
-        return Err(ApiError::too_large(format!(
-            "`{field}` is longer than {max} bytes"
-        )));
+        return Err(
+            RequestRefusal::TooLarge(format!("`{field}` is longer than {max} bytes")).into(),
+        );
     }
     B64.decode(s)
-        .map_err(|_| ApiError::bad_request("bad_base64", format!("`{field}` is not base64")))
+        .map_err(|_| RequestRefusal::BadBase64 { field }.into())
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    validate_account_name(name).map_err(|_| {
-        ApiError::bad_request(
-            "bad_name",
-            "an account name is 1-64 characters of a-z, 0-9, '.', '_' or '-'",
-        )
-    })
+fn check_name(name: &str) -> Result<(), AccountRefusal> {
+    validate_account_name(name).map_err(|_| AccountRefusal::BadName)
 }
 
 impl FromRequestParts<AppState> for Authed {
-    type Rejection = ApiError;
+    type Rejection = HttpRefusal;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| {
-            ApiError::unauthorized("missing token: send `Authorization: Bearer <token>`")
-        })?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpRefusal> {
+        let token = bearer(parts).ok_or(RequestRefusal::Unauthorized(
+            "missing token: send `Authorization: Bearer <token>`",
+        ))?;
         let authed = lookup(state, &token).await?;
         state
             .account_limiter
             .check(authed.account_id)
-            .map_err(ApiError::rate_limited)?;
+            .map_err(|retry_after| RequestRefusal::RateLimited { retry_after })?;
         Ok(authed)
     }
 }
@@ -107,8 +103,8 @@ fn bearer(parts: &Parts) -> Option<String> {
     None
 }
 
-async fn lookup(state: &AppState, token: &str) -> Result<Authed, ApiError> {
-    let bad = || ApiError::unauthorized("unknown or expired token; authenticate again");
+async fn lookup(state: &AppState, token: &str) -> Result<Authed, HttpRefusal> {
+    let bad = || RequestRefusal::Unauthorized("unknown or expired token; authenticate again");
     let mut raw = [0u8; 32];
     hex::decode_to_slice(token, &mut raw).map_err(|_| bad())?;
     let hash: [u8; 32] = Sha256::digest(raw).into();
@@ -122,11 +118,11 @@ async fn lookup(state: &AppState, token: &str) -> Result<Authed, ApiError> {
     .await?;
     let (stored, expires_at, device_id, account_id, name) = row.ok_or_else(bad)?;
     if !bool::from(stored.as_slice().ct_eq(hash.as_slice())) {
-        return Err(bad());
+        return Err(bad().into());
     }
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
     if expires_at <= now {
-        return Err(bad());
+        return Err(bad().into());
     }
     Ok(Authed {
         account_id,
@@ -147,18 +143,15 @@ pub(crate) struct RegisterBody {
 pub(crate) async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RegisterBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     check_name(&body.name)?;
     let key = b64("identity_key", &body.identity_key, 32)?;
-    let key: [u8; 32] = key.as_slice().try_into().map_err(|_| {
-        ApiError::bad_request(
-            "bad_key",
-            "identity_key must be a 32-byte Ed25519 public key",
-        )
-    })?;
-    VerifyingKey::from_bytes(&key).map_err(|_| {
-        ApiError::bad_request("bad_key", "identity_key is not a valid Ed25519 public key")
-    })?;
+    let key: [u8; 32] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| AccountRefusal::BadKey("must be a 32-byte Ed25519 public key"))?;
+    VerifyingKey::from_bytes(&key)
+        .map_err(|_| AccountRefusal::BadKey("is not a valid Ed25519 public key"))?;
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let inserted = sqlx::query(
@@ -171,10 +164,7 @@ pub(crate) async fn register(
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(ApiError::conflict(
-            "name_taken",
-            format!("the name `{}` is taken; choose another", body.name),
-        ));
+        return Err(AccountRefusal::NameTaken(body.name).into());
     }
     sqlx::query("INSERT INTO devices (account_id, created_at) VALUES (?, ?)")
         .bind(inserted.last_insert_rowid())
@@ -200,17 +190,14 @@ pub(crate) struct ChallengeBody {
 pub(crate) async fn challenge(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ChallengeBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     check_name(&body.name)?;
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE name = ?")
         .bind(&body.name)
         .fetch_optional(&state.pool)
         .await?;
     if exists.is_none() {
-        return Err(ApiError::not_found(
-            "unknown_account",
-            format!("no account named `{}`; register first", body.name),
-        ));
+        return Err(AccountRefusal::UnknownAccount(body.name).into());
     }
     let mut challenge = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
@@ -220,12 +207,12 @@ pub(crate) async fn challenge(
         let mut map = state
             .challenges
             .lock()
-            .map_err(|_| ApiError::internal("challenges", "lock poisoned"))?;
+            .map_err(|_| HttpRefusal::internal("challenges", "lock poisoned"))?;
         if map.len() >= state.config.limits.max_challenges {
             map.retain(|_, (_, exp)| *exp > now);
         }
         if map.len() >= state.config.limits.max_challenges {
-            return Err(ApiError::rate_limited(60));
+            return Err(RequestRefusal::RateLimited { retry_after: 60 }.into());
         }
         map.insert(challenge, (body.name, expires_at));
     }
@@ -248,9 +235,9 @@ pub(crate) struct SessionBody {
 pub(crate) async fn session(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SessionBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     let refused = || {
-        ApiError::unauthorized(
+        RequestRefusal::Unauthorized(
             "challenge unknown, expired, already used or not signed by this account's \
              identity key; request a new challenge",
         )
@@ -259,23 +246,23 @@ pub(crate) async fn session(
     let challenge: [u8; 32] = b64("challenge", &body.challenge, 32)?
         .as_slice()
         .try_into()
-        .map_err(|_| ApiError::bad_request("bad_challenge", "challenge must be 32 bytes"))?;
+        .map_err(|_| AccountRefusal::BadChallenge)?;
     let signature: [u8; 64] = b64("signature", &body.signature, 64)?
         .as_slice()
         .try_into()
-        .map_err(|_| ApiError::bad_request("bad_signature", "signature must be 64 bytes"))?;
+        .map_err(|_| AccountRefusal::BadSignature)?;
     let now = state.clock.now_millis();
     // Single use: the challenge is consumed whatever the outcome.
     let entry = state
         .challenges
         .lock()
-        .map_err(|_| ApiError::internal("challenges", "lock poisoned"))?
+        .map_err(|_| HttpRefusal::internal("challenges", "lock poisoned"))?
         .remove(&challenge);
     let Some((name, expires_at)) = entry else {
-        return Err(refused());
+        return Err(refused().into());
     };
     if name != body.name || expires_at <= now {
-        return Err(refused());
+        return Err(refused().into());
     }
     let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
         "SELECT a.identity_key, d.id FROM accounts a JOIN devices d ON d.account_id = a.id \
@@ -288,9 +275,9 @@ pub(crate) async fn session(
     let key: [u8; 32] = key
         .as_slice()
         .try_into()
-        .map_err(|_| ApiError::internal("stored identity key", "wrong length"))?;
+        .map_err(|_| HttpRefusal::internal("stored identity key", "wrong length"))?;
     let key = VerifyingKey::from_bytes(&key)
-        .map_err(|_| ApiError::internal("stored identity key", "invalid"))?;
+        .map_err(|_| HttpRefusal::internal("stored identity key", "invalid"))?;
     key.verify_strict(
         &challenge_message(&name, &challenge),
         &Signature::from_bytes(&signature),

@@ -8,7 +8,7 @@
 //! with mode 0600, held in memory only inside an `ed25519_dalek::SigningKey`
 //! (zeroized on drop) and never logged. Its public half is served at
 //! `GET /v1/franking-key` and published in the transparency log
-//! ([`crate::franking_log`]), so that a recipient, a clearinghouse or a
+//! ([`crate::abuse::franking_log`]), so that a recipient, a clearinghouse or a
 //! court can check tags without trusting the service's word about its key.
 //! The policy holds the key's current log proof
 //! ([`FrankingPolicy::log_proof`]), which escalation packages carry.
@@ -32,8 +32,8 @@ use custos_wire::tag::{DeliveryTag, DeliveryTagV2, MAX_TAG_BATCH, TagFields, bui
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
-use crate::package::FrankingKeyLogProof;
-use crate::policy::{DeliveryPolicy, Refusal, Sender, TagInput};
+use crate::abuse::policy::{AdmitRefusal, DeliveryPolicy, Sender, TagInput};
+use custos_verify::package::FrankingKeyLogProof;
 
 /// File name of the franking key inside the data directory.
 pub const FRANKING_KEY_FILE: &str = "franking.key";
@@ -170,7 +170,7 @@ impl FrankingPolicy {
     }
 
     /// Records the key's log proof (or that it is pending). Called by
-    /// [`crate::franking_log`]; a proof set here is shown to every package
+    /// [`crate::abuse::franking_log`]; a proof set here is shown to every package
     /// verifier, who checks it independently.
     pub fn set_log_proof(&self, proof: FrankingKeyLogProof) {
         if let Ok(mut p) = self.log_proof.write() {
@@ -239,26 +239,16 @@ impl FrankingPolicy {
 }
 
 impl DeliveryPolicy for FrankingPolicy {
-    fn admit(&self, sender: &Sender<'_>) -> Result<(), Refusal> {
-        match self.suspension(sender.name) {
-            None => Ok(()),
-            Some(Suspension::Permanent) => Err(Refusal {
-                code: "suspended",
-                message: format!(
-                    "account {} is suspended permanently for violating the terms of service; \
-                     it cannot send",
-                    sender.name
-                ),
-            }),
-            Some(Suspension::Until(t)) => Err(Refusal {
-                code: "suspended",
-                message: format!(
-                    "account {} is suspended until {} (Unix ms) for violating the terms of \
-                     service; it can send again after that",
-                    sender.name, t
-                ),
-            }),
-        }
+    fn admit(&self, sender: &Sender<'_>) -> Result<(), AdmitRefusal> {
+        let until = match self.suspension(sender.name) {
+            None => return Ok(()),
+            Some(Suspension::Permanent) => None,
+            Some(Suspension::Until(t)) => Some(t),
+        };
+        Err(AdmitRefusal::Suspended {
+            account: sender.name.to_owned(),
+            until,
+        })
     }
 
     fn tag_batch(&self, inputs: &[TagInput<'_>]) -> Vec<Vec<u8>> {
@@ -424,7 +414,13 @@ mod tests {
         };
         assert!(p.admit(&s).is_ok());
         p.suspend("mallory", Suspension::Until(1_000_500));
-        assert_eq!(p.admit(&s).unwrap_err().code, "suspended");
+        assert_eq!(
+            p.admit(&s).unwrap_err(),
+            AdmitRefusal::Suspended {
+                account: "mallory".into(),
+                until: Some(1_000_500)
+            }
+        );
         sim.advance_millis(500);
         assert!(p.admit(&s).is_ok());
         p.suspend("mallory", Suspension::Permanent);

@@ -22,11 +22,11 @@
 //! (the recipient's client refuses envelopes whose commitment does not open).
 //! Each failed check has its own [`ReportRefusal`] variant and code.
 
-use custos_wire::ConversationId;
 use custos_wire::envelope::peek_header;
 use custos_wire::payload::Payload;
 use custos_wire::report::{Report, ReportedMessage};
 use custos_wire::tag::{Received, TagRefusal, verify_tag};
+use custos_wire::{ConversationId, WireError};
 use ed25519_dalek::VerifyingKey;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -41,13 +41,13 @@ pub const FRANKING_LABEL: &[u8] = b"custos/v1/franking";
 pub enum ReportRefusal {
     /// The report bytes do not decode.
     #[error("the report does not decode: {0}")]
-    Malformed(String),
+    Malformed(WireError),
     /// The revealed envelope does not decode.
     #[error("the revealed envelope does not decode: {0}")]
-    MalformedEnvelope(String),
+    MalformedEnvelope(WireError),
     /// The revealed payload does not decode.
     #[error("the revealed payload does not decode: {0}")]
-    MalformedPayload(String),
+    MalformedPayload(WireError),
     /// The message has no delivery tag.
     #[error(
         "the message carries no delivery tag; only messages delivered with a tag can be reported"
@@ -55,7 +55,7 @@ pub enum ReportRefusal {
     MissingTag,
     /// The delivery tag does not decode.
     #[error("the delivery tag does not decode: {0}")]
-    MalformedTag(String),
+    MalformedTag(WireError),
     /// Claimed conversation, envelope header and tag disagree.
     #[error("the conversation differs between the claim, the envelope header and the delivery tag")]
     ConversationMismatch,
@@ -93,6 +93,10 @@ pub enum ReportRefusal {
         "only a recipient of the message can report it: the reporting account is not a member of the conversation, or is its sender"
     )]
     NotARecipient,
+    /// The delivery tag fails a check of the wire crate's verifier that
+    /// this version does not know by name; its own code is kept.
+    #[error("the delivery tag is refused: {0}")]
+    Tag(TagRefusal),
 }
 
 impl ReportRefusal {
@@ -114,6 +118,7 @@ impl ReportRefusal {
             Self::FrankingKeyMismatch => "franking_key_mismatch",
             Self::FrankingMismatch => "franking_mismatch",
             Self::NotARecipient => "not_a_recipient",
+            Self::Tag(t) => t.code(),
         }
     }
 }
@@ -189,8 +194,7 @@ pub fn verify_message(
     m: &ReportedMessage,
     franking_key: &VerifyingKey,
 ) -> Result<VerifiedMessage, ReportRefusal> {
-    let header =
-        peek_header(&m.envelope).map_err(|e| ReportRefusal::MalformedEnvelope(e.to_string()))?;
+    let header = peek_header(&m.envelope).map_err(ReportRefusal::MalformedEnvelope)?;
     if m.conversation != header.conversation {
         return Err(ReportRefusal::ConversationMismatch);
     }
@@ -207,8 +211,7 @@ pub fn verify_message(
     )
     .map_err(ReportRefusal::from)?;
     let f = &tag.fields;
-    let payload =
-        Payload::decode(&m.payload).map_err(|e| ReportRefusal::MalformedPayload(e.to_string()))?;
+    let payload = Payload::decode(&m.payload).map_err(ReportRefusal::MalformedPayload)?;
     if !bool::from(m.franking_key.ct_eq(&payload.franking_key)) {
         return Err(ReportRefusal::FrankingKeyMismatch);
     }
@@ -239,7 +242,7 @@ impl From<TagRefusal> for ReportRefusal {
     fn from(e: TagRefusal) -> Self {
         match e {
             TagRefusal::Missing => Self::MissingTag,
-            TagRefusal::Malformed(w) => Self::MalformedTag(w.to_string()),
+            TagRefusal::Malformed(w) => Self::MalformedTag(w),
             TagRefusal::ConversationMismatch => Self::ConversationMismatch,
             TagRefusal::SenderMismatch => Self::SenderMismatch,
             TagRefusal::TimeMismatch => Self::TimeMismatch,
@@ -247,8 +250,8 @@ impl From<TagRefusal> for ReportRefusal {
             TagRefusal::EnvelopeHashMismatch => Self::EnvelopeHashMismatch,
             TagRefusal::BadSignature => Self::BadTagSignature,
             TagRefusal::BadRootSignature => Self::BadTagRootSignature,
-            // A refusal added to the wire crate later: keep it specific.
-            other => Self::MalformedTag(other.to_string()),
+            // A refusal added to the wire crate later: keep it and its code.
+            other => Self::Tag(other),
         }
     }
 }

@@ -9,19 +9,15 @@ use custos_wire::ConversationId;
 use custos_wire::frames::{ClientFrame, ItemKind, MAX_ITEM_BODY_LEN, ServerFrame};
 use serde::Deserialize;
 
-use crate::auth::{Authed, b64};
-use crate::error::ApiError;
-use crate::routes::{AppState, JsonBody, MAX_SUBMIT_FRAME};
-use crate::submit::{admit, expiry, prepare};
-use crate::writer::{CommitReq, NewItem, Op};
+use crate::delivery::auth::{Authed, b64};
+use crate::delivery::submit::{admit, expiry, prepare};
+use crate::delivery::writer::{CommitReq, NewItem, Op};
+use crate::error::HttpRefusal;
+use crate::refusal::{ConversationRefusal, RequestRefusal, SubmitRefusal};
+use crate::state::{AppState, JsonBody, MAX_SUBMIT_FRAME};
 
-fn parse_id(s: &str) -> Result<ConversationId, ApiError> {
-    ConversationId::from_hex(s).map_err(|_| {
-        ApiError::bad_request(
-            "bad_conversation",
-            "a conversation id is 32 lowercase hex digits",
-        )
-    })
+fn parse_id(s: &str) -> Result<ConversationId, ConversationRefusal> {
+    ConversationId::from_hex(s).map_err(|_| ConversationRefusal::BadConversation)
 }
 
 /// Body of `POST /v1/conversations`.
@@ -36,7 +32,7 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Authed,
     JsonBody(body): JsonBody<CreateBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     admit(&state, &auth)?;
     let conversation = parse_id(&body.conversation)?;
     let now = state.clock.now_millis();
@@ -74,15 +70,12 @@ pub(crate) async fn commit(
     auth: Authed,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CommitBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     admit(&state, &auth)?;
     let conversation = parse_id(&id)?;
     let max = state.config.limits.max_members;
     if body.members.is_empty() || body.members.len() > max {
-        return Err(ApiError::bad_request(
-            "bad_members",
-            format!("`members` lists 1 to {max} account names"),
-        ));
+        return Err(ConversationRefusal::BadMembers(max).into());
     }
     let commit = b64("commit", &body.commit, MAX_ITEM_BODY_LEN)?;
     let welcome = body
@@ -91,13 +84,10 @@ pub(crate) async fn commit(
         .map(|w| b64("welcome", w, MAX_ITEM_BODY_LEN))
         .transpose()?;
     if commit.is_empty() || welcome.as_ref().is_some_and(Vec::is_empty) {
-        return Err(ApiError::bad_request(
-            "empty",
-            "commit and Welcome must not be empty",
-        ));
+        return Err(ConversationRefusal::Empty.into());
     }
     let server_time = state.clock.now_millis();
-    let item = |kind: ItemKind, bytes: Vec<u8>| -> Result<NewItem, ApiError> {
+    let item = |kind: ItemKind, bytes: Vec<u8>| -> Result<NewItem, HttpRefusal> {
         // Commits and Welcomes carry no franking commitment: no tag.
         Ok(NewItem {
             kind,
@@ -136,7 +126,7 @@ pub(crate) async fn commit(
 pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Authed,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(
         "SELECT c.id, c.epoch, a.name FROM members mine \
          JOIN conversations c ON c.id = mine.conversation \
@@ -175,19 +165,19 @@ pub(crate) async fn submit_item(
     auth: Authed,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large("the submission exceeds 256 KiB plus the frame header")
+            RequestRefusal::TooLarge("the submission exceeds 256 KiB plus the frame header".into())
         } else {
-            ApiError::bad_request("bad_body", e.body_text())
+            RequestRefusal::BadBody(e.body_text())
         }
     })?;
     let conversation = parse_id(&id)?;
     if body.len() > MAX_SUBMIT_FRAME {
-        return Err(ApiError::too_large("the item exceeds 256 KiB"));
+        return Err(RequestRefusal::TooLarge("the item exceeds 256 KiB".into()).into());
     }
-    let frame = ClientFrame::decode(&body).map_err(|e| ApiError::wire("submit frame", &e))?;
+    let frame = ClientFrame::decode(&body).map_err(|e| RequestRefusal::wire("submit frame", &e))?;
     let ClientFrame::Submit {
         request_id,
         kind,
@@ -195,16 +185,13 @@ pub(crate) async fn submit_item(
         body,
     } = frame
     else {
-        return Err(ApiError::bad_request(
-            "wrong_frame",
-            "expected a Submit frame; acks go to POST /v1/mailbox/ack",
-        ));
+        return Err(SubmitRefusal::WrongFrame.into());
     };
     if frame_conv != conversation {
-        return Err(ApiError::bad_request(
-            "conversation_mismatch",
-            "the frame's conversation differs from the path's",
-        ));
+        return Err(SubmitRefusal::ConversationMismatch(
+            "the frame's conversation differs from the path's".into(),
+        )
+        .into());
     }
     let item = prepare(&state, &auth, kind, conversation, body)?;
     let server_time = item.server_time;
@@ -218,6 +205,6 @@ pub(crate) async fn submit_item(
         tag,
     }
     .encode()
-    .map_err(|e| ApiError::internal("encode accepted", e))?;
+    .map_err(|e| HttpRefusal::internal("encode accepted", e))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame))
 }

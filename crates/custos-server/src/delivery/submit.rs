@@ -2,7 +2,6 @@
 //! shared by the HTTP endpoint and the WebSocket.
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
 use custos_wire::ConversationId;
 use custos_wire::announcement::{
     ChainAnnouncement, MAX_ANNOUNCEMENT_MLS_LEN, MAX_ESCROW_CAPSULE_LEN,
@@ -12,10 +11,11 @@ use custos_wire::frames::ItemKind;
 use custos_wire::mls_header::{CONTENT_TYPE_PROPOSAL, peek_private_message};
 use sha2::{Digest, Sha256};
 
-use crate::auth::Authed;
-use crate::error::ApiError;
-use crate::routes::AppState;
-use crate::writer::NewItem;
+use crate::delivery::auth::Authed;
+use crate::delivery::writer::NewItem;
+use crate::error::HttpRefusal;
+use crate::refusal::{RequestRefusal, SubmitRefusal};
+use crate::state::AppState;
 
 /// Largest encoded chain announcement: header, escrow capsule and MLS message
 /// at their bounds.
@@ -23,12 +23,12 @@ pub(crate) const MAX_ANNOUNCEMENT_LEN: usize =
     1 + 16 + 20 + 1 + 2 + MAX_ESCROW_CAPSULE_LEN + 4 + MAX_ANNOUNCEMENT_MLS_LEN;
 
 /// Refuses the sender if the policy says so (403 with the policy's code).
-pub(crate) fn admit(state: &AppState, auth: &Authed) -> Result<(), ApiError> {
+pub(crate) fn admit(state: &AppState, auth: &Authed) -> Result<(), SubmitRefusal> {
     state
         .config
         .policy
         .admit(&auth.sender())
-        .map_err(|r| ApiError::new(StatusCode::FORBIDDEN, r.code, r.message))
+        .map_err(SubmitRefusal::Policy)
 }
 
 /// Checks a submission and builds the item to store:
@@ -48,22 +48,23 @@ pub(crate) fn prepare(
     kind: ItemKind,
     conversation: ConversationId,
     body: Vec<u8>,
-) -> Result<NewItem, ApiError> {
+) -> Result<NewItem, HttpRefusal> {
     admit(state, auth)?;
     let max = match kind {
         ItemKind::Announcement => MAX_ANNOUNCEMENT_LEN,
         _ => MAX_ENVELOPE_LEN,
     };
     if body.len() > max {
-        return Err(ApiError::too_large(format!(
+        return Err(RequestRefusal::TooLarge(format!(
             "the item is {} bytes; the limit is {max}",
             body.len()
-        )));
+        ))
+        .into());
     }
     let mut epoch = None;
     let (inner_conv, day, franking) = match kind {
         ItemKind::Envelope => {
-            let env = Envelope::decode(&body).map_err(|e| ApiError::wire("envelope", &e))?;
+            let env = Envelope::decode(&body).map_err(|e| RequestRefusal::wire("envelope", &e))?;
             (
                 env.header.conversation,
                 env.header.chain.day,
@@ -72,48 +73,43 @@ pub(crate) fn prepare(
         }
         ItemKind::Announcement => {
             let a = ChainAnnouncement::decode(&body)
-                .map_err(|e| ApiError::wire("chain announcement", &e))?;
+                .map_err(|e| RequestRefusal::wire("chain announcement", &e))?;
             (a.conversation, a.chain.day, None)
         }
         ItemKind::Proposal => {
-            let h = peek_private_message(&body).map_err(|e| ApiError::wire("MLS proposal", &e))?;
+            let h = peek_private_message(&body)
+                .map_err(|e| RequestRefusal::wire("MLS proposal", &e))?;
             if h.content_type != CONTENT_TYPE_PROPOSAL {
-                return Err(ApiError::bad_request(
-                    "wrong_kind",
+                return Err(SubmitRefusal::WrongKind(
                     "an item of kind proposal must hold an MLS proposal",
-                ));
+                )
+                .into());
             }
             let Ok(group) = <[u8; 16]>::try_from(h.group_id) else {
-                return Err(ApiError::bad_request(
-                    "conversation_mismatch",
-                    "the proposal's group id is not a conversation id",
-                ));
+                return Err(SubmitRefusal::ConversationMismatch(
+                    "the proposal's group id is not a conversation id".into(),
+                )
+                .into());
             };
             epoch = Some(h.epoch);
             (ConversationId(group), state.clock.today(), None)
         }
         ItemKind::Commit | ItemKind::Welcome => {
-            return Err(ApiError::bad_request(
-                "wrong_kind",
+            return Err(SubmitRefusal::WrongKind(
                 "commits and Welcomes go to POST /v1/conversations/{id}/commits",
-            ));
+            )
+            .into());
         }
     };
     if inner_conv != conversation {
-        return Err(ApiError::bad_request(
-            "conversation_mismatch",
-            format!("the item belongs to conversation {inner_conv}, not {conversation}"),
-        ));
+        return Err(SubmitRefusal::ConversationMismatch(format!(
+            "the item belongs to conversation {inner_conv}, not {conversation}"
+        ))
+        .into());
     }
     let today = state.clock.today();
     if day != today && day.saturating_add(1) != today {
-        return Err(ApiError::bad_request(
-            "wrong_day",
-            format!(
-                "the chain is for day {day}; the service accepts only today ({today}) or \
-                 yesterday: start a new chain for today"
-            ),
-        ));
+        return Err(SubmitRefusal::WrongDay { day, today }.into());
     }
     let hash: [u8; 32] = Sha256::digest(&body).into();
     // The acceptance time the delivery tag will bind; the writer issues the

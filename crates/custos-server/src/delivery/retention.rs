@@ -1,5 +1,5 @@
 //! Retention: items are deleted once every recipient device acked them
-//! ([`crate::mailbox::apply_ack`]), or when their TTL (set at acceptance from
+//! ([`crate::delivery::mailbox::apply_ack`]), or when their TTL (set at acceptance from
 //! [`crate::ServerConfig::retention`]) has passed on the injected clock,
 //! whichever comes first. Expired replay hashes and sessions go too.
 
@@ -9,7 +9,7 @@ use custos_clock::SharedClock;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::watch;
 
-use crate::writer::{Op, SweepReport, WriterHandle};
+use crate::delivery::writer::{Op, SweepReport, WriterHandle};
 
 /// Deletes everything whose expiry is at or before `now` (Unix ms). Runs
 /// inside the writer's transaction.

@@ -11,9 +11,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use custos_wire::ids::validate_account_name;
 use serde::Deserialize;
 
-use crate::auth::{Authed, b64};
-use crate::error::ApiError;
-use crate::routes::{AppState, JsonBody};
+use crate::delivery::auth::{Authed, b64};
+use crate::error::HttpRefusal;
+use crate::refusal::KeyPackageRefusal;
+use crate::state::{AppState, JsonBody};
 
 /// Body of `POST /v1/key-packages`.
 #[derive(Debug, Deserialize)]
@@ -29,27 +30,21 @@ pub(crate) async fn upload(
     State(state): State<AppState>,
     auth: Authed,
     JsonBody(body): JsonBody<UploadBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     let limits = &state.config.limits;
     if body.key_packages.len() > limits.max_key_packages_per_call {
-        return Err(ApiError::bad_request(
-            "too_many",
-            format!(
-                "at most {} KeyPackages per call",
-                limits.max_key_packages_per_call
-            ),
-        ));
+        return Err(KeyPackageRefusal::TooMany(limits.max_key_packages_per_call).into());
     }
     if body.key_packages.is_empty() && body.last_resort.is_none() {
-        return Err(ApiError::bad_request(
-            "empty",
+        return Err(KeyPackageRefusal::Empty(
             "send at least one KeyPackage or a last-resort package",
-        ));
+        )
+        .into());
     }
-    let decode = |s: &str| -> Result<Vec<u8>, ApiError> {
+    let decode = |s: &str| -> Result<Vec<u8>, HttpRefusal> {
         let kp = b64("key_package", s, limits.max_key_package_len)?;
         if kp.is_empty() {
-            return Err(ApiError::bad_request("empty", "a KeyPackage is empty"));
+            return Err(KeyPackageRefusal::Empty("a KeyPackage is empty").into());
         }
         Ok(kp)
     };
@@ -71,13 +66,11 @@ pub(crate) async fn upload(
         .unwrap_or(0)
         .saturating_add(u64::try_from(packages.len()).unwrap_or(u64::MAX));
     if after > limits.max_stored_key_packages {
-        return Err(ApiError::conflict(
-            "key_package_quota",
-            format!(
-                "at most {} unclaimed KeyPackages per account; {} are stored",
-                limits.max_stored_key_packages, stored
-            ),
-        ));
+        return Err(KeyPackageRefusal::KeyPackageQuota {
+            max: limits.max_stored_key_packages,
+            stored,
+        }
+        .into());
     }
     for kp in &packages {
         sqlx::query("INSERT INTO key_packages (account_id, last_resort, data) VALUES (?, 0, ?)")
@@ -116,9 +109,8 @@ pub(crate) async fn claim(
     State(state): State<AppState>,
     _auth: Authed,
     JsonBody(body): JsonBody<ClaimBody>,
-) -> Result<impl IntoResponse, ApiError> {
-    validate_account_name(&body.account)
-        .map_err(|_| ApiError::bad_request("bad_name", "`account` is not an account name"))?;
+) -> Result<impl IntoResponse, HttpRefusal> {
+    validate_account_name(&body.account).map_err(|_| KeyPackageRefusal::BadName)?;
     // One statement: atomic even with concurrent claimers.
     let ordinary: Option<Vec<u8>> = sqlx::query_scalar(
         "DELETE FROM key_packages WHERE id = (SELECT k.id FROM key_packages k \
@@ -138,15 +130,7 @@ pub(crate) async fn claim(
             .bind(&body.account)
             .fetch_optional(&state.pool)
             .await?;
-            let d = lr.ok_or_else(|| {
-                ApiError::not_found(
-                    "no_key_package",
-                    format!(
-                        "`{}` has no KeyPackage (unknown account, or it uploaded none)",
-                        body.account
-                    ),
-                )
-            })?;
+            let d = lr.ok_or_else(|| KeyPackageRefusal::NoKeyPackage(body.account.clone()))?;
             (d, true)
         }
     };
@@ -160,7 +144,7 @@ pub(crate) async fn claim(
 pub(crate) async fn count(
     State(state): State<AppState>,
     auth: Authed,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM key_packages WHERE account_id = ? AND last_resort = 0",
     )

@@ -11,9 +11,10 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::{CommitDone, CommitReq, Deferred, NewItem, Op, Reply, Staged};
-use crate::error::ApiError;
-use crate::policy::TagInput;
-use crate::routing::{self, Conv};
+use crate::abuse::policy::TagInput;
+use crate::delivery::membership::{self, Conv};
+use crate::error::HttpRefusal;
+use crate::refusal::{ConversationRefusal, SubmitRefusal};
 
 /// The conversation as this batch sees it: staged changes, then the cache,
 /// then the database.
@@ -28,7 +29,7 @@ async fn conv_of(
     if let Some(c) = st.cache.get(id) {
         return Ok(Some(c.clone()));
     }
-    let loaded = routing::load(conn, id).await?;
+    let loaded = membership::load(conn, id).await?;
     if let Some(c) = &loaded {
         st.cache.insert(*id, c.clone());
     }
@@ -39,11 +40,11 @@ pub(super) async fn route_submit(
     conn: &mut SqliteConnection,
     st: &mut Staged<'_>,
     item: &NewItem,
-) -> Result<Result<Vec<i64>, ApiError>, sqlx::Error> {
+) -> Result<Result<Vec<i64>, HttpRefusal>, sqlx::Error> {
     let id = &item.conversation;
     // The hot path looks the conversation up by reference, without a clone.
     if !st.convs.contains_key(id) && st.cache.get(id).is_none() {
-        match routing::load(conn, id).await? {
+        match membership::load(conn, id).await? {
             Some(c) => st.cache.insert(*id, c),
             None => return Ok(Err(unknown_conversation(id))),
         }
@@ -57,23 +58,21 @@ pub(super) async fn route_submit(
     if let Some(epoch) = item.epoch
         && epoch != conv.epoch
     {
-        return Ok(Err(ApiError::stale_epoch(epoch, conv.epoch)));
+        return Ok(Err(ConversationRefusal::StaleEpoch {
+            sent: epoch,
+            current: conv.epoch,
+        }
+        .into()));
     }
     Ok(Ok(conv.devices_except(item.sender_device)))
 }
 
-fn unknown_conversation(id: &ConversationId) -> ApiError {
-    ApiError::not_found(
-        "unknown_conversation",
-        format!("conversation {id} is not registered; create it first"),
-    )
+fn unknown_conversation(id: &ConversationId) -> HttpRefusal {
+    ConversationRefusal::UnknownConversation(*id).into()
 }
 
-fn not_member(id: &ConversationId) -> ApiError {
-    ApiError::forbidden(
-        "not_member",
-        format!("you are not a member of conversation {id}"),
-    )
+fn not_member(id: &ConversationId) -> HttpRefusal {
+    ConversationRefusal::NotMember(*id).into()
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -189,7 +188,7 @@ fn tag_accepted(st: &mut Staged<'_>, accepted: Vec<Checked>) -> Vec<Checked> {
         st.policy.tag_batch(&inputs)
     };
     if tags.len() != accepted.len() {
-        let e = ApiError::internal(
+        let e = HttpRefusal::internal(
             "delivery policy",
             "tag_batch returned another number of tags than items",
         );
@@ -201,7 +200,7 @@ fn tag_accepted(st: &mut Staged<'_>, accepted: Vec<Checked>) -> Vec<Checked> {
     let mut out = Vec::with_capacity(accepted.len());
     for ((mut item, recipients, reply), tag) in accepted.into_iter().zip(tags) {
         if tag.len() > MAX_TAG_LEN {
-            drop(reply.send(Err(ApiError::internal(
+            drop(reply.send(Err(HttpRefusal::internal(
                 "delivery policy",
                 "tag longer than MAX_TAG_LEN",
             ))));
@@ -236,7 +235,7 @@ pub(super) async fn flush_acks(
             }
         }
     }
-    let deleted = crate::mailbox::apply_acks(conn, &rows).await?;
+    let deleted = crate::delivery::mailbox::apply_acks(conn, &rows).await?;
     let mut counts = vec![0u64; acks.len()];
     for key in deleted {
         if let Some(c) = owner.get(&key).and_then(|i| counts.get_mut(*i)) {
@@ -278,11 +277,8 @@ async fn insert_mailbox(
     Ok(())
 }
 
-fn duplicate() -> ApiError {
-    ApiError::conflict(
-        "duplicate",
-        "this exact item was already accepted; it is not stored twice",
-    )
+fn duplicate() -> HttpRefusal {
+    SubmitRefusal::Duplicate.into()
 }
 
 /// Stores one item for `recipients` (used by commits and Welcomes).
@@ -337,13 +333,12 @@ pub(super) async fn apply_other(
             reply,
         } => {
             if conv_of(conn, st, &conversation).await?.is_some() {
-                drop(reply.send(Err(ApiError::conflict(
-                    "conversation_exists",
-                    format!("conversation {conversation} already exists; pick a fresh random id"),
-                ))));
+                drop(reply.send(Err(
+                    ConversationRefusal::ConversationExists(conversation).into(),
+                )));
                 return Ok(());
             }
-            let conv = routing::create(conn, &conversation, account_id, to_i64(now)).await?;
+            let conv = membership::create(conn, &conversation, account_id, to_i64(now)).await?;
             st.convs.insert(conversation, conv);
             st.deferred.push(Deferred::Unit(reply));
         }
@@ -352,7 +347,7 @@ pub(super) async fn apply_other(
             Err(e) => drop(reply.send(Err(e))),
         },
         Op::Sweep { now, reply } => {
-            let report = crate::retention::sweep(conn, to_i64(now)).await?;
+            let report = crate::delivery::retention::sweep(conn, to_i64(now)).await?;
             st.deferred.push(Deferred::Sweep(reply, report));
         }
     }
@@ -363,7 +358,7 @@ async fn commit(
     conn: &mut SqliteConnection,
     st: &mut Staged<'_>,
     req: CommitReq,
-) -> Result<Result<CommitDone, ApiError>, sqlx::Error> {
+) -> Result<Result<CommitDone, HttpRefusal>, sqlx::Error> {
     let conversation = req.commit.conversation;
     let Some(conv) = conv_of(conn, st, &conversation).await? else {
         return Ok(Err(unknown_conversation(&conversation)));
@@ -372,11 +367,15 @@ async fn commit(
         return Ok(Err(not_member(&conversation)));
     }
     if req.epoch != conv.epoch {
-        return Ok(Err(ApiError::stale_epoch(req.epoch, conv.epoch)));
+        return Ok(Err(ConversationRefusal::StaleEpoch {
+            sent: req.epoch,
+            current: conv.epoch,
+        }
+        .into()));
     }
-    let new_members = match routing::resolve(conn, &req.members).await? {
+    let new_members = match membership::resolve(conn, &req.members).await? {
         Ok(m) => m,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(e.into())),
     };
     let added: Vec<_> = new_members
         .iter()
@@ -385,16 +384,10 @@ async fn commit(
         .collect();
     match (&req.welcome, added.is_empty()) {
         (None, false) => {
-            return Ok(Err(ApiError::bad_request(
-                "welcome_required",
-                "the commit adds members but carries no Welcome for them",
-            )));
+            return Ok(Err(ConversationRefusal::WelcomeRequired.into()));
         }
         (Some(_), true) => {
-            return Ok(Err(ApiError::bad_request(
-                "unexpected_welcome",
-                "the commit carries a Welcome but adds no member",
-            )));
+            return Ok(Err(ConversationRefusal::UnexpectedWelcome.into()));
         }
         _ => {}
     }
@@ -402,7 +395,7 @@ async fn commit(
         epoch: conv.epoch.saturating_add(1),
         members: new_members,
     };
-    routing::store_commit(conn, &conversation, &conv, &next).await?;
+    membership::store_commit(conn, &conversation, &conv, &next).await?;
     // The commit goes to every device of members before and after, except the
     // committing device; the Welcome to the devices of new members.
     let mut recipients: Vec<i64> = conv

@@ -17,12 +17,13 @@ use custos_wire::frames::{ClientFrame, MAX_ITEM_BODY_LEN, MAX_REASON_LEN, Server
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::auth::Authed;
-use crate::error::ApiError;
-use crate::mailbox::{MAX_FETCH, fetch};
-use crate::routes::{AppState, MAX_SUBMIT_FRAME};
-use crate::submit::prepare;
-use crate::writer::{Op, delivery_frame_of};
+use crate::delivery::auth::Authed;
+use crate::delivery::mailbox::{Hub, MAX_FETCH, Push, fetch};
+use crate::delivery::submit::prepare;
+use crate::delivery::writer::{Op, delivery_frame_of};
+use crate::error::HttpRefusal;
+use crate::refusal::RequestRefusal;
+use crate::state::{AppState, MAX_SUBMIT_FRAME};
 
 type Pending = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
 
@@ -39,7 +40,7 @@ pub(crate) async fn upgrade(
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => {
-            return ApiError::bad_request("not_websocket", e.body_text()).into_response();
+            return HttpRefusal::from(RequestRefusal::NotWebsocket(e.body_text())).into_response();
         }
     };
     ws.read_buffer_size(READ_BUFFER)
@@ -49,7 +50,7 @@ pub(crate) async fn upgrade(
         .on_upgrade(move |socket| run(socket, state, auth))
 }
 
-fn refused(request_id: u64, e: &ApiError) -> ServerFrame {
+fn refused(request_id: u64, e: &HttpRefusal) -> ServerFrame {
     let mut reason = e.message.clone();
     if reason.len() > MAX_REASON_LEN {
         let mut cut = MAX_REASON_LEN;
@@ -98,30 +99,48 @@ async fn backfill(
     }
 }
 
+/// A device's subscription to the hub, removed when dropped.
+struct Subscription<'a> {
+    hub: &'a Hub,
+    device: i64,
+    id: u64,
+}
+
+impl<'a> Subscription<'a> {
+    fn new(hub: &'a Hub, device: i64) -> (Self, tokio::sync::mpsc::Receiver<Push>) {
+        let (id, rx) = hub.subscribe(device);
+        (Self { hub, device, id }, rx)
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.device, self.id);
+    }
+}
+
 async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
     let mut shutdown = state.shutdown.clone();
     let mut last_sent = 0u64;
     let mut inflight: FuturesUnordered<Pending> = FuturesUnordered::new();
     let max_in_flight = state.config.limits.ws_max_in_flight.max(1);
     'connection: loop {
-        let (sub, mut rx) = state.hub.subscribe(auth.device_id);
+        // Ends the subscription however this pass of the loop ends.
+        let (_subscription, mut rx) = Subscription::new(&state.hub, auth.device_id);
         if backfill(&mut socket, &state, &auth, &mut last_sent)
             .await
             .is_err()
         {
-            state.hub.unsubscribe(auth.device_id, sub);
             break 'connection;
         }
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
-                    state.hub.unsubscribe(auth.device_id, sub);
                     let _ = socket.send(Message::Close(None)).await;
                     break 'connection;
                 }
                 Some(frame) = inflight.next(), if !inflight.is_empty() => {
                     if send_frame(&mut socket, &frame).await.is_err() {
-                        state.hub.unsubscribe(auth.device_id, sub);
                         break 'connection;
                     }
                 }
@@ -129,8 +148,7 @@ async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
                     Some((seq, bytes)) => {
                         if seq > last_sent {
                             if socket.send(Message::Binary(bytes)).await.is_err() {
-                                state.hub.unsubscribe(auth.device_id, sub);
-                                break 'connection;
+                                        break 'connection;
                             }
                             last_sent = seq;
                         }
@@ -142,14 +160,17 @@ async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
                     let keep = match msg {
                         Some(Ok(Message::Binary(b))) => on_frame(&mut socket, &state, &auth, &b, &mut inflight).await,
                         Some(Ok(Message::Text(_))) => {
-                            let e = ApiError::bad_request("malformed", "frames are binary");
+                            let e = RequestRefusal::Malformed {
+                                what: "a WebSocket message",
+                                detail: "frames are binary".into(),
+                            }
+                            .into();
                             send_frame(&mut socket, &refused(0, &e)).await.is_ok()
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => true,
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => false,
                     };
                     if !keep {
-                        state.hub.unsubscribe(auth.device_id, sub);
                         break 'connection;
                     }
                 }
@@ -170,10 +191,11 @@ async fn on_frame(
         Ok(f) => f,
         Err(e) => {
             let e = if bytes.len() > MAX_SUBMIT_FRAME {
-                ApiError::too_large("the item exceeds 256 KiB")
+                RequestRefusal::TooLarge("the item exceeds 256 KiB".into())
             } else {
-                ApiError::wire("client frame", &e)
-            };
+                RequestRefusal::wire("client frame", &e)
+            }
+            .into();
             return send_frame(socket, &refused(0, &e)).await.is_ok();
         }
     };
@@ -187,7 +209,7 @@ async fn on_frame(
             let prepared = state
                 .account_limiter
                 .check(auth.account_id)
-                .map_err(ApiError::rate_limited)
+                .map_err(|retry_after| RequestRefusal::RateLimited { retry_after }.into())
                 .and_then(|()| prepare(state, auth, kind, conversation, body));
             let item = match prepared {
                 Ok(item) => item,
@@ -211,7 +233,7 @@ async fn on_frame(
                         tag,
                     },
                     Ok(Err(e)) => refused(request_id, &e),
-                    Err(_) => refused(request_id, &ApiError::unavailable()),
+                    Err(_) => refused(request_id, &HttpRefusal::unavailable()),
                 }
             }));
             true

@@ -2,7 +2,7 @@
 //!
 //! This is routing information, not security: the service cannot read MLS
 //! state, and clients check every sender against the MLS roster. The writer
-//! ([`crate::writer`]) is the only code that changes it, and keeps a cache.
+//! ([`crate::delivery::writer`]) is the only code that changes it, and keeps a cache.
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use custos_wire::ids::validate_account_name;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::error::ApiError;
+use crate::refusal::ConversationRefusal;
 
 /// A member account and its devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,12 +154,11 @@ pub(crate) async fn create(
 pub(crate) async fn resolve(
     conn: &mut SqliteConnection,
     names: &[String],
-) -> Result<Result<Vec<Member>, ApiError>, sqlx::Error> {
+) -> Result<Result<Vec<Member>, ConversationRefusal>, sqlx::Error> {
     for n in names {
         if validate_account_name(n).is_err() {
-            return Ok(Err(ApiError::bad_request(
-                "bad_name",
-                format!("`{}` is not an account name", n.escape_debug()),
+            return Ok(Err(ConversationRefusal::BadName(
+                n.escape_debug().to_string(),
             )));
         }
     }
@@ -182,12 +181,9 @@ pub(crate) async fn resolve(
             .filter(|n| !found.contains(n))
             .collect();
         return Ok(Err(if missing.is_empty() {
-            ApiError::bad_request("duplicate_member", "a member is listed twice")
+            ConversationRefusal::DuplicateMember
         } else {
-            ApiError::not_found(
-                "unknown_account",
-                format!("no such account: {}", missing.join(", ")),
-            )
+            ConversationRefusal::UnknownAccount(missing.into_iter().map(str::to_owned).collect())
         }));
     }
     Ok(Ok(group(

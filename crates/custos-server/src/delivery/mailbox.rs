@@ -3,7 +3,7 @@
 //! Every stored item has one mailbox row per recipient device, numbered by a
 //! `seq` that strictly increases per device (it comes from one service-wide
 //! counter, so it is not dense). A row is deleted when its device acks it;
-//! the item is deleted when its last row is (see [`crate::retention`] for
+//! the item is deleted when its last row is (see [`crate::delivery::retention`] for
 //! the TTL).
 
 use std::collections::HashMap;
@@ -21,10 +21,11 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::mpsc;
 
-use crate::auth::Authed;
-use crate::error::ApiError;
-use crate::routes::{AppState, JsonBody};
-use crate::writer::Op;
+use crate::delivery::auth::Authed;
+use crate::delivery::writer::Op;
+use crate::error::HttpRefusal;
+use crate::refusal::{MailboxRefusal, RequestRefusal};
+use crate::state::{AppState, JsonBody};
 
 /// Most items in one pushed backlog page or HTTP fetch.
 pub const MAX_FETCH: u32 = 1000;
@@ -119,7 +120,7 @@ pub(crate) async fn fetch(
     after: u64,
     durable_below: i64,
     limit: u32,
-) -> Result<Vec<Delivery>, ApiError> {
+) -> Result<Vec<Delivery>, HttpRefusal> {
     type Row = (i64, i64, Vec<u8>, String, i64, Vec<u8>, Vec<u8>);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT m.seq, i.kind, i.conversation, i.sender, i.server_time, i.body, i.tag \
@@ -135,13 +136,13 @@ pub(crate) async fn fetch(
     rows.into_iter()
         .map(|(seq, kind, conv, sender, time, body, tag)| {
             let conversation = <[u8; 16]>::try_from(conv.as_slice())
-                .map_err(|_| ApiError::internal("stored item", "bad conversation id"))?;
+                .map_err(|_| HttpRefusal::internal("stored item", "bad conversation id"))?;
             Ok(Delivery {
                 seq: u64::try_from(seq).unwrap_or(0),
                 kind: u8::try_from(kind)
                     .ok()
                     .and_then(|k| ItemKind::from_byte(k).ok())
-                    .ok_or_else(|| ApiError::internal("stored item", "bad kind"))?,
+                    .ok_or_else(|| HttpRefusal::internal("stored item", "bad kind"))?,
                 conversation: ConversationId(conversation),
                 sender,
                 server_time: u64::try_from(time).unwrap_or(0),
@@ -214,17 +215,14 @@ pub(crate) async fn get_mailbox(
     State(state): State<AppState>,
     auth: Authed,
     query: Result<Query<FetchQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+) -> Result<impl IntoResponse, HttpRefusal> {
+    let Query(q) = query.map_err(|e| RequestRefusal::BadQuery(e.body_text()))?;
     if q.limit == 0 || q.limit > MAX_FETCH {
-        return Err(ApiError::bad_request(
-            "bad_limit",
-            format!("limit must be between 1 and {MAX_FETCH}"),
-        ));
+        return Err(MailboxRefusal::BadLimit(MAX_FETCH).into());
     }
     let durable = state.hub.durable_below();
     let items = fetch(&state.pool, auth.device_id, q.after, durable, q.limit).await?;
-    let body = encode_delivery_batch(&items).map_err(|e| ApiError::internal("fetch", e))?;
+    let body = encode_delivery_batch(&items).map_err(|e| HttpRefusal::internal("fetch", e))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body))
 }
 
@@ -240,12 +238,9 @@ pub(crate) async fn post_ack(
     State(state): State<AppState>,
     auth: Authed,
     JsonBody(body): JsonBody<AckBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, HttpRefusal> {
     if body.seqs.is_empty() || body.seqs.len() > MAX_ACKS {
-        return Err(ApiError::bad_request(
-            "bad_ack",
-            format!("acknowledge between 1 and {MAX_ACKS} seqs per call"),
-        ));
+        return Err(MailboxRefusal::BadAck(MAX_ACKS).into());
     }
     let device_id = auth.device_id;
     let acked = state

@@ -40,13 +40,41 @@ pub struct TagInput<'a> {
     pub franking_commitment: Option<&'a [u8; 32]>,
 }
 
-/// A refusal from [`DeliveryPolicy::admit`]; answered as `403 {code}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// Machine-readable code, e.g. `suspended`.
-    pub code: &'static str,
-    /// What the user is told.
-    pub message: String,
+/// A refusal from [`DeliveryPolicy::admit`]; answered as `403` with the
+/// code [`AdmitRefusal::code`] (the variant's name in snake case).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum AdmitRefusal {
+    /// A moderator suspended the account: until `until` (Unix ms), or for
+    /// good when `None`.
+    #[error("{}", suspended_message(account, *until))]
+    Suspended {
+        /// The account.
+        account: String,
+        /// End of the suspension, Unix ms; `None` is permanent.
+        until: Option<u64>,
+    },
+}
+
+impl AdmitRefusal {
+    /// The wire code, e.g. `suspended`.
+    pub fn code(&self) -> &'static str {
+        self.into()
+    }
+}
+
+fn suspended_message(account: &str, until: Option<u64>) -> String {
+    match until {
+        None => format!(
+            "account {account} is suspended permanently for violating the terms of service; \
+             it cannot send"
+        ),
+        Some(t) => format!(
+            "account {account} is suspended until {t} (Unix ms) for violating the terms of \
+             service; it can send again after that"
+        ),
+    }
 }
 
 /// Admission and tagging hook.
@@ -62,20 +90,21 @@ pub struct Refusal {
 /// rather than store something undeliverable.
 pub trait DeliveryPolicy: Send + Sync + std::fmt::Debug + 'static {
     /// May `sender` send now? `Err` refuses the item or commit with 403.
-    fn admit(&self, sender: &Sender<'_>) -> Result<(), Refusal>;
+    fn admit(&self, sender: &Sender<'_>) -> Result<(), AdmitRefusal>;
 
     /// The delivery tags of a batch of accepted items (one per input, empty
     /// for none).
     fn tag_batch(&self, inputs: &[TagInput<'_>]) -> Vec<Vec<u8>>;
 }
 
-/// The default policy: everyone may send, no tags. Used until moderation and
-/// franking land.
+/// The default policy: everyone may send, no tags. A service without a
+/// franking key runs it (it then takes no reports); `custos server` installs
+/// the [`FrankingPolicy`](crate::FrankingPolicy) instead.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenPolicy;
 
 impl DeliveryPolicy for OpenPolicy {
-    fn admit(&self, _sender: &Sender<'_>) -> Result<(), Refusal> {
+    fn admit(&self, _sender: &Sender<'_>) -> Result<(), AdmitRefusal> {
         Ok(())
     }
 

@@ -30,8 +30,8 @@ use custos_wire::manifest::{Manifest, Role};
 use custos_wire::statement::{ProviderFrankingKey, SignedStatement, Statement};
 use ed25519_dalek::SigningKey;
 
-use crate::franking::FrankingPolicy;
-use crate::package::{FrankingKeyLogProof, KeyProofError, LogProof};
+use crate::abuse::franking::FrankingPolicy;
+use custos_verify::package::{FrankingKeyLogProof, KeyProofError, LogProof};
 
 /// File in the data directory holding the franking key's log proof (JSON).
 pub const PROOF_FILE: &str = "franking-key.proof.json";

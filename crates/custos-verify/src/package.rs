@@ -21,14 +21,14 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use custos_tlog::TrustPolicy;
-use custos_wire::ConversationId;
-use custos_wire::report::ReportedMessage;
-use custos_wire::statement::{SignedStatement, Statement};
+use custos_tlog::{TrustPolicy, VerifyError};
+use custos_wire::report::{Report, ReportedMessage};
+use custos_wire::statement::{SignedStatement, Statement, StatementError, StatementKind};
+use custos_wire::{ConversationId, WireError};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{ReportRefusal, VerifiedMessage, verify_message};
+use crate::report::{ReportRefusal, VerifiedMessage, VerifiedReport, verify_message};
 
 /// Format name of version 2 of the package (version 1 had no log proof).
 pub const PACKAGE_FORMAT: &str = "custos-report-package/v2";
@@ -88,21 +88,26 @@ pub struct LoggedKey {
 }
 
 /// Why a log proof of a franking key does not verify. Each variant is one check.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyProofError {
-    /// The statement is not base64 of a canonical signed statement.
-    #[error("the log entry is not a signed statement: {0}")]
-    MalformedStatement(String),
+    /// The statement field is not standard base64.
+    #[error("the log entry is not base64; the package's `statement` field is damaged")]
+    StatementNotBase64,
+    /// The statement is not a canonical signed statement.
+    #[error("the log entry is not a canonical signed statement: {0}")]
+    MalformedStatement(#[source] WireError),
     /// The statement's author signature does not verify.
     #[error("the log entry's author signature does not verify: {0}")]
-    BadStatementSignature(String),
+    BadStatementSignature(#[source] StatementError),
     /// The statement publishes something else than a franking key.
-    #[error("the log entry is a `{0}` statement, not `provider_franking_key`")]
-    NotAFrankingKey(&'static str),
-    /// The checkpoint is not signed by the trusted log with a witness quorum.
+    #[error("the log entry is a `{}` statement, not `provider_franking_key`", .0.name())]
+    NotAFrankingKey(StatementKind),
+    /// The checkpoint is not signed by the trusted log with a witness quorum;
+    /// check that the trust policy (log key, witnesses, quorum) is the
+    /// deployment's.
     #[error("the checkpoint does not verify under the trust policy: {0}")]
-    Checkpoint(String),
+    Checkpoint(#[source] VerifyError),
     /// The inclusion proof is malformed or does not verify.
     #[error("the inclusion proof of entry {index} does not verify against the checkpoint")]
     Inclusion {
@@ -129,22 +134,21 @@ impl LogProof {
     pub fn verify(&self, policy: &TrustPolicy) -> Result<LoggedKey, KeyProofError> {
         let entry = B64
             .decode(&self.statement)
-            .map_err(|e| KeyProofError::MalformedStatement(e.to_string()))?;
-        let signed = SignedStatement::decode(&entry)
-            .map_err(|e| KeyProofError::MalformedStatement(e.to_string()))?;
+            .map_err(|_| KeyProofError::StatementNotBase64)?;
+        let signed = SignedStatement::decode(&entry).map_err(KeyProofError::MalformedStatement)?;
         let statement = signed
             .verify()
-            .map_err(|e| KeyProofError::BadStatementSignature(e.to_string()))?;
+            .map_err(KeyProofError::BadStatementSignature)?;
         let Statement::ProviderFrankingKey(key) = statement else {
-            return Err(KeyProofError::NotAFrankingKey(statement.kind().name()));
+            return Err(KeyProofError::NotAFrankingKey(statement.kind()));
         };
         let cp = policy
             .verify_checkpoint(self.checkpoint.as_bytes())
-            .map_err(|e| KeyProofError::Checkpoint(e.to_string()))?;
-        let inclusion = KeyProofError::Inclusion { index: self.index };
-        let proof = custos_tlog::proof_json::decode_proof(&self.inclusion_proof)
-            .ok_or_else(|| inclusion.clone())?;
-        custos_tlog::verify_inclusion(&cp, self.index, &entry, &proof).map_err(|_| inclusion)?;
+            .map_err(KeyProofError::Checkpoint)?;
+        let inclusion = || KeyProofError::Inclusion { index: self.index };
+        let proof =
+            custos_tlog::proof_json::decode_proof(&self.inclusion_proof).ok_or_else(inclusion)?;
+        custos_tlog::verify_inclusion(&cp, self.index, &entry, &proof).map_err(|_| inclusion())?;
         Ok(LoggedKey {
             public_key: key.public_key,
             provider: key.provider,
@@ -182,7 +186,7 @@ pub struct PackageMessage {
     pub tag: String,
 }
 
-/// The escalation package (`custos-report-package/v1`).
+/// The escalation package ([`PACKAGE_FORMAT`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ReportPackage {
@@ -210,8 +214,56 @@ pub struct ReportPackage {
     pub context: Vec<PackageMessage>,
 }
 
+/// Who escalated which report, and when: the package's header fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageHeader {
+    /// The service's report id.
+    pub report_id: i64,
+    /// Reporter account.
+    pub reporter: String,
+    /// When the service received the report, Unix ms.
+    pub reported_at: u64,
+    /// Moderator who escalated.
+    pub escalated_by: String,
+    /// When, Unix ms.
+    pub escalated_at: u64,
+}
+
+impl ReportPackage {
+    /// Assembles the package of `report`, which `verified` proves under
+    /// `franking_public_key`, with the key's log proof (or why there is
+    /// none). The result verifies with [`verify_package`] whenever the log
+    /// proof does.
+    pub fn assemble(
+        header: PackageHeader,
+        franking_public_key: &[u8; 32],
+        franking_key_log_proof: FrankingKeyLogProof,
+        report: &Report,
+        verified: &VerifiedReport,
+    ) -> Self {
+        Self {
+            format: PACKAGE_FORMAT.into(),
+            report_id: header.report_id,
+            reporter: header.reporter,
+            reason: report.reason.clone(),
+            reported_at: header.reported_at,
+            escalated_by: header.escalated_by,
+            escalated_at: header.escalated_at,
+            franking_public_key: B64.encode(franking_public_key),
+            franking_key_log_proof,
+            message: package_message(&report.message, &verified.message),
+            context: report
+                .context
+                .iter()
+                .zip(&verified.context)
+                .map(|(m, v)| package_message(m, v))
+                .collect(),
+        }
+    }
+}
+
 /// Why a package does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PackageError {
     /// Not JSON of the documented shape.

@@ -1,0 +1,13 @@
+//! The delivery room: accounts and sessions, KeyPackages, conversations
+//! and their membership, item submission, mailboxes with WebSocket push, the
+//! single writer that orders and stores everything, and retention.
+
+pub(crate) mod auth;
+pub(crate) mod conversations;
+pub(crate) mod keypackages;
+pub(crate) mod mailbox;
+pub(crate) mod membership;
+pub(crate) mod retention;
+pub(crate) mod submit;
+pub mod writer;
+pub(crate) mod ws;

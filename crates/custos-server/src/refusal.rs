@@ -1,0 +1,407 @@
+//! What the service refuses, by operation: one `#[non_exhaustive]` enum per
+//! operation, whose variants are the causes. Each refusal has an HTTP
+//! status and a wire code, the `error` field of the JSON body (and of a
+//! WebSocket `Refused` frame), generated from the variant's name in
+//! snake case by [`Refusal::code`]; the message (the `Display` text) says
+//! how to fix it. `docs/spec/delivery-api.md` lists the codes.
+//!
+//! Handlers return these enums and `?` turns them into an
+//! [`HttpRefusal`](crate::HttpRefusal), the answer on the wire.
+
+use axum::http::StatusCode;
+use custos_verify::report::ReportRefusal;
+use custos_wire::{ConversationId, WireError};
+
+use crate::abuse::policy::AdmitRefusal;
+
+/// A refusal of the delivery API: its HTTP status and its wire code.
+pub trait Refusal: std::error::Error {
+    /// The HTTP status (4xx: the client's fault; 5xx: the service's).
+    fn status(&self) -> StatusCode;
+    /// The stable machine-readable code, e.g. `stale_epoch`.
+    fn code(&self) -> &'static str;
+    /// For a stale commit or proposal: the conversation's current epoch.
+    fn current_epoch(&self) -> Option<u64> {
+        None
+    }
+    /// For a rate limit: seconds to wait (sent as `Retry-After`).
+    fn retry_after(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Refusals any endpoint may give: the request's shape, authentication,
+/// limits, and faults of the service itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum RequestRefusal {
+    /// The body could not be read.
+    #[error("the body could not be read: {0}")]
+    BadBody(String),
+    /// The body is not JSON of the documented shape.
+    #[error("invalid JSON body: {0}; see docs/spec/delivery-api.md for the fields")]
+    BadJson(String),
+    /// A field is not standard base64.
+    #[error("`{field}` is not base64")]
+    BadBase64 {
+        /// The field.
+        field: &'static str,
+    },
+    /// The query string is not the documented one.
+    #[error("bad query string: {0}")]
+    BadQuery(String),
+    /// The body or a field is larger than the service takes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A binary encoding does not decode, or is not canonical.
+    #[error("{what} does not decode: {detail}")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it does not decode.
+        detail: String,
+    },
+    /// No such endpoint.
+    #[error("no such endpoint; see docs/spec/delivery-api.md")]
+    NoRoute,
+    /// The endpoint does not take that method.
+    #[error("this endpoint does not take that method; see docs/spec/delivery-api.md")]
+    MethodNotAllowed,
+    /// A WebSocket endpoint was called without the upgrade.
+    #[error("{0}")]
+    NotWebsocket(String),
+    /// No valid session, or a login that failed.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Too many requests from this address or account.
+    #[error("too many requests; retry after {retry_after} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The service failed (the detail is logged, not sent).
+    #[error("the service failed; try again later")]
+    Internal,
+    /// The service is shutting down.
+    #[error("the service is shutting down; retry shortly")]
+    Unavailable,
+}
+
+impl RequestRefusal {
+    /// A malformed, non-canonical or out-of-bounds encoding (400). Callers
+    /// check the actual size first, so that 413 means the input really is
+    /// too large rather than that a length field claims so.
+    pub fn wire(what: &'static str, err: &WireError) -> Self {
+        Self::Malformed {
+            what,
+            detail: err.to_string(),
+        }
+    }
+}
+
+impl Refusal for RequestRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadBody(_)
+            | Self::BadJson(_)
+            | Self::BadBase64 { .. }
+            | Self::BadQuery(_)
+            | Self::Malformed { .. }
+            | Self::NotWebsocket(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Refusals of registration (`POST /v1/accounts`) and login
+/// (`POST /v1/auth/challenge`, `POST /v1/auth/session`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum AccountRefusal {
+    /// Not a valid account name.
+    #[error("an account name is 1-64 characters of a-z, 0-9, '.', '_' or '-'")]
+    BadName,
+    /// The identity key is not an Ed25519 public key.
+    #[error("identity_key {0}")]
+    BadKey(&'static str),
+    /// The name is registered already.
+    #[error("the name `{0}` is taken; choose another")]
+    NameTaken(String),
+    /// No such account.
+    #[error("no account named `{0}`; register first")]
+    UnknownAccount(String),
+    /// The challenge is not 32 bytes.
+    #[error("challenge must be 32 bytes")]
+    BadChallenge,
+    /// The signature is not 64 bytes.
+    #[error("signature must be 64 bytes")]
+    BadSignature,
+}
+
+impl Refusal for AccountRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadName | Self::BadKey(_) | Self::BadChallenge | Self::BadSignature => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NameTaken(_) => StatusCode::CONFLICT,
+            Self::UnknownAccount(_) => StatusCode::NOT_FOUND,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Refusals of the KeyPackage endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeyPackageRefusal {
+    /// More packages in one call than the service takes.
+    #[error("at most {0} KeyPackages per call; upload them in several calls")]
+    TooMany(usize),
+    /// Nothing to upload, or an empty package.
+    #[error("{0}")]
+    Empty(&'static str),
+    /// The account stores as many unclaimed packages as it may.
+    #[error(
+        "at most {max} unclaimed KeyPackages per account; {stored} are stored; upload more once some are claimed"
+    )]
+    KeyPackageQuota {
+        /// The limit.
+        max: u64,
+        /// Stored now.
+        stored: i64,
+    },
+    /// `account` is not an account name.
+    #[error("`account` is not an account name")]
+    BadName,
+    /// The account has no package to claim.
+    #[error("`{0}` has no KeyPackage (unknown account, or it uploaded none)")]
+    NoKeyPackage(String),
+}
+
+impl Refusal for KeyPackageRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::TooMany(_) | Self::Empty(_) | Self::BadName => StatusCode::BAD_REQUEST,
+            Self::KeyPackageQuota { .. } => StatusCode::CONFLICT,
+            Self::NoKeyPackage(_) => StatusCode::NOT_FOUND,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Refusals of conversation operations: creation, commits, and the
+/// membership and epoch checks every item and commit passes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConversationRefusal {
+    /// Not a conversation id.
+    #[error("a conversation id is 32 lowercase hex digits")]
+    BadConversation,
+    /// The member list is empty or too long.
+    #[error("`members` lists 1 to {0} account names")]
+    BadMembers(usize),
+    /// An empty commit or Welcome.
+    #[error("commit and Welcome must not be empty")]
+    Empty,
+    /// A listed member is not an account name.
+    #[error("`{0}` is not an account name")]
+    BadName(String),
+    /// A member is listed twice.
+    #[error("a member is listed twice")]
+    DuplicateMember,
+    /// Listed members that have no account.
+    #[error("no such account: {}", .0.join(", "))]
+    UnknownAccount(Vec<String>),
+    /// The id is taken.
+    #[error("conversation {0} already exists; pick a fresh random id")]
+    ConversationExists(ConversationId),
+    /// No such conversation.
+    #[error("conversation {0} is not registered; create it first")]
+    UnknownConversation(ConversationId),
+    /// The caller is not a member.
+    #[error("you are not a member of conversation {0}")]
+    NotMember(ConversationId),
+    /// Another commit won this epoch.
+    #[error(
+        "commit for epoch {sent} refused: the conversation is at epoch {current}; \
+         fetch and apply the winning commit, then retry"
+    )]
+    StaleEpoch {
+        /// The epoch sent.
+        sent: u64,
+        /// The conversation's epoch.
+        current: u64,
+    },
+    /// The commit adds members without a Welcome.
+    #[error("the commit adds members but carries no Welcome for them")]
+    WelcomeRequired,
+    /// A Welcome with a commit that adds nobody.
+    #[error("the commit carries a Welcome but adds no member")]
+    UnexpectedWelcome,
+}
+
+impl Refusal for ConversationRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadConversation
+            | Self::BadMembers(_)
+            | Self::Empty
+            | Self::BadName(_)
+            | Self::DuplicateMember
+            | Self::WelcomeRequired
+            | Self::UnexpectedWelcome => StatusCode::BAD_REQUEST,
+            Self::UnknownAccount(_) | Self::UnknownConversation(_) => StatusCode::NOT_FOUND,
+            Self::NotMember(_) => StatusCode::FORBIDDEN,
+            Self::ConversationExists(_) | Self::StaleEpoch { .. } => StatusCode::CONFLICT,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+    fn current_epoch(&self) -> Option<u64> {
+        match self {
+            Self::StaleEpoch { current, .. } => Some(*current),
+            _ => None,
+        }
+    }
+}
+
+/// Refusals of an item submission (HTTP or WebSocket), before membership.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum SubmitRefusal {
+    /// Not a Submit frame.
+    #[error("expected a Submit frame; acks go to POST /v1/mailbox/ack")]
+    WrongFrame,
+    /// The item's kind does not fit its body or endpoint.
+    #[error("{0}")]
+    WrongKind(&'static str),
+    /// The item names another conversation.
+    #[error("{0}")]
+    ConversationMismatch(String),
+    /// The chain's day is neither today nor yesterday.
+    #[error(
+        "the chain is for day {day}; the service accepts only today ({today}) or \
+         yesterday: start a new chain for today"
+    )]
+    WrongDay {
+        /// The chain's day.
+        day: u32,
+        /// Today on the service clock.
+        today: u32,
+    },
+    /// The same item was accepted before.
+    #[error("this exact item was already accepted; it is not stored twice")]
+    Duplicate,
+    /// The delivery policy refuses the sender (code: the policy's, e.g.
+    /// `suspended`).
+    #[error("{0}")]
+    Policy(AdmitRefusal),
+}
+
+impl Refusal for SubmitRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::WrongFrame | Self::WrongKind(_) | Self::ConversationMismatch(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::WrongDay { .. } => StatusCode::BAD_REQUEST,
+            Self::Duplicate => StatusCode::CONFLICT,
+            Self::Policy(_) => StatusCode::FORBIDDEN,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Policy(r) => r.code(),
+            other => other.into(),
+        }
+    }
+}
+
+/// Refusals of the mailbox (`GET /v1/mailbox`, `POST /v1/mailbox/ack`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum MailboxRefusal {
+    /// `limit` out of range.
+    #[error("limit must be between 1 and {0}")]
+    BadLimit(u32),
+    /// Too few or too many seqs to acknowledge.
+    #[error("acknowledge between 1 and {0} seqs per call")]
+    BadAck(usize),
+}
+
+impl Refusal for MailboxRefusal {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Refusals of reports and moderation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum ModerationRefusal {
+    /// The service issues no delivery tags.
+    #[error("this service issues no delivery tags, so it takes no reports")]
+    FrankingDisabled,
+    /// The caller is not a moderator.
+    #[error(
+        "this account is not a moderator; an operator adds it with `custos moderate add-moderator`"
+    )]
+    NotModerator,
+    /// No such report.
+    #[error("no report {0}")]
+    NoReport(i64),
+    /// Not a moderation action.
+    #[error("action is one of dismiss, warn, suspend, escalate")]
+    BadAction,
+    /// The report's evidence does not verify (code: the failed check's).
+    #[error("report refused: {0}")]
+    Report(ReportRefusal),
+}
+
+impl Refusal for ModerationRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::FrankingDisabled | Self::NoReport(_) => StatusCode::NOT_FOUND,
+            Self::NotModerator => StatusCode::FORBIDDEN,
+            Self::BadAction => StatusCode::BAD_REQUEST,
+            Self::Report(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Report(r) => r.code(),
+            other => other.into(),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The state every handler shares, and the JSON body extractor. Both the
+//! router ([`crate::routes`]) and the handlers import it; it imports
+//! neither.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use custos_clock::SharedClock;
+use custos_wire::frames::MAX_ITEM_BODY_LEN;
+use serde::de::DeserializeOwned;
+use sqlx::SqlitePool;
+use tokio::sync::watch;
+
+use crate::config::ServerConfig;
+use crate::delivery::mailbox::Hub;
+use crate::delivery::writer::WriterHandle;
+use crate::error::HttpRefusal;
+use crate::limits::RateLimiter;
+use crate::refusal::RequestRefusal;
+
+/// Everything a request handler may use.
+pub(crate) struct Inner {
+    pub pool: SqlitePool,
+    pub clock: SharedClock,
+    pub config: ServerConfig,
+    pub writer: WriterHandle,
+    pub hub: Arc<Hub>,
+    /// Outstanding challenges: challenge -> (account name, expiry ms).
+    pub challenges: Mutex<HashMap<[u8; 32], (String, u64)>>,
+    pub ip_limiter: RateLimiter<IpAddr>,
+    pub account_limiter: RateLimiter<i64>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Shared state of the router.
+pub(crate) type AppState = Arc<Inner>;
+
+/// Largest valid Submit frame: its header (version, kind, request id, item
+/// kind, conversation, body length) around a 256 KiB item.
+pub(crate) const MAX_SUBMIT_FRAME: usize = 1 + 1 + 8 + 1 + 16 + 4 + MAX_ITEM_BODY_LEN;
+/// Body limit of the item endpoint (a little over the largest frame, so that
+/// a frame just too large is answered by the frame check).
+pub(crate) const MAX_SUBMIT_BODY: usize = MAX_SUBMIT_FRAME + 1024;
+
+/// A JSON request body: at most the configured size (413), valid JSON
+/// with exactly the expected fields (400 otherwise). The content type is not
+/// checked.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = HttpRefusal;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, HttpRefusal> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                RequestRefusal::TooLarge(format!(
+                    "the body exceeds {} bytes",
+                    state.config.limits.max_json_body
+                ))
+            } else {
+                RequestRefusal::BadBody(e.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| RequestRefusal::BadJson(e.to_string()).into())
+    }
+}
