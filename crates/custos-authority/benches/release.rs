@@ -115,6 +115,10 @@ fn release(c: &mut Criterion) {
     g.finish();
 }
 
+#[allow(
+    clippy::needless_range_loop,
+    reason = "`i` is the custodian index of both its shares and its name"
+)]
 fn combine(c: &mut Criterion) {
     let mut rng = rand_core::OsRng;
     let first = TODAY - 30;
