@@ -25,8 +25,6 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::durable;
-
 /// Version of the key file format.
 pub const KEY_FILE_VERSION: u32 = 1;
 
@@ -133,7 +131,7 @@ impl CustodianKey {
                     reason: e.to_string(),
                 })?,
             );
-        durable::write_atomic(path, &text).map_err(io)
+        custos_durable::write_atomic(path, &text).map_err(io)
     }
 
     /// Reads a key file written by [`CustodianKey::save`].

@@ -18,7 +18,6 @@
 //! without logging; erasure bounds that window (see the threat model).
 #![forbid(unsafe_code)]
 
-mod durable;
 pub mod keys;
 pub mod logview;
 pub mod net;

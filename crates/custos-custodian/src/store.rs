@@ -36,7 +36,6 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::durable;
 use crate::keys::CustodianKey;
 
 /// Version byte of a share file.
@@ -209,7 +208,7 @@ impl ShareStore {
                 .and_then(|d| state.days.get(&d))
                 .is_some_and(|r| matches!(r.status, DayStatus::Live { .. }));
             if !live {
-                durable::erase_file(&path).map_err(io(&path))?;
+                custos_durable::erase_file(&path).map_err(io(&path))?;
             }
         }
         Ok(())
@@ -269,9 +268,9 @@ impl ShareStore {
         file.extend_from_slice(&nonce);
         file.extend_from_slice(&sealed);
         let share_path = self.share_path(day);
-        durable::write_atomic(&share_path, &file).map_err(io(&share_path))?;
+        custos_durable::write_atomic(&share_path, &file).map_err(io(&share_path))?;
         let key_path = self.day_key_path(day);
-        durable::write_atomic(&key_path, &day_key.to_bytes()).map_err(io(&key_path))?;
+        custos_durable::write_atomic(&key_path, &day_key.to_bytes()).map_err(io(&key_path))?;
         state.days.insert(
             day,
             DayRecord {
@@ -377,7 +376,7 @@ impl ShareStore {
             }
         }
         let path = self.share_path(day);
-        durable::erase_file(&path).map_err(io(&path))
+        custos_durable::erase_file(&path).map_err(io(&path))
     }
 
     /// Records that the `DayKeyErasure` of `day` is logged.
@@ -418,7 +417,7 @@ impl ShareStore {
             path: path.display().to_string(),
             reason: "cannot encode state",
         })?;
-        durable::write_atomic(&path, &bytes).map_err(io(&path))
+        custos_durable::write_atomic(&path, &bytes).map_err(io(&path))
     }
 
     fn cipher(&self, day: u32) -> Aes256Gcm {
