@@ -29,7 +29,9 @@
 
 pub mod chain;
 pub mod franking;
+pub mod intercepted;
 pub mod package;
 pub mod provider;
 pub mod report;
 pub mod seal;
+pub mod warrant;
