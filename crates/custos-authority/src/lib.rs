@@ -13,6 +13,7 @@ pub mod collect;
 pub mod court;
 pub mod dates;
 mod error;
+pub mod evidence;
 pub mod intercept;
 pub mod keys;
 pub mod store;

@@ -126,7 +126,13 @@ impl Deployment {
         &self,
         submitted: &SubmittedWarrant,
         collected: &Collected,
-    ) -> Result<custos_verify::intercepted::Opened, custos_authority::InterceptError> {
+    ) -> Result<
+        (
+            Vec<custos_verify::intercepted::KeptItem>,
+            custos_verify::intercepted::Opened,
+        ),
+        custos_authority::InterceptError,
+    > {
         use custos_authority::AuthorityError;
         let commitment: [u8; 32] = hex::decode(&submitted.commitment)
             .ok()
@@ -164,8 +170,31 @@ impl Deployment {
             .iter()
             .map(|(cd, k)| ((cd.conversation, cd.day), *k))
             .collect();
-        Ok(custos_verify::intercepted::open_kept(
-            &warrant, &items, &keys, &day_keys, &franking,
-        ))
+        let opened =
+            custos_verify::intercepted::open_kept(&warrant, &items, &keys, &day_keys, &franking);
+        Ok((items, opened))
+    }
+
+    /// The authority's evidence bundle of what it recovered: verifiable
+    /// offline with `custos_verify::evidence::verify_evidence`.
+    pub async fn evidence(
+        &self,
+        submitted: &SubmittedWarrant,
+        collected: &Collected,
+    ) -> Result<custos_verify::evidence::EvidenceBundle, custos_authority::InterceptError> {
+        let (items, opened) = self.decrypt(submitted, collected).await?;
+        let mut verifier = self
+            .verifier("authority")
+            .map_err(|e| custos_authority::AuthorityError::Manifest(e.to_string()))?;
+        Ok(custos_authority::evidence::build(
+            &self.manifest,
+            &self.log,
+            &mut verifier,
+            submitted,
+            &collected.keys,
+            &items,
+            &opened,
+        )
+        .await?)
     }
 }

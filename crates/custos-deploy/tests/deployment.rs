@@ -15,9 +15,27 @@ use custos_authority::CollectError;
 use custos_clock::{Clock as _, MILLIS_PER_DAY};
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec};
 use custos_escrow::Capsule;
+use custos_verify::evidence::{EvidenceBundle, verify_evidence};
 use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
 use custos_wire::frames::ItemKind;
 use custos_wire::release::ConversationDay;
+
+/// A change to an evidence bundle.
+type Tamper = Box<dyn Fn(&mut EvidenceBundle)>;
+
+/// Flips one bit in the middle of a base64 (or hex) value, keeping it valid text.
+fn flip(s: &str) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    match engine.decode(s) {
+        Ok(mut bytes) if !bytes.is_empty() => {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 1;
+            engine.encode(bytes)
+        }
+        _ => format!("{s}0"),
+    }
+}
 
 /// Day 20,480 at 09:00 UTC.
 const DAY: u32 = 20_480;
@@ -185,7 +203,11 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
     let mut carol = d.register("carol").await.unwrap();
     let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
     let other = carol.create_conversation(&["bob".into()]).await.unwrap();
-    alice.send_text(&conv, "before the warrant").await.unwrap();
+    // Bob reads (and acks) the first message, which carried the chain's
+    // announcement; the second waits in his mailbox.
+    alice.send_text(&conv, "before, read").await.unwrap();
+    assert_eq!(bob.receive(None).await.unwrap().len(), 1);
+    alice.send_text(&conv, "before, unread").await.unwrap();
 
     // A warrant that is not the logged one starts nothing.
     let warrant = d.sign_warrant(&[conv], DAY, DAY).unwrap();
@@ -203,7 +225,8 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
     }
 
     // The logged one: the provider logs its Interception and keeps what is
-    // still stored (alice's announcement and envelope) and what comes.
+    // still stored (the unread envelope), the day's chain announcement
+    // (remembered though acked), and what comes.
     let started = d.intercept(&submitted).await.unwrap();
     assert_eq!(started.kept, 2);
     let again = d.intercept(&submitted).await.unwrap();
@@ -240,7 +263,7 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
         day: DAY,
     }];
     let collected = d.collect(&submitted, requested).await.unwrap();
-    let opened = d.decrypt(&submitted, &collected).await.unwrap();
+    let (_, opened) = d.decrypt(&submitted, &collected).await.unwrap();
     assert!(opened.failures.is_empty(), "{:?}", opened.failures);
     assert_eq!(
         opened.outside_warrant, 0,
@@ -251,7 +274,7 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
         .iter()
         .map(|m| String::from_utf8(m.body.clone()).unwrap())
         .collect();
-    assert_eq!(texts, ["before the warrant", "after the warrant"]);
+    assert_eq!(texts, ["before, unread", "after the warrant"]);
     for m in &opened.messages {
         assert_eq!(m.sender, "alice");
         assert!(
@@ -261,6 +284,72 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
                 && m.checks.escrow_provenance,
             "{m:?}"
         );
+    }
+
+    // The evidence bundle verifies offline; any change is caught and located.
+    let bundle = d.evidence(&submitted, &collected).await.unwrap();
+    let manifest_hash = d.manifest().hash().unwrap();
+    let verified = verify_evidence(&bundle, Some(&manifest_hash)).unwrap();
+    assert_eq!(verified.opened.messages.len(), 2);
+    let roundtrip: EvidenceBundle =
+        serde_json::from_str(&serde_json::to_string(&bundle).unwrap()).unwrap();
+    verify_evidence(&roundtrip, Some(&manifest_hash)).unwrap();
+    assert!(verify_evidence(&bundle, Some(&[0; 32])).is_err());
+    let env = bundle.items.iter().position(|i| i.kind == 1).unwrap();
+    let ann = bundle.items.iter().position(|i| i.kind == 2).unwrap();
+    let tampered: Vec<(&str, Tamper)> = vec![
+        ("message text", Box::new(|b| b.messages[0].text.push('!'))),
+        (
+            "message check",
+            Box::new(|b| b.messages[1].checks.delivery_tag = false),
+        ),
+        ("dropped message", Box::new(|b| drop(b.messages.pop()))),
+        (
+            "item body",
+            Box::new(move |b| b.items[env].body = flip(&b.items[env].body)),
+        ),
+        (
+            "item tag",
+            Box::new(move |b| b.items[env].tag = flip(&b.items[env].tag)),
+        ),
+        (
+            "item sender",
+            Box::new(move |b| b.items[env].sender = "carol".into()),
+        ),
+        (
+            "announcement sender",
+            Box::new(move |b| b.items[ann].sender = "carol".into()),
+        ),
+        (
+            "announcement body",
+            Box::new(move |b| b.items[ann].body = flip(&b.items[ann].body)),
+        ),
+        (
+            "identity key",
+            Box::new(|b| b.identity_keys[0].key = flip(&b.identity_keys[0].key)),
+        ),
+        (
+            "warrant",
+            Box::new(|b| b.warrant.warrant = flip(&b.warrant.warrant)),
+        ),
+        (
+            "day key entry",
+            Box::new(|b| b.day_keys[0].entry = flip(&b.day_keys[0].entry)),
+        ),
+        (
+            "franking key",
+            Box::new(|b| b.franking_key.entry = flip(&b.franking_key.entry)),
+        ),
+        (
+            "checkpoint",
+            Box::new(|b| b.checkpoint = b.checkpoint.replacen('\n', "\n\n", 1)),
+        ),
+    ];
+    for (what, change) in tampered {
+        let mut b = bundle.clone();
+        change(&mut b);
+        let err = verify_evidence(&b, Some(&manifest_hash));
+        assert!(err.is_err(), "a changed {what} must not verify");
     }
 
     // The kept items go to the warrant's authority only.

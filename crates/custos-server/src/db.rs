@@ -190,6 +190,20 @@ CREATE TABLE kept_items (
     UNIQUE (commitment, item_id)
 );
 CREATE INDEX kept_items_until ON kept_items(keep_until);
+-- Every chain announcement (with its escrow capsule) until the day after its
+-- chain's day ends, acked or not: an interception that starts during a day
+-- can still open the chains announced earlier that day.
+CREATE TABLE recent_announcements (
+    item_id INTEGER PRIMARY KEY,
+    conversation BLOB NOT NULL,
+    day INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    server_time INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    keep_until INTEGER NOT NULL
+);
+CREATE INDEX recent_announcements_conversation ON recent_announcements(conversation, day);
+CREATE INDEX recent_announcements_until ON recent_announcements(keep_until);
 PRAGMA user_version = 3;
 "#;
 

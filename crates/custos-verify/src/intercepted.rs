@@ -129,6 +129,10 @@ pub struct Opened {
     pub outside_warrant: usize,
 }
 
+/// The chains opened so far: their receiving state, whether the capsule's
+/// provenance checked, and the sender the announcement was kept with.
+type Chains = BTreeMap<(ConversationId, ChainId), (ReceivingChain, bool, String)>;
+
 /// The released identity keys, by conversation-day.
 pub type IdentityKeys = BTreeMap<(ConversationId, u32), IdentityKey>;
 
@@ -141,9 +145,11 @@ pub fn open_kept(
     franking_key: &VerifyingKey,
 ) -> Opened {
     let mut out = Opened::default();
-    let mut chains: BTreeMap<(ConversationId, ChainId), (ReceivingChain, bool)> = BTreeMap::new();
+    let mut chains: Chains = BTreeMap::new();
+    // Announcements first: a chain's announcement may have been kept after
+    // its envelopes (remembered from earlier in the day).
     let mut sorted: Vec<&KeptItem> = items.iter().collect();
-    sorted.sort_by_key(|i| i.id);
+    sorted.sort_by_key(|i| (i.kind != ItemKind::Announcement, i.id));
     for item in sorted {
         if !warrant.fields().covers(&item.conversation, item.day) {
             out.outside_warrant += 1;
@@ -157,6 +163,7 @@ pub fn open_kept(
                         (
                             ReceivingChain::new(a.conversation, a.chain, ChainKey::from_bytes(ck0)),
                             provenance,
+                            item.sender.clone(),
                         ),
                     );
                 }
@@ -204,14 +211,20 @@ fn open_announcement(
 
 fn open_envelope(
     item: &KeptItem,
-    chains: &mut BTreeMap<(ConversationId, ChainId), (ReceivingChain, bool)>,
+    chains: &mut Chains,
     franking_key: &VerifyingKey,
 ) -> Result<RecoveredMessage, OpenFailure> {
     let envelope = Envelope::decode(&item.body).map_err(|_| OpenFailure::Malformed(item.id))?;
     let header = envelope.header;
-    let (chain, provenance) = chains
+    let (chain, provenance, announced_by) = chains
         .get_mut(&(header.conversation, header.chain))
         .ok_or(OpenFailure::UnknownChain(item.id))?;
+    if *announced_by != item.sender {
+        return Err(OpenFailure::Envelope {
+            item: item.id,
+            reason: "its sender is not the sender of its chain's announcement".into(),
+        });
+    }
     let sender_key =
         VerifyingKey::from_bytes(&item.sender_key).map_err(|_| OpenFailure::Envelope {
             item: item.id,

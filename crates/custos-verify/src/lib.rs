@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod evidence;
 pub mod franking;
 pub mod intercepted;
 pub mod package;

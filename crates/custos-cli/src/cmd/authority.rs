@@ -58,6 +58,44 @@ pub enum AuthorityCommand {
         #[command(flatten)]
         log: LogArgs,
     },
+    /// Present the logged warrant to the provider, which checks it, logs
+    /// its interception and keeps the warranted conversation-days' items.
+    Intercept {
+        /// The submission record (from `custos authority submit`).
+        submission: PathBuf,
+        /// The authority's signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The delivery service's URL.
+        #[arg(long, env = "CUSTOS_SERVER")]
+        server: String,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Fetch what the provider keeps under the warrant, open it with the
+    /// collected identity keys, check every message, and write
+    /// `evidence.json` and `report.html` to --out.
+    Decrypt {
+        /// The submission record (from `custos authority submit`).
+        submission: PathBuf,
+        /// The authority's signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The authority's HPKE key file.
+        #[arg(long)]
+        hpke_key: PathBuf,
+        /// The encrypted identity keys (from `custos authority collect`).
+        #[arg(long)]
+        keys: PathBuf,
+        /// The delivery service's URL.
+        #[arg(long, env = "CUSTOS_SERVER")]
+        server: String,
+        /// The evidence folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
+    },
 }
 
 /// Where the log is and how to trust it.
@@ -166,6 +204,34 @@ pub async fn run(cmd: AuthorityCommand) -> anyhow::Result<()> {
                     s.commitment, s.index
                 ),
             )
+        }
+        AuthorityCommand::Intercept {
+            submission,
+            key,
+            server,
+            log,
+        } => super::interception::intercept(&submission, &key, &server, &log).await,
+        AuthorityCommand::Decrypt {
+            submission,
+            key,
+            hpke_key,
+            keys,
+            server,
+            out,
+            log,
+        } => {
+            super::interception::decrypt(
+                super::interception::DecryptArgs {
+                    submission: &submission,
+                    key: &key,
+                    hpke_key: &hpke_key,
+                    keys: &keys,
+                    server: &server,
+                    out: &out,
+                },
+                &log,
+            )
+            .await
         }
         AuthorityCommand::Collect {
             submission,

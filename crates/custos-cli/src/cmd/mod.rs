@@ -6,6 +6,8 @@ pub mod config;
 pub mod court;
 pub mod custodian;
 pub mod demo;
+pub mod evidence;
+pub mod interception;
 pub mod log;
 pub mod moderate;
 pub mod progress;
@@ -81,11 +83,18 @@ pub enum Command {
         #[command(subcommand)]
         cmd: court::CourtCommand,
     },
-    /// Authority: `keygen`, `submit` a warrant's commitment, `collect` key shares.
+    /// Authority: `keygen`, `submit` a warrant's commitment, `collect` key
+    /// shares, `intercept` at the provider, `decrypt` into an evidence bundle.
     Authority {
         /// What to do.
         #[command(subcommand)]
         cmd: authority::AuthorityCommand,
+    },
+    /// Evidence: `verify` a bundle offline.
+    Evidence {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: evidence::EvidenceCommand,
     },
     /// Replay the log: recompute the tree, check every signature, count statements.
     Audit(audit::AuditArgs),
@@ -115,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Witness { cmd } => return witness::run(cmd),
         Command::Custodian { cmd } => return custodian::run(cmd),
         Command::Audit(args) => return audit::run(args),
+        Command::Evidence { cmd } => return evidence::run(cmd),
         Command::Server(args) => return server::run(args),
         Command::Up(args) => return up::run(args),
         other => other,
@@ -136,6 +146,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Witness { .. }
             | Command::Custodian { .. }
             | Command::Audit(_)
+            | Command::Evidence { .. }
             | Command::Server(_)
             | Command::Up(_) => Ok(()),
         }

@@ -131,6 +131,7 @@ impl Holds {
         conn: &mut SqliteConnection,
         stored: &[StoredRow],
     ) -> Result<(), sqlx::Error> {
+        remember_announcements(conn, stored).await?;
         if self.by_conversation.is_empty() {
             return Ok(());
         }
@@ -244,9 +245,85 @@ impl Holds {
                 .await?;
             }
         }
+        kept += keep_recent_announcements(conn, &new).await?;
         self.add(&new.targets, new.hold);
         Ok(kept)
     }
+}
+
+/// Milliseconds in a day.
+const MS_PER_DAY: u64 = 86_400_000;
+
+/// Remembers every just-stored chain announcement until the end of the day
+/// after its chain's day (see the schema).
+async fn remember_announcements(
+    conn: &mut SqliteConnection,
+    stored: &[StoredRow],
+) -> Result<(), sqlx::Error> {
+    for (id, item, _) in stored {
+        if item.kind != ItemKind::Announcement {
+            continue;
+        }
+        let Some(day) = item_day(item.kind, &item.body) else {
+            continue;
+        };
+        let keep_until = (u64::from(day) + 2).saturating_mul(MS_PER_DAY);
+        sqlx::query(
+            "INSERT OR IGNORE INTO recent_announcements (item_id, conversation, day, sender, \
+             server_time, body, keep_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(*id)
+        .bind(item.conversation.0.to_vec())
+        .bind(i64::from(day))
+        .bind(item.sender_name.to_string())
+        .bind(i64_of(item.server_time))
+        .bind(item.body.to_vec())
+        .bind(i64_of(keep_until))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Keeps the remembered announcements of a new interception's
+/// conversation-days (those already acked included).
+async fn keep_recent_announcements(
+    conn: &mut SqliteConnection,
+    new: &NewInterception,
+) -> Result<u64, sqlx::Error> {
+    let h = &new.hold;
+    let mut kept = 0;
+    for t in &new.targets {
+        let rows = sqlx::query(
+            "SELECT r.item_id, r.day, r.sender, r.server_time, r.body, a.identity_key \
+             FROM recent_announcements r JOIN accounts a ON a.name = r.sender \
+             WHERE r.conversation = ? AND r.day BETWEEN ? AND ? ORDER BY r.item_id",
+        )
+        .bind(t.0.to_vec())
+        .bind(i64::from(h.first_day))
+        .bind(i64::from(h.last_day))
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            kept += insert_kept(
+                conn,
+                h,
+                &Kept {
+                    item_id: row.try_get(0)?,
+                    kind: ItemKind::Announcement.to_byte(),
+                    conversation: *t,
+                    day: u32::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+                    sender: row.try_get(2)?,
+                    sender_key: row.try_get(5)?,
+                    server_time: u64_of(row.try_get(3)?),
+                    tag: Vec::new(),
+                    body: row.try_get(4)?,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(kept)
 }
 
 /// One kept copy.
@@ -299,6 +376,10 @@ pub(crate) fn item_day(kind: ItemKind, body: &[u8]) -> Option<u32> {
 
 /// Deletes kept copies and interceptions whose keeping ended at `now_ms`.
 pub(crate) async fn sweep(conn: &mut SqliteConnection, now_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM recent_announcements WHERE keep_until <= ?")
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM kept_items WHERE keep_until <= ?")
         .bind(now_ms)
         .execute(&mut *conn)
