@@ -414,6 +414,66 @@ fn up_runs_a_whole_deployment_where_devices_escrow_and_resumes_it() {
     assert_eq!(answers.len(), 5, "{collected}");
     assert!(answers.values().all(|a| a["released"] == 1), "{collected}");
 
+    // The provider intercepts under the logged warrant; what alice sends
+    // next is kept, opened by the authority, and verifies offline.
+    let intercepted: Value = serde_json::from_str(&authority(&[
+        "intercept",
+        &submission,
+        "--key",
+        &key("authority"),
+        "--server",
+        &server,
+    ]))
+    .unwrap();
+    assert!(intercepted["log_index"].as_u64().is_some(), "{intercepted}");
+    ok(dir, &["--home", &alice, "send", &dm, "under the warrant"]);
+    assert_eq!(received(dir, &bob).len(), 1);
+    let evidence = dir.join("evidence");
+    let decrypted: Value = serde_json::from_str(&authority(&[
+        "decrypt",
+        &submission,
+        "--key",
+        &key("authority"),
+        "--hpke-key",
+        &key("authority_hpke"),
+        "--keys",
+        &released,
+        "--server",
+        &server,
+        "--out",
+        evidence.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(decrypted["messages"], 1, "{decrypted}");
+    let bundle = evidence.join("evidence.json").display().to_string();
+    let hash = summary["manifest_sha256"].as_str().unwrap();
+    let verified: Value = serde_json::from_str(&ok(
+        dir,
+        &[
+            "evidence",
+            "verify",
+            &bundle,
+            "--manifest-hash",
+            hash,
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["messages"], 1);
+    let report = std::fs::read_to_string(evidence.join("report.html")).unwrap();
+    assert!(report.contains("under the warrant") && !report.contains("http"));
+    // One changed character and it no longer verifies.
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    std::fs::write(
+        &bundle,
+        text.replace("under the warrant", "under the warrent"),
+    )
+    .unwrap();
+    let out = custos(dir, &["evidence", "verify", &bundle], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("messages[0]"));
+
     // The log it runs passes the audit against the manifest it wrote.
     ok(
         dir,
