@@ -24,6 +24,7 @@ pub mod net;
 pub mod release;
 mod service;
 pub mod store;
+pub mod verified;
 
 pub use keys::{CustodianKey, KeyFileError};
 pub use service::{
