@@ -396,12 +396,13 @@ async fn commit(
         members: new_members,
     };
     membership::store_commit(conn, &conversation, &conv, &next).await?;
-    // The commit goes to every device of members before and after, except the
-    // committing device; the Welcome to the devices of new members.
+    // The commit goes to every device of the members before it (removed
+    // members included, so they learn of their removal), except the
+    // committing device; new members join from the Welcome alone, at the
+    // new epoch, and never see the commit that added them.
     let mut recipients: Vec<i64> = conv
         .members
         .iter()
-        .chain(next.members.iter())
         .flat_map(|m| m.devices.iter().copied())
         .filter(|d| *d != req.commit.sender_device)
         .collect();
