@@ -31,6 +31,8 @@ use custos_witness_server::WitnessConfig;
 use tokio::net::TcpListener;
 
 pub const ORIGIN: &str = "log.custodian.test";
+pub const COURT: &str = "court.custodian.test";
+pub const AUTHORITY: &str = "authority.custodian.test";
 pub const N: usize = 5;
 pub const T: usize = 3;
 /// 2026-02-01 00:00 UTC plus one hour, in milliseconds.
@@ -111,6 +113,18 @@ impl Cluster {
                 Some(format!("http://{addr}")),
             ));
         }
+        ps.push(participant(
+            COURT,
+            Role::Court,
+            court_key().verifying_key().to_bytes(),
+            None,
+        ));
+        ps.push(participant(
+            AUTHORITY,
+            Role::Authority,
+            authority_key().verifying_key().to_bytes(),
+            None,
+        ));
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         std::fs::create_dir_all(dir.path().join("keys")).unwrap();
@@ -243,6 +257,16 @@ impl Cluster {
     pub fn public_key(&self, i: usize) -> [u8; 32] {
         self.key(i).public_key()
     }
+}
+
+/// The manifest court's signing key.
+pub fn court_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[2; 32])
+}
+
+/// The manifest authority's signing key.
+pub fn authority_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[3; 32])
 }
 
 fn key_path(dir: &Path, i: usize) -> PathBuf {
