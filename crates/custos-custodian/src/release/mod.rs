@@ -205,9 +205,10 @@ impl<S: ShareSource> Releaser<S> {
         let court = checks::check_court(&cfg.manifest, &warrant)?;
         let signed = checks::check_request_signature(&cfg.manifest, &warrant, &request)?;
         let commitment = checks::check_commitment(&cfg.manifest, &warrant, &f.warrant, &request)?;
-        let policy = checks::check_policy(&cfg.manifest.policy, &warrant)?;
-        let expiry = checks::check_not_expired(clock, &warrant)?;
-        let within = checks::check_within_warrant(clock, &warrant, &f.requested)?;
+        // Checked now, refused only once the warrant is kept for unsealing.
+        let policy = checks::check_policy(&cfg.manifest.policy, &warrant);
+        let expiry = checks::check_not_expired(clock, &warrant);
+        let within = checks::check_within_warrant(clock, &warrant, &f.requested);
 
         let mut inner = self.inner.lock().await;
         let last = inner.verifier.last().cloned();
@@ -258,6 +259,7 @@ impl<S: ShareSource> Releaser<S> {
                 st.warrants.insert(known.clone(), entry);
             })?;
         }
+        let (policy, expiry, within) = (policy?, expiry?, within?);
         let commitment_hash = warrant_commitment(&f.salt, &f.warrant);
         let revoked_key = format!(
             "{}:{}",
