@@ -93,3 +93,79 @@ impl Deployment {
         .await
     }
 }
+
+impl Deployment {
+    /// The authority presents `submitted` to the delivery service, which
+    /// checks it, logs its `Interception` and keeps the warranted items.
+    pub async fn intercept(
+        &self,
+        submitted: &SubmittedWarrant,
+    ) -> Result<custos_authority::intercept::Started, custos_authority::InterceptError> {
+        let mut verifier = self
+            .verifier("authority")
+            .map_err(|e| custos_authority::AuthorityError::Manifest(e.to_string()))?;
+        let server = self
+            .server_url()
+            .map_err(|e| custos_authority::AuthorityError::Manifest(e.to_string()))?;
+        custos_authority::intercept::intercept(
+            &self.manifest,
+            &self.log,
+            &mut verifier,
+            submitted,
+            &self.keys.authority,
+            server,
+            self.now_secs(),
+        )
+        .await
+    }
+
+    /// The authority fetches what the provider keeps under `submitted` and
+    /// opens it with the identity keys it `collected`, checking each
+    /// message against the day keys and the franking key in the log.
+    pub async fn decrypt(
+        &self,
+        submitted: &SubmittedWarrant,
+        collected: &Collected,
+    ) -> Result<custos_verify::intercepted::Opened, custos_authority::InterceptError> {
+        use custos_authority::AuthorityError;
+        let commitment: [u8; 32] = hex::decode(&submitted.commitment)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| AuthorityError::File("commitment".into()))?;
+        let server = self
+            .server_url()
+            .map_err(|e| AuthorityError::Manifest(e.to_string()))?;
+        let clock = self.spec.clock.clone();
+        let items = custos_authority::intercept::fetch_kept(
+            server,
+            &commitment,
+            &self.keys.authority,
+            move || clock.now_millis() / 1000,
+        )
+        .await?;
+        let warrant = submitted.warrant()?;
+        let size = self
+            .wait_witnessed(1)
+            .await
+            .map_err(|e| AuthorityError::Manifest(e.to_string()))?;
+        let mut days: Vec<u32> = items.iter().map(|i| i.day).collect();
+        days.sort_unstable();
+        days.dedup();
+        days.retain(|d| (warrant.fields().first_day..=warrant.fields().last_day).contains(d));
+        let day_keys =
+            custos_authority::collect::day_keys_from_log(&self.manifest, &self.log, size, &days)
+                .await
+                .map_err(|e| AuthorityError::Manifest(e.to_string()))?;
+        let franking =
+            custos_authority::intercept::franking_key_from_log(&self.manifest, &self.log, size)
+                .await?;
+        let keys = collected
+            .keys
+            .iter()
+            .map(|(cd, k)| ((cd.conversation, cd.day), *k))
+            .collect();
+        Ok(custos_verify::intercepted::open_kept(
+            &warrant, &items, &keys, &day_keys, &franking,
+        ))
+    }
+}

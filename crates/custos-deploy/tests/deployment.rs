@@ -12,7 +12,7 @@
 )]
 
 use custos_authority::CollectError;
-use custos_clock::MILLIS_PER_DAY;
+use custos_clock::{Clock as _, MILLIS_PER_DAY};
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec};
 use custos_escrow::Capsule;
 use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
@@ -171,4 +171,114 @@ async fn a_deployment_restarts_from_its_folder_with_its_keys_log_and_addresses()
     assert!(d.wait_witnessed(size).await.unwrap() >= size);
     assert_eq!(d.wait_day_keys(DAY..=DAY + 1).await.unwrap(), keys);
     d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days() {
+    use custos_authority::InterceptError;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let d = Deployment::start(dir.path(), spec(&clock)).await.unwrap();
+    d.wait_day_keys(DAY..=DAY + 1).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    let mut carol = d.register("carol").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let other = carol.create_conversation(&["bob".into()]).await.unwrap();
+    alice.send_text(&conv, "before the warrant").await.unwrap();
+
+    // A warrant that is not the logged one starts nothing.
+    let warrant = d.sign_warrant(&[conv], DAY, DAY).unwrap();
+    let submitted = d.submit_warrant(&warrant).await.unwrap();
+    let mut forged = submitted.clone();
+    forged.warrant = hex::encode(
+        d.sign_warrant(&[other], DAY, DAY)
+            .unwrap()
+            .encode()
+            .unwrap(),
+    );
+    match d.intercept(&forged).await {
+        Err(InterceptError::Refused { code, .. }) => assert_eq!(code, "commitment_mismatch"),
+        other => panic!("an unlogged warrant must be refused: {other:?}"),
+    }
+
+    // The logged one: the provider logs its Interception and keeps what is
+    // still stored (alice's announcement and envelope) and what comes.
+    let started = d.intercept(&submitted).await.unwrap();
+    assert_eq!(started.kept, 2);
+    let again = d.intercept(&submitted).await.unwrap();
+    assert_eq!(
+        again.log_index, started.log_index,
+        "presenting it again is harmless"
+    );
+    let entry = &d
+        .log()
+        .entries(started.log_index, started.log_index + 1)
+        .await
+        .unwrap()[0];
+    let signed = custos_wire::statement::SignedStatement::decode(entry).unwrap();
+    assert!(matches!(
+        signed.verify().unwrap(),
+        custos_wire::statement::Statement::Interception(i) if i.warrant.to_vec() == hex::decode(&started.commitment).unwrap()
+    ));
+
+    // Bob reads and acks; the kept copies stay.
+    assert_eq!(bob.receive(None).await.unwrap().len(), 1);
+    alice.send_text(&conv, "after the warrant").await.unwrap();
+    carol
+        .send_text(&other, "another conversation")
+        .await
+        .unwrap();
+    bob.receive(None).await.unwrap();
+    // Day + 1 is outside the warrant.
+    clock.advance_millis(15 * 3_600_000 + 30 * 60_000);
+    alice.send_text(&conv, "the next day").await.unwrap();
+    assert_eq!(bob.receive(None).await.unwrap().len(), 1);
+
+    let requested = vec![ConversationDay {
+        conversation: conv,
+        day: DAY,
+    }];
+    let collected = d.collect(&submitted, requested).await.unwrap();
+    let opened = d.decrypt(&submitted, &collected).await.unwrap();
+    assert!(opened.failures.is_empty(), "{:?}", opened.failures);
+    assert_eq!(
+        opened.outside_warrant, 0,
+        "the provider kept nothing outside"
+    );
+    let texts: Vec<String> = opened
+        .messages
+        .iter()
+        .map(|m| String::from_utf8(m.body.clone()).unwrap())
+        .collect();
+    assert_eq!(texts, ["before the warrant", "after the warrant"]);
+    for m in &opened.messages {
+        assert_eq!(m.sender, "alice");
+        assert!(
+            m.checks.envelope_signature
+                && m.checks.franking_commitment
+                && m.checks.delivery_tag
+                && m.checks.escrow_provenance,
+            "{m:?}"
+        );
+    }
+
+    // The kept items go to the warrant's authority only.
+    let commitment: [u8; 32] = hex::decode(&started.commitment)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let now = clock.now_millis() / 1000;
+    match custos_authority::intercept::fetch_kept(
+        d.server_url().unwrap(),
+        &commitment,
+        &stranger,
+        move || now,
+    )
+    .await
+    {
+        Err(InterceptError::Refused { code, .. }) => assert_eq!(code, "not_authorised"),
+        other => panic!("a stranger must not fetch kept items: {other:?}"),
+    }
 }

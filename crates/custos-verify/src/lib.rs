@@ -1,7 +1,10 @@
 //! Checks that a device, a moderator, a clearinghouse, a court or an auditor
 //! runs with public information only: abuse reports, report packages, the
 //! log proof of a franking key, and that the provider who logged it is the
-//! one the deployment manifest names.
+//! one the deployment manifest names; and the message cryptography that
+//! devices, an authority decrypting under a warrant, and an offline evidence
+//! verifier share: sender chains ([`chain`]), sealed envelopes ([`seal`])
+//! and franking commitments ([`franking`]).
 //!
 //! # Guarantees
 //! - **No I/O.** Every function takes bytes or parsed values and returns a
@@ -24,6 +27,11 @@
 //!   it needs the service's membership and is not repeated here.
 #![forbid(unsafe_code)]
 
+pub mod chain;
+pub mod franking;
+pub mod intercepted;
 pub mod package;
 pub mod provider;
 pub mod report;
+pub mod seal;
+pub mod warrant;

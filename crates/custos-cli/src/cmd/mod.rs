@@ -10,6 +10,7 @@ pub mod log;
 pub mod moderate;
 pub mod progress;
 pub mod server;
+pub mod up;
 pub mod user;
 pub mod witness;
 
@@ -52,8 +53,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the delivery service (accounts, KeyPackages, commits, mailboxes).
     Server(server::ServerArgs),
-    /// Start a persistent local deployment (for now: the delivery service).
-    Up(server::UpArgs),
+    /// Start a persistent local deployment: the log, 2 witnesses, 5
+    /// custodians (threshold 3) and the delivery service, with a generated
+    /// manifest and keys.
+    Up(up::UpArgs),
     /// The transparency log: `keygen`, `serve`.
     Log {
         /// What to do.
@@ -113,7 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Custodian { cmd } => return custodian::run(cmd),
         Command::Audit(args) => return audit::run(args),
         Command::Server(args) => return server::run(args),
-        Command::Up(args) => return server::up(args),
+        Command::Up(args) => return up::run(args),
         other => other,
     };
     let rt = tokio::runtime::Runtime::new()?;

@@ -155,6 +155,7 @@ pub(super) async fn flush_submits(
         qb.build().execute(&mut *conn).await?;
     }
     insert_mailbox(conn, &mailbox).await?;
+    st.holds.keep_stored(conn, &stored).await?;
     for (_, item, rows) in stored {
         st.pushes.push((item, rows));
     }
@@ -348,7 +349,13 @@ pub(super) async fn apply_other(
         },
         Op::Sweep { now, reply } => {
             let report = crate::delivery::retention::sweep(conn, to_i64(now)).await?;
+            crate::lawful::holds::sweep(conn, to_i64(now)).await?;
+            st.holds.prune(now);
             st.deferred.push(Deferred::Sweep(reply, report));
+        }
+        Op::Intercept { new, reply } => {
+            let kept = st.holds.intercept(conn, *new).await?;
+            st.deferred.push(Deferred::Kept(reply, kept));
         }
     }
     Ok(())
