@@ -1,7 +1,9 @@
 //! Checks that a device, a moderator, a clearinghouse, a court or an auditor
 //! runs with public information only: abuse reports, report packages, the
-//! log proof of a franking key, and that the provider who logged it is the
-//! one the deployment manifest names.
+//! log proof of a franking key, that the provider who logged it is the
+//! one the deployment manifest names, unsealed warrants against their
+//! logged commitments ([`unsealing`]), and the public figures of lawful
+//! access replayed from the log ([`figures`]).
 //!
 //! # Guarantees
 //! - **No I/O.** Every function takes bytes or parsed values and returns a
@@ -10,10 +12,11 @@
 //!   and give the same answer.
 //! - **A verified value is proof.** [`report::VerifiedReport`] is built only
 //!   by [`report::verify_report`]; [`package::VerifiedPackage`] only by
-//!   [`package::verify_package`].
+//!   [`package::verify_package`]; [`unsealing::UnsealedWarrant`] only by
+//!   [`unsealing::verify_unsealing`].
 //! - **Each failed check has its own variant** ([`report::ReportRefusal`],
 //!   [`package::PackageError`], [`package::KeyProofError`],
-//!   [`provider::ProviderError`]), so callers and tests match on the type.
+//!   [`provider::ProviderError`], [`unsealing::UnsealingError`]), so callers and tests match on the type.
 //!
 //! # Not guaranteed
 //! - The franking key is trusted only through the transparency log: a
@@ -24,6 +27,9 @@
 //!   it needs the service's membership and is not repeated here.
 #![forbid(unsafe_code)]
 
+pub mod dates;
+pub mod figures;
 pub mod package;
 pub mod provider;
 pub mod report;
+pub mod unsealing;
