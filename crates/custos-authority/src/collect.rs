@@ -21,7 +21,7 @@ use hpke::{Deserializable as _, OpModeR};
 use rand_core::OsRng;
 
 use crate::keys::HpkeKeyPair;
-use crate::submit::{SubmittedWarrant, unhex};
+use crate::submit::SubmittedWarrant;
 use crate::{AuthorityError, CollectError};
 
 /// One custodian's answer.
@@ -70,18 +70,7 @@ pub async fn collect(
     requested: Vec<ConversationDay>,
     now: u64,
 ) -> Result<Collected, CollectError> {
-    let entry = unhex(&submitted.entry)?;
-    let (cp, _) = log
-        .prove_included(verifier, submitted.index, &entry)
-        .await
-        .map_err(AuthorityError::from)?;
-    let proof = log
-        .inclusion_proof(submitted.index, cp.size())
-        .await
-        .map_err(AuthorityError::from)?
-        .into_iter()
-        .map(|h| h.0)
-        .collect::<Vec<[u8; 32]>>();
+    let (logged, cp) = crate::intercept::logged_warrant(log, verifier, submitted).await?;
     let http = reqwest::Client::new();
     let mut answers = BTreeMap::new();
     for c in manifest.with_role(Role::Custodian) {
@@ -94,14 +83,12 @@ pub async fn collect(
         };
         let request = ReleaseRequest::sign(
             ReleaseRequestFields {
-                warrant: unhex(&submitted.warrant)?,
-                salt: unhex(&submitted.salt)?
-                    .try_into()
-                    .map_err(|_| AuthorityError::File("salt".into()))?,
-                commitment_entry: entry.clone(),
-                commitment_index: submitted.index,
-                checkpoint: cp.note().to_vec(),
-                inclusion_proof: proof.clone(),
+                warrant: logged.warrant.clone(),
+                salt: logged.salt,
+                commitment_entry: logged.commitment_entry.clone(),
+                commitment_index: logged.commitment_index,
+                checkpoint: logged.checkpoint.clone(),
+                inclusion_proof: logged.inclusion_proof.clone(),
                 custodian: c.name.clone(),
                 requested_at: now,
                 requested: requested.clone(),

@@ -54,3 +54,26 @@ pub enum CollectError {
     #[error("combining shares failed: {0}")]
     Combine(String),
 }
+
+/// Why an interception could not be started, or its kept items fetched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InterceptError {
+    /// Setup, log or file failure.
+    #[error(transparent)]
+    Setup(#[from] AuthorityError),
+    /// The provider could not be reached.
+    #[error("the provider could not be reached: {0}")]
+    Unreachable(String),
+    /// The provider refused, with its code and message.
+    #[error("the provider refused ({code}): {message}")]
+    Refused {
+        /// The provider's refusal code, e.g. `commitment_not_in_log`.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The provider's answer is not the documented one.
+    #[error("the provider's answer is malformed: {0}")]
+    BadAnswer(String),
+}

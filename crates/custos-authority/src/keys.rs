@@ -1,7 +1,6 @@
 //! Key files of courts and authorities: secrets on disk with mode 0600,
 //! never on the command line.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
@@ -63,18 +62,9 @@ impl HpkeKeyPair {
 /// Writes `secret` as hex to a new file readable by its owner only (0600);
 /// refuses to overwrite an existing file.
 pub fn write_secret(path: &Path, secret: &[u8]) -> Result<(), AuthorityError> {
-    let io = |e: std::io::Error| AuthorityError::KeyFile(format!("{}: {e}", path.display()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(io)?;
     let text = Zeroizing::new(hex::encode(secret) + "\n");
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)
+    custos_durable::write_new(path, text.as_bytes())
+        .map_err(|e| AuthorityError::KeyFile(format!("{}: {e}", path.display())))
 }
 
 /// Reads a 32-byte secret written by [`write_secret`].

@@ -13,6 +13,8 @@ pub mod collect;
 pub mod court;
 pub mod dates;
 mod error;
+pub mod evidence;
+pub mod intercept;
 pub mod keys;
 pub mod store;
 pub mod submit;
@@ -22,7 +24,7 @@ use std::time::Duration;
 use custos_tlog::{ClientError, LogClient, Verifier};
 use custos_wire::statement::SignedStatement;
 
-pub use error::{AuthorityError, CollectError};
+pub use error::{AuthorityError, CollectError, InterceptError};
 
 /// How long to wait for the witness quorum on a logged statement.
 pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(30);

@@ -235,6 +235,12 @@ fn demo_json_reports_every_step_ok() {
         "report verified",
         "forged report refused",
         "sender suspended",
+        "custodians",
+        "escrow in every chain",
+        "warrant logged",
+        "unlogged warrant refused",
+        "release by three",
+        "two shares open nothing",
     ] {
         assert!(
             names.contains(&expected),
@@ -243,6 +249,247 @@ fn demo_json_reports_every_step_ok() {
     }
     // The temporary folder is gone afterwards.
     assert!(!Path::new(report["folder"].as_str().unwrap()).exists());
+}
+
+/// Reads `custos up --json`'s summary line.
+fn start_up(data: &Path) -> (Server, Value) {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--days-ahead",
+            "1",
+            "--json",
+        ])
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .env_remove("CUSTOS_CONFIG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let summary: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("custos up printed {line:?}: {e}"));
+    (Server(child), summary)
+}
+
+fn stop_gracefully(mut s: Server) {
+    let pid = s.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = s.0.wait().unwrap();
+    assert!(status.success(), "custos up exited with {status}");
+}
+
+#[test]
+fn up_runs_a_whole_deployment_where_devices_escrow_and_resumes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("custos.toml"), "").unwrap();
+    let data = dir.join("deployment");
+    let (up, summary) = start_up(&data);
+    assert_eq!(summary["custodians"].as_array().unwrap().len(), 5);
+    assert_eq!(summary["custodian_threshold"], 3);
+    assert_eq!(summary["witnesses"].as_array().unwrap().len(), 2);
+    let (server, log, manifest) = (
+        summary["server"].as_str().unwrap().to_owned(),
+        summary["log"].as_str().unwrap().to_owned(),
+        summary["manifest"].as_str().unwrap().to_owned(),
+    );
+
+    // Devices pin the manifest, follow the log for day keys, and escrow.
+    let home = |u: &str| dir.join(u).display().to_string();
+    let (alice, bob) = (home("alice"), home("bob"));
+    for (h, name) in [(&alice, "alice"), (&bob, "bob")] {
+        ok(
+            dir,
+            &[
+                "--home",
+                h,
+                "register",
+                "--server",
+                &server,
+                "--log",
+                &log,
+                "--manifest",
+                &manifest,
+                name,
+            ],
+        );
+    }
+    let dm = ok(dir, &["--home", &alice, "conversation", "create", "bob"])
+        .trim()
+        .to_owned();
+    ok(dir, &["--home", &alice, "send", &dm, "escrowed hello"]);
+    let got = received(dir, &bob);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["text"], "escrowed hello");
+
+    // Lawful access with the real binaries: the court signs, the authority
+    // logs the commitment and collects from the five custodians.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let today = (now / 86_400).to_string();
+    let key = |k: &str| summary["keys"][k].as_str().unwrap().to_owned();
+    let warrant = dir.join("warrant.bin").display().to_string();
+    let submission = dir.join("submission.json").display().to_string();
+    let released = dir.join("released.keys").display().to_string();
+    ok(
+        dir,
+        &[
+            "court",
+            "sign-warrant",
+            "--court",
+            summary["court"].as_str().unwrap(),
+            "--key",
+            &key("court"),
+            "--conversation",
+            &dm,
+            "--from",
+            &today,
+            "--to",
+            &today,
+            "--embargo-until",
+            &(now + 30 * 86_400).to_string(),
+            "--not-after",
+            &(now + 7 * 86_400).to_string(),
+            "--basis",
+            "test order",
+            "--authority",
+            summary["authority"].as_str().unwrap(),
+            "--authority-hpke-key",
+            summary["authority_hpke_public_key"].as_str().unwrap(),
+            "--out",
+            &warrant,
+        ],
+    );
+    let checkpoint = dir.join("authority.checkpoint").display().to_string();
+    let authority = |args: &[&str]| {
+        let mut all = vec!["authority"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--manifest",
+            &manifest,
+            "--checkpoint-file",
+            &checkpoint,
+            "--json",
+        ]);
+        ok(dir, &all)
+    };
+    authority(&[
+        "submit",
+        &warrant,
+        "--key",
+        &key("authority"),
+        "--out",
+        &submission,
+    ]);
+    let collected: Value = serde_json::from_str(&authority(&[
+        "collect",
+        &submission,
+        "--key",
+        &key("authority"),
+        "--hpke-key",
+        &key("authority_hpke"),
+        "--out",
+        &released,
+    ]))
+    .unwrap();
+    assert!(Path::new(&released).exists(), "{collected}");
+    assert_eq!(collected["identity_keys"], 1, "{collected}");
+    let answers = collected["custodians"].as_object().unwrap();
+    assert_eq!(answers.len(), 5, "{collected}");
+    assert!(answers.values().all(|a| a["released"] == 1), "{collected}");
+
+    // The provider intercepts under the logged warrant; what alice sends
+    // next is kept, opened by the authority, and verifies offline.
+    let intercepted: Value = serde_json::from_str(&authority(&[
+        "intercept",
+        &submission,
+        "--key",
+        &key("authority"),
+        "--server",
+        &server,
+    ]))
+    .unwrap();
+    assert!(intercepted["log_index"].as_u64().is_some(), "{intercepted}");
+    ok(dir, &["--home", &alice, "send", &dm, "under the warrant"]);
+    assert_eq!(received(dir, &bob).len(), 1);
+    let evidence = dir.join("evidence");
+    let decrypted: Value = serde_json::from_str(&authority(&[
+        "decrypt",
+        &submission,
+        "--key",
+        &key("authority"),
+        "--hpke-key",
+        &key("authority_hpke"),
+        "--keys",
+        &released,
+        "--server",
+        &server,
+        "--out",
+        evidence.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(decrypted["messages"], 1, "{decrypted}");
+    let bundle = evidence.join("evidence.json").display().to_string();
+    let hash = summary["manifest_sha256"].as_str().unwrap();
+    let verified: Value = serde_json::from_str(&ok(
+        dir,
+        &[
+            "evidence",
+            "verify",
+            &bundle,
+            "--manifest-hash",
+            hash,
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["messages"], 1);
+    let report = std::fs::read_to_string(evidence.join("report.html")).unwrap();
+    assert!(report.contains("under the warrant") && !report.contains("http"));
+    // One changed character and it no longer verifies.
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    std::fs::write(
+        &bundle,
+        text.replace("under the warrant", "under the warrent"),
+    )
+    .unwrap();
+    let out = custos(dir, &["evidence", "verify", &bundle], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("messages[0]"));
+
+    // The log it runs passes the audit against the manifest it wrote.
+    ok(
+        dir,
+        &["audit", "--log", &log, "--manifest", &manifest, "--json"],
+    );
+
+    // Stopped and started again on the same folder: same manifest, same log.
+    stop_gracefully(up);
+    let (up, again) = start_up(&data);
+    assert_eq!(again["manifest_sha256"], summary["manifest_sha256"]);
+    assert_eq!(again["log"], summary["log"]);
+    ok(
+        dir,
+        &["audit", "--log", &log, "--manifest", &manifest, "--json"],
+    );
+    stop_gracefully(up);
 }
 
 /// A log with one witness, a court and an authority (no custodians, so

@@ -20,13 +20,13 @@
 mod announcement;
 pub mod api;
 pub mod attachment;
-pub mod chain;
+pub use custos_verify::chain;
 pub mod conversation;
 pub mod daykeys;
 pub mod device;
 pub mod escrow;
 pub mod follower;
-pub mod franking;
+pub use custos_verify::franking;
 pub mod home_lock;
 pub mod identity;
 pub mod leave;
@@ -37,7 +37,7 @@ pub mod pin;
 pub mod receive;
 pub mod refusal;
 pub mod report;
-pub mod seal;
+pub use custos_verify::seal;
 pub mod send;
 pub mod store;
 

@@ -185,6 +185,14 @@ impl DayKey {
         }
     }
 
+    /// Whether `key` is this day's identity key for `identity`: a BLS
+    /// signature check, `e(key, G2) = e(H1(identity), master)`. Anyone can
+    /// run it with public values, so released evidence proves that its keys
+    /// are the conversation-days' keys without trusting who combined them.
+    pub fn verify_identity_key(&self, identity: &EscrowIdentity, key: &IdentityKey) -> bool {
+        threshold::verify_point(&self.master, identity.point(), key.point())
+    }
+
     /// Checks many partial keys for one identity at once (random linear
     /// combination and one multi-pairing); on failure the error lists the
     /// custodians whose keys are wrong. `rng` must be a cryptographic RNG.
@@ -426,5 +434,26 @@ impl std::fmt::Debug for VerifiedPartial {
             .field("index", &self.partial.index)
             .field("day", &self.identity.day())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod identity_key_tests {
+    use super::*;
+
+    #[test]
+    fn a_combined_identity_key_verifies_under_its_day_key_only() {
+        let mut rng = rand_core::OsRng;
+        let (key, shares) = crate::dangerous::trusted_deal(20_000, 5, 3, &mut rng).unwrap();
+        let (other, _) = crate::dangerous::trusted_deal(20_000, 5, 3, &mut rng).unwrap();
+        let id = EscrowIdentity::new(&[1; 16], 20_000);
+        let partials: Vec<PartialKey> = shares.iter().take(3).map(|s| s.extract(&id)).collect();
+        let identity_key = key.verify_and_combine(&id, &partials, &mut rng).unwrap();
+        assert!(key.verify_identity_key(&id, &identity_key));
+        assert!(!other.verify_identity_key(&id, &identity_key));
+        let next_day = EscrowIdentity::new(&[1; 16], 20_001);
+        assert!(!key.verify_identity_key(&next_day, &identity_key));
+        let other_conv = EscrowIdentity::new(&[2; 16], 20_000);
+        assert!(!key.verify_identity_key(&other_conv, &identity_key));
     }
 }

@@ -240,8 +240,15 @@ fn neg_g2_prepared() -> &'static G2Prepared {
 
 /// Single pairing check `e(σ_i, G2) = e(Q_id, vk_i)`.
 pub(crate) fn verify_one(vk: &G2Affine, q_id: &G1Affine, partial: &PartialKey) -> bool {
-    let vk = G2Prepared::from(*vk);
-    let ml = Bls12::multi_miller_loop(&[(&partial.point, neg_g2_prepared()), (q_id, &vk)]);
+    verify_point(vk, q_id, &partial.point)
+}
+
+/// `e(σ, G2) = e(q, pk)`: `σ` is the BLS signature of the point `q` under
+/// `pk` (a partial key under a custodian's verification key, or an identity
+/// key under a day's master key).
+pub(crate) fn verify_point(pk: &G2Affine, q_id: &G1Affine, sigma: &G1Affine) -> bool {
+    let pk = G2Prepared::from(*pk);
+    let ml = Bls12::multi_miller_loop(&[(sigma, neg_g2_prepared()), (q_id, &pk)]);
     bool::from(ml.final_exponentiation().is_identity())
 }
 

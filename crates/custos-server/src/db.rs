@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -154,6 +154,59 @@ CREATE TABLE suspensions (
 PRAGMA user_version = 2;
 "#;
 
+/// Version 3: interceptions under logged warrants and the items they keep
+/// (`crate::lawful`). Kept items are copies, apart from mailboxes, so acks
+/// and the TTL never touch them; they go at `keep_until`.
+const SCHEMA_V3: &str = r#"
+CREATE TABLE interceptions (
+    commitment BLOB PRIMARY KEY,
+    authority TEXT NOT NULL,
+    authority_key BLOB NOT NULL,
+    first_day INTEGER NOT NULL,
+    last_day INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    keep_until INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    started_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE interception_targets (
+    commitment BLOB NOT NULL,
+    conversation BLOB NOT NULL,
+    PRIMARY KEY (commitment, conversation)
+) WITHOUT ROWID;
+CREATE TABLE kept_items (
+    id INTEGER PRIMARY KEY,
+    commitment BLOB NOT NULL,
+    item_id INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    conversation BLOB NOT NULL,
+    day INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    sender_key BLOB NOT NULL,
+    server_time INTEGER NOT NULL,
+    tag BLOB NOT NULL,
+    body BLOB NOT NULL,
+    keep_until INTEGER NOT NULL,
+    UNIQUE (commitment, item_id)
+);
+CREATE INDEX kept_items_until ON kept_items(keep_until);
+-- Every chain announcement (with its escrow capsule) until the day after its
+-- chain's day ends, acked or not: an interception that starts during a day
+-- can still open the chains announced earlier that day.
+CREATE TABLE recent_announcements (
+    item_id INTEGER PRIMARY KEY,
+    conversation BLOB NOT NULL,
+    day INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    server_time INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    keep_until INTEGER NOT NULL
+);
+CREATE INDEX recent_announcements_conversation ON recent_announcements(conversation, day);
+CREATE INDEX recent_announcements_until ON recent_announcements(keep_until);
+PRAGMA user_version = 3;
+"#;
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -218,6 +271,11 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     if version < 2 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 3 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     // The writer fsyncs the WAL itself, after COMMIT and before it answers.

@@ -45,6 +45,7 @@ mod config;
 pub mod db;
 pub mod delivery;
 mod error;
+pub mod lawful;
 mod limits;
 pub mod refusal;
 mod routes;

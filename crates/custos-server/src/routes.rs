@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use crate::abuse::moderation;
 use crate::delivery::{auth, conversations, keypackages, mailbox, ws};
 use crate::error::HttpRefusal;
+use crate::lawful::intercept;
 use crate::limits;
 use crate::refusal::RequestRefusal;
 use crate::state::{AppState, MAX_SUBMIT_BODY};
@@ -65,6 +66,14 @@ pub(crate) fn router(state: AppState) -> Router {
             post(moderation::resolve),
         )
         .route("/v1/moderation/stats", get(moderation::stats))
+        .route(
+            "/v1/interceptions",
+            post(intercept::intercept).layer(DefaultBodyLimit::max(64 * 1024)),
+        )
+        .route(
+            "/v1/interceptions/{commitment}/items",
+            get(intercept::fetch),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(json_limit))

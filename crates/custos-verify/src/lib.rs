@@ -3,7 +3,10 @@
 //! log proof of a franking key, that the provider who logged it is the
 //! one the deployment manifest names, unsealed warrants against their
 //! logged commitments ([`unsealing`]), and the public figures of lawful
-//! access replayed from the log ([`figures`]).
+//! access replayed from the log ([`figures`]); and the message cryptography
+//! that devices, an authority decrypting under a warrant, and an offline
+//! evidence verifier share: sender chains ([`chain`]), sealed envelopes
+//! ([`seal`]) and franking commitments ([`franking`]).
 //!
 //! # Guarantees
 //! - **No I/O.** Every function takes bytes or parsed values and returns a
@@ -27,9 +30,15 @@
 //!   it needs the service's membership and is not repeated here.
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod dates;
+pub mod evidence;
 pub mod figures;
+pub mod franking;
+pub mod intercepted;
 pub mod package;
 pub mod provider;
 pub mod report;
+pub mod seal;
 pub mod unsealing;
+pub mod warrant;

@@ -23,6 +23,7 @@ pub mod envelope;
 mod error;
 pub mod frames;
 pub mod ids;
+pub mod interception;
 pub mod manifest;
 pub mod mls_header;
 pub mod moderation;

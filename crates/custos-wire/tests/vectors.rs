@@ -16,6 +16,7 @@ use custos_wire::WireError;
 use custos_wire::announcement::{ChainAnnouncement, ChainRoot};
 use custos_wire::envelope::Envelope;
 use custos_wire::frames::{ClientFrame, ServerFrame, decode_delivery_batch, encode_delivery_batch};
+use custos_wire::interception::InterceptionRequest;
 use custos_wire::mls_header::peek_private_message;
 use custos_wire::payload::Payload;
 use custos_wire::release::{ReleaseRequest, ReleaseResponse, ReleasedShares};
@@ -37,6 +38,7 @@ fn round_trip(format: &str, bytes: &[u8]) -> Result<Vec<u8>, WireError> {
         "report" => Report::decode(bytes)?.encode()?.to_vec(),
         "warrant" => Warrant::decode(bytes)?.encode()?,
         "release_request" => ReleaseRequest::decode(bytes)?.encode()?,
+        "interception_request" => InterceptionRequest::decode(bytes)?.encode()?,
         "release_response" => ReleaseResponse::decode(bytes)?.encode()?,
         "released_shares" => ReleasedShares::decode(bytes)?.encode()?,
         // A peek at MLS's own framing, not a Custos encoding: nothing to re-encode.
@@ -192,6 +194,7 @@ fn every_vector_has_its_expected_outcome() {
         "mls_header",
         "warrant",
         "release_request",
+        "interception_request",
         "release_response",
         "released_shares",
     ]
@@ -229,6 +232,14 @@ fn signed_warrant_and_request_vectors_verify() {
     req.verify(&authority).unwrap();
     assert!(req.verify(&court).is_err());
     Warrant::decode(&req.fields().warrant)
+        .unwrap()
+        .verify(&court)
+        .unwrap();
+    let req =
+        InterceptionRequest::decode(&vector_bytes("interception_request-ok-signed.hex")).unwrap();
+    req.verify(&authority).unwrap();
+    assert_eq!(req.fields().provider, "provider.test");
+    Warrant::decode(&req.fields().logged.warrant)
         .unwrap()
         .verify(&court)
         .unwrap();

@@ -122,19 +122,44 @@ pub fn witness_router(config: WitnessConfig) -> Result<Router, WitnessError> {
         .with_state(state))
 }
 
-/// Serves a witness on `listener` in a background task; returns its address.
-pub async fn spawn_witness(
+/// A witness serving in a background task.
+#[derive(Debug)]
+pub struct WitnessHandle {
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WitnessHandle {
+    /// Stops serving and releases the address. What it cosigned stays on disk.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Serves a witness on `listener` in a background task until
+/// [`WitnessHandle::abort`] or the end of the runtime.
+pub async fn start_witness(
     listener: tokio::net::TcpListener,
     config: WitnessConfig,
-) -> Result<std::net::SocketAddr, WitnessError> {
+) -> Result<WitnessHandle, WitnessError> {
     let addr = listener.local_addr()?;
     let app = witness_router(config)?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("witness stopped: {e}");
         }
     });
-    Ok(addr)
+    Ok(WitnessHandle { addr, task })
+}
+
+/// Serves a witness on `listener` until the end of the runtime; returns its
+/// address.
+pub async fn spawn_witness(
+    listener: tokio::net::TcpListener,
+    config: WitnessConfig,
+) -> Result<std::net::SocketAddr, WitnessError> {
+    Ok(start_witness(listener, config).await?.addr)
 }
 
 fn conflict(size: u64) -> Response {

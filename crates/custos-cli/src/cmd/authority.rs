@@ -58,6 +58,44 @@ pub enum AuthorityCommand {
         #[command(flatten)]
         log: LogArgs,
     },
+    /// Present the logged warrant to the provider, which checks it, logs
+    /// its interception and keeps the warranted conversation-days' items.
+    Intercept {
+        /// The submission record (from `custos authority submit`).
+        submission: PathBuf,
+        /// The authority's signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The delivery service's URL.
+        #[arg(long, env = "CUSTOS_SERVER")]
+        server: String,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Fetch what the provider keeps under the warrant, open it with the
+    /// collected identity keys, check every message, and write
+    /// `evidence.json` and `report.html` to --out.
+    Decrypt {
+        /// The submission record (from `custos authority submit`).
+        submission: PathBuf,
+        /// The authority's signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The authority's HPKE key file.
+        #[arg(long)]
+        hpke_key: PathBuf,
+        /// The encrypted identity keys (from `custos authority collect`).
+        #[arg(long)]
+        keys: PathBuf,
+        /// The delivery service's URL.
+        #[arg(long, env = "CUSTOS_SERVER")]
+        server: String,
+        /// The evidence folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
+    },
 }
 
 /// Where the log is and how to trust it.
@@ -69,12 +107,27 @@ pub struct LogArgs {
     /// The log's base URL (default: the log's endpoint in the manifest).
     #[arg(long)]
     log: Option<String>,
-    /// Where the last witnessed checkpoint seen is kept.
-    #[arg(long, default_value = "custos-checkpoint")]
-    checkpoint_file: PathBuf,
+    /// Where the last witnessed checkpoint seen is kept, so that a log that
+    /// forks or rolls back is caught (default:
+    /// `~/.custos/checkpoints/ORIGIN-KEY`, one file per log key).
+    #[arg(long, env = "CUSTOS_CHECKPOINT_FILE")]
+    checkpoint_file: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `~/.custos/checkpoints/ORIGIN-KEY`: one file per log and log key, so
+/// two deployments never share one.
+fn default_checkpoint_file(manifest: &Manifest) -> anyhow::Result<PathBuf> {
+    let log = manifest
+        .log()
+        .ok_or_else(|| anyhow!("the manifest names no log"))?;
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set --checkpoint-file or HOME"))?;
+    let dir = PathBuf::from(home).join(".custos").join("checkpoints");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key: String = log.public_key.chars().take(16).collect();
+    Ok(dir.join(format!("{}-{key}", log.name)))
 }
 
 impl LogArgs {
@@ -90,10 +143,12 @@ impl LogArgs {
                 .and_then(|l| l.endpoint.clone())
                 .ok_or_else(|| anyhow!("the manifest's log has no endpoint; pass --log URL"))?,
         };
-        let verifier = Verifier::open(
-            TrustPolicy::from_manifest(&manifest)?,
-            &self.checkpoint_file,
-        )?;
+        let checkpoint_file = match &self.checkpoint_file {
+            Some(f) => f.clone(),
+            None => default_checkpoint_file(&manifest)?,
+        };
+        let verifier = Verifier::open(TrustPolicy::from_manifest(&manifest)?, &checkpoint_file)
+            .with_context(|| format!("the last checkpoint seen, {}", checkpoint_file.display()))?;
         Ok((LogClient::new(&url)?, verifier, manifest))
     }
 }
@@ -149,6 +204,34 @@ pub async fn run(cmd: AuthorityCommand) -> anyhow::Result<()> {
                     s.commitment, s.index
                 ),
             )
+        }
+        AuthorityCommand::Intercept {
+            submission,
+            key,
+            server,
+            log,
+        } => super::interception::intercept(&submission, &key, &server, &log).await,
+        AuthorityCommand::Decrypt {
+            submission,
+            key,
+            hpke_key,
+            keys,
+            server,
+            out,
+            log,
+        } => {
+            super::interception::decrypt(
+                super::interception::DecryptArgs {
+                    submission: &submission,
+                    key: &key,
+                    hpke_key: &hpke_key,
+                    keys: &keys,
+                    server: &server,
+                    out: &out,
+                },
+                &log,
+            )
+            .await
         }
         AuthorityCommand::Collect {
             submission,

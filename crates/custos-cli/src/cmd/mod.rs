@@ -6,10 +6,13 @@ pub mod config;
 pub mod court;
 pub mod custodian;
 pub mod demo;
+pub mod evidence;
+pub mod interception;
 pub mod log;
 pub mod moderate;
 pub mod progress;
 pub mod server;
+pub mod up;
 pub mod user;
 pub mod witness;
 
@@ -54,8 +57,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the delivery service (accounts, KeyPackages, commits, mailboxes).
     Server(server::ServerArgs),
-    /// Start a persistent local deployment (for now: the delivery service).
-    Up(server::UpArgs),
+    /// Start a persistent local deployment: the log, 2 witnesses, 5
+    /// custodians (threshold 3) and the delivery service, with a generated
+    /// manifest and keys.
+    Up(up::UpArgs),
     /// The transparency log: `keygen`, `serve`.
     Log {
         /// What to do.
@@ -80,11 +85,18 @@ pub enum Command {
         #[command(subcommand)]
         cmd: court::CourtCommand,
     },
-    /// Authority: `keygen`, `submit` a warrant's commitment, `collect` key shares.
+    /// Authority: `keygen`, `submit` a warrant's commitment, `collect` key
+    /// shares, `intercept` at the provider, `decrypt` into an evidence bundle.
     Authority {
         /// What to do.
         #[command(subcommand)]
         cmd: authority::AuthorityCommand,
+    },
+    /// Evidence: `verify` a bundle offline.
+    Evidence {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: evidence::EvidenceCommand,
     },
     /// Replay the log: recompute the tree, check every signature, report the lawful-access figures.
     Audit(audit::AuditArgs),
@@ -114,8 +126,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Witness { cmd } => return witness::run(cmd),
         Command::Custodian { cmd } => return custodian::run(cmd),
         Command::Audit(args) => return audit::run(args),
+        Command::Evidence { cmd } => return evidence::run(cmd),
         Command::Server(args) => return server::run(args),
-        Command::Up(args) => return server::up(args),
+        Command::Up(args) => return up::run(args),
         other => other,
     };
     let rt = tokio::runtime::Runtime::new()?;
@@ -136,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Witness { .. }
             | Command::Custodian { .. }
             | Command::Audit(_)
+            | Command::Evidence { .. }
             | Command::Server(_)
             | Command::Up(_) => Ok(()),
         }

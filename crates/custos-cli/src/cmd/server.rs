@@ -1,4 +1,4 @@
-//! `custos server` and `custos up`: run the delivery service.
+//! `custos server`: run the delivery service.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,22 +92,6 @@ impl FrankingArgs {
     }
 }
 
-/// Options of `custos up`.
-#[derive(Debug, clap::Args)]
-pub struct UpArgs {
-    /// Directory of the local deployment's state (created if missing).
-    #[arg(long, env = "CUSTOS_DATA", value_name = "DIR")]
-    pub data: PathBuf,
-    /// Address of the delivery service.
-    #[arg(
-        long,
-        env = "CUSTOS_LISTEN",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:7400"
-    )]
-    pub listen: SocketAddr,
-}
-
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -126,20 +110,6 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.limits.account_rate = rate(args.account_rate);
     config.day_grace = std::time::Duration::from_secs(args.day_grace);
     let config = args.franking.apply(config, &args.data)?;
-    serve_blocking(args.listen, config)
-}
-
-/// `custos up`: for now, the delivery service with its data under `DIR/server`.
-pub fn up(args: UpArgs) -> anyhow::Result<()> {
-    init_logs();
-    let data = args.data.join("server");
-    let config = FrankingArgs {
-        no_franking: false,
-        log: None,
-        manifest: None,
-        provider_key: None,
-    }
-    .apply(ServerConfig::new(&data), &data)?;
     serve_blocking(args.listen, config)
 }
 
@@ -169,7 +139,8 @@ fn serve_blocking(listen: SocketAddr, config: ServerConfig) -> anyhow::Result<()
     })
 }
 
-async fn stop_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub(super) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

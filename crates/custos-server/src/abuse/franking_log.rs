@@ -131,30 +131,16 @@ pub async fn publish_franking_key(
         }),
         &config.statement_key,
     )?;
-    let entry = statement.encode()?;
     let client = LogClient::new(&config.log_url)?;
-    let index = client.submit(&statement).await?.index;
-    let started = std::time::Instant::now();
-    let proof = loop {
-        let note = client.checkpoint().await?;
-        // A checkpoint without the quorum yet (witnesses still cosigning)
-        // or one that does not cover the entry yet: wait for the next.
-        if let Ok(cp) = trust.verify_checkpoint(&note)
-            && cp.size() > index
-        {
-            let hashes = client.inclusion_proof(index, cp.size()).await?;
-            let proof = LogProof::new(&entry, index, cp.note(), &hashes);
-            proof.verify(&trust)?;
-            break proof;
-        }
-        if started.elapsed() >= config.witness_timeout {
-            return Err(PublishError::NotWitnessed {
-                index,
-                waited: started.elapsed(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let included = log_and_prove(&client, &trust, &statement, config.witness_timeout).await?;
+    let index = included.index;
+    let proof = LogProof::new(
+        &statement.encode()?,
+        index,
+        included.checkpoint.note(),
+        &included.proof,
+    );
+    proof.verify(&trust)?;
     let json = serde_json::to_vec_pretty(&proof).map_err(|e| PublishError::Store {
         path: path.clone(),
         message: e.to_string(),
@@ -166,6 +152,54 @@ pub async fn publish_franking_key(
     tracing::info!(index, origin = %trust.origin(), "franking key published in the transparency log");
     policy.set_log_proof(FrankingKeyLogProof::Logged(proof.clone()));
     Ok(proof)
+}
+
+/// A statement the log included in a witnessed checkpoint.
+pub(crate) struct Included {
+    /// Its index.
+    pub index: u64,
+    /// The checkpoint (log signature and witness quorum verified).
+    pub checkpoint: custos_tlog::VerifiedCheckpoint,
+    /// Its inclusion proof in that checkpoint (verified).
+    pub proof: Vec<custos_tlog::Hash>,
+}
+
+/// Submits `statement` and waits (at most `timeout`) for a checkpoint with
+/// the log's signature and the witness quorum that includes it; returns the
+/// verified inclusion.
+pub(crate) async fn log_and_prove(
+    client: &LogClient,
+    trust: &TrustPolicy,
+    statement: &SignedStatement,
+    timeout: Duration,
+) -> Result<Included, PublishError> {
+    let entry = statement.encode()?;
+    let index = client.submit(statement).await?.index;
+    let started = std::time::Instant::now();
+    loop {
+        let note = client.checkpoint().await?;
+        // A checkpoint without the quorum yet (witnesses still cosigning)
+        // or one that does not cover the entry yet: wait for the next.
+        if let Ok(cp) = trust.verify_checkpoint(&note)
+            && cp.size() > index
+        {
+            let proof = client.inclusion_proof(index, cp.size()).await?;
+            if custos_tlog::verify_inclusion(&cp, index, &entry, &proof).is_ok() {
+                return Ok(Included {
+                    index,
+                    checkpoint: cp,
+                    proof,
+                });
+            }
+        }
+        if started.elapsed() >= timeout {
+            return Err(PublishError::NotWitnessed {
+                index,
+                waited: started.elapsed(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A stored proof that still verifies and is for the current key.

@@ -20,14 +20,11 @@ impl Demo<'_> {
     pub(super) async fn accounts(&mut self) -> Result<Users> {
         let mut register = Vec::new();
         for name in ["alice", "bob", "carol"] {
-            let d = Device::register(
-                &self.dir.join(name),
-                &self.server.url,
-                name,
-                self.clock.clone(),
-            )
-            .await
-            .with_context(|| format!("registering {name}"))?;
+            let d = self
+                .d
+                .register(name)
+                .await
+                .with_context(|| format!("registering {name}"))?;
             register.push(d);
         }
         let [alice, bob, carol]: [Device; 3] = register
@@ -36,7 +33,8 @@ impl Demo<'_> {
         self.n.step(
             "accounts",
             true,
-            "alice, bob and carol registered with Ed25519 identity keys and uploaded MLS KeyPackages",
+            "alice, bob and carol registered with Ed25519 identity keys, uploaded MLS KeyPackages, \
+             and pinned the manifest; their devices follow the log for day keys",
         )?;
         Ok(Users { alice, bob, carol })
     }
@@ -121,7 +119,7 @@ impl Demo<'_> {
     /// server's files.
     pub(super) fn ciphertext_only(&mut self) -> Result<()> {
         let mut leaked = false;
-        for entry in std::fs::read_dir(&self.server.data)? {
+        for entry in std::fs::read_dir(&self.server()?.data)? {
             let bytes = std::fs::read(entry?.path()).unwrap_or_default();
             leaked |= bytes.windows(5).any(|w| w == b"Lunch" || w == b"lunch");
         }

@@ -1,12 +1,16 @@
 //! `custos demo`: the story of DESIGN.md §9 on loopback, with real services
-//! in a temporary folder: a transparency log with two witnesses, the delivery
-//! service with its franking key in the log, three users chatting one-to-one
-//! and in a group, a member removed, and a report verified, moderated and
-//! escalated as a package anyone can check against the log.
+//! in a temporary folder: a transparency log with two witnesses, five
+//! custodians generating day keys, the delivery service with its franking key
+//! in the log, three users chatting one-to-one and in a group with every
+//! chain escrowed, a member removed, a report verified, moderated and
+//! escalated as a package anyone can check against the log, and lawful
+//! access: a logged warrant opened by three custodians, an unlogged one
+//! refused by all, and two custodians unable to open anything.
 //!
 //! Each step is one function that narrates what it showed; the steps share a
 //! [`Demo`] context (folder, clock, running services, users).
 
+mod lawful;
 mod messaging;
 mod reporting;
 mod services;
@@ -17,8 +21,6 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use clap::Args;
 use serde::Serialize;
-
-use services::{DemoLog, DemoServer};
 
 /// `custos demo`.
 #[derive(Debug, Args)]
@@ -69,14 +71,12 @@ impl Narrator {
     }
 }
 
-/// What every step shares: the narrator, the folder, the clock and the
-/// running services.
+/// What every step shares: the narrator, the folder and the running
+/// deployment.
 struct Demo<'a> {
     n: &'a mut Narrator,
     dir: &'a Path,
-    clock: custos_clock::SharedClock,
-    log: DemoLog,
-    server: DemoServer,
+    d: custos_deploy::Deployment,
 }
 
 /// Runs the demo.
@@ -114,16 +114,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
 /// The whole story, one step after another.
 async fn story(n: &mut Narrator, dir: &Path) -> Result<()> {
-    let clock = custos_clock::system();
-    let log = services::transparency_log(n, dir).await?;
-    let server = services::delivery_service(n, dir, &log, &clock).await?;
-    let mut demo = Demo {
-        n,
-        dir,
-        clock,
-        log,
-        server,
-    };
+    let d = services::deployment(n, dir).await?;
+    let mut demo = Demo { n, dir, d };
     demo.franking_key_logged().await?;
 
     let mut users = demo.accounts().await?;
@@ -141,5 +133,12 @@ async fn story(n: &mut Narrator, dir: &Path) -> Result<()> {
     demo.package_with_another_key_refused(&package)?;
     demo.suspension_ended(&moderator, &mut users, &dm).await?;
 
-    demo.shutdown().await
+    let escrowed = demo.escrow_in_every_chain(&mut users).await?;
+    let submitted = demo.warrant_logged(&escrowed).await?;
+    demo.unlogged_warrant_refused(&escrowed, &submitted).await?;
+    demo.release_by_three(&escrowed, &submitted).await?;
+    demo.two_shares_open_nothing(&escrowed, &submitted).await?;
+
+    demo.d.shutdown().await?;
+    Ok(())
 }

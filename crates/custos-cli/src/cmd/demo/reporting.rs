@@ -40,7 +40,7 @@ impl Demo<'_> {
             format!(
                 "bob reported alice's message with one context message; the service checked the \
                  franking commitment and its own delivery tag (key {}...) and queued report {report_id}",
-                &hex::encode(self.server.franking.public_key())[..16]
+                &hex::encode(self.server()?.franking.public_key())[..16]
             ),
         )?;
         Ok(Reported {
@@ -74,14 +74,8 @@ impl Demo<'_> {
 
     /// Registers the moderator `mod` and grants it the role.
     pub(super) async fn moderator(&mut self) -> Result<Device> {
-        let moderator = Device::register(
-            &self.dir.join("mod"),
-            &self.server.url,
-            "mod",
-            self.clock.clone(),
-        )
-        .await?;
-        custos_server::moderation::add_moderator(&self.server.data, "mod").await?;
+        let moderator = self.d.register("mod").await?;
+        custos_server::moderation::add_moderator(&self.server()?.data, "mod").await?;
         Ok(moderator)
     }
 
@@ -144,13 +138,13 @@ impl Demo<'_> {
         std::fs::write(&package_file, &package)?;
         // What a clearinghouse does: the package plus the log's public trust
         // policy (log key, witness keys, quorum), nothing from the service.
-        let policy = custos_tlog::TrustPolicy::from_manifest(&self.log.manifest)?;
+        let policy = custos_tlog::TrustPolicy::from_manifest(self.d.manifest())?;
         let verified = verify_package(&package, &policy)?;
         let key = verified.require_logged()?;
         self.n.step(
             "package verifies publicly",
             verified.message.sender == "alice"
-                && key.public_key == self.server.franking.public_key(),
+                && key.public_key == self.server()?.franking.public_key(),
             format!(
                 "{} verified with only the package and the log's trust policy: alice sent {:?}; \
                  the tags' key is entry {} of log {}, published by {}, cosigned by {} witnesses",
@@ -168,7 +162,7 @@ impl Demo<'_> {
     /// Step "package with another key refused": the same package claiming
     /// another franking key than the one the log publishes.
     pub(super) fn package_with_another_key_refused(&mut self, package: &str) -> Result<()> {
-        let policy = custos_tlog::TrustPolicy::from_manifest(&self.log.manifest)?;
+        let policy = custos_tlog::TrustPolicy::from_manifest(self.d.manifest())?;
         let mut forged: ReportPackage = serde_json::from_str(package)?;
         forged.franking_public_key = {
             use base64::Engine as _;

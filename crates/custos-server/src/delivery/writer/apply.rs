@@ -155,6 +155,7 @@ pub(super) async fn flush_submits(
         qb.build().execute(&mut *conn).await?;
     }
     insert_mailbox(conn, &mailbox).await?;
+    st.holds.keep_stored(conn, &stored).await?;
     for (_, item, rows) in stored {
         st.pushes.push((item, rows));
     }
@@ -348,7 +349,13 @@ pub(super) async fn apply_other(
         },
         Op::Sweep { now, reply } => {
             let report = crate::delivery::retention::sweep(conn, to_i64(now)).await?;
+            crate::lawful::holds::sweep(conn, to_i64(now)).await?;
+            st.holds.prune(now);
             st.deferred.push(Deferred::Sweep(reply, report));
+        }
+        Op::Intercept { new, reply } => {
+            let kept = st.holds.intercept(conn, *new).await?;
+            st.deferred.push(Deferred::Kept(reply, kept));
         }
     }
     Ok(())
@@ -396,12 +403,13 @@ async fn commit(
         members: new_members,
     };
     membership::store_commit(conn, &conversation, &conv, &next).await?;
-    // The commit goes to every device of members before and after, except the
-    // committing device; the Welcome to the devices of new members.
+    // The commit goes to every device of the members before it (removed
+    // members included, so they learn of their removal), except the
+    // committing device; new members join from the Welcome alone, at the
+    // new epoch, and never see the commit that added them.
     let mut recipients: Vec<i64> = conv
         .members
         .iter()
-        .chain(next.members.iter())
         .flat_map(|m| m.devices.iter().copied())
         .filter(|d| *d != req.commit.sender_device)
         .collect();

@@ -51,6 +51,7 @@ use crate::abuse::policy::DeliveryPolicy;
 use crate::delivery::mailbox::Hub;
 use crate::delivery::membership::{Conv, ConvCache};
 use crate::error::HttpRefusal;
+use crate::lawful::holds::Holds;
 
 mod apply;
 use apply::{apply_other, flush_acks, flush_submits, route_submit};
@@ -133,6 +134,12 @@ pub(crate) enum Op {
         now: u64,
         reply: Option<Reply<SweepReport>>,
     },
+    /// A checked, logged interception; answered with how many items that
+    /// were already stored it keeps.
+    Intercept {
+        new: Box<crate::lawful::holds::NewInterception>,
+        reply: Reply<u64>,
+    },
 }
 
 impl Op {
@@ -152,6 +159,7 @@ impl Op {
                     drop(r.send(Err(err.clone())));
                 }
             }
+            Op::Intercept { reply, .. } => drop(reply.send(Err(err.clone()))),
         }
     }
 }
@@ -208,6 +216,9 @@ pub(crate) async fn spawn(
     let (tx, mut rx) = mpsc::channel::<Op>(max_batch.saturating_mul(4).max(64));
     let failed = Arc::new(AtomicBool::new(false));
     let (sync_tx, sync_task) = spawn_syncer(wal, hub.clone(), failed.clone());
+    // Every stored hold: one whose keeping ended goes with the next sweep,
+    // on the injected clock.
+    let mut holds = Holds::load(&mut conn, 0).await?;
     let task = tokio::spawn(async move {
         let mut cache = ConvCache::default();
         let mut stopping = false;
@@ -250,6 +261,7 @@ pub(crate) async fn spawn(
                 &mut conn,
                 &mut counters,
                 &mut cache,
+                &mut holds,
                 &sync_tx,
                 policy.as_ref(),
                 ops,
@@ -387,6 +399,7 @@ enum Deferred {
     Count(Option<Reply<u64>>, u64),
     Commit(Reply<CommitDone>, CommitDone),
     Sweep(Option<Reply<SweepReport>>, SweepReport),
+    Kept(Reply<u64>, u64),
 }
 
 impl Deferred {
@@ -401,6 +414,7 @@ impl Deferred {
                 }
             }
             (Deferred::Commit(r, d), f) => drop(r.send(f.map_or(Ok(d), |e| Err(e.clone())))),
+            (Deferred::Kept(r, n), f) => drop(r.send(f.map_or(Ok(n), |e| Err(e.clone())))),
             (Deferred::Sweep(r, s), f) => {
                 if let Some(r) = r {
                     drop(r.send(f.map_or(Ok(s), |e| Err(e.clone()))));
@@ -414,6 +428,8 @@ impl Deferred {
 struct Staged<'a> {
     counters: Counters,
     cache: &'a mut ConvCache,
+    /// Interceptions in force (changed in place; reloaded if the batch fails).
+    holds: &'a mut Holds,
     /// Issues the delivery tags of each flush of submissions.
     policy: &'a dyn DeliveryPolicy,
     /// Conversations changed in this batch (applied to the cache on commit).
@@ -434,6 +450,7 @@ async fn run_batch(
     conn: &mut SqliteConnection,
     counters: &mut Counters,
     cache: &mut ConvCache,
+    holds: &mut Holds,
     syncer: &mpsc::UnboundedSender<Committed>,
     policy: &dyn DeliveryPolicy,
     ops: Vec<Op>,
@@ -441,6 +458,7 @@ async fn run_batch(
     let mut staged = Staged {
         counters: *counters,
         cache,
+        holds,
         policy,
         convs: HashMap::new(),
         deferred: Vec::with_capacity(ops.len()),
@@ -453,6 +471,7 @@ async fn run_batch(
     let Staged {
         counters: new_counters,
         cache,
+        holds,
         policy: _,
         convs,
         deferred,
@@ -480,6 +499,11 @@ async fn run_batch(
         Err(err) => {
             let failure = HttpRefusal::internal("writer batch failed", &err);
             cache.clear();
+            // Holds added in the failed batch were rolled back with it.
+            match Holds::load(conn, 0).await {
+                Ok(h) => *holds = h,
+                Err(e) => tracing::error!(%e, "cannot reload interceptions after a failed batch"),
+            }
             for d in deferred {
                 d.answer(Some(&failure));
             }

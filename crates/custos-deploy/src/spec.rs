@@ -1,0 +1,182 @@
+//! What a deployment consists of: how many witnesses and custodians, the
+//! policy, the clock, and whether custodians and the delivery service run.
+
+use std::time::Duration;
+
+use custos_clock::SharedClock;
+use custos_custodian::Timing;
+use custos_server::ServerConfig;
+use custos_wire::manifest::{Participant, Policy};
+
+/// The shape of a deployment. [`DeploymentSpec::new`] gives the reference
+/// deployment of DESIGN.md: 2 witnesses (quorum 2), 5 custodians
+/// (threshold 3) running the DKG one day ahead, and the delivery service
+/// with its franking key in the log.
+#[derive(Clone)]
+pub struct DeploymentSpec {
+    /// Domain suffix of every participant name.
+    pub domain: String,
+    /// Witnesses started and named in the manifest.
+    pub witnesses: usize,
+    /// Cosignatures a checkpoint needs.
+    pub witness_quorum: usize,
+    /// Custodians named in the manifest.
+    pub custodians: usize,
+    /// Custodians needed to open a conversation-day.
+    pub threshold: usize,
+    /// Whether and how custodians run.
+    pub custodian_mode: CustodianMode,
+    /// The delivery service, if it runs.
+    pub server: Option<ServerSpec>,
+    /// The manifest's policy.
+    pub policy: Policy,
+    /// Participants added to the manifest as they are (e.g. a second court).
+    pub extra_participants: Vec<Participant>,
+    /// The one clock of every service; a simulated clock lets days pass.
+    pub clock: SharedClock,
+    /// How long to wait for the witness quorum, day keys and other
+    /// asynchronous effects before giving up.
+    pub patience: Duration,
+}
+
+impl std::fmt::Debug for DeploymentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploymentSpec")
+            .field("domain", &self.domain)
+            .field("witnesses", &self.witnesses)
+            .field("witness_quorum", &self.witness_quorum)
+            .field("custodians", &self.custodians)
+            .field("threshold", &self.threshold)
+            .field("custodian_mode", &self.custodian_mode)
+            .field("server", &self.server.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the manifest's custodians run as services.
+#[derive(Debug, Clone)]
+pub enum CustodianMode {
+    /// Every custodian except those in `down` runs `custos custodian serve`
+    /// (DKG over HTTP, day keys in the log, release endpoint). The others
+    /// keep their manifest endpoint, where connections are refused.
+    Services {
+        /// Days after today whose keys are generated in advance.
+        days_ahead: u32,
+        /// DKG and scheduler timing.
+        timing: Timing,
+        /// Indices of custodians that do not start.
+        down: Vec<usize>,
+        /// Warrants per authority per month that each custodian serves.
+        monthly_quota: u32,
+    },
+    /// Custodians are keys in the manifest only; their endpoint's listener
+    /// is kept for the caller ([`crate::Deployment::take_custodian_listener`]),
+    /// and day keys are dealt with [`crate::Deployment::publish_dealt_day`].
+    KeysOnly,
+}
+
+impl CustodianMode {
+    /// Services generating `days_ahead` days ahead, with timings suited to
+    /// loopback.
+    pub fn services(days_ahead: u32) -> Self {
+        Self::Services {
+            days_ahead,
+            timing: loopback_timing(),
+            down: Vec::new(),
+            monthly_quota: custos_custodian::release::DEFAULT_MONTHLY_QUOTA,
+        }
+    }
+}
+
+/// DKG timings for services on one machine: short phase timeouts so a
+/// custodian that is down costs seconds, not minutes.
+pub fn loopback_timing() -> Timing {
+    Timing {
+        phase_timeout: Duration::from_secs(3),
+        peer_wait: Duration::from_secs(30),
+        tick: Duration::from_millis(150),
+        witness_timeout: Duration::from_secs(20),
+    }
+}
+
+/// How the delivery service runs.
+#[derive(Clone, Copy)]
+pub struct ServerSpec {
+    /// Where it listens; `None` picks a free loopback port.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Whether the provider publishes its franking key in the log.
+    pub franking_in_log: bool,
+    /// Adjusts the configuration before the service starts.
+    pub configure: fn(&mut ServerConfig),
+}
+
+impl ServerSpec {
+    /// The service as `custos up` runs it: franking key in the log, the
+    /// documented rate limits.
+    pub fn production() -> Self {
+        Self {
+            listen: None,
+            franking_in_log: true,
+            configure: |_| {},
+        }
+    }
+
+    /// For tests and the demo: no rate limits (one address plays every
+    /// user), fast sweeps.
+    pub fn unlimited() -> Self {
+        Self {
+            listen: None,
+            franking_in_log: true,
+            configure: |c| {
+                c.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
+                c.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+                c.sweep_interval = Duration::from_millis(50);
+            },
+        }
+    }
+}
+
+impl DeploymentSpec {
+    /// The reference deployment under `domain`, on `clock`.
+    pub fn new(domain: &str, clock: SharedClock) -> Self {
+        Self {
+            domain: domain.to_owned(),
+            witnesses: 2,
+            witness_quorum: 2,
+            custodians: 5,
+            threshold: 3,
+            custodian_mode: CustodianMode::services(1),
+            server: Some(ServerSpec::unlimited()),
+            policy: Policy::default(),
+            extra_participants: Vec::new(),
+            clock,
+            patience: Duration::from_secs(60),
+        }
+    }
+
+    /// `n` custodians with threshold `t`.
+    pub fn custodians(mut self, n: usize, t: usize, mode: CustodianMode) -> Self {
+        self.custodians = n;
+        self.threshold = t;
+        self.custodian_mode = mode;
+        self
+    }
+
+    /// Without the delivery service.
+    pub fn without_server(mut self) -> Self {
+        self.server = None;
+        self
+    }
+
+    /// With the delivery service run as `spec` says.
+    pub fn with_server(mut self, spec: ServerSpec) -> Self {
+        self.server = Some(spec);
+        self
+    }
+
+    /// With the manifest's `policy`.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+}

@@ -1,0 +1,10 @@
+//! Lawful access at the provider (DESIGN.md §4): interception under a
+//! court warrant that is logged and witnessed, checked here as a custodian
+//! would check it, logged by the provider before anything is kept, and the
+//! kept items served to the warrant's authority alone.
+//!
+//! - [`holds`]: what the single writer keeps, and when it lets go.
+//! - [`intercept`]: the HTTP endpoints and their checks.
+
+pub(crate) mod holds;
+pub mod intercept;
