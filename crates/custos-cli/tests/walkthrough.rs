@@ -493,3 +493,263 @@ fn up_runs_a_whole_deployment_where_devices_escrow_and_resumes_it() {
     );
     stop_gracefully(up);
 }
+
+/// A log with one witness, a court and an authority (no custodians, so
+/// escrow is off), run in this process; the manifest in `dir/manifest.toml`.
+struct NoticeLog {
+    url: String,
+    client: custos_tlog::LogClient,
+    manifest: custos_wire::manifest::Manifest,
+    court: ed25519_dalek::SigningKey,
+    authority: ed25519_dalek::SigningKey,
+    _handle: custos_log_server::LogHandle,
+}
+
+impl NoticeLog {
+    async fn start(dir: &Path) -> Self {
+        use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
+        use custos_wire::manifest::{Manifest, Participant, Policy, Role};
+        let log_key = NamedKey::from_seed("log.test", ALG_ED25519, &[1; 32]).unwrap();
+        let witness_key = || NamedKey::from_seed("witness.test", ALG_COSIGNATURE_V1, &[2; 32]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let witness = custos_witness_server::spawn_witness(
+            listener,
+            custos_witness_server::WitnessConfig {
+                data: dir.join("witness"),
+                logs: vec![("log.test".into(), log_key.verifying_key())],
+                key: witness_key().unwrap(),
+                clock: custos_clock::system(),
+            },
+        )
+        .await
+        .unwrap();
+        let court = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let authority = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+        let p = |name: &str, role, key: [u8; 32], endpoint: Option<String>| Participant {
+            name: name.into(),
+            role,
+            jurisdiction: "EU".into(),
+            endpoint,
+            public_key: hex::encode(key),
+        };
+        let manifest = Manifest::new(
+            1,
+            0,
+            Policy::default(),
+            vec![
+                p(
+                    "log.test",
+                    Role::Log,
+                    log_key.verifying_key().to_bytes(),
+                    None,
+                ),
+                p(
+                    "witness.test",
+                    Role::Witness,
+                    witness_key().unwrap().verifying_key().to_bytes(),
+                    Some(format!("http://{witness}")),
+                ),
+                p(
+                    "court.test",
+                    Role::Court,
+                    court.verifying_key().to_bytes(),
+                    None,
+                ),
+                p(
+                    "police.test",
+                    Role::Authority,
+                    authority.verifying_key().to_bytes(),
+                    None,
+                ),
+            ],
+        )
+        .unwrap();
+        std::fs::write(dir.join("manifest.toml"), manifest.to_toml().unwrap()).unwrap();
+        let signing = log_key.signing_key().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = custos_log_server::spawn_log(
+            listener,
+            custos_log_server::LogConfig {
+                data: dir.join("log"),
+                signed_size: dir.join("log.signed-size"),
+                key: log_key,
+                manifest: manifest.clone(),
+                clock: custos_clock::system(),
+                max_batch: 64,
+            },
+        )
+        .await
+        .unwrap();
+        let url = format!("http://{}", handle.addr);
+        let client = custos_tlog::LogClient::new(&url).unwrap();
+        let log = Self {
+            url,
+            client,
+            manifest,
+            court,
+            authority,
+            _handle: handle,
+        };
+        let sub = log
+            .client
+            .publish_manifest(&signing, &log.manifest)
+            .await
+            .unwrap();
+        log.wait_witnessed(sub.index + 1).await;
+        log
+    }
+
+    async fn wait_witnessed(&self, size: u64) {
+        let policy = custos_tlog::TrustPolicy::from_manifest(&self.manifest).unwrap();
+        for _ in 0..800 {
+            let note = self.client.checkpoint().await.unwrap();
+            if policy
+                .verify_checkpoint(&note)
+                .is_ok_and(|cp| cp.size() >= size)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the log never reached a witnessed size of {size}");
+    }
+
+    async fn log(&self, st: &custos_wire::statement::Statement, key: &ed25519_dalek::SigningKey) {
+        let signed = custos_wire::statement::SignedStatement::sign(st, key).unwrap();
+        let index = self.client.submit(&signed).await.unwrap().index;
+        self.wait_witnessed(index + 1).await;
+    }
+}
+
+#[test]
+fn receive_shows_the_notice_of_an_unsealed_warrant_once_and_notices_lists_it() {
+    use custos_authority::court::{WarrantOrder, sign_warrant};
+    use custos_authority::submit::commitment_statement;
+    use custos_wire::statement::{Statement, WarrantUnsealing, warrant_commitment};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("custos.toml"), "").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let log = rt.block_on(NoticeLog::start(dir));
+    let (_server, url) = start_server(&dir.join("data"));
+    let manifest = dir.join("manifest.toml");
+    let home = |u: &str| dir.join(u).to_str().unwrap().to_owned();
+    for u in ["alice", "bob", "carol"] {
+        ok(
+            dir,
+            &[
+                "--home",
+                &home(u),
+                "register",
+                "--server",
+                &url,
+                "--log",
+                &log.url,
+                "--manifest",
+                manifest.to_str().unwrap(),
+                u,
+            ],
+        );
+    }
+    let conv = ok(
+        dir,
+        &["--home", &home("alice"), "conversation", "create", "bob"],
+    )
+    .trim()
+    .to_owned();
+    ok(dir, &["--home", &home("alice"), "send", &conv, "hello"]);
+    assert_eq!(received(dir, &home("bob")).len(), 1);
+
+    // The court's warrant over the conversation, committed, then unsealed
+    // by the court.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let day = (now / 86_400) as u32;
+    let w = sign_warrant(
+        WarrantOrder {
+            court: "court.test".into(),
+            authority: "police.test".into(),
+            authority_hpke_key: [5; 32],
+            legal_basis: "s. 100a StPO".into(),
+            targets: vec![custos_wire::ConversationId::from_hex(&conv).unwrap()],
+            days: (day, day),
+            issued_at: now,
+            not_after: now + 86_400,
+            embargo_until: now + 60,
+        },
+        &log.court,
+    )
+    .unwrap();
+    let salt = [6u8; 32];
+    let bytes = w.encode().unwrap();
+    let unsealing = Statement::WarrantUnsealing(WarrantUnsealing {
+        warrant: warrant_commitment(&salt, &bytes),
+        salt,
+        warrant_bytes: bytes,
+        unsealed_at: now + 120,
+    });
+    rt.block_on(async {
+        log.log(&commitment_statement(&w, &salt).unwrap(), &log.authority)
+            .await;
+        log.log(&unsealing, &log.court).await;
+    });
+
+    // Bob's next receive emits the notice event; the one after does not.
+    let events = |who: &str| -> Vec<Value> {
+        ok(dir, &["--home", &home(who), "receive", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["event"] == "notice")
+            .collect()
+    };
+    let first = events("bob");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let n = &first[0]["notice"];
+    assert_eq!(n["court"], "court.test");
+    assert_eq!(n["authority"], "police.test");
+    assert_eq!(n["legal_basis"], "s. 100a StPO");
+    assert_eq!(n["conversations"][0], conv.as_str());
+    assert_eq!(n["first_day"], day);
+    assert_eq!(n["unsealed_at"], now + 120);
+    assert!(events("bob").is_empty());
+    // Alice sees it as one line; carol, in no target conversation, never.
+    let line = ok(dir, &["--home", &home("alice"), "receive"]);
+    assert!(
+        line.lines()
+            .any(|l| l.starts_with("notice: conversation ") && l.contains("court.test")),
+        "{line}"
+    );
+    assert!(events("carol").is_empty());
+    // `notices` keeps listing it.
+    let listed: Value =
+        serde_json::from_str(&ok(dir, &["--home", &home("bob"), "notices", "--json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["warrant"], n["warrant"]);
+    let carol_listed: Value =
+        serde_json::from_str(&ok(dir, &["--home", &home("carol"), "notices", "--json"])).unwrap();
+    assert!(carol_listed.as_array().unwrap().is_empty());
+
+    // The audit counts the warrant and its unsealing.
+    let audit: Value = serde_json::from_str(&ok(
+        dir,
+        &[
+            "audit",
+            "--log",
+            &log.url,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(audit["figures"]["totals"]["warrants"], 1);
+    assert_eq!(audit["figures"]["totals"]["unsealings"], 1);
+    assert_eq!(audit["figures"]["by_court"]["court.test"]["unsealings"], 1);
+    assert_eq!(
+        audit["figures"]["flags"]["overdue_unsealings"],
+        serde_json::json!([])
+    );
+}

@@ -1,5 +1,6 @@
 //! Device library of Custos: account, MLS conversations, sender chains,
-//! franking and the receive pipeline.
+//! franking, the receive pipeline, and notices of unsealed warrants
+//! ([`notices`]).
 //!
 //! # Guarantees
 //! - Content is encrypted end to end under sender chains whose roots travel
@@ -31,6 +32,7 @@ pub mod identity;
 pub mod leave;
 pub mod logsync;
 pub mod mls;
+pub mod notices;
 pub mod pin;
 pub mod receive;
 pub mod refusal;

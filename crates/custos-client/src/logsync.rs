@@ -1,5 +1,6 @@
 //! What the device takes from the log: the publication of its pinned
-//! manifest and the escrow day keys, through a [`LogFollower`].
+//! manifest, the escrow day keys, and warrant commitments and unsealings
+//! for notices ([`crate::notices`]), through a [`LogFollower`].
 //!
 //! State in the device store (each written before the log cursor that
 //! covers it, so a crash replays entries and never skips one):
@@ -7,7 +8,8 @@
 //! - `log/manifest_published`: the index of the publication of the pinned
 //!   manifest's hash;
 //! - `escrow/votes/<day>`: who published which day-key bytes (JSON);
-//! - `escrow/daykey/<day>` and `escrow/days`: accepted day keys.
+//! - `escrow/daykey/<day>` and `escrow/days`: accepted day keys;
+//! - tables `warrant_commitments` and `unsealed_warrants`: see [`crate::notices`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -94,6 +96,8 @@ pub(crate) async fn follow(
         &[
             StatementKind::EscrowDayKey,
             StatementKind::ManifestPublication,
+            StatementKind::WarrantCommitment,
+            StatementKind::WarrantUnsealing,
         ],
     )?;
     let own_hash = pin.manifest().hash().map_err(PinError::from)?;
@@ -129,6 +133,12 @@ pub(crate) async fn follow(
                     } else if let VoteOutcome::Invalid(reason) = &outcome {
                         tracing::warn!(day = k.day, author = %s.author, %reason, "day key refused");
                     }
+                }
+                Statement::WarrantCommitment(c) => {
+                    crate::notices::keep_commitment(store, s.index, c)?;
+                }
+                Statement::WarrantUnsealing(u) => {
+                    crate::notices::take_unsealing(store, pin.manifest(), s.index, u)?;
                 }
                 _ => {}
             }

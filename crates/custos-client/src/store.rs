@@ -79,7 +79,8 @@ pub struct ReportMaterial {
 /// The device store.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    /// The connection; modules with tables of their own (notices) query it.
+    pub(crate) conn: Connection,
 }
 
 const SCHEMA: &str = "
@@ -103,6 +104,12 @@ CREATE TABLE IF NOT EXISTS messages (
     conversation BLOB NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL,
     sent_at INTEGER NOT NULL, server_time INTEGER NOT NULL, envelope BLOB NOT NULL,
     payload BLOB NOT NULL, tag BLOB NOT NULL, outgoing INTEGER NOT NULL, shown INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS conversation_history (id BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS warrant_commitments (
+    commitment BLOB PRIMARY KEY, log_index INTEGER NOT NULL, statement BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS unsealed_warrants (
+    commitment BLOB PRIMARY KEY, log_index INTEGER NOT NULL, unsealed_at INTEGER NOT NULL,
+    warrant BLOB NOT NULL, shown INTEGER NOT NULL);
 ";
 
 /// Most items kept waiting for their chain announcement or epoch.
@@ -154,7 +161,30 @@ impl Store {
             "INSERT OR IGNORE INTO conversations (id, created_at, last_update_ms) VALUES (?1, ?2, ?2)",
             params![id.0.as_slice(), to_i64(now_ms)],
         )?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO conversation_history (id) VALUES (?1)",
+            [id.0.as_slice()],
+        )?;
         Ok(())
+    }
+
+    /// Every conversation this device is or was in (for notices): those it
+    /// is in, those it ever joined, and those it holds messages of.
+    pub fn conversations_ever(
+        &self,
+    ) -> Result<std::collections::BTreeSet<ConversationId>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM conversations UNION SELECT id FROM conversation_history
+             UNION SELECT conversation FROM messages",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = std::collections::BTreeSet::new();
+        for row in rows {
+            if let Ok(id) = <[u8; 16]>::try_from(row?.as_slice()) {
+                out.insert(ConversationId(id));
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets a conversation (after leaving or being removed).

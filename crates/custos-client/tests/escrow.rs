@@ -25,7 +25,11 @@ use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, NamedKey, TrustPol
 use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
 use custos_wire::frames::{Delivery, ItemKind};
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
-use custos_wire::statement::{EscrowDayKey, SignedStatement, Statement};
+use custos_wire::statement::{
+    EscrowDayKey, SignedStatement, Statement, WarrantCommitment, WarrantUnsealing,
+    warrant_commitment,
+};
+use custos_wire::warrant::{Warrant, WarrantFields};
 use custos_wire::{ChainId, ConversationId};
 use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
@@ -43,6 +47,9 @@ struct Deployment {
     log: LogClient,
     manifest: Manifest,
     custodians: Vec<SigningKey>,
+    /// The manifest's court (`court.test`) and authority (`police.test`).
+    court: SigningKey,
+    authority: SigningKey,
     _handle: custos_log_server::LogHandle,
 }
 
@@ -95,6 +102,20 @@ impl Deployment {
                 None,
             ));
         }
+        let court = SigningKey::from_bytes(&[50; 32]);
+        let authority = SigningKey::from_bytes(&[51; 32]);
+        ps.push(p(
+            "court.test",
+            Role::Court,
+            court.verifying_key().to_bytes(),
+            None,
+        ));
+        ps.push(p(
+            "police.test",
+            Role::Authority,
+            authority.verifying_key().to_bytes(),
+            None,
+        ));
         let manifest = Manifest::new(2, t, Policy::default(), ps).unwrap();
         let signing = log_key.signing_key().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -119,6 +140,8 @@ impl Deployment {
             log,
             manifest,
             custodians,
+            court,
+            authority,
             _handle: handle,
         };
         d.wait_witnessed(sub.index + 1).await;
@@ -139,6 +162,14 @@ impl Deployment {
             last = self.log.submit(&signed).await.unwrap().index;
         }
         self.wait_witnessed(last + 1).await;
+    }
+
+    /// Logs `st` signed by `key` and waits for the witnesses; its index.
+    async fn log_statement(&self, st: &Statement, key: &SigningKey) -> u64 {
+        let signed = SignedStatement::sign(st, key).unwrap();
+        let index = self.log.submit(&signed).await.unwrap().index;
+        self.wait_witnessed(index + 1).await;
+        index
     }
 
     async fn wait_witnessed(&self, size: u64) {
@@ -711,5 +742,143 @@ async fn without_custodians_escrow_is_off_and_a_capsule_is_refused() {
                     .contains(&EscrowError::UnexpectedCapsule.to_string())),
         "{refused:?}"
     );
+    server.stop().await;
+}
+
+/// A warrant of `court.test` over `targets` for days `DAY..=DAY+1`,
+/// signed with `key` (the court's own, or a forger's).
+fn warrant(key: &SigningKey, targets: &[ConversationId]) -> Warrant {
+    let mut targets = targets.to_vec();
+    targets.sort();
+    let issued_at = START / 1000;
+    Warrant::sign(
+        WarrantFields {
+            id: [3; 16],
+            court: "court.test".into(),
+            authority: "police.test".into(),
+            legal_basis: "s. 100a StPO, case 4711".into(),
+            targets,
+            first_day: DAY,
+            last_day: DAY + 1,
+            issued_at,
+            not_after: issued_at + 2 * 86_400,
+            embargo_until: issued_at + 10 * 86_400,
+            authority_hpke_key: [8; 32],
+        },
+        key,
+    )
+    .unwrap()
+}
+
+fn commitment(w: &Warrant, salt: &[u8; 32]) -> Statement {
+    let f = w.fields();
+    Statement::WarrantCommitment(WarrantCommitment {
+        commitment: warrant_commitment(salt, &w.encode().unwrap()),
+        court: f.court.clone(),
+        authority: f.authority.clone(),
+        issued_at: f.issued_at,
+        embargo_until: f.embargo_until,
+        targets: f.targets.len() as u16,
+        days: f.days() as u16,
+        court_signature: w.signature().to_vec(),
+    })
+}
+
+fn unsealing(w: &Warrant, salt: [u8; 32]) -> WarrantUnsealing {
+    let bytes = w.encode().unwrap();
+    WarrantUnsealing {
+        warrant: warrant_commitment(&salt, &bytes),
+        salt,
+        warrant_bytes: bytes,
+        unsealed_at: w.fields().embargo_until + 60,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_of_a_target_conversation_sees_the_notice_of_an_unsealed_warrant_once() {
+    let dir = TempDir::new().unwrap();
+    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
+    d.publish(&deal(DAY, 3, 2).0, &[0, 1]).await;
+    let clock = custos_clock::dangerous::simulated(START);
+    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &server, &d, &clock, "bob").await;
+    let mut carol = user(&dir, &server, &d, &clock, "carol").await;
+    let target = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let other = alice.create_conversation(&["carol".into()]).await.unwrap();
+    alice.send_text(&target, "hi bob").await.unwrap();
+    alice.send_text(&other, "hi carol").await.unwrap();
+    assert_eq!(bob.receive(None).await.unwrap().len(), 1);
+    assert_eq!(carol.receive(None).await.unwrap().len(), 1);
+
+    // The warrant is committed; while it is sealed, nobody is told.
+    let stranger = ConversationId([0xee; 16]);
+    let w = warrant(&d.court, &[target, stranger]);
+    let salt = [7u8; 32];
+    d.log_statement(&commitment(&w, &salt), &d.authority).await;
+    assert!(bob.receive(None).await.unwrap().is_empty());
+    assert!(bob.take_new_notices().unwrap().is_empty());
+
+    // Unsealings that must not produce a notice: a wrong salt; a warrant
+    // "of court.test" signed by another key (its commitment logged); a
+    // warrant whose commitment was never logged.
+    let mut wrong_salt = unsealing(&w, salt);
+    wrong_salt.salt[0] ^= 1;
+    let forged = warrant(&d.authority, &[target]);
+    d.log_statement(&commitment(&forged, &salt), &d.authority)
+        .await;
+    let unlogged = warrant(&d.court, &[target]);
+    for u in [
+        wrong_salt,
+        unsealing(&forged, salt),
+        unsealing(&unlogged, [9; 32]),
+    ] {
+        d.log_statement(&Statement::WarrantUnsealing(u), &d.custodians[1])
+            .await;
+    }
+    // The embargo ends: a custodian unseals, and the court repeats it.
+    let genuine = d
+        .log_statement(
+            &Statement::WarrantUnsealing(unsealing(&w, salt)),
+            &d.custodians[0],
+        )
+        .await;
+    d.log_statement(&Statement::WarrantUnsealing(unsealing(&w, salt)), &d.court)
+        .await;
+
+    // Both members of the target conversation see one notice; carol none.
+    let expected_commitment = hex::encode(warrant_commitment(&salt, &w.encode().unwrap()));
+    for dev in [&mut alice, &mut bob] {
+        dev.receive(None).await.unwrap();
+        let notices = dev.take_new_notices().unwrap();
+        assert_eq!(notices.len(), 1, "{}: {notices:?}", dev.name());
+        let n = &notices[0];
+        assert_eq!(n.warrant, expected_commitment);
+        assert_eq!(n.log_index, genuine);
+        assert_eq!(n.court, "court.test");
+        assert_eq!(n.authority, "police.test");
+        assert_eq!(n.legal_basis, "s. 100a StPO, case 4711");
+        assert_eq!(n.conversations, vec![target.to_hex()]);
+        assert_eq!((n.first_day, n.last_day), (DAY, DAY + 1));
+        assert_eq!(n.first_date, "2025-11-18");
+        assert_eq!(n.unsealed_at, w.fields().embargo_until + 60);
+        assert!(n.line().contains("court.test"), "{}", n.line());
+        // Shown once: the next receive has nothing new, the list keeps it.
+        dev.receive(None).await.unwrap();
+        assert!(dev.take_new_notices().unwrap().is_empty());
+        assert_eq!(dev.notices().unwrap(), notices);
+    }
+    carol.receive(None).await.unwrap();
+    assert!(carol.take_new_notices().unwrap().is_empty());
+    assert!(carol.notices().unwrap().is_empty());
+
+    // Shown stays shown across a restart.
+    drop(bob);
+    let mut bob = Device::open(&dir.path().join("bob"), clock.shared())
+        .await
+        .unwrap();
+    bob.receive(None).await.unwrap();
+    assert!(bob.take_new_notices().unwrap().is_empty());
+    assert_eq!(bob.notices().unwrap().len(), 1);
     server.stop().await;
 }

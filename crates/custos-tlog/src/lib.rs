@@ -46,7 +46,7 @@ pub mod witness_api;
 #[cfg(feature = "client")]
 pub use client::{ClientError, LogClient, Submission};
 pub use keys::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
-pub use merkle::{Hash, Tree};
+pub use merkle::{Hash, StreamingRoot, Tree};
 pub use verifier::{
     InclusionVerified, TrustPolicy, VerifiedCheckpoint, Verifier, VerifyError, check_inclusion,
     verify_consistency, verify_inclusion,

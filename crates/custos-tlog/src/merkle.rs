@@ -6,8 +6,8 @@
 //! request can reach an internal assertion of the library.
 
 use tlog_tiles::{
-    HashReader, prove_record, prove_tree, record_hash, stored_hash_count, stored_hash_index,
-    stored_hashes_for_record_hash, tree_hash,
+    HashReader, node_hash, prove_record, prove_tree, record_hash, stored_hash_count,
+    stored_hash_index, stored_hashes_for_record_hash, tree_hash,
 };
 
 pub use tlog_tiles::{EMPTY_HASH, HASH_SIZE, Hash};
@@ -160,6 +160,58 @@ impl Tree {
     }
 }
 
+/// The RFC 9162 root of entries seen one at a time, in memory logarithmic
+/// in their number: the roots of the complete subtrees so far (one per set
+/// bit of the size), merged as entries arrive. For replaying a whole log
+/// without keeping its hashes (an audit); use [`Tree`] for proofs.
+#[derive(Debug, Clone, Default)]
+pub struct StreamingRoot {
+    /// Roots of the complete subtrees, largest (leftmost) first.
+    stack: Vec<Hash>,
+    size: u64,
+}
+
+impl StreamingRoot {
+    /// No entries yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries seen.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Adds one entry (its bytes, hashed as an RFC 6962 leaf).
+    pub fn push_entry(&mut self, entry: &[u8]) {
+        self.push_leaf(record_hash(entry));
+    }
+
+    /// Adds one leaf hash.
+    pub fn push_leaf(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut n = self.size;
+        // Each trailing set bit of the old size is a complete subtree of the
+        // same height as the one being built: merge them.
+        while n & 1 == 1 {
+            let Some(left) = self.stack.pop() else { break };
+            hash = node_hash(left, hash);
+            n >>= 1;
+        }
+        self.stack.push(hash);
+        self.size += 1;
+    }
+
+    /// The root of the entries seen so far.
+    pub fn root(&self) -> Hash {
+        let mut it = self.stack.iter().rev();
+        let Some(&last) = it.next() else {
+            return EMPTY_HASH;
+        };
+        it.fold(last, |right, &left| node_hash(left, right))
+    }
+}
+
 /// A parsed C2SP tlog-tiles resource path (the part after `tile/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TilePath {
@@ -278,6 +330,19 @@ mod tests {
             hex::encode(t.root(1).unwrap().0),
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
         );
+    }
+
+    #[test]
+    fn streaming_root_equals_the_tree_root_at_every_size() {
+        let mut t = Tree::new();
+        let mut s = StreamingRoot::new();
+        assert_eq!(s.root(), EMPTY_HASH);
+        for i in 0..600u32 {
+            t.append_entry(&i.to_be_bytes()).unwrap();
+            s.push_entry(&i.to_be_bytes());
+            assert_eq!(s.size(), t.size());
+            assert_eq!(s.root(), t.root(t.size()).unwrap(), "size {}", t.size());
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Checks that a device, a moderator, a clearinghouse, a court or an auditor
 //! runs with public information only: abuse reports, report packages, the
-//! log proof of a franking key, and that the provider who logged it is the
-//! one the deployment manifest names; and the message cryptography that
-//! devices, an authority decrypting under a warrant, and an offline evidence
-//! verifier share: sender chains ([`chain`]), sealed envelopes ([`seal`])
-//! and franking commitments ([`franking`]).
+//! log proof of a franking key, that the provider who logged it is the
+//! one the deployment manifest names, unsealed warrants against their
+//! logged commitments ([`unsealing`]), and the public figures of lawful
+//! access replayed from the log ([`figures`]); and the message cryptography
+//! that devices, an authority decrypting under a warrant, and an offline
+//! evidence verifier share: sender chains ([`chain`]), sealed envelopes
+//! ([`seal`]) and franking commitments ([`franking`]).
 //!
 //! # Guarantees
 //! - **No I/O.** Every function takes bytes or parsed values and returns a
@@ -13,10 +15,11 @@
 //!   and give the same answer.
 //! - **A verified value is proof.** [`report::VerifiedReport`] is built only
 //!   by [`report::verify_report`]; [`package::VerifiedPackage`] only by
-//!   [`package::verify_package`].
+//!   [`package::verify_package`]; [`unsealing::UnsealedWarrant`] only by
+//!   [`unsealing::verify_unsealing`].
 //! - **Each failed check has its own variant** ([`report::ReportRefusal`],
 //!   [`package::PackageError`], [`package::KeyProofError`],
-//!   [`provider::ProviderError`]), so callers and tests match on the type.
+//!   [`provider::ProviderError`], [`unsealing::UnsealingError`]), so callers and tests match on the type.
 //!
 //! # Not guaranteed
 //! - The franking key is trusted only through the transparency log: a
@@ -28,11 +31,14 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod dates;
 pub mod evidence;
+pub mod figures;
 pub mod franking;
 pub mod intercepted;
 pub mod package;
 pub mod provider;
 pub mod report;
 pub mod seal;
+pub mod unsealing;
 pub mod warrant;

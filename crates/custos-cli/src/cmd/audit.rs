@@ -1,10 +1,13 @@
-//! `custos audit`: replay the log and report what it holds.
+//! `custos audit`: replay the log, check it, and report the public figures
+//! of lawful access (docs/spec/audit-figures.md).
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
 use custos_tlog::LogClient;
+use custos_tlog::audit::AuditReport;
+use custos_verify::figures::{AuditFigures, Counts, FigureOptions, Figures};
 use custos_wire::manifest::Manifest;
 
 /// Arguments of `custos audit`.
@@ -16,63 +19,219 @@ pub struct AuditArgs {
     /// Deployment manifest; without it the log's own copy is used (compare the printed hash out of band).
     #[arg(long)]
     pub manifest: Option<PathBuf>,
+    /// Audit as of this time (Unix seconds or YYYY-MM-DD): what is overdue
+    /// is overdue at this time. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Seconds after an embargo ends before a still sealed warrant is flagged.
+    #[arg(long, value_name = "SECS", default_value_t = custos_verify::figures::DEFAULT_UNSEALING_GRACE_SECS)]
+    pub unsealing_grace: u64,
     /// Print one JSON report.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs the audit; fails (exit 1) if any check failed.
+/// The JSON of `custos audit --json`: the integrity report's fields, and
+/// the figures under `figures`.
+#[derive(Debug, serde::Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a AuditReport,
+    figures: &'a AuditFigures,
+}
+
+/// Runs the audit; fails (exit 1) if any check failed. Flags are findings,
+/// not failures: they are printed, and the exit code stays 0.
 pub fn run(args: AuditArgs) -> anyhow::Result<()> {
+    let now = match &args.at {
+        Some(t) => custos_authority::dates::parse_time(t)
+            .ok_or_else(|| anyhow::anyhow!("--at must be Unix seconds or YYYY-MM-DD"))?,
+        None => custos_clock::system().now_millis() / 1000,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(async {
+    let (report, figures) = runtime.block_on(async {
         let client = LogClient::new(&args.log)?;
         let manifest = match &args.manifest {
             Some(p) => super::log::read_manifest(p)?,
             None => Manifest::from_toml(&client.manifest().await?)?,
         };
+        let options = FigureOptions {
+            unsealing_grace_secs: args.unsealing_grace,
+        };
+        let mut figures = Figures::new(&manifest, options);
         let bar = super::progress::bar(args.json, "replaying entries");
-        let report = custos_tlog::audit::audit_with_progress(&client, &manifest, |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })
-        .await;
+        let report =
+            custos_tlog::audit::audit_streaming(&client, &manifest, &mut figures, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await;
         bar.finish_and_clear();
-        anyhow::Ok(report?)
+        anyhow::Ok((report?, figures.finish(now)))
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let out = Output {
+            report: &report,
+            figures: &figures,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
-            "log {}: {} entries, root {}",
-            report.origin, report.tree_size, report.root_hash
-        );
-        println!(
-            "tree recomputed from entries: {}",
-            if report.root_matches {
-                "matches"
-            } else {
-                "MISMATCH"
-            }
-        );
-        println!(
-            "witness cosignatures: {} of {} required ({})",
-            report.witnesses.len(),
-            report.witness_quorum,
-            report.witnesses.join(", ")
-        );
-        if let Some(e) = &report.checkpoint_error {
-            println!("checkpoint: {e}");
-        }
-        for (kind, n) in &report.counts {
-            println!("  {kind}: {n}");
-        }
-        for b in &report.bad_entries {
-            println!("bad entry {}: {}", b.index, b.reason);
-        }
-        println!("manifest sha256: {}", report.manifest_hash);
+        print_report(&report);
+        print_figures(&figures);
     }
     if !report.ok() {
         bail!("audit failed: see the report above");
     }
     Ok(())
+}
+
+fn print_report(report: &AuditReport) {
+    println!(
+        "log {}: {} entries, root {}",
+        report.origin, report.tree_size, report.root_hash
+    );
+    println!(
+        "tree recomputed from entries: {}",
+        if report.root_matches {
+            "matches"
+        } else {
+            "MISMATCH"
+        }
+    );
+    println!(
+        "witness cosignatures: {} of {} required ({})",
+        report.witnesses.len(),
+        report.witness_quorum,
+        report.witnesses.join(", ")
+    );
+    if let Some(e) = &report.checkpoint_error {
+        println!("checkpoint: {e}");
+    }
+    for (kind, n) in &report.counts {
+        println!("  {kind}: {n}");
+    }
+    for b in &report.bad_entries {
+        println!("bad entry {}: {}", b.index, b.reason);
+    }
+    if report.bad_entry_count > report.bad_entries.len() as u64 {
+        println!("... {} bad entries in all", report.bad_entry_count);
+    }
+    println!("manifest sha256: {}", report.manifest_hash);
+}
+
+const HEADER: [&str; 11] = [
+    "warrants",
+    "targets",
+    "days",
+    "releases",
+    "intercept",
+    "unsealed",
+    "repeats",
+    "extended",
+    "revoked",
+    "erasures",
+    "",
+];
+
+fn cells(c: &Counts) -> [u64; 10] {
+    [
+        c.warrants,
+        c.targets,
+        c.days,
+        c.releases,
+        c.interceptions,
+        c.unsealings,
+        c.repeated_unsealings,
+        c.embargo_extensions,
+        c.revocations,
+        c.day_key_erasures,
+    ]
+}
+
+fn table_line(label: &str, c: &Counts) {
+    let nums: Vec<String> = cells(c).iter().map(|n| format!("{n:>9}")).collect();
+    println!("{label:<44}{}", nums.join(""));
+}
+
+fn print_figures(f: &AuditFigures) {
+    println!();
+    println!(
+        "lawful-access figures as of {} ({} statements)",
+        f.as_of, f.statements
+    );
+    let head: Vec<String> = HEADER.iter().take(10).map(|h| format!("{h:>9}")).collect();
+    println!("{:<44}{}", "", head.join(""));
+    table_line("total", &f.totals);
+    for r in &f.rows {
+        table_line(
+            &format!("{} / {} / {}", r.month, r.court, r.authority),
+            &r.counts,
+        );
+    }
+    for (court, c) in &f.by_court {
+        table_line(&format!("court {court}"), c);
+    }
+    for (authority, c) in &f.by_authority {
+        table_line(&format!("authority {authority}"), c);
+    }
+    for (month, c) in &f.by_month {
+        table_line(&format!("month {month}"), c);
+    }
+    println!();
+    println!(
+        "{:<44}{:>9}{:>12}{:>11}{:>9}",
+        "custodian", "releases", "conv-days", "generated", "erased"
+    );
+    for (name, c) in &f.custodians {
+        println!(
+            "{name:<44}{:>9}{:>12}{:>11}{:>9}",
+            c.releases, c.conversation_days_released, c.day_keys_generated, c.day_keys_erased
+        );
+    }
+    let flags = &f.flags;
+    for o in &flags.overdue_unsealings {
+        println!(
+            "FLAG overdue unsealing: warrant {} of {} for {} (entry {}), due {}, {} s overdue{}",
+            o.warrant,
+            o.court,
+            o.authority,
+            o.index,
+            o.due_at,
+            o.overdue_secs,
+            if o.revoked { ", revoked" } else { "" }
+        );
+    }
+    for m in &flags.missing_erasures {
+        println!(
+            "FLAG missing erasure: day {} ({}), due {}, not erased by {}{}",
+            m.day,
+            m.date,
+            m.due_at,
+            m.not_erased_by.join(", "),
+            if m.still_openable {
+                " (still openable)"
+            } else {
+                ""
+            }
+        );
+    }
+    for u in &flags.unlogged_warrants {
+        let later = u
+            .logged_later_at
+            .map(|i| format!(" (commitment logged later, entry {i})"))
+            .unwrap_or_default();
+        println!(
+            "FLAG {} by {} (entry {}) under warrant {} not in the log before it{later}",
+            u.kind, u.author, u.index, u.warrant
+        );
+    }
+    for r in &flags.refused_statements {
+        println!(
+            "FLAG {} by {} (entry {}) not counted: {}",
+            r.kind, r.author, r.index, r.reason
+        );
+    }
+    if f.clean() {
+        println!("no flags");
+    }
 }

@@ -46,6 +46,8 @@ pub enum Command {
     Send(user::SendArgs),
     /// Fetch, verify and decrypt new messages.
     Receive(user::ReceiveArgs),
+    /// List unsealed warrants that covered your conversations.
+    Notices(user::NoticesArgs),
     /// Report a message to the service's moderators, with proof of who sent it.
     Report(moderate::ReportArgs),
     /// Moderation: the report queue, actions, figures, packages.
@@ -96,7 +98,7 @@ pub enum Command {
         #[command(subcommand)]
         cmd: evidence::EvidenceCommand,
     },
-    /// Replay the log: recompute the tree, check every signature, count statements.
+    /// Replay the log: recompute the tree, check every signature, report the lawful-access figures.
     Audit(audit::AuditArgs),
     /// Print the version and exit.
     Version,
@@ -136,6 +138,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Conversation(c) => user::conversation(&cli.home, c).await,
             Command::Send(a) => user::send(&cli.home, a).await,
             Command::Receive(a) => user::receive(&cli.home, a).await,
+            Command::Notices(a) => user::notices(&cli.home, a).await,
             Command::Report(a) => moderate::report(&cli.home, a).await,
             Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,

@@ -122,6 +122,14 @@ pub struct SendArgs {
     pub json: bool,
 }
 
+/// `custos notices`.
+#[derive(Debug, Args)]
+pub struct NoticesArgs {
+    /// Print one JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `custos receive`.
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
@@ -330,6 +338,15 @@ pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
             eprintln!("refused item {} ({}): {}", r.seq, r.code, r.reason);
         }
     }
+    // Notices of unsealed warrants that covered this device's
+    // conversations: each is printed once, on the first receive that sees it.
+    for n in device.take_new_notices()? {
+        if args.json {
+            println!("{}", serde_json::json!({"event": "notice", "notice": n}));
+        } else {
+            println!("{}", n.line());
+        }
+    }
     for m in messages {
         if args.json {
             println!("{}", serde_json::to_string(&m)?);
@@ -339,6 +356,43 @@ pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
                 &m.conversation[..8.min(m.conversation.len())],
                 m.sender,
                 m.text
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `custos notices`: follows the log, then lists every unsealed
+/// warrant that covered one of this device's conversations.
+pub async fn notices(home: &HomeArgs, args: NoticesArgs) -> Result<()> {
+    let mut device = open(home).await?;
+    if device.pinned_manifest().is_none() {
+        bail!(
+            "this device pins no manifest and follows no log; register with --log to get notices"
+        );
+    }
+    device
+        .follow_log()
+        .await
+        .context("following the transparency log")?;
+    let notices = device.notices()?;
+    if args.json {
+        println!("{}", serde_json::to_string(&notices)?);
+    } else if notices.is_empty() {
+        println!("no unsealed warrant covered your conversations");
+    } else {
+        for n in &notices {
+            println!(
+                "warrant {} of {} for {}: conversations {}, days {} to {}, legal basis: {}, unsealed at {} (log entry {})",
+                n.warrant,
+                n.court,
+                n.authority,
+                n.conversations.join(", "),
+                n.first_date,
+                n.last_date,
+                n.legal_basis,
+                n.unsealed_at,
+                n.log_index
             );
         }
     }
