@@ -319,7 +319,7 @@ async fn random_bytes_on_every_endpoint_get_json_4xx() {
         )
         .await
         .unwrap();
-    assert_eq!(bob.fetch(0).await.len(), 3);
+    assert_eq!(bob.fetch(0).await.len(), 2);
     server.stop().await;
 }
 
