@@ -240,6 +240,8 @@ fn demo_json_reports_every_step_ok() {
         "warrant logged",
         "unlogged warrant refused",
         "release by three",
+        "interception",
+        "evidence verifies",
         "two shares open nothing",
     ] {
         assert!(

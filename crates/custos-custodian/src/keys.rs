@@ -104,6 +104,24 @@ impl CustodianKey {
         Ok(k)
     }
 
+    /// Keys from given secrets (for test vectors and tools that derive keys
+    /// elsewhere). Secrets chosen by anyone else than this custodian give
+    /// that party its keys: use [`CustodianKey::generate`] for a real one.
+    pub fn from_secrets(
+        name: &str,
+        signing: [u8; 32],
+        hpke_seed: [u8; 32],
+        storage: [u8; 32],
+    ) -> Result<Self, KeyFileError> {
+        check_name(name)?;
+        Ok(Self {
+            name: name.to_owned(),
+            signing: Zeroizing::new(signing),
+            hpke_seed: Zeroizing::new(hpke_seed),
+            storage: Zeroizing::new(storage),
+        })
+    }
+
     /// Writes the key file (mode 0600, durable atomic write). Refuses to
     /// overwrite an existing file, so a key cannot be lost by mistake.
     pub fn save(&self, path: &Path) -> Result<(), KeyFileError> {

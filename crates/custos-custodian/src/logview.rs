@@ -1,7 +1,9 @@
 //! What the custodian reads from and writes to the transparency log.
 //!
 //! Reading: the view follows the log from a checkpoint that the manifest's
-//! trust policy accepts (log signature and witness quorum), and indexes the
+//! trust policy accepts (log signature and witness quorum), re-hashes every
+//! entry it reads against that checkpoint's root ([`VerifiedLog`]: an entry
+//! that the log altered is never indexed), and indexes the
 //! statements custodians care about: other custodians' HPKE keys
 //! (`ParticipantKey`, purpose `Hpke`), and who published which
 //! `EscrowDayKey` bytes for which day. A statement counts only if its
@@ -18,6 +20,7 @@ use custos_wire::manifest::{Manifest, Role};
 use custos_wire::statement::{KeyPurpose, SignedStatement, Statement};
 
 use crate::keys::CustodianKey;
+use crate::verified::{EntriesError, VerifiedLog};
 
 /// Why talking to the log failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,12 @@ pub enum LogError {
     /// The log's checkpoint did not verify under the manifest's policy.
     #[error("the log's checkpoint does not verify: {0}")]
     Verify(String),
+    /// The entries served do not match the witnessed checkpoint.
+    #[error(transparent)]
+    Entries(#[from] EntriesError),
+    /// The statement was not witnessed in time.
+    #[error("entry {0} is not yet in a witnessed checkpoint; retry later")]
+    NotWitnessed(u64),
     /// A statement could not be signed.
     #[error("cannot encode the statement: {0}")]
     Encode(#[from] custos_wire::WireError),
@@ -43,7 +52,7 @@ pub struct LogView {
     client: LogClient,
     policy: TrustPolicy,
     custodians: HashMap<[u8; 32], String>,
-    cursor: u64,
+    log: VerifiedLog,
     hpke: HashMap<[u8; 32], [u8; 32]>,
     day_keys: BTreeMap<u32, BTreeMap<Vec<u8>, BTreeSet<[u8; 32]>>>,
     erasures: BTreeMap<u32, BTreeSet<[u8; 32]>>,
@@ -72,7 +81,7 @@ impl LogView {
             client: LogClient::new(url)?,
             policy,
             custodians,
-            cursor: 0,
+            log: VerifiedLog::new(),
             hpke: HashMap::new(),
             day_keys: BTreeMap::new(),
             erasures: BTreeMap::new(),
@@ -87,15 +96,12 @@ impl LogView {
             .policy
             .verify_checkpoint(&note)
             .map_err(|e| LogError::Verify(e.to_string()))?;
-        let size = cp.size();
-        if size <= self.cursor {
-            return Ok(());
-        }
-        let entries = self.client.entries(self.cursor, size).await?;
-        for entry in entries {
+        // Nothing is indexed unless every entry up to the checkpoint hashes
+        // to its witnessed root.
+        let entries = self.log.advance(&self.client, &cp).await?;
+        for (_, entry) in entries {
             self.index(&entry);
         }
-        self.cursor = size;
         Ok(())
     }
 
@@ -166,6 +172,36 @@ impl LogView {
     /// Custodians that logged the erasure of their share of `day`.
     pub fn erasures(&self, day: u32) -> BTreeSet<[u8; 32]> {
         self.erasures.get(&day).cloned().unwrap_or_default()
+    }
+
+    /// Signs and submits `statement`, then follows the log until the entry
+    /// is in a witnessed checkpoint (re-hashed like every entry), or
+    /// `timeout` (real time) passes. Returns its log index.
+    pub async fn publish_witnessed(
+        &mut self,
+        key: &CustodianKey,
+        statement: &Statement,
+        timeout: std::time::Duration,
+    ) -> Result<u64, LogError> {
+        let signed = SignedStatement::sign(statement, &key.signing_key())?;
+        let bytes = signed.encode()?;
+        let index = self.client.submit(&signed).await?.index;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.refresh().await?;
+            if self.log.holds(index, &bytes) {
+                return Ok(index);
+            }
+            if self.log.size() > index {
+                return Err(LogError::Verify(format!(
+                    "entry {index} is not the statement this custodian submitted"
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LogError::NotWitnessed(index));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Signs `statement` with the custodian's key and submits it.

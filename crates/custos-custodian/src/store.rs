@@ -14,11 +14,19 @@
 //! - Storing a share: share file, day-key file, then `state.json` (the
 //!   commit point). A crash before it leaves an orphan share file, which
 //!   [`ShareStore::open`] erases; the day is then generated again.
-//! - Erasing: `state.json` says `erased` first (from then on the share is
-//!   never read again, so nothing is released for the day), then the file is
-//!   overwritten, fsynced, unlinked and its directory fsynced. A crash in
-//!   between leaves a file that [`ShareStore::open`] erases. Only then does
-//!   the service log `DayKeyErasure`, whose logging is recorded last.
+//! - Erasing (the service's order, `docs/design/0011-erasure-logged-first.md`):
+//!   [`ShareStore::begin_erasure`] records `erasing` (from then on the share
+//!   is never read again, so nothing is released for the day, but its file
+//!   stays); the service logs `DayKeyErasure` and waits for a witnessed
+//!   checkpoint; only then [`ShareStore::finish_erasure`] overwrites,
+//!   fsyncs and unlinks the file, fsyncs its directory, and records
+//!   `erased` (logged). A crash before the statement is logged leaves an
+//!   `erasing` day whose file [`ShareStore::open`] keeps; the service logs
+//!   and erases it at its next tick.
+//! - [`ShareStore::erase`] (erase now, log later) is kept for tools and for
+//!   states written before that order; it records `erased` (not logged)
+//!   first, then erases the file; [`ShareStore::open`] erases the file of
+//!   any such day.
 //!
 //! `erased` is never undone: a day once erased answers [`ShareLookup::Erased`]
 //! forever, across restarts.
@@ -88,6 +96,9 @@ pub enum DayStatus {
         /// Whether this custodian's `EscrowDayKey` for the day is in the log.
         published: bool,
     },
+    /// The erasure has begun: the share is never used again, and its file
+    /// is destroyed once the `DayKeyErasure` is in the log.
+    Erasing,
     /// The share was erased.
     Erased {
         /// Whether the `DayKeyErasure` is in the log.
@@ -103,6 +114,7 @@ impl DayStatus {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Live { .. } => "live",
+            Self::Erasing => "erasing",
             Self::Erased { .. } => "erased",
             Self::Missed => "missed",
         }
@@ -192,8 +204,8 @@ impl ShareStore {
         })
     }
 
-    /// Erases every share file whose day is not `live` (an interrupted
-    /// erasure, or a share written just before a crash).
+    /// Erases every share file whose day is neither `live` nor `erasing` (an
+    /// interrupted erasure, or a share written just before a crash).
     fn recover(&self) -> Result<(), StoreError> {
         let shares = self.dir.join("shares");
         let entries = std::fs::read_dir(&shares).map_err(io(&shares))?;
@@ -206,7 +218,7 @@ impl ShareStore {
                 .and_then(|s| s.parse::<u32>().ok());
             let live = day
                 .and_then(|d| state.days.get(&d))
-                .is_some_and(|r| matches!(r.status, DayStatus::Live { .. }));
+                .is_some_and(|r| matches!(r.status, DayStatus::Live { .. } | DayStatus::Erasing));
             if !live {
                 custos_durable::erase_file(&path).map_err(io(&path))?;
             }
@@ -286,7 +298,7 @@ impl ShareStore {
     pub fn share(&self, day: u32) -> Result<ShareLookup, StoreError> {
         let state = self.state.lock().map_err(|_| StoreError::Poisoned)?;
         match state.days.get(&day).map(|r| r.status) {
-            Some(DayStatus::Erased { .. }) => return Ok(ShareLookup::Erased),
+            Some(DayStatus::Erased { .. } | DayStatus::Erasing) => return Ok(ShareLookup::Erased),
             Some(DayStatus::Live { .. }) => {}
             Some(DayStatus::Missed) | None => return Ok(ShareLookup::Unknown),
         }
@@ -370,13 +382,47 @@ impl ShareStore {
                     action: "erase",
                 });
             };
-            if let DayStatus::Live { .. } = record.status {
+            if let DayStatus::Live { .. } | DayStatus::Erasing = record.status {
                 record.status = DayStatus::Erased { logged: false };
                 self.persist(&state)?;
             }
         }
         let path = self.share_path(day);
         custos_durable::erase_file(&path).map_err(io(&path))
+    }
+
+    /// Begins the erasure of `day`: records `erasing` durably, so the share
+    /// is never read again; its file stays until [`Self::finish_erasure`].
+    /// Idempotent.
+    pub fn begin_erasure(&self, day: u32) -> Result<(), StoreError> {
+        self.transition(day, "begin the erasure", |s| match s {
+            DayStatus::Live { .. } | DayStatus::Erasing => Some(DayStatus::Erasing),
+            _ => None,
+        })
+    }
+
+    /// Ends the erasure of `day` once its `DayKeyErasure` is in the log:
+    /// overwrites, fsyncs and unlinks the share file, fsyncs its directory,
+    /// then records `erased` (logged). Idempotent.
+    pub fn finish_erasure(&self, day: u32) -> Result<(), StoreError> {
+        match self.status(day)? {
+            Some(DayStatus::Erasing | DayStatus::Erased { .. }) => {}
+            other => {
+                return Err(StoreError::WrongState {
+                    day,
+                    state: other.map_or("unknown", |s| s.name()),
+                    action: "finish the erasure",
+                });
+            }
+        }
+        let path = self.share_path(day);
+        custos_durable::erase_file(&path).map_err(io(&path))?;
+        self.transition(day, "finish the erasure", |s| match s {
+            DayStatus::Erasing | DayStatus::Erased { .. } => {
+                Some(DayStatus::Erased { logged: true })
+            }
+            _ => None,
+        })
     }
 
     /// Records that the `DayKeyErasure` of `day` is logged.

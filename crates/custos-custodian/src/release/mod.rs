@@ -28,20 +28,33 @@
 //! - The release state (quota counters, revocations seen, releases and their
 //!   log indices) and the last-seen checkpoint survive restarts.
 //!
+//! - Every log entry the release path acts on (revocations, its own
+//!   releases and erasures, commitments, extensions, unsealings) is re-hashed
+//!   against a witnessed checkpoint first; a log serving altered entries gets
+//!   [`ReleaseRefusal::LogInconsistent`] and nothing is released.
+//! - Idempotent across restarts: a `KeyRelease` is persisted as pending
+//!   before it is submitted, the same signed bytes are resubmitted on a
+//!   retry (the log answers a duplicate with the existing index), and at
+//!   start the whole log is re-read so that a release the log holds is found
+//!   again even when the state file was lost or restored from an older copy.
+//! - A day whose `DayKeyErasure` by this custodian is in the log is refused
+//!   as erased, whatever the share store says.
+//!
 //! # Not guaranteed
-//! Revocations are read from the log's entry bundles up to the newest
-//! witnessed checkpoint without re-hashing the tiles; a log that serves other
-//! entry bytes than it committed can delay a revocation from being seen.
-//! A crash after the log appended a `KeyRelease` but before any checkpoint
-//! witnessed it makes a retried request log the release a second time (the
-//! log then over-counts, never under-counts).
+//! If the state file is lost while a release is pending and the log never
+//! appended it, the pending release is forgotten: harmless, since no share
+//! left before its inclusion. With the state file and the verifier's
+//! checkpoint file both lost, the custodian trusts the first witnessed
+//! checkpoint it sees again (the witnesses still vouch for it).
 
 pub mod checks;
 pub mod http;
+mod logscan;
 mod refusal;
 mod seal;
 mod shares;
 mod state;
+mod unseal;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,9 +64,7 @@ use custos_escrow::{EscrowIdentity, SecretShare};
 use custos_tlog::{ClientError, LogClient, TrustPolicy, Verifier};
 use custos_wire::manifest::{Manifest, Role};
 use custos_wire::release::{ReleaseRequest, ReleaseResponse, ReleasedShares};
-use custos_wire::statement::{
-    KeyRelease, SignedStatement, Statement, StatementKind, warrant_commitment,
-};
+use custos_wire::statement::{KeyRelease, SignedStatement, Statement, warrant_commitment};
 use custos_wire::warrant::Warrant;
 use ed25519_dalek::SigningKey;
 use tokio::sync::Mutex;
@@ -61,7 +72,8 @@ use tokio::sync::Mutex;
 pub use refusal::ReleaseRefusal;
 pub use seal::seal;
 pub use shares::{MemoryShares, ShareSource, ShareSourceError, ShareStatus};
-pub use state::{ReleaseRecord, ReleaseState, month_of_day};
+pub use state::{KnownWarrant, ReleaseRecord, ReleaseState, month_of_day};
+pub use unseal::{Embargo, effective_embargo};
 
 use checks::WarrantChecked;
 use state::StateFile;
@@ -93,6 +105,12 @@ pub struct ReleaserConfig {
 struct Inner {
     state: StateFile,
     verifier: Verifier,
+    /// What the verified log proved since this process started (`None`
+    /// until the first scan, which re-reads the whole log).
+    facts: Option<logscan::LogFacts>,
+    /// Unsealings submitted by this process, by commitment: resubmitted
+    /// byte for byte until witnessed.
+    unsealings: std::collections::HashMap<[u8; 32], Vec<u8>>,
 }
 
 /// A custodian's release path. See the module docs for the contract.
@@ -147,13 +165,28 @@ impl<S: ShareSource> Releaser<S> {
             config,
             policy,
             shares,
-            inner: Mutex::new(Inner { state, verifier }),
+            inner: Mutex::new(Inner {
+                state,
+                verifier,
+                facts: None,
+                unsealings: std::collections::HashMap::new(),
+            }),
         })
     }
 
     /// The persisted state (for tests and status pages).
     pub async fn state(&self) -> ReleaseState {
         self.inner.lock().await.state.get().clone()
+    }
+
+    /// Re-reads the whole log (re-hashed against a witnessed checkpoint) and
+    /// merges what it proves into the state: own releases (a pending release
+    /// the log holds becomes logged, the quota it used is counted), own
+    /// erasures, revocations, and the largest size seen. The service calls
+    /// it at start; a release runs it first if it has not run yet.
+    pub async fn recover(&self) -> Result<(), ReleaseRefusal> {
+        let mut inner = self.inner.lock().await;
+        self.scan_log(&mut inner).await
     }
 
     /// Checks a release request and, if every check passes, logs this
@@ -172,9 +205,10 @@ impl<S: ShareSource> Releaser<S> {
         let court = checks::check_court(&cfg.manifest, &warrant)?;
         let signed = checks::check_request_signature(&cfg.manifest, &warrant, &request)?;
         let commitment = checks::check_commitment(&cfg.manifest, &warrant, &f.warrant, &request)?;
-        let policy = checks::check_policy(&cfg.manifest.policy, &warrant)?;
-        let expiry = checks::check_not_expired(clock, &warrant)?;
-        let within = checks::check_within_warrant(clock, &warrant, &f.requested)?;
+        // Checked now, refused only once the warrant is kept for unsealing.
+        let policy = checks::check_policy(&cfg.manifest.policy, &warrant);
+        let expiry = checks::check_not_expired(clock, &warrant);
+        let within = checks::check_within_warrant(clock, &warrant, &f.requested);
 
         let mut inner = self.inner.lock().await;
         let last = inner.verifier.last().cloned();
@@ -210,8 +244,22 @@ impl<S: ShareSource> Releaser<S> {
                 .map_err(|e| ReleaseRefusal::CheckpointInconsistent(e.to_string()))?;
         }
 
-        // Revocations (and own releases) up to the newest witnessed checkpoint.
+        // Revocations, own releases and own erasures up to the newest
+        // witnessed checkpoint, every entry re-hashed against it.
         self.scan_log(&mut inner).await?;
+        // The warrant's commitment is in the log and opened by it: keep it
+        // to unseal when its embargo ends, whatever the rest of the checks say.
+        let known = hex::encode(warrant_commitment(&f.salt, &f.warrant));
+        if !inner.state.get().warrants.contains_key(&known) {
+            let entry = KnownWarrant {
+                salt: hex::encode(f.salt),
+                warrant: hex::encode(&f.warrant),
+            };
+            inner.state.update(|st| {
+                st.warrants.insert(known.clone(), entry);
+            })?;
+        }
+        let (policy, expiry, within) = (policy?, expiry?, within?);
         let commitment_hash = warrant_commitment(&f.salt, &f.warrant);
         let revoked_key = format!(
             "{}:{}",
@@ -241,6 +289,11 @@ impl<S: ShareSource> Releaser<S> {
         for cd in &f.requested {
             if day_shares.contains_key(&cd.day) {
                 continue;
+            }
+            // The log says this custodian erased the day: a share the store
+            // still offers (a restored backup) is never used.
+            if inner.state.get().erased.contains(&cd.day) {
+                return Err(ReleaseRefusal::DayErased { day: cd.day });
             }
             match self.shares.share(cd.day).await.map_err(internal)? {
                 ShareStatus::Live(s) => {
@@ -362,14 +415,27 @@ impl<S: ShareSource> Releaser<S> {
             }
         };
         // Nothing leaves before the KeyRelease is in a witnessed checkpoint.
+        self.wait_witnessed(inner, index, &bytes).await?;
+        Ok(index)
+    }
+
+    /// Waits (up to the witness timeout) until `entry` is proven at `index`
+    /// in a witnessed checkpoint consistent with the last one seen.
+    async fn wait_witnessed(
+        &self,
+        inner: &mut Inner,
+        index: u64,
+        entry: &[u8],
+    ) -> Result<(), ReleaseRefusal> {
+        let cfg = &self.config;
         let deadline = tokio::time::Instant::now() + cfg.witness_timeout;
         loop {
             match cfg
                 .log
-                .prove_included(&mut inner.verifier, index, &bytes)
+                .prove_included(&mut inner.verifier, index, entry)
                 .await
             {
-                Ok(_) => return Ok(index),
+                Ok(_) => return Ok(()),
                 Err(ClientError::NotYetWitnessed { .. })
                     if tokio::time::Instant::now() < deadline =>
                 {
@@ -378,69 +444,6 @@ impl<S: ShareSource> Releaser<S> {
                 Err(e) => return Err(log_down(e)),
             }
         }
-    }
-
-    /// Reads the log from the last scanned entry up to the newest witnessed
-    /// checkpoint: records revocations by their court and finds this
-    /// custodian's pending releases again.
-    async fn scan_log(&self, inner: &mut Inner) -> Result<(), ReleaseRefusal> {
-        let cfg = &self.config;
-        let cp = cfg
-            .log
-            .update(&mut inner.verifier)
-            .await
-            .map_err(log_down)?;
-        let start = inner.state.get().scanned;
-        if cp.size() <= start {
-            return Ok(());
-        }
-        let entries = cfg.log.entries(start, cp.size()).await.map_err(log_down)?;
-        let pending: Vec<(String, String)> = inner
-            .state
-            .get()
-            .releases
-            .iter()
-            .filter(|(_, r)| r.index.is_none())
-            .map(|(k, r)| (k.clone(), r.statement.clone()))
-            .collect();
-        let mut revoked = Vec::new();
-        let mut found = Vec::new();
-        for (i, entry) in (start..).zip(entries.iter()) {
-            if let Some((k, _)) = pending
-                .iter()
-                .find(|(_, s)| hex::decode(s).is_ok_and(|b| &b == entry))
-            {
-                found.push((k.clone(), i));
-            }
-            let Ok(signed) = SignedStatement::decode(entry) else {
-                continue;
-            };
-            if signed.statement_bytes().get(1) != Some(&StatementKind::WarrantRevocation.tag()) {
-                continue;
-            }
-            let Ok(Statement::WarrantRevocation(r)) = signed.verify() else {
-                continue;
-            };
-            let by_court = cfg
-                .manifest
-                .participant(&r.court)
-                .filter(|p| p.role == Role::Court)
-                .and_then(|p| p.verifying_key().ok())
-                .is_some_and(|k| k.as_bytes() == signed.author());
-            if by_court {
-                revoked.push(format!("{}:{}", hex::encode(r.warrant), r.court));
-            }
-        }
-        let end = cp.size();
-        inner.state.update(|st| {
-            st.scanned = end;
-            st.revoked.extend(revoked);
-            for (k, i) in found {
-                if let Some(r) = st.releases.get_mut(&k) {
-                    r.index = Some(i);
-                }
-            }
-        })
     }
 }
 

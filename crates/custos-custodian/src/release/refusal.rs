@@ -106,6 +106,12 @@ pub enum ReleaseRefusal {
         day: u32,
     },
 
+    /// The log served entries that do not hash to its witnessed checkpoint,
+    /// or a witnessed size below one this custodian already saw. Nothing was
+    /// returned; the log's operator and the witnesses must be told.
+    #[error("the log is inconsistent: {0}")]
+    LogInconsistent(String),
+
     // Operation.
     /// The log could not be reached or did not witness the `KeyRelease` in time;
     /// nothing was returned. Retrying is safe.
@@ -139,6 +145,7 @@ impl ReleaseRefusal {
             Self::DayErased { .. } => "day_erased",
             Self::DayUnknown { .. } => "day_unknown",
             Self::LogUnavailable(_) => "log_unavailable",
+            Self::LogInconsistent(_) => "log_inconsistent",
             Self::Internal(_) => "internal",
         }
     }
@@ -153,6 +160,7 @@ impl ReleaseRefusal {
             Self::QuotaSpent { .. } => 429,
             Self::DayUnknown { .. } => 404,
             Self::LogUnavailable(_) => 503,
+            Self::LogInconsistent(_) => 502,
             Self::Internal(_) => 500,
             _ => 403,
         }

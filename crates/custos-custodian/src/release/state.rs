@@ -10,6 +10,16 @@
 //! bytes) nor hands out shares for an unlogged one (shares are returned only
 //! once the statement is proven in a witnessed checkpoint). The last-seen
 //! checkpoint is kept beside it by the log verifier (`checkpoint` file).
+//!
+//! # A lost or older file
+//! The file is a cache of what the log proves, plus what the log cannot
+//! know yet (pending releases, warrants learnt from requests). At every
+//! start the release path re-reads the whole log, re-hashed against a
+//! witnessed checkpoint, and merges into this state every own `KeyRelease`
+//! (so the quota used is counted again and no release is logged twice),
+//! every revocation and every own `DayKeyErasure`. `seen_size` only grows:
+//! a log whose witnessed checkpoint is smaller than a size this custodian
+//! already saw is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,11 +39,25 @@ pub struct ReleaseRecord {
     pub warrant: String,
 }
 
+/// A warrant this custodian learnt from a release request whose
+/// commitment it found in the log: what it needs to unseal it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownWarrant {
+    /// The commitment salt, hex.
+    pub salt: String,
+    /// The encoded, court-signed warrant, hex.
+    pub warrant: String,
+}
+
 /// Everything the release path must not forget across restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseState {
-    /// Log entries already scanned for revocations and own releases.
+    /// Log entries scanned since this process started (the whole log is
+    /// re-read at every start).
     pub scanned: u64,
+    /// The largest witnessed log size this custodian has seen; never lowered.
+    #[serde(default)]
+    pub seen_size: u64,
     /// Commitments (hex) of warrants their court revoked.
     pub revoked: BTreeSet<String>,
     /// Per authority, per month (`year * 12 + month - 1`), the warrants (hex
@@ -41,6 +65,14 @@ pub struct ReleaseState {
     pub quota: BTreeMap<String, BTreeMap<u32, BTreeSet<String>>>,
     /// Releases by request hash (hex).
     pub releases: BTreeMap<String, ReleaseRecord>,
+    /// Days whose `DayKeyErasure` by this custodian is in the log: their
+    /// shares are never used again, whatever the share store says.
+    #[serde(default)]
+    pub erased: BTreeSet<u32>,
+    /// Warrants learnt from requests, by commitment (hex), kept to unseal
+    /// them when their embargo ends.
+    #[serde(default)]
+    pub warrants: BTreeMap<String, KnownWarrant>,
 }
 
 /// The state file and its in-memory copy.

@@ -6,7 +6,9 @@
 //! same way. Time comes only from the injected [`SharedClock`]; the
 //! scheduler wakes every `tick` (and when a peer starts a day's DKG),
 //! generates every missing day from today to today + `days_ahead`, and
-//! erases every day whose end plus the manifest's grace has passed.
+//! erases every day whose end plus the manifest's grace has passed. A
+//! third task reconciles the release state with the log at start and
+//! publishes `WarrantUnsealing` for warrants whose embargo ended.
 
 mod http;
 mod scheduler;
@@ -35,8 +37,9 @@ pub use http::ApiError;
 pub struct Timing {
     /// How long each DKG phase waits for missing messages.
     pub phase_timeout: Duration,
-    /// How long to wait for every custodian's HPKE key before running a DKG
-    /// with only those known (at least `t`).
+    /// Unused: a DKG now needs every custodian
+    /// (`docs/design/0010-dkg-without-revealed-shares.md`). Kept so that
+    /// existing configurations still build.
     pub peer_wait: Duration,
     /// How often the scheduler looks for work.
     pub tick: Duration,
@@ -100,6 +103,7 @@ pub struct CustodianHandle {
     pub addr: SocketAddr,
     server: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
+    unsealer: tokio::task::JoinHandle<()>,
 }
 
 impl CustodianHandle {
@@ -107,6 +111,7 @@ impl CustodianHandle {
     pub fn abort(&self) {
         self.server.abort();
         self.scheduler.abort();
+        self.unsealer.abort();
     }
 }
 
@@ -207,7 +212,9 @@ pub async fn spawn_custodian(
         },
         StoreShares(shared.clone()),
     )?;
-    let app = http::router(shared.clone()).merge(crate::release::http::router(Arc::new(releaser)));
+    let releaser = Arc::new(releaser);
+    let unsealer = tokio::spawn(release_upkeep(releaser.clone(), shared.timing.tick));
+    let app = http::router(shared.clone()).merge(crate::release::http::router(releaser));
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("custodian server stopped: {e}");
@@ -218,7 +225,27 @@ pub async fn spawn_custodian(
         addr,
         server,
         scheduler,
+        unsealer,
     })
+}
+
+/// The release path's own upkeep: at start, re-read the whole log and
+/// reconcile the release state with it (pending releases, quota, erasures);
+/// then, every `tick`, unseal the warrants whose embargo ended.
+async fn release_upkeep(releaser: Arc<Releaser<StoreShares>>, tick: Duration) {
+    let mut recovered = false;
+    loop {
+        if !recovered {
+            match releaser.recover().await {
+                Ok(()) => recovered = true,
+                Err(e) => tracing::warn!("release state not yet reconciled with the log: {e}"),
+            }
+        }
+        if recovered && let Err(e) = releaser.unseal_due().await {
+            tracing::warn!("unsealing: {e}");
+        }
+        tokio::time::sleep(tick).await;
+    }
 }
 
 /// The share store as the release path sees it. A day whose erasure has

@@ -2,23 +2,24 @@
 //! erasure of expired shares, and the log statements for each.
 //!
 //! Every tick, in this order:
-//! 1. Follow the log; publish this custodian's HPKE key if it is not there.
-//! 2. For every stored day: erase the share once
-//!    `today >= day + 1 + erasure_grace_days` (the end of the day plus the
-//!    grace), then log `DayKeyErasure`; log any `EscrowDayKey` or erasure
-//!    that a crash left unlogged.
+//! 1. Follow the log (every entry re-hashed against a witnessed
+//!    checkpoint); publish this custodian's HPKE key if it is not there.
+//! 2. For every stored day: once `today >= day + 1 + erasure_grace_days`
+//!    (the end of the day plus the grace), mark it `erasing` (the share is
+//!    never used again), log `DayKeyErasure` and wait for a witnessed
+//!    checkpoint, then destroy the share file; finish any erasure a crash
+//!    interrupted; erase at once a share whose erasure the log already holds;
+//!    log any `EscrowDayKey` that a crash left unlogged.
 //! 3. For each day from today to today + `days_ahead` that this custodian
 //!    has no record of: if `t` custodians already published its key without
-//!    this one, record it as missed; otherwise run the DKG over HTTP, store
-//!    the share (durable), then publish the `EscrowDayKey`.
-//!
-//! A DKG starts once every custodian's HPKE key is in the log, or, after
-//! `peer_wait`, with at least `t` of them: a custodian that is down does
-//! not stop the others.
+//!    this one, record it as missed; otherwise, once every custodian's HPKE
+//!    key is in the log, run the DKG over HTTP among all of them. A result
+//!    in which any share was revealed (a custodian did not acknowledge, for
+//!    example because it was down) is dropped and retried later; otherwise
+//!    the share is stored (durable) and the `EscrowDayKey` published.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use custos_escrow::dkg::{self, DkgConfig, DkgOutput};
 use custos_wire::manifest::Role;
@@ -45,9 +46,8 @@ pub(super) async fn run(
     mut view: LogView,
     mut wake: tokio::sync::mpsc::Receiver<u32>,
 ) {
-    let started = Instant::now();
     loop {
-        if let Err(e) = tick(&s, &mut view, started).await {
+        if let Err(e) = tick(&s, &mut view).await {
             tracing::warn!(custodian = s.key.name(), "{e}");
         }
         tokio::select! {
@@ -57,7 +57,7 @@ pub(super) async fn run(
     }
 }
 
-async fn tick(s: &Arc<Shared>, view: &mut LogView, started: Instant) -> Result<(), TickError> {
+async fn tick(s: &Arc<Shared>, view: &mut LogView) -> Result<(), TickError> {
     view.refresh().await?;
     let me = s.key.public_key();
     let hpke = s.key.hpke_public_key();
@@ -77,44 +77,75 @@ async fn tick(s: &Arc<Shared>, view: &mut LogView, started: Instant) -> Result<(
     }
     let today = s.clock.today();
     s.inbox.prune(today);
-    upkeep(s, view, today).await?;
-    generate(s, view, today, started).await
+    upkeep(s, &mut *view, today).await?;
+    generate(s, view, today).await
 }
 
 /// Erasure and catch-up logging for every stored day.
-async fn upkeep(s: &Arc<Shared>, view: &LogView, today: u32) -> Result<(), TickError> {
+///
+/// Erasure is logged before its effect (`docs/design/0011-erasure-logged-first.md`):
+/// the day is first marked `erasing` (its share is never used again), then
+/// the `DayKeyErasure` is logged and witnessed, and only then is the share
+/// file destroyed. A day whose erasure by this custodian the log already
+/// holds (a crash after logging, or a share store restored from an older
+/// backup) is erased at once without logging again.
+async fn upkeep(s: &Arc<Shared>, view: &mut LogView, today: u32) -> Result<(), TickError> {
     let grace = u32::from(s.manifest.policy.erasure_grace_days);
+    let me = s.key.public_key();
     for (day, status, _) in s.store.days()? {
+        let logged = view.erasures(day).contains(&me);
         match status {
+            DayStatus::Live { .. } if logged => {
+                tracing::warn!(
+                    custodian = s.key.name(),
+                    day,
+                    "the log says this share was erased; erasing the copy found on disk"
+                );
+                s.store.begin_erasure(day)?;
+                s.store.finish_erasure(day)?;
+            }
             DayStatus::Live { published } => {
                 if today >= day.saturating_add(1).saturating_add(grace) {
-                    // The share goes first; the statement says it is gone.
-                    s.store.erase(day)?;
+                    s.store.begin_erasure(day)?;
                     log_erasure(s, view, day).await?;
+                    s.store.finish_erasure(day)?;
+                    tracing::info!(
+                        custodian = s.key.name(),
+                        day,
+                        "erasure logged, then share erased"
+                    );
                 } else if !published {
                     publish_day_key(s, view, day).await?;
                 }
             }
-            DayStatus::Erased { logged: false } => log_erasure(s, view, day).await?,
+            DayStatus::Erasing => {
+                if !logged {
+                    log_erasure(s, view, day).await?;
+                }
+                s.store.finish_erasure(day)?;
+            }
+            DayStatus::Erased { logged: false } => {
+                if !logged {
+                    log_erasure(s, view, day).await?;
+                }
+                s.store.mark_erasure_logged(day)?;
+            }
             DayStatus::Erased { logged: true } | DayStatus::Missed => {}
         }
     }
     Ok(())
 }
 
-async fn log_erasure(s: &Shared, view: &LogView, day: u32) -> Result<(), TickError> {
+/// Logs this custodian's `DayKeyErasure` of `day` and waits until a
+/// witnessed checkpoint holds it.
+async fn log_erasure(s: &Shared, view: &mut LogView, day: u32) -> Result<(), TickError> {
     let st = Statement::DayKeyErasure(DayKeyErasure {
         day,
         custodian: s.key.name().to_owned(),
         erased_at: s.clock.now_secs(),
     });
-    view.publish(&s.key, &st).await?;
-    s.store.mark_erasure_logged(day)?;
-    tracing::info!(
-        custodian = s.key.name(),
-        day,
-        "share erased and erasure logged"
-    );
+    view.publish_witnessed(&s.key, &st, s.timing.witness_timeout)
+        .await?;
     Ok(())
 }
 
@@ -134,12 +165,7 @@ async fn publish_day_key(s: &Shared, view: &LogView, day: u32) -> Result<(), Tic
     Ok(())
 }
 
-async fn generate(
-    s: &Arc<Shared>,
-    view: &mut LogView,
-    today: u32,
-    started: Instant,
-) -> Result<(), TickError> {
+async fn generate(s: &Arc<Shared>, view: &mut LogView, today: u32) -> Result<(), TickError> {
     let me = s.key.public_key();
     let t = usize::from(s.threshold);
     for day in today..=today.saturating_add(s.days_ahead) {
@@ -156,16 +182,30 @@ async fn generate(
             );
             continue;
         }
+        // Every custodian takes part or none does: a custodian that cannot
+        // receive its dealings would have its shares revealed to the others
+        // (docs/design/0010-dkg-without-revealed-shares.md).
         let peers = peers(s);
-        let all = peers.len() == s.custodians.len();
-        if !peers.contains_key(&me)
-            || peers.len() < t
-            || (!all && started.elapsed() < s.timing.peer_wait)
-            || s.inbox.is_cooling(day)
+        if !peers.contains_key(&me) || peers.len() != s.custodians.len() || s.inbox.is_cooling(day)
         {
             return Ok(());
         }
         let output = run_dkg(s, day, peers).await?;
+        if !output.public.revealed.is_empty() {
+            // A complaint was answered by revealing shares: the live
+            // custodians now hold more than their own share of this key. It
+            // is dropped here (the share is zeroized), never stored or
+            // published, and the day is tried again after a cool-down.
+            s.inbox.end(day, true, s.timing.phase_timeout * 2);
+            tracing::warn!(
+                custodian = s.key.name(),
+                day,
+                revealed = ?output.public.revealed,
+                "day key refused: shares of custodians {:?} were revealed during the DKG; retrying later",
+                output.public.revealed
+            );
+            return Ok(());
+        }
         s.store.put(
             day,
             &output.share,

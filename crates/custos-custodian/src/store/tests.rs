@@ -100,3 +100,36 @@ fn an_interrupted_erasure_is_finished_at_open() {
     assert!(!contains(&all_bytes(dir.path()), &file));
     assert!(matches!(store.share(20_501).unwrap(), ShareLookup::Unknown));
 }
+
+#[test]
+fn an_erasure_not_yet_logged_keeps_the_file_but_never_serves_the_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = CustodianKey::generate("c1.test").unwrap();
+    let (day_key, shares) = deal();
+    let store = ShareStore::open(dir.path(), &key).unwrap();
+    store.put(20_500, &shares[2], &day_key, &[7; 32]).unwrap();
+    let path = dir.path().join("shares/20500.share");
+    let file = std::fs::read(&path).unwrap();
+    store.begin_erasure(20_500).unwrap();
+    store.begin_erasure(20_500).unwrap();
+    drop(store);
+    // A crash before the DayKeyErasure is logged: the file survives the
+    // reopen (it is destroyed only after logging), the share is withheld.
+    let store = ShareStore::open(dir.path(), &key).unwrap();
+    assert_eq!(store.status(20_500).unwrap(), Some(DayStatus::Erasing));
+    assert!(path.exists());
+    assert!(matches!(store.share(20_500).unwrap(), ShareLookup::Erased));
+    assert!(store.put(20_500, &shares[2], &day_key, &[7; 32]).is_err());
+    // Logged: the file goes, every byte of it.
+    store.finish_erasure(20_500).unwrap();
+    store.finish_erasure(20_500).unwrap();
+    assert!(!path.exists());
+    assert!(!contains(&all_bytes(dir.path()), &file));
+    assert_eq!(
+        store.status(20_500).unwrap(),
+        Some(DayStatus::Erased { logged: true })
+    );
+    // A live day cannot skip the erasing step.
+    store.put(20_501, &shares[2], &day_key, &[7; 32]).unwrap();
+    assert!(store.finish_erasure(20_501).is_err());
+}

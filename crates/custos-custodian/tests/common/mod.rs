@@ -1,6 +1,8 @@
 //! A deployment on loopback for the custodian tests: a log with two
 //! witnesses (quorum 2), five custodians (t = 3) on 127.0.0.1:0, a
-//! simulated clock, and a log reader.
+//! simulated clock, and a log reader. The manifest names a fault-injecting
+//! proxy ([`proxy`]) as the log's endpoint; it forwards everything unless a
+//! test switches a fault on.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,6 +11,8 @@
     reason = "test helpers outside #[test] functions: a failure is a test failure"
 )]
 #![allow(dead_code, reason = "each test binary uses part of the helpers")]
+
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +31,8 @@ use custos_witness_server::WitnessConfig;
 use tokio::net::TcpListener;
 
 pub const ORIGIN: &str = "log.custodian.test";
+pub const COURT: &str = "court.custodian.test";
+pub const AUTHORITY: &str = "authority.custodian.test";
 pub const N: usize = 5;
 pub const T: usize = 3;
 /// 2026-02-01 00:00 UTC plus one hour, in milliseconds.
@@ -40,6 +46,8 @@ pub struct Cluster {
     pub custodians: Vec<Option<CustodianHandle>>,
     pub timing: Timing,
     pub days_ahead: u32,
+    /// The faults of the proxy in front of the log.
+    pub log_faults: std::sync::Arc<proxy::Faults>,
     _log: custos_log_server::LogHandle,
 }
 
@@ -73,7 +81,9 @@ impl Cluster {
                 public_key: hex::encode(key),
             };
         let log_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let log_url = format!("http://{}", log_listener.local_addr().unwrap());
+        let upstream = format!("http://{}", log_listener.local_addr().unwrap());
+        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let log_url = format!("http://{}", proxy_listener.local_addr().unwrap());
         let mut ps = vec![participant(
             ORIGIN,
             Role::Log,
@@ -103,6 +113,18 @@ impl Cluster {
                 Some(format!("http://{addr}")),
             ));
         }
+        ps.push(participant(
+            COURT,
+            Role::Court,
+            court_key().verifying_key().to_bytes(),
+            None,
+        ));
+        ps.push(participant(
+            AUTHORITY,
+            Role::Authority,
+            authority_key().verifying_key().to_bytes(),
+            None,
+        ));
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         std::fs::create_dir_all(dir.path().join("keys")).unwrap();
@@ -134,6 +156,7 @@ impl Cluster {
         )
         .await
         .unwrap();
+        let proxy = proxy::spawn_proxy_on(proxy_listener, &upstream).await;
         let mut cluster = Self {
             dir,
             clock,
@@ -142,6 +165,7 @@ impl Cluster {
             custodians: (0..N).map(|_| None).collect(),
             timing,
             days_ahead,
+            log_faults: proxy.faults,
             _log: log,
         };
         for (i, listener) in listeners.into_iter().enumerate() {
@@ -233,6 +257,16 @@ impl Cluster {
     pub fn public_key(&self, i: usize) -> [u8; 32] {
         self.key(i).public_key()
     }
+}
+
+/// The manifest court's signing key.
+pub fn court_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[2; 32])
+}
+
+/// The manifest authority's signing key.
+pub fn authority_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[3; 32])
 }
 
 fn key_path(dir: &Path, i: usize) -> PathBuf {

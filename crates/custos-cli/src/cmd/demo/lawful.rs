@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, Result};
 use custos_authority::CollectError;
-use custos_authority::collect::CustodianAnswer;
+use custos_authority::collect::{Collected, CustodianAnswer};
 use custos_authority::submit::SubmittedWarrant;
 use custos_escrow::{Capsule, DayKey};
 use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
@@ -142,7 +142,7 @@ impl Demo<'_> {
         &mut self,
         e: &Escrowed,
         submitted: &SubmittedWarrant,
-    ) -> Result<()> {
+    ) -> Result<Collected> {
         self.d.stop_custodian(0).await?;
         self.d.stop_custodian(4).await?;
         let collected = self.d.collect(submitted, e.requested()).await?;
@@ -176,6 +176,66 @@ impl Demo<'_> {
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
+            ),
+        )?;
+        Ok(collected)
+    }
+
+    /// Step "interception": the provider checks the logged warrant itself,
+    /// logs its Interception, and keeps what alice then sends to carol.
+    pub(super) async fn interception(
+        &mut self,
+        u: &mut Users,
+        e: &Escrowed,
+        submitted: &SubmittedWarrant,
+    ) -> Result<()> {
+        let started = self.d.intercept(submitted).await?;
+        u.alice
+            .send_text(&e.conversation, "bring the documents")
+            .await?;
+        let got = u.carol.receive(None).await?;
+        self.n.step(
+            "interception",
+            got.iter().any(|m| m.text == "bring the documents"),
+            format!(
+                "the provider checked the warrant and its log proof itself, logged its \
+                 Interception as entry {}, and keeps the conversation's items of that day \
+                 apart from mailboxes ({} already stored); carol read alice's next message as \
+                 usual",
+                started.log_index, started.kept
+            ),
+        )
+    }
+
+    /// Step "evidence verifies": the authority opens what the provider kept
+    /// and writes an evidence bundle that verifies offline, and one changed
+    /// character makes it fail.
+    pub(super) async fn evidence_verifies(
+        &mut self,
+        submitted: &SubmittedWarrant,
+        collected: &Collected,
+    ) -> Result<()> {
+        let bundle = self.d.evidence(submitted, collected).await?;
+        let hash = self.d.manifest().hash()?;
+        let verified = custos_verify::evidence::verify_evidence(&bundle, Some(&hash));
+        let mut altered = bundle.clone();
+        if let Some(m) = altered.messages.first_mut() {
+            m.text.push('!');
+        }
+        let refused = custos_verify::evidence::verify_evidence(&altered, Some(&hash)).err();
+        let file = self.dir.join("evidence.json");
+        std::fs::write(&file, serde_json::to_vec_pretty(&bundle)?)?;
+        let texts: Vec<&str> = bundle.messages.iter().map(|m| m.text.as_str()).collect();
+        self.n.step(
+            "evidence verifies",
+            verified.is_ok() && refused.is_some() && !texts.is_empty(),
+            format!(
+                "the authority opened the kept chain with the released key and recovered {texts:?}, \
+                 each with its sender's signature, franking, delivery tag and escrow provenance \
+                 checked; {} verifies offline against the manifest alone; with one character \
+                 changed it is refused: {}",
+                file.display(),
+                refused.map(|e| e.to_string()).unwrap_or_default()
             ),
         )
     }

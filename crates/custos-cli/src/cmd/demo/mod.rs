@@ -136,7 +136,9 @@ async fn story(n: &mut Narrator, dir: &Path) -> Result<()> {
     let escrowed = demo.escrow_in_every_chain(&mut users).await?;
     let submitted = demo.warrant_logged(&escrowed).await?;
     demo.unlogged_warrant_refused(&escrowed, &submitted).await?;
-    demo.release_by_three(&escrowed, &submitted).await?;
+    demo.interception(&mut users, &escrowed, &submitted).await?;
+    let collected = demo.release_by_three(&escrowed, &submitted).await?;
+    demo.evidence_verifies(&submitted, &collected).await?;
     demo.two_shares_open_nothing(&escrowed, &submitted).await?;
 
     demo.d.shutdown().await?;
