@@ -121,6 +121,7 @@ impl Net {
             ));
         }
         let manifest = Manifest::new(2, T, Policy::default(), ps).unwrap();
+        let log_signing = log_key.signing_key().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let handle = custos_log_server::spawn_log(
             listener,
@@ -136,6 +137,26 @@ impl Net {
         .await
         .unwrap();
         let log = LogClient::new(&format!("http://{}", handle.addr)).unwrap();
+        // The log publishes the manifest; from the first witnessed
+        // checkpoint on, every statement waits for its own.
+        let policy = TrustPolicy::from_manifest(&manifest).unwrap();
+        let sub = log.publish_manifest(&log_signing, &manifest).await.unwrap();
+        let mut witnessed = false;
+        for _ in 0..800 {
+            let note = log.checkpoint().await.unwrap();
+            if policy
+                .verify_checkpoint(&note)
+                .is_ok_and(|cp| cp.size() > sub.index)
+            {
+                witnessed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(
+            witnessed,
+            "the witnesses never cosigned the manifest's publication"
+        );
         let verifier = Verifier::open(
             TrustPolicy::from_manifest(&manifest).unwrap(),
             &dir.path().join("verifier"),

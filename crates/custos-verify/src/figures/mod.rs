@@ -424,7 +424,9 @@ impl Figures {
         if w.unsealed {
             return Err("the warrant is already unsealed".into());
         }
-        if e.issued_at > w.embargo_until {
+        // The custodians' rule (custos-custodian `effective_embargo`): an
+        // extension issued at the end instant or later comes too late.
+        if e.issued_at >= w.embargo_until {
             return Err("issued after the embargo ended".into());
         }
         if e.embargo_until <= w.embargo_until {

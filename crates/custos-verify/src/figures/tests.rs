@@ -84,6 +84,14 @@ fn authors_must_be_who_they_say_and_extensions_move_the_deadline() {
         issued_at: 1_005 * 86_400,
     });
     f.add(3, &who("court.test"), &ext);
+    // One issued at the very end of the (extended) embargo comes too late.
+    let late = Statement::EmbargoExtension(EmbargoExtension {
+        warrant: [1; 32],
+        court: "court.test".into(),
+        embargo_until: 1_030 * 86_400,
+        issued_at: 1_020 * 86_400,
+    });
+    f.add(20, &who("court.test"), &late);
     // A day key held by all three custodians, erased by two of them.
     for (i, c) in ["c0", "c1", "c2"].iter().enumerate() {
         let st = Statement::EscrowDayKey(EscrowDayKey {
@@ -105,8 +113,13 @@ fn authors_must_be_who_they_say_and_extensions_move_the_deadline() {
     let out = f.finish(1_015 * 86_400);
     assert_eq!(out.totals.releases, 1);
     assert_eq!(out.totals.embargo_extensions, 1);
-    assert_eq!(out.flags.refused_statements.len(), 1);
+    assert_eq!(out.flags.refused_statements.len(), 2);
     assert_eq!(out.flags.refused_statements[0].index, 1);
+    assert_eq!(out.flags.refused_statements[1].index, 20);
+    assert_eq!(
+        out.flags.refused_statements[1].reason,
+        "issued after the embargo ended"
+    );
     assert!(out.flags.overdue_unsealings.is_empty());
     // One holder left of three, below t = 2: flagged, but not openable.
     assert_eq!(out.flags.missing_erasures.len(), 1);
