@@ -53,17 +53,28 @@ pub struct LoggedWarrant {
     pub inclusion_proof: Vec<[u8; 32]>,
 }
 
-impl LoggedWarrant {
-    fn write(&self, w: &mut Writer) -> Result<(), WireError> {
-        w.bytes16("warrant", &self.warrant, MAX_WARRANT_ENCODED_LEN)?;
-        w.raw(&self.salt);
+/// The warrant and its log proof, by reference: what a release request and
+/// an interception request both carry, written the same way.
+pub(crate) struct LoggedWarrantRef<'a> {
+    pub warrant: &'a [u8],
+    pub salt: &'a [u8; 32],
+    pub commitment_entry: &'a [u8],
+    pub commitment_index: u64,
+    pub checkpoint: &'a [u8],
+    pub inclusion_proof: &'a [[u8; 32]],
+}
+
+impl LoggedWarrantRef<'_> {
+    pub(crate) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        w.bytes16("warrant", self.warrant, MAX_WARRANT_ENCODED_LEN)?;
+        w.raw(self.salt);
         w.bytes16(
             "commitment_entry",
-            &self.commitment_entry,
+            self.commitment_entry,
             MAX_COMMITMENT_ENTRY_LEN,
         )?;
         w.u64(self.commitment_index);
-        w.bytes16("checkpoint", &self.checkpoint, MAX_CHECKPOINT_LEN)?;
+        w.bytes16("checkpoint", self.checkpoint, MAX_CHECKPOINT_LEN)?;
         let n = u8::try_from(self.inclusion_proof.len())
             .ok()
             .filter(|n| usize::from(*n) <= MAX_PROOF_LEN)
@@ -72,13 +83,26 @@ impl LoggedWarrant {
                 max: MAX_PROOF_LEN,
             })?;
         w.u8(n);
-        for h in &self.inclusion_proof {
+        for h in self.inclusion_proof {
             w.raw(h);
         }
         Ok(())
     }
+}
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+impl LoggedWarrant {
+    fn as_ref(&self) -> LoggedWarrantRef<'_> {
+        LoggedWarrantRef {
+            warrant: &self.warrant,
+            salt: &self.salt,
+            commitment_entry: &self.commitment_entry,
+            commitment_index: self.commitment_index,
+            checkpoint: &self.checkpoint,
+            inclusion_proof: &self.inclusion_proof,
+        }
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let warrant = r
             .field("warrant")
             .bytes16(MAX_WARRANT_ENCODED_LEN)?
@@ -127,7 +151,7 @@ impl InterceptionRequestFields {
     fn write(&self) -> Result<Vec<u8>, WireError> {
         let mut w = Writer::with_capacity(2048);
         w.u8(INTERCEPTION_VERSION);
-        self.logged.write(&mut w)?;
+        self.logged.as_ref().write(&mut w)?;
         if self.provider.is_empty() {
             return Err(WireError::InvalidValue {
                 field: "provider",

@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 use crate::WireError;
 use crate::codec::{Reader, Writer};
 use crate::ids::ConversationId;
+use crate::interception::{LoggedWarrant, LoggedWarrantRef};
 use crate::statement::MAX_NAME_LEN;
-use crate::warrant::{MAX_DAYS, MAX_TARGETS, MAX_WARRANT_ENCODED_LEN};
+use crate::warrant::{MAX_DAYS, MAX_TARGETS};
 
 /// Version byte of the request, response and shares encodings.
 pub const RELEASE_VERSION: u8 = 1;
@@ -90,26 +91,15 @@ impl ReleaseRequestFields {
     fn write(&self) -> Result<Vec<u8>, WireError> {
         let mut w = Writer::with_capacity(1024 + self.requested.len() * 20);
         w.u8(RELEASE_VERSION);
-        w.bytes16("warrant", &self.warrant, MAX_WARRANT_ENCODED_LEN)?;
-        w.raw(&self.salt);
-        w.bytes16(
-            "commitment_entry",
-            &self.commitment_entry,
-            MAX_COMMITMENT_ENTRY_LEN,
-        )?;
-        w.u64(self.commitment_index);
-        w.bytes16("checkpoint", &self.checkpoint, MAX_CHECKPOINT_LEN)?;
-        let n = u8::try_from(self.inclusion_proof.len())
-            .ok()
-            .filter(|n| usize::from(*n) <= MAX_PROOF_LEN)
-            .ok_or(WireError::TooLong {
-                field: "inclusion_proof",
-                max: MAX_PROOF_LEN,
-            })?;
-        w.u8(n);
-        for h in &self.inclusion_proof {
-            w.raw(h);
+        LoggedWarrantRef {
+            warrant: &self.warrant,
+            salt: &self.salt,
+            commitment_entry: &self.commitment_entry,
+            commitment_index: self.commitment_index,
+            checkpoint: &self.checkpoint,
+            inclusion_proof: &self.inclusion_proof,
         }
+        .write(&mut w)?;
         put_name(&mut w, "custodian", &self.custodian)?;
         w.u64(self.requested_at);
         check_requested(&self.requested)?;
@@ -133,28 +123,14 @@ impl ReleaseRequestFields {
                 supported: RELEASE_VERSION,
             });
         }
-        let warrant = r
-            .field("warrant")
-            .bytes16(MAX_WARRANT_ENCODED_LEN)?
-            .to_vec();
-        let salt = r.field("salt").array()?;
-        let commitment_entry = r
-            .field("commitment_entry")
-            .bytes16(MAX_COMMITMENT_ENTRY_LEN)?
-            .to_vec();
-        let commitment_index = r.field("commitment_index").u64()?;
-        let checkpoint = r.field("checkpoint").bytes16(MAX_CHECKPOINT_LEN)?.to_vec();
-        let n = usize::from(r.field("inclusion_proof").u8()?);
-        if n > MAX_PROOF_LEN {
-            return Err(WireError::TooLong {
-                field: "inclusion_proof",
-                max: MAX_PROOF_LEN,
-            });
-        }
-        let mut inclusion_proof = Vec::with_capacity(n);
-        for _ in 0..n {
-            inclusion_proof.push(r.field("proof_hash").array()?);
-        }
+        let LoggedWarrant {
+            warrant,
+            salt,
+            commitment_entry,
+            commitment_index,
+            checkpoint,
+            inclusion_proof,
+        } = LoggedWarrant::read(r)?;
         let custodian = name(r, "custodian")?;
         let requested_at = r.field("requested_at").u64()?;
         let requested = read_conversation_days(r)?;
