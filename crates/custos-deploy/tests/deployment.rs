@@ -224,6 +224,30 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
         other => panic!("an unlogged warrant must be refused: {other:?}"),
     }
 
+    // A logged warrant that its court revoked starts nothing either.
+    let revoked = d
+        .submit_warrant(&d.sign_warrant(&[conv], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let mut court_verifier = d.verifier("court").unwrap();
+    custos_authority::court::revoke(
+        d.log(),
+        &mut court_verifier,
+        "court.test",
+        &d.keys().court,
+        hex::decode(&revoked.commitment)
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        clock.now_millis() / 1000,
+    )
+    .await
+    .unwrap();
+    match d.intercept(&revoked).await {
+        Err(InterceptError::Refused { code, .. }) => assert_eq!(code, "warrant_revoked"),
+        other => panic!("a revoked warrant must be refused: {other:?}"),
+    }
+
     // The logged one: the provider logs its Interception and keeps what is
     // still stored (the unread envelope), the day's chain announcement
     // (remembered though acked), and what comes.
