@@ -395,3 +395,63 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
         other => panic!("a stranger must not fetch kept items: {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decryption_covers_exactly_the_warranted_conversations_and_days() {
+    let dir = tempfile::tempdir().unwrap();
+    // Day D − 1 at 20:00: the warrant will cover day D only.
+    let clock = custos_clock::dangerous::simulated(START_MS - 13 * 3_600_000);
+    let d = Deployment::start(dir.path(), spec(&clock)).await.unwrap();
+    d.wait_day_keys(DAY - 1..=DAY).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    let mut carol = d.register("carol").await.unwrap();
+    let a = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let b = alice.create_conversation(&["carol".into()]).await.unwrap();
+    let c = bob.create_conversation(&["carol".into()]).await.unwrap();
+    // Day D − 1, left unread in the mailboxes: outside the warrant.
+    alice.send_text(&a, "a, day before").await.unwrap();
+    alice.send_text(&b, "b, day before").await.unwrap();
+
+    // Day D, 00:30: a warrant for conversations a and b on day D.
+    clock.advance_millis(4 * 3_600_000 + 30 * 60_000);
+    d.wait_day_keys(DAY..=DAY + 1).await.unwrap();
+    let submitted = d
+        .submit_warrant(&d.sign_warrant(&[a, b], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let started = d.intercept(&submitted).await.unwrap();
+    assert_eq!(started.kept, 0, "nothing of day D was stored yet");
+    alice.send_text(&a, "a, on the day").await.unwrap();
+    alice.send_text(&b, "b, on the day").await.unwrap();
+    bob.send_text(&c, "c, on the day").await.unwrap();
+    for device in [&mut bob, &mut carol] {
+        device.receive(None).await.unwrap();
+    }
+
+    // (Day D + 1 is outside too: see the test above; a device's session
+    // lasts a day, so this one stops here.)
+    let requested = vec![
+        ConversationDay {
+            conversation: a,
+            day: DAY,
+        },
+        ConversationDay {
+            conversation: b,
+            day: DAY,
+        },
+    ];
+    let mut requested = requested;
+    requested.sort_by_key(|cd| (cd.conversation, cd.day));
+    let collected = d.collect(&submitted, requested).await.unwrap();
+    let (_, opened) = d.decrypt(&submitted, &collected).await.unwrap();
+    assert!(opened.failures.is_empty(), "{:?}", opened.failures);
+    assert_eq!(opened.outside_warrant, 0);
+    let mut texts: Vec<String> = opened
+        .messages
+        .iter()
+        .map(|m| String::from_utf8(m.body.clone()).unwrap())
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["a, on the day", "b, on the day"]);
+}
