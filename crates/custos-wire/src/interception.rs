@@ -197,7 +197,8 @@ pub struct InterceptionRequest {
     signature: [u8; 64],
 }
 
-fn labelled(label: &[u8], bytes: &[u8]) -> Vec<u8> {
+/// `label || bytes`: the message a request signature covers.
+pub(crate) fn labelled(label: &[u8], bytes: &[u8]) -> Vec<u8> {
     let mut msg = Vec::with_capacity(label.len() + bytes.len());
     msg.extend_from_slice(label);
     msg.extend_from_slice(bytes);

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::WireError;
 use crate::codec::{Reader, Writer};
 use crate::ids::ConversationId;
-use crate::interception::{LoggedWarrant, LoggedWarrantRef};
+use crate::interception::{LoggedWarrant, LoggedWarrantRef, labelled};
 use crate::statement::MAX_NAME_LEN;
 use crate::warrant::{MAX_DAYS, MAX_TARGETS};
 
@@ -152,7 +152,7 @@ impl ReleaseRequest {
     /// Signs the request with the authority's manifest key.
     pub fn sign(fields: ReleaseRequestFields, authority: &SigningKey) -> Result<Self, WireError> {
         let signature = authority
-            .sign(&request_message(&fields.write()?))
+            .sign(&labelled(REQUEST_SIGNING_LABEL, &fields.write()?))
             .to_bytes();
         Ok(Self { fields, signature })
     }
@@ -166,7 +166,7 @@ impl ReleaseRequest {
     pub fn verify(&self, authority: &VerifyingKey) -> Result<(), WireError> {
         authority
             .verify_strict(
-                &request_message(&self.fields.write()?),
+                &labelled(REQUEST_SIGNING_LABEL, &self.fields.write()?),
                 &Signature::from_bytes(&self.signature),
             )
             .map_err(|_| WireError::InvalidValue {
@@ -371,13 +371,6 @@ fn put_name(w: &mut Writer, field: &'static str, s: &str) -> Result<(), WireErro
     }
     w.bytes8(field, s.as_bytes(), MAX_NAME_LEN)?;
     Ok(())
-}
-
-fn request_message(fields: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(REQUEST_SIGNING_LABEL.len() + fields.len());
-    msg.extend_from_slice(REQUEST_SIGNING_LABEL);
-    msg.extend_from_slice(fields);
-    msg
 }
 
 #[cfg(test)]
