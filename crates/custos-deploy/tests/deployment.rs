@@ -493,3 +493,30 @@ async fn a_device_refuses_a_franking_key_that_is_not_in_the_log() {
     let d2 = Deployment::start(dir2.path(), spec).await.unwrap();
     d2.register("alice").await.unwrap();
 }
+
+/// Once a device's one-time KeyPackages are used up, others can still add
+/// it: the service hands out its last-resort KeyPackage, which adders
+/// accept, again and again until the device tops up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_added_with_its_last_resort_key_package_once_the_others_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let spec =
+        DeploymentSpec::new("test", clock.shared()).custodians(0, 0, CustodianMode::KeysOnly);
+    let d = Deployment::start(dir.path(), spec).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    let batch = custos_client::device::KEY_PACKAGE_BATCH;
+    let mut convs = Vec::new();
+    for _ in 0..batch + 3 {
+        convs.push(alice.create_conversation(&["bob".into()]).await.unwrap());
+    }
+    let last = *convs.last().unwrap();
+    alice.send_text(&last, "on the last resort").await.unwrap();
+    let got = bob.receive(None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, "on the last resort");
+    assert_eq!(bob.conversations().unwrap().len(), batch + 3);
+    let refused = bob.take_refusals();
+    assert!(refused.is_empty(), "{refused:?}");
+}
