@@ -1,6 +1,6 @@
 //! The custodian's HTTP API: health, JSON errors, the mounted release path.
 
-mod common;
+use crate::common;
 
 use common::*;
 
@@ -19,7 +19,7 @@ async fn every_endpoint_answers_json_and_release_is_mounted() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["name"], "custodian-0.test");
+    assert_eq!(health["name"], custodian_name(0).as_str());
     assert_eq!(health["public_key"], hex::encode(cluster.public_key(0)));
     assert_eq!(health["today"], cluster.clock.shared().today());
 

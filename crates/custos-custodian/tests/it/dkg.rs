@@ -2,7 +2,7 @@
 //! threshold, a custodian down during the DKG (no day key with revealed
 //! shares), restarts and erasure.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

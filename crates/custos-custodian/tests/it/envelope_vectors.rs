@@ -6,7 +6,7 @@
 //! reproduce them. Broadcast envelopes are deterministic (Ed25519) and are
 //! also re-encoded and compared; sealed ones carry a random HPKE key and are
 //! only opened. `generate` rewrites the files (run with
-//! `cargo test -p custos-custodian --test envelope_vectors -- --ignored`).
+//! `cargo test -p custos-custodian --test it envelope_vectors -- --ignored`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

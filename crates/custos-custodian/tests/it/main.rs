@@ -1,11 +1,11 @@
-//! x
+//! Custodians on loopback: their HTTP API, the DKG, unsealing, faults of
+//! the log, and the DKG envelope vectors.
 //!
-//! One binary for every integration test of the crate: each test binary
-//! links the whole dependency tree again, so a module per topic here
-//! costs one link, not one per file.
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
 
-mod common;
 mod api;
+mod common;
 mod dkg;
 mod envelope_vectors;
 mod hardening;

@@ -9,7 +9,7 @@
     reason = "test code: a failed step must fail the test"
 )]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -89,7 +89,7 @@ async fn running_custodians_unseal_a_warrant_once_when_its_embargo_ends() {
             embargo_until: now + 2 * DAY_SECS,
             authority_hpke_key: authority_hpke,
         },
-        &court_key(),
+        &cluster.court_key(),
     )
     .unwrap();
     let warrant_bytes = warrant.encode().unwrap();
@@ -106,7 +106,7 @@ async fn running_custodians_unseal_a_warrant_once_when_its_embargo_ends() {
             days: 1,
             court_signature: warrant.signature().to_vec(),
         }),
-        &authority_key(),
+        &cluster.authority_key(),
     )
     .unwrap();
     let policy = TrustPolicy::from_manifest(&cluster.manifest).unwrap();
@@ -137,7 +137,7 @@ async fn running_custodians_unseal_a_warrant_once_when_its_embargo_ends() {
                     day: today,
                 }],
             },
-            &authority_key(),
+            &cluster.authority_key(),
         )
         .unwrap();
         let resp = http
