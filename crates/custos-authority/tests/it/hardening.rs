@@ -11,9 +11,7 @@
     reason = "test code: a failed step must fail the test"
 )]
 
-mod common;
-#[path = "../../custos-custodian/tests/common/proxy.rs"]
-mod proxy;
+use crate::common;
 
 use common::*;
 use custos_authority::submit::{SubmittedWarrant, submit};
@@ -136,7 +134,9 @@ async fn a_revocation_served_with_altered_bytes_is_not_ignored_but_refused() {
 
     // The log serves the revocation with one byte changed: its signature no
     // longer verifies, so a reader that does not re-hash would skip it.
-    let proxy = proxy::spawn_proxy(&net.log_url).await;
+    let proxy = custos_deploy::proxy::spawn_proxy(&net.log_url)
+        .await
+        .unwrap();
     proxy.faults.tamper(Some(revocation));
     let via = LogClient::new(&proxy.url).unwrap();
     let r = open(&net, 0, &net.dir.path().join("tampered"), via, 10);
@@ -156,7 +156,9 @@ async fn a_restart_mid_release_logs_it_once_and_returns_shares_only_after_inclus
     let net = Net::start(Policy::default(), 10).await;
     let w = net.warrant(&[1, 2], TODAY, TODAY);
     let s = submitted(&net, &w).await;
-    let proxy = proxy::spawn_proxy(&net.log_url).await;
+    let proxy = custos_deploy::proxy::spawn_proxy(&net.log_url)
+        .await
+        .unwrap();
     let via = LogClient::new(&proxy.url).unwrap();
     let data = net.dir.path().join("mid-release");
 
@@ -304,9 +306,9 @@ async fn a_witnessed_checkpoint_inconsistent_with_the_last_one_seen_is_refused()
         custos_tlog::checkpoint::checkpoint_text(ORIGIN, size, custos_tlog::Hash([0xab; 32]))
             .unwrap();
     let mut note = signed_note::Note::new(&text, &[]).unwrap();
-    let log_signer = log_key().log_signer().unwrap();
-    let w0 = witness_key(0).cosigner(custos_clock::system()).unwrap();
-    let w1 = witness_key(1).cosigner(custos_clock::system()).unwrap();
+    let log_signer = net.log_key().log_signer().unwrap();
+    let w0 = net.witness_key(0).cosigner(custos_clock::system()).unwrap();
+    let w1 = net.witness_key(1).cosigner(custos_clock::system()).unwrap();
     note.add_sigs(&[&log_signer, &w0, &w1]).unwrap();
     let forged = note.to_bytes();
     // The forged note passes the witness quorum on its own.

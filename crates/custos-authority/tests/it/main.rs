@@ -1,8 +1,8 @@
-//! Integration tests of lawful access: release, unsealing and hardening against faults, with the court's and the authority's tools on loopback.
+//! Lawful access on loopback: release under a logged warrant, unsealing
+//! when the embargo ends, and the release path against log faults.
 //!
-//! One binary for every integration test of the crate: each test binary
-//! links the whole dependency tree again, so a module per topic here
-//! costs one link, not one per file.
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
 
 mod common;
 mod hardening;

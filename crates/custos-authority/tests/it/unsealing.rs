@@ -10,7 +10,7 @@
     reason = "test code: a failed step must fail the test"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use custos_authority::collect::{AuthorityKeys, collect};

@@ -1,6 +1,8 @@
-//! A whole lawful-access deployment on loopback: a log, 2 witnesses
-//! (quorum 2), 5 custodians (threshold 3) serving `POST /v1/release`, a
-//! court and an authority, on a simulated clock.
+//! A whole lawful-access deployment on loopback, from the test kit: a log,
+//! 2 witnesses (quorum 2), a court, an authority and 5 custodians
+//! (threshold 3) that are keys in the manifest; each custodian's endpoint
+//! serves the release API (`POST /v1/release`) of a [`Releaser`] over
+//! shares dealt by the test, on a simulated clock.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,7 +10,10 @@
     clippy::indexing_slicing,
     reason = "test helpers: a failure is a test failure"
 )]
-#![allow(dead_code, reason = "each test binary uses part of the helpers")]
+#![allow(
+    dead_code,
+    reason = "the tests and the benchmark each use part of the helpers"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,18 +22,16 @@ use custos_authority::court::{WarrantOrder, sign_warrant};
 use custos_authority::keys::HpkeKeyPair;
 use custos_clock::SimulatedClock;
 use custos_custodian::release::{MemoryShares, Releaser, ReleaserConfig, http::router};
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec};
 use custos_escrow::{DayKey, SecretShare};
-use custos_log_server::LogConfig;
-use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, NamedKey, TrustPolicy, Verifier};
+use custos_tlog::{LogClient, NamedKey, TrustPolicy, Verifier};
 use custos_wire::ConversationId;
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::statement::{EscrowDayKey, SignedStatement, Statement};
 use custos_wire::warrant::Warrant;
-use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
-use tokio::net::TcpListener;
 
-pub const ORIGIN: &str = "log.custos.test";
+pub const ORIGIN: &str = "log.test";
 pub const COURT: &str = "court.test";
 pub const AUTHORITY: &str = "police.test";
 pub const N: usize = 5;
@@ -51,38 +54,13 @@ pub struct Net {
     pub releasers: Vec<Arc<Releaser<Arc<MemoryShares>>>>,
     pub day_keys: std::collections::BTreeMap<u32, DayKey>,
     pub witness_urls: Vec<String>,
+    /// The log, the witnesses and every key; they stop when it drops.
+    pub deployment: Deployment,
 }
 
+/// The kit's name of custodian `i`.
 pub fn custodian_name(i: usize) -> String {
-    format!("custodian-{}.test", i + 1)
-}
-
-fn participant(
-    name: &str,
-    role: Role,
-    key: &ed25519_dalek::VerifyingKey,
-    endpoint: Option<String>,
-) -> Participant {
-    Participant {
-        name: name.into(),
-        role,
-        jurisdiction: "EU".into(),
-        endpoint,
-        public_key: hex::encode(key.to_bytes()),
-    }
-}
-
-pub fn log_key() -> NamedKey {
-    NamedKey::from_seed(ORIGIN, ALG_ED25519, &[1; 32]).unwrap()
-}
-
-pub fn witness_key(i: usize) -> NamedKey {
-    NamedKey::from_seed(
-        &format!("witness-{i}.test"),
-        ALG_COSIGNATURE_V1,
-        &[10 + i as u8; 32],
-    )
-    .unwrap()
+    custos_deploy::Names::new("test").custodian(i)
 }
 
 impl Net {
@@ -91,78 +69,29 @@ impl Net {
     pub async fn start(policy: Policy, quota: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = custos_clock::dangerous::simulated(START_MS);
-        let court = SigningKey::from_bytes(&[2; 32]);
-        let authority = SigningKey::from_bytes(&[3; 32]);
-        let custodian_keys: Vec<SigningKey> = (0..N)
-            .map(|i| SigningKey::from_bytes(&[20 + i as u8; 32]))
-            .collect();
-
-        let mut witness_urls = Vec::new();
-        for i in 0..2 {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_witness_server::spawn_witness(
-                l,
-                WitnessConfig {
-                    data: dir.path().join(format!("witness-{i}")),
-                    key: witness_key(i),
-                    logs: vec![(ORIGIN.to_owned(), log_key().verifying_key())],
-                    clock: custos_clock::system(),
-                },
-            )
+        let mut spec = DeploymentSpec::new("test", clock.shared())
+            .custodians(N, T, CustodianMode::KeysOnly)
+            .with_policy(policy)
+            .without_server();
+        // A second court of the manifest, whose warrants the first court's
+        // key does not sign.
+        spec.extra_participants.push(Participant {
+            name: "rogue-court.test".into(),
+            role: Role::Court,
+            jurisdiction: "EU".into(),
+            endpoint: None,
+            public_key: hex::encode(SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes()),
+        });
+        let mut deployment = Deployment::start(&dir.path().join("deploy"), spec)
             .await
             .unwrap();
-            witness_urls.push(format!("http://{addr}"));
-        }
-        let mut listeners = Vec::new();
-        for _ in 0..N {
-            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
-        }
-        let mut ps = vec![
-            participant(ORIGIN, Role::Log, &log_key().verifying_key(), None),
-            participant(COURT, Role::Court, &court.verifying_key(), None),
-            participant(AUTHORITY, Role::Authority, &authority.verifying_key(), None),
-            participant(
-                "rogue-court.test",
-                Role::Court,
-                &SigningKey::from_bytes(&[4; 32]).verifying_key(),
-                None,
-            ),
-        ];
-        for (i, url) in witness_urls.iter().enumerate() {
-            let k = witness_key(i);
-            ps.push(participant(
-                k.name(),
-                Role::Witness,
-                &k.verifying_key(),
-                Some(url.clone()),
-            ));
-        }
-        for (i, l) in listeners.iter().enumerate() {
-            ps.push(participant(
-                &custodian_name(i),
-                Role::Custodian,
-                &custodian_keys[i].verifying_key(),
-                Some(format!("http://{}", l.local_addr().unwrap())),
-            ));
-        }
-        let manifest = Manifest::new(2, T, policy, ps).unwrap();
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_log_server::spawn_log(
-            l,
-            LogConfig {
-                data: dir.path().join("log"),
-                signed_size: dir.path().join("log.signed-size"),
-                key: log_key(),
-                manifest: manifest.clone(),
-                clock: custos_clock::system(),
-                max_batch: 256,
-            },
-        )
-        .await
-        .unwrap();
-        let log_url = format!("http://{}", handle.addr);
-        std::mem::forget(handle);
-        let log = LogClient::new(&log_url).unwrap();
+        let keys = deployment.keys();
+        let (court, authority) = (keys.court.clone(), keys.authority.clone());
+        let custodian_keys: Vec<SigningKey> =
+            keys.custodians.iter().map(|c| c.signing_key()).collect();
+        let manifest = deployment.manifest().clone();
+        let log = deployment.log().clone();
+        let log_url = deployment.log_url().to_owned();
 
         // Day keys, dealt for the test and logged by every custodian.
         let mut rng = rand_core::OsRng;
@@ -188,13 +117,14 @@ impl Net {
         log.submit_batch(&statements).await.unwrap();
 
         let mut releasers = Vec::new();
-        for (i, l) in listeners.into_iter().enumerate() {
+        for (i, key) in custodian_keys.iter().enumerate() {
+            let l = deployment.take_custodian_listener(i).unwrap();
             let r = Arc::new(
                 Releaser::open(
                     ReleaserConfig {
                         manifest: manifest.clone(),
                         name: custodian_name(i),
-                        signing_key: custodian_keys[i].clone(),
+                        signing_key: key.clone(),
                         log: log.clone(),
                         data: dir.path().join(format!("custodian-{i}")),
                         clock: clock.shared(),
@@ -210,6 +140,7 @@ impl Net {
             releasers.push(r);
         }
         Self {
+            witness_urls: deployment.witness_urls().to_vec(),
             dir,
             clock,
             manifest,
@@ -222,8 +153,18 @@ impl Net {
             shares,
             releasers,
             day_keys,
-            witness_urls,
+            deployment,
         }
+    }
+
+    /// The log's checkpoint key.
+    pub fn log_key(&self) -> &NamedKey {
+        &self.deployment.keys().log
+    }
+
+    /// Witness `i`'s cosignature key.
+    pub fn witness_key(&self, i: usize) -> &NamedKey {
+        &self.deployment.keys().witnesses[i]
     }
 
     /// The configuration of custodian `i` with its state under `data`.
