@@ -1,7 +1,7 @@
-//! Escrow in every chain, on loopback: a transparency log with two
-//! witnesses, custodians publishing day keys in it (dealt with
-//! `custos_escrow::dangerous::trusted_deal`), the delivery service, and
-//! devices that pin the manifest and follow the log.
+//! Escrow in every chain, on loopback: the test kit's deployment (a
+//! transparency log with two witnesses, custodians publishing day keys in
+//! it, dealt with `custos_escrow::dangerous::trusted_deal`, and the delivery
+//! service), and devices that pin the manifest and follow the log.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,7 +9,6 @@
     clippy::indexing_slicing
 )]
 
-use std::path::Path;
 use std::sync::Arc;
 
 use custos_client::api::ApiError;
@@ -19,177 +18,54 @@ use custos_client::pin::{ManifestPin, PinError};
 use custos_client::refusal::{AnnouncementRefusal, EnvelopeRefusal, Refusal};
 use custos_client::{Device, DeviceError, Outcome};
 use custos_clock::SimulatedClock;
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
 use custos_escrow::{Capsule, DayKey, EscrowIdentity, OpenError, SecretShare};
-use custos_log_server::LogConfig;
-use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, LogClient, NamedKey, TrustPolicy};
 use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
 use custos_wire::frames::{Delivery, ItemKind};
 use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::statement::{
-    EscrowDayKey, SignedStatement, Statement, WarrantCommitment, WarrantUnsealing,
-    warrant_commitment,
+    SignedStatement, Statement, WarrantCommitment, WarrantUnsealing, warrant_commitment,
 };
 use custos_wire::warrant::{Warrant, WarrantFields};
 use custos_wire::{ChainId, ConversationId};
-use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 /// 2025-11-18 12:00 UTC: the middle of day `DAY`.
 const START: u64 = 1_763_467_200_000;
 const DAY: u32 = (START / 86_400_000) as u32;
 const MS_PER_DAY: u64 = 86_400_000;
 
-/// A log with two witnesses (quorum 2) and `n` custodians (threshold `t`).
-struct Deployment {
-    log_url: String,
-    log: LogClient,
-    manifest: Manifest,
-    custodians: Vec<SigningKey>,
-    /// The manifest's court (`court.test`) and authority (`police.test`).
-    court: SigningKey,
-    authority: SigningKey,
-    _handle: custos_log_server::LogHandle,
+/// The reference deployment of the test kit on `clock`: a log with two
+/// witnesses (quorum 2), `n` custodians (threshold `t`) that are keys in the
+/// manifest only (day keys dealt by the test), a court (`court.test`), an
+/// authority (`police.test`), and the delivery service without franking
+/// (a test below alters a delivery's server time, which a tag would catch).
+async fn deployment(dir: &TempDir, n: usize, t: usize, clock: &SimulatedClock) -> Deployment {
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(n, t, CustodianMode::KeysOnly)
+        .with_server(ServerSpec::unlimited_without_franking());
+    Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap()
 }
 
-impl Deployment {
-    async fn start(dir: &Path, n: usize, t: usize) -> Self {
-        let log_key = NamedKey::from_seed("log.test", ALG_ED25519, &[1; 32]).unwrap();
-        let p = |name: &str, role: Role, key: [u8; 32], endpoint: Option<String>| Participant {
-            name: name.into(),
-            role,
-            jurisdiction: "EU".into(),
-            endpoint,
-            public_key: hex::encode(key),
-        };
-        let mut ps = vec![p(
-            "log.test",
-            Role::Log,
-            log_key.verifying_key().to_bytes(),
-            None,
-        )];
-        for i in 0..2u8 {
-            let name = format!("witness-{i}.test");
-            let key = NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_witness_server::spawn_witness(
-                listener,
-                WitnessConfig {
-                    data: dir.join(format!("witness-{i}")),
-                    logs: vec![("log.test".into(), log_key.verifying_key())],
-                    key: NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap(),
-                    clock: custos_clock::system(),
-                },
-            )
-            .await
-            .unwrap();
-            ps.push(p(
-                &name,
-                Role::Witness,
-                key.verifying_key().to_bytes(),
-                Some(format!("http://{addr}")),
-            ));
-        }
-        let custodians: Vec<SigningKey> = (0..n)
-            .map(|i| SigningKey::from_bytes(&[30 + i as u8; 32]))
-            .collect();
-        for (i, c) in custodians.iter().enumerate() {
-            ps.push(p(
-                &format!("custodian-{i}.test"),
-                Role::Custodian,
-                c.verifying_key().to_bytes(),
-                None,
-            ));
-        }
-        let court = SigningKey::from_bytes(&[50; 32]);
-        let authority = SigningKey::from_bytes(&[51; 32]);
-        ps.push(p(
-            "court.test",
-            Role::Court,
-            court.verifying_key().to_bytes(),
-            None,
-        ));
-        ps.push(p(
-            "police.test",
-            Role::Authority,
-            authority.verifying_key().to_bytes(),
-            None,
-        ));
-        let manifest = Manifest::new(2, t, Policy::default(), ps).unwrap();
-        let signing = log_key.signing_key().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_log_server::spawn_log(
-            listener,
-            LogConfig {
-                data: dir.join("log"),
-                signed_size: dir.join("log.signed-size"),
-                key: log_key,
-                manifest: manifest.clone(),
-                clock: custos_clock::system(),
-                max_batch: 64,
-            },
-        )
-        .await
-        .unwrap();
-        let log_url = format!("http://{}", handle.addr);
-        let log = LogClient::new(&log_url).unwrap();
-        let sub = log.publish_manifest(&signing, &manifest).await.unwrap();
-        let d = Self {
-            log_url,
-            log,
-            manifest,
-            custodians,
-            court,
-            authority,
-            _handle: handle,
-        };
-        d.wait_witnessed(sub.index + 1).await;
-        d
-    }
+/// Custodians `by` publish `key` for its day.
+async fn publish(d: &Deployment, key: &DayKey, by: &[usize]) {
+    d.publish_day_key(key, by).await.unwrap();
+}
 
-    /// Custodians `by` publish `key` for its day.
-    async fn publish(&self, key: &DayKey, by: &[usize]) {
-        let mut last = 0;
-        for &i in by {
-            let st = Statement::EscrowDayKey(EscrowDayKey {
-                day: key.day(),
-                threshold: key.threshold() as u8,
-                custodians: key.custodians() as u8,
-                day_key: key.to_bytes(),
-            });
-            let signed = SignedStatement::sign(&st, &self.custodians[i]).unwrap();
-            last = self.log.submit(&signed).await.unwrap().index;
-        }
-        self.wait_witnessed(last + 1).await;
-    }
+/// Logs `st` signed by `key` and waits for the witnesses; its index.
+async fn log_statement(d: &Deployment, st: &Statement, key: &SigningKey) -> u64 {
+    let signed = SignedStatement::sign(st, key).unwrap();
+    let index = d.log().submit(&signed).await.unwrap().index;
+    d.wait_witnessed(index + 1).await.unwrap();
+    index
+}
 
-    /// Logs `st` signed by `key` and waits for the witnesses; its index.
-    async fn log_statement(&self, st: &Statement, key: &SigningKey) -> u64 {
-        let signed = SignedStatement::sign(st, key).unwrap();
-        let index = self.log.submit(&signed).await.unwrap().index;
-        self.wait_witnessed(index + 1).await;
-        index
-    }
-
-    async fn wait_witnessed(&self, size: u64) {
-        let policy = TrustPolicy::from_manifest(&self.manifest).unwrap();
-        for _ in 0..800 {
-            let note = self.log.checkpoint().await.unwrap();
-            if policy
-                .verify_checkpoint(&note)
-                .is_ok_and(|cp| cp.size() >= size)
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("the log never reached a witnessed size of {size}");
-    }
-
-    fn pin(&self) -> ManifestPin {
-        ManifestPin::from_toml(&self.log_url, &self.manifest.to_toml().unwrap()).unwrap()
-    }
+/// Custodian `i`'s statement key.
+fn custodian(d: &Deployment, i: usize) -> SigningKey {
+    d.keys().custodians[i].signing_key()
 }
 
 /// Deals day `day` among `n` custodians with threshold `t`.
@@ -197,54 +73,15 @@ fn deal(day: u32, n: usize, t: usize) -> (DayKey, Vec<SecretShare>) {
     custos_escrow::dangerous::trusted_deal(day, n, t, &mut rand_core::OsRng).unwrap()
 }
 
-struct Server {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(data: &Path, clock: &SimulatedClock) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel();
-        let mut config = custos_server::ServerConfig::new(data);
-        config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
-        config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
-        let shared = clock.shared();
-        let task = tokio::spawn(async move {
-            custos_server::serve(listener, config, shared, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            url,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
-}
-
-async fn user(
-    dir: &TempDir,
-    server: &Server,
-    d: &Deployment,
-    clock: &SimulatedClock,
-    name: &str,
-) -> Device {
+/// A device of `name` on `clock`, registered with the deployment's service
+/// and pinned to its manifest.
+async fn user(dir: &TempDir, d: &Deployment, clock: &SimulatedClock, name: &str) -> Device {
     Device::register_pinned(
         &dir.path().join(name),
-        &server.url,
+        d.server_url().unwrap(),
         name,
         clock.shared(),
-        d.pin(),
+        d.pin().unwrap(),
     )
     .await
     .unwrap()
@@ -319,14 +156,13 @@ async fn announcements(d: &Device) -> Vec<(Delivery, ChainAnnouncement)> {
 async fn a_modified_sender_that_omits_or_corrupts_its_capsule_is_refused_by_every_honest_recipient()
 {
     let dir = TempDir::new().unwrap();
-    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
-    let (key, _) = deal(DAY, 3, 2);
-    d.publish(&key, &[0, 1]).await;
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &d, &clock, "bob").await;
-    let mut carol = user(&dir, &server, &d, &clock, "carol").await;
+    let d = deployment(&dir, 3, 2, &clock).await;
+    let (key, _) = deal(DAY, 3, 2);
+    publish(&d, &key, &[0, 1]).await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
+    let mut carol = user(&dir, &d, &clock, "carol").await;
     assert_eq!(alice.day_key(DAY), Some(key.clone()));
 
     // Honest chains carry a capsule that every recipient recomputes.
@@ -406,7 +242,7 @@ async fn a_modified_sender_that_omits_or_corrupts_its_capsule_is_refused_by_ever
         assert_eq!(v.conversation, conv2.to_hex());
         assert!(v.reason.contains(&expected.to_string()), "{v:?}");
     }
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 fn day_keys_of(key: &DayKey) -> Arc<custos_client::daykeys::DayKeys> {
@@ -457,17 +293,16 @@ fn day_keys_of(key: &DayKey) -> Arc<custos_client::daykeys::DayKeys> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_day_key_opens_one_day_on_the_server_and_on_the_recipient() {
     let dir = TempDir::new().unwrap();
-    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
-    for day in [DAY, DAY + 1] {
-        d.publish(&deal(day, 3, 2).0, &[0, 1]).await;
-    }
     // The service's clock is 5 minutes after midnight; Alice's is late, still on DAY.
     let server_clock =
         custos_clock::dangerous::simulated(u64::from(DAY + 1) * MS_PER_DAY + 300_000);
     let alice_clock = custos_clock::dangerous::simulated(u64::from(DAY + 1) * MS_PER_DAY - 60_000);
-    let server = Server::start(&dir.path().join("server"), &server_clock).await;
-    let mut alice = user(&dir, &server, &d, &alice_clock, "alice").await;
-    let mut bob = user(&dir, &server, &d, &server_clock, "bob").await;
+    let d = deployment(&dir, 3, 2, &server_clock).await;
+    for day in [DAY, DAY + 1] {
+        publish(&d, &deal(day, 3, 2).0, &[0, 1]).await;
+    }
+    let mut alice = user(&dir, &d, &alice_clock, "alice").await;
+    let mut bob = user(&dir, &d, &server_clock, "bob").await;
     let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
     // Within the grace, yesterday's chain is still accepted and read.
     alice
@@ -514,17 +349,16 @@ async fn one_day_key_opens_one_day_on_the_server_and_on_the_recipient() {
     let got = bob.receive(None).await.unwrap();
     assert_eq!(got.len(), 1, "{:?}", bob.take_refusals());
     assert_eq!(got[0].text, "just before midnight");
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_key_needs_t_custodians_and_without_one_nothing_is_sent() {
     let dir = TempDir::new().unwrap();
-    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
-    let _bob = user(&dir, &server, &d, &clock, "bob").await;
+    let d = deployment(&dir, 3, 2, &clock).await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let _bob = user(&dir, &d, &clock, "bob").await;
     let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
 
     // No day key at all: nothing is sent.
@@ -536,12 +370,12 @@ async fn a_day_key_needs_t_custodians_and_without_one_nothing_is_sent() {
 
     // One rogue custodian publishes a key: not enough.
     let (rogue, _) = deal(DAY, 3, 2);
-    d.publish(&rogue, &[0]).await;
+    publish(&d, &rogue, &[0]).await;
     alice.follow_log().await.unwrap();
     assert_eq!(alice.day_key(DAY), None);
     // Another custodian publishes another key: still no key has 2 votes.
     let (real, _) = deal(DAY, 3, 2);
-    d.publish(&real, &[1]).await;
+    publish(&d, &real, &[1]).await;
     alice.follow_log().await.unwrap();
     assert_eq!(alice.day_key(DAY), None);
     assert!(matches!(
@@ -549,16 +383,16 @@ async fn a_day_key_needs_t_custodians_and_without_one_nothing_is_sent() {
         DeviceError::Escrow(EscrowError::NoDayKey { .. })
     ));
     // The same custodian publishing twice counts once.
-    d.publish(&real, &[1]).await;
+    publish(&d, &real, &[1]).await;
     alice.follow_log().await.unwrap();
     assert_eq!(alice.day_key(DAY), None);
     // A second custodian agrees: accepted, and sending works (the device
     // follows the log by itself when it lacks today's key).
-    d.publish(&real, &[2]).await;
+    publish(&d, &real, &[2]).await;
     alice.send_text(&conv, "hello").await.unwrap();
     assert_eq!(alice.day_key(DAY), Some(real.clone()));
     // The rogue key reaching t later does not replace it.
-    d.publish(&rogue, &[2]).await;
+    publish(&d, &rogue, &[2]).await;
     alice.follow_log().await.unwrap();
     assert_eq!(alice.day_key(DAY), Some(real));
     // Accepted keys survive a restart.
@@ -567,23 +401,22 @@ async fn a_day_key_needs_t_custodians_and_without_one_nothing_is_sent() {
         .await
         .unwrap();
     assert!(alice.day_key(DAY).is_some());
-    assert_eq!(alice.pinned_manifest(), Some(&d.manifest));
-    server.stop().await;
+    assert_eq!(alice.pinned_manifest(), Some(d.manifest()));
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_for_one_conversation_and_day_opens_nothing_else() {
     let dir = TempDir::new().unwrap();
-    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
-    let (today, today_shares) = deal(DAY, 3, 2);
-    let (tomorrow, tomorrow_shares) = deal(DAY + 1, 3, 2);
-    d.publish(&today, &[0, 1, 2]).await;
-    d.publish(&tomorrow, &[0, 1, 2]).await;
     // One minute before midnight.
     let clock = custos_clock::dangerous::simulated(u64::from(DAY + 1) * MS_PER_DAY - 60_000);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
-    let bob = user(&dir, &server, &d, &clock, "bob").await;
+    let d = deployment(&dir, 3, 2, &clock).await;
+    let (today, today_shares) = deal(DAY, 3, 2);
+    let (tomorrow, tomorrow_shares) = deal(DAY + 1, 3, 2);
+    publish(&d, &today, &[0, 1, 2]).await;
+    publish(&d, &tomorrow, &[0, 1, 2]).await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let bob = user(&dir, &d, &clock, "bob").await;
     let a = alice.create_conversation(&["bob".into()]).await.unwrap();
     let b = alice.create_conversation(&["bob".into()]).await.unwrap();
     alice.send_text(&a, "A on day D").await.unwrap();
@@ -664,34 +497,33 @@ async fn a_key_for_one_conversation_and_day_opens_nothing_else() {
             )
             .is_err()
     );
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_manifest_is_pinned_only_against_the_log() {
     let dir = TempDir::new().unwrap();
-    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
+    let d = deployment(&dir, 3, 2, &clock).await;
 
     // The operator's hash: fetched and compared.
-    let hash = d.manifest.hash().unwrap();
-    let pin = ManifestPin::fetch(&d.log_url, &hash).await.unwrap();
-    assert_eq!(pin.manifest(), &d.manifest);
+    let hash = d.manifest().hash().unwrap();
+    let pin = ManifestPin::fetch(d.log_url(), &hash).await.unwrap();
+    assert_eq!(pin.manifest(), d.manifest());
     let mut wrong = hash;
     wrong[0] ^= 1;
     assert!(matches!(
-        ManifestPin::fetch(&d.log_url, &wrong).await.unwrap_err(),
+        ManifestPin::fetch(d.log_url(), &wrong).await.unwrap_err(),
         PinError::HashMismatch { .. }
     ));
 
     // A manifest the log never published is refused, and nothing is registered.
-    let mut other = d.manifest.clone();
+    let mut other = d.manifest().clone();
     other.policy.max_targets = 3;
-    let pin = ManifestPin::from_toml(&d.log_url, &other.to_toml().unwrap()).unwrap();
+    let pin = ManifestPin::from_toml(d.log_url(), &other.to_toml().unwrap()).unwrap();
     let err = Device::register_pinned(
         &dir.path().join("mallory"),
-        &server.url,
+        d.server_url().unwrap(),
         "mallory",
         clock.shared(),
         pin,
@@ -706,25 +538,24 @@ async fn the_manifest_is_pinned_only_against_the_log() {
 
     // A manifest with a witness quorum of 0 is not a manifest at all.
     let text = d
-        .manifest
+        .manifest()
         .to_toml()
         .unwrap()
         .replace("witness_quorum = 2", "witness_quorum = 0");
     assert!(matches!(
-        ManifestPin::from_toml(&d.log_url, &text).unwrap_err(),
+        ManifestPin::from_toml(d.log_url(), &text).unwrap_err(),
         PinError::Manifest(_)
     ));
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_custodians_escrow_is_off_and_a_capsule_is_refused() {
     let dir = TempDir::new().unwrap();
-    let d = Deployment::start(&dir.path().join("deploy"), 0, 0).await;
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &d, &clock, "bob").await;
+    let d = deployment(&dir, 0, 0, &clock).await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
     alice.send_text(&conv, "no escrow").await.unwrap();
     assert_eq!(bob.receive(None).await.unwrap().len(), 1);
@@ -742,7 +573,7 @@ async fn without_custodians_escrow_is_off_and_a_capsule_is_refused() {
                     .contains(&EscrowError::UnexpectedCapsule.to_string())),
         "{refused:?}"
     );
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 /// A warrant of `court.test` over `targets` for days `DAY..=DAY+1`,
@@ -797,13 +628,12 @@ fn unsealing(w: &Warrant, salt: [u8; 32]) -> WarrantUnsealing {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_of_a_target_conversation_sees_the_notice_of_an_unsealed_warrant_once() {
     let dir = TempDir::new().unwrap();
-    let d = Deployment::start(&dir.path().join("deploy"), 3, 2).await;
-    d.publish(&deal(DAY, 3, 2).0, &[0, 1]).await;
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &d, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &d, &clock, "bob").await;
-    let mut carol = user(&dir, &server, &d, &clock, "carol").await;
+    let d = deployment(&dir, 3, 2, &clock).await;
+    publish(&d, &deal(DAY, 3, 2).0, &[0, 1]).await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
+    let mut carol = user(&dir, &d, &clock, "carol").await;
     let target = alice.create_conversation(&["bob".into()]).await.unwrap();
     let other = alice.create_conversation(&["carol".into()]).await.unwrap();
     alice.send_text(&target, "hi bob").await.unwrap();
@@ -813,9 +643,9 @@ async fn every_member_of_a_target_conversation_sees_the_notice_of_an_unsealed_wa
 
     // The warrant is committed; while it is sealed, nobody is told.
     let stranger = ConversationId([0xee; 16]);
-    let w = warrant(&d.court, &[target, stranger]);
+    let w = warrant(&d.keys().court, &[target, stranger]);
     let salt = [7u8; 32];
-    d.log_statement(&commitment(&w, &salt), &d.authority).await;
+    log_statement(&d, &commitment(&w, &salt), &d.keys().authority).await;
     assert!(bob.receive(None).await.unwrap().is_empty());
     assert!(bob.take_new_notices().unwrap().is_empty());
 
@@ -824,27 +654,29 @@ async fn every_member_of_a_target_conversation_sees_the_notice_of_an_unsealed_wa
     // warrant whose commitment was never logged.
     let mut wrong_salt = unsealing(&w, salt);
     wrong_salt.salt[0] ^= 1;
-    let forged = warrant(&d.authority, &[target]);
-    d.log_statement(&commitment(&forged, &salt), &d.authority)
-        .await;
-    let unlogged = warrant(&d.court, &[target]);
+    let forged = warrant(&d.keys().authority, &[target]);
+    log_statement(&d, &commitment(&forged, &salt), &d.keys().authority).await;
+    let unlogged = warrant(&d.keys().court, &[target]);
     for u in [
         wrong_salt,
         unsealing(&forged, salt),
         unsealing(&unlogged, [9; 32]),
     ] {
-        d.log_statement(&Statement::WarrantUnsealing(u), &d.custodians[1])
-            .await;
+        log_statement(&d, &Statement::WarrantUnsealing(u), &custodian(&d, 1)).await;
     }
     // The embargo ends: a custodian unseals, and the court repeats it.
-    let genuine = d
-        .log_statement(
-            &Statement::WarrantUnsealing(unsealing(&w, salt)),
-            &d.custodians[0],
-        )
-        .await;
-    d.log_statement(&Statement::WarrantUnsealing(unsealing(&w, salt)), &d.court)
-        .await;
+    let genuine = log_statement(
+        &d,
+        &Statement::WarrantUnsealing(unsealing(&w, salt)),
+        &custodian(&d, 0),
+    )
+    .await;
+    log_statement(
+        &d,
+        &Statement::WarrantUnsealing(unsealing(&w, salt)),
+        &d.keys().court,
+    )
+    .await;
 
     // Both members of the target conversation see one notice; carol none.
     let expected_commitment = hex::encode(warrant_commitment(&salt, &w.encode().unwrap()));
@@ -880,5 +712,5 @@ async fn every_member_of_a_target_conversation_sees_the_notice_of_an_unsealed_wa
     bob.receive(None).await.unwrap();
     assert!(bob.take_new_notices().unwrap().is_empty());
     assert_eq!(bob.notices().unwrap().len(), 1);
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }

@@ -1,8 +1,8 @@
-//! x
+//! Devices against real services on loopback: messaging, escrow in every
+//! chain, reports and moderation.
 //!
-//! One binary for every integration test of the crate: each test binary
-//! links the whole dependency tree again, so a module per topic here
-//! costs one link, not one per file.
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
 
 mod escrow;
 mod messaging;
