@@ -1,8 +1,8 @@
-//! x
+//! The real `custos` binary: the README's walkthrough, and the log and the
+//! delivery service killed with SIGKILL.
 //!
-//! One binary for every integration test of the crate: each test binary
-//! links the whole dependency tree again, so a module per topic here
-//! costs one link, not one per file.
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
 
 mod common;
 mod log_crash;

@@ -1,5 +1,10 @@
 //! Shared by the CLI's integration tests: starting a `custos` service
 //! process and learning where it listens.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failure is a test failure"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
