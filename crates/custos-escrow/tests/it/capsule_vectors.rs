@@ -3,7 +3,7 @@
 //!
 //! The vectors use a fixed day key (fixed polynomial, see `fixed_day_key`)
 //! so that anyone can reproduce them; `generate` rewrites them (run with
-//! `cargo test -p custos-escrow --test capsule_vectors -- --ignored`).
+//! `cargo test -p custos-escrow --test it capsule_vectors -- --ignored`).
 
 #![allow(
     clippy::unwrap_used,

@@ -40,9 +40,9 @@ const QUICKNET_ROUND_1000_SIG: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc39
 const QUICKNET_T_PK: &str = "b15b65b46fb29104f6a4b5d1e11a8da6344463973d423661bb0804846a0ecd1ef93c25057f1c0baab2ac53e56c662b66072f6d84ee791a3382bfb055afab1e6a375538d8ffc451104ac971d2dc9b168e2d3246b0be2015969cbaac298f6502da";
 const QUICKNET_T_ROUND_5423142_SIG: &str = "96fce8e2f70e2784577c8f2d8bd36af7a4b0dfd73dd91469d8556b36d2973a4f84681a45b1af2ce0511e5a32dd72508f";
 
-const QUICKNET_T_FILE: &str = include_str!("vectors/drand/quicknet-t-lorem.tle");
-const QUICKNET_T_PLAINTEXT: &[u8] = include_bytes!("vectors/drand/lorem.txt");
-const FASTNET_FILE: &str = include_str!("vectors/drand/fastnet-hello.tle");
+const QUICKNET_T_FILE: &str = include_str!("../vectors/drand/quicknet-t-lorem.tle");
+const QUICKNET_T_PLAINTEXT: &[u8] = include_bytes!("../vectors/drand/lorem.txt");
+const FASTNET_FILE: &str = include_str!("../vectors/drand/fastnet-hello.tle");
 
 fn g1(hex_str: &str) -> G1Affine {
     decode_g1(&hex::decode(hex_str).unwrap(), "signature").unwrap()

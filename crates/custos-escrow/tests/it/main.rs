@@ -1,8 +1,8 @@
-//! x
+//! Escrow cryptography: property round trips, the capsule vectors, and
+//! drand's tlock vectors.
 //!
-//! One binary for every integration test of the crate: each test binary
-//! links the whole dependency tree again, so a module per topic here
-//! costs one link, not one per file.
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
 
 mod capsule_vectors;
 mod drand_vectors;
