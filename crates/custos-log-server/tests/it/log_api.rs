@@ -7,7 +7,7 @@
     reason = "test helpers outside #[test] functions: a failure is a test failure"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use custos_tlog::checkpoint::parse_checkpoint;
