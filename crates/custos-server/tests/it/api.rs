@@ -8,7 +8,7 @@
     reason = "test code: a failed step must fail the test"
 )]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
     reason = "test code: a failed step must fail the test"
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,11 +1,11 @@
-//! x
+//! The delivery service end to end on loopback: the API, hostile input,
+//! durability across restarts, delivery tags and a model-based property test.
 //!
-//! One binary for every integration test of the crate: each test binary
-//! links the whole dependency tree again, so a module per topic here
-//! costs one link, not one per file.
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
 
-mod common;
 mod api;
+mod common;
 mod durability;
 mod hostile;
 mod proptest_model;

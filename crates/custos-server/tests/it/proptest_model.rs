@@ -11,7 +11,7 @@
     reason = "test code: a failed step must fail the test"
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
