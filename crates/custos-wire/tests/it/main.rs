@@ -1,8 +1,7 @@
-//! x
+//! Every wire format: the checked-in vectors and property round trips.
 //!
-//! One binary for every integration test of the crate: each test binary
-//! links the whole dependency tree again, so a module per topic here
-//! costs one link, not one per file.
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
 
 mod proptest_roundtrip;
 mod vectors;
