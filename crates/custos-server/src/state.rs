@@ -2,9 +2,8 @@
 //! router ([`crate::routes`]) and the handlers import it; it imports
 //! neither.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -15,6 +14,7 @@ use sqlx::SqlitePool;
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
+use crate::delivery::challenge::Challenges;
 use crate::delivery::mailbox::Hub;
 use crate::delivery::writer::WriterHandle;
 use crate::error::HttpRefusal;
@@ -28,8 +28,8 @@ pub(crate) struct Inner {
     pub config: ServerConfig,
     pub writer: WriterHandle,
     pub hub: Arc<Hub>,
-    /// Outstanding challenges: challenge -> (account name, expiry ms).
-    pub challenges: Mutex<HashMap<[u8; 32], (String, u64)>>,
+    /// Login challenges: issued statelessly, answers remembered per account.
+    pub challenges: Challenges,
     pub ip_limiter: RateLimiter<IpAddr>,
     pub account_limiter: RateLimiter<i64>,
     pub shutdown: watch::Receiver<bool>,
