@@ -69,3 +69,65 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             .map_err(|e| RequestRefusal::BadJson(e.to_string()).into())
     }
 }
+
+/// A raw request body: at most the route's limit (`413` in JSON), read
+/// completely (`400` in JSON otherwise).
+pub(crate) struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = HttpRefusal;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, HttpRefusal> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    RequestRefusal::TooLarge("the body exceeds this endpoint's limit".into())
+                } else {
+                    RequestRefusal::BadBody(e.body_text())
+                }
+                .into()
+            })
+    }
+}
+
+/// A path parameter that must parse as `T`: anything else is a JSON `400`.
+pub(crate) struct UrlParam<T>(pub T);
+
+impl<T> axum::extract::FromRequestParts<AppState> for UrlParam<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = HttpRefusal;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, HttpRefusal> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| UrlParam(v))
+            .map_err(|e| RequestRefusal::BadPath(e.body_text()).into())
+    }
+}
+
+/// A query string that must parse as `T`: anything else is a JSON `400`.
+pub(crate) struct UrlQuery<T>(pub T);
+
+impl<T> axum::extract::FromRequestParts<AppState> for UrlQuery<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = HttpRefusal;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, HttpRefusal> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| UrlQuery(v))
+            .map_err(|e| RequestRefusal::BadQuery(e.body_text()).into())
+    }
+}

@@ -696,3 +696,40 @@ async fn requesting_challenges_cannot_lock_anyone_out() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn path_and_body_refusals_are_json() {
+    let server = TestServer::start().await;
+    let alice = User::register(&server, "alice").await;
+    for path in [
+        "/v1/moderation/reports/abc",
+        "/v1/moderation/reports/99999999999999999999",
+        "/v1/moderation/reports?status=1&status=2",
+    ] {
+        let r = alice
+            .http
+            .get(format!("{}{path}", server.url))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        let (st, body) = error_of(r).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{path}: {body}");
+    }
+    let r = alice
+        .http
+        .post(format!("{}/v1/reports", server.url))
+        .bearer_auth(&alice.token)
+        .body(vec![0u8; custos_wire::report::MAX_REPORT_LEN + 4096])
+        .send()
+        .await
+        .unwrap();
+    let (st, body) = error_of(r).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")),
+        "{body}"
+    );
+    assert!(server.health().await);
+    server.stop().await;
+}
