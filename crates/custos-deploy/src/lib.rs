@@ -200,20 +200,9 @@ impl Deployment {
             .collect::<Result<_, _>>()?;
         deployment.start_custodians().await?;
         if let Some(server_spec) = deployment.spec.server {
-            let listener = bind(server_spec.listen.unwrap_or(loopback_any())).await?;
-            let service = DeliveryService::start(
-                listener,
-                &dir.join("server"),
-                server_spec,
-                server::FrankingLog {
-                    url: &deployment.log_url,
-                    manifest: &deployment.manifest,
-                    provider: deployment.keys.provider.signing_key(),
-                },
-                &deployment.spec.clock,
-            )
-            .await?;
-            deployment.server = Some(service);
+            deployment
+                .start_server_on(server_spec.listen.unwrap_or(loopback_any()))
+                .await?;
         }
         Ok(deployment)
     }
