@@ -1,5 +1,6 @@
-//! Reports and moderation on a real delivery service on loopback, with
-//! franking (delivery tags) switched on and a simulated clock.
+//! Reports and moderation on a real delivery service on loopback (the test
+//! kit's deployment), with franking (delivery tags) switched on and a
+//! simulated clock.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,176 +9,38 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
 
 use custos_client::Device;
 use custos_client::api::ApiError;
 use custos_clock::SimulatedClock;
-use custos_log_server::LogConfig;
+use custos_deploy::{CustodianMode, DeliveryService, Deployment, DeploymentSpec, ServerSpec};
 use custos_server::AdmitRefusal;
 use custos_server::FrankingPolicy;
-use custos_server::franking_log::FrankingLogConfig;
-use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey, TrustPolicy};
+use custos_tlog::TrustPolicy;
 use custos_verify::package::{
     FrankingKeyLogProof, FrankingKeyStatus, PackageError, ReportPackage, UnprovenReason,
     verify_package,
 };
 use custos_wire::ConversationId;
-use custos_wire::manifest::{Manifest, Participant, Policy, Role};
 use custos_wire::moderation::{Action, ReportStatus};
 use custos_wire::report::Report;
 use custos_wire::tag::{DeliveryTag, DeliveryTagV1, TagFields};
-use custos_witness_server::WitnessConfig;
 use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-struct Server {
-    url: String,
-    data: std::path::PathBuf,
-    franking: Arc<FrankingPolicy>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-/// A transparency log with two witnesses (quorum 2) on loopback, and the
-/// provider's statement key named in its manifest.
-struct Log {
-    url: String,
-    manifest: Manifest,
-    provider: SigningKey,
-    _handle: custos_log_server::LogHandle,
-}
-
-impl Log {
-    async fn start(dir: &Path) -> Self {
-        let log_key = NamedKey::from_seed("log.test", ALG_ED25519, &[1; 32]).unwrap();
-        let provider = SigningKey::from_bytes(&[5; 32]);
-        let participant =
-            |name: &str, role: Role, key: [u8; 32], endpoint: Option<String>| Participant {
-                name: name.into(),
-                role,
-                jurisdiction: "EU".into(),
-                endpoint,
-                public_key: hex::encode(key),
-            };
-        let mut ps = vec![
-            participant(
-                "log.test",
-                Role::Log,
-                log_key.verifying_key().to_bytes(),
-                None,
-            ),
-            participant(
-                "provider.test",
-                Role::Provider,
-                provider.verifying_key().to_bytes(),
-                None,
-            ),
-        ];
-        for i in 0..2u8 {
-            let name = format!("witness-{i}.test");
-            let key = NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = custos_witness_server::spawn_witness(
-                listener,
-                WitnessConfig {
-                    data: dir.join(format!("witness-{i}")),
-                    logs: vec![("log.test".into(), log_key.verifying_key())],
-                    key: NamedKey::from_seed(&name, ALG_COSIGNATURE_V1, &[10 + i; 32]).unwrap(),
-                    clock: custos_clock::system(),
-                },
-            )
-            .await
-            .unwrap();
-            ps.push(participant(
-                &name,
-                Role::Witness,
-                key.verifying_key().to_bytes(),
-                Some(format!("http://{addr}")),
-            ));
-        }
-        let manifest = Manifest::new(2, 1, Policy::default(), ps).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = custos_log_server::spawn_log(
-            listener,
-            LogConfig {
-                data: dir.join("log"),
-                signed_size: dir.join("log.signed-size"),
-                key: log_key,
-                manifest: manifest.clone(),
-                clock: custos_clock::system(),
-                max_batch: 64,
-            },
-        )
-        .await
-        .unwrap();
-        Self {
-            url: format!("http://{}", handle.addr),
-            manifest,
-            provider,
-            _handle: handle,
-        }
-    }
-
-    fn policy(&self) -> TrustPolicy {
-        TrustPolicy::from_manifest(&self.manifest).unwrap()
-    }
-
-    fn config(&self) -> FrankingLogConfig {
-        FrankingLogConfig {
-            log_url: self.url.clone(),
-            manifest: self.manifest.clone(),
-            statement_key: self.provider.clone(),
-            witness_timeout: std::time::Duration::from_secs(20),
-        }
-    }
-}
-
-impl Server {
-    async fn start(data: &Path, clock: &SimulatedClock) -> Self {
-        Self::start_on(data, clock, "127.0.0.1:0", None).await
-    }
-
-    async fn start_on(
-        data: &Path,
-        clock: &SimulatedClock,
-        addr: &str,
-        log: Option<FrankingLogConfig>,
-    ) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel();
-        let franking = Arc::new(FrankingPolicy::open(data, clock.shared()).unwrap());
-        let mut config = custos_server::ServerConfig::new(data).with_franking(franking.clone());
-        if let Some(log) = log {
-            config = config.with_franking_log(log);
-        }
-        config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
-        config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
-        let shared = clock.shared();
-        let task = tokio::spawn(async move {
-            custos_server::serve(listener, config, shared, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+/// The test kit's deployment on `clock` (a log with two witnesses, no
+/// custodians) and its delivery service, franking with a key that it
+/// publishes in the log only if `franking_in_log`.
+async fn deployment(dir: &TempDir, clock: &SimulatedClock, franking_in_log: bool) -> Deployment {
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(ServerSpec {
+            franking_in_log,
+            ..ServerSpec::unlimited()
         });
-        Self {
-            url,
-            data: data.to_owned(),
-            franking,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
+    Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap()
 }
 
 const START: u64 = 1_795_000_000_000;
@@ -186,7 +49,12 @@ const START: u64 = 1_795_000_000_000;
 const TAG_TIME_END: usize = 1 + 32 + 16 + 1 + 5 + 8;
 const TAG_POSITION: usize = TAG_TIME_END + 32;
 
-async fn user(dir: &TempDir, server: &Server, clock: &SimulatedClock, name: &str) -> Device {
+async fn user(
+    dir: &TempDir,
+    server: &DeliveryService,
+    clock: &SimulatedClock,
+    name: &str,
+) -> Device {
     Device::register(&dir.path().join(name), &server.url, name, clock.shared())
         .await
         .unwrap()
@@ -233,9 +101,10 @@ async fn submit(bob: &Device, r: &Report) -> Result<i64, String> {
 async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
     assert_eq!(
         bob.pinned_franking_key().unwrap(),
         Some(server.franking.public_key())
@@ -322,7 +191,7 @@ async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
     }
     let id = submit(&bob, &good).await.unwrap();
     assert!(id > 0);
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 /// A reported message whose tag comes from a tag batch of 13 (leaf 5, a
@@ -337,9 +206,10 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     use custos_verify::report::verify_report;
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let mut good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
     let real: TagFields = DeliveryTag::decode(&good.message.tag)
@@ -428,7 +298,7 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     let n = old.message.tag.len();
     old.message.tag[n - 1] ^= 1;
     assert_eq!(submit(&bob, &old).await.unwrap_err(), "bad_tag_signature");
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 /// The recipient's client refuses an envelope whose v2 tag does not verify
@@ -443,9 +313,10 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
     use custos_wire::tag::TagRefusal;
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
     let conv = alice
         .create_conversation(&["bob".to_string()])
         .await
@@ -484,16 +355,17 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
         ))))
     ));
     assert_eq!(bob.process_delivery(envelope).unwrap(), Outcome::Message);
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_cannot_frame_a_sender() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let real = bob.build_report(&conv, &ids[0], "framing", 0).unwrap();
 
@@ -570,17 +442,18 @@ async fn a_recipient_cannot_frame_a_sender() {
     );
     // The genuine report still verifies.
     submit(&bob, &real).await.unwrap();
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspension_stops_sends_until_it_ends_and_package_verifies_publicly() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
-    let moderator = user(&dir, &server, &clock, "mod").await;
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
+    let moderator = user(&dir, server, &clock, "mod").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let report_id = bob.report(&conv, &ids[1], "extortion", 1).await.unwrap();
 
@@ -663,18 +536,19 @@ async fn suspension_stops_sends_until_it_ends_and_package_verifies_publicly() {
     let shown = moderator.api().moderation_show(report_id).await.unwrap();
     assert_eq!(shown.actions[0].moderator, "mod");
     assert_eq!(shown.actions[0].action, Action::Suspend);
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_suspension_survives_restart() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let data = dir.path().join("server");
-    let server = Server::start(&data, &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
-    let moderator = user(&dir, &server, &clock, "mod").await;
+    let mut d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let data = server.data.clone();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
+    let moderator = user(&dir, server, &clock, "mod").await;
     custos_server::moderation::add_moderator(&data, "mod")
         .await
         .unwrap();
@@ -685,9 +559,8 @@ async fn permanent_suspension_survives_restart() {
         .moderation_resolve(id, Action::Suspend, "permanent", None)
         .await
         .unwrap();
-    let addr = server.url.trim_start_matches("http://").to_owned();
-    server.stop().await;
-    let server = Server::start_on(&data, &clock, &addr, None).await;
+    // The same service restarts on its address with its data.
+    d.restart_server().await.unwrap();
     clock.advance_days(400);
     // The first device must be closed before its home can be opened again.
     drop(alice);
@@ -704,7 +577,7 @@ async fn permanent_suspension_survives_restart() {
         matches!(&e, custos_client::DeviceError::Api(ApiError::Refused { message, .. }) if *message == permanent.to_string()),
         "{e}"
     );
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,9 +585,11 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     let dir = TempDir::new().unwrap();
     // The key's valid_from is its file's (real) creation time.
     let clock = custos_clock::dangerous::simulated(custos_clock::system().now_millis());
-    let log = Log::start(dir.path()).await;
-    let data = dir.path().join("server");
-    let server = Server::start_on(&data, &clock, "127.0.0.1:0", Some(log.config())).await;
+    let mut d = deployment(&dir, &clock, true).await;
+    let server = d.server().unwrap();
+    let data = server.data.clone();
+    let policy = d.trust_policy().unwrap();
+    let provider = d.keys().provider.signing_key().clone();
     // `serve` publishes the key in the background; wait for the proof.
     let mut waited = 0;
     while !matches!(server.franking.log_proof(), FrankingKeyLogProof::Logged(_)) {
@@ -728,9 +603,9 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     }
     let proof_file = data.join(custos_server::franking_log::PROOF_FILE);
     assert!(proof_file.exists());
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
-    let moderator = user(&dir, &server, &clock, "mod").await;
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
+    let moderator = user(&dir, server, &clock, "mod").await;
     custos_server::moderation::add_moderator(&data, "mod")
         .await
         .unwrap();
@@ -751,11 +626,11 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     ));
 
     // The package and the log's public trust policy are enough.
-    let v = verify_package(&json, &log.policy()).unwrap();
+    let v = verify_package(&json, &policy).unwrap();
     let logged = v.require_logged().unwrap();
     assert_eq!(logged.public_key, server.franking.public_key());
     assert_eq!(logged.provider, "provider.test");
-    assert_eq!(logged.author, log.provider.verifying_key().to_bytes());
+    assert_eq!(logged.author, provider.verifying_key().to_bytes());
     assert_eq!(logged.witnesses.len(), 2);
     assert_eq!(v.message.sender, "alice");
 
@@ -766,7 +641,7 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     let with = |f: &dyn Fn(&mut ReportPackage)| {
         let mut p = package.clone();
         f(&mut p);
-        verify_package(&serde_json::to_string(&p).unwrap(), &log.policy())
+        verify_package(&serde_json::to_string(&p).unwrap(), &policy)
     };
     // Another log (or the right log without its witnesses' quorum) is refused.
     let other_log = TrustPolicy::new(
@@ -845,15 +720,14 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
                 valid_from: custos_clock::system().now_millis() / 1000 + 86_400,
             },
         ),
-        &log.provider,
+        &provider,
     )
     .unwrap();
-    let client = custos_tlog::LogClient::new(&log.url).unwrap();
+    let client = custos_tlog::LogClient::new(d.log_url()).unwrap();
     let index = client.submit(&late).await.unwrap().index;
     let note = loop {
         let note = client.checkpoint().await.unwrap();
-        if log
-            .policy()
+        if policy
             .verify_checkpoint(&note)
             .is_ok_and(|cp| cp.size() > index)
         {
@@ -861,7 +735,7 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    let size = log.policy().verify_checkpoint(&note).unwrap().size();
+    let size = policy.verify_checkpoint(&note).unwrap().size();
     let hashes = client.inclusion_proof(index, size).await.unwrap();
     let late_proof =
         custos_verify::package::LogProof::new(&late.encode().unwrap(), index, &note, &hashes);
@@ -878,25 +752,32 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
 
     // A restart reuses the stored proof for the same key (no second entry).
     let before = std::fs::read(&proof_file).unwrap();
-    let addr = server.url.trim_start_matches("http://").to_owned();
-    server.stop().await;
-    let server = Server::start_on(&data, &clock, &addr, Some(log.config())).await;
-    let again =
-        custos_server::franking_log::publish_franking_key(&server.franking, &log.config(), &data)
-            .await
-            .unwrap();
+    d.restart_server().await.unwrap();
+    let server = d.server().unwrap();
+    let again = custos_server::franking_log::publish_franking_key(
+        &server.franking,
+        &d.franking_log_config(),
+        &data,
+    )
+    .await
+    .unwrap();
     assert_eq!(&again, proof);
     assert_eq!(std::fs::read(&proof_file).unwrap(), before);
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_key_that_is_not_a_provider_cannot_publish() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let log = Log::start(dir.path()).await;
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .without_server();
+    let d = Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap();
     let policy = FrankingPolicy::from_seed(&[7; 32], clock.shared());
-    let mut config = log.config();
+    let mut config = d.franking_log_config();
     config.statement_key = SigningKey::from_bytes(&[8; 32]);
     let e = custos_server::franking_log::publish_franking_key(&policy, &config, dir.path())
         .await
@@ -912,10 +793,11 @@ async fn a_statement_key_that_is_not_a_provider_cannot_publish() {
 async fn only_a_recipient_can_report() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
-    let carol = user(&dir, &server, &clock, "carol").await;
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
+    let carol = user(&dir, server, &clock, "carol").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let report = bob.build_report(&conv, &ids[1], "extortion", 1).unwrap();
 
@@ -961,7 +843,7 @@ async fn only_a_recipient_can_report() {
     let stats = bob.api().moderation_stats().await.unwrap();
     assert_eq!(stats.refused_by_reason["not_a_recipient"], 2);
     assert_eq!(stats.reports_verified, 1);
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 /// Alice builds, by hand, an envelope that is correctly signed and
@@ -978,9 +860,10 @@ async fn a_sender_cannot_show_one_thing_and_frank_another() {
 
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
-    let server = Server::start(&dir.path().join("server"), &clock).await;
-    let mut alice = user(&dir, &server, &clock, "alice").await;
-    let mut bob = user(&dir, &server, &clock, "bob").await;
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
     let (conv, _) = exchange(&mut alice, &mut bob).await;
 
     let home = dir.path().join("alice");
@@ -1068,7 +951,7 @@ async fn a_sender_cannot_show_one_thing_and_frank_another() {
             "{what}: a refused envelope must not be reportable"
         );
     }
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 /// GF(2^128) as GCM uses it: a block is a big-endian u128 whose most
