@@ -131,9 +131,10 @@ impl DeliveryService {
 }
 
 impl Deployment {
-    /// Starts the delivery service of the spec on `addr`, with its data in
+    /// Starts the delivery service of the spec on `addr` (for instance the
+    /// address [`Deployment::stop_server`] returned), with its data in
     /// `DIR/server`.
-    pub(crate) async fn start_server_on(&mut self, addr: SocketAddr) -> Result<(), DeployError> {
+    pub async fn start_server_on(&mut self, addr: SocketAddr) -> Result<(), DeployError> {
         let Some(spec) = self.spec.server else {
             return Err(no_service());
         };
@@ -150,13 +151,20 @@ impl Deployment {
         Ok(())
     }
 
+    /// Stops the delivery service gracefully; its data stays. Returns the
+    /// address it listened on.
+    pub async fn stop_server(&mut self) -> Result<SocketAddr, DeployError> {
+        let old = self.server.take().ok_or_else(no_service)?;
+        let addr = old.addr;
+        old.stop().await?;
+        Ok(addr)
+    }
+
     /// Stops the delivery service gracefully and starts it again on the
     /// same address with the same data, as an operator restarting
     /// `custos server` would.
     pub async fn restart_server(&mut self) -> Result<(), DeployError> {
-        let old = self.server.take().ok_or_else(no_service)?;
-        let addr = old.addr;
-        old.stop().await?;
+        let addr = self.stop_server().await?;
         self.start_server_on(addr).await
     }
 
