@@ -1,5 +1,6 @@
-//! End-to-end messaging on a real delivery service on loopback: three users,
-//! one-to-one and group conversations, membership changes, restarts.
+//! End-to-end messaging on a real delivery service on loopback (the test
+//! kit's deployment): three users, one-to-one and group conversations,
+//! membership changes, restarts.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,53 +13,26 @@ use std::path::Path;
 use custos_client::refusal::EnvelopeRefusal;
 use custos_client::seal::SealError;
 use custos_client::{Device, Outcome};
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
 use custos_wire::frames::{Delivery, ItemKind};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-struct Server {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+/// The test kit's deployment (a log with two witnesses, no custodians) on
+/// the system clock, and its delivery service without franking (tests below
+/// alter deliveries, which a tag would refuse first).
+async fn deployment(dir: &TempDir) -> Deployment {
+    let spec = DeploymentSpec::new("test", custos_clock::system())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(ServerSpec::unlimited_without_franking());
+    Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap()
 }
 
-impl Server {
-    async fn start(data: &Path) -> Self {
-        Self::start_on(data, "127.0.0.1:0").await
-    }
-
-    async fn start_on(data: &Path, addr: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel();
-        let mut config = custos_server::ServerConfig::new(data);
-        config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
-        config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
-        let task = tokio::spawn(async move {
-            custos_server::serve(listener, config, custos_clock::system(), async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            url,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
-}
-
-async fn user(dir: &TempDir, server: &Server, name: &str) -> Device {
+async fn user(dir: &TempDir, d: &Deployment, name: &str) -> Device {
     Device::register(
         &dir.path().join(name),
-        &server.url,
+        d.server_url().unwrap(),
         name,
         custos_clock::system(),
     )
@@ -87,10 +61,10 @@ async fn raw_mailbox(d: &Device) -> Vec<Delivery> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_users_one_to_one_and_group() {
     let dir = TempDir::new().unwrap();
-    let server = Server::start(&dir.path().join("server")).await;
-    let mut alice = user(&dir, &server, "alice").await;
-    let mut bob = user(&dir, &server, "bob").await;
-    let mut carol = user(&dir, &server, "carol").await;
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let mut carol = user(&dir, &d, "carol").await;
 
     // One-to-one.
     let dm = alice.create_conversation(&names(&["bob"])).await.unwrap();
@@ -152,17 +126,17 @@ async fn three_users_one_to_one_and_group() {
     let mut members = g.members.clone();
     members.sort();
     assert_eq!(members, names(&["alice", "bob", "carol"]));
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
     let dir = TempDir::new().unwrap();
-    let server = Server::start(&dir.path().join("server")).await;
-    let mut alice = user(&dir, &server, "alice").await;
-    let mut bob = user(&dir, &server, "bob").await;
-    let mut carol = user(&dir, &server, "carol").await;
-    let mut dave = user(&dir, &server, "dave").await;
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let mut carol = user(&dir, &d, "carol").await;
+    let mut dave = user(&dir, &d, "dave").await;
 
     let group = alice
         .create_conversation(&names(&["bob", "carol"]))
@@ -219,17 +193,16 @@ async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
         bob_got.iter().map(|m| m.2.as_str()).collect::<Vec<_>>(),
         vec!["before dave", "after removal"]
     );
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_messages_queued_loses_nothing_and_stores_no_plaintext() {
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("server");
-    let server = Server::start(&data).await;
-    let addr = server.url.trim_start_matches("http://").to_string();
-    let mut alice = user(&dir, &server, "alice").await;
-    let mut bob = user(&dir, &server, "bob").await;
+    let mut d = deployment(&dir).await;
+    let data = d.server().unwrap().data.clone();
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     let marker = "PLAINTEXT-MARKER-7f3a9c";
     for i in 0..20 {
@@ -238,7 +211,7 @@ async fn restart_with_messages_queued_loses_nothing_and_stores_no_plaintext() {
             .await
             .unwrap();
     }
-    server.stop().await;
+    let addr = d.stop_server().await.unwrap();
 
     // Nothing the service stored contains the plaintext.
     for entry in walk(&data) {
@@ -251,21 +224,21 @@ async fn restart_with_messages_queued_loses_nothing_and_stores_no_plaintext() {
     }
 
     // Restarted on the same port and data: every accepted message is there.
-    let server = Server::start_on(&data, &addr).await;
+    d.start_server_on(addr).await.unwrap();
     let got = texts(&mut bob).await;
     assert_eq!(got.len(), 20);
     for (i, m) in got.iter().enumerate() {
         assert_eq!(m.2, format!("{marker} {i}"));
     }
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_forged_and_replayed_envelopes_are_refused() {
     let dir = TempDir::new().unwrap();
-    let server = Server::start(&dir.path().join("server")).await;
-    let mut alice = user(&dir, &server, "alice").await;
-    let mut bob = user(&dir, &server, "bob").await;
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     alice.send_text(&conv, "genuine").await.unwrap();
     let items = raw_mailbox(&bob).await;
@@ -317,17 +290,17 @@ async fn tampered_forged_and_replayed_envelopes_are_refused() {
         msgs.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
         vec!["genuine"]
     );
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_commits_both_land() {
     let dir = TempDir::new().unwrap();
-    let server = Server::start(&dir.path().join("server")).await;
-    let mut alice = user(&dir, &server, "alice").await;
-    let mut bob = user(&dir, &server, "bob").await;
-    let _carol = user(&dir, &server, "carol").await;
-    let _dave = user(&dir, &server, "dave").await;
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let _carol = user(&dir, &d, "carol").await;
+    let _dave = user(&dir, &d, "dave").await;
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     bob.sync().await.unwrap();
     // Both commit at the same epoch; one loses, catches up and retries.
@@ -348,7 +321,7 @@ async fn racing_commits_both_land() {
     assert_eq!(m, names(&["alice", "bob", "carol", "dave"]));
     alice.send_text(&conv, "all four").await.unwrap();
     assert_eq!(texts(&mut bob).await.last().unwrap().2, "all four");
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -367,10 +340,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_leaves_and_reads_nothing_afterwards() {
     let dir = TempDir::new().unwrap();
-    let server = Server::start(&dir.path().join("server")).await;
-    let mut alice = user(&dir, &server, "alice").await;
-    let mut bob = user(&dir, &server, "bob").await;
-    let mut carol = user(&dir, &server, "carol").await;
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let mut carol = user(&dir, &d, "carol").await;
     let group = alice
         .create_conversation(&names(&["bob", "carol"]))
         .await
@@ -424,7 +397,7 @@ async fn a_member_leaves_and_reads_nothing_afterwards() {
         assert_ne!(outcome, Outcome::Message);
     }
     assert!(carol.receive(None).await.unwrap().is_empty());
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
 
 /// Two processes on one home directory must never seal two messages with the
@@ -433,9 +406,9 @@ async fn a_member_leaves_and_reads_nothing_afterwards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_from_one_home_never_reuse_a_chain_generation() {
     let dir = TempDir::new().unwrap();
-    let server = Server::start(&dir.path().join("server")).await;
-    let mut alice = user(&dir, &server, "alice").await;
-    let mut bob = user(&dir, &server, "bob").await;
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     alice.send_text(&conv, "first").await.unwrap();
     drop(alice);
@@ -469,5 +442,5 @@ async fn concurrent_sends_from_one_home_never_reuse_a_chain_generation() {
             "first"
         ]
     );
-    server.stop().await;
+    d.shutdown().await.unwrap();
 }
