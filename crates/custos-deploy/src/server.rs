@@ -147,7 +147,20 @@ impl Deployment {
             &self.spec.clock,
         )
         .await?;
+        let franking = service.franking.clone();
         self.server = Some(service);
+        if spec.franking_in_log {
+            // Devices pin only a logged franking key: wait until the
+            // service has its key in a witnessed checkpoint.
+            self.wait("the franking key in the log", || async {
+                (!matches!(
+                    franking.log_proof(),
+                    custos_verify::package::FrankingKeyLogProof::Pending
+                ))
+                .then_some(())
+            })
+            .await?;
+        }
         Ok(())
     }
 
