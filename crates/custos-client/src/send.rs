@@ -9,6 +9,7 @@ use crate::api::ApiError;
 use crate::chain::{ChainKey, SendingChain};
 use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::seal::{seal, text_payload};
+use crate::store::{Direction, NewMessage};
 
 /// What the sender learns when a message is accepted.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,18 +54,18 @@ impl Device {
             .submit(conv, ItemKind::Envelope, sealed.bytes.clone())
             .await?;
         let plaintext = payload.encode()?;
-        self.store.insert_message(
-            &sealed.message_id,
-            conv,
-            &self.name,
+        self.store.insert_message(&NewMessage {
+            id: &sealed.message_id,
+            conversation: conv,
+            sender: &self.name,
             text,
-            payload.sent_at,
+            sent_at: payload.sent_at,
             server_time,
-            &sealed.bytes,
-            &plaintext,
-            &tag,
-            true,
-        )?;
+            envelope: &sealed.bytes,
+            payload: &plaintext,
+            tag: &tag,
+            direction: Direction::Outgoing,
+        })?;
         Ok(SentMessage {
             id: hex::encode(sealed.message_id),
             conversation: conv.to_hex(),
