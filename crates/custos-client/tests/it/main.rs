@@ -5,5 +5,6 @@
 //! topic: each test binary links the whole dependency tree again.
 
 mod escrow;
+mod gcm;
 mod messaging;
 mod reports;
