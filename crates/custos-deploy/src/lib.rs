@@ -63,6 +63,8 @@ pub struct Deployment {
     witnesses: Vec<custos_witness_server::WitnessHandle>,
     custodians: Vec<CustodianSlot>,
     server: Option<DeliveryService>,
+    /// Where the delivery service listened before [`Deployment::stop_server`].
+    stopped_server: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -161,6 +163,7 @@ impl Deployment {
             witnesses,
             custodians: Vec::new(),
             server: None,
+            stopped_server: None,
             spec,
         };
         if !existing {

@@ -19,6 +19,8 @@ use crate::spec::ServerSpec;
 pub struct DeliveryService {
     /// Its base URL.
     pub url: String,
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
     /// Its data directory (SQLite database, franking key).
     pub data: PathBuf,
     /// The provider's franking policy (key and log proof).
@@ -43,12 +45,10 @@ impl DeliveryService {
         log: FrankingLog<'_>,
         clock: &SharedClock,
     ) -> Result<Self, DeployError> {
-        let url = format!(
-            "http://{}",
-            listener
-                .local_addr()
-                .map_err(DeployError::io("the service's address"))?
-        );
+        let addr = listener
+            .local_addr()
+            .map_err(DeployError::io("the service's address"))?;
+        let url = format!("http://{addr}");
         std::fs::create_dir_all(data).map_err(DeployError::io("creating the service's data"))?;
         let franking = Arc::new(
             FrankingPolicy::open(data, clock.clone())
@@ -76,6 +76,7 @@ impl DeliveryService {
         ));
         let service = Self {
             url,
+            addr,
             data: data.to_owned(),
             franking,
             stop: Some(stop),
@@ -116,5 +117,50 @@ impl DeliveryService {
             Ok(Err(e)) => Err(DeployError::start("delivery service")(e.to_string())),
             Err(e) => Err(DeployError::start("delivery service")(e.to_string())),
         }
+    }
+}
+
+impl crate::Deployment {
+    /// Stops the delivery service gracefully. Its data stays in
+    /// `DIR/server` ([`custos_server::db::DB_FILE`] and its WAL), where a
+    /// test may replace it, e.g. with an older backup, before
+    /// [`crate::Deployment::restart_server`].
+    pub async fn stop_server(&mut self) -> Result<(), DeployError> {
+        let server = self
+            .server
+            .take()
+            .ok_or_else(|| DeployError::Usage("the delivery service does not run".into()))?;
+        self.stopped_server = Some(server.addr);
+        server.stop().await
+    }
+
+    /// Starts the delivery service stopped by [`crate::Deployment::stop_server`]
+    /// again, on the same address (devices keep their URL), with its data
+    /// folder as it is now.
+    pub async fn restart_server(&mut self) -> Result<(), DeployError> {
+        let (Some(spec), Some(addr)) = (self.spec.server, self.stopped_server.take()) else {
+            return Err(DeployError::Usage("no delivery service was stopped".into()));
+        };
+        let listener = crate::bind(addr).await?;
+        let service = DeliveryService::start(
+            listener,
+            &self.dir.join("server"),
+            spec,
+            FrankingLog {
+                url: &self.log_url,
+                manifest: &self.manifest,
+                provider: self.keys.provider.signing_key(),
+            },
+            &self.spec.clock,
+        )
+        .await?;
+        self.server = Some(service);
+        Ok(())
+    }
+
+    /// Stops the log and the witnesses (for tests of what a party does
+    /// while the log is unreachable); they do not start again.
+    pub fn stop_log(&self) {
+        self.stop_log_and_witnesses();
     }
 }
