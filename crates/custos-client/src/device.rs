@@ -79,6 +79,17 @@ pub enum DeviceError {
     /// The manifest could not be pinned or loaded.
     #[error(transparent)]
     Pin(#[from] crate::pin::PinError),
+    /// The service presented a franking key that the pinned manifest's
+    /// provider has not published in the log: its delivery tags could not
+    /// be checked against anything public, so the device refuses to pin it.
+    #[error(
+        "the service's franking key {key} is not published in the log by the manifest's provider; \
+         refusing to trust it"
+    )]
+    FrankingKeyNotLogged {
+        /// The key the service presented (hex).
+        key: String,
+    },
 }
 
 /// Which local MLS operation failed. openmls reports its own errors as
@@ -158,6 +169,46 @@ impl std::fmt::Debug for Device {
 
 const IDENTITY_FILE: &str = "identity.key";
 
+/// Rounds of following the log for a franking key the service presents
+/// before it is refused (half a second apart).
+const FRANKING_KEY_FOLLOWS: u32 = 6;
+
+/// Pins the service's franking key: from now on every envelope must carry
+/// a delivery tag that verifies under it. A device with a pinned manifest
+/// pins only a key that the manifest's provider published in the log
+/// (following the log once more if the key is new), so a service cannot
+/// swap in a key nobody can audit.
+async fn pin_franking_key(
+    api: &Api,
+    store: &mut Store,
+    home: &Path,
+    pin: Option<&crate::pin::ManifestPin>,
+    day_keys: Option<&crate::daykeys::DayKeys>,
+) -> Result<(), DeviceError> {
+    let Some(key) = api.franking_key().await? else {
+        return Ok(());
+    };
+    if let Some(pin) = pin {
+        // A service that has just started may still be waiting for its key's
+        // witnessed inclusion: follow the log a few times before refusing.
+        let mut attempts = 0;
+        while !crate::logsync::franking_key_logged(store, &key)? {
+            if attempts == FRANKING_KEY_FOLLOWS {
+                return Err(DeviceError::FrankingKeyNotLogged {
+                    key: hex::encode(key),
+                });
+            }
+            if attempts > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            crate::logsync::follow(home, store, pin, day_keys).await?;
+            attempts += 1;
+        }
+    }
+    store.set(crate::report::PINNED_FRANKING_KEY, &key)?;
+    Ok(())
+}
+
 impl Device {
     /// Creates an account `name` on the service at `server`, with a fresh
     /// identity kept in `home`, and uploads KeyPackages. Without a pinned
@@ -229,18 +280,14 @@ impl Device {
             path: key_path.clone(),
             source,
         })?;
-        let store = Store::open(&home.join("device.db"))?;
+        let mut store = Store::open(&home.join("device.db"))?;
         store.set("name", name.as_bytes())?;
         store.set("server", server.as_bytes())?;
         let provider = Provider::open(&home.join("mls.db"))?;
         let (token, expires) = api.login(name, &identity).await?;
         store.set("token", token.as_bytes())?;
         store.set("token_expires", &expires.to_be_bytes())?;
-        // Pin the service's franking key: from now on every envelope must
-        // carry a delivery tag that verifies under it.
-        if let Some(key) = api.franking_key().await? {
-            store.set(crate::report::PINNED_FRANKING_KEY, &key)?;
-        }
+        pin_franking_key(&api, &mut store, home, pin.as_ref(), day_keys.as_deref()).await?;
         let mut device = Self {
             home: home.to_owned(),
             name: name.to_owned(),
@@ -270,7 +317,7 @@ impl Device {
             path: key_path.clone(),
             source,
         })?;
-        let store = Store::open(&home.join("device.db"))?;
+        let mut store = Store::open(&home.join("device.db"))?;
         let name = store
             .get_str("name")?
             .ok_or_else(|| DeviceError::NotRegistered(home.to_owned()))?;
@@ -278,6 +325,7 @@ impl Device {
             .get_str("server")?
             .ok_or_else(|| DeviceError::NotRegistered(home.to_owned()))?;
         let provider = Provider::open(&home.join("mls.db"))?;
+        let (pin, day_keys) = crate::logsync::load_pin(home, &store)?;
         let mut api = Api::new(&server);
         let expires = store
             .get("token_expires")?
@@ -294,13 +342,8 @@ impl Device {
             let (token, expires) = api.login(&name, &identity).await?;
             store.set("token", token.as_bytes())?;
             store.set("token_expires", &expires.to_be_bytes())?;
-            // Pin the service's franking key: from now on every envelope must
-            // carry a delivery tag that verifies under it.
-            if let Some(key) = api.franking_key().await? {
-                store.set(crate::report::PINNED_FRANKING_KEY, &key)?;
-            }
+            pin_franking_key(&api, &mut store, home, pin.as_ref(), day_keys.as_deref()).await?;
         }
-        let (pin, day_keys) = crate::logsync::load_pin(home, &store)?;
         Ok(Self {
             home: home.to_owned(),
             name,

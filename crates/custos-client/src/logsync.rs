@@ -9,6 +9,8 @@
 //!   manifest's hash;
 //! - `escrow/votes/<day>`: who published which day-key bytes (JSON);
 //! - `escrow/daykey/<day>` and `escrow/days`: accepted day keys;
+//! - `franking/logged/<key hex>`: franking keys the manifest's provider
+//!   published, which alone the device pins at login;
 //! - tables `warrant_commitments` and `unsealed_warrants`: see [`crate::notices`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use custos_escrow::DayKey;
+use custos_wire::manifest::Role;
 use custos_wire::statement::{Statement, StatementKind};
 
 use crate::daykeys::{DayKeys, DayVotes, VoteOutcome};
@@ -98,6 +101,7 @@ pub(crate) async fn follow(
             StatementKind::ManifestPublication,
             StatementKind::WarrantCommitment,
             StatementKind::WarrantUnsealing,
+            StatementKind::ProviderFrankingKey,
         ],
     )?;
     let own_hash = pin.manifest().hash().map_err(PinError::from)?;
@@ -140,6 +144,16 @@ pub(crate) async fn follow(
                 Statement::WarrantUnsealing(u) => {
                     crate::notices::take_unsealing(store, pin.manifest(), s.index, u)?;
                 }
+                Statement::ProviderFrankingKey(k) => {
+                    let by_provider = k.provider == s.author
+                        && pin
+                            .manifest()
+                            .with_role(Role::Provider)
+                            .any(|p| p.name == s.author);
+                    if by_provider {
+                        store.set(&logged_franking_key(&k.public_key), &s.index.to_be_bytes())?;
+                    }
+                }
                 _ => {}
             }
         }
@@ -153,6 +167,16 @@ pub(crate) async fn follow(
     out.cursor = cursor;
     out.manifest_published = store.get(MANIFEST_PUBLISHED)?.is_some();
     Ok(out)
+}
+
+fn logged_franking_key(key: &[u8; 32]) -> String {
+    format!("franking/logged/{}", hex::encode(key))
+}
+
+/// Whether the log showed `key` published by the pinned manifest's
+/// provider (as far as the device has followed it).
+pub(crate) fn franking_key_logged(store: &Store, key: &[u8; 32]) -> Result<bool, DeviceError> {
+    Ok(store.get(&logged_franking_key(key))?.is_some())
 }
 
 /// The day keys accepted earlier, from the store.

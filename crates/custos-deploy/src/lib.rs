@@ -194,7 +194,21 @@ impl Deployment {
                 &deployment.spec.clock,
             )
             .await?;
+            let franking = service.franking.clone();
             deployment.server = Some(service);
+            if server_spec.franking_in_log {
+                // Devices pin only a logged franking key: wait until the
+                // service has its key in a witnessed checkpoint.
+                deployment
+                    .wait("the franking key in the log", || async {
+                        (!matches!(
+                            franking.log_proof(),
+                            custos_verify::package::FrankingKeyLogProof::Pending
+                        ))
+                        .then_some(())
+                    })
+                    .await?;
+            }
         }
         Ok(deployment)
     }

@@ -980,3 +980,41 @@ async fn a_provider_restored_from_an_older_backup_keeps_again_from_its_logged_in
         && m.checks.delivery_tag
         && m.checks.escrow_provenance));
 }
+
+/// A device with a pinned manifest pins only a franking key that the
+/// manifest's provider published in the log: a service presenting any
+/// other key is refused at registration, before the device trusts a tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_refuses_a_franking_key_that_is_not_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let mut server = custos_deploy::ServerSpec::unlimited();
+    server.franking_in_log = false;
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(server);
+    let d = Deployment::start(dir.path(), spec).await.unwrap();
+    let refused = custos_client::Device::register_pinned(
+        &dir.path().join("users/alice"),
+        d.server_url().unwrap(),
+        "alice",
+        clock.shared(),
+        d.pin().unwrap(),
+    )
+    .await;
+    let key = d.server().unwrap().franking.public_key();
+    match refused {
+        Err(custos_client::DeviceError::FrankingKeyNotLogged { key: k }) => {
+            assert_eq!(k, hex::encode(key));
+        }
+        Err(other) => panic!("an unlogged franking key must be refused: {other:?}"),
+        Ok(_) => panic!("an unlogged franking key must be refused"),
+    }
+
+    // With the key in the log, the same service is trusted.
+    let dir2 = tempfile::tempdir().unwrap();
+    let spec =
+        DeploymentSpec::new("test", clock.shared()).custodians(0, 0, CustodianMode::KeysOnly);
+    let d2 = Deployment::start(dir2.path(), spec).await.unwrap();
+    d2.register("alice").await.unwrap();
+}

@@ -25,7 +25,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
-mod http;
 pub mod server;
 pub mod storage;
 pub mod witnessing;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,9 +44,9 @@ use serde::Deserialize;
 use tokio::sync::{RwLock as AsyncRwLock, mpsc, oneshot, watch};
 
 use crate::admission::{Admission, AdmissionError};
-use crate::http::{ApiError, read_body};
 use crate::storage::{EntryReader, LogStore, SharedView, StorageError, StorePaths};
 use crate::witnessing::{WitnessTarget, cosign_loop};
+use custos_http::{ApiError, StrictQuery, not_found, read_body, wrong_method};
 
 /// Default largest number of entries committed by one fsync'd batch.
 pub const DEFAULT_MAX_BATCH: usize = 4096;
@@ -212,6 +212,8 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
         .route("/proof/inclusion", get(get_inclusion))
         .route("/proof/consistency", get(get_consistency))
         .route("/manifest", get(get_manifest))
+        .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state))
 }
 
@@ -497,7 +499,7 @@ struct ConsistencyQuery {
 
 async fn get_inclusion(
     State(s): State<Arc<AppState>>,
-    Query(q): Query<InclusionQuery>,
+    StrictQuery(q): StrictQuery<InclusionQuery>,
 ) -> Result<axum::Json<ProofResponse>, ApiError> {
     let v = s.view.read().map_err(ApiError::internal_lock)?;
     if q.size > v.size || q.index >= q.size {
@@ -517,7 +519,7 @@ async fn get_inclusion(
 
 async fn get_consistency(
     State(s): State<Arc<AppState>>,
-    Query(q): Query<ConsistencyQuery>,
+    StrictQuery(q): StrictQuery<ConsistencyQuery>,
 ) -> Result<axum::Json<ProofResponse>, ApiError> {
     let v = s.view.read().map_err(ApiError::internal_lock)?;
     if q.size > v.size || q.old > q.size {

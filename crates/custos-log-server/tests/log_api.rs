@@ -151,6 +151,32 @@ async fn submissions_are_proven_and_bad_inputs_change_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // Every refusal is JSON: queries that do not parse, unknown paths and
+    // wrong methods included.
+    for (post, path, status, code) in [
+        (false, "proof/inclusion?index=x&size=5", 400, "bad_query"),
+        (false, "proof/consistency?old=1", 400, "bad_query"),
+        (
+            false,
+            "proof/inclusion?index=1&size=99999999999999999999",
+            400,
+            "bad_query",
+        ),
+        (false, "no/such/endpoint", 404, "not_found"),
+        (true, "checkpoint", 405, "method_not_allowed"),
+        (false, "add-statement", 405, "method_not_allowed"),
+    ] {
+        let req = if post {
+            http.post(format!("{url}/{path}"))
+        } else {
+            http.get(format!("{url}/{path}"))
+        };
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], code, "{path}: {body}");
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
     assert_eq!(TilePath::parse("entries/000.p/5").unwrap().width, 5);
     assert_eq!(TILE_WIDTH, 256);
 

@@ -129,6 +129,17 @@ async fn witness_refusals_follow_tlog_witness_and_change_nothing() {
     .await;
     assert_eq!(ok.0, 200, "{}", ok.2);
     assert!(ok.2.starts_with("— witness-0.test "));
+    // Unknown paths and wrong methods get JSON bodies too.
+    let http = reqwest::Client::new();
+    for (path, status, code) in [
+        ("no/such/endpoint", 404, "not_found"),
+        ("add-checkpoint", 405, "method_not_allowed"),
+    ] {
+        let r = http.get(format!("{w}/{path}")).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], code, "{path}: {body}");
+    }
 
     let note9 = log.append(5);
     let good_proof = log.tree.consistency_proof(4, 9).unwrap();

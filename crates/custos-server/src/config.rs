@@ -130,7 +130,8 @@ pub struct Limits {
     pub ws_max_in_flight: usize,
     /// Operations the writer folds into one transaction (default 4,096).
     pub max_batch: usize,
-    /// Outstanding auth challenges kept in memory (default 100,000).
+    /// Accounts whose recent login answers are remembered before expired
+    /// ones are swept (default 100,000). Issuing a challenge keeps nothing.
     pub max_challenges: usize,
 }
 

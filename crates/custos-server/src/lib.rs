@@ -53,7 +53,7 @@ mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use custos_clock::SharedClock;
 use tokio::net::TcpListener;
@@ -132,10 +132,10 @@ pub async fn serve(
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),
         account_limiter: limits::RateLimiter::new(config.limits.account_rate),
+        challenges: delivery::challenge::Challenges::new(config.limits.max_challenges),
         config,
         writer,
         hub,
-        challenges: Mutex::new(Default::default()),
         shutdown: stop_rx,
     });
     let app = routes::router(state);

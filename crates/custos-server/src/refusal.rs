@@ -51,6 +51,9 @@ pub enum RequestRefusal {
     /// The query string is not the documented one.
     #[error("bad query string: {0}")]
     BadQuery(String),
+    /// A path parameter is not of the documented form.
+    #[error("bad path parameter: {0}")]
+    BadPath(String),
     /// The body or a field is larger than the service takes.
     #[error("{0}")]
     TooLarge(String),
@@ -107,6 +110,7 @@ impl Refusal for RequestRefusal {
             | Self::BadJson(_)
             | Self::BadBase64 { .. }
             | Self::BadQuery(_)
+            | Self::BadPath(_)
             | Self::Malformed { .. }
             | Self::NotWebsocket(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -2,9 +2,8 @@
 //! router ([`crate::routes`]) and the handlers import it; it imports
 //! neither.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -15,6 +14,7 @@ use sqlx::SqlitePool;
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
+use crate::delivery::challenge::Challenges;
 use crate::delivery::mailbox::Hub;
 use crate::delivery::writer::WriterHandle;
 use crate::error::HttpRefusal;
@@ -28,8 +28,8 @@ pub(crate) struct Inner {
     pub config: ServerConfig,
     pub writer: WriterHandle,
     pub hub: Arc<Hub>,
-    /// Outstanding challenges: challenge -> (account name, expiry ms).
-    pub challenges: Mutex<HashMap<[u8; 32], (String, u64)>>,
+    /// Login challenges: issued statelessly, answers remembered per account.
+    pub challenges: Challenges,
     pub ip_limiter: RateLimiter<IpAddr>,
     pub account_limiter: RateLimiter<i64>,
     pub shutdown: watch::Receiver<bool>,
@@ -67,5 +67,67 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| RequestRefusal::BadJson(e.to_string()).into())
+    }
+}
+
+/// A raw request body: at most the route's limit (`413` in JSON), read
+/// completely (`400` in JSON otherwise).
+pub(crate) struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = HttpRefusal;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, HttpRefusal> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    RequestRefusal::TooLarge("the body exceeds this endpoint's limit".into())
+                } else {
+                    RequestRefusal::BadBody(e.body_text())
+                }
+                .into()
+            })
+    }
+}
+
+/// A path parameter that must parse as `T`: anything else is a JSON `400`.
+pub(crate) struct UrlParam<T>(pub T);
+
+impl<T> axum::extract::FromRequestParts<AppState> for UrlParam<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = HttpRefusal;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, HttpRefusal> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| UrlParam(v))
+            .map_err(|e| RequestRefusal::BadPath(e.body_text()).into())
+    }
+}
+
+/// A query string that must parse as `T`: anything else is a JSON `400`.
+pub(crate) struct UrlQuery<T>(pub T);
+
+impl<T> axum::extract::FromRequestParts<AppState> for UrlQuery<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = HttpRefusal;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, HttpRefusal> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| UrlQuery(v))
+            .map_err(|e| RequestRefusal::BadQuery(e.body_text()).into())
     }
 }

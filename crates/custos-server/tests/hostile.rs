@@ -573,3 +573,163 @@ async fn proposals_are_ordered_by_epoch_like_commits() {
         (StatusCode::CONFLICT, Some("stale_epoch"))
     );
 }
+
+#[tokio::test]
+async fn weak_identity_keys_are_refused_at_registration() {
+    use base64::Engine as _;
+    let server = TestServer::start().await;
+    let probe = User::register(&server, "probe").await;
+    // The all-zero encoding, the identity point, and a point of order 8
+    // (small-order points verify signatures anyone can make).
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut order_eight = [0u8; 32];
+    order_eight.copy_from_slice(
+        &hex::decode("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a").unwrap(),
+    );
+    for (i, key) in [[0u8; 32], identity, order_eight].iter().enumerate() {
+        let name = format!("weak{i}");
+        let (st, body) = probe
+            .post_json(
+                "/v1/accounts",
+                json!({"name": name, "identity_key": base64::engine::general_purpose::STANDARD.encode(key)}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "bad_key", "{body}");
+        let (st, _) = probe
+            .post_json("/v1/auth/challenge", json!({"name": name}))
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "a refused key registers nothing");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_token_has_one_canonical_form() {
+    let server = TestServer::start().await;
+    let alice = User::register(&server, "alice").await;
+    let get = |token: String| {
+        let alice = &alice;
+        async move {
+            alice
+                .http
+                .get(format!("{}/v1/conversations", alice.base))
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(get(alice.token.clone()).await.status(), StatusCode::OK);
+    let (st, body) = error_of(get(alice.token.to_uppercase()).await).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn requesting_challenges_cannot_lock_anyone_out() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = test_config(tmp.path());
+    config.limits.max_challenges = 8;
+    let server = TestServer::start_with(config, custos_clock::dangerous::simulated(START_MS)).await;
+    let mut alice = User::register(&server, "alice").await;
+    let mallory = User::register(&server, "mallory").await;
+    // Mallory asks for many challenges in her own and in alice's name, and
+    // answers alice's wrongly.
+    for i in 0..200 {
+        let name = if i % 2 == 0 { "alice" } else { "mallory" };
+        let (st, ch) = mallory
+            .post_json("/v1/auth/challenge", json!({"name": name}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{ch}");
+        if name == "alice" {
+            let req = json!({"name": "alice", "challenge": ch["challenge"], "signature": B64.encode([7u8; 64])});
+            let (st, body) = mallory.post_json("/v1/auth/session", req).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+        }
+    }
+    // Alice still logs in, and her answered challenge is not accepted twice.
+    alice.login().await;
+    let (_, ch) = alice
+        .post_json("/v1/auth/challenge", json!({"name": "alice"}))
+        .await;
+    let c: [u8; 32] = B64
+        .decode(ch["challenge"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    use ed25519_dalek::Signer as _;
+    let sig = alice
+        .key
+        .sign(&custos_server::challenge_message("alice", &c));
+    let req = json!({"name": "alice", "challenge": ch["challenge"], "signature": B64.encode(sig.to_bytes())});
+    assert_eq!(
+        alice.post_json("/v1/auth/session", req.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        alice.post_json("/v1/auth/session", req).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A challenge issued for mallory does not log in as alice.
+    let (_, ch) = mallory
+        .post_json("/v1/auth/challenge", json!({"name": "mallory"}))
+        .await;
+    let c: [u8; 32] = B64
+        .decode(ch["challenge"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sig = alice
+        .key
+        .sign(&custos_server::challenge_message("alice", &c));
+    let req = json!({"name": "alice", "challenge": ch["challenge"], "signature": B64.encode(sig.to_bytes())});
+    assert_eq!(
+        alice.post_json("/v1/auth/session", req).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn path_and_body_refusals_are_json() {
+    let server = TestServer::start().await;
+    let alice = User::register(&server, "alice").await;
+    for path in [
+        "/v1/moderation/reports/abc",
+        "/v1/moderation/reports/99999999999999999999",
+        "/v1/moderation/reports?status=1&status=2",
+    ] {
+        let r = alice
+            .http
+            .get(format!("{}{path}", server.url))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        let (st, body) = error_of(r).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{path}: {body}");
+    }
+    let r = alice
+        .http
+        .post(format!("{}/v1/reports", server.url))
+        .bearer_auth(&alice.token)
+        .body(vec![0u8; custos_wire::report::MAX_REPORT_LEN + 4096])
+        .send()
+        .await
+        .unwrap();
+    let (st, body) = error_of(r).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")),
+        "{body}"
+    );
+    assert!(server.health().await);
+    server.stop().await;
+}

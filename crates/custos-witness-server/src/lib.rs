@@ -37,9 +37,7 @@ use custos_tlog::keys::{CosignatureSigner, LogVerifier, NamedKey};
 use custos_tlog::merkle::{Hash, MAX_PROOF_HASHES};
 use custos_tlog::witness_api::AddCheckpoint;
 
-use crate::http::{ApiError, read_body};
-
-mod http;
+use custos_http::{ApiError, not_found, read_body, wrong_method};
 
 /// Configuration of a witness.
 pub struct WitnessConfig {
@@ -119,6 +117,8 @@ pub fn witness_router(config: WitnessConfig) -> Result<Router, WitnessError> {
     });
     Ok(Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
+        .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state))
 }
 

@@ -23,8 +23,7 @@
 
 use std::path::Path;
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
@@ -39,7 +38,7 @@ use crate::abuse::franking::{FrankingPolicy, Suspension};
 use crate::delivery::auth::Authed;
 use crate::error::HttpRefusal;
 use crate::refusal::ModerationRefusal;
-use crate::state::{AppState, JsonBody};
+use crate::state::{AppState, JsonBody, RawBody, UrlParam, UrlQuery};
 use custos_verify::package::{PackageHeader, ReportPackage};
 use custos_verify::report::{ReportRefusal, verify_report};
 
@@ -148,7 +147,7 @@ pub(crate) async fn franking_key(
 pub(crate) async fn submit_report(
     State(state): State<AppState>,
     auth: Authed,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, HttpRefusal> {
     let key = franking(&state)?.verifying_key();
     let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
@@ -254,7 +253,7 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Authed,
-    Query(q): Query<ListQuery>,
+    UrlQuery(q): UrlQuery<ListQuery>,
 ) -> Result<impl IntoResponse, HttpRefusal> {
     moderator(&state, &auth).await?;
     let all = q.status.as_deref() == Some("all");
@@ -325,7 +324,7 @@ pub(crate) struct ActionRecord {
 pub(crate) async fn show(
     State(state): State<AppState>,
     auth: Authed,
-    UrlPath(id): UrlPath<i64>,
+    UrlParam(id): UrlParam<i64>,
 ) -> Result<impl IntoResponse, HttpRefusal> {
     moderator(&state, &auth).await?;
     let key = franking(&state)?.verifying_key();
@@ -373,7 +372,7 @@ pub(crate) struct ResolveBody {
 pub(crate) async fn resolve(
     State(state): State<AppState>,
     auth: Authed,
-    UrlPath(id): UrlPath<i64>,
+    UrlParam(id): UrlParam<i64>,
     JsonBody(body): JsonBody<ResolveBody>,
 ) -> Result<impl IntoResponse, HttpRefusal> {
     moderator(&state, &auth).await?;

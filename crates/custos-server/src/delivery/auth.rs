@@ -17,6 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::delivery::challenge::ChallengeRefusal;
 use crate::error::HttpRefusal;
 use crate::refusal::{AccountRefusal, RequestRefusal};
 use crate::state::{AppState, JsonBody};
@@ -105,6 +106,14 @@ fn bearer(parts: &Parts) -> Option<String> {
 
 async fn lookup(state: &AppState, token: &str) -> Result<Authed, HttpRefusal> {
     let bad = || RequestRefusal::Unauthorized("unknown or expired token; authenticate again");
+    // One canonical form: 64 lower-case hex digits, as the service issues it.
+    if token.len() != 64
+        || !token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(bad().into());
+    }
     let mut raw = [0u8; 32];
     hex::decode_to_slice(token, &mut raw).map_err(|_| bad())?;
     let hash: [u8; 32] = Sha256::digest(raw).into();
@@ -150,8 +159,13 @@ pub(crate) async fn register(
         .as_slice()
         .try_into()
         .map_err(|_| AccountRefusal::BadKey("must be a 32-byte Ed25519 public key"))?;
-    VerifyingKey::from_bytes(&key)
+    let verifying = VerifyingKey::from_bytes(&key)
         .map_err(|_| AccountRefusal::BadKey("is not a valid Ed25519 public key"))?;
+    // A small-order key (the identity point among them) verifies
+    // signatures that anyone can make: it proves nobody's possession.
+    if verifying.is_weak() {
+        return Err(AccountRefusal::BadKey("is a weak (small-order) Ed25519 key").into());
+    }
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let inserted = sqlx::query(
@@ -199,23 +213,8 @@ pub(crate) async fn challenge(
     if exists.is_none() {
         return Err(AccountRefusal::UnknownAccount(body.name).into());
     }
-    let mut challenge = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut challenge);
-    let now = state.clock.now_millis();
-    let expires_at = now.saturating_add(CHALLENGE_TTL_MS);
-    {
-        let mut map = state
-            .challenges
-            .lock()
-            .map_err(|_| HttpRefusal::internal("challenges", "lock poisoned"))?;
-        if map.len() >= state.config.limits.max_challenges {
-            map.retain(|_, (_, exp)| *exp > now);
-        }
-        if map.len() >= state.config.limits.max_challenges {
-            return Err(RequestRefusal::RateLimited { retry_after: 60 }.into());
-        }
-        map.insert(challenge, (body.name, expires_at));
-    }
+    let expires_at = state.clock.now_millis().saturating_add(CHALLENGE_TTL_MS);
+    let challenge = state.challenges.issue(&body.name, expires_at);
     Ok(axum::Json(serde_json::json!({
         "challenge": B64.encode(challenge),
         "expires_at": expires_at,
@@ -252,18 +251,11 @@ pub(crate) async fn session(
         .try_into()
         .map_err(|_| AccountRefusal::BadSignature)?;
     let now = state.clock.now_millis();
-    // Single use: the challenge is consumed whatever the outcome.
-    let entry = state
+    let name = body.name;
+    let expires_at = state
         .challenges
-        .lock()
-        .map_err(|_| HttpRefusal::internal("challenges", "lock poisoned"))?
-        .remove(&challenge);
-    let Some((name, expires_at)) = entry else {
-        return Err(refused().into());
-    };
-    if name != body.name || expires_at <= now {
-        return Err(refused().into());
-    }
+        .check(&name, &challenge, now)
+        .map_err(|_| refused())?;
     let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
         "SELECT a.identity_key, d.id FROM accounts a JOIN devices d ON d.account_id = a.id \
          WHERE a.name = ? ORDER BY d.id LIMIT 1",
@@ -278,11 +270,23 @@ pub(crate) async fn session(
         .map_err(|_| HttpRefusal::internal("stored identity key", "wrong length"))?;
     let key = VerifyingKey::from_bytes(&key)
         .map_err(|_| HttpRefusal::internal("stored identity key", "invalid"))?;
-    key.verify_strict(
-        &challenge_message(&name, &challenge),
-        &Signature::from_bytes(&signature),
-    )
-    .map_err(|_| refused())?;
+    let signed = key
+        .verify_strict(
+            &challenge_message(&name, &challenge),
+            &Signature::from_bytes(&signature),
+        )
+        .is_ok();
+    // Single use: the challenge is spent by any answer, right or wrong.
+    match state
+        .challenges
+        .answer(&name, &challenge, expires_at, signed, now)
+    {
+        Ok(()) if signed => {}
+        Err(ChallengeRefusal::TooManyLogins) => {
+            return Err(RequestRefusal::RateLimited { retry_after: 60 }.into());
+        }
+        Ok(()) | Err(_) => return Err(refused().into()),
+    }
     let mut token = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut token);
     let hash: [u8; 32] = Sha256::digest(token).into();

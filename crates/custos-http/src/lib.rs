@@ -1,4 +1,5 @@
-//! JSON error bodies of the witness server.
+//! JSON error bodies, bounded request bodies and strict extractors of the
+//! log and witness servers.
 //!
 //! Every refused request gets a status code and a body
 //! `{"error": "<code>", "message": "<what to fix>"}`; handlers never panic on
@@ -51,6 +52,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 500 for a poisoned lock (an earlier internal failure).
+    pub fn internal_lock<T>(_: T) -> Self {
+        Self::internal("state lock poisoned")
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
@@ -76,4 +84,41 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, 
                 format!("request body is larger than {limit} bytes"),
             )
         })
+}
+
+/// Fallback for paths the server does not serve: a JSON `404`.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see docs/spec for the API")
+}
+
+/// Fallback for a served path asked with another method: a JSON `405`.
+pub async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see docs/spec for the API",
+    )
+}
+
+/// A query string that must parse as `T`; anything else is a JSON `400`
+/// with code `bad_query`.
+#[derive(Debug)]
+pub struct StrictQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for StrictQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| StrictQuery(v))
+            .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+    }
 }
