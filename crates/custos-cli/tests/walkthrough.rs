@@ -525,6 +525,7 @@ impl NoticeLog {
         use custos_wire::manifest::{Manifest, Participant, Policy, Role};
         let log_key = NamedKey::from_seed("log.test", ALG_ED25519, &[1; 32]).unwrap();
         let witness_key = || NamedKey::from_seed("witness.test", ALG_COSIGNATURE_V1, &[2; 32]);
+        let provider_key = || NamedKey::from_seed("provider.test", ALG_ED25519, &[6; 32]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let witness = custos_witness_server::spawn_witness(
             listener,
@@ -575,10 +576,21 @@ impl NoticeLog {
                     authority.verifying_key().to_bytes(),
                     None,
                 ),
+                p(
+                    "provider.test",
+                    Role::Provider,
+                    provider_key().unwrap().verifying_key().to_bytes(),
+                    None,
+                ),
             ],
         )
         .unwrap();
         std::fs::write(dir.join("manifest.toml"), manifest.to_toml().unwrap()).unwrap();
+        // The delivery service publishes its franking key under this key.
+        provider_key()
+            .unwrap()
+            .write_file(&dir.join("provider.key"))
+            .unwrap();
         let signing = log_key.signing_key().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let handle = custos_log_server::spawn_log(
@@ -646,7 +658,20 @@ fn receive_shows_the_notice_of_an_unsealed_warrant_once_and_notices_lists_it() {
     std::fs::write(dir.join("custos.toml"), "").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let log = rt.block_on(NoticeLog::start(dir));
-    let (_server, url) = start_server(&dir.join("data"));
+    // A service whose franking key is in the log: pinned devices trust no other.
+    let (child, addr) = common::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_custos"))
+            .args(["server", "--listen", "127.0.0.1:0", "--log", &log.url])
+            .arg("--data")
+            .arg(dir.join("data"))
+            .arg("--manifest")
+            .arg(dir.join("manifest.toml"))
+            .arg("--provider-key")
+            .arg(dir.join("provider.key"))
+            .env("RUST_LOG", "warn")
+            .env_remove("CUSTOS_CONFIG"),
+    );
+    let (_server, url) = (Server(child), format!("http://{addr}"));
     let manifest = dir.join("manifest.toml");
     let home = |u: &str| dir.join(u).to_str().unwrap().to_owned();
     for u in ["alice", "bob", "carol"] {

@@ -37,6 +37,12 @@ fn leaving_key(conv: &ConversationId) -> String {
     format!("leaving/{}", conv.to_hex())
 }
 
+/// Store key of the conversations that may need settling (a pending
+/// removal proposal, or this device's own leave): 16-byte ids, concatenated.
+/// Absent in a store made before it existed: then every conversation is
+/// looked at once.
+const UNSETTLED: &str = "leave/unsettled";
+
 impl Device {
     /// Leaves a conversation: sends a proposal to remove this device, which
     /// a remaining member commits. From now on this device neither sends to
@@ -54,6 +60,7 @@ impl Device {
             match self.api.submit(conv, ItemKind::Proposal, bytes).await {
                 Ok(_) => {
                     self.store.set(&leaving_key(conv), &epoch.to_be_bytes())?;
+                    self.mark_unsettled(conv)?;
                     return Ok(());
                 }
                 Err(e) => {
@@ -140,14 +147,57 @@ impl Device {
                 *queued,
             )
             .map_err(mls(MlsError::Merge))?;
+        self.mark_unsettled(&d.conversation)?;
         Ok(Outcome::ProposalQueued)
+    }
+
+    /// The conversations that may need settling; `None` for a store made
+    /// before the list existed.
+    fn unsettled(&self) -> Result<Option<Vec<ConversationId>>, DeviceError> {
+        Ok(self.store.get(UNSETTLED)?.map(|bytes| {
+            bytes
+                .chunks_exact(16)
+                .filter_map(|c| <[u8; 16]>::try_from(c).ok().map(ConversationId))
+                .collect()
+        }))
+    }
+
+    fn save_unsettled(&self, convs: &[ConversationId]) -> Result<(), DeviceError> {
+        let bytes: Vec<u8> = convs.iter().flat_map(|c| c.0).collect();
+        self.store.set(UNSETTLED, &bytes)?;
+        Ok(())
+    }
+
+    /// Notes that `conv` holds a pending removal or this device's leave.
+    pub(crate) fn mark_unsettled(&self, conv: &ConversationId) -> Result<(), DeviceError> {
+        let mut convs = self.unsettled()?.unwrap_or_default();
+        if !convs.contains(conv) {
+            convs.push(*conv);
+            self.save_unsettled(&convs)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `conv` may hold a pending removal to commit before sending.
+    pub(crate) fn may_be_unsettled(&self, conv: &ConversationId) -> Result<bool, DeviceError> {
+        Ok(self.unsettled()?.is_none_or(|c| c.contains(conv)))
     }
 
     /// After a sync: commits the members' pending removals of themselves,
     /// and proposes this device's own removal again where a commit overtook
     /// it.
+    ///
+    /// Only conversations noted as unsettled are looked at, so a receive
+    /// costs the same with one conversation as with a thousand.
     pub(crate) async fn settle_leaves(&mut self) -> Result<(), DeviceError> {
-        for conv in self.store.conversations()? {
+        let candidates = match self.unsettled()? {
+            Some(convs) => convs,
+            None => self.store.conversations()?,
+        };
+        for conv in candidates {
+            // Unmarked first: anything that marks it again meanwhile (a
+            // proposal received during a commit's retry) stays marked.
+            self.unmark_settled(&conv)?;
             let Some(group) = self.load_group(&conv)? else {
                 continue;
             };
@@ -158,13 +208,25 @@ impl Device {
                 Some(proposed_in) if group.epoch().as_u64() > proposed_in => {
                     self.leave_conversation(&conv).await?;
                 }
-                Some(_) => {}
+                Some(_) => self.mark_unsettled(&conv)?,
                 None if group.has_pending_proposals() => {
                     self.commit_pending_proposals(&conv).await?;
+                    if self
+                        .load_group(&conv)?
+                        .is_some_and(|g| g.has_pending_proposals())
+                    {
+                        self.mark_unsettled(&conv)?;
+                    }
                 }
                 None => {}
             }
         }
         Ok(())
+    }
+
+    fn unmark_settled(&self, conv: &ConversationId) -> Result<(), DeviceError> {
+        let mut convs = self.unsettled()?.unwrap_or_default();
+        convs.retain(|c| c != conv);
+        self.save_unsettled(&convs)
     }
 }

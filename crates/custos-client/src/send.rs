@@ -32,7 +32,9 @@ impl Device {
         }
         // A member who asked to leave must not read what is sent from now on:
         // commit its removal before sending.
-        self.commit_pending_proposals(conv).await?;
+        if self.may_be_unsettled(conv)? {
+            self.commit_pending_proposals(conv).await?;
+        }
         self.self_update_if_due(conv).await?;
         let mut chain = self.current_chain(conv).await?;
         let payload = text_payload(text, self.clock.now_millis());

@@ -201,6 +201,15 @@ async fn shares_survive_restarts_and_are_erased_from_disk_after_the_grace() {
     assert_eq!(view.erasures(day).len(), N);
     for (i, (plain, ciphertext, file)) in secrets.iter().enumerate() {
         assert!(matches!(cluster.share(i, day), ShareLookup::Erased));
+        // The erasure is logged before the file is destroyed: give the
+        // custodian a moment to finish destroying it.
+        let share_file = cluster.data(i).join(format!("shares/{day}.share"));
+        for _ in 0..100 {
+            if !share_file.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let everything = all_bytes(&cluster.data(i));
         assert!(
             !contains(&everything, plain),
