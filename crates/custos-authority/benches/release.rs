@@ -16,21 +16,31 @@
     reason = "benchmark code"
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use common::*;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use custos_authority::collect::{CustodianAnswer, verify_and_combine};
 use custos_authority::log_and_wait;
-use custos_authority::submit::submit;
+use custos_custodian::release::{MemoryShares, Releaser, ReleaserConfig};
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, Names};
 use custos_escrow::EscrowIdentity;
 use custos_wire::ConversationId;
-use custos_wire::manifest::Policy;
 use custos_wire::release::{ConversationDay, ReleaseRequest, ReleaseRequestFields};
 use custos_wire::statement::{DayKeyErasure, SignedStatement, Statement};
+
+/// Custodians of the deployment, and how many must agree on a day key.
+const N: usize = 5;
+const T: usize = 3;
+/// Day 20422 (2025-11-30), 12:00 UTC.
+const START_MS: u64 = 20_422 * 86_400_000 + 12 * 3_600_000;
+const TODAY: u32 = 20_422;
+
+/// The kit's name of custodian `i`.
+fn custodian_name(i: usize) -> String {
+    Names::new("test").custodian(i)
+}
 
 fn release(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -38,29 +48,59 @@ fn release(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let net = rt.block_on(Net::start(Policy::default(), 1_000));
-    let targets: Vec<u8> = (1..=16).collect();
-    let w = net.warrant(&targets, TODAY, TODAY);
-    let s = rt.block_on(async {
-        let mut v = net.verifier("bench");
-        submit(&net.log, &mut v, &w, &net.authority).await.unwrap()
-    });
+    // The test kit's deployment: the log, 2 witnesses, a court, an
+    // authority and 5 custodians as keys; the keys of days TODAY-3..=TODAY+2
+    // dealt and logged by all of them, and custodian 0's release path over
+    // its shares.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(N, T, CustodianMode::KeysOnly)
+        .without_server();
+    let net = rt
+        .block_on(Deployment::start(&dir.path().join("deploy"), spec))
+        .unwrap();
+    let shares = Arc::new(MemoryShares::new());
+    for day in TODAY - 3..=TODAY + 2 {
+        let (_, dealt) = rt
+            .block_on(net.publish_dealt_day(day, &[0, 1, 2, 3, 4]))
+            .unwrap();
+        shares.insert(day, &dealt[0]);
+    }
+    let releaser = Releaser::open(
+        ReleaserConfig {
+            manifest: net.manifest().clone(),
+            name: custodian_name(0),
+            signing_key: net.keys().custodians[0].signing_key(),
+            log: net.log().clone(),
+            data: dir.path().join("custodian-0"),
+            clock: clock.shared(),
+            monthly_quota: 1_000,
+            witness_timeout: Duration::from_secs(20),
+        },
+        shares,
+    )
+    .unwrap();
+    let authority = net.keys().authority.clone();
+    let targets: Vec<ConversationId> = (1..=16).map(|t| ConversationId([t; 16])).collect();
+    let w = net.sign_warrant(&targets, TODAY, TODAY).unwrap();
+    let s = rt.block_on(net.submit_warrant(&w)).unwrap();
     let requested: Vec<ConversationDay> = targets
         .iter()
         .map(|t| ConversationDay {
-            conversation: ConversationId([*t; 16]),
+            conversation: *t,
             day: TODAY,
         })
         .collect();
     let entry = hex::decode(&s.entry).unwrap();
     let (note, proof) = rt.block_on(async {
-        let mut v = net.verifier("bench-proof");
+        let mut v = net.verifier("bench-proof").unwrap();
         let (cp, _) = net
-            .log
+            .log()
             .prove_included(&mut v, s.index, &entry)
             .await
             .unwrap();
-        let p = net.log.inclusion_proof(s.index, cp.size()).await.unwrap();
+        let p = net.log().inclusion_proof(s.index, cp.size()).await.unwrap();
         (
             cp.note().to_vec(),
             p.into_iter().map(|h| h.0).collect::<Vec<_>>(),
@@ -85,17 +125,18 @@ fn release(c: &mut Criterion) {
                         requested_at: n,
                         requested: requested.clone(),
                     },
-                    &net.authority,
+                    &authority,
                 )
                 .unwrap()
                 .encode()
                 .unwrap()
             },
-            |req| rt.block_on(net.releasers[0].release(&req)).unwrap(),
+            |req| rt.block_on(releaser.release(&req)).unwrap(),
             BatchSize::SmallInput,
         )
     });
-    let mut v = net.verifier("bench-baseline");
+    let mut v = net.verifier("bench-baseline").unwrap();
+    let custodian_1 = net.keys().custodians[1].signing_key();
     let mut m = 0u64;
     g.bench_function("log_and_witness_one_statement", |b| {
         b.iter_batched(
@@ -106,9 +147,9 @@ fn release(c: &mut Criterion) {
                     custodian: custodian_name(1),
                     erased_at: m,
                 });
-                SignedStatement::sign(&st, &net.custodian_keys[1]).unwrap()
+                SignedStatement::sign(&st, &custodian_1).unwrap()
             },
-            |st| rt.block_on(log_and_wait(&net.log, &mut v, &st)).unwrap(),
+            |st| rt.block_on(log_and_wait(net.log(), &mut v, &st)).unwrap(),
             BatchSize::SmallInput,
         )
     });

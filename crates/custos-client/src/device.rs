@@ -422,7 +422,18 @@ impl Device {
     fn key_package(&self, last_resort: bool) -> Result<Vec<u8>, DeviceError> {
         let mut builder = KeyPackage::builder();
         if last_resort {
-            builder = builder.mark_as_last_resort();
+            // The leaf must announce support for the extension it carries,
+            // or every adder refuses the package (RFC 9420 §12.1, and the
+            // last-resort extension of the MLS extensions draft).
+            builder = builder
+                .mark_as_last_resort()
+                .leaf_node_capabilities(Capabilities::new(
+                    None,
+                    None,
+                    Some(&[ExtensionType::LastResort]),
+                    None,
+                    None,
+                ));
         }
         let bundle = builder
             .build(

@@ -22,7 +22,7 @@ use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::mls::join_config;
 use crate::refusal::{CommitRefusal, EnvelopeRefusal, Refusal, RefusedItem, WelcomeRefusal};
 use crate::seal::{message_id, open};
-use crate::store::StoredMessage;
+use crate::store::{Direction, NewMessage, StoredMessage};
 
 /// What became of one mailbox item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,18 +347,18 @@ impl Device {
         let text = opened.payload.text().unwrap_or_default().to_owned();
         // Chain state and message land together in the caller's order:
         // the message first, so a crash in between replays into `Duplicate`.
-        self.store.insert_message(
-            &id,
-            &header.conversation,
-            &rec.sender,
-            &text,
-            opened.payload.sent_at,
-            d.server_time,
-            &d.body,
-            &plaintext,
-            &d.tag,
-            false,
-        )?;
+        self.store.insert_message(&NewMessage {
+            id: &id,
+            conversation: &header.conversation,
+            sender: &rec.sender,
+            text: &text,
+            sent_at: opened.payload.sent_at,
+            server_time: d.server_time,
+            envelope: &d.body,
+            payload: &plaintext,
+            tag: &d.tag,
+            direction: Direction::Incoming,
+        })?;
         self.store.save_receiving_chain(&rec)?;
         Ok(Outcome::Message)
     }

@@ -5,9 +5,11 @@ use custos_wire::announcement::{ChainAnnouncement, ChainRoot, EscrowKind};
 use custos_wire::frames::ItemKind;
 use openmls::prelude::tls_codec::Serialize as _;
 
+use crate::api::ApiError;
 use crate::chain::{ChainKey, SendingChain};
 use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::seal::{seal, text_payload};
+use crate::store::{Direction, NewMessage};
 
 /// What the sender learns when a message is accepted.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,18 +54,18 @@ impl Device {
             .submit(conv, ItemKind::Envelope, sealed.bytes.clone())
             .await?;
         let plaintext = payload.encode()?;
-        self.store.insert_message(
-            &sealed.message_id,
-            conv,
-            &self.name,
+        self.store.insert_message(&NewMessage {
+            id: &sealed.message_id,
+            conversation: conv,
+            sender: &self.name,
             text,
-            payload.sent_at,
+            sent_at: payload.sent_at,
             server_time,
-            &sealed.bytes,
-            &plaintext,
-            &tag,
-            true,
-        )?;
+            envelope: &sealed.bytes,
+            payload: &plaintext,
+            tag: &tag,
+            direction: Direction::Outgoing,
+        })?;
         Ok(SentMessage {
             id: hex::encode(sealed.message_id),
             conversation: conv.to_hex(),
@@ -85,6 +87,7 @@ impl Device {
             .as_ref()
             .filter(|c| same_slot(c) && c.next_generation < u32::MAX)
         {
+            self.ensure_announced(conv, &c.id).await?;
             return Ok(c.clone());
         }
         let seq = match &previous {
@@ -123,17 +126,50 @@ impl Device {
             mls_message: mls,
         }
         .encode()?;
+        // Write-ahead, in this order: the announcement, then the chain. The
+        // chain is used only once the service has acknowledged its
+        // announcement; until then every attempt resends the very same
+        // bytes, and a later root in this slot gets the next `seq`, so no
+        // chain id is ever announced with two roots.
+        self.store
+            .set(&pending_announcement_key(conv), &announcement)?;
         let chain = SendingChain::new(*conv, id, root);
         self.store.save_sending_chain(&chain)?;
-        if let Err(e) = self
-            .api
-            .submit(conv, ItemKind::Announcement, announcement)
-            .await
-        {
-            // Nobody learned this root: forget it, so the next send announces afresh.
-            self.store.clear_sending_chain(conv)?;
-            return Err(e.into());
-        }
+        self.ensure_announced(conv, &id).await?;
         Ok(chain)
     }
+
+    /// Sends the announcement of chain `id` again if the service has not
+    /// acknowledged it yet. A `duplicate` refusal means the service stored it
+    /// before (its answer was lost): that is an acknowledgement too. A
+    /// pending announcement of another chain was never sent (the process
+    /// stopped before the chain was saved) and is dropped.
+    async fn ensure_announced(
+        &mut self,
+        conv: &ConversationId,
+        id: &custos_wire::ChainId,
+    ) -> Result<(), DeviceError> {
+        let key = pending_announcement_key(conv);
+        let Some(bytes) = self.store.get(&key)? else {
+            return Ok(());
+        };
+        let ours = ChainAnnouncement::decode(&bytes).is_ok_and(|a| a.chain == *id);
+        if ours {
+            match self.api.submit(conv, ItemKind::Announcement, bytes).await {
+                Ok(_) => {}
+                Err(ApiError::Refused { code, .. }) if code == DUPLICATE_CODE => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.store.delete(&key)?;
+        Ok(())
+    }
+}
+
+/// The service's refusal code for an item it already stored.
+const DUPLICATE_CODE: &str = "duplicate";
+
+/// Store key of a chain announcement not yet acknowledged by the service.
+fn pending_announcement_key(conv: &ConversationId) -> String {
+    format!("announce/pending/{}", conv.to_hex())
 }

@@ -45,6 +45,40 @@ pub struct StoredMessage {
     pub position: i64,
 }
 
+/// Whether a stored message was received or sent by this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From another member: waits for [`Store::take_unshown`].
+    Incoming,
+    /// Sent by this device: stored as already shown.
+    Outgoing,
+}
+
+/// One row of the message history, as [`Store::insert_message`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    /// Message id: the SHA-256 of the envelope.
+    pub id: &'a [u8; 32],
+    /// Its conversation.
+    pub conversation: &'a ConversationId,
+    /// Sender's account name (from the MLS credential, or this device's).
+    pub sender: &'a str,
+    /// Text body.
+    pub text: &'a str,
+    /// Sender's clock, Unix ms.
+    pub sent_at: u64,
+    /// Service's acceptance time, Unix ms.
+    pub server_time: u64,
+    /// The envelope as delivered or sent, kept for reports.
+    pub envelope: &'a [u8],
+    /// The encoded plaintext payload, kept for reports.
+    pub payload: &'a [u8],
+    /// The service's delivery tag, kept for reports.
+    pub tag: &'a [u8],
+    /// Received or sent.
+    pub direction: Direction,
+}
+
 /// A receiving chain and who owns it.
 #[derive(Debug, Clone)]
 pub struct ReceivingChainRecord {
@@ -439,34 +473,23 @@ impl Store {
 
     /// Stores a message. Returns false if a message with that id is already
     /// stored (a duplicate delivery).
-    #[allow(clippy::too_many_arguments, reason = "one row of the messages table")]
-    pub fn insert_message(
-        &self,
-        id: &[u8; 32],
-        conv: &ConversationId,
-        sender: &str,
-        text: &str,
-        sent_at: u64,
-        server_time: u64,
-        envelope: &[u8],
-        payload: &[u8],
-        tag: &[u8],
-        outgoing: bool,
-    ) -> Result<bool, StoreError> {
+    pub fn insert_message(&self, m: &NewMessage<'_>) -> Result<bool, StoreError> {
+        // A device's own message needs no showing: it is stored as shown.
+        let outgoing = m.direction == Direction::Outgoing;
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO messages
                (id, conversation, sender, text, sent_at, server_time, envelope, payload, tag, outgoing, shown)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
             params![
-                id.as_slice(),
-                conv.0.as_slice(),
-                sender,
-                text,
-                to_i64(sent_at),
-                to_i64(server_time),
-                envelope,
-                payload,
-                tag,
+                m.id.as_slice(),
+                m.conversation.0.as_slice(),
+                m.sender,
+                m.text,
+                to_i64(m.sent_at),
+                to_i64(m.server_time),
+                m.envelope,
+                m.payload,
+                m.tag,
                 outgoing
             ],
         )?;

@@ -16,16 +16,14 @@
     reason = "benchmark harness"
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, N, T};
 use criterion::{Criterion, criterion_group, criterion_main};
 use custos_custodian::Timing;
+use custos_custodian::logview::LogView;
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec};
 use custos_escrow::dkg::{self, DkgConfig, Phase, Transport};
 use custos_wire::manifest::Policy;
 use rand_core::{OsRng, RngCore};
@@ -110,6 +108,25 @@ fn in_memory_dkg(day: u32) {
     }
 }
 
+/// Custodians of the deployment, and how many must agree on a day key.
+const N: usize = 5;
+const T: usize = 3;
+/// 2026-02-01 00:00 UTC plus one hour, in milliseconds.
+const START_MILLIS: u64 = 20_485 * 86_400_000 + 3_600_000;
+
+/// Returns once all `N` custodians' `EscrowDayKey` of `day` are in a
+/// witnessed checkpoint of the log.
+async fn all_published(manifest: &custos_wire::manifest::Manifest, day: u32) {
+    let mut view = LogView::new(manifest).unwrap();
+    loop {
+        view.refresh().await.unwrap();
+        if view.day_key(day).is_some_and(|(_, who)| who.len() == N) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -127,11 +144,28 @@ fn bench(c: &mut Criterion) {
         erasure_grace_days: 3650,
         ..Policy::default()
     };
-    let cluster = rt.block_on(Cluster::start_with(&[0, 1, 2, 3, 4], 0, timing, policy));
-    let today = cluster.clock.shared().today();
-    rt.block_on(cluster.wait_log("first day", 120, |v| {
-        v.day_key(today).is_some_and(|(_, who)| who.len() == N)
-    }));
+    // The test kit's deployment as the custodian tests run it: the log
+    // behind its (idle) fault proxy, two witnesses, five custodian services.
+    let clock = custos_clock::dangerous::simulated(START_MILLIS);
+    let spec = DeploymentSpec::new("custodian.test", clock.shared())
+        .custodians(
+            N,
+            T,
+            CustodianMode::Services {
+                days_ahead: 0,
+                timing,
+                down: Vec::new(),
+                monthly_quota: custos_custodian::release::DEFAULT_MONTHLY_QUOTA,
+            },
+        )
+        .with_policy(policy)
+        .without_server()
+        .with_log_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = rt.block_on(Deployment::start(dir.path(), spec)).unwrap();
+    let manifest = deployment.manifest().clone();
+    let today = clock.shared().today();
+    rt.block_on(all_published(&manifest, today));
     let mut g = c.benchmark_group("dkg_5_custodians");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
@@ -142,19 +176,10 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                cluster.clock.advance_days(1);
-                let day = cluster.clock.shared().today();
+                clock.advance_days(1);
+                let day = clock.shared().today();
                 let started = Instant::now();
-                rt.block_on(async {
-                    let mut view = cluster.view();
-                    loop {
-                        view.refresh().await.unwrap();
-                        if view.day_key(day).is_some_and(|(_, who)| who.len() == N) {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                });
+                rt.block_on(all_published(&manifest, day));
                 total += started.elapsed();
             }
             total

@@ -22,6 +22,7 @@ mod keys;
 mod lawful;
 mod manifest;
 mod names;
+pub mod proxy;
 mod server;
 mod spec;
 
@@ -59,12 +60,11 @@ pub struct Deployment {
     log_handle: LogHandle,
     log_url: String,
     log: LogClient,
+    log_proxy: Option<proxy::LogProxy>,
     witness_urls: Vec<String>,
     witnesses: Vec<custos_witness_server::WitnessHandle>,
     custodians: Vec<CustodianSlot>,
     server: Option<DeliveryService>,
-    /// Where the delivery service listened before [`Deployment::stop_server`].
-    stopped_server: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -90,6 +90,13 @@ impl Deployment {
         let paths = KeyPaths::new(dir);
         let manifest_path = dir.join(MANIFEST_FILE);
         let existing = manifest_path.exists();
+        if existing && spec.log_proxy {
+            return Err(DeployError::Usage(
+                "a deployment whose log is behind a proxy cannot be restarted from its folder"
+                    .into(),
+            ));
+        }
+        let mut proxy_listener = None;
         let (keys, manifest, endpoints, listeners) = if existing {
             let (manifest, endpoints) = manifest::read(&manifest_path)?;
             let keys = DeploymentKeys::load(
@@ -104,7 +111,16 @@ impl Deployment {
             keys.save(&paths)?;
             let listeners = Listeners::fresh(spec.witnesses, spec.custodians).await?;
             let endpoints = listeners.endpoints()?;
-            let manifest = manifest::build(&spec, &names, &keys, &endpoints)?;
+            // With a proxy, the manifest names it as the log's endpoint.
+            let mut named = endpoints.clone();
+            if spec.log_proxy {
+                let l = bind(loopback_any()).await?;
+                named.log = l
+                    .local_addr()
+                    .map_err(DeployError::io("the proxy's address"))?;
+                proxy_listener = Some(l);
+            }
+            let manifest = manifest::build(&spec, &names, &keys, &named)?;
             let text = manifest
                 .to_toml()
                 .map_err(|e| DeployError::Manifest(e.to_string()))?;
@@ -152,6 +168,9 @@ impl Deployment {
         .map_err(|e| DeployError::start("log")(e.to_string()))?;
         let log_url = format!("http://{}", endpoints.log);
         let log = LogClient::new(&log_url).map_err(|e| DeployError::Log(e.to_string()))?;
+        let log_proxy = proxy_listener
+            .map(|l| proxy::spawn_proxy_on(l, &log_url))
+            .transpose()?;
         let mut deployment = Self {
             dir: dir.to_owned(),
             keys,
@@ -159,11 +178,11 @@ impl Deployment {
             log_handle,
             log_url,
             log,
+            log_proxy,
             witness_urls,
             witnesses,
             custodians: Vec::new(),
             server: None,
-            stopped_server: None,
             spec,
         };
         if !existing {
@@ -181,34 +200,9 @@ impl Deployment {
             .collect::<Result<_, _>>()?;
         deployment.start_custodians().await?;
         if let Some(server_spec) = deployment.spec.server {
-            let listener = bind(server_spec.listen.unwrap_or(loopback_any())).await?;
-            let service = DeliveryService::start(
-                listener,
-                &dir.join("server"),
-                server_spec,
-                server::FrankingLog {
-                    url: &deployment.log_url,
-                    manifest: &deployment.manifest,
-                    provider: deployment.keys.provider.signing_key(),
-                },
-                &deployment.spec.clock,
-            )
-            .await?;
-            let franking = service.franking.clone();
-            deployment.server = Some(service);
-            if server_spec.franking_in_log {
-                // Devices pin only a logged franking key: wait until the
-                // service has its key in a witnessed checkpoint.
-                deployment
-                    .wait("the franking key in the log", || async {
-                        (!matches!(
-                            franking.log_proof(),
-                            custos_verify::package::FrankingKeyLogProof::Pending
-                        ))
-                        .then_some(())
-                    })
-                    .await?;
-            }
+            deployment
+                .start_server_on(server_spec.listen.unwrap_or(loopback_any()))
+                .await?;
         }
         Ok(deployment)
     }
@@ -246,6 +240,12 @@ impl Deployment {
     /// A client of the log.
     pub fn log(&self) -> &LogClient {
         &self.log
+    }
+
+    /// The proxy the manifest names as the log's endpoint, if the spec
+    /// asked for one ([`DeploymentSpec::with_log_proxy`]).
+    pub fn log_proxy(&self) -> Option<&proxy::LogProxy> {
+        self.log_proxy.as_ref()
     }
 
     /// The witnesses' base URLs.

@@ -1,15 +1,18 @@
 //! The delivery service of a deployment: `custos server` on SQLite, with
 //! the provider's franking key published in the log when asked.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use custos_clock::SharedClock;
+use custos_server::franking_log::FrankingLogConfig;
 use custos_server::{DeliveryServiceError, FrankingPolicy, ServerConfig};
 use custos_wire::manifest::Manifest;
 use tokio::net::TcpListener;
 
+use crate::Deployment;
 use crate::error::DeployError;
 use crate::spec::ServerSpec;
 
@@ -20,7 +23,7 @@ pub struct DeliveryService {
     /// Its base URL.
     pub url: String,
     /// The address it listens on.
-    pub addr: std::net::SocketAddr,
+    pub addr: SocketAddr,
     /// Its data directory (SQLite database, franking key).
     pub data: PathBuf,
     /// The provider's franking policy (key and log proof).
@@ -34,6 +37,18 @@ pub(crate) struct FrankingLog<'a> {
     pub url: &'a str,
     pub manifest: &'a Manifest,
     pub provider: &'a ed25519_dalek::SigningKey,
+}
+
+impl FrankingLog<'_> {
+    /// How the service publishes its franking key in the log.
+    fn config(&self) -> FrankingLogConfig {
+        FrankingLogConfig {
+            log_url: self.url.to_owned(),
+            manifest: self.manifest.clone(),
+            statement_key: self.provider.clone(),
+            witness_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl DeliveryService {
@@ -57,12 +72,7 @@ impl DeliveryService {
         let mut config = ServerConfig::new(data).with_franking(franking.clone());
         config.day_grace = Duration::from_secs(u64::from(log.manifest.policy.day_grace_secs));
         if spec.franking_in_log {
-            config = config.with_franking_log(custos_server::franking_log::FrankingLogConfig {
-                log_url: log.url.to_owned(),
-                manifest: log.manifest.clone(),
-                statement_key: log.provider.clone(),
-                witness_timeout: Duration::from_secs(30),
-            });
+            config = config.with_franking_log(log.config());
         }
         (spec.configure)(&mut config);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -120,44 +130,77 @@ impl DeliveryService {
     }
 }
 
-impl crate::Deployment {
-    /// Stops the delivery service gracefully. Its data stays in
-    /// `DIR/server` ([`custos_server::db::DB_FILE`] and its WAL), where a
-    /// test may replace it, e.g. with an older backup, before
-    /// [`crate::Deployment::restart_server`].
-    pub async fn stop_server(&mut self) -> Result<(), DeployError> {
-        let server = self
-            .server
-            .take()
-            .ok_or_else(|| DeployError::Usage("the delivery service does not run".into()))?;
-        self.stopped_server = Some(server.addr);
-        server.stop().await
-    }
-
-    /// Starts the delivery service stopped by [`crate::Deployment::stop_server`]
-    /// again, on the same address (devices keep their URL), with its data
-    /// folder as it is now.
-    pub async fn restart_server(&mut self) -> Result<(), DeployError> {
-        let (Some(spec), Some(addr)) = (self.spec.server, self.stopped_server.take()) else {
-            return Err(DeployError::Usage("no delivery service was stopped".into()));
+impl Deployment {
+    /// Starts the delivery service of the spec on `addr` (for instance the
+    /// address [`Deployment::stop_server`] returned), with its data in
+    /// `DIR/server`.
+    pub async fn start_server_on(&mut self, addr: SocketAddr) -> Result<(), DeployError> {
+        let Some(spec) = self.spec.server else {
+            return Err(no_service());
         };
         let listener = crate::bind(addr).await?;
         let service = DeliveryService::start(
             listener,
             &self.dir.join("server"),
             spec,
-            FrankingLog {
-                url: &self.log_url,
-                manifest: &self.manifest,
-                provider: self.keys.provider.signing_key(),
-            },
+            self.franking_log(),
             &self.spec.clock,
         )
         .await?;
+        let franking = service.franking.clone();
         self.server = Some(service);
+        if spec.franking_in_log {
+            // Devices pin only a logged franking key: wait until the
+            // service has its key in a witnessed checkpoint.
+            self.wait("the franking key in the log", || async {
+                (!matches!(
+                    franking.log_proof(),
+                    custos_verify::package::FrankingKeyLogProof::Pending
+                ))
+                .then_some(())
+            })
+            .await?;
+        }
         Ok(())
     }
 
+    /// Stops the delivery service gracefully; its data stays. Returns the
+    /// address it listened on.
+    pub async fn stop_server(&mut self) -> Result<SocketAddr, DeployError> {
+        let old = self.server.take().ok_or_else(no_service)?;
+        let addr = old.addr;
+        old.stop().await?;
+        Ok(addr)
+    }
+
+    /// Stops the delivery service gracefully and starts it again on the
+    /// same address with the same data, as an operator restarting
+    /// `custos server` would.
+    pub async fn restart_server(&mut self) -> Result<(), DeployError> {
+        let addr = self.stop_server().await?;
+        self.start_server_on(addr).await
+    }
+
+    /// How the delivery service publishes its franking key: this log, this
+    /// manifest, and the provider's statement key.
+    pub fn franking_log_config(&self) -> FrankingLogConfig {
+        self.franking_log().config()
+    }
+
+    fn franking_log(&self) -> FrankingLog<'_> {
+        FrankingLog {
+            url: &self.log_url,
+            manifest: &self.manifest,
+            provider: self.keys.provider.signing_key(),
+        }
+    }
+}
+
+fn no_service() -> DeployError {
+    DeployError::Usage("this deployment has no delivery service".into())
+}
+
+impl Deployment {
     /// Stops the log and the witnesses (for tests of what a party does
     /// while the log is unreachable); they do not start again.
     pub fn stop_log(&self) {

@@ -37,6 +37,13 @@ pub struct DeploymentSpec {
     /// How long to wait for the witness quorum, day keys and other
     /// asynchronous effects before giving up.
     pub patience: Duration,
+    /// Whether the manifest names a fault-injecting proxy
+    /// ([`crate::proxy`]) as the log's endpoint instead of the log itself,
+    /// so that tests can make the log misbehave towards every party that
+    /// follows the manifest. The deployment's own log client
+    /// ([`crate::Deployment::log`]) talks to the log directly. Such a
+    /// deployment cannot be restarted from its folder.
+    pub log_proxy: bool,
 }
 
 impl std::fmt::Debug for DeploymentSpec {
@@ -49,6 +56,7 @@ impl std::fmt::Debug for DeploymentSpec {
             .field("threshold", &self.threshold)
             .field("custodian_mode", &self.custodian_mode)
             .field("server", &self.server.is_some())
+            .field("log_proxy", &self.log_proxy)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +144,24 @@ impl ServerSpec {
     }
 }
 
+impl ServerSpec {
+    /// As [`ServerSpec::unlimited`], but the service franks nothing: no
+    /// delivery tags, no franking key in the log. For tests of other
+    /// features that alter what the service says about a delivery (its
+    /// time, its sequence number), which a tag would refuse first.
+    pub fn unlimited_without_franking() -> Self {
+        Self {
+            listen: None,
+            franking_in_log: false,
+            configure: |c| {
+                (Self::unlimited().configure)(c);
+                c.franking = None;
+                c.franking_log = None;
+            },
+        }
+    }
+}
+
 impl DeploymentSpec {
     /// The reference deployment under `domain`, on `clock`.
     pub fn new(domain: &str, clock: SharedClock) -> Self {
@@ -151,6 +177,7 @@ impl DeploymentSpec {
             extra_participants: Vec::new(),
             clock,
             patience: Duration::from_secs(60),
+            log_proxy: false,
         }
     }
 
@@ -177,6 +204,13 @@ impl DeploymentSpec {
     /// With the manifest's `policy`.
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// With the log behind a fault-injecting proxy (see
+    /// [`DeploymentSpec::log_proxy`]).
+    pub fn with_log_proxy(mut self) -> Self {
+        self.log_proxy = true;
         self
     }
 }

@@ -925,9 +925,9 @@ async fn a_provider_restored_from_an_older_backup_keeps_again_from_its_logged_in
 
     // The backup: taken before any interception.
     let data = d.server().unwrap().data.clone();
-    d.stop_server().await.unwrap();
+    let addr = d.stop_server().await.unwrap();
     copy_database(&data, backup.path());
-    d.restart_server().await.unwrap();
+    d.start_server_on(addr).await.unwrap();
 
     let submitted = d
         .submit_warrant(&d.sign_warrant(&[conv], DAY, DAY).unwrap())
@@ -937,9 +937,9 @@ async fn a_provider_restored_from_an_older_backup_keeps_again_from_its_logged_in
     assert_eq!(started.kept, 2);
 
     // The database is restored from the backup: it knows of no interception.
-    d.stop_server().await.unwrap();
+    let addr = d.stop_server().await.unwrap();
     copy_database(backup.path(), &data);
-    d.restart_server().await.unwrap();
+    d.start_server_on(addr).await.unwrap();
 
     // At start the provider found its own Interception in the log and
     // rebuilt the hold with the same log index; presenting the warrant
@@ -1017,4 +1017,158 @@ async fn a_device_refuses_a_franking_key_that_is_not_in_the_log() {
         DeploymentSpec::new("test", clock.shared()).custodians(0, 0, CustodianMode::KeysOnly);
     let d2 = Deployment::start(dir2.path(), spec).await.unwrap();
     d2.register("alice").await.unwrap();
+}
+
+/// Once a device's one-time KeyPackages are used up, others can still add
+/// it: the service hands out its last-resort KeyPackage, which adders
+/// accept, again and again until the device tops up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_added_with_its_last_resort_key_package_once_the_others_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let spec =
+        DeploymentSpec::new("test", clock.shared()).custodians(0, 0, CustodianMode::KeysOnly);
+    let d = Deployment::start(dir.path(), spec).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    let batch = custos_client::device::KEY_PACKAGE_BATCH;
+    let mut convs = Vec::new();
+    for _ in 0..batch + 3 {
+        convs.push(alice.create_conversation(&["bob".into()]).await.unwrap());
+    }
+    let last = *convs.last().unwrap();
+    alice.send_text(&last, "on the last resort").await.unwrap();
+    let got = bob.receive(None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, "on the last resort");
+    assert_eq!(bob.conversations().unwrap().len(), batch + 3);
+    let refused = bob.take_refusals();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+/// What the faulty proxy in front of the delivery service does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Forwards both ways.
+    None,
+    /// Swallows requests: the service never sees them.
+    DropRequests,
+    /// Forwards requests, then closes the connection instead of answering:
+    /// the service acted, the client gets an error.
+    DropResponses,
+}
+
+/// A TCP proxy to `upstream` whose behaviour the test switches; checked per
+/// chunk, so pooled connections obey the switch too.
+async fn faulty_proxy(
+    upstream: std::net::SocketAddr,
+) -> (String, std::sync::Arc<std::sync::Mutex<Fault>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fault = std::sync::Arc::new(std::sync::Mutex::new(Fault::None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let f = fault.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let (f1, f2) = (f.clone(), f.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if *f1.lock().unwrap() == Fault::DropRequests {
+                        continue;
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if *f2.lock().unwrap() == Fault::DropResponses {
+                        let _ = cw.shutdown().await;
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (url, fault)
+}
+
+/// A chain is used only once the service acknowledged its announcement:
+/// after a crash before the acknowledgement, and after an acknowledgement
+/// lost on the way back although the service stored the announcement, the
+/// next send announces the very same chain again, and the recipient reads
+/// every message sent after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_announcement_survives_a_crash_and_a_lost_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let spec =
+        DeploymentSpec::new("test", clock.shared()).custodians(0, 0, CustodianMode::KeysOnly);
+    let d = Deployment::start(dir.path(), spec).await.unwrap();
+    let upstream: std::net::SocketAddr =
+        d.server_url().unwrap()["http://".len()..].parse().unwrap();
+    let (proxy, fault) = faulty_proxy(upstream).await;
+    let mut alice = custos_client::Device::register_pinned(
+        &dir.path().join("users/alice"),
+        &proxy,
+        "alice",
+        clock.shared(),
+        d.pin().unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    bob.receive(None).await.unwrap();
+
+    // The process stops while the announcement is on its way (the send's
+    // future is dropped, as a killed process would leave the store).
+    *fault.lock().unwrap() = Fault::DropRequests;
+    let stopped = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        alice.send_text(&conv, "never sent"),
+    )
+    .await;
+    assert!(stopped.is_err(), "the send must hang: {stopped:?}");
+    *fault.lock().unwrap() = Fault::None;
+    alice.send_text(&conv, "after the crash").await.unwrap();
+    let got = bob.receive(None).await.unwrap();
+    let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["after the crash"]);
+    assert!(bob.take_refusals().is_empty());
+
+    // A new epoch starts a new chain; its announcement is stored by the
+    // service but the answer is lost.
+    alice.self_update(&conv).await.unwrap();
+    bob.receive(None).await.unwrap();
+    *fault.lock().unwrap() = Fault::DropResponses;
+    let lost = alice.send_text(&conv, "answer lost").await;
+    assert!(lost.is_err(), "the send must fail: {lost:?}");
+    *fault.lock().unwrap() = Fault::None;
+    alice
+        .send_text(&conv, "after the lost answer")
+        .await
+        .unwrap();
+    let got = bob.receive(None).await.unwrap();
+    let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["after the lost answer"]);
+    let refused = bob.take_refusals();
+    assert!(refused.is_empty(), "{refused:?}");
 }

@@ -2,7 +2,7 @@
 //! commonware's Boneh–Franklin TLE in the same run as a baseline.
 //!
 //! Run on one core: `taskset -c 1 cargo bench -p custos-escrow --bench escrow`.
-//! Times are the benchmark thread's CPU time (`CpuTime` below), so that other
+//! Times are the benchmark thread's CPU time (`custos_bench::CpuTime`), so that other
 //! processes sharing the core do not inflate them.
 
 #![allow(
@@ -19,8 +19,8 @@ use std::hint::black_box;
 use commonware_cryptography::bls12381::primitives::ops::{keypair, sign_message};
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::bls12381::tle;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use custos_bench::CpuTime;
 use custos_escrow::dkg::{Dealing, DkgConfig, Recipient, public_key_of};
 use custos_escrow::{
     EscrowIdentity, PartialCheck, PartialKey, SealContext, dangerous, open, seal,
@@ -29,40 +29,6 @@ use custos_escrow::{
 use rand_chacha_cw::ChaCha20Rng;
 use rand_chacha_cw::rand_core::SeedableRng;
 use rand_core::{OsRng, RngCore};
-
-/// Thread CPU time as a criterion measurement.
-struct CpuTime {
-    wall: WallTime,
-}
-
-impl CpuTime {
-    fn new() -> Self {
-        Self { wall: WallTime }
-    }
-}
-
-impl Measurement for CpuTime {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = std::time::Duration;
-    fn start(&self) -> Self::Intermediate {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, i: Self::Intermediate) -> Self::Value {
-        i.elapsed()
-    }
-    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
-        *v1 + *v2
-    }
-    fn zero(&self) -> Self::Value {
-        std::time::Duration::ZERO
-    }
-    fn to_f64(&self, value: &Self::Value) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        self.wall.formatter()
-    }
-}
 
 type C = Criterion<CpuTime>;
 
@@ -295,7 +261,7 @@ mod groups {
     use super::*;
     criterion_group! {
         name = benches;
-        config = Criterion::default().with_measurement(CpuTime::new());
+        config = Criterion::default().with_measurement(CpuTime);
         targets = capsules, baseline, primitives, partial_keys, dkg
     }
 }

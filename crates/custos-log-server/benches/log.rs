@@ -24,9 +24,9 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cpu_time::{ProcessTime, ThreadTime};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use cpu_time::ProcessTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use custos_bench::CpuTime;
 use custos_log_server::LogConfig;
 use custos_log_server::admission::Admission;
 use custos_log_server::storage::{LogStore, StorePaths};
@@ -158,33 +158,6 @@ fn baselines(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// Thread CPU time as a criterion measurement: time spent descheduled on
-/// a shared machine does not count.
-struct CpuTime;
-
-impl Measurement for CpuTime {
-    type Intermediate = ThreadTime;
-    type Value = Duration;
-    fn start(&self) -> ThreadTime {
-        ThreadTime::now()
-    }
-    fn end(&self, i: ThreadTime) -> Duration {
-        i.elapsed()
-    }
-    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
-        *v1 + *v2
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WallTime.formatter()
-    }
 }
 
 /// Per-statement admission cost in thread CPU time: the reference strict

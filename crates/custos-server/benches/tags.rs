@@ -15,8 +15,8 @@
 
 use std::hint::black_box;
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use custos_bench::CpuTime;
 use custos_server::FrankingPolicy;
 use custos_server::policy::{DeliveryPolicy, TagInput};
 use custos_wire::ConversationId;
@@ -24,34 +24,6 @@ use custos_wire::frames::ItemKind;
 use custos_wire::tag::{DeliveryTag, DeliveryTagV1, TagFields};
 use ed25519_dalek::Signer as _;
 use sha2::{Digest, Sha256};
-
-/// Thread CPU time as a criterion measurement (wall-time formatting).
-struct CpuTime {
-    wall: WallTime,
-}
-
-impl Measurement for CpuTime {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = std::time::Duration;
-    fn start(&self) -> Self::Intermediate {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, i: Self::Intermediate) -> Self::Value {
-        i.elapsed()
-    }
-    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
-        *v1 + *v2
-    }
-    fn zero(&self) -> Self::Value {
-        std::time::Duration::ZERO
-    }
-    fn to_f64(&self, value: &Self::Value) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        self.wall.formatter()
-    }
-}
 
 fn bench(c: &mut Criterion<CpuTime>) {
     let clock = custos_clock::system();
@@ -111,7 +83,7 @@ fn bench(c: &mut Criterion<CpuTime>) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().with_measurement(CpuTime { wall: WallTime });
+    config = Criterion::default().with_measurement(CpuTime);
     targets = bench
 }
 criterion_main!(benches);

@@ -24,10 +24,8 @@
     reason = "benchmark code"
 )]
 
-use std::time::Duration;
-
-use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use custos_bench::CpuTime;
 use custos_tlog::audit::Replay;
 use custos_tlog::checkpoint::checkpoint_text;
 use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey, StreamingRoot};
@@ -45,33 +43,6 @@ const ORIGIN: &str = "log.bench";
 const DAY: u64 = 86_400;
 const FIRST_DAY: u32 = 20_000;
 const CUSTODIANS: usize = 5;
-
-/// The benchmark thread's CPU time, so that time spent descheduled by
-/// other processes on the shared machine is not counted.
-struct CpuTime;
-
-impl Measurement for CpuTime {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-    fn start(&self) -> Self::Intermediate {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, i: Self::Intermediate) -> Self::Value {
-        i.elapsed()
-    }
-    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
-        *a + *b
-    }
-    fn zero(&self) -> Self::Value {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Self::Value) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        criterion::measurement::WallTime.formatter()
-    }
-}
 
 struct Keys {
     log: NamedKey,

@@ -36,12 +36,11 @@
 )]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use custos_bench::CpuTime;
 use custos_escrow::{DayKey, EscrowIdentity, IdentityKey};
 use custos_tlog::checkpoint::checkpoint_text;
 use custos_tlog::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey, Tree};
@@ -71,33 +70,6 @@ const DAY: u32 = 20_500;
 const CONVERSATIONS: u8 = 4;
 const CHAINS: usize = 100;
 const TAG_BATCH: usize = 500;
-
-/// The benchmark thread's CPU time, so that time spent descheduled by
-/// other processes on the shared machine is not counted.
-struct CpuTime;
-
-impl Measurement for CpuTime {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-    fn start(&self) -> Self::Intermediate {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, i: Self::Intermediate) -> Self::Value {
-        i.elapsed()
-    }
-    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
-        *a + *b
-    }
-    fn zero(&self) -> Self::Value {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Self::Value) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        criterion::measurement::WallTime.formatter()
-    }
-}
 
 struct Fixture {
     warrant: Warrant,

@@ -11,10 +11,15 @@
 //! is included in it; and the warrant is within the manifest's policy.
 //! Expiry and revocation depend on the caller's clock and its view of the
 //! log, and are the caller's separate checks ([`check_not_expired`]).
+//!
+//! Each check is also a function of its own ([`check_court`],
+//! [`authority_key`], [`check_commitment`], [`check_checkpoint`],
+//! [`check_inclusion`], [`check_policy`]) for a party that runs them one at
+//! a time with its own proof values: the custodian before a release.
 
 use custos_tlog::{Hash, TrustPolicy, VerifiedCheckpoint, verify_inclusion};
 use custos_wire::interception::LoggedWarrant;
-use custos_wire::manifest::{Manifest, Role};
+use custos_wire::manifest::{Manifest, Policy, Role};
 use custos_wire::statement::{SignedStatement, Statement, warrant_commitment};
 use custos_wire::warrant::Warrant;
 use ed25519_dalek::VerifyingKey;
@@ -132,30 +137,81 @@ pub fn verify_logged_warrant(
     policy: &TrustPolicy,
     logged: &LoggedWarrant,
 ) -> Result<VerifiedWarrant, WarrantRefusal> {
-    use WarrantRefusal::CommitmentMismatch as M;
     let warrant =
         Warrant::decode(&logged.warrant).map_err(|e| WarrantRefusal::Malformed(e.to_string()))?;
-    let w = warrant.fields();
-    let court = key_of(manifest, &w.court, Role::Court)
-        .ok_or_else(|| WarrantRefusal::UnknownCourt(w.court.clone()))?;
-    warrant
-        .verify(&court)
-        .map_err(|_| WarrantRefusal::BadCourtSignature)?;
-    let authority_key = key_of(manifest, &w.authority, Role::Authority)
-        .ok_or_else(|| WarrantRefusal::UnknownAuthority(w.authority.clone()))?;
+    check_court(manifest, &warrant)?;
+    let authority_key = authority_key(manifest, &warrant)?;
+    let commitment = check_commitment(
+        manifest,
+        &warrant,
+        &logged.warrant,
+        &logged.salt,
+        &logged.commitment_entry,
+    )?;
+    let checkpoint = check_checkpoint(policy, &logged.checkpoint)?;
+    check_inclusion(
+        &checkpoint,
+        logged.commitment_index,
+        &logged.commitment_entry,
+        &logged.inclusion_proof,
+    )?;
+    check_policy(&manifest.policy, &warrant)?;
+    Ok(VerifiedWarrant {
+        commitment,
+        warrant,
+        authority_key,
+        checkpoint,
+    })
+}
 
-    let signed = SignedStatement::decode(&logged.commitment_entry)
-        .map_err(|_| M("the entry is not a signed statement"))?;
+/// The warrant's court is a court of the manifest and its signature on the
+/// warrant verifies.
+pub fn check_court(manifest: &Manifest, warrant: &Warrant) -> Result<(), WarrantRefusal> {
+    let court = &warrant.fields().court;
+    let key = key_of(manifest, court, Role::Court)
+        .ok_or_else(|| WarrantRefusal::UnknownCourt(court.clone()))?;
+    warrant
+        .verify(&key)
+        .map_err(|_| WarrantRefusal::BadCourtSignature)
+}
+
+/// The manifest key of the warrant's authority, which must be an authority
+/// of the manifest: the key its requests and commitment are checked with.
+pub fn authority_key(
+    manifest: &Manifest,
+    warrant: &Warrant,
+) -> Result<VerifyingKey, WarrantRefusal> {
+    let authority = &warrant.fields().authority;
+    key_of(manifest, authority, Role::Authority)
+        .ok_or_else(|| WarrantRefusal::UnknownAuthority(authority.clone()))
+}
+
+/// `entry` is a `WarrantCommitment` signed by the warrant's manifest
+/// authority, `salt` and `warrant_bytes` open its commitment, and its public
+/// fields are the warrant's. Returns the commitment.
+pub fn check_commitment(
+    manifest: &Manifest,
+    warrant: &Warrant,
+    warrant_bytes: &[u8],
+    salt: &[u8; 32],
+    entry: &[u8],
+) -> Result<[u8; 32], WarrantRefusal> {
+    use WarrantRefusal::CommitmentMismatch as M;
+    let signed =
+        SignedStatement::decode(entry).map_err(|_| M("the entry is not a signed statement"))?;
     let Statement::WarrantCommitment(c) = signed
         .verify()
         .map_err(|_| M("the entry's signature does not verify"))?
     else {
         return Err(M("the entry is not a warrant commitment"));
     };
-    if authority_key.as_bytes() != signed.author() {
+    let w = warrant.fields();
+    let author_ok = key_of(manifest, &w.authority, Role::Authority)
+        .is_some_and(|k| k.as_bytes() == signed.author());
+    if !author_ok {
         return Err(M("the entry is not signed by the warrant's authority"));
     }
-    let opened = warrant_commitment(&logged.salt, &logged.warrant);
+    let opened = warrant_commitment(salt, warrant_bytes);
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         &opened[..],
         &c.commitment[..],
@@ -172,20 +228,36 @@ pub fn verify_logged_warrant(
     if !fields_match {
         return Err(M("the commitment's public fields differ from the warrant"));
     }
+    Ok(c.commitment)
+}
 
-    let checkpoint = policy
-        .verify_checkpoint(&logged.checkpoint)
-        .map_err(|e| WarrantRefusal::CheckpointNotWitnessed(e.to_string()))?;
-    let proof: Vec<Hash> = logged.inclusion_proof.iter().map(|h| Hash(*h)).collect();
-    verify_inclusion(
-        &checkpoint,
-        logged.commitment_index,
-        &logged.commitment_entry,
-        &proof,
-    )
-    .map_err(|_| WarrantRefusal::CommitmentNotInLog)?;
+/// The checkpoint `note` carries the log's signature and the witness quorum
+/// of `policy`.
+pub fn check_checkpoint(
+    policy: &TrustPolicy,
+    note: &[u8],
+) -> Result<VerifiedCheckpoint, WarrantRefusal> {
+    policy
+        .verify_checkpoint(note)
+        .map_err(|e| WarrantRefusal::CheckpointNotWitnessed(e.to_string()))
+}
 
-    let limits = &manifest.policy;
+/// `entry` is at `index` in `checkpoint`, by the inclusion `proof`.
+pub fn check_inclusion(
+    checkpoint: &VerifiedCheckpoint,
+    index: u64,
+    entry: &[u8],
+    proof: &[[u8; 32]],
+) -> Result<(), WarrantRefusal> {
+    let proof: Vec<Hash> = proof.iter().map(|h| Hash(*h)).collect();
+    verify_inclusion(checkpoint, index, entry, &proof)
+        .map(|_| ())
+        .map_err(|_| WarrantRefusal::CommitmentNotInLog)
+}
+
+/// Targets, days and embargo are within the manifest's `limits`.
+pub fn check_policy(limits: &Policy, warrant: &Warrant) -> Result<(), WarrantRefusal> {
+    let w = warrant.fields();
     let embargo_days = w.embargo_until.saturating_sub(w.issued_at).div_ceil(86_400);
     for (what, value, max) in [
         (
@@ -204,12 +276,7 @@ pub fn verify_logged_warrant(
             return Err(WarrantRefusal::OverPolicy { what, value, max });
         }
     }
-    Ok(VerifiedWarrant {
-        commitment: c.commitment,
-        warrant,
-        authority_key,
-        checkpoint,
-    })
+    Ok(())
 }
 
 /// The warrant is not past its not-after at `now_secs`.

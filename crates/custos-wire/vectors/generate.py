@@ -2,7 +2,7 @@
 """Writes the custos-wire test vectors from the layouts in docs/spec/wire.md.
 
 This is an independent second encoder (Python, written from the spec, not
-from the Rust code): tests/vectors.rs checks that the Rust decoders accept
+from the Rust code): tests/it/vectors.rs checks that the Rust decoders accept
 exactly the `ok` vectors, re-encode them byte for byte, and refuse the others
 with the stated error. Run from this directory: python3 generate.py
 

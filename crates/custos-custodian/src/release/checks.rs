@@ -5,12 +5,18 @@
 //! make one; [`WarrantChecked`] can only be assembled from all of them, and
 //! the sealing function takes `&WarrantChecked`. Each check stands alone: it
 //! neither trusts nor skips another check's result.
+//!
+//! The checks of the warrant itself (court, authority, commitment,
+//! checkpoint, inclusion, policy, expiry) are the ones every party runs,
+//! from [`custos_verify::warrant`]; this module adds what only a custodian
+//! checks: the request's addressee and signature, consistency with the last
+//! checkpoint it saw, the requested days, revocation and quota.
 
 use custos_clock::Clock;
-use custos_tlog::{Hash, TrustPolicy, VerifiedCheckpoint, verify_consistency, verify_inclusion};
-use custos_wire::manifest::{Manifest, Policy, Role};
+use custos_tlog::{Hash, TrustPolicy, VerifiedCheckpoint, verify_consistency};
+use custos_verify::warrant as verify;
+use custos_wire::manifest::{Manifest, Policy};
 use custos_wire::release::{ConversationDay, ReleaseRequest};
-use custos_wire::statement::{SignedStatement, Statement, warrant_commitment};
 use custos_wire::warrant::Warrant;
 
 use super::ReleaseRefusal;
@@ -84,17 +90,7 @@ pub fn check_court(
     manifest: &Manifest,
     warrant: &Warrant,
 ) -> Result<CourtSignatureChecked, ReleaseRefusal> {
-    let court = &warrant.fields().court;
-    let p = manifest
-        .participant(court)
-        .filter(|p| p.role == Role::Court)
-        .ok_or_else(|| ReleaseRefusal::UnknownCourt(court.clone()))?;
-    let key = p
-        .verifying_key()
-        .map_err(|_| ReleaseRefusal::UnknownCourt(court.clone()))?;
-    warrant
-        .verify(&key)
-        .map_err(|_| ReleaseRefusal::BadCourtSignature)?;
+    verify::check_court(manifest, warrant)?;
     Ok(CourtSignatureChecked(()))
 }
 
@@ -104,14 +100,7 @@ pub fn check_request_signature(
     warrant: &Warrant,
     request: &ReleaseRequest,
 ) -> Result<RequestSignatureChecked, ReleaseRefusal> {
-    let authority = &warrant.fields().authority;
-    let p = manifest
-        .participant(authority)
-        .filter(|p| p.role == Role::Authority)
-        .ok_or_else(|| ReleaseRefusal::UnknownAuthority(authority.clone()))?;
-    let key = p
-        .verifying_key()
-        .map_err(|_| ReleaseRefusal::UnknownAuthority(authority.clone()))?;
+    let key = verify::authority_key(manifest, warrant)?;
     request
         .verify(&key)
         .map_err(|_| ReleaseRefusal::BadRequestSignature)?;
@@ -127,41 +116,14 @@ pub fn check_commitment(
     warrant_bytes: &[u8],
     request: &ReleaseRequest,
 ) -> Result<CommitmentChecked, ReleaseRefusal> {
-    use ReleaseRefusal::CommitmentMismatch as M;
     let f = request.fields();
-    let signed = SignedStatement::decode(&f.commitment_entry)
-        .map_err(|_| M("the entry is not a signed statement"))?;
-    let Statement::WarrantCommitment(c) = signed
-        .verify()
-        .map_err(|_| M("the entry's signature does not verify"))?
-    else {
-        return Err(M("the entry is not a warrant commitment"));
-    };
-    let w = warrant.fields();
-    let author_ok = manifest
-        .participant(&w.authority)
-        .and_then(|p| p.verifying_key().ok())
-        .is_some_and(|k| k.as_bytes() == signed.author());
-    if !author_ok {
-        return Err(M("the entry is not signed by the warrant's authority"));
-    }
-    let opened = warrant_commitment(&f.salt, warrant_bytes);
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        &opened[..],
-        &c.commitment[..],
-    )) {
-        return Err(M("the salt and warrant do not open the commitment"));
-    }
-    let fields_match = c.court == w.court
-        && c.authority == w.authority
-        && c.issued_at == w.issued_at
-        && c.embargo_until == w.embargo_until
-        && usize::from(c.targets) == w.targets.len()
-        && u32::from(c.days) == w.days()
-        && c.court_signature == warrant.signature();
-    if !fields_match {
-        return Err(M("the commitment's public fields differ from the warrant"));
-    }
+    verify::check_commitment(
+        manifest,
+        warrant,
+        warrant_bytes,
+        &f.salt,
+        &f.commitment_entry,
+    )?;
     Ok(CommitmentChecked(()))
 }
 
@@ -175,9 +137,7 @@ pub fn check_checkpoint(
     last: Option<&VerifiedCheckpoint>,
     proof: &[Hash],
 ) -> Result<CheckpointChecked, ReleaseRefusal> {
-    let cp = policy
-        .verify_checkpoint(note)
-        .map_err(|e| ReleaseRefusal::CheckpointNotWitnessed(e.to_string()))?;
+    let cp = verify::check_checkpoint(policy, note)?;
     if let Some(last) = last {
         let consistent = if cp.size() >= last.size() {
             verify_consistency(last.size(), last.hash(), cp.size(), cp.hash(), proof)
@@ -201,38 +161,18 @@ pub fn check_inclusion(
     request: &ReleaseRequest,
 ) -> Result<InclusionChecked, ReleaseRefusal> {
     let f = request.fields();
-    let proof: Vec<Hash> = f.inclusion_proof.iter().map(|h| Hash(*h)).collect();
-    verify_inclusion(
+    verify::check_inclusion(
         checkpoint.checkpoint(),
         f.commitment_index,
         &f.commitment_entry,
-        &proof,
-    )
-    .map_err(|_| ReleaseRefusal::CommitmentNotInLog)?;
+        &f.inclusion_proof,
+    )?;
     Ok(InclusionChecked(()))
 }
 
 /// Targets, days and embargo are within the manifest's policy.
 pub fn check_policy(policy: &Policy, warrant: &Warrant) -> Result<PolicyChecked, ReleaseRefusal> {
-    let w = warrant.fields();
-    let embargo_days = w.embargo_until.saturating_sub(w.issued_at).div_ceil(86_400);
-    for (what, value, max) in [
-        (
-            "targets",
-            w.targets.len() as u64,
-            u64::from(policy.max_targets),
-        ),
-        ("days", u64::from(w.days()), u64::from(policy.max_days)),
-        (
-            "embargo_days",
-            embargo_days,
-            u64::from(policy.max_embargo_days),
-        ),
-    ] {
-        if value > max {
-            return Err(ReleaseRefusal::OverPolicy { what, value, max });
-        }
-    }
+    verify::check_policy(policy, warrant)?;
     Ok(PolicyChecked(()))
 }
 
@@ -241,10 +181,7 @@ pub fn check_not_expired(
     clock: &dyn Clock,
     warrant: &Warrant,
 ) -> Result<NotExpired, ReleaseRefusal> {
-    let not_after = warrant.fields().not_after;
-    if clock.now_secs() > not_after {
-        return Err(ReleaseRefusal::WarrantExpired { not_after });
-    }
+    verify::check_not_expired(warrant, clock.now_secs())?;
     Ok(NotExpired(()))
 }
 

@@ -122,6 +122,28 @@ pub enum ReleaseRefusal {
     Internal(String),
 }
 
+impl From<custos_verify::warrant::WarrantRefusal> for ReleaseRefusal {
+    /// The same refusal under the custodian's code: every check of the
+    /// warrant that all parties share keeps its code here.
+    fn from(e: custos_verify::warrant::WarrantRefusal) -> Self {
+        use custos_verify::warrant::WarrantRefusal as W;
+        match e {
+            W::Malformed(m) => Self::MalformedRequest(m),
+            W::UnknownCourt(c) => Self::UnknownCourt(c),
+            W::BadCourtSignature => Self::BadCourtSignature,
+            W::UnknownAuthority(a) => Self::UnknownAuthority(a),
+            W::BadRequestSignature => Self::BadRequestSignature,
+            W::CommitmentMismatch(m) => Self::CommitmentMismatch(m),
+            W::CheckpointNotWitnessed(m) => Self::CheckpointNotWitnessed(m),
+            W::CommitmentNotInLog => Self::CommitmentNotInLog,
+            W::OverPolicy { what, value, max } => Self::OverPolicy { what, value, max },
+            W::Expired { not_after } => Self::WarrantExpired { not_after },
+            W::Revoked => Self::WarrantRevoked,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl ReleaseRefusal {
     /// The stable snake_case API code.
     pub fn code(&self) -> &'static str {

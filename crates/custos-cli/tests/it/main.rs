@@ -1,0 +1,10 @@
+//! The real `custos` binary: the README's walkthrough, and the log and the
+//! delivery service killed with SIGKILL.
+//!
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
+
+mod common;
+mod log_crash;
+mod server_kill;
+mod walkthrough;

@@ -1,0 +1,149 @@
+//! A fault-injecting HTTP proxy in front of a log, for tests of what the
+//! log's clients do when the log misbehaves: it forwards every request
+//! unchanged unless a fault is switched on.
+//!
+//! Faults: submissions refused before they reach the log ("failed and not
+//! persisted"), submissions forwarded but answered 503 ("failed but
+//! persisted"), and one entry's bytes altered in the entry bundles it
+//! serves (a log serving other bytes than it committed to).
+//!
+//! # Security meaning
+//! The proxy is an attacker's position between a party and the log. Tests
+//! name it as the log's endpoint in a manifest, or point a log client at
+//! it, to show that no party accepts what a witnessed checkpoint does not
+//! cover. It never runs in a real deployment.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+
+use crate::error::DeployError;
+
+/// The fault switches, shared with the running proxy. All are off at first.
+#[derive(Debug, Default)]
+pub struct Faults {
+    drop_submissions: AtomicBool,
+    lose_answers: AtomicBool,
+    tamper_entry: Mutex<Option<Vec<u8>>>,
+}
+
+impl Faults {
+    /// While on, every submission is refused with 503 without reaching the
+    /// log ("failed and not persisted").
+    pub fn set_drop(&self, on: bool) {
+        self.drop_submissions.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, every submission reaches the log and is then answered 503
+    /// ("failed but persisted").
+    pub fn set_lose(&self, on: bool) {
+        self.lose_answers.store(on, Ordering::SeqCst);
+    }
+
+    /// While `Some(entry)`, the entry bundles that hold those exact bytes
+    /// are served with the entry's last byte flipped; `None` stops it.
+    pub fn tamper(&self, entry: Option<Vec<u8>>) {
+        *self.tampered() = entry;
+    }
+
+    fn tampered(&self) -> MutexGuard<'_, Option<Vec<u8>>> {
+        // A panicking holder cannot leave the Option half-written.
+        self.tamper_entry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running proxy. Its task runs until the runtime ends, also after this
+/// value is dropped (a manifest may name it as the log's endpoint).
+#[derive(Debug, Clone)]
+pub struct LogProxy {
+    /// The proxy's base URL.
+    pub url: String,
+    /// Its fault switches.
+    pub faults: Arc<Faults>,
+}
+
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    faults: Arc<Faults>,
+}
+
+/// Starts a proxy on a free loopback port in front of the log at `upstream`.
+pub async fn spawn_proxy(upstream: &str) -> Result<LogProxy, DeployError> {
+    let listener = crate::bind(crate::loopback_any()).await?;
+    spawn_proxy_on(listener, upstream)
+}
+
+/// Starts a proxy on `listener` in front of the log at `upstream` (bind the
+/// listener first to name its address in a manifest).
+pub fn spawn_proxy_on(listener: TcpListener, upstream: &str) -> Result<LogProxy, DeployError> {
+    let addr = listener
+        .local_addr()
+        .map_err(DeployError::io("the proxy's address"))?;
+    let faults = Arc::new(Faults::default());
+    let state = Arc::new(ProxyState {
+        upstream: upstream.trim_end_matches('/').to_owned(),
+        http: reqwest::Client::new(),
+        faults: faults.clone(),
+    });
+    let app = axum::Router::new().fallback(forward).with_state(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("the log proxy stopped: {e}");
+        }
+    });
+    Ok(LogProxy {
+        url: format!("http://{addr}"),
+        faults,
+    })
+}
+
+async fn forward(
+    State(s): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri
+        .path_and_query()
+        .map_or(uri.path(), |p| p.as_str())
+        .to_owned();
+    let submit = path.starts_with("/add-statement");
+    if submit && s.faults.drop_submissions.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "fault: dropped").into_response();
+    }
+    let req = s
+        .http
+        .request(method, format!("{}{path}", s.upstream))
+        .body(body.to_vec());
+    let Ok(resp) = req.send().await else {
+        return (StatusCode::BAD_GATEWAY, "fault: upstream down").into_response();
+    };
+    if submit && s.faults.lose_answers.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "fault: answer lost").into_response();
+    }
+    let status =
+        StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let ctype = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let mut bytes = resp.bytes().await.unwrap_or_default().to_vec();
+    let tamper = s.faults.tampered().clone();
+    if let Some(entry) = tamper.filter(|e| !e.is_empty() && path.starts_with("/tile/entries/"))
+        && let Some(at) = bytes.windows(entry.len()).position(|w| w == entry)
+        && let Some(last) = bytes.get_mut(at + entry.len() - 1)
+    {
+        *last ^= 1;
+    }
+    (status, [(axum::http::header::CONTENT_TYPE, ctype)], bytes).into_response()
+}

@@ -1,0 +1,12 @@
+//! The delivery service end to end on loopback: the API, hostile input,
+//! durability across restarts, delivery tags and a model-based property test.
+//!
+//! One binary holds every integration test of the crate, one module per
+//! topic: each test binary links the whole dependency tree again.
+
+mod api;
+mod common;
+mod durability;
+mod hostile;
+mod proptest_model;
+mod tags;
