@@ -199,3 +199,11 @@ impl Deployment {
 fn no_service() -> DeployError {
     DeployError::Usage("this deployment has no delivery service".into())
 }
+
+impl Deployment {
+    /// Stops the log and the witnesses (for tests of what a party does
+    /// while the log is unreachable); they do not start again.
+    pub fn stop_log(&self) {
+        self.stop_log_and_witnesses();
+    }
+}

@@ -12,13 +12,18 @@
 )]
 
 use custos_authority::CollectError;
+use custos_authority::submit::SubmittedWarrant;
 use custos_clock::{Clock as _, MILLIS_PER_DAY};
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec};
 use custos_escrow::Capsule;
 use custos_verify::evidence::{EvidenceBundle, verify_evidence};
+use custos_wire::ConversationId;
 use custos_wire::announcement::{ChainAnnouncement, EscrowKind};
 use custos_wire::frames::ItemKind;
+use custos_wire::interception::{InterceptionRequest, InterceptionRequestFields, LoggedWarrant};
 use custos_wire::release::ConversationDay;
+use custos_wire::statement::{SignedStatement, Statement};
+use ed25519_dalek::SigningKey;
 
 /// A change to an evidence bundle.
 type Tamper = Box<dyn Fn(&mut EvidenceBundle)>;
@@ -454,6 +459,526 @@ async fn decryption_covers_exactly_the_warranted_conversations_and_days() {
         .collect();
     texts.sort();
     assert_eq!(texts, ["a, on the day", "b, on the day"]);
+}
+
+/// A deployment whose custodians are keys only, with a policy of at most 2
+/// targets and 3 days per warrant: enough for the provider's checks.
+fn refusal_spec(clock: &custos_clock::SimulatedClock) -> DeploymentSpec {
+    DeploymentSpec::new("test", clock.shared())
+        .custodians(5, 3, CustodianMode::KeysOnly)
+        .with_policy(custos_wire::manifest::Policy {
+            max_targets: 2,
+            max_days: 3,
+            ..Default::default()
+        })
+}
+
+/// The kit's warrant order (the deployment's court and authority, day
+/// `DAY`, valid 7 days, sealed 30), to be changed field by field.
+fn order(d: &Deployment, targets: &[ConversationId]) -> custos_authority::court::WarrantOrder {
+    let names = custos_deploy::Names::new("test");
+    let now = d.now_secs();
+    custos_authority::court::WarrantOrder {
+        court: names.court(),
+        authority: names.authority(),
+        authority_hpke_key: d.keys().authority_hpke.public_key(),
+        legal_basis: "refusal test".into(),
+        targets: targets.to_vec(),
+        days: (DAY, DAY),
+        issued_at: now,
+        not_after: now + 7 * 86_400,
+        embargo_until: now + 30 * 86_400,
+    }
+}
+
+/// The submitted warrant with a fresh witnessed checkpoint and its proof.
+async fn logged(d: &Deployment, submitted: &SubmittedWarrant) -> LoggedWarrant {
+    let mut verifier = d.verifier("authority").unwrap();
+    custos_authority::intercept::logged_warrant(d.log(), &mut verifier, submitted)
+        .await
+        .unwrap()
+        .0
+}
+
+/// An interception request for `logged`, addressed to `provider` and signed by `key`.
+fn request(logged: LoggedWarrant, provider: &str, at: u64, key: &SigningKey) -> Vec<u8> {
+    InterceptionRequest::sign(
+        InterceptionRequestFields {
+            logged,
+            provider: provider.into(),
+            requested_at: at,
+        },
+        key,
+    )
+    .unwrap()
+    .encode()
+    .unwrap()
+}
+
+/// Presents raw request bytes to the provider: (HTTP status, refusal code, answer).
+async fn present(d: &Deployment, body: Vec<u8>) -> (u16, String, serde_json::Value) {
+    let url = format!("{}/v1/interceptions", d.server_url().unwrap());
+    let resp = reqwest::Client::new()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    let code = answer["error"].as_str().unwrap_or_default().to_owned();
+    (status, code, answer)
+}
+
+/// Who signs a fetch of kept items, and when: `None` for an unsigned one.
+type FetchSigner<'a> = Option<(&'a SigningKey, u64)>;
+
+/// A fetch of kept items: `signed` is `Some((key, signed_at))` for a signed
+/// request. Returns (HTTP status, refusal code, answer).
+async fn fetch_raw(
+    d: &Deployment,
+    commitment: &[u8; 32],
+    query: &str,
+    signed: FetchSigner<'_>,
+) -> (u16, String, serde_json::Value) {
+    use ed25519_dalek::Signer as _;
+    let url = format!(
+        "{}/v1/interceptions/{}/items?{query}",
+        d.server_url().unwrap(),
+        hex::encode(commitment)
+    );
+    let mut req = reqwest::Client::new().get(url);
+    if let Some((key, at)) = signed {
+        let sig = key.sign(&custos_wire::interception::fetch_message(commitment, 0, at));
+        req = req.header(
+            "custos-authority-signature",
+            format!("{at}:{}", hex::encode(sig.to_bytes())),
+        );
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    let code = answer["error"].as_str().unwrap_or_default().to_owned();
+    (status, code, answer)
+}
+
+/// Every `Interception` statement in the log.
+async fn interceptions_in_log(d: &Deployment) -> usize {
+    let size = d.wait_witnessed(1).await.unwrap();
+    d.log()
+        .entries(0, size)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| SignedStatement::decode(e).ok()?.verify().ok())
+        .filter(|s| matches!(s, Statement::Interception(_)))
+        .count()
+}
+
+/// What a refusal must leave behind: no `Interception` statement in the
+/// log, and nothing kept under `commitment` that even its authority could
+/// fetch.
+async fn assert_nothing_started(d: &Deployment, commitment: &[u8; 32], what: &str) {
+    assert_eq!(interceptions_in_log(d).await, 0, "{what}: nothing logged");
+    let now = d.now_secs();
+    let (status, code, answer) =
+        fetch_raw(d, commitment, "after=0", Some((&d.keys().authority, now))).await;
+    assert_eq!((status, code.as_str()), (403, "not_authorised"), "{what}");
+    assert!(answer.get("items").is_none(), "{what}: nothing served");
+}
+
+fn commitment_of(submitted: &SubmittedWarrant) -> [u8; 32] {
+    hex::decode(&submitted.commitment)
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_interception_refusal_starts_nothing_keeps_nothing_and_serves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let d = Deployment::start(dir.path(), refusal_spec(&clock))
+        .await
+        .unwrap();
+    d.publish_dealt_day(DAY, &[0, 1, 2]).await.unwrap();
+    let names = custos_deploy::Names::new("test");
+    let provider = names.provider();
+    let authority = &d.keys().authority;
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    let now = d.now_secs();
+
+    // Something to keep: alice writes to bob, unread.
+    let mut alice = d.register("alice").await.unwrap();
+    let _bob = d.register("bob").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice
+        .send_text(&conv, "kept only when lawful")
+        .await
+        .unwrap();
+
+    let submitted = d
+        .submit_warrant(&d.sign_warrant(&[conv], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let commitment = commitment_of(&submitted);
+    let good = logged(&d, &submitted).await;
+    let sign_court = |o: custos_authority::court::WarrantOrder, key: &SigningKey| {
+        custos_authority::court::sign_warrant(o, key)
+            .unwrap()
+            .encode()
+            .unwrap()
+    };
+    let with_warrant = |bytes: Vec<u8>| LoggedWarrant {
+        warrant: bytes,
+        ..good.clone()
+    };
+
+    // Over policy: three targets where the manifest allows two (logged).
+    let over = d
+        .submit_warrant(
+            &custos_authority::court::sign_warrant(
+                order(
+                    &d,
+                    &[conv, ConversationId([0xA1; 16]), ConversationId([0xA2; 16])],
+                ),
+                &d.keys().court,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // Expired: valid one minute, presented two minutes later (logged).
+    let short = d
+        .submit_warrant(
+            &custos_authority::court::sign_warrant(
+                custos_authority::court::WarrantOrder {
+                    not_after: now + 60,
+                    ..order(&d, &[conv])
+                },
+                &d.keys().court,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let short_logged = logged(&d, &short).await;
+    let over_logged = logged(&d, &over).await;
+
+    // A checkpoint with the log's signature alone (no witness quorum).
+    let text = String::from_utf8(good.checkpoint.clone()).unwrap();
+    let (body, signatures) = text.split_once("\n\n").unwrap();
+    let by_log: Vec<&str> = signatures
+        .lines()
+        .filter(|l| l.starts_with(&format!("\u{2014} {} ", names.log())))
+        .collect();
+    assert_eq!(by_log.len(), 1, "{text}");
+    let unwitnessed = format!("{body}\n\n{}\n", by_log[0]).into_bytes();
+
+    let cases: Vec<(&str, u16, Vec<u8>)> = vec![
+        ("malformed", 400, b"\x01 not a request".to_vec()),
+        (
+            "wrong_provider",
+            403,
+            request(good.clone(), "provider.elsewhere", now, authority),
+        ),
+        (
+            "malformed_warrant",
+            403,
+            request(
+                with_warrant(b"not a warrant".to_vec()),
+                &provider,
+                now,
+                authority,
+            ),
+        ),
+        (
+            "unknown_court",
+            403,
+            request(
+                with_warrant(sign_court(
+                    custos_authority::court::WarrantOrder {
+                        court: "court.nowhere".into(),
+                        ..order(&d, &[conv])
+                    },
+                    &d.keys().court,
+                )),
+                &provider,
+                now,
+                authority,
+            ),
+        ),
+        (
+            "bad_court_signature",
+            403,
+            request(
+                with_warrant(sign_court(order(&d, &[conv]), &stranger)),
+                &provider,
+                now,
+                authority,
+            ),
+        ),
+        (
+            "unknown_authority",
+            403,
+            request(
+                with_warrant(sign_court(
+                    custos_authority::court::WarrantOrder {
+                        authority: "police.nowhere".into(),
+                        ..order(&d, &[conv])
+                    },
+                    &d.keys().court,
+                )),
+                &provider,
+                now,
+                authority,
+            ),
+        ),
+        (
+            "checkpoint_not_witnessed",
+            403,
+            request(
+                LoggedWarrant {
+                    checkpoint: unwitnessed,
+                    ..good.clone()
+                },
+                &provider,
+                now,
+                authority,
+            ),
+        ),
+        (
+            "commitment_not_in_log",
+            403,
+            request(
+                LoggedWarrant {
+                    commitment_index: good.commitment_index + 1,
+                    ..good.clone()
+                },
+                &provider,
+                now,
+                authority,
+            ),
+        ),
+        (
+            "over_policy",
+            403,
+            request(over_logged, &provider, now, authority),
+        ),
+        (
+            "bad_request_signature",
+            403,
+            request(good.clone(), &provider, now, &stranger),
+        ),
+    ];
+    for (code, status, body) in cases {
+        let got = present(&d, body).await;
+        assert_eq!((got.0, got.1.as_str()), (status, code), "{:?}", got.2);
+        assert_nothing_started(&d, &commitment, code).await;
+    }
+    assert_nothing_started(&d, &commitment_of(&over), "over_policy").await;
+
+    clock.advance_millis(120_000);
+    let got = present(&d, request(short_logged, &provider, now + 120, authority)).await;
+    assert_eq!(
+        (got.0, got.1.as_str()),
+        (403, "warrant_expired"),
+        "{:?}",
+        got.2
+    );
+    assert_nothing_started(&d, &commitment_of(&short), "warrant_expired").await;
+
+    // The same deployment accepts the lawful request, and serves the kept
+    // items to the warrant's authority only.
+    let started = d.intercept(&submitted).await.unwrap();
+    assert_eq!(started.kept, 2, "the envelope and its chain announcement");
+    assert_eq!(interceptions_in_log(&d).await, 1);
+    let now = d.now_secs();
+    let (status, _, answer) = fetch_raw(&d, &commitment, "after=0", Some((authority, now))).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["items"].as_array().unwrap().len(), 2);
+    let refused_fetches: Vec<(&str, u16, &str, FetchSigner<'_>)> = vec![
+        ("limit 0", 400, "after=0&limit=0", Some((authority, now))),
+        (
+            "limit over 1000",
+            400,
+            "after=0&limit=1001",
+            Some((authority, now)),
+        ),
+        ("no signature", 403, "after=0", None),
+        (
+            "signed 301 s ago",
+            403,
+            "after=0",
+            Some((authority, now - 301)),
+        ),
+        (
+            "signed 301 s ahead",
+            403,
+            "after=0",
+            Some((authority, now + 301)),
+        ),
+        ("stranger", 403, "after=0", Some((&stranger, now))),
+    ];
+    for (what, status, query, signed) in refused_fetches {
+        let got = fetch_raw(&d, &commitment, query, signed).await;
+        let code = if status == 400 {
+            "bad_query"
+        } else {
+            "not_authorised"
+        };
+        assert_eq!(
+            (got.0, got.1.as_str()),
+            (status, code),
+            "{what}: {:?}",
+            got.2
+        );
+        assert!(got.2.get("items").is_none(), "{what}: nothing served");
+    }
+    // An unknown commitment, even signed by the authority.
+    let got = fetch_raw(&d, &[0x77; 32], "after=0", Some((authority, now))).await;
+    assert_eq!((got.0, got.1.as_str()), (403, "not_authorised"));
+
+    // With the log unreachable, a lawful request cannot be logged: the
+    // provider refuses and keeps nothing.
+    let late = d
+        .submit_warrant(&d.sign_warrant(&[conv], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let late_request = request(logged(&d, &late).await, &provider, now, authority);
+    d.stop_log();
+    let got = present(&d, late_request).await;
+    assert_eq!(
+        (got.0, got.1.as_str()),
+        (503, "log_unavailable"),
+        "{:?}",
+        got.2
+    );
+    let got = fetch_raw(&d, &commitment_of(&late), "after=0", Some((authority, now))).await;
+    assert_eq!((got.0, got.1.as_str()), (403, "not_authorised"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_without_a_log_refuses_interception_as_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let d = Deployment::start(
+        dir.path(),
+        refusal_spec(&clock).with_server(custos_deploy::ServerSpec {
+            franking_in_log: false,
+            ..custos_deploy::ServerSpec::unlimited()
+        }),
+    )
+    .await
+    .unwrap();
+    let submitted = d
+        .submit_warrant(
+            &d.sign_warrant(&[ConversationId([1; 16])], DAY, DAY)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let provider = custos_deploy::Names::new("test").provider();
+    let body = request(
+        logged(&d, &submitted).await,
+        &provider,
+        d.now_secs(),
+        &d.keys().authority,
+    );
+    let got = present(&d, body).await;
+    assert_eq!(
+        (got.0, got.1.as_str()),
+        (503, "interception_unavailable"),
+        "{:?}",
+        got.2
+    );
+    assert_nothing_started(&d, &commitment_of(&submitted), "interception_unavailable").await;
+}
+
+/// Copies the delivery service's database files (SQLite and its WAL) from
+/// `from` to `to`, removing any of them that `from` lacks.
+fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    let db = custos_server::db::DB_FILE;
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("{db}{suffix}");
+        let (src, dst) = (from.join(&name), to.join(&name));
+        if src.exists() {
+            std::fs::copy(&src, &dst).unwrap();
+        } else if dst.exists() {
+            std::fs::remove_file(&dst).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_restored_from_an_older_backup_keeps_again_from_its_logged_interceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let mut d = Deployment::start(dir.path(), spec(&clock)).await.unwrap();
+    d.wait_day_keys(DAY..=DAY + 1).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice.send_text(&conv, "before the backup").await.unwrap();
+
+    // The backup: taken before any interception.
+    let data = d.server().unwrap().data.clone();
+    let addr = d.stop_server().await.unwrap();
+    copy_database(&data, backup.path());
+    d.start_server_on(addr).await.unwrap();
+
+    let submitted = d
+        .submit_warrant(&d.sign_warrant(&[conv], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let started = d.intercept(&submitted).await.unwrap();
+    assert_eq!(started.kept, 2);
+
+    // The database is restored from the backup: it knows of no interception.
+    let addr = d.stop_server().await.unwrap();
+    copy_database(backup.path(), &data);
+    d.start_server_on(addr).await.unwrap();
+
+    // At start the provider found its own Interception in the log and
+    // rebuilt the hold with the same log index; presenting the warrant
+    // again (a minute later, so a new statement would differ) is answered
+    // as the first time.
+    clock.advance_millis(60_000);
+    let again = d.intercept(&submitted).await.unwrap();
+    assert_eq!(again.log_index, started.log_index);
+    assert_eq!(again.kept, 0, "already held: nothing new to log or copy");
+    assert_eq!(
+        interceptions_in_log(&d).await,
+        1,
+        "the provider logged nothing twice"
+    );
+
+    // Keeping goes on: bob reads (and acks) what was stored and what comes.
+    alice.send_text(&conv, "after the restore").await.unwrap();
+    let got = bob.receive(None).await.unwrap();
+    let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["before the backup", "after the restore"]);
+
+    let requested = vec![ConversationDay {
+        conversation: conv,
+        day: DAY,
+    }];
+    let collected = d.collect(&submitted, requested).await.unwrap();
+    let (items, opened) = d.decrypt(&submitted, &collected).await.unwrap();
+    assert_eq!(items.len(), 3, "the announcement and both envelopes");
+    assert!(opened.failures.is_empty(), "{:?}", opened.failures);
+    let texts: Vec<String> = opened
+        .messages
+        .iter()
+        .map(|m| String::from_utf8(m.body.clone()).unwrap())
+        .collect();
+    assert_eq!(texts, ["before the backup", "after the restore"]);
+    assert!(opened.messages.iter().all(|m| m.checks.envelope_signature
+        && m.checks.franking_commitment
+        && m.checks.delivery_tag
+        && m.checks.escrow_provenance));
 }
 
 /// A device with a pinned manifest pins only a franking key that the

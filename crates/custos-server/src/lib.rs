@@ -118,6 +118,15 @@ pub async fn serve(
         config.sweep_interval,
         stop_rx.clone(),
     );
+    if let Some(log) = &config.franking_log {
+        lawful::recover::rebuild_at_start(
+            log.clone(),
+            db.pool.clone(),
+            writer.clone(),
+            clock.clone(),
+        )
+        .await;
+    }
     let state = Arc::new(state::Inner {
         pool: db.pool.clone(),
         clock,

@@ -197,6 +197,7 @@ fn cycle(keys: &Keys, n: u64) -> Vec<Vec<u8>> {
             first_day: day,
             last_day: day + 1,
             started_at: issued_at + 7_200,
+            recovery: Vec::new(),
         }),
         &keys.provider,
     ));

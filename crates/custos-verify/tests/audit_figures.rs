@@ -372,6 +372,7 @@ async fn the_audit_reports_what_was_logged_statement_by_statement_and_flags_each
             first_day: d0,
             last_day: d0 + 2,
             started_at: at,
+            recovery: Vec::new(),
         })
     };
     net.log(interception(c1, t(d0) + 7_200), &provider).await;

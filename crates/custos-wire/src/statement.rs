@@ -25,8 +25,8 @@ use crate::codec::{Reader, Writer};
 
 pub use body::{
     DayKeyErasure, EmbargoExtension, EscrowDayKey, Interception, KeyPurpose, KeyRelease,
-    MAX_NAME_LEN, ManifestPublication, ParticipantKey, ProviderFrankingKey, StatementKind,
-    WarrantCommitment, WarrantRevocation, WarrantUnsealing, warrant_commitment,
+    MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, ParticipantKey, ProviderFrankingKey,
+    StatementKind, WarrantCommitment, WarrantRevocation, WarrantUnsealing, warrant_commitment,
 };
 
 /// Version byte of the statement and signed-statement encodings.

@@ -132,7 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         other => other,
     };
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         match command {
             Command::Register(a) => user::register(&cli.home, a).await,
             Command::Conversation(c) => user::conversation(&cli.home, c).await,
@@ -153,5 +153,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Server(_)
             | Command::Up(_) => Ok(()),
         }
-    })
+    });
+    // Blocking work of services already stopped (e.g. a demo custodian's
+    // DKG round waiting for peers that are gone) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

@@ -243,10 +243,24 @@ fn demo_json_reports_every_step_ok() {
         "interception",
         "evidence verifies",
         "two shares open nothing",
+        "embargo ends, custodians unseal",
+        "members see the notice",
+        "audit figures",
     ] {
         assert!(
             names.contains(&expected),
             "missing step {expected}: {names:?}"
+        );
+    }
+    // The last steps report each of their checks, all passed.
+    for step in steps.iter().filter(|s| s["checks"].is_array()) {
+        assert!(
+            step["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["ok"] == true),
+            "{step}"
         );
     }
     // The temporary folder is gone afterwards.

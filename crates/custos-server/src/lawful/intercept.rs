@@ -31,6 +31,7 @@ use crate::abuse::franking_log::{FrankingLogConfig, log_and_prove};
 use crate::delivery::writer::Op;
 use crate::error::HttpRefusal;
 use crate::lawful::holds::{Hold, NewInterception};
+use crate::lawful::recover;
 use crate::refusal::Refusal;
 use crate::state::AppState;
 
@@ -158,6 +159,17 @@ pub(crate) async fn intercept(
         return Err(InterceptionRefusal::Warrant(WarrantRefusal::Revoked).into());
     }
     let w = verified.warrant().fields();
+    let recovery = recover::seal(
+        &config.statement_key,
+        &commitment,
+        w.first_day,
+        w.last_day,
+        &recover::Recovery {
+            not_after: w.not_after,
+            targets: w.targets.clone(),
+        },
+    )
+    .ok_or_else(|| InterceptionRefusal::Log("the recovery record does not seal".into()))?;
     let statement = SignedStatement::sign(
         &Statement::Interception(Interception {
             warrant: commitment,
@@ -166,6 +178,7 @@ pub(crate) async fn intercept(
             first_day: w.first_day,
             last_day: w.last_day,
             started_at: now_secs,
+            recovery,
         }),
         &config.statement_key,
     )

@@ -5,6 +5,9 @@
 //!
 //! - [`holds`]: what the single writer keeps, and when it lets go.
 //! - [`intercept`]: the HTTP endpoints and their checks.
+//! - [`recover`]: rebuilding interceptions from the log after the database
+//!   is lost or restored from an older backup.
 
 pub(crate) mod holds;
 pub mod intercept;
+pub(crate) mod recover;

@@ -20,6 +20,9 @@ pub const MAX_DAY_KEY_LEN: usize = 8_192;
 pub const MAX_COURT_SIGNATURE_LEN: usize = 256;
 /// Longest encoded warrant in a [`WarrantUnsealing`].
 pub const MAX_WARRANT_LEN: usize = 16_384;
+/// Longest [`Interception::recovery`] record: room for the sealed not-after
+/// and 16 targets with the AEAD tag.
+pub const MAX_RECOVERY_LEN: usize = 512;
 
 /// The type of a statement: its tag on the wire and its key in audit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -238,6 +241,12 @@ pub struct Interception {
     pub last_day: u32,
     /// When keeping started, Unix seconds.
     pub started_at: u64,
+    /// The provider's sealed recovery record: what it needs to keep again
+    /// after losing its database (the warrant's targets and not-after),
+    /// encrypted under a key only the provider can derive. Opaque to every
+    /// other reader; empty if the provider keeps none
+    /// (`docs/spec/interception.md`).
+    pub recovery: Vec<u8>,
 }
 
 /// The warrant itself, published when its embargo ends so that the people
@@ -447,6 +456,7 @@ impl Interception {
             .u32(self.first_day)
             .u32(self.last_day)
             .u64(self.started_at);
+        w.bytes16("recovery", &self.recovery, MAX_RECOVERY_LEN)?;
         Ok(())
     }
 
@@ -458,6 +468,7 @@ impl Interception {
             first_day: r.field("first_day").u32()?,
             last_day: r.field("last_day").u32()?,
             started_at: r.field("started_at").u64()?,
+            recovery: r.field("recovery").bytes16(MAX_RECOVERY_LEN)?.to_vec(),
         })
     }
 }

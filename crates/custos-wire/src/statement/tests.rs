@@ -65,6 +65,7 @@ pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
                 first_day: 20_783,
                 last_day: 20_784,
                 started_at: 1_795_000_200,
+                recovery: vec![0x5C; 40],
             }),
         ),
         (

@@ -25,6 +25,11 @@ pub(super) struct Escrowed {
 }
 
 impl Escrowed {
+    /// The escrowed (and later warranted) conversation.
+    pub(super) fn conversation(&self) -> ConversationId {
+        self.conversation
+    }
+
     fn requested(&self) -> Vec<ConversationDay> {
         vec![ConversationDay {
             conversation: self.conversation,

@@ -5,13 +5,17 @@
 //! chain escrowed, a member removed, a report verified, moderated and
 //! escalated as a package anyone can check against the log, and lawful
 //! access: a logged warrant opened by three custodians, an unlogged one
-//! refused by all, and two custodians unable to open anything.
+//! refused by all, and two custodians unable to open anything; then, on the
+//! simulated clock, the embargo ends, the custodians unseal the warrant
+//! without the authority, the target conversation's members see the notice,
+//! and the audit's figures flag a warrant kept sealed past its embargo.
 //!
 //! Each step is one function that narrates what it showed; the steps share a
 //! [`Demo`] context (folder, clock, running services, users).
 
 mod lawful;
 mod messaging;
+mod notices;
 mod reporting;
 mod services;
 
@@ -38,6 +42,16 @@ struct Step {
     step: String,
     ok: bool,
     detail: String,
+    /// The step's separate checks, when it has several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<Check>,
+}
+
+/// One named check of a step.
+#[derive(Debug, Serialize)]
+struct Check {
+    check: String,
+    ok: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -65,9 +79,37 @@ impl Narrator {
             step: step.into(),
             ok,
             detail: detail.clone(),
+            checks: Vec::new(),
         });
         ensure!(ok, "demo step failed: {step}: {detail}");
         Ok(())
+    }
+
+    /// A step made of several named checks: it passes if all pass, and the
+    /// report lists each (a failed one is named in the text output too).
+    fn checked(
+        &mut self,
+        step: &str,
+        checks: &[(&str, bool)],
+        detail: impl Into<String>,
+    ) -> Result<()> {
+        let ok = checks.iter().all(|(_, ok)| *ok);
+        let mut detail = detail.into();
+        let failed: Vec<&str> = checks.iter().filter(|c| !c.1).map(|c| c.0).collect();
+        if !failed.is_empty() {
+            detail = format!("{detail} (failed: {})", failed.join(", "));
+        }
+        let result = self.step(step, ok, detail);
+        if let Some(last) = self.report.steps.last_mut() {
+            last.checks = checks
+                .iter()
+                .map(|(name, ok)| Check {
+                    check: (*name).to_owned(),
+                    ok: *ok,
+                })
+                .collect();
+        }
+        result
     }
 }
 
@@ -77,6 +119,8 @@ struct Demo<'a> {
     n: &'a mut Narrator,
     dir: &'a Path,
     d: custos_deploy::Deployment,
+    /// The one clock of every service, moved forward by the story.
+    clock: custos_clock::SimulatedClock,
 }
 
 /// Runs the demo.
@@ -114,9 +158,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
 /// The whole story, one step after another.
 async fn story(n: &mut Narrator, dir: &Path) -> Result<()> {
-    let d = services::deployment(n, dir).await?;
-    let mut demo = Demo { n, dir, d };
+    let (d, clock) = services::deployment(n, dir).await?;
+    let mut demo = Demo { n, dir, d, clock };
     demo.franking_key_logged().await?;
+    // The franking key is valid from the next whole second of the clock;
+    // the story's messages come after it.
+    demo.clock.advance_millis(1_000);
 
     let mut users = demo.accounts().await?;
     let dm = demo.one_to_one(&mut users).await?;
@@ -140,6 +187,11 @@ async fn story(n: &mut Narrator, dir: &Path) -> Result<()> {
     let collected = demo.release_by_three(&escrowed, &submitted).await?;
     demo.evidence_verifies(&submitted, &collected).await?;
     demo.two_shares_open_nothing(&escrowed, &submitted).await?;
+    let sealed = demo.warrant_kept_sealed(&group).await?;
+    demo.embargo_ends(&submitted, &sealed).await?;
+    demo.notices_seen(&mut users, &escrowed.conversation())
+        .await?;
+    demo.audit_figures(&submitted, &sealed).await?;
 
     demo.d.shutdown().await?;
     Ok(())

@@ -176,7 +176,7 @@ impl Demo<'_> {
         )
     }
 
-    /// Step "suspension ended": after 2 s alice sends again, and the
+    /// Step "suspension ended": 2 s later alice sends again, and the
     /// published figures count one verified and one refused report.
     pub(super) async fn suspension_ended(
         &mut self,
@@ -184,7 +184,7 @@ impl Demo<'_> {
         u: &mut Users,
         dm: &ConversationId,
     ) -> Result<()> {
-        tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+        self.clock.advance_millis(2_100);
         u.alice.send_text(dm, "Sorry.").await?;
         let stats = moderator.api().moderation_stats().await?;
         self.n.step(

@@ -13,8 +13,16 @@ use super::{Demo, Narrator};
 
 /// Steps "transparency log", "custodians" and "delivery service": the
 /// whole deployment, started on loopback in `dir`.
-pub(super) async fn deployment(n: &mut Narrator, dir: &Path) -> Result<Deployment> {
-    let clock = custos_clock::system();
+///
+/// Every service runs on one simulated clock, started at the current time,
+/// which the story moves forward where time must pass (a suspension, an
+/// embargo).
+pub(super) async fn deployment(
+    n: &mut Narrator,
+    dir: &Path,
+) -> Result<(Deployment, custos_clock::SimulatedClock)> {
+    let simulated = custos_clock::dangerous::simulated(custos_clock::system().now_millis());
+    let clock = simulated.shared();
     let spec = DeploymentSpec::new("demo.custos", clock.clone())
         .custodians(5, 3, CustodianMode::services(1))
         .with_server(ServerSpec::unlimited());
@@ -48,7 +56,7 @@ pub(super) async fn deployment(n: &mut Narrator, dir: &Path) -> Result<Deploymen
         true,
         format!("listening on {}, SQLite in WAL mode", d.server_url()?),
     )?;
-    Ok(d)
+    Ok((d, simulated))
 }
 
 impl Demo<'_> {
