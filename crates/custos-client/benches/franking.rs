@@ -93,6 +93,7 @@ fn bench(c: &mut Criterion<CpuTime>) {
         .encode()
         .unwrap();
     let pinned = service.verifying_key().to_bytes();
+    // The first tag of a batch: its root's signature is checked.
     g.bench_function("recipient_tag_check", |b| {
         b.iter(|| {
             custos_client::report::check_tag(
@@ -102,6 +103,23 @@ fn bench(c: &mut Criterion<CpuTime>) {
                 &sealed.bytes,
                 "alice",
                 1_795_000_000_000,
+                &mut custos_wire::tag::VerifiedRoots::new(),
+            )
+            .unwrap()
+        })
+    });
+    // Every other tag of that batch: the root's signature verified before.
+    let mut roots = custos_wire::tag::VerifiedRoots::new();
+    g.bench_function("recipient_tag_check_batch_root_known", |b| {
+        b.iter(|| {
+            custos_client::report::check_tag(
+                &pinned,
+                black_box(&tag),
+                &header,
+                &sealed.bytes,
+                "alice",
+                1_795_000_000_000,
+                &mut roots,
             )
             .unwrap()
         })

@@ -154,6 +154,8 @@ pub struct Device {
     pub(crate) day_keys: Option<std::sync::Arc<crate::daykeys::DayKeys>>,
     /// Items refused since [`Device::take_refusals`] was last called.
     pub(crate) refused: Vec<crate::refusal::RefusedItem>,
+    /// Delivery-tag batch roots whose signature verified (in memory).
+    pub(crate) tag_roots: custos_wire::tag::VerifiedRoots,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -300,6 +302,7 @@ impl Device {
             pin,
             day_keys,
             refused: Vec::new(),
+            tag_roots: custos_wire::tag::VerifiedRoots::new(),
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -356,6 +359,7 @@ impl Device {
             pin,
             day_keys,
             refused: Vec::new(),
+            tag_roots: custos_wire::tag::VerifiedRoots::new(),
             _home_lock: home_lock,
         })
     }

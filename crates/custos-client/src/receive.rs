@@ -324,6 +324,7 @@ impl Device {
                 &d.body,
                 &d.sender,
                 d.server_time,
+                &mut self.tag_roots,
             )
         {
             return Ok(EnvelopeRefusal::Tag(e).into());

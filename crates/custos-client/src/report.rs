@@ -19,7 +19,7 @@ use custos_wire::envelope::EnvelopeHeader;
 use custos_wire::moderation::{Action, ReportStatus};
 use custos_wire::payload::Payload;
 use custos_wire::report::{MAX_CONTEXT, Report, ReportedMessage};
-use custos_wire::tag::{Received, TagRefusal, VerifiedTag, verify_tag};
+use custos_wire::tag::{Received, TagRefusal, VerifiedRoots, VerifiedTag, verify_tag_remembering};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,8 @@ pub const PINNED_FRANKING_KEY: &str = "franking_key";
 /// under the pinned franking key: the shared verifier
 /// [`custos_wire::tag::verify_tag`], the same one the service's report
 /// verifier and the package verifier run. `Err` says which check failed.
+/// `roots` remembers batch roots whose signature verified, so the other
+/// tags of a batch cost only their path hashes.
 pub fn check_tag(
     pinned: &[u8; 32],
     tag: &[u8],
@@ -40,6 +42,7 @@ pub fn check_tag(
     envelope: &[u8],
     sender: &str,
     server_time: u64,
+    roots: &mut VerifiedRoots,
 ) -> Result<VerifiedTag, TagCheckError> {
     let key = VerifyingKey::from_bytes(pinned).map_err(|_| TagCheckError::InvalidPinnedKey)?;
     let received = Received {
@@ -49,7 +52,7 @@ pub fn check_tag(
         franking_commitment: &header.franking_commitment,
         envelope,
     };
-    Ok(verify_tag(&key, tag, &received)?)
+    Ok(verify_tag_remembering(&key, tag, &received, roots)?)
 }
 
 /// Why a received envelope's delivery tag is refused.

@@ -24,7 +24,7 @@ use custos_escrow::{Capsule, DayKey, IdentityKey};
 use custos_wire::announcement::ChainAnnouncement;
 use custos_wire::envelope::Envelope;
 use custos_wire::frames::ItemKind;
-use custos_wire::tag::{Received, verify_tag};
+use custos_wire::tag::{Received, VerifiedRoots, verify_tag_remembering};
 use custos_wire::warrant::Warrant;
 use custos_wire::{ChainId, ConversationId};
 use ed25519_dalek::VerifyingKey;
@@ -146,6 +146,7 @@ pub fn open_kept(
 ) -> Opened {
     let mut out = Opened::default();
     let mut chains: Chains = BTreeMap::new();
+    let mut roots = VerifiedRoots::new();
     // Announcements first: a chain's announcement may have been kept after
     // its envelopes (remembered from earlier in the day).
     let mut sorted: Vec<&KeptItem> = items.iter().collect();
@@ -169,10 +170,12 @@ pub fn open_kept(
                 }
                 Err(f) => out.failures.push(f),
             },
-            ItemKind::Envelope => match open_envelope(item, &mut chains, franking_key) {
-                Ok(m) => out.messages.push(m),
-                Err(f) => out.failures.push(f),
-            },
+            ItemKind::Envelope => {
+                match open_envelope(item, &mut chains, franking_key, &mut roots) {
+                    Ok(m) => out.messages.push(m),
+                    Err(f) => out.failures.push(f),
+                }
+            }
             _ => {}
         }
     }
@@ -213,6 +216,7 @@ fn open_envelope(
     item: &KeptItem,
     chains: &mut Chains,
     franking_key: &VerifyingKey,
+    roots: &mut VerifiedRoots,
 ) -> Result<RecoveredMessage, OpenFailure> {
     let envelope = Envelope::decode(&item.body).map_err(|_| OpenFailure::Malformed(item.id))?;
     let header = envelope.header;
@@ -238,7 +242,7 @@ fn open_envelope(
             reason: e.to_string(),
         }
     })?;
-    let delivery_tag = verify_tag(
+    let delivery_tag = verify_tag_remembering(
         franking_key,
         &item.tag,
         &Received {
@@ -248,6 +252,7 @@ fn open_envelope(
             franking_commitment: &header.franking_commitment,
             envelope: &item.body,
         },
+        roots,
     )
     .is_ok();
     Ok(RecoveredMessage {

@@ -60,7 +60,10 @@ use crate::ids::{ConversationId, MAX_ACCOUNT_NAME, read_account, write_account};
 pub mod merkle;
 mod verify;
 
-pub use verify::{BatchPosition, Received, TagRefusal, VerifiedTag, verify_tag};
+pub use verify::{
+    BatchPosition, Received, TagRefusal, VerifiedRoots, VerifiedTag, verify_tag,
+    verify_tag_remembering,
+};
 
 /// Version byte of delivery tag v1 (single signature per envelope).
 pub const TAG_V1: u8 = 1;

@@ -57,6 +57,45 @@ fn received<'a>(f: &'a TagFields, envelope: &'a [u8]) -> Received<'a> {
 }
 
 #[test]
+fn a_remembered_batch_root_spares_only_the_identical_signature() {
+    let k = key().verifying_key();
+    let batch = signed_batch(5);
+    let mut roots = VerifiedRoots::new();
+    for (i, t) in batch.iter().enumerate() {
+        let env = envelope_for(i as u64);
+        let bytes = DeliveryTag::V2(t.clone()).encode().unwrap();
+        verify_tag_remembering(&k, &bytes, &received(&t.fields, &env), &mut roots).unwrap();
+    }
+    // After the whole batch verified: a changed signature, a changed batch
+    // id, a changed path and another key are each checked in full, and fail.
+    let env = envelope_for(1);
+    let mut bad_sig = batch[1].clone();
+    bad_sig.signature[10] ^= 1;
+    let mut bad_id = batch[1].clone();
+    bad_id.batch_id += 1;
+    let mut bad_path = batch[1].clone();
+    bad_path.path[0][0] ^= 1;
+    for t in [bad_sig, bad_id, bad_path] {
+        let bytes = DeliveryTag::V2(t.clone()).encode().unwrap();
+        assert_eq!(
+            verify_tag_remembering(&k, &bytes, &received(&t.fields, &env), &mut roots),
+            Err(TagRefusal::BadRootSignature)
+        );
+    }
+    let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
+    let bytes = DeliveryTag::V2(batch[1].clone()).encode().unwrap();
+    assert_eq!(
+        verify_tag_remembering(
+            &other,
+            &bytes,
+            &received(&batch[1].fields, &env),
+            &mut roots
+        ),
+        Err(TagRefusal::BadRootSignature)
+    );
+}
+
+#[test]
 fn v1_round_trip_and_refusals() {
     let t = v1_sample();
     let bytes = t.encode().unwrap();

@@ -105,6 +105,32 @@ pub struct VerifiedTag {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Checked;
 
+/// Most batch-root signatures a [`VerifiedRoots`] remembers; past it, it
+/// starts afresh.
+const MAX_VERIFIED_ROOTS: usize = 4096;
+
+/// The v2 batch-root signatures a verifier has already checked, so that the
+/// other tags of a batch cost only their leaf and path hashes.
+///
+/// # Security meaning
+/// It remembers the exact triple that passed `verify_strict`: the franking
+/// key, the signed bytes (label, batch id, batch size, root) and the
+/// signature. A tag is spared the signature check only if its recomputed
+/// root, batch id, size, signature and the key are byte for byte a triple
+/// that verified before; anything else is checked in full. Memory is
+/// bounded ([`MAX_VERIFIED_ROOTS`] triples).
+#[derive(Debug, Default)]
+pub struct VerifiedRoots {
+    seen: std::collections::HashSet<Vec<u8>>,
+}
+
+impl VerifiedRoots {
+    /// An empty memo.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
 /// Checks `tag` (v1 or v2) against what was received, under the service's
 /// franking key `key`. Order: present, decodes, conversation, sender, time,
 /// commitment, SHA-256 of the envelope, then the signature (v1: over the
@@ -114,6 +140,18 @@ pub fn verify_tag(
     key: &VerifyingKey,
     tag: &[u8],
     received: &Received<'_>,
+) -> Result<VerifiedTag, TagRefusal> {
+    verify_tag_remembering(key, tag, received, &mut VerifiedRoots::new())
+}
+
+/// [`verify_tag`], sparing the signature check of a v2 batch root that
+/// `roots` saw verify (see [`VerifiedRoots`]) and remembering the roots it
+/// verifies.
+pub fn verify_tag_remembering(
+    key: &VerifyingKey,
+    tag: &[u8],
+    received: &Received<'_>,
+    roots: &mut VerifiedRoots,
 ) -> Result<VerifiedTag, TagRefusal> {
     if tag.is_empty() {
         return Err(TagRefusal::Missing);
@@ -149,8 +187,18 @@ pub fn verify_tag(
                 .map_err(TagRefusal::Malformed)?
                 .ok_or(TagRefusal::BadRootSignature)?;
             let msg = root_signed_bytes(t.batch_id, t.batch_size, &root);
-            key.verify_strict(&msg, &Signature::from_bytes(&t.signature))
-                .map_err(|_| TagRefusal::BadRootSignature)?;
+            let mut triple = Vec::with_capacity(32 + msg.len() + t.signature.len());
+            triple.extend_from_slice(key.as_bytes());
+            triple.extend_from_slice(&msg);
+            triple.extend_from_slice(&t.signature);
+            if !roots.seen.contains(&triple) {
+                key.verify_strict(&msg, &Signature::from_bytes(&t.signature))
+                    .map_err(|_| TagRefusal::BadRootSignature)?;
+                if roots.seen.len() >= MAX_VERIFIED_ROOTS {
+                    roots.seen.clear();
+                }
+                roots.seen.insert(triple);
+            }
             let pos = BatchPosition {
                 batch_id: t.batch_id,
                 batch_size: t.batch_size,
