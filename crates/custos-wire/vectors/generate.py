@@ -253,9 +253,8 @@ VECTORS = [
 ]
 
 for fmt, name, expect, note, data in VECTORS:
-    h = data.hex()
-    lines = [h[i:i + 64] for i in range(0, len(h), 64)] or [""]
-    with open(f"{fmt}-{name}.hex", "w") as f:
-        f.write(f"# format: {fmt}\n# expect: {expect}\n# {note}\n")
-        f.write("\n".join(lines) + "\n")
+    # The one vector format (crates/custos-vectors): comments, then
+    # `key = value` lines in key order.
+    with open(f"{fmt}-{name}.vector", "w") as f:
+        f.write(f"# {note}\nbytes = {data.hex()}\nexpect = {expect}\nformat = {fmt}\n")
 print(f"{len(VECTORS)} vectors written")

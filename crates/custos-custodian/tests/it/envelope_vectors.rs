@@ -15,7 +15,7 @@
     reason = "test code: a panic is a failed test"
 )]
 
-use std::collections::BTreeMap;
+use custos_vectors::Vector;
 use std::path::PathBuf;
 
 use custos_custodian::CustodianKey;
@@ -264,28 +264,18 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn render(c: &Case) -> String {
-    let mut s = format!("# {}\n", c.comment);
-    s += &format!("recipient = {}\n", c.recipient);
-    s += &format!("envelope = {}\n", hex::encode(&c.envelope));
+fn render(c: &Case) -> Vector {
+    let mut v = Vector::new(&format!("{}.vector", c.name), &c.comment)
+        .with("recipient", c.recipient)
+        .with_hex("envelope", &c.envelope);
     if c.expect == "ok" {
-        s += &format!("day = {DAY}\n");
-        s += &format!("phase = {}\n", phase_name(c.phase));
-        s += &format!("from = {}\n", c.from);
-        s += &format!("payload = {}\n", hex::encode(c.payload));
+        v = v
+            .with("day", DAY.to_string())
+            .with("phase", phase_name(c.phase))
+            .with("from", c.from)
+            .with_hex("payload", &c.payload);
     }
-    s += &format!("expect = {}\n", c.expect);
-    s
-}
-
-fn parse(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (k, v) = l.split_once(" = ").expect("key = value");
-            (k.to_owned(), v.to_owned())
-        })
-        .collect()
+    v.with("expect", c.expect)
 }
 
 #[test]
@@ -293,31 +283,30 @@ fn parse(text: &str) -> BTreeMap<String, String> {
 fn generate() {
     std::fs::create_dir_all(dir()).unwrap();
     for c in cases() {
-        std::fs::write(dir().join(format!("{}.vector", c.name)), render(&c)).unwrap();
+        custos_vectors::write(&dir(), &render(&c)).unwrap();
     }
 }
 
 #[test]
 fn every_vector_gives_its_expected_outcome() {
     let mut seen = 0;
-    for entry in std::fs::read_dir(dir()).unwrap() {
-        let path = entry.unwrap().path();
-        let v = parse(&std::fs::read_to_string(&path).unwrap());
-        let name = path.display().to_string();
-        let recipient = key(&v["recipient"]);
-        let env = hex::decode(&v["envelope"]).unwrap();
+    for v in custos_vectors::read_dir(&dir()).unwrap() {
+        let name = v.name.clone();
+        let f = |k: &str| v.field(k).unwrap();
+        let recipient = key(f("recipient"));
+        let env = v.hex("envelope").unwrap();
         let got = envelope::open(&recipient, &env, is_custodian);
-        match v["expect"].as_str() {
+        match f("expect") {
             "ok" => {
                 let o = got.unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(o.day.to_string(), v["day"], "{name}");
-                assert_eq!(phase_name(o.phase), v["phase"], "{name}");
-                assert_eq!(o.from, key(&v["from"]).public_key(), "{name}");
-                assert_eq!(hex::encode(o.payload.as_slice()), v["payload"], "{name}");
+                assert_eq!(o.day.to_string(), f("day"), "{name}");
+                assert_eq!(phase_name(o.phase), f("phase"), "{name}");
+                assert_eq!(o.from, key(f("from")).public_key(), "{name}");
+                assert_eq!(hex::encode(o.payload.as_slice()), f("payload"), "{name}");
                 if o.phase == Phase::Log {
                     // Canonical and deterministic: the sender re-encodes it
                     // to the same bytes.
-                    let again = envelope::broadcast(&key(&v["from"]), o.day, &o.payload).unwrap();
+                    let again = envelope::broadcast(&key(f("from")), o.day, &o.payload).unwrap();
                     assert_eq!(again, env, "{name}");
                 }
             }

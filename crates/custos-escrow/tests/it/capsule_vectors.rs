@@ -13,7 +13,7 @@
     reason = "test and benchmark code: a panic is a failed test, not a service crash"
 )]
 
-use std::collections::BTreeMap;
+use custos_vectors::Vector;
 use std::path::PathBuf;
 
 use blstrs::{G1Projective, G2Affine, G2Projective, Scalar};
@@ -165,21 +165,21 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>, &'static str)> {
     ]
 }
 
-fn render(description: &str, capsule: &[u8], expect: &str) -> String {
+fn render(name: &str, description: &str, capsule: &[u8], expect: &str) -> Vector {
     let (dk, s) = fixed_day_key();
     let id = EscrowIdentity::new(&CONVERSATION, DAY);
     let identity_key = (G1Projective::from(*id.point()) * s)
         .to_affine()
         .to_compressed();
-    format!(
-        "# {description}\nday_key = {}\nconversation = {}\nday = {DAY}\nchain_id = {}\nck0 = {}\nidentity_key = {}\ncapsule = {}\nexpect = {expect}\n",
-        hex::encode(dk.to_bytes()),
-        hex::encode(CONVERSATION),
-        hex::encode(CHAIN_ID),
-        hex::encode(ck0()),
-        hex::encode(identity_key),
-        hex::encode(capsule),
-    )
+    Vector::new(&format!("{name}.vector"), description)
+        .with_hex("day_key", &dk.to_bytes())
+        .with_hex("conversation", &CONVERSATION)
+        .with("day", DAY.to_string())
+        .with_hex("chain_id", &CHAIN_ID)
+        .with_hex("ck0", &ck0())
+        .with_hex("identity_key", &identity_key)
+        .with_hex("capsule", capsule)
+        .with("expect", expect)
 }
 
 #[test]
@@ -187,44 +187,25 @@ fn render(description: &str, capsule: &[u8], expect: &str) -> String {
 fn generate() {
     std::fs::create_dir_all(dir()).unwrap();
     for (name, description, capsule, expect) in cases() {
-        std::fs::write(
-            dir().join(format!("{name}.vector")),
-            render(description, &capsule, expect),
-        )
-        .unwrap();
+        custos_vectors::write(&dir(), &render(name, description, &capsule, expect)).unwrap();
     }
-}
-
-fn parse(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.split_once(" = ").unwrap();
-            (k.to_string(), v.to_string())
-        })
-        .collect()
 }
 
 #[test]
 fn checked_in_vectors_match_expected_outcomes() {
     let mut count = 0;
-    for entry in std::fs::read_dir(dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("vector") {
-            continue;
-        }
+    for v in custos_vectors::read_dir(&dir()).unwrap() {
         count += 1;
-        let name = path.display().to_string();
-        let v = parse(&std::fs::read_to_string(&path).unwrap());
-        let hexf = |k: &str| hex::decode(&v[k]).unwrap();
+        let name = v.name.clone();
+        let hexf = |k: &str| v.hex(k).unwrap();
         let dk = DayKey::from_bytes(&hexf("day_key")).unwrap();
         let conversation: [u8; 16] = hexf("conversation").try_into().unwrap();
-        let day: u32 = v["day"].parse().unwrap();
+        let day: u32 = v.field("day").unwrap().parse().unwrap();
         let chain_id = hexf("chain_id");
         let ck0: [u8; 32] = hexf("ck0").try_into().unwrap();
         let key = IdentityKey::from_bytes(&hexf("identity_key")).unwrap();
         let decoded = Capsule::from_bytes(&hexf("capsule"));
-        match v["expect"].as_str() {
+        match v.field("expect").unwrap() {
             "ok" => {
                 let c = decoded.unwrap();
                 assert_eq!(
@@ -269,10 +250,10 @@ fn checked_in_vectors_match_expected_outcomes() {
 #[test]
 fn checked_in_vectors_are_what_the_code_produces() {
     for (name, description, capsule, expect) in cases() {
-        let on_disk = std::fs::read_to_string(dir().join(format!("{name}.vector"))).unwrap();
+        let on_disk = custos_vectors::read(&dir().join(format!("{name}.vector"))).unwrap();
         assert_eq!(
             on_disk,
-            render(description, &capsule, expect),
+            render(name, description, &capsule, expect),
             "{name} changed: the encoding is not stable"
         );
     }

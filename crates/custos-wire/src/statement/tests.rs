@@ -194,10 +194,11 @@ fn non_canonical_inputs_are_refused() {
     assert!(empty_name.encode().is_err());
 }
 
-/// The vector harness: every file in `vectors/statements/` is one case. A
-/// file named `*.valid.hex` holds a signed statement that must decode,
-/// verify and re-encode byte for byte; `*.invalid.hex` must be refused, and
-/// its first line (`# error: ...`) names the expected error's start.
+/// The vector harness: every file in `vectors/statements/` is one case in
+/// the one vector format (`custos-vectors`). A file named `*.valid.vector`
+/// holds in `bytes` a signed statement that must decode, verify and
+/// re-encode byte for byte; `*.invalid.vector` must be refused, and its
+/// `error` field names the expected error's start.
 #[test]
 fn vectors() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/statements");
@@ -205,34 +206,23 @@ fn vectors() {
         regenerate(&dir);
     }
     let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let expected_error = text
-            .lines()
-            .find_map(|l| l.strip_prefix("# error: "))
-            .map(str::to_owned);
-        let hex_text: String = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .concat();
-        let bytes = hex::decode(hex_text.trim()).unwrap();
+    for v in custos_vectors::read_dir(&dir).unwrap() {
+        let name = &v.name;
+        let bytes = v.hex("bytes").unwrap();
         let result = SignedStatement::decode(&bytes)
             .map_err(StatementError::from)
             .and_then(|s| s.verify().map(|st| (s, st)));
-        if name.ends_with(".valid.hex") {
+        if name.ends_with(".valid.vector") {
             let (signed, _) = result.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(signed.encode().unwrap(), bytes, "{name}");
-        } else if name.ends_with(".invalid.hex") {
+        } else if name.ends_with(".invalid.vector") {
             let err = result
                 .err()
                 .unwrap_or_else(|| panic!("{name} was accepted"));
-            let want = expected_error.unwrap_or_else(|| panic!("{name} has no # error line"));
-            assert!(err.to_string().starts_with(&want), "{name}: got {err}");
+            let want = v.field("error").unwrap();
+            assert!(err.to_string().starts_with(want), "{name}: got {err}");
         } else {
-            continue;
+            panic!("{name}: neither .valid nor .invalid");
         }
         count += 1;
     }
@@ -242,12 +232,15 @@ fn vectors() {
 fn regenerate(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).unwrap();
     let write = |file: &str, comment: &str, bytes: &[u8]| {
-        let mut text = format!("# {comment}\n");
-        for chunk in hex::encode(bytes).as_bytes().chunks(64) {
-            text.push_str(std::str::from_utf8(chunk).unwrap());
-            text.push('\n');
+        let (comment, error) = match comment.split_once("\n# error: ") {
+            Some((c, e)) => (c, Some(e)),
+            None => (comment, None),
+        };
+        let mut v = custos_vectors::Vector::new(file, comment).with_hex("bytes", bytes);
+        if let Some(e) = error {
+            v = v.with("error", e);
         }
-        std::fs::write(dir.join(file), text).unwrap();
+        custos_vectors::write(dir, &v).unwrap();
     };
     let mut first = None;
     for (name, st) in examples() {
@@ -256,7 +249,7 @@ fn regenerate(dir: &std::path::Path) {
             .encode()
             .unwrap();
         write(
-            &format!("{:02}-{name}.valid.hex", st.kind().tag()),
+            &format!("{:02}-{name}.valid.vector", st.kind().tag()),
             &format!("{name}, signed by the Ed25519 key with seed 07 x 32"),
             &bytes,
         );
@@ -267,40 +260,40 @@ fn regenerate(dir: &std::path::Path) {
     let last = forged.len() - 1;
     forged[last] ^= 0x01;
     write(
-        "50-forged-signature.invalid.hex",
+        "50-forged-signature.invalid.vector",
         "participant_key with one signature bit flipped\n# error: author signature does not verify",
         &forged,
     );
     write(
-        "51-truncated.invalid.hex",
+        "51-truncated.invalid.vector",
         "participant_key cut inside the signature\n# error: malformed statement: input ends inside field `signature`",
         &good[..good.len() - 10],
     );
     let mut trailing = good.clone();
     trailing.push(0);
     write(
-        "52-trailing-byte.invalid.hex",
+        "52-trailing-byte.invalid.vector",
         "participant_key followed by one extra byte\n# error: malformed statement: 1 unexpected bytes",
         &trailing,
     );
     let mut version = good.clone();
     version[0] = 2;
     write(
-        "53-unknown-version.invalid.hex",
+        "53-unknown-version.invalid.vector",
         "signed statement version 2\n# error: malformed statement: unsupported signed statement version 2",
         &version,
     );
     let mut inner_version = good.clone();
     inner_version[35] = 9;
     write(
-        "54-unknown-inner-version.invalid.hex",
+        "54-unknown-inner-version.invalid.vector",
         "statement version 9 inside a valid wrapper\n# error: malformed statement: unsupported statement version 9",
         &inner_version,
     );
     let mut tag = good.clone();
     tag[36] = 0xEE;
     write(
-        "55-unknown-type.invalid.hex",
+        "55-unknown-type.invalid.vector",
         "statement type 0xEE\n# error: malformed statement: field `type` has an invalid value",
         &tag,
     );

@@ -47,17 +47,15 @@ fn round_trip(format: &str, bytes: &[u8]) -> Result<Vec<u8>, WireError> {
     })
 }
 
+fn vectors_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")
+}
+
 fn vector_bytes(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("vectors")
-        .join(name);
-    let text = std::fs::read_to_string(path).unwrap();
-    let hex: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
-        .collect();
-    hex::decode(hex).unwrap()
+    custos_vectors::read(&vectors_dir().join(name))
+        .unwrap()
+        .hex("bytes")
+        .unwrap()
 }
 
 /// The signed tag vector was signed by an independent Ed25519
@@ -65,7 +63,7 @@ fn vector_bytes(name: &str) -> Vec<u8> {
 /// our signed bytes are the same, and the signature verifies strictly.
 #[test]
 fn signed_tag_vector_verifies_under_its_key() {
-    let bytes = vector_bytes("delivery_tag-ok-signed.hex");
+    let bytes = vector_bytes("delivery_tag-ok-signed.vector");
     let DeliveryTag::V1(tag) = DeliveryTag::decode(&bytes).unwrap() else {
         panic!("the signed vector is a v1 tag")
     };
@@ -90,7 +88,7 @@ fn signed_tag_vector_verifies_under_its_key() {
         }
     }
     // The report vector carries the same tag.
-    let report = Report::decode(&vector_bytes("report-ok-empty-reason-signed-tag.hex")).unwrap();
+    let report = Report::decode(&vector_bytes("report-ok-empty-reason-signed-tag.vector")).unwrap();
     assert_eq!(report.message.tag, bytes);
     assert!(report.reason.is_empty() && report.context.is_empty());
 }
@@ -100,7 +98,7 @@ fn signed_tag_vector_verifies_under_its_key() {
 /// shared verifier accepts it, and refuses it for another envelope or key.
 #[test]
 fn signed_v2_tag_vector_verifies_under_its_key() {
-    let bytes = vector_bytes("delivery_tag-ok-v2-signed.hex");
+    let bytes = vector_bytes("delivery_tag-ok-v2-signed.vector");
     let DeliveryTag::V2(tag) = DeliveryTag::decode(&bytes).unwrap() else {
         panic!("the v2 vector is a v2 tag")
     };
@@ -136,7 +134,7 @@ fn signed_v2_tag_vector_verifies_under_its_key() {
         verify_tag(&other_key, &bytes, &received),
         Err(TagRefusal::BadRootSignature)
     );
-    let report = Report::decode(&vector_bytes("report-ok-v2-signed-tag.hex")).unwrap();
+    let report = Report::decode(&vector_bytes("report-ok-v2-signed-tag.vector")).unwrap();
     assert_eq!(report.message.tag, bytes);
 }
 
@@ -147,39 +145,20 @@ fn variant(e: &WireError) -> String {
 
 #[test]
 fn every_vector_has_its_expected_outcome() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "hex"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 30, "vectors missing: {}", files.len());
+    let vectors = custos_vectors::read_dir(&vectors_dir()).unwrap();
+    assert!(vectors.len() >= 30, "vectors missing: {}", vectors.len());
     let mut formats = std::collections::BTreeSet::new();
-    for path in &files {
-        let text = std::fs::read_to_string(path).unwrap();
-        let mut format = None;
-        let mut expect = None;
-        let mut hex = String::new();
-        for line in text.lines() {
-            if let Some(v) = line.strip_prefix("# format: ") {
-                format = Some(v.trim().to_owned());
-            } else if let Some(v) = line.strip_prefix("# expect: ") {
-                expect = Some(v.trim().to_owned());
-            } else if !line.starts_with('#') {
-                hex.extend(line.chars().filter(|c| !c.is_whitespace()));
-            }
-        }
-        let (format, expect) = (format.expect("format line"), expect.expect("expect line"));
-        let bytes = hex::decode(&hex).unwrap();
-        let name = path.file_name().unwrap().to_string_lossy();
-        match (expect.as_str(), round_trip(&format, &bytes)) {
+    for v in &vectors {
+        let (format, expect) = (v.field("format").unwrap(), v.field("expect").unwrap());
+        let bytes = v.hex("bytes").unwrap();
+        let name = &v.name;
+        match (expect, round_trip(format, &bytes)) {
             ("ok", Ok(again)) => assert_eq!(again, bytes, "{name}: re-encoding differs"),
             ("ok", Err(e)) => panic!("{name}: expected ok, got {e}"),
             (want, Ok(_)) => panic!("{name}: expected {want}, but it decoded"),
             (want, Err(e)) => assert_eq!(variant(&e), want, "{name}: {e}"),
         }
-        formats.insert(format);
+        formats.insert(format.to_owned());
     }
     let want: std::collections::BTreeSet<String> = [
         "envelope",
@@ -206,7 +185,7 @@ fn every_vector_has_its_expected_outcome() {
 
 #[test]
 fn mls_header_vector_reads_group_epoch_and_type() {
-    let bytes = vector_bytes("mls_header-ok-proposal.hex");
+    let bytes = vector_bytes("mls_header-ok-proposal.vector");
     let h = peek_private_message(&bytes).unwrap();
     let conv: Vec<u8> = (0x10..0x20).collect();
     assert_eq!(
@@ -221,22 +200,22 @@ fn mls_header_vector_reads_group_epoch_and_type() {
 #[test]
 fn signed_warrant_and_request_vectors_verify() {
     let court = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
-    for name in ["warrant-ok-signed.hex", "warrant-ok-limits.hex"] {
+    for name in ["warrant-ok-signed.vector", "warrant-ok-limits.vector"] {
         let w = Warrant::decode(&vector_bytes(name)).unwrap();
         w.verify(&court).unwrap();
     }
-    let w = Warrant::decode(&vector_bytes("warrant-ok-limits.hex")).unwrap();
+    let w = Warrant::decode(&vector_bytes("warrant-ok-limits.vector")).unwrap();
     assert_eq!((w.fields().targets.len(), w.fields().days()), (16, 31));
     let authority = ed25519_dalek::SigningKey::from_bytes(&[4; 32]).verifying_key();
-    let req = ReleaseRequest::decode(&vector_bytes("release_request-ok-signed.hex")).unwrap();
+    let req = ReleaseRequest::decode(&vector_bytes("release_request-ok-signed.vector")).unwrap();
     req.verify(&authority).unwrap();
     assert!(req.verify(&court).is_err());
     Warrant::decode(&req.fields().warrant)
         .unwrap()
         .verify(&court)
         .unwrap();
-    let req =
-        InterceptionRequest::decode(&vector_bytes("interception_request-ok-signed.hex")).unwrap();
+    let req = InterceptionRequest::decode(&vector_bytes("interception_request-ok-signed.vector"))
+        .unwrap();
     req.verify(&authority).unwrap();
     assert_eq!(req.fields().provider, "provider.test");
     Warrant::decode(&req.fields().logged.warrant)
