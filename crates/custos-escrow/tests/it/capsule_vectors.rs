@@ -175,7 +175,7 @@ fn render(name: &str, description: &str, capsule: &[u8], expect: &str) -> Vector
         .with_hex("day_key", &dk.to_bytes())
         .with_hex("conversation", &CONVERSATION)
         .with("day", DAY.to_string())
-        .with_hex("chain_id", &CHAIN_ID)
+        .with_hex("chain_id", CHAIN_ID)
         .with_hex("ck0", &ck0())
         .with_hex("identity_key", &identity_key)
         .with_hex("capsule", capsule)
