@@ -265,7 +265,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn render(c: &Case) -> Vector {
-    let mut v = Vector::new(&format!("{}.vector", c.name), &c.comment)
+    let mut v = Vector::new(&format!("{}.vector", c.name), c.comment)
         .with("recipient", c.recipient)
         .with_hex("envelope", &c.envelope);
     if c.expect == "ok" {
@@ -273,7 +273,7 @@ fn render(c: &Case) -> Vector {
             .with("day", DAY.to_string())
             .with("phase", phase_name(c.phase))
             .with("from", c.from)
-            .with_hex("payload", &c.payload);
+            .with_hex("payload", c.payload);
     }
     v.with("expect", c.expect)
 }
