@@ -290,7 +290,24 @@ impl Api {
             .base
             .replacen("http://", "ws://", 1)
             .replacen("https://", "wss://", 1);
-        format!("{base}/v1/ws?token={}", self.token.as_deref().unwrap_or(""))
+        format!("{base}/v1/ws")
+    }
+
+    /// The WebSocket upgrade request, with the session token in the
+    /// `Authorization` header (never in the URL, where proxies log it).
+    pub fn ws_request(
+        &self,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ApiError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut req = self
+            .ws_url()
+            .into_client_request()
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        let value = format!("Bearer {}", self.token.as_deref().unwrap_or(""))
+            .parse()
+            .map_err(|_| ApiError::Transport("the session token is not a header value".into()))?;
+        req.headers_mut().insert("authorization", value);
+        Ok(req)
     }
 
     pub(crate) async fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {

@@ -246,8 +246,9 @@ async fn client(
     latencies: Arc<Mutex<Vec<u32>>>,
     ready: Arc<tokio::sync::Barrier>,
 ) {
-    let url = format!("{}/v1/ws?token={token}", base.replace("http://", "ws://"));
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(ws_request(&base, &token))
+        .await
+        .unwrap();
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(1024);
     let writer = tokio::spawn(async move {
@@ -522,8 +523,7 @@ async fn drive(args: Args) {
         let mut conns = Vec::with_capacity(args.idle);
         for i in 0..args.idle {
             let token = &idle_tokens[i % idle_tokens.len()];
-            let url = format!("{}/v1/ws?token={token}", base.replace("http://", "ws://"));
-            match tokio_tungstenite::connect_async(url).await {
+            match tokio_tungstenite::connect_async(ws_request(&base, token)).await {
                 Ok((ws, _)) => conns.push(ws),
                 Err(e) => {
                     println!("idle connection {i} failed: {e}");
@@ -555,4 +555,18 @@ async fn drive(args: Args) {
     }
     drop(server.child.stdin.take());
     let _ = server.child.wait();
+}
+
+/// The WebSocket upgrade request, with the token in the `Authorization` header.
+fn ws_request(
+    base: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("{}/v1/ws", base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
 }

@@ -133,12 +133,9 @@ fn bench(c: &mut Criterion) {
             json!({"epoch": 0, "commit": "Yw==", "welcome": "dw==", "members": ["alice", "bob"]}),
         )
         .await;
-        let (ws, _) = tokio_tungstenite::connect_async(format!(
-            "{}/v1/ws?token={a}",
-            base.replace("http", "ws")
-        ))
-        .await
-        .unwrap();
+        let (ws, _) = tokio_tungstenite::connect_async(ws_request(&base, &a))
+            .await
+            .unwrap();
         (
             ws,
             conv,
@@ -229,3 +226,17 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// The WebSocket upgrade request, with the token in the `Authorization` header.
+fn ws_request(
+    base: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("{}/v1/ws", base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}

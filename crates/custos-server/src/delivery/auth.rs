@@ -90,18 +90,10 @@ impl FromRequestParts<AppState> for Authed {
 }
 
 fn bearer(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let v = v.to_str().ok()?;
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
-    }
-    if parts.uri.path() == "/v1/ws" {
-        let q = parts.uri.query()?;
-        return q
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .map(str::to_owned);
-    }
-    None
+    // The header only: a token in a URL ends up in proxies' logs.
+    let v = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+    let v = v.to_str().ok()?;
+    v.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
 }
 
 async fn lookup(state: &AppState, token: &str) -> Result<Authed, HttpRefusal> {

@@ -733,3 +733,25 @@ async fn path_and_body_refusals_are_json() {
     assert!(server.health().await);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_websocket_takes_its_token_in_the_header_only() {
+    let server = TestServer::start().await;
+    let alice = User::register(&server, "alice").await;
+    // In the URL (where proxies log it): refused.
+    let url = format!(
+        "{}/v1/ws?token={}",
+        server.url.replace("http://", "ws://"),
+        alice.token
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        }
+        Err(e) => panic!("expected 401, got {e}"),
+        Ok(_) => panic!("a token in the URL must be refused"),
+    }
+    // In the Authorization header: accepted.
+    let _ws = alice.ws().await;
+    server.stop().await;
+}

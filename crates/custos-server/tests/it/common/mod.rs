@@ -316,14 +316,26 @@ impl User {
     }
 
     pub async fn ws(&self) -> Ws {
-        let url = format!(
-            "{}/v1/ws?token={}",
-            self.base.replace("http://", "ws://"),
-            self.token
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let (ws, _) = tokio_tungstenite::connect_async(ws_request(&self.base, &self.token))
+            .await
+            .unwrap();
         ws
     }
+}
+
+/// The WebSocket upgrade request of `base`, with `token` in the
+/// `Authorization` header.
+pub fn ws_request(
+    base: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("{}/v1/ws", base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
 }
 
 /// Next server frame from a WebSocket, within 5 s.
