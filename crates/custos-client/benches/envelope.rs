@@ -11,6 +11,7 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
+use sha2::{Digest, Sha256};
 
 const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
@@ -93,6 +94,70 @@ fn bench(c: &mut Criterion) {
             let sealed = seal(&mut s, &sk, "alice", &payload).unwrap();
             let opened = open(&sealed.bytes, &mut r, &vk, "alice").unwrap();
             std::hint::black_box(opened);
+        })
+    });
+
+    // The whole path a device runs per message: the sender seals and signs;
+    // the recipient checks the delivery tag (v2, batches of 64 as the
+    // service signs them; each batch root's signature once, remembered),
+    // then verifies the envelope signature, decrypts and checks the franking
+    // commitment. The service's tag signing is not a device's work and is
+    // left out of the time.
+    let service = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let pinned = service.verifying_key().to_bytes();
+    let mut roots = custos_wire::tag::VerifiedRoots::new();
+    let id2 = ChainId { seq: 1, ..id };
+    let root2 = ChainKey::random();
+    let mut s2 = SendingChain::new(conv, id2, root2.clone());
+    let mut r2 = ReceivingChain::new(conv, id2, root2);
+    g.bench_function("custos_device_path_with_tag_check", |b| {
+        b.iter_custom(|iters| {
+            let mut took = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(64);
+                left -= n;
+                let start = std::time::Instant::now();
+                let sealed: Vec<_> = (0..n)
+                    .map(|_| seal(&mut s2, &sk, "alice", &text_payload(&body, 1)).unwrap())
+                    .collect();
+                took += start.elapsed();
+                let fields = sealed
+                    .iter()
+                    .map(|m| {
+                        let header = custos_wire::envelope::peek_header(&m.bytes).unwrap();
+                        custos_wire::tag::TagFields {
+                            franking_commitment: header.franking_commitment,
+                            conversation: conv,
+                            sender: "alice".into(),
+                            server_time: 1_795_000_000_000,
+                            envelope_hash: Sha256::digest(&m.bytes).into(),
+                        }
+                    })
+                    .collect();
+                let tags = custos_wire::tag::build_batch(left, fields, |m| {
+                    ed25519_dalek::Signer::sign(&service, m).to_bytes()
+                })
+                .unwrap();
+                let start = std::time::Instant::now();
+                for (m, tag) in sealed.iter().zip(tags) {
+                    let tag = custos_wire::tag::DeliveryTag::V2(tag).encode().unwrap();
+                    let header = custos_wire::envelope::peek_header(&m.bytes).unwrap();
+                    custos_client::report::check_tag(
+                        &pinned,
+                        &tag,
+                        &header,
+                        &m.bytes,
+                        "alice",
+                        1_795_000_000_000,
+                        &mut roots,
+                    )
+                    .unwrap();
+                    std::hint::black_box(open(&m.bytes, &mut r2, &vk, "alice").unwrap());
+                }
+                took += start.elapsed();
+            }
+            took
         })
     });
     g.finish();
