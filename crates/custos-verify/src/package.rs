@@ -28,10 +28,11 @@ use custos_wire::{ConversationId, WireError};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{ReportRefusal, VerifiedMessage, VerifiedReport, verify_message};
+use crate::report::{ReportRefusal, SenderKeys, VerifiedMessage, VerifiedReport, verify_message};
 
-/// Format name of version 2 of the package (version 1 had no log proof).
-pub const PACKAGE_FORMAT: &str = "custos-report-package/v2";
+/// Format name of version 3 of the package (version 1 had no log proof,
+/// version 2 no sender keys).
+pub const PACKAGE_FORMAT: &str = "custos-report-package/v3";
 
 /// What the package says about the franking key's place in the
 /// transparency log. Tagged by `status` in JSON.
@@ -184,6 +185,10 @@ pub struct PackageMessage {
     pub commitment: String,
     /// The delivery tag, base64.
     pub tag: String,
+    /// The sender account's Ed25519 identity key, base64: the envelope's
+    /// signature must verify under it. Until key transparency, this is the
+    /// provider's statement of the account's key.
+    pub sender_key: String,
 }
 
 /// The escalation package ([`PACKAGE_FORMAT`]).
@@ -419,6 +424,7 @@ pub fn package_message(m: &ReportedMessage, v: &VerifiedMessage) -> PackageMessa
         franking_key: B64.encode(m.franking_key),
         commitment: hex::encode(v.commitment),
         tag: B64.encode(&m.tag),
+        sender_key: B64.encode(v.sender_key),
     }
 }
 
@@ -433,7 +439,10 @@ fn verify_one(m: &PackageMessage, key: &VerifyingKey) -> Result<VerifiedMessage,
         payload: b64("payload", &m.payload)?,
         tag: b64("tag", &m.tag)?,
     };
-    let v = verify_message(&reported, key)?;
+    let sender_key = VerifyingKey::from_bytes(&b64_fixed("sender_key", &m.sender_key)?)
+        .map_err(|_| PackageError::Field("sender_key"))?;
+    let senders = SenderKeys::from([(m.sender.clone(), sender_key)]);
+    let v = verify_message(&reported, key, &senders)?;
     let mut stated = [0u8; 32];
     hex::decode_to_slice(&m.commitment, &mut stated)
         .map_err(|_| PackageError::Field("commitment"))?;

@@ -14,15 +14,19 @@
 //!    [`custos_wire::tag::verify_tag`], which the recipient's client runs too);
 //! 6. the revealed franking key is the one inside the revealed payload;
 //! 7. `HMAC-SHA256(k_f, "custos/v1/franking" || conversation || sender || payload)`
-//!    equals the header's commitment (constant-time comparison).
+//!    equals the header's commitment (constant-time comparison);
+//! 8. the envelope's Ed25519 signature, which covers the header and so the
+//!    franking commitment, verifies (strictly) under the sender account's
+//!    identity key, as the verifier knows it ([`SenderKeys`]).
 //!
 //! A reporter therefore cannot attribute to a sender a payload the sender
 //! did not commit to in an envelope the service accepted from them (no
-//! framing), and a sender cannot deny a payload the recipient could open
+//! framing), and check 8 makes the proof rest on the sender's own key too:
+//! the provider alone cannot make a message that verifies as the sender's, and a sender cannot deny a payload the recipient could open
 //! (the recipient's client refuses envelopes whose commitment does not open).
 //! Each failed check has its own [`ReportRefusal`] variant and code.
 
-use custos_wire::envelope::peek_header;
+use custos_wire::envelope::{Envelope, peek_header};
 use custos_wire::payload::Payload;
 use custos_wire::report::{Report, ReportedMessage};
 use custos_wire::tag::{Received, TagRefusal, verify_tag};
@@ -93,6 +97,15 @@ pub enum ReportRefusal {
         "only a recipient of the message can report it: the reporting account is not a member of the conversation, or is its sender"
     )]
     NotARecipient,
+    /// The verifier knows no identity key for the sender account.
+    #[error("no identity key is known for the sender account {0}")]
+    UnknownSender(String),
+    /// The envelope's signature does not verify under the sender's identity
+    /// key: the sender's device did not sign these bytes.
+    #[error(
+        "the envelope's signature does not verify under the sender's identity key: the sender's device did not send these bytes"
+    )]
+    BadEnvelopeSignature,
     /// The delivery tag fails a check of the wire crate's verifier that
     /// this version does not know by name; its own code is kept.
     #[error("the delivery tag is refused: {0}")]
@@ -118,6 +131,8 @@ impl ReportRefusal {
             Self::FrankingKeyMismatch => "franking_key_mismatch",
             Self::FrankingMismatch => "franking_mismatch",
             Self::NotARecipient => "not_a_recipient",
+            Self::UnknownSender(_) => "unknown_sender",
+            Self::BadEnvelopeSignature => "bad_envelope_signature",
             Self::Tag(t) => t.code(),
         }
     }
@@ -138,7 +153,14 @@ pub struct VerifiedMessage {
     pub text: String,
     /// SHA-256 of each attachment's plaintext, as committed.
     pub attachment_sha256: Vec<[u8; 32]>,
+    /// The sender's identity key the envelope signature verified under.
+    pub sender_key: [u8; 32],
 }
+
+/// The identity keys of sender accounts, by account name, as the verifier
+/// knows them: the service from its accounts, a package verifier from the
+/// package (which, until key transparency, is the provider's statement).
+pub type SenderKeys = std::collections::BTreeMap<String, VerifyingKey>;
 
 impl VerifiedMessage {
     /// Whether `plaintext` is attachment `index` of this message as the
@@ -168,15 +190,17 @@ pub struct VerifiedReport {
 struct Checked;
 
 /// Checks a report (the message and every context message, all of the same
-/// conversation) against the franking public key. See the module docs.
+/// conversation) against the franking public key and the senders' identity
+/// keys. See the module docs.
 pub fn verify_report(
     report: &Report,
     franking_key: &VerifyingKey,
+    senders: &SenderKeys,
 ) -> Result<VerifiedReport, ReportRefusal> {
-    let message = verify_message(&report.message, franking_key)?;
+    let message = verify_message(&report.message, franking_key, senders)?;
     let mut context = Vec::with_capacity(report.context.len());
     for m in &report.context {
-        let v = verify_message(m, franking_key)?;
+        let v = verify_message(m, franking_key, senders)?;
         if v.conversation != message.conversation {
             return Err(ReportRefusal::ConversationMismatch);
         }
@@ -193,6 +217,7 @@ pub fn verify_report(
 pub fn verify_message(
     m: &ReportedMessage,
     franking_key: &VerifyingKey,
+    senders: &SenderKeys,
 ) -> Result<VerifiedMessage, ReportRefusal> {
     let header = peek_header(&m.envelope).map_err(ReportRefusal::MalformedEnvelope)?;
     if m.conversation != header.conversation {
@@ -224,6 +249,18 @@ pub fn verify_message(
     ) {
         return Err(ReportRefusal::FrankingMismatch);
     }
+    let sender_key = senders
+        .get(&f.sender)
+        .ok_or_else(|| ReportRefusal::UnknownSender(f.sender.clone()))?;
+    let envelope = Envelope::decode(&m.envelope).map_err(ReportRefusal::MalformedEnvelope)?;
+    let signed = Envelope::signed_bytes(&envelope.header, &envelope.ciphertext)
+        .map_err(ReportRefusal::MalformedEnvelope)?;
+    sender_key
+        .verify_strict(
+            &signed,
+            &ed25519_dalek::Signature::from_bytes(&envelope.signature),
+        )
+        .map_err(|_| ReportRefusal::BadEnvelopeSignature)?;
     Ok(VerifiedMessage {
         conversation: header.conversation,
         sender: f.sender.clone(),
@@ -235,6 +272,7 @@ pub fn verify_message(
             .iter()
             .map(|a| a.plaintext_sha256)
             .collect(),
+        sender_key: sender_key.to_bytes(),
     })
 }
 

@@ -204,7 +204,7 @@ async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
 /// still verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
-    use custos_verify::report::verify_report;
+    use custos_verify::report::{SenderKeys, verify_report};
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
@@ -212,6 +212,10 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     let mut alice = user(&dir, server, &clock, "alice").await;
     let mut bob = user(&dir, server, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
+    let senders = SenderKeys::from([(
+        "alice".to_owned(),
+        ed25519_dalek::VerifyingKey::from_bytes(&alice.identity_key()).unwrap(),
+    )]);
     let mut good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
     let real: TagFields = DeliveryTag::decode(&good.message.tag)
         .unwrap()
@@ -228,7 +232,7 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     assert_eq!((tag.batch_size, tag.leaf_index, tag.path.len()), (13, 5, 4));
     good.message.tag = DeliveryTag::V2(tag).encode().unwrap();
     let key = server.franking.verifying_key();
-    verify_report(&good, &key).unwrap();
+    verify_report(&good, &key, &senders).unwrap();
     submit(&bob, &good).await.unwrap();
 
     let tag = good.message.tag.clone();
@@ -264,7 +268,7 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     for at in 0..tag.len() {
         let mut bad = good.clone();
         bad.message.tag[at] ^= 1;
-        let code = verify_report(&bad, &key).unwrap_err().code();
+        let code = verify_report(&bad, &key, &senders).unwrap_err().code();
         let r = region(at);
         assert!(allowed(r).contains(&code), "byte {at} ({r}): {code}");
         if asked_service.insert(r) {
@@ -294,7 +298,7 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     .unwrap();
     let mut old = good.clone();
     old.message.tag = v1;
-    verify_report(&old, &key).unwrap();
+    verify_report(&old, &key, &senders).unwrap();
     submit(&bob, &old).await.unwrap();
     let n = old.message.tag.len();
     old.message.tag[n - 1] ^= 1;
@@ -955,6 +959,60 @@ async fn a_sender_cannot_show_one_thing_and_frank_another() {
     d.shutdown().await.unwrap();
 }
 
+/// A report's proof rests on the sender's own key too: the provider, who
+/// holds the franking key, re-signs a delivered envelope with another key
+/// and tags it afresh. Tag and franking still verify, but the envelope's
+/// signature is not the sender's, so the report is refused locally and by
+/// the service (`bad_envelope_signature`); a verifier that knows no key for
+/// the sender refuses it too (`unknown_sender`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_an_envelope_the_sender_did_not_sign_is_refused() {
+    use custos_verify::report::{ReportRefusal, SenderKeys, verify_report};
+    use custos_wire::envelope::Envelope;
+    use sha2::{Digest, Sha256};
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(START);
+    let d = deployment(&dir, &clock, false).await;
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
+    let (conv, ids) = exchange(&mut alice, &mut bob).await;
+    let key = server.franking.verifying_key();
+    let alice_key = ed25519_dalek::VerifyingKey::from_bytes(&alice.identity_key()).unwrap();
+    let senders = SenderKeys::from([("alice".to_owned(), alice_key)]);
+    let good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
+    verify_report(&good, &key, &senders).unwrap();
+
+    let mut envelope = Envelope::decode(&good.message.envelope).unwrap();
+    let mallory = SigningKey::from_bytes(&[0x66; 32]);
+    let signed = Envelope::signed_bytes(&envelope.header, &envelope.ciphertext).unwrap();
+    envelope.signature = ed25519_dalek::Signer::sign(&mallory, &signed).to_bytes();
+    let forged_bytes = envelope.encode().unwrap();
+    let mut fields: TagFields = DeliveryTag::decode(&good.message.tag)
+        .unwrap()
+        .fields()
+        .clone();
+    fields.envelope_hash = Sha256::digest(&forged_bytes).into();
+    let tag = server.franking.sign_batch(vec![fields]).unwrap().remove(0);
+    let mut forged = good.clone();
+    forged.message.envelope = forged_bytes;
+    forged.message.tag = DeliveryTag::V2(tag).encode().unwrap();
+    assert_eq!(
+        verify_report(&forged, &key, &senders).unwrap_err(),
+        ReportRefusal::BadEnvelopeSignature
+    );
+    assert_eq!(
+        submit(&bob, &forged).await.unwrap_err(),
+        "bad_envelope_signature"
+    );
+    assert_eq!(
+        verify_report(&good, &key, &SenderKeys::new()).unwrap_err(),
+        ReportRefusal::UnknownSender("alice".into())
+    );
+    submit(&bob, &good).await.unwrap();
+    d.shutdown().await.unwrap();
+}
+
 /// The attack of Dodis, Grubbs, Ristenpart and Woodage (CRYPTO 2018) on a
 /// non-committing AEAD, with a real AES-256-GCM key collision: one blob
 /// (ciphertext and tag) that opens under key K1 to an innocuous file and
@@ -1073,6 +1131,7 @@ fn aes_gcm_key_collision_is_caught_by_the_committed_attachment_hash() {
         commitment,
         text: "look at this".into(),
         attachment_sha256: vec![Sha256::digest(&p1).into()],
+        sender_key: [0; 32],
     };
     assert!(verified.attachment_matches(0, &p1));
     assert!(!verified.attachment_matches(0, &p2));

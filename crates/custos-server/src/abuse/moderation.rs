@@ -40,7 +40,7 @@ use crate::error::HttpRefusal;
 use crate::refusal::ModerationRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam, UrlQuery};
 use custos_verify::package::{PackageHeader, ReportPackage};
-use custos_verify::report::{ReportRefusal, verify_report};
+use custos_verify::report::{ReportRefusal, SenderKeys, verify_report};
 
 /// File in the data directory naming the moderators (`name hex(identity_key)` per line).
 pub const MODERATORS_FILE: &str = "moderators";
@@ -151,7 +151,11 @@ pub(crate) async fn submit_report(
 ) -> Result<impl IntoResponse, HttpRefusal> {
     let key = franking(&state)?.verifying_key();
     let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
-    let mut verdict = decoded.and_then(|r| verify_report(&r, &key).map(|v| (r, v)));
+    let senders = match &decoded {
+        Ok(r) => sender_keys(&state.pool, r).await?,
+        Err(_) => SenderKeys::new(),
+    };
+    let mut verdict = decoded.and_then(|r| verify_report(&r, &key, &senders).map(|v| (r, v)));
     // Only a recipient may report: a member of the verified conversation
     // other than the verified sender. Checked after the evidence, so that a
     // changed claim is refused with the check it fails.
@@ -330,7 +334,9 @@ pub(crate) async fn show(
     let key = franking(&state)?.verifying_key();
     let (summary, bytes) = load(&state, id).await?;
     let report = Report::decode(&bytes).map_err(|e| HttpRefusal::internal("stored report", e))?;
-    let v = verify_report(&report, &key).map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let senders = sender_keys(&state.pool, &report).await?;
+    let v = verify_report(&report, &key, &senders)
+        .map_err(|e| HttpRefusal::internal("stored report", e))?;
     let msg = |m: &custos_verify::report::VerifiedMessage| {
         serde_json::json!({
             "sender": m.sender, "server_time": m.server_time, "text": m.text,
@@ -392,7 +398,14 @@ pub(crate) async fn resolve(
     }
     tracing::info!(report = id, %action, moderator = %auth.name, "moderation action");
     let package = match action {
-        Action::Escalate => Some(escalation_package(&policy, &auth, &summary, &bytes, now)?),
+        Action::Escalate => {
+            let report =
+                Report::decode(&bytes).map_err(|e| HttpRefusal::internal("stored report", e))?;
+            let senders = sender_keys(&state.pool, &report).await?;
+            Some(escalation_package(
+                &policy, &auth, &summary, &report, &senders, now,
+            )?)
+        }
         Action::Dismiss | Action::Warn | Action::Suspend => None,
     };
     Ok(axum::Json(serde_json::json!({
@@ -455,11 +468,11 @@ fn escalation_package(
     policy: &FrankingPolicy,
     auth: &Authed,
     summary: &ReportSummary,
-    stored: &[u8],
+    report: &Report,
+    senders: &SenderKeys,
     now: u64,
 ) -> Result<ReportPackage, HttpRefusal> {
-    let report = Report::decode(stored).map_err(|e| HttpRefusal::internal("stored report", e))?;
-    let verified = verify_report(&report, &policy.verifying_key())
+    let verified = verify_report(report, &policy.verifying_key(), senders)
         .map_err(|e| HttpRefusal::internal("stored report", e))?;
     Ok(ReportPackage::assemble(
         PackageHeader {
@@ -471,9 +484,33 @@ fn escalation_package(
         },
         &policy.public_key(),
         policy.log_proof(),
-        &report,
+        report,
         &verified,
     ))
+}
+
+/// The identity keys of the accounts a report names as senders, from the
+/// service's accounts (an unknown name is simply absent: the check then
+/// refuses it as `unknown_sender`).
+async fn sender_keys(pool: &SqlitePool, report: &Report) -> Result<SenderKeys, HttpRefusal> {
+    let mut keys = SenderKeys::new();
+    for m in std::iter::once(&report.message).chain(&report.context) {
+        if keys.contains_key(&m.sender) {
+            continue;
+        }
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT identity_key FROM accounts WHERE name = ?")
+                .bind(&m.sender)
+                .fetch_optional(pool)
+                .await?;
+        let key = stored
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok());
+        if let Some(key) = key {
+            keys.insert(m.sender.clone(), key);
+        }
+    }
+    Ok(keys)
 }
 
 /// `GET /v1/moderation/stats`: the published figures (no authentication).
