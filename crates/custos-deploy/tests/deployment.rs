@@ -381,6 +381,35 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
         assert!(err.is_err(), "a changed {what} must not verify");
     }
 
+    // A copy of an envelope with a forged signature, kept before the genuine
+    // one: the signatures are checked in a batch, and when the batch fails
+    // everything is opened again one by one, so the forgery cannot burn the
+    // genuine message's key. The forgery is a failure, the genuine message
+    // is still recovered, and the bundle still verifies.
+    let mut forged = bundle.clone();
+    let mut copy = forged.items[env].clone();
+    {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut body = engine.decode(&copy.body).unwrap();
+        let last = body.len() - 1;
+        body[last] ^= 1; // the envelope's signature is its last 64 bytes
+        copy.body = engine.encode(body);
+    }
+    copy.id = 0;
+    forged.items.insert(env, copy);
+    let verified = verify_evidence(&forged, Some(&manifest_hash)).unwrap();
+    assert_eq!(verified.opened.messages.len(), 2);
+    assert!(
+        matches!(
+            verified.opened.failures.as_slice(),
+            [custos_verify::intercepted::OpenFailure::Envelope { item: 0, reason }]
+                if reason.contains("signature")
+        ),
+        "{:?}",
+        verified.opened.failures
+    );
+
     // The kept items go to the warrant's authority only.
     let commitment: [u8; 32] = hex::decode(&started.commitment)
         .unwrap()
