@@ -1010,6 +1010,106 @@ async fn a_provider_restored_from_an_older_backup_keeps_again_from_its_logged_in
         && m.checks.escrow_provenance));
 }
 
+/// What the provider keeps under `commitment`, fetched with the warrant's
+/// authority key.
+async fn fetch_as_authority(
+    d: &Deployment,
+    clock: &custos_clock::SimulatedClock,
+    commitment: &[u8; 32],
+) -> Result<Vec<custos_verify::intercepted::KeptItem>, custos_authority::InterceptError> {
+    let now = clock.now_millis() / 1000;
+    custos_authority::intercept::fetch_kept(
+        d.server_url().unwrap(),
+        commitment,
+        &d.keys().authority,
+        move || now,
+    )
+    .await
+}
+
+/// A provider whose database is wholly lost rebuilds, at start, the hold of
+/// every interception it logged, and skips a warrant its court revoked in
+/// the log since: the authority of the first can still fetch what is kept,
+/// the second is held no more, and nothing is logged twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_lost_its_database_rebuilds_its_holds_but_not_a_revoked_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let mut d = Deployment::start(dir.path(), spec(&clock)).await.unwrap();
+    d.wait_day_keys(DAY..=DAY + 1).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    d.register("bob").await.unwrap();
+    d.register("carol").await.unwrap();
+    let kept = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let revoked = alice.create_conversation(&["carol".into()]).await.unwrap();
+    alice.send_text(&kept, "to bob").await.unwrap();
+    alice.send_text(&revoked, "to carol").await.unwrap();
+
+    let first = d
+        .submit_warrant(&d.sign_warrant(&[kept], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let second = d
+        .submit_warrant(&d.sign_warrant(&[revoked], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let started = d.intercept(&first).await.unwrap();
+    d.intercept(&second).await.unwrap();
+    let second_commitment: [u8; 32] = hex::decode(&second.commitment).unwrap().try_into().unwrap();
+    let mut court_verifier = d.verifier("court").unwrap();
+    custos_authority::court::revoke(
+        d.log(),
+        &mut court_verifier,
+        "court.test",
+        &d.keys().court,
+        second_commitment,
+        clock.now_millis() / 1000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(interceptions_in_log(&d).await, 2);
+
+    // The database is gone: no file of it is left.
+    let data = d.server().unwrap().data.clone();
+    let addr = d.stop_server().await.unwrap();
+    let db = custos_server::db::DB_FILE;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data.join(format!("{db}{suffix}"));
+        if path.exists() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    d.start_server_on(addr).await.unwrap();
+
+    // The first hold is back, under the same logged interception.
+    clock.advance_millis(60_000);
+    let again = d.intercept(&first).await.unwrap();
+    assert_eq!(again.log_index, started.log_index);
+    assert_eq!(again.kept, 0, "already held: nothing new to log");
+    let first_commitment: [u8; 32] = hex::decode(&first.commitment).unwrap().try_into().unwrap();
+    fetch_as_authority(&d, &clock, &first_commitment)
+        .await
+        .expect("the rebuilt hold serves its authority");
+    // The revoked one was not rebuilt, and cannot be started again.
+    match fetch_as_authority(&d, &clock, &second_commitment).await {
+        Err(custos_authority::InterceptError::Refused { code, .. }) => {
+            assert_eq!(code, "not_authorised")
+        }
+        other => panic!("a revoked warrant's hold must not be rebuilt: {other:?}"),
+    }
+    match d.intercept(&second).await {
+        Err(custos_authority::InterceptError::Refused { code, .. }) => {
+            assert_eq!(code, "warrant_revoked")
+        }
+        other => panic!("a revoked warrant must be refused: {other:?}"),
+    }
+    assert_eq!(
+        interceptions_in_log(&d).await,
+        2,
+        "the provider logged nothing twice"
+    );
+}
+
 /// A device with a pinned manifest pins only a franking key that the
 /// manifest's provider published in the log: a service presenting any
 /// other key is refused at registration, before the device trusts a tag.
