@@ -20,6 +20,7 @@
 mod announcement;
 pub mod api;
 pub mod attachment;
+mod chain_expiry;
 pub use custos_verify::chain;
 pub mod conversation;
 pub mod daykeys;
@@ -27,6 +28,7 @@ pub mod device;
 pub mod escrow;
 pub mod follower;
 pub use custos_verify::franking;
+pub mod history;
 pub mod home_lock;
 pub mod identity;
 pub mod leave;

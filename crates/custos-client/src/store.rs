@@ -10,7 +10,8 @@
 //! # Secrets at rest
 //! Chain keys and history are stored in clear in the device's home directory
 //! (mode 0700), as every messenger stores its history; full-disk encryption
-//! of the device is out of scope.
+//! of the device is out of scope. `secure_delete` is on, so what is deleted
+//! (used and expired keys, purged history) is overwritten in the file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -155,6 +156,9 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Deleted rows (used chain keys, expired chains, purged history) are
+        // overwritten on disk, not only unlinked.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
     }

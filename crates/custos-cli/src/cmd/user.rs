@@ -139,6 +139,10 @@ pub struct ReceiveArgs {
     /// Print one JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// Keep messages this many days: older ones are purged after receiving
+    /// (default: kept forever).
+    #[arg(long, env = "CUSTOS_KEEP_DAYS")]
+    pub keep_days: Option<u32>,
 }
 
 pub(crate) fn conversation_id(s: &str) -> Result<ConversationId> {
@@ -316,6 +320,9 @@ pub async fn send(home: &HomeArgs, args: SendArgs) -> Result<()> {
 pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
     let mut device = open(home).await?;
     let messages = device.receive(args.wait.map(Duration::from_secs)).await?;
+    if let Some(days) = args.keep_days {
+        device.purge_history_older_than(days)?;
+    }
     // Refusals first: an escrow violation names the sender, who broke the
     // deployment's rules (or runs a modified client).
     for r in device.take_refusals() {
