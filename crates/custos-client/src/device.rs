@@ -156,6 +156,8 @@ pub struct Device {
     pub(crate) refused: Vec<crate::refusal::RefusedItem>,
     /// Delivery-tag batch roots whose signature verified (in memory).
     pub(crate) tag_roots: custos_wire::tag::VerifiedRoots,
+    /// Roster keys of senders, decoded once (weak keys refused).
+    pub(crate) sender_keys: custos_verify::sender_signature::SenderKeyCache,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -303,6 +305,7 @@ impl Device {
             day_keys,
             refused: Vec::new(),
             tag_roots: custos_wire::tag::VerifiedRoots::new(),
+            sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -360,6 +363,7 @@ impl Device {
             day_keys,
             refused: Vec::new(),
             tag_roots: custos_wire::tag::VerifiedRoots::new(),
+            sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             _home_lock: home_lock,
         })
     }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use custos_wire::envelope::peek_header;
 use custos_wire::frames::{Delivery, ItemKind, ServerFrame};
-use ed25519_dalek::VerifyingKey;
 use futures_util::StreamExt as _;
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
@@ -313,7 +312,7 @@ impl Device {
         if rec.sender != d.sender {
             return Ok(EnvelopeRefusal::SenderMismatch.into());
         }
-        let Ok(key) = VerifyingKey::from_bytes(&rec.sender_key) else {
+        let Ok(key) = self.sender_keys.get(&rec.sender_key).cloned() else {
             return Ok(EnvelopeRefusal::BadSenderKey.into());
         };
         if let Some(pinned) = self.pinned_franking_key()?

@@ -40,5 +40,6 @@ pub mod package;
 pub mod provider;
 pub mod report;
 pub mod seal;
+pub mod sender_signature;
 pub mod unsealing;
 pub mod warrant;

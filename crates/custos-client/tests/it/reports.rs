@@ -214,7 +214,7 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let senders = SenderKeys::from([(
         "alice".to_owned(),
-        ed25519_dalek::VerifyingKey::from_bytes(&alice.identity_key()).unwrap(),
+        custos_verify::sender_signature::SenderKey::from_bytes(&alice.identity_key()).unwrap(),
     )]);
     let mut good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
     let real: TagFields = DeliveryTag::decode(&good.message.tag)
@@ -978,7 +978,8 @@ async fn a_report_of_an_envelope_the_sender_did_not_sign_is_refused() {
     let mut bob = user(&dir, server, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let key = server.franking.verifying_key();
-    let alice_key = ed25519_dalek::VerifyingKey::from_bytes(&alice.identity_key()).unwrap();
+    let alice_key =
+        custos_verify::sender_signature::SenderKey::from_bytes(&alice.identity_key()).unwrap();
     let senders = SenderKeys::from([("alice".to_owned(), alice_key)]);
     let good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
     verify_report(&good, &key, &senders).unwrap();

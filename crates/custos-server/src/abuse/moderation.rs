@@ -565,7 +565,7 @@ async fn sender_keys(pool: &SqlitePool, report: &Report) -> Result<SenderKeys, H
                 .await?;
         let key = stored
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-            .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok());
+            .and_then(|b| custos_verify::sender_signature::SenderKey::from_bytes(&b).ok());
         if let Some(key) = key {
             keys.insert(m.sender.clone(), key);
         }
