@@ -207,6 +207,12 @@ CREATE INDEX recent_announcements_until ON recent_announcements(keep_until);
 PRAGMA user_version = 3;
 "#;
 
+/// Lookup indexes, any schema version from 2 on.
+const INDEXES: &str = r#"
+-- A reporter's earlier report of the same message (one report per message).
+CREATE INDEX IF NOT EXISTS reports_reporter ON reports(reporter, server_time);
+"#;
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -278,6 +284,10 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
         sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await?;
         tx.commit().await?;
     }
+    // Indexes that only speed up lookups: created if missing on every open,
+    // outside the versioned steps, since a build that does not know them
+    // reads and writes the tables unchanged.
+    sqlx::raw_sql(INDEXES).execute(&mut writer).await?;
     // The writer fsyncs the WAL itself, after COMMIT and before it answers.
     sqlx::query("PRAGMA synchronous = NORMAL")
         .execute(&mut writer)

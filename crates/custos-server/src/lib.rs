@@ -62,7 +62,7 @@ use tokio::sync::watch;
 pub use abuse::franking::{FrankingPolicy, Suspension};
 pub use abuse::policy::{AdmitRefusal, DeliveryPolicy, OpenPolicy};
 pub use abuse::{franking, franking_log, moderation, policy};
-pub use config::{DAY, DEFAULT_DAY_GRACE, Limits, RateLimit, ServerConfig};
+pub use config::{DAY, DEFAULT_DAY_GRACE, Limits, Quota, RateLimit, ServerConfig, WindowLimit};
 pub use delivery::auth::{
     AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message,
 };
@@ -108,7 +108,7 @@ pub async fn serve(
         db.wal,
         hub.clone(),
         config.policy.clone(),
-        config.limits.max_batch.max(1),
+        &config.limits,
         stop_rx.clone(),
     )
     .await?;
@@ -132,6 +132,7 @@ pub async fn serve(
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),
         account_limiter: limits::RateLimiter::new(config.limits.account_rate),
+        guards: limits::Guards::new(&config.limits),
         challenges: delivery::challenge::Challenges::new(config.limits.max_challenges),
         config,
         writer,

@@ -410,3 +410,72 @@ impl Refusal for ModerationRefusal {
         }
     }
 }
+
+/// Refusals by the service's quotas and abuse limits (issue 11, item 9):
+/// all `429`, with `Retry-After` where waiting helps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum LimitRefusal {
+    /// A recipient's mailbox holds as much unacknowledged data as it may.
+    #[error(
+        "a recipient's mailbox is full ({items} items, {bytes} bytes waiting); \
+         retry once they fetch and acknowledge"
+    )]
+    MailboxFull {
+        /// Items waiting for that device.
+        items: u64,
+        /// Bytes waiting for that device.
+        bytes: u64,
+    },
+    /// The sender's own unacknowledged items reached its quota.
+    #[error(
+        "you have {items} items ({bytes} bytes) that recipients have not acknowledged yet, \
+         your quota; retry once they fetch them"
+    )]
+    SenderQuota {
+        /// The sender's held items.
+        items: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+    /// Too many registrations from this network or service-wide.
+    #[error("too many registrations {scope}; retry after {retry_after} s")]
+    RegistrationLimited {
+        /// "from your network" or "on this service".
+        scope: &'static str,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Too many reports from this account or network.
+    #[error("too many reports {scope}; retry after {retry_after} s")]
+    ReportLimited {
+        /// "from your account" or "from your network".
+        scope: &'static str,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Too many open WebSocket connections.
+    #[error("too many WebSocket connections {scope}; close one or retry later")]
+    TooManyConnections {
+        /// "for your account" or "on this service".
+        scope: &'static str,
+    },
+}
+
+impl Refusal for LimitRefusal {
+    fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RegistrationLimited { retry_after, .. }
+            | Self::ReportLimited { retry_after, .. } => Some(*retry_after),
+            Self::MailboxFull { .. } | Self::SenderQuota { .. } => Some(60),
+            Self::TooManyConnections { .. } => Some(10),
+        }
+    }
+}

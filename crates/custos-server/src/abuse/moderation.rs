@@ -18,6 +18,15 @@
 //! - A report enters the queue only if [`custos_verify::report::verify_report`]
 //!   accepted it; a refused report is answered `422` with the check's code,
 //!   and only its code, reporter and time are kept (for the figures).
+//! - One report per reporter and message: a report of a message (the same
+//!   envelope, conversation, sender and acceptance time) that the same
+//!   account reported before is not stored again; it is answered `200`
+//!   with the first report's id and current status.
+//! - Reports are limited per account and per network prefix in time windows
+//!   ([`crate::Limits::reports_per_account`], `reports_per_prefix`):
+//!   `429 report_limited`, counted before the evidence is checked, so that
+//!   refused reports cost the same as accepted ones. A repeated report is
+//!   answered before it is counted.
 //! - A suspension is written to the database before it takes effect in
 //!   memory, and is reloaded at start, so it survives restarts.
 
@@ -37,6 +46,7 @@ use std::sync::Arc;
 use crate::abuse::franking::{FrankingPolicy, Suspension};
 use crate::delivery::auth::Authed;
 use crate::error::HttpRefusal;
+use crate::limits::ClientIp;
 use crate::refusal::ModerationRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam, UrlQuery};
 use custos_verify::package::{PackageHeader, ReportPackage};
@@ -146,11 +156,20 @@ pub(crate) async fn franking_key(
 /// `POST /v1/reports`: body is an encoded Report v1.
 pub(crate) async fn submit_report(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     auth: Authed,
     RawBody(body): RawBody,
-) -> Result<impl IntoResponse, HttpRefusal> {
+) -> Result<axum::response::Response, HttpRefusal> {
     let key = franking(&state)?.verifying_key();
     let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
+    if let Ok(r) = &decoded
+        && let Some((id, status)) = earlier_report(&state.pool, &auth.name, r).await?
+    {
+        return Ok(
+            axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
+        );
+    }
+    state.guards.report(auth.account_id, ip)?;
     let senders = match &decoded {
         Ok(r) => sender_keys(&state.pool, r).await?,
         Err(_) => SenderKeys::new(),
@@ -188,6 +207,14 @@ pub(crate) async fn submit_report(
         }
     };
     let v = &verified.message;
+    // The repeat check again, with the insert in one write transaction, so
+    // that two identical reports at once store one.
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some((id, status)) = earlier_report(&mut *tx, &auth.name, &report).await? {
+        return Ok(
+            axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
+        );
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO reports (received_at, reporter, conversation, sender, server_time, reason, \
          report, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open') RETURNING id",
@@ -199,13 +226,46 @@ pub(crate) async fn submit_report(
     .bind(i64::try_from(v.server_time).unwrap_or(i64::MAX))
     .bind(&report.reason)
     .bind(body.to_vec())
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     tracing::info!(report = id, "report verified and queued");
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({ "report_id": id, "status": "open" })),
-    ))
+    )
+        .into_response())
+}
+
+/// The id and status of a stored report by `reporter` of the same message
+/// as `report` (same conversation, sender, acceptance time and envelope
+/// bytes). Stored reports were verified when they were taken, so equal
+/// envelope bytes mean the same message.
+async fn earlier_report<'c, E>(
+    db: E,
+    reporter: &str,
+    report: &Report,
+) -> Result<Option<(i64, String)>, HttpRefusal>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let m = &report.message;
+    let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, status, report FROM reports WHERE reporter = ? AND conversation = ? \
+         AND sender = ? AND server_time = ? ORDER BY id LIMIT 16",
+    )
+    .bind(reporter)
+    .bind(m.conversation.0.to_vec())
+    .bind(&m.sender)
+    .bind(i64::try_from(m.server_time).unwrap_or(i64::MAX))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().find_map(|(id, status, stored)| {
+        Report::decode(&stored)
+            .ok()
+            .filter(|s| s.message.envelope == m.envelope)
+            .map(|_| (id, status))
+    }))
 }
 
 /// Refuses anyone not named (with their current identity key) in the moderators file.
