@@ -21,7 +21,9 @@
 //! - One report per reporter and message: a report of a message (the same
 //!   envelope, conversation, sender and acceptance time) that the same
 //!   account reported before is not stored again; it is answered `200`
-//!   with the first report's id and current status.
+//!   with the first report's id and current status. Only a byte-identical
+//!   repeat is answered before the checks; any other must verify first, so
+//!   an altered copy of a reported message is refused for what is wrong.
 //! - Reports are limited per account and per network prefix in time windows
 //!   ([`crate::Limits::reports_per_account`], `reports_per_prefix`):
 //!   `429 report_limited`, counted before the evidence is checked, so that
@@ -163,7 +165,8 @@ pub(crate) async fn submit_report(
     let key = franking(&state)?.verifying_key();
     let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
     if let Ok(r) = &decoded
-        && let Some((id, status)) = earlier_report(&state.pool, &auth.name, r).await?
+        && let Some((id, status)) =
+            earlier_report(&state.pool, &auth.name, r, Repeat::SameBytes(&body)).await?
     {
         return Ok(
             axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
@@ -210,7 +213,9 @@ pub(crate) async fn submit_report(
     // The repeat check again, with the insert in one write transaction, so
     // that two identical reports at once store one.
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    if let Some((id, status)) = earlier_report(&mut *tx, &auth.name, &report).await? {
+    if let Some((id, status)) =
+        earlier_report(&mut *tx, &auth.name, &report, Repeat::SameMessage).await?
+    {
         return Ok(
             axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
         );
@@ -237,14 +242,27 @@ pub(crate) async fn submit_report(
         .into_response())
 }
 
+/// What makes a report a repeat of a stored one.
+#[derive(Clone, Copy)]
+enum Repeat<'a> {
+    /// The very same bytes: answered before any check or limit, since the
+    /// stored copy was verified when it was taken.
+    SameBytes(&'a [u8]),
+    /// The same message (a verified report whose reason or context
+    /// differs): answered with the first report, not stored again.
+    SameMessage,
+}
+
 /// The id and status of a stored report by `reporter` of the same message
 /// as `report` (same conversation, sender, acceptance time and envelope
-/// bytes). Stored reports were verified when they were taken, so equal
-/// envelope bytes mean the same message.
+/// bytes), and with the same bytes for [`Repeat::SameBytes`]. Stored reports
+/// were verified when they were taken, so equal envelope bytes mean the
+/// same message.
 async fn earlier_report<'c, E>(
     db: E,
     reporter: &str,
     report: &Report,
+    repeat: Repeat<'_>,
 ) -> Result<Option<(i64, String)>, HttpRefusal>
 where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
@@ -261,10 +279,13 @@ where
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().find_map(|(id, status, stored)| {
-        Report::decode(&stored)
-            .ok()
-            .filter(|s| s.message.envelope == m.envelope)
-            .map(|_| (id, status))
+        let same = match repeat {
+            Repeat::SameBytes(body) => stored == body,
+            Repeat::SameMessage => {
+                Report::decode(&stored).is_ok_and(|s| s.message.envelope == m.envelope)
+            }
+        };
+        same.then_some((id, status))
     }))
 }
 
