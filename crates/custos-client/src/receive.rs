@@ -110,7 +110,9 @@ impl Device {
             self.settle_leaves().await?;
         }
         self.replenish_key_packages().await?;
-        Ok(self.store.take_unshown()?)
+        let mut messages = self.store.take_unshown()?;
+        self.save_attachments(&mut messages).await?;
+        Ok(messages)
     }
 
     /// The items refused since the last call (in [`Device::sync`],

@@ -44,6 +44,14 @@ pub struct StoredMessage {
     pub server_time: u64,
     /// Position in the conversation's arrival order on this device.
     pub position: i64,
+    /// Paths of the message's attachments saved on this device (filled by
+    /// `receive`; empty elsewhere).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
+    /// Attachments that could not be fetched or did not match what the
+    /// message commits to, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachment_errors: Vec<String>,
 }
 
 /// Whether a stored message was received or sent by this device.
@@ -578,6 +586,8 @@ impl Store {
                 sent_at: from_i64(r.get(4)?),
                 server_time: from_i64(r.get(5)?),
                 position: r.get(6)?,
+                attachments: Vec::new(),
+                attachment_errors: Vec::new(),
             })
         })?;
         rows.collect::<Result<Vec<_>, _>>().map_err(StoreError)

@@ -479,3 +479,46 @@ impl Refusal for LimitRefusal {
         }
     }
 }
+
+/// Refusals of attachment blobs (`POST /v1/blobs`, `GET /v1/blobs/{locator}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum BlobRefusal {
+    /// An empty body.
+    #[error("the blob is empty; send the encrypted attachment as the body")]
+    Empty,
+    /// Over the service's largest blob.
+    #[error("the blob is larger than this service's limit of {0} bytes")]
+    BlobTooLarge(u64),
+    /// The account's stored blobs reached its quota.
+    #[error(
+        "your stored blobs reached your quota ({items} blobs or {bytes} bytes);          retry once older ones expire"
+    )]
+    BlobQuota {
+        /// Blobs allowed (0: no limit).
+        items: u64,
+        /// Bytes allowed (0: no limit).
+        bytes: u64,
+    },
+    /// The locator is not 64 lower-case hex digits.
+    #[error("a blob locator is 64 lower-case hex digits")]
+    BadLocator,
+    /// No such blob (never stored, or expired).
+    #[error("no blob with this locator (never stored, or expired)")]
+    UnknownBlob,
+}
+
+impl Refusal for BlobRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Empty | Self::BadLocator => StatusCode::BAD_REQUEST,
+            Self::BlobTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BlobQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnknownBlob => StatusCode::NOT_FOUND,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+}

@@ -6,5 +6,6 @@
 
 mod escrow;
 mod gcm;
+mod media;
 mod messaging;
 mod reports;
