@@ -8,3 +8,4 @@ mod escrow;
 mod gcm;
 mod messaging;
 mod reports;
+mod tls;
