@@ -18,15 +18,16 @@
 //! - A report enters the queue only if [`custos_verify::report::verify_report`]
 //!   accepted it; a refused report is answered `422` with the check's code,
 //!   and only its code, reporter and time are kept (for the figures).
-//! - One report per reporter and message: a report of a message (the same
-//!   envelope, conversation, sender and acceptance time) that the same
-//!   account reported before is not stored again; it is answered `200`
-//!   with the first report's id and current status.
+//! - One report per reporter and message: a verified report of a message
+//!   (the same envelope, conversation, sender and acceptance time) that the
+//!   same account reported before is not stored again; it is answered `200`
+//!   with the first report's id and current status. A repeat is verified
+//!   like any report, so a changed payload is refused, not deduplicated.
 //! - Reports are limited per account and per network prefix in time windows
 //!   ([`crate::Limits::reports_per_account`], `reports_per_prefix`):
 //!   `429 report_limited`, counted before the evidence is checked, so that
-//!   refused reports cost the same as accepted ones. A repeated report is
-//!   answered before it is counted.
+//!   refused reports cost the same as accepted ones. A repeat of an
+//!   earlier report is not counted.
 //! - A suspension is written to the database before it takes effect in
 //!   memory, and is reloaded at start, so it survives restarts.
 
@@ -162,14 +163,17 @@ pub(crate) async fn submit_report(
 ) -> Result<axum::response::Response, HttpRefusal> {
     let key = franking(&state)?.verifying_key();
     let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
-    if let Ok(r) = &decoded
-        && let Some((id, status)) = earlier_report(&state.pool, &auth.name, r).await?
-    {
-        return Ok(
-            axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
-        );
+    // A repeat of an earlier report is not counted against the limits; it
+    // is still verified like any report (a changed payload is refused, not
+    // answered with the earlier report), and answered with the earlier id
+    // below.
+    let repeat = match &decoded {
+        Ok(r) => earlier_report(&state.pool, &auth.name, r).await?.is_some(),
+        Err(_) => false,
+    };
+    if !repeat {
+        state.guards.report(auth.account_id, ip)?;
     }
-    state.guards.report(auth.account_id, ip)?;
     let senders = match &decoded {
         Ok(r) => sender_keys(&state.pool, r).await?,
         Err(_) => SenderKeys::new(),
