@@ -43,6 +43,7 @@ pub mod report;
 pub use custos_verify::seal;
 pub mod send;
 pub mod store;
+pub mod tls;
 
 pub use device::{Device, DeviceError, MlsError};
 pub use receive::Outcome;

@@ -132,9 +132,7 @@ impl Device {
 
     /// Listens on the mailbox WebSocket for `wait`, processing pushed items.
     pub async fn listen(&mut self, wait: Duration) -> Result<Vec<Outcome>, DeviceError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(self.api.ws_request()?)
-            .await
-            .map_err(|e| crate::api::ApiError::Transport(e.to_string()))?;
+        let mut ws = self.api.connect_ws().await?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut outcomes = Vec::new();
         loop {

@@ -42,6 +42,11 @@ pub struct ServerConfig {
     /// accepted on that day plus this grace, and no more. Set it to the
     /// manifest's `policy.day_grace_secs`, which recipients enforce.
     pub day_grace: Duration,
+    /// TLS: when set, the service speaks only HTTPS and WSS with this
+    /// certificate ([`custos_http::tls::server_config`] reads one from PEM
+    /// files). `None`: plain HTTP, for loopback and for a TLS-terminating
+    /// proxy in front.
+    pub tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
 }
 
 /// Default grace after midnight for chains of the day before: 10 minutes.
@@ -59,6 +64,7 @@ impl ServerConfig {
             franking: None,
             franking_log: None,
             day_grace: DEFAULT_DAY_GRACE,
+            tls: None,
         }
     }
 
@@ -87,6 +93,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("sweep_interval", &self.sweep_interval)
             .field("limits", &self.limits)
             .field("policy", &self.policy)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

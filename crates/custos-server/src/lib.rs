@@ -52,7 +52,6 @@ mod routes;
 mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use custos_clock::SharedClock;
@@ -87,6 +86,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DeliveryServiceError> {
     let db = db::open(&config.data_dir).await?;
+    let tls = config.tls.clone();
     if let Some(franking) = &config.franking {
         abuse::moderation::load_suspensions(&db.pool, franking).await?;
         if let Some(log) = &config.franking_log {
@@ -151,12 +151,20 @@ pub async fn serve(
             let _ = stop_tx.send(true);
         }
     };
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await;
+    let make = app.into_make_service_with_connect_info::<custos_http::tls::PeerAddr>();
+    let served = match tls {
+        Some(tls) => {
+            let listener = custos_http::tls::TlsListener::new(listener, tls)?;
+            axum::serve(listener, make)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+        None => {
+            axum::serve(listener, make)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+    };
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = writer_task.await;

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use custos_http::tls::PeerAddr;
 use tokio::time::Instant;
 
 use crate::config::{Limits, RateLimit, WindowLimit};
@@ -306,8 +307,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
         Ok(ClientIp(
             parts
                 .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<ConnectInfo<PeerAddr>>()
+                .map(|c| c.0.0.ip()),
         ))
     }
 }
@@ -316,8 +317,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
 pub(crate) async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ip: Option<IpAddr> = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|c| c.0.0.ip());
     if let Some(Err(secs)) = ip.map(|ip| state.ip_limiter.check(ip)) {
         return HttpRefusal::from(RequestRefusal::RateLimited { retry_after: secs })
             .into_response();

@@ -27,6 +27,11 @@ pub struct Cli {
     /// environment variables and flags. Default: ~/.config/custos/config.toml.
     #[arg(long, env = "CUSTOS_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// CA certificate (PEM) that the delivery service's TLS certificate
+    /// must chain to, instead of the built-in public roots: for a
+    /// deployment with its own CA (`https://` and `wss://` URLs).
+    #[arg(long, env = "CUSTOS_CA", global = true, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// Where the user's device state lives.
     #[command(flatten)]
     pub home: user::HomeArgs,
@@ -120,6 +125,12 @@ pub fn init_tracing() {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(ca) = &cli.ca {
+        use anyhow::Context as _;
+        let trust = custos_client::tls::Trust::ca_file(ca)
+            .with_context(|| format!("--ca {}", ca.display()))?;
+        custos_client::tls::set_default(trust).context("--ca")?;
+    }
     // Commands that own their runtime.
     let command = match cli.command {
         Command::Version => {

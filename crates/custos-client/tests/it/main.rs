@@ -9,3 +9,4 @@ mod gcm;
 mod media;
 mod messaging;
 mod reports;
+mod tls;

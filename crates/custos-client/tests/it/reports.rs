@@ -1199,6 +1199,15 @@ async fn reports_are_limited_and_a_repeat_is_stored_once() {
     let first = submit(&bob, &report(&bob, &to_bob[0])).await.unwrap();
     let again = submit(&bob, &report(&bob, &to_bob[0])).await.unwrap();
     assert_eq!(first, again);
+    // A repeat is verified like any report: a changed payload is refused,
+    // not answered with the earlier report.
+    let mut forged = report(&bob, &to_bob[0]);
+    let last = forged.message.payload.len() - 2;
+    forged.message.payload[last] ^= 0x20;
+    assert_eq!(
+        submit(&bob, &forged).await.unwrap_err(),
+        "franking_mismatch"
+    );
     submit(&bob, &report(&bob, &to_bob[1])).await.unwrap();
     submit(&bob, &report(&bob, &to_bob[2])).await.unwrap();
     // Bob's fourth distinct report is over his account's 3 per hour.
