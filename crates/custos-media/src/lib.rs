@@ -37,8 +37,9 @@ use std::io::Cursor;
 /// before their pixels are allocated.
 pub const MAX_SIDE: u32 = 16_384;
 /// Largest number of pixels accepted (24 megapixels). Hashing needs about
-/// 11 bytes per pixel at its peak (RGB pixels plus two `f32` luma planes), so
-/// this bounds the memory a picture can take to about 270 MB.
+/// 14 bytes per pixel at its peak (the RGB pixels, one copy of them for the
+/// hasher, two `f32` luma planes), so this bounds the memory a picture can
+/// take to about 340 MB.
 pub const MAX_PIXELS: u64 = 24_000_000;
 /// Most bytes the decoder may allocate for one picture (4 bytes per pixel of
 /// the largest accepted picture): 16-bit or RGBA pictures near the pixel bound
@@ -167,8 +168,12 @@ pub fn decode(bytes: &[u8]) -> Result<Picture, DecodeError> {
         .into_decoder()
         .map_err(|e| map_image_error(e, 0, 0))?;
     let (width, height) = decoder.dimensions();
-    // The header's dimensions, checked before any pixel is allocated.
+    // The header's dimensions and the decoded size, checked before any pixel
+    // is allocated.
     check_dimensions(width, height)?;
+    if decoder.total_bytes() > MAX_DECODE_ALLOC {
+        return Err(DecodeError::OverMemoryLimit);
+    }
     let decoded =
         DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, width, height))?;
     let rgb = decoded.into_rgb8();

@@ -126,6 +126,18 @@ fn huge_declared_dimensions_are_refused_before_allocation() {
 }
 
 #[test]
+fn decoded_size_is_bounded_too() {
+    // 4000 x 4000 is 16 megapixels (within bounds), but as 16-bit RGBA it
+    // would decode to 128 MB: refused before allocation.
+    let mut png = png_declaring(4000, 4000);
+    png[24] = 16; // bit depth
+    png[25] = 6; // colour type: RGBA
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(decode(&png), Err(DecodeError::OverMemoryLimit));
+}
+
+#[test]
 fn bad_files_are_refused() {
     assert_eq!(decode(b""), Err(DecodeError::UnsupportedFormat));
     assert_eq!(
