@@ -57,6 +57,11 @@ impl std::fmt::Debug for PdqHash {
 /// PDQ quality, 0 to 100: how much gradient the picture has. Hashes of
 /// quality below [`crate::MIN_QUALITY`] (flat, featureless pictures) match
 /// too easily and are not used for matching.
+///
+/// `pdqhash` sums the gradients without the reference's truncation of each
+/// term to a whole percent, so for pictures with faint gradients this value
+/// can be a little higher than the reference's; both reach 100 on ordinary
+/// photographs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Quality(u8);
 
