@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -207,6 +207,18 @@ CREATE INDEX recent_announcements_until ON recent_announcements(keep_until);
 PRAGMA user_version = 3;
 "#;
 
+/// Version 4: each conversation's public MLS state
+/// ([`crate::delivery::public_state`]), written with its epoch and member
+/// rows in one transaction. A conversation made before it has no row: its
+/// commits are refused (`invalid_commit`) until it is created again.
+const SCHEMA_V4: &str = r#"
+CREATE TABLE group_states (
+    conversation BLOB PRIMARY KEY,
+    state BLOB NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 4;
+"#;
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -276,6 +288,11 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     if version < 3 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 4 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V4).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     // The writer fsyncs the WAL itself, after COMMIT and before it answers.

@@ -8,5 +8,6 @@ mod api;
 mod common;
 mod durability;
 mod hostile;
+mod membership;
 mod proptest_model;
 mod tags;
