@@ -87,7 +87,7 @@ fn bench(c: &mut Criterion) {
     let mut s = SendingChain::new(conv, id, root.clone());
     let mut r = ReceivingChain::new(conv, id, root);
     let sk = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-    let vk = sk.verifying_key();
+    let vk = custos_verify::sender_signature::SenderKey::try_from(&sk.verifying_key()).unwrap();
     g.bench_function("custos_seal_open", |b| {
         b.iter(|| {
             let payload = text_payload(&body, 1);
@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
     // commitment. The service's tag signing is not a device's work and is
     // left out of the time.
     let service = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-    let pinned = service.verifying_key().to_bytes();
+    let pinned = service.verifying_key();
     let mut roots = custos_wire::tag::VerifiedRoots::new();
     let id2 = ChainId { seq: 1, ..id };
     let root2 = ChainKey::random();

@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion<CpuTime>) {
     let mut s = SendingChain::new(conv, id, root.clone());
     let mut r = ReceivingChain::new(conv, id, root);
     let sk = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-    let vk = sk.verifying_key();
+    let vk = custos_verify::sender_signature::SenderKey::try_from(&sk.verifying_key()).unwrap();
 
     let mut g = c.benchmark_group("escrow_per_chain_1KiB");
     // Baseline: one message's round trip.

@@ -60,6 +60,8 @@ pub struct Api {
     base: String,
     pub(crate) http: reqwest::Client,
     token: Option<String>,
+    /// The certificates trusted for `https://` and `wss://`.
+    trust: crate::tls::Trust,
 }
 
 /// A conversation as the service sees it (routing information only).
@@ -74,13 +76,54 @@ pub struct ServerConversation {
 }
 
 impl Api {
-    /// A client of the service at `base` (e.g. `http://127.0.0.1:7000`).
+    /// A client of the service at `base` (e.g. `http://127.0.0.1:7000`),
+    /// trusting the process's default certificates
+    /// ([`crate::tls::default_trust`]).
     pub fn new(base: &str) -> Self {
+        let (trust, http) = crate::tls::default_client();
+        Self::with_http(base, http, trust)
+    }
+
+    /// A client of the service at `base` that trusts exactly `trust` for
+    /// `https://` and `wss://`.
+    pub fn with_trust(
+        base: &str,
+        trust: crate::tls::Trust,
+    ) -> Result<Self, crate::tls::TrustError> {
+        let http = trust.http_client()?;
+        Ok(Self::with_http(base, http, trust))
+    }
+
+    fn with_http(base: &str, http: reqwest::Client, trust: crate::tls::Trust) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            http,
             token: None,
+            trust,
         }
+    }
+
+    /// Opens the mailbox WebSocket with the session token in the header,
+    /// verifying the service's certificate under this client's trust for
+    /// `wss://`.
+    pub async fn connect_ws(
+        &self,
+    ) -> Result<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        ApiError,
+    > {
+        let req = self.ws_request()?;
+        let connector = self
+            .trust
+            .ws_connector()
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
+                .await
+                .map_err(|e| ApiError::Transport(explain(&e)))?;
+        Ok(ws)
     }
 
     /// The service's base URL.
@@ -273,6 +316,31 @@ impl Api {
         }
     }
 
+    /// Stores an encrypted attachment blob; returns its locator.
+    pub async fn upload_blob(&self, blob: Vec<u8>) -> Result<String, ApiError> {
+        let resp = self
+            .auth(self.http.post(format!("{}/v1/blobs", self.base)))
+            .header("content-type", "application/octet-stream")
+            .body(blob)
+            .send()
+            .await
+            .map_err(transport)?;
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            locator: String,
+        }
+        let stored: Stored = parse(check(resp).await?)?;
+        Ok(stored.locator)
+    }
+
+    /// Fetches an encrypted attachment blob by its locator.
+    pub async fn download_blob(&self, locator: &str) -> Result<Vec<u8>, ApiError> {
+        if locator.is_empty() || !locator.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::BadResponse("a blob locator is hex digits".into()));
+        }
+        self.get(&format!("/v1/blobs/{locator}")).await
+    }
+
     /// Fetches mailbox items after `after`, oldest first.
     pub async fn fetch(&self, after: u64, limit: u32) -> Result<Vec<Delivery>, ApiError> {
         let resp = self
@@ -354,7 +422,26 @@ impl Api {
 }
 
 pub(crate) fn transport(e: reqwest::Error) -> ApiError {
-    ApiError::Transport(e.to_string())
+    ApiError::Transport(explain(&e))
+}
+
+/// An error with its causes (reqwest's own text hides them), and a hint
+/// when the cause is an untrusted certificate.
+fn explain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        text.push_str(
+            "; the service's TLS certificate is not trusted: name its CA with \
+             `custos --ca FILE` (or CUSTOS_CA, or `ca` in the config file)",
+        );
+    }
+    text
 }
 
 pub(crate) async fn check(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {

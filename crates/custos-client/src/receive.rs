@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use custos_wire::envelope::peek_header;
 use custos_wire::frames::{Delivery, ItemKind, ServerFrame};
-use ed25519_dalek::VerifyingKey;
 use futures_util::StreamExt as _;
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
@@ -21,6 +20,7 @@ use openmls::prelude::*;
 use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::mls::join_config;
 use crate::refusal::{CommitRefusal, EnvelopeRefusal, Refusal, RefusedItem, WelcomeRefusal};
+use crate::report::TagCheckError;
 use crate::seal::{message_id, open};
 use crate::store::{Direction, NewMessage, StoredMessage};
 
@@ -103,13 +103,17 @@ impl Device {
         // Day keys first, so that today's chains can be checked.
         self.follow_log().await?;
         self.sync().await?;
+        // The mailbox is read to its end: chains past their day can go.
+        self.expire_day_chains(self.day_grace_secs())?;
         self.settle_leaves().await?;
         if let Some(wait) = wait {
             self.listen(wait).await?;
             self.settle_leaves().await?;
         }
         self.replenish_key_packages().await?;
-        Ok(self.store.take_unshown()?)
+        let mut messages = self.store.take_unshown()?;
+        self.save_attachments(&mut messages).await?;
+        Ok(messages)
     }
 
     /// The items refused since the last call (in [`Device::sync`],
@@ -129,9 +133,7 @@ impl Device {
 
     /// Listens on the mailbox WebSocket for `wait`, processing pushed items.
     pub async fn listen(&mut self, wait: Duration) -> Result<Vec<Outcome>, DeviceError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(self.api.ws_request()?)
-            .await
-            .map_err(|e| crate::api::ApiError::Transport(e.to_string()))?;
+        let mut ws = self.api.connect_ws().await?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut outcomes = Vec::new();
         loop {
@@ -238,6 +240,7 @@ impl Device {
         }
         self.store
             .add_conversation(&conv, self.clock.now_millis())?;
+        self.after_epoch_change(&conv, &group)?;
         Ok(Outcome::Joined)
     }
 
@@ -286,6 +289,7 @@ impl Device {
                     self.forget_leaving(&d.conversation)?;
                     return Ok(Outcome::Removed);
                 }
+                self.after_epoch_change(&d.conversation, &group)?;
                 Ok(Outcome::CommitApplied)
             }
             _ => Ok(CommitRefusal::NotACommit.into()),
@@ -304,19 +308,14 @@ impl Device {
         if self.store.has_message(&id)? {
             return Ok(Outcome::Duplicate);
         }
-        let Some(mut rec) = self
-            .store
-            .receiving_chain(&header.conversation, &header.chain)?
-        else {
-            return Ok(Outcome::Buffered);
+        let pinned = match self.pinned_franking {
+            crate::report::PinnedFranking::None => None,
+            crate::report::PinnedFranking::Key(k) => Some(k),
+            crate::report::PinnedFranking::Invalid => {
+                return Ok(EnvelopeRefusal::Tag(TagCheckError::InvalidPinnedKey).into());
+            }
         };
-        if rec.sender != d.sender {
-            return Ok(EnvelopeRefusal::SenderMismatch.into());
-        }
-        let Ok(key) = VerifyingKey::from_bytes(&rec.sender_key) else {
-            return Ok(EnvelopeRefusal::BadSenderKey.into());
-        };
-        if let Some(pinned) = self.pinned_franking_key()?
+        if let Some(pinned) = pinned
             && let Err(e) = crate::report::check_tag(
                 &pinned,
                 &d.tag,
@@ -340,6 +339,21 @@ impl Device {
             }
             .into());
         }
+        if let Some(refusal) = self.expired_chain(&header, &d.sender)? {
+            return Ok(refusal.into());
+        }
+        let Some(mut rec) = self
+            .store
+            .receiving_chain(&header.conversation, &header.chain)?
+        else {
+            return Ok(Outcome::Buffered);
+        };
+        if rec.sender != d.sender {
+            return Ok(EnvelopeRefusal::SenderMismatch.into());
+        }
+        let Ok(key) = self.sender_keys.get(&rec.sender_key).cloned() else {
+            return Ok(EnvelopeRefusal::BadSenderKey.into());
+        };
         let opened = match open(&d.body, &mut rec.chain, &key, &rec.sender) {
             Ok(o) => o,
             Err(e) => return Ok(EnvelopeRefusal::Open(e).into()),

@@ -129,15 +129,14 @@ impl ServerSpec {
         }
     }
 
-    /// For tests and the demo: no rate limits (one address plays every
-    /// user), fast sweeps.
+    /// For tests and the demo: no rate, registration, report, connection
+    /// or storage limits (one address plays every user), fast sweeps.
     pub fn unlimited() -> Self {
         Self {
             listen: None,
             franking_in_log: true,
             configure: |c| {
-                c.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
-                c.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+                c.limits = custos_server::Limits::relaxed();
                 c.sweep_interval = Duration::from_millis(50);
             },
         }

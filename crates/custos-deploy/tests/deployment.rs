@@ -381,6 +381,35 @@ async fn a_logged_warrant_intercepts_and_decrypts_exactly_its_conversation_days(
         assert!(err.is_err(), "a changed {what} must not verify");
     }
 
+    // A copy of an envelope with a forged signature, kept before the genuine
+    // one: the signatures are checked in a batch, and when the batch fails
+    // everything is opened again one by one, so the forgery cannot burn the
+    // genuine message's key. The forgery is a failure, the genuine message
+    // is still recovered, and the bundle still verifies.
+    let mut forged = bundle.clone();
+    let mut copy = forged.items[env].clone();
+    {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut body = engine.decode(&copy.body).unwrap();
+        let last = body.len() - 1;
+        body[last] ^= 1; // the envelope's signature is its last 64 bytes
+        copy.body = engine.encode(body);
+    }
+    copy.id = 0;
+    forged.items.insert(env, copy);
+    let verified = verify_evidence(&forged, Some(&manifest_hash)).unwrap();
+    assert_eq!(verified.opened.messages.len(), 2);
+    assert!(
+        matches!(
+            verified.opened.failures.as_slice(),
+            [custos_verify::intercepted::OpenFailure::Envelope { item: 0, reason }]
+                if reason.contains("signature")
+        ),
+        "{:?}",
+        verified.opened.failures
+    );
+
     // The kept items go to the warrant's authority only.
     let commitment: [u8; 32] = hex::decode(&started.commitment)
         .unwrap()
@@ -979,6 +1008,106 @@ async fn a_provider_restored_from_an_older_backup_keeps_again_from_its_logged_in
         && m.checks.franking_commitment
         && m.checks.delivery_tag
         && m.checks.escrow_provenance));
+}
+
+/// What the provider keeps under `commitment`, fetched with the warrant's
+/// authority key.
+async fn fetch_as_authority(
+    d: &Deployment,
+    clock: &custos_clock::SimulatedClock,
+    commitment: &[u8; 32],
+) -> Result<Vec<custos_verify::intercepted::KeptItem>, custos_authority::InterceptError> {
+    let now = clock.now_millis() / 1000;
+    custos_authority::intercept::fetch_kept(
+        d.server_url().unwrap(),
+        commitment,
+        &d.keys().authority,
+        move || now,
+    )
+    .await
+}
+
+/// A provider whose database is wholly lost rebuilds, at start, the hold of
+/// every interception it logged, and skips a warrant its court revoked in
+/// the log since: the authority of the first can still fetch what is kept,
+/// the second is held no more, and nothing is logged twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_lost_its_database_rebuilds_its_holds_but_not_a_revoked_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let mut d = Deployment::start(dir.path(), spec(&clock)).await.unwrap();
+    d.wait_day_keys(DAY..=DAY + 1).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    d.register("bob").await.unwrap();
+    d.register("carol").await.unwrap();
+    let kept = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let revoked = alice.create_conversation(&["carol".into()]).await.unwrap();
+    alice.send_text(&kept, "to bob").await.unwrap();
+    alice.send_text(&revoked, "to carol").await.unwrap();
+
+    let first = d
+        .submit_warrant(&d.sign_warrant(&[kept], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let second = d
+        .submit_warrant(&d.sign_warrant(&[revoked], DAY, DAY).unwrap())
+        .await
+        .unwrap();
+    let started = d.intercept(&first).await.unwrap();
+    d.intercept(&second).await.unwrap();
+    let second_commitment: [u8; 32] = hex::decode(&second.commitment).unwrap().try_into().unwrap();
+    let mut court_verifier = d.verifier("court").unwrap();
+    custos_authority::court::revoke(
+        d.log(),
+        &mut court_verifier,
+        "court.test",
+        &d.keys().court,
+        second_commitment,
+        clock.now_millis() / 1000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(interceptions_in_log(&d).await, 2);
+
+    // The database is gone: no file of it is left.
+    let data = d.server().unwrap().data.clone();
+    let addr = d.stop_server().await.unwrap();
+    let db = custos_server::db::DB_FILE;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data.join(format!("{db}{suffix}"));
+        if path.exists() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    d.start_server_on(addr).await.unwrap();
+
+    // The first hold is back, under the same logged interception.
+    clock.advance_millis(60_000);
+    let again = d.intercept(&first).await.unwrap();
+    assert_eq!(again.log_index, started.log_index);
+    assert_eq!(again.kept, 0, "already held: nothing new to log");
+    let first_commitment: [u8; 32] = hex::decode(&first.commitment).unwrap().try_into().unwrap();
+    fetch_as_authority(&d, &clock, &first_commitment)
+        .await
+        .expect("the rebuilt hold serves its authority");
+    // The revoked one was not rebuilt, and cannot be started again.
+    match fetch_as_authority(&d, &clock, &second_commitment).await {
+        Err(custos_authority::InterceptError::Refused { code, .. }) => {
+            assert_eq!(code, "not_authorised")
+        }
+        other => panic!("a revoked warrant's hold must not be rebuilt: {other:?}"),
+    }
+    match d.intercept(&second).await {
+        Err(custos_authority::InterceptError::Refused { code, .. }) => {
+            assert_eq!(code, "warrant_revoked")
+        }
+        other => panic!("a revoked warrant must be refused: {other:?}"),
+    }
+    assert_eq!(
+        interceptions_in_log(&d).await,
+        2,
+        "the provider logged nothing twice"
+    );
 }
 
 /// A device with a pinned manifest pins only a franking key that the

@@ -5,6 +5,8 @@
 //! `{"error": "<code>", "message": "<what to fix>"}`; handlers never panic on
 //! request bytes.
 
+pub mod tls;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -29,4 +29,6 @@ pub mod server;
 pub mod storage;
 pub mod witnessing;
 
-pub use server::{LogConfig, LogHandle, open_log, spawn_log};
+pub use server::{
+    LogConfig, LogHandle, open_log, publish_manifest_in_process, spawn_log, spawn_log_tls,
+};

@@ -128,14 +128,66 @@ pub async fn spawn_log(
     listener: tokio::net::TcpListener,
     config: LogConfig,
 ) -> Result<LogHandle, ServerError> {
+    spawn_log_tls(listener, config, None).await
+}
+
+/// As [`spawn_log`], over TLS with `tls` when given (HTTPS only).
+pub async fn spawn_log_tls(
+    listener: tokio::net::TcpListener,
+    config: LogConfig,
+    tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
+) -> Result<LogHandle, ServerError> {
     let addr = listener.local_addr()?;
     let app = open_log(config).await?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = custos_http::tls::serve(listener, tls, app).await {
             tracing::error!("log server stopped: {e}");
         }
     });
     Ok(LogHandle { addr, task })
+}
+
+/// Appends the `ManifestPublication` of `manifest` (signed with the log's
+/// own key) through `app` in process, without a network round trip: the
+/// log publishes its manifest at start whether it serves plain HTTP or TLS
+/// under a name that does not resolve to itself. Publishing the same
+/// manifest again is answered with the existing entry.
+pub async fn publish_manifest_in_process(
+    app: &Router,
+    log_key: &ed25519_dalek::SigningKey,
+    manifest: &custos_wire::manifest::Manifest,
+) -> Result<(), ServerError> {
+    use custos_wire::statement::{ManifestPublication, SignedStatement, Statement};
+    use tower::ServiceExt as _;
+    let log = manifest
+        .log()
+        .ok_or_else(|| ServerError::Config("manifest has no log".into()))?;
+    let manifest_hash = manifest
+        .hash()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let statement = Statement::ManifestPublication(ManifestPublication {
+        log: log.name.clone(),
+        manifest_hash,
+    });
+    let body = SignedStatement::sign(&statement, log_key)
+        .and_then(|s| s.encode())
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let req = axum::http::Request::post("/add-statement")
+        .body(axum::body::Body::from(body))
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let resp = app
+        .clone()
+        .oneshot(req)
+        .await
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(ServerError::Config(format!(
+            "the log refused its own manifest publication ({})",
+            resp.status()
+        )))
+    }
 }
 
 /// Opens the log and returns its router (the sequencer and cosigner run in

@@ -42,6 +42,11 @@ pub struct ServerConfig {
     /// accepted on that day plus this grace, and no more. Set it to the
     /// manifest's `policy.day_grace_secs`, which recipients enforce.
     pub day_grace: Duration,
+    /// TLS: when set, the service speaks only HTTPS and WSS with this
+    /// certificate ([`custos_http::tls::server_config`] reads one from PEM
+    /// files). `None`: plain HTTP, for loopback and for a TLS-terminating
+    /// proxy in front.
+    pub tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
 }
 
 /// Default grace after midnight for chains of the day before: 10 minutes.
@@ -59,6 +64,7 @@ impl ServerConfig {
             franking: None,
             franking_log: None,
             day_grace: DEFAULT_DAY_GRACE,
+            tls: None,
         }
     }
 
@@ -87,6 +93,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("sweep_interval", &self.sweep_interval)
             .field("limits", &self.limits)
             .field("policy", &self.policy)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -133,6 +140,104 @@ pub struct Limits {
     /// Accounts whose recent login answers are remembered before expired
     /// ones are swept (default 100,000). Issuing a challenge keeps nothing.
     pub max_challenges: usize,
+    /// Storage held for one device's mailbox: unacknowledged items waiting
+    /// for it, whoever sent them (default 50,000 items or 1 GiB). A
+    /// submission that would take a recipient past it is refused with
+    /// `429 mailbox_full`, never stored for the others and dropped for it.
+    pub mailbox_quota: Quota,
+    /// Storage held for what one account sent: its stored items that some
+    /// recipient has not acknowledged yet (default 10,000 items or
+    /// 256 MiB), refused with `429 sender_quota`. Smaller than the mailbox
+    /// quota, so that one sender cannot fill anyone's mailbox alone.
+    pub sender_quota: Quota,
+    /// Registrations from one network prefix (/24 for IPv4, /56 for IPv6),
+    /// default 20 per hour; `429 registration_limited`.
+    pub registrations_per_prefix: WindowLimit,
+    /// Registrations service-wide, default 1,000 per hour.
+    pub registrations_global: WindowLimit,
+    /// Reports filed by one account, default 30 per hour; `429 report_limited`.
+    pub reports_per_account: WindowLimit,
+    /// Reports filed from one network prefix, default 100 per hour.
+    pub reports_per_prefix: WindowLimit,
+    /// WebSocket connections one account may hold open (default 8; 0: no
+    /// cap); `429 too_many_connections`.
+    pub ws_max_per_account: usize,
+    /// WebSocket connections open service-wide (default 10,000; 0: no cap).
+    pub ws_max_total: usize,
+    /// How often the service pings an open WebSocket (default 30 s). A
+    /// connection that sends nothing (not even the pong its WebSocket
+    /// library answers automatically) between two pings is closed, so a
+    /// dead peer holds its slot for at most two intervals. Zero: no pings.
+    pub ws_ping_interval: Duration,
+    /// Largest attachment blob (default 16 MiB); `413 blob_too_large`.
+    pub max_blob_len: u64,
+    /// Blobs one account may have stored (default 1,000 blobs or 512 MiB);
+    /// `429 blob_quota`. They are deleted after the item retention.
+    pub blob_quota: Quota,
+}
+
+/// A storage quota: at most `items` items and `bytes` bytes (bodies). A
+/// zero field is no limit on that measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Items.
+    pub items: u64,
+    /// Bytes of item bodies.
+    pub bytes: u64,
+}
+
+impl Quota {
+    /// No quota.
+    pub const UNLIMITED: Quota = Quota { items: 0, bytes: 0 };
+}
+
+/// At most `max` events per `window` (fixed windows, real elapsed time,
+/// in memory: a restart forgets them). `max` 0 disables the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLimit {
+    /// Events allowed per window.
+    pub max: u32,
+    /// Length of a window.
+    pub window: Duration,
+}
+
+impl WindowLimit {
+    /// No limit.
+    pub const UNLIMITED: WindowLimit = WindowLimit {
+        max: 0,
+        window: Duration::from_secs(1),
+    };
+
+    /// At most `max` per hour.
+    pub const fn per_hour(max: u32) -> Self {
+        Self {
+            max,
+            window: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Limits {
+    /// The documented sizes, with every rate, registration, report,
+    /// connection and storage limit off: for tests, benchmarks and the demo,
+    /// where one address plays every user and mailboxes are filled on
+    /// purpose. Pings stay on.
+    pub fn relaxed() -> Self {
+        Self {
+            ip_rate: RateLimit::UNLIMITED,
+            account_rate: RateLimit::UNLIMITED,
+            mailbox_quota: Quota::UNLIMITED,
+            sender_quota: Quota::UNLIMITED,
+            registrations_per_prefix: WindowLimit::UNLIMITED,
+            registrations_global: WindowLimit::UNLIMITED,
+            reports_per_account: WindowLimit::UNLIMITED,
+            reports_per_prefix: WindowLimit::UNLIMITED,
+            ws_max_per_account: 0,
+            ws_max_total: 0,
+            blob_quota: Quota::UNLIMITED,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Limits {
@@ -154,6 +259,26 @@ impl Default for Limits {
             ws_max_in_flight: 256,
             max_batch: 4096,
             max_challenges: 100_000,
+            mailbox_quota: Quota {
+                items: 50_000,
+                bytes: 1 << 30,
+            },
+            sender_quota: Quota {
+                items: 10_000,
+                bytes: 256 << 20,
+            },
+            registrations_per_prefix: WindowLimit::per_hour(20),
+            registrations_global: WindowLimit::per_hour(1000),
+            reports_per_account: WindowLimit::per_hour(30),
+            reports_per_prefix: WindowLimit::per_hour(100),
+            ws_max_per_account: 8,
+            ws_max_total: 10_000,
+            ws_ping_interval: Duration::from_secs(30),
+            max_blob_len: 16 << 20,
+            blob_quota: Quota {
+                items: 1000,
+                bytes: 512 << 20,
+            },
         }
     }
 }

@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -207,16 +207,37 @@ CREATE INDEX recent_announcements_until ON recent_announcements(keep_until);
 PRAGMA user_version = 3;
 "#;
 
-/// Version 4: each conversation's public MLS state
+/// Attachment blobs (`crate::delivery::blobs`).
+const SCHEMA_V4: &str = r#"
+CREATE TABLE blobs (
+    locator TEXT PRIMARY KEY,
+    owner INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX blobs_owner ON blobs(owner);
+CREATE INDEX blobs_expires ON blobs(expires_at);
+PRAGMA user_version = 4;
+"#;
+
+/// Lookup indexes, any schema version from 2 on.
+const INDEXES: &str = r#"
+-- A reporter's earlier report of the same message (one report per message).
+CREATE INDEX IF NOT EXISTS reports_reporter ON reports(reporter, server_time);
+"#;
+
+/// Version 5: each conversation's public MLS state
 /// ([`crate::delivery::public_state`]), written with its epoch and member
 /// rows in one transaction. A conversation made before it has no row: its
 /// commits are refused (`invalid_commit`) until it is created again.
-const SCHEMA_V4: &str = r#"
+const SCHEMA_V5: &str = r#"
 CREATE TABLE group_states (
     conversation BLOB PRIMARY KEY,
     state BLOB NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 "#;
 
 /// An open database: the writer's own connection, a pool for reads and
@@ -295,6 +316,15 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
         sqlx::raw_sql(SCHEMA_V4).execute(&mut *tx).await?;
         tx.commit().await?;
     }
+    if version < 5 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V5).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    // Indexes that only speed up lookups: created if missing on every open,
+    // outside the versioned steps, since a build that does not know them
+    // reads and writes the tables unchanged.
+    sqlx::raw_sql(INDEXES).execute(&mut writer).await?;
     // The writer fsyncs the WAL itself, after COMMIT and before it answers.
     sqlx::query("PRAGMA synchronous = NORMAL")
         .execute(&mut writer)

@@ -52,7 +52,6 @@ mod routes;
 mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use custos_clock::SharedClock;
@@ -62,7 +61,7 @@ use tokio::sync::watch;
 pub use abuse::franking::{FrankingPolicy, Suspension};
 pub use abuse::policy::{AdmitRefusal, DeliveryPolicy, OpenPolicy};
 pub use abuse::{franking, franking_log, moderation, policy};
-pub use config::{DAY, DEFAULT_DAY_GRACE, Limits, RateLimit, ServerConfig};
+pub use config::{DAY, DEFAULT_DAY_GRACE, Limits, Quota, RateLimit, ServerConfig, WindowLimit};
 pub use delivery::auth::{
     AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message,
 };
@@ -87,6 +86,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DeliveryServiceError> {
     let db = db::open(&config.data_dir).await?;
+    let tls = config.tls.clone();
     if let Some(franking) = &config.franking {
         abuse::moderation::load_suspensions(&db.pool, franking).await?;
         if let Some(log) = &config.franking_log {
@@ -108,7 +108,7 @@ pub async fn serve(
         db.wal,
         hub.clone(),
         config.policy.clone(),
-        config.limits.max_batch.max(1),
+        &config.limits,
         stop_rx.clone(),
     )
     .await?;
@@ -132,6 +132,7 @@ pub async fn serve(
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),
         account_limiter: limits::RateLimiter::new(config.limits.account_rate),
+        guards: limits::Guards::new(&config.limits),
         challenges: delivery::challenge::Challenges::new(config.limits.max_challenges),
         config,
         writer,
@@ -150,12 +151,20 @@ pub async fn serve(
             let _ = stop_tx.send(true);
         }
     };
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await;
+    let make = app.into_make_service_with_connect_info::<custos_http::tls::PeerAddr>();
+    let served = match tls {
+        Some(tls) => {
+            let listener = custos_http::tls::TlsListener::new(listener, tls)?;
+            axum::serve(listener, make)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+        None => {
+            axum::serve(listener, make)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+    };
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = writer_task.await;

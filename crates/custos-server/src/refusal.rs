@@ -408,12 +408,22 @@ pub enum ModerationRefusal {
     /// The report's evidence does not verify (code: the failed check's).
     #[error("report refused: {0}")]
     Report(ReportRefusal),
+    /// The reported message has no attachment at this index.
+    #[error("the reported message has no attachment {0}")]
+    NoAttachment(usize),
+    /// The attachment's blob is gone (expired) or does not open to what the
+    /// message commits to.
+    #[error("the attachment cannot be shown: {0}")]
+    AttachmentUnavailable(String),
 }
 
 impl Refusal for ModerationRefusal {
     fn status(&self) -> StatusCode {
         match self {
-            Self::FrankingDisabled | Self::NoReport(_) => StatusCode::NOT_FOUND,
+            Self::FrankingDisabled | Self::NoReport(_) | Self::NoAttachment(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::AttachmentUnavailable(_) => StatusCode::GONE,
             Self::NotModerator => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
             Self::Report(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -424,5 +434,117 @@ impl Refusal for ModerationRefusal {
             Self::Report(r) => r.code(),
             other => other.into(),
         }
+    }
+}
+
+/// Refusals by the service's quotas and abuse limits:
+/// all `429`, with `Retry-After` where waiting helps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum LimitRefusal {
+    /// A recipient's mailbox holds as much unacknowledged data as it may.
+    #[error(
+        "a recipient's mailbox is full ({items} items, {bytes} bytes waiting); \
+         retry once they fetch and acknowledge"
+    )]
+    MailboxFull {
+        /// Items waiting for that device.
+        items: u64,
+        /// Bytes waiting for that device.
+        bytes: u64,
+    },
+    /// The sender's own unacknowledged items reached its quota.
+    #[error(
+        "you have {items} items ({bytes} bytes) that recipients have not acknowledged yet, \
+         your quota; retry once they fetch them"
+    )]
+    SenderQuota {
+        /// The sender's held items.
+        items: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+    /// Too many registrations from this network or service-wide.
+    #[error("too many registrations {scope}; retry after {retry_after} s")]
+    RegistrationLimited {
+        /// "from your network" or "on this service".
+        scope: &'static str,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Too many reports from this account or network.
+    #[error("too many reports {scope}; retry after {retry_after} s")]
+    ReportLimited {
+        /// "from your account" or "from your network".
+        scope: &'static str,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Too many open WebSocket connections.
+    #[error("too many WebSocket connections {scope}; close one or retry later")]
+    TooManyConnections {
+        /// "for your account" or "on this service".
+        scope: &'static str,
+    },
+}
+
+impl Refusal for LimitRefusal {
+    fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RegistrationLimited { retry_after, .. }
+            | Self::ReportLimited { retry_after, .. } => Some(*retry_after),
+            Self::MailboxFull { .. } | Self::SenderQuota { .. } => Some(60),
+            Self::TooManyConnections { .. } => Some(10),
+        }
+    }
+}
+
+/// Refusals of attachment blobs (`POST /v1/blobs`, `GET /v1/blobs/{locator}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum BlobRefusal {
+    /// An empty body.
+    #[error("the blob is empty; send the encrypted attachment as the body")]
+    Empty,
+    /// Over the service's largest blob.
+    #[error("the blob is larger than this service's limit of {0} bytes")]
+    BlobTooLarge(u64),
+    /// The account's stored blobs reached its quota.
+    #[error(
+        "your stored blobs reached your quota ({items} blobs or {bytes} bytes);          retry once older ones expire"
+    )]
+    BlobQuota {
+        /// Blobs allowed (0: no limit).
+        items: u64,
+        /// Bytes allowed (0: no limit).
+        bytes: u64,
+    },
+    /// The locator is not 64 lower-case hex digits.
+    #[error("a blob locator is 64 lower-case hex digits")]
+    BadLocator,
+    /// No such blob (never stored, or expired).
+    #[error("no blob with this locator (never stored, or expired)")]
+    UnknownBlob,
+}
+
+impl Refusal for BlobRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Empty | Self::BadLocator => StatusCode::BAD_REQUEST,
+            Self::BlobTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BlobQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnknownBlob => StatusCode::NOT_FOUND,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
     }
 }

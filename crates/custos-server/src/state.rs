@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub challenges: Challenges,
     pub ip_limiter: RateLimiter<IpAddr>,
     pub account_limiter: RateLimiter<i64>,
+    /// Registration, report and WebSocket connection limits.
+    pub guards: crate::limits::Guards,
     pub shutdown: watch::Receiver<bool>,
 }
 

@@ -6,9 +6,10 @@
 //!   conversation-day key and re-sealed (provenance), every envelope's chain
 //!   key derived, envelope decrypted, sender signature, franking commitment
 //!   and delivery tag checked.
-//! - `open_kept/baseline_envelope_signatures`: the strict Ed25519
-//!   verification of the 100,000 envelope signatures alone, the largest cost
-//!   any checking opener must pay.
+//! - `open_kept/baseline_strict_signatures_one_by_one`: the 100,000
+//!   envelope signatures alone, checked one by one with `verify_strict` as
+//!   before envelope signatures moved to a rule with a batch form
+//!   (docs/design/0013-envelope-signatures.md): the floor of the old path.
 //! - `evidence_verify/from_json`: `custos evidence verify` minus reading the
 //!   file: the bundle parsed from its JSON bytes and
 //!   [`custos_verify::evidence::verify_evidence`] (manifest, witnessed
@@ -416,7 +417,7 @@ fn bench(c: &mut Criterion<CpuTime>) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(f.messages as u64));
     g.bench_function("all_checks", |b| b.iter(open));
-    g.bench_function("baseline_envelope_signatures", |b| {
+    g.bench_function("baseline_strict_signatures_one_by_one", |b| {
         b.iter(|| {
             for item in f.items.iter().filter(|i| i.kind == ItemKind::Envelope) {
                 let e = Envelope::decode(&item.body).unwrap();

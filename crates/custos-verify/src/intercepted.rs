@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use custos_escrow::{Capsule, DayKey, IdentityKey};
 use custos_wire::announcement::ChainAnnouncement;
-use custos_wire::envelope::Envelope;
+use custos_wire::envelope::peek_header;
 use custos_wire::frames::ItemKind;
 use custos_wire::tag::{Received, VerifiedRoots, verify_tag_remembering};
 use custos_wire::warrant::Warrant;
@@ -31,6 +31,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::chain::{ChainKey, ReceivingChain};
 use crate::seal;
+use crate::sender_signature::{SenderKeyCache, SignatureBatch};
 
 /// One item the provider kept, as it stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,12 +138,55 @@ type Chains = BTreeMap<(ConversationId, ChainId), (ReceivingChain, bool, String)
 pub type IdentityKeys = BTreeMap<(ConversationId, u32), IdentityKey>;
 
 /// Opens `items` under `warrant`; see the module docs.
+///
+/// The envelope signatures are checked in one batch
+/// ([`crate::sender_signature::SignatureBatch`]), which gives the same
+/// verdict as checking each alone. If the batch fails, everything is opened
+/// again with each signature checked before its envelope is decrypted, so
+/// that the result is exactly what checking one by one gives (a forged
+/// envelope never burns the key of a genuine one).
 pub fn open_kept(
     warrant: &Warrant,
     items: &[KeptItem],
     keys: &IdentityKeys,
     day_keys: &BTreeMap<u32, DayKey>,
     franking_key: &VerifyingKey,
+) -> Opened {
+    let mut sender_keys = SenderKeyCache::new();
+    let mut batch = SignatureBatch::new();
+    let opened = open_all(
+        warrant,
+        items,
+        keys,
+        day_keys,
+        franking_key,
+        &mut sender_keys,
+        Some(&mut batch),
+    );
+    if batch.verify() {
+        return opened;
+    }
+    open_all(
+        warrant,
+        items,
+        keys,
+        day_keys,
+        franking_key,
+        &mut sender_keys,
+        None,
+    )
+}
+
+/// [`open_kept`]'s one pass: each envelope's signature is queued in `batch`
+/// when there is one, and checked before decryption otherwise.
+fn open_all(
+    warrant: &Warrant,
+    items: &[KeptItem],
+    keys: &IdentityKeys,
+    day_keys: &BTreeMap<u32, DayKey>,
+    franking_key: &VerifyingKey,
+    sender_keys: &mut SenderKeyCache,
+    mut batch: Option<&mut SignatureBatch>,
 ) -> Opened {
     let mut out = Opened::default();
     let mut chains: Chains = BTreeMap::new();
@@ -171,7 +215,13 @@ pub fn open_kept(
                 Err(f) => out.failures.push(f),
             },
             ItemKind::Envelope => {
-                match open_envelope(item, &mut chains, franking_key, &mut roots) {
+                let checks = EnvelopeChecks {
+                    franking_key,
+                    roots: &mut roots,
+                    sender_keys,
+                    batch: batch.as_deref_mut(),
+                };
+                match open_envelope(item, &mut chains, checks) {
                     Ok(m) => out.messages.push(m),
                     Err(f) => out.failures.push(f),
                 }
@@ -180,6 +230,14 @@ pub fn open_kept(
         }
     }
     out
+}
+
+/// What checking one envelope needs besides the envelope and its chain.
+struct EnvelopeChecks<'a> {
+    franking_key: &'a VerifyingKey,
+    roots: &'a mut VerifiedRoots,
+    sender_keys: &'a mut SenderKeyCache,
+    batch: Option<&'a mut SignatureBatch>,
 }
 
 fn open_announcement(
@@ -215,11 +273,9 @@ fn open_announcement(
 fn open_envelope(
     item: &KeptItem,
     chains: &mut Chains,
-    franking_key: &VerifyingKey,
-    roots: &mut VerifiedRoots,
+    checks: EnvelopeChecks<'_>,
 ) -> Result<RecoveredMessage, OpenFailure> {
-    let envelope = Envelope::decode(&item.body).map_err(|_| OpenFailure::Malformed(item.id))?;
-    let header = envelope.header;
+    let header = peek_header(&item.body).map_err(|_| OpenFailure::Malformed(item.id))?;
     let (chain, provenance, announced_by) = chains
         .get_mut(&(header.conversation, header.chain))
         .ok_or(OpenFailure::UnknownChain(item.id))?;
@@ -230,18 +286,26 @@ fn open_envelope(
         });
     }
     let sender_key =
-        VerifyingKey::from_bytes(&item.sender_key).map_err(|_| OpenFailure::Envelope {
-            item: item.id,
-            reason: "the sender key is not a valid Ed25519 key".into(),
-        })?;
-    // `seal::open` checks the envelope signature and the franking
-    // commitment, and refuses otherwise.
-    let opened = seal::open(&item.body, chain, &sender_key, &item.sender).map_err(|e| {
-        OpenFailure::Envelope {
-            item: item.id,
-            reason: e.to_string(),
+        checks
+            .sender_keys
+            .get(&item.sender_key)
+            .map_err(|e| OpenFailure::Envelope {
+                item: item.id,
+                reason: e.to_string(),
+            })?;
+    // Both check the franking commitment; `seal::open` checks the envelope
+    // signature too, and the other queues it in the batch.
+    let mut opened = match checks.batch {
+        Some(batch) => {
+            seal::open_queuing_signature(&item.body, chain, sender_key, &item.sender, batch)
         }
+        None => seal::open(&item.body, chain, sender_key, &item.sender),
+    }
+    .map_err(|e| OpenFailure::Envelope {
+        item: item.id,
+        reason: e.to_string(),
     })?;
+    let (franking_key, roots) = (checks.franking_key, checks.roots);
     let delivery_tag = verify_tag_remembering(
         franking_key,
         &item.tag,
@@ -263,7 +327,7 @@ fn open_envelope(
         sender: item.sender.clone(),
         server_time: item.server_time,
         sent_at: opened.payload.sent_at,
-        body: opened.payload.body.clone(),
+        body: std::mem::take(&mut opened.payload.body),
         checks: MessageChecks {
             envelope_signature: true,
             franking_commitment: true,

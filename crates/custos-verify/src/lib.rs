@@ -30,6 +30,7 @@
 //!   it needs the service's membership and is not repeated here.
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod chain;
 pub mod dates;
 pub mod evidence;
@@ -40,5 +41,6 @@ pub mod package;
 pub mod provider;
 pub mod report;
 pub mod seal;
+pub mod sender_signature;
 pub mod unsealing;
 pub mod warrant;

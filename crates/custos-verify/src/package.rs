@@ -29,6 +29,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::report::{ReportRefusal, SenderKeys, VerifiedMessage, VerifiedReport, verify_message};
+use crate::sender_signature::SenderKey;
 
 /// Format name of version 3 of the package (version 1 had no log proof,
 /// version 2 no sender keys).
@@ -439,7 +440,7 @@ fn verify_one(m: &PackageMessage, key: &VerifyingKey) -> Result<VerifiedMessage,
         payload: b64("payload", &m.payload)?,
         tag: b64("tag", &m.tag)?,
     };
-    let sender_key = VerifyingKey::from_bytes(&b64_fixed("sender_key", &m.sender_key)?)
+    let sender_key = SenderKey::from_bytes(&b64_fixed("sender_key", &m.sender_key)?)
         .map_err(|_| PackageError::Field("sender_key"))?;
     let senders = SenderKeys::from([(m.sender.clone(), sender_key)]);
     let v = verify_message(&reported, key, &senders)?;

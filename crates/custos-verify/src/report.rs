@@ -36,6 +36,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::sender_signature::SenderKey;
+
 /// Domain-separation label of the franking commitment (same as the client's).
 pub const FRANKING_LABEL: &[u8] = b"custos/v1/franking";
 
@@ -160,7 +162,7 @@ pub struct VerifiedMessage {
 /// The identity keys of sender accounts, by account name, as the verifier
 /// knows them: the service from its accounts, a package verifier from the
 /// package (which, until key transparency, is the provider's statement).
-pub type SenderKeys = std::collections::BTreeMap<String, VerifyingKey>;
+pub type SenderKeys = std::collections::BTreeMap<String, SenderKey>;
 
 impl VerifiedMessage {
     /// Whether `plaintext` is attachment `index` of this message as the
@@ -255,11 +257,7 @@ pub fn verify_message(
     let envelope = Envelope::decode(&m.envelope).map_err(ReportRefusal::MalformedEnvelope)?;
     let signed = Envelope::signed_bytes(&envelope.header, &envelope.ciphertext)
         .map_err(ReportRefusal::MalformedEnvelope)?;
-    sender_key
-        .verify_strict(
-            &signed,
-            &ed25519_dalek::Signature::from_bytes(&envelope.signature),
-        )
+    crate::sender_signature::verify(sender_key, &signed, &envelope.signature)
         .map_err(|_| ReportRefusal::BadEnvelopeSignature)?;
     Ok(VerifiedMessage {
         conversation: header.conversation,

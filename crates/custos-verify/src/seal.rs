@@ -11,11 +11,12 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use custos_wire::ConversationId;
 use custos_wire::envelope::{Envelope, EnvelopeHeader};
 use custos_wire::payload::Payload;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use sha2::{Digest, Sha256};
 
 use crate::chain::{ChainError, ReceivingChain, SendingChain};
 use crate::franking;
+use crate::sender_signature::{self, SenderKey, SignatureBatch};
 
 /// Domain-separation label of message ids.
 pub const MESSAGE_ID_LABEL: &[u8] = b"custos/v1/message-id";
@@ -143,7 +144,8 @@ pub struct Opened {
 }
 
 /// Opens an envelope of `chain`, sent by `sender` whose roster signature key
-/// is `sender_key`.
+/// is `sender_key`; the signature is checked by the rule of
+/// [`crate::sender_signature`].
 ///
 /// On success `chain` has advanced (the key is deleted). On any error `chain`
 /// is left exactly as it was, so a forged or tampered envelope cannot burn
@@ -151,19 +153,57 @@ pub struct Opened {
 pub fn open(
     bytes: &[u8],
     chain: &mut ReceivingChain,
-    sender_key: &VerifyingKey,
+    sender_key: &SenderKey,
     sender: &str,
 ) -> Result<Opened, SealError> {
     let envelope = Envelope::decode(bytes)?;
-    let header = envelope.header;
+    let signed = signed_bytes_of_chain(&envelope, chain)?;
+    sender_signature::verify(sender_key, &signed, &envelope.signature)
+        .map_err(|_| SealError::BadSignature)?;
+    decrypt_and_check(envelope, bytes, chain, sender)
+}
+
+/// [`open`] with the signature queued in `batch` instead of checked.
+///
+/// Only for callers that check `batch` afterwards and, if it fails, throw
+/// away every result and chain state obtained this way and open again with
+/// [`open`]: until then a message opened here is not authenticated, and an
+/// insider who knows the chain key could have burnt the genuine message's
+/// key with a forgery.
+pub(crate) fn open_queuing_signature(
+    bytes: &[u8],
+    chain: &mut ReceivingChain,
+    sender_key: &SenderKey,
+    sender: &str,
+    batch: &mut SignatureBatch,
+) -> Result<Opened, SealError> {
+    let envelope = Envelope::decode(bytes)?;
+    let signed = signed_bytes_of_chain(&envelope, chain)?;
+    batch.queue(sender_key, &signed, &envelope.signature);
+    decrypt_and_check(envelope, bytes, chain, sender)
+}
+
+/// The bytes the sender signed, once the envelope is known to be of `chain`.
+fn signed_bytes_of_chain(
+    envelope: &Envelope,
+    chain: &ReceivingChain,
+) -> Result<Vec<u8>, SealError> {
+    let header = &envelope.header;
     if header.conversation != chain.conversation || header.chain != chain.id {
         return Err(SealError::WrongChain);
     }
-    let signed = Envelope::signed_bytes(&header, &envelope.ciphertext)?;
-    let signature = ed25519_dalek::Signature::from_bytes(&envelope.signature);
-    sender_key
-        .verify_strict(&signed, &signature)
-        .map_err(|_| SealError::BadSignature)?;
+    Ok(Envelope::signed_bytes(header, &envelope.ciphertext)?)
+}
+
+/// Decrypts under the chain's key for the envelope's generation and checks
+/// the franking commitment; advances `chain` only on success.
+fn decrypt_and_check(
+    envelope: Envelope,
+    bytes: &[u8],
+    chain: &mut ReceivingChain,
+    sender: &str,
+) -> Result<Opened, SealError> {
+    let header = envelope.header;
     let mut next = chain.clone();
     let mk = next.take_key(header.generation)?;
     let cipher = Aes256Gcm::new(&mk.key.into());
@@ -231,6 +271,10 @@ mod tests {
     use crate::chain::ChainKey;
     use custos_wire::ChainId;
 
+    fn key(sk: &SigningKey) -> SenderKey {
+        SenderKey::try_from(&sk.verifying_key()).unwrap()
+    }
+
     fn setup() -> (SendingChain, ReceivingChain, SigningKey) {
         let conv = ConversationId([4; 16]);
         let id = ChainId {
@@ -251,7 +295,7 @@ mod tests {
     fn round_trip() {
         let (mut s, mut r, sk) = setup();
         let sealed = seal(&mut s, &sk, "alice", &text_payload("hi bob", 5)).unwrap();
-        let opened = open(&sealed.bytes, &mut r, &sk.verifying_key(), "alice").unwrap();
+        let opened = open(&sealed.bytes, &mut r, &key(&sk), "alice").unwrap();
         assert_eq!(opened.payload.text(), Some("hi bob"));
         assert_eq!(opened.message_id, sealed.message_id);
     }
@@ -269,20 +313,17 @@ mod tests {
         ] {
             let mut bad = sealed.bytes.clone();
             bad[i] ^= 1;
-            assert!(
-                open(&bad, &mut r, &sk.verifying_key(), "alice").is_err(),
-                "byte {i}"
-            );
+            assert!(open(&bad, &mut r, &key(&sk), "alice").is_err(), "byte {i}");
         }
         let other = SigningKey::generate(&mut rand_core::OsRng);
         assert!(matches!(
-            open(&sealed.bytes, &mut r, &other.verifying_key(), "alice"),
+            open(&sealed.bytes, &mut r, &key(&other), "alice"),
             Err(SealError::BadSignature)
         ));
         // The genuine envelope still opens, once.
-        open(&sealed.bytes, &mut r, &sk.verifying_key(), "alice").unwrap();
+        open(&sealed.bytes, &mut r, &key(&sk), "alice").unwrap();
         assert!(matches!(
-            open(&sealed.bytes, &mut r, &sk.verifying_key(), "alice"),
+            open(&sealed.bytes, &mut r, &key(&sk), "alice"),
             Err(SealError::Chain(ChainError::KeyUsedOrExpired { .. }))
         ));
     }
@@ -292,7 +333,7 @@ mod tests {
         let (mut s, mut r, sk) = setup();
         let sealed = seal(&mut s, &sk, "alice", &text_payload("hi", 5)).unwrap();
         assert!(matches!(
-            open(&sealed.bytes, &mut r, &sk.verifying_key(), "mallory"),
+            open(&sealed.bytes, &mut r, &key(&sk), "mallory"),
             Err(SealError::FrankingMismatch)
         ));
     }

@@ -143,10 +143,19 @@ pub async fn start_witness(
     listener: tokio::net::TcpListener,
     config: WitnessConfig,
 ) -> Result<WitnessHandle, WitnessError> {
+    start_witness_tls(listener, config, None).await
+}
+
+/// As [`start_witness`], over TLS with `tls` when given (HTTPS only).
+pub async fn start_witness_tls(
+    listener: tokio::net::TcpListener,
+    config: WitnessConfig,
+    tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
+) -> Result<WitnessHandle, WitnessError> {
     let addr = listener.local_addr()?;
     let app = witness_router(config)?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = custos_http::tls::serve(listener, tls, app).await {
             tracing::error!("witness stopped: {e}");
         }
     });

@@ -37,6 +37,9 @@ pub enum LogCommand {
         /// Most entries committed by one fsync'd batch.
         #[arg(long, default_value_t = custos_log_server::server::DEFAULT_MAX_BATCH)]
         max_batch: usize,
+        /// TLS certificate and key.
+        #[command(flatten)]
+        tls: super::server::TlsArgs,
     },
 }
 
@@ -50,7 +53,9 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
             key,
             manifest,
             max_batch,
+            tls,
         } => {
+            let tls_config = tls.load()?;
             // The signed-size record lives beside the key, outside the
             // data directory, so restoring the data cannot roll it back.
             let signed_size = custos_tlog::signed_size::signed_size_path(&key);
@@ -66,26 +71,25 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
                 let origin = key.name().to_owned();
                 let signing = key.signing_key().clone();
                 let published = manifest.clone();
-                let handle = custos_log_server::spawn_log(
-                    listener,
-                    LogConfig {
-                        data,
-                        signed_size,
-                        key,
-                        manifest,
-                        clock: custos_clock::system(),
-                        max_batch,
-                    },
-                )
+                let addr = listener.local_addr()?;
+                let app = custos_log_server::open_log(LogConfig {
+                    data,
+                    signed_size,
+                    key,
+                    manifest,
+                    clock: custos_clock::system(),
+                    max_batch,
+                })
                 .await?;
                 // The manifest's hash goes into the log at every start (the
                 // same bytes each time, so the log keeps one entry): devices
-                // pin the manifest only against this publication.
-                let url = format!("http://{}", handle.addr);
-                custos_tlog::LogClient::new(&url)?
-                    .publish_manifest(&signing, &published)
+                // pin the manifest only against this publication. In
+                // process, so that it needs no certificate for 127.0.0.1.
+                custos_log_server::publish_manifest_in_process(&app, &signing, &published)
                     .await
                     .context("publishing the manifest's hash in the log")?;
+                let served = tokio::spawn(custos_http::tls::serve(listener, tls_config, app));
+                let url = format!("{}://{addr}", tls.scheme());
                 // One write, whose failure is ignored: a service must not
                 // die because whoever started it stopped reading its output.
                 let status = format!(
@@ -93,8 +97,13 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<()> {
                     hex::encode(published.hash()?)
                 );
                 let _ = std::io::Write::write_all(&mut std::io::stdout(), status.as_bytes());
-                tokio::signal::ctrl_c().await?;
-                handle.abort();
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r?,
+                    r = served => {
+                        r.context("the log server task failed")?
+                            .context("the log server stopped")?;
+                    }
+                }
                 Ok(())
             })
         }

@@ -7,6 +7,7 @@ pub mod court;
 pub mod custodian;
 pub mod demo;
 pub mod evidence;
+pub mod history;
 pub mod interception;
 pub mod log;
 pub mod moderate;
@@ -26,6 +27,11 @@ pub struct Cli {
     /// environment variables and flags. Default: ~/.config/custos/config.toml.
     #[arg(long, env = "CUSTOS_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// CA certificate (PEM) that the delivery service's TLS certificate
+    /// must chain to, instead of the built-in public roots: for a
+    /// deployment with its own CA (`https://` and `wss://` URLs).
+    #[arg(long, env = "CUSTOS_CA", global = true, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// Where the user's device state lives.
     #[command(flatten)]
     pub home: user::HomeArgs,
@@ -48,6 +54,9 @@ pub enum Command {
     Receive(user::ReceiveArgs),
     /// List unsealed warrants that covered your conversations.
     Notices(user::NoticesArgs),
+    /// The device's message history: `purge`.
+    #[command(subcommand)]
+    History(history::HistoryCommand),
     /// Report a message to the service's moderators, with proof of who sent it.
     Report(moderate::ReportArgs),
     /// Moderation: the report queue, actions, figures, packages.
@@ -116,6 +125,12 @@ pub fn init_tracing() {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(ca) = &cli.ca {
+        use anyhow::Context as _;
+        let trust = custos_client::tls::Trust::ca_file(ca)
+            .with_context(|| format!("--ca {}", ca.display()))?;
+        custos_client::tls::set_default(trust).context("--ca")?;
+    }
     // Commands that own their runtime.
     let command = match cli.command {
         Command::Version => {
@@ -139,6 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Send(a) => user::send(&cli.home, a).await,
             Command::Receive(a) => user::receive(&cli.home, a).await,
             Command::Notices(a) => user::notices(&cli.home, a).await,
+            Command::History(c) => history::run(&cli.home, c).await,
             Command::Report(a) => moderate::report(&cli.home, a).await,
             Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,

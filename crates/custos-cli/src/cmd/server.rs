@@ -38,6 +38,56 @@ pub struct ServerArgs {
     /// Abuse reporting and the transparency log.
     #[command(flatten)]
     pub franking: FrankingArgs,
+    /// TLS certificate and key.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// `--tls-cert` and `--tls-key` of every service.
+#[derive(Debug, clap::Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS (and WSS) only, with this PEM certificate chain (leaf
+    /// first). Without it the service speaks plain HTTP: keep it on
+    /// loopback or behind a TLS-terminating proxy.
+    #[arg(
+        long,
+        env = "CUSTOS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "CUSTOS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The server TLS configuration, if a certificate was given.
+    pub fn load(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<custos_http::tls::rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(
+                custos_http::tls::server_config(cert, key)
+                    .context("loading --tls-cert/--tls-key")?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// The URL scheme the service is reached with.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// Abuse reporting options of `custos server`.
@@ -109,6 +159,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.limits.ip_rate = rate(args.ip_rate);
     config.limits.account_rate = rate(args.account_rate);
     config.day_grace = std::time::Duration::from_secs(args.day_grace);
+    config.tls = args.tls.load()?;
     let config = args.franking.apply(config, &args.data)?;
     serve_blocking(args.listen, config)
 }

@@ -28,6 +28,9 @@ pub enum WitnessCommand {
         /// Address to listen on.
         #[arg(long)]
         listen: String,
+        /// TLS certificate and key.
+        #[command(flatten)]
+        tls: super::server::TlsArgs,
         /// The witness's private key file (from `custos witness keygen`).
         #[arg(long)]
         key: PathBuf,
@@ -44,9 +47,11 @@ pub fn run(cmd: WitnessCommand) -> anyhow::Result<()> {
         WitnessCommand::Serve {
             data,
             listen,
+            tls,
             key,
             logs,
         } => {
+            let tls_config = tls.load()?;
             let key = NamedKey::read_file(&key, ALG_COSIGNATURE_V1)?;
             let logs = logs
                 .iter()
@@ -59,7 +64,7 @@ pub fn run(cmd: WitnessCommand) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
                 let name = key.name().to_owned();
-                let addr = custos_witness_server::spawn_witness(
+                let addr = custos_witness_server::start_witness_tls(
                     listener,
                     WitnessConfig {
                         data,
@@ -67,9 +72,14 @@ pub fn run(cmd: WitnessCommand) -> anyhow::Result<()> {
                         logs,
                         clock: custos_clock::system(),
                     },
+                    tls_config,
                 )
-                .await?;
-                println!("custos witness {name} listening on http://{addr}");
+                .await?
+                .addr;
+                println!(
+                    "custos witness {name} listening on {}://{addr}",
+                    tls.scheme()
+                );
                 tokio::signal::ctrl_c().await?;
                 Ok(())
             })

@@ -6,5 +6,8 @@
 
 mod escrow;
 mod gcm;
+mod kit;
+mod media;
 mod messaging;
 mod reports;
+mod tls;

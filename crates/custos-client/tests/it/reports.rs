@@ -214,7 +214,7 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let senders = SenderKeys::from([(
         "alice".to_owned(),
-        ed25519_dalek::VerifyingKey::from_bytes(&alice.identity_key()).unwrap(),
+        custos_verify::sender_signature::SenderKey::from_bytes(&alice.identity_key()).unwrap(),
     )]);
     let mut good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
     let real: TagFields = DeliveryTag::decode(&good.message.tag)
@@ -978,7 +978,8 @@ async fn a_report_of_an_envelope_the_sender_did_not_sign_is_refused() {
     let mut bob = user(&dir, server, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let key = server.franking.verifying_key();
-    let alice_key = ed25519_dalek::VerifyingKey::from_bytes(&alice.identity_key()).unwrap();
+    let alice_key =
+        custos_verify::sender_signature::SenderKey::from_bytes(&alice.identity_key()).unwrap();
     let senders = SenderKeys::from([("alice".to_owned(), alice_key)]);
     let good = bob.build_report(&conv, &ids[0], "threats", 0).unwrap();
     verify_report(&good, &key, &senders).unwrap();
@@ -1136,4 +1137,114 @@ fn aes_gcm_key_collision_is_caught_by_the_committed_attachment_hash() {
     assert!(verified.attachment_matches(0, &p1));
     assert!(!verified.attachment_matches(0, &p2));
     assert!(!verified.attachment_matches(1, &p1));
+}
+
+/// Reports are limited per account and per network prefix (`429
+/// report_limited`), and a repeated report of the same message is stored
+/// once and answered with the first report's id, without being counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_limited_and_a_repeat_is_stored_once() {
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(START);
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(ServerSpec {
+            franking_in_log: false,
+            configure: |c| {
+                (ServerSpec::unlimited().configure)(c);
+                c.limits.reports_per_account = custos_server::WindowLimit::per_hour(3);
+                c.limits.reports_per_prefix = custos_server::WindowLimit::per_hour(4);
+            },
+            ..ServerSpec::unlimited()
+        });
+    let d = Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap();
+    let server = d.server().unwrap();
+    let mut alice = user(&dir, server, &clock, "alice").await;
+    let mut bob = user(&dir, server, &clock, "bob").await;
+    let conv = alice
+        .create_conversation(&["bob".to_string()])
+        .await
+        .unwrap();
+    for i in 0..4 {
+        alice
+            .send_text(&conv, &format!("threat {i}"))
+            .await
+            .unwrap();
+    }
+    let to_bob: Vec<String> = bob
+        .receive(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(to_bob.len(), 4);
+    for i in 0..2 {
+        bob.send_text(&conv, &format!("reply {i}")).await.unwrap();
+    }
+    let to_alice: Vec<String> = alice
+        .receive(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.sender == "bob")
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(to_alice.len(), 2);
+    let report = |dev: &Device, id: &str| dev.build_report(&conv, id, "threats", 0).unwrap();
+
+    // The same message twice: one report, the same id, counted once.
+    let first = submit(&bob, &report(&bob, &to_bob[0])).await.unwrap();
+    let again = submit(&bob, &report(&bob, &to_bob[0])).await.unwrap();
+    assert_eq!(first, again);
+    // A repeat is verified like any report: a changed payload is refused,
+    // not answered with the earlier report.
+    let mut forged = report(&bob, &to_bob[0]);
+    let last = forged.message.payload.len() - 2;
+    forged.message.payload[last] ^= 0x20;
+    assert_eq!(
+        submit(&bob, &forged).await.unwrap_err(),
+        "franking_mismatch"
+    );
+    submit(&bob, &report(&bob, &to_bob[1])).await.unwrap();
+    submit(&bob, &report(&bob, &to_bob[2])).await.unwrap();
+    // Bob's fourth distinct report is over his account's 3 per hour.
+    let err = bob
+        .api()
+        .submit_report(&report(&bob, &to_bob[3]).encode().unwrap())
+        .await
+        .unwrap_err();
+    match &err {
+        ApiError::Refused {
+            status,
+            code,
+            message,
+            ..
+        } => {
+            assert_eq!((*status, code.as_str()), (429, "report_limited"));
+            assert!(message.contains("from your account"), "{message}");
+        }
+        other => panic!("expected 429, got {other}"),
+    }
+    // Alice shares Bob's network (loopback): one more report fits the
+    // prefix's 4 per hour (bob's refused one was not counted there), the
+    // next does not.
+    submit(&alice, &report(&alice, &to_alice[0])).await.unwrap();
+    let err = alice
+        .api()
+        .submit_report(&report(&alice, &to_alice[1]).encode().unwrap())
+        .await
+        .unwrap_err();
+    match &err {
+        ApiError::Refused { code, message, .. } => {
+            assert_eq!(code, "report_limited");
+            assert!(message.contains("from your network"), "{message}");
+        }
+        other => panic!("expected 429, got {other}"),
+    }
+    let stats = bob.api().moderation_stats().await.unwrap();
+    assert_eq!(stats.reports_verified, 4);
+    d.shutdown().await.unwrap();
 }

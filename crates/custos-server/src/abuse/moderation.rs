@@ -18,6 +18,16 @@
 //! - A report enters the queue only if [`custos_verify::report::verify_report`]
 //!   accepted it; a refused report is answered `422` with the check's code,
 //!   and only its code, reporter and time are kept (for the figures).
+//! - One report per reporter and message: a verified report of a message
+//!   (the same envelope, conversation, sender and acceptance time) that the
+//!   same account reported before is not stored again; it is answered `200`
+//!   with the first report's id and current status. A repeat is verified
+//!   like any report, so a changed payload is refused, not deduplicated.
+//! - Reports are limited per account and per network prefix in time windows
+//!   ([`crate::Limits::reports_per_account`], `reports_per_prefix`):
+//!   `429 report_limited`, counted before the evidence is checked, so that
+//!   refused reports cost the same as accepted ones. A repeat of an
+//!   earlier report is not counted.
 //! - A suspension is written to the database before it takes effect in
 //!   memory, and is reloaded at start, so it survives restarts.
 
@@ -37,6 +47,7 @@ use std::sync::Arc;
 use crate::abuse::franking::{FrankingPolicy, Suspension};
 use crate::delivery::auth::Authed;
 use crate::error::HttpRefusal;
+use crate::limits::ClientIp;
 use crate::refusal::ModerationRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam, UrlQuery};
 use custos_verify::package::{PackageHeader, ReportPackage};
@@ -146,11 +157,23 @@ pub(crate) async fn franking_key(
 /// `POST /v1/reports`: body is an encoded Report v1.
 pub(crate) async fn submit_report(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     auth: Authed,
     RawBody(body): RawBody,
-) -> Result<impl IntoResponse, HttpRefusal> {
+) -> Result<axum::response::Response, HttpRefusal> {
     let key = franking(&state)?.verifying_key();
     let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
+    // A repeat of an earlier report is not counted against the limits; it
+    // is still verified like any report (a changed payload is refused, not
+    // answered with the earlier report), and answered with the earlier id
+    // below.
+    let repeat = match &decoded {
+        Ok(r) => earlier_report(&state.pool, &auth.name, r).await?.is_some(),
+        Err(_) => false,
+    };
+    if !repeat {
+        state.guards.report(auth.account_id, ip)?;
+    }
     let senders = match &decoded {
         Ok(r) => sender_keys(&state.pool, r).await?,
         Err(_) => SenderKeys::new(),
@@ -188,6 +211,14 @@ pub(crate) async fn submit_report(
         }
     };
     let v = &verified.message;
+    // The repeat check again, with the insert in one write transaction, so
+    // that two identical reports at once store one.
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some((id, status)) = earlier_report(&mut *tx, &auth.name, &report).await? {
+        return Ok(
+            axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
+        );
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO reports (received_at, reporter, conversation, sender, server_time, reason, \
          report, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open') RETURNING id",
@@ -199,13 +230,46 @@ pub(crate) async fn submit_report(
     .bind(i64::try_from(v.server_time).unwrap_or(i64::MAX))
     .bind(&report.reason)
     .bind(body.to_vec())
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     tracing::info!(report = id, "report verified and queued");
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({ "report_id": id, "status": "open" })),
-    ))
+    )
+        .into_response())
+}
+
+/// The id and status of a stored report by `reporter` of the same message
+/// as `report` (same conversation, sender, acceptance time and envelope
+/// bytes). Stored reports were verified when they were taken, so equal
+/// envelope bytes mean the same message.
+async fn earlier_report<'c, E>(
+    db: E,
+    reporter: &str,
+    report: &Report,
+) -> Result<Option<(i64, String)>, HttpRefusal>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let m = &report.message;
+    let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, status, report FROM reports WHERE reporter = ? AND conversation = ? \
+         AND sender = ? AND server_time = ? ORDER BY id LIMIT 16",
+    )
+    .bind(reporter)
+    .bind(m.conversation.0.to_vec())
+    .bind(&m.sender)
+    .bind(i64::try_from(m.server_time).unwrap_or(i64::MAX))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().find_map(|(id, status, stored)| {
+        Report::decode(&stored)
+            .ok()
+            .filter(|s| s.message.envelope == m.envelope)
+            .map(|_| (id, status))
+    }))
 }
 
 /// Refuses anyone not named (with their current identity key) in the moderators file.
@@ -359,6 +423,41 @@ pub(crate) async fn show(
     })))
 }
 
+/// `GET /v1/moderation/reports/{id}/attachments/{index}`: a moderator sees
+/// an attachment of the reported message. The report revealed the
+/// message's payload, with each attachment's key; the service opens its
+/// stored blob with it and answers the plaintext only if it is exactly what
+/// the sender committed to (size and SHA-256 inside the franked payload).
+pub(crate) async fn attachment(
+    State(state): State<AppState>,
+    auth: Authed,
+    UrlParam((id, index)): UrlParam<(i64, usize)>,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    moderator(&state, &auth).await?;
+    let (_, bytes) = load(&state, id).await?;
+    let report = Report::decode(&bytes).map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let payload = custos_wire::payload::Payload::decode(&report.message.payload)
+        .map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let attachment = payload
+        .attachments
+        .get(index)
+        .ok_or(ModerationRefusal::NoAttachment(index))?;
+    let blob: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM blobs WHERE locator = ?")
+        .bind(&attachment.locator)
+        .fetch_optional(&state.pool)
+        .await?;
+    let blob = blob.ok_or_else(|| {
+        ModerationRefusal::AttachmentUnavailable("its blob is no longer stored".into())
+    })?;
+    let plaintext = custos_verify::attachment::open_attachment(attachment, &blob)
+        .map_err(|e| ModerationRefusal::AttachmentUnavailable(e.to_string()))?;
+    tracing::info!(report = id, index, "attachment shown to a moderator");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        plaintext.to_vec(),
+    ))
+}
+
 /// Body of `POST /v1/moderation/reports/{id}/resolve`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -505,7 +604,7 @@ async fn sender_keys(pool: &SqlitePool, report: &Report) -> Result<SenderKeys, H
                 .await?;
         let key = stored
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-            .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok());
+            .and_then(|b| custos_verify::sender_signature::SenderKey::from_bytes(&b).ok());
         if let Some(key) = key {
             keys.insert(m.sender.clone(), key);
         }

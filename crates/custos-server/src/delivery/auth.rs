@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use crate::delivery::challenge::ChallengeRefusal;
 use crate::error::HttpRefusal;
+use crate::limits::ClientIp;
 use crate::refusal::{AccountRefusal, RequestRefusal};
 use crate::state::{AppState, JsonBody};
 
@@ -143,6 +144,7 @@ pub(crate) struct RegisterBody {
 /// `POST /v1/accounts`.
 pub(crate) async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<impl IntoResponse, HttpRefusal> {
     check_name(&body.name)?;
@@ -158,6 +160,9 @@ pub(crate) async fn register(
     if verifying.is_weak() {
         return Err(AccountRefusal::BadKey("is a weak (small-order) Ed25519 key").into());
     }
+    // Every well-formed attempt counts, taken or not: names cost nothing
+    // to try, and the limit is on what one network can make the service do.
+    state.guards.registration(ip)?;
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let inserted = sqlx::query(

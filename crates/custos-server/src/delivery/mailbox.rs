@@ -22,6 +22,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::mpsc;
 
 use crate::delivery::auth::Authed;
+use crate::delivery::quota::Usage;
 use crate::delivery::writer::Op;
 use crate::error::HttpRefusal;
 use crate::refusal::{MailboxRefusal, RequestRefusal};
@@ -153,13 +154,20 @@ pub(crate) async fn fetch(
         .collect()
 }
 
-/// Deletes the acked `(device, seq)` rows and every item left without rows.
-/// Returns the rows deleted. Runs inside the writer's transaction; the
-/// writer folds every ack of a batch into one call.
+/// Deletes the acked `(device, seq)` rows and every item left without rows,
+/// subtracting them from `usage`. Returns the rows deleted. Runs inside the
+/// writer's transaction; the writer folds every ack of a batch into one call.
 pub(crate) async fn apply_acks(
     conn: &mut SqliteConnection,
     rows: &[(i64, i64)],
+    usage: &mut Usage,
 ) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    // The item's size only when quotas are on: it costs a lookup per row.
+    let size = if usage.enabled() {
+        "(SELECT length(body) FROM items WHERE items.id = mailbox.item_id)"
+    } else {
+        "0"
+    };
     let mut deleted = Vec::new();
     let mut items = Vec::new();
     for chunk in rows.chunks(ACK_CHUNK) {
@@ -173,11 +181,14 @@ pub(crate) async fn apply_acks(
             sep.push_bind_unseparated(*s);
             sep.push_unseparated(")");
         }
-        qb.push(") RETURNING device_id, seq, item_id");
-        let got: Vec<(i64, i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-        for (d, s, i) in got {
+        qb.push(") RETURNING device_id, seq, item_id, ");
+        qb.push(size);
+        let got: Vec<(i64, i64, i64, Option<i64>)> =
+            qb.build_query_as().fetch_all(&mut *conn).await?;
+        for (d, s, i, len) in got {
             deleted.push((d, s));
             items.push(i);
+            usage.row_deleted(d, u64_of(len));
         }
     }
     items.sort_unstable();
@@ -189,12 +200,20 @@ pub(crate) async fn apply_acks(
             sep.push_bind(*i);
         }
         qb.push(") AND NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.item_id = items.id)");
-        qb.build().execute(&mut *conn).await?;
+        qb.push(" RETURNING sender, length(body)");
+        let gone: Vec<(String, Option<i64>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for (sender, len) in gone {
+            usage.item_deleted(&sender, u64_of(len));
+        }
     }
     Ok(deleted)
 }
 
 const ACK_CHUNK: usize = 500;
+
+fn u64_of(len: Option<i64>) -> u64 {
+    len.and_then(|l| u64::try_from(l).ok()).unwrap_or(0)
+}
 
 /// Query of `GET /v1/mailbox`.
 #[derive(Debug, Deserialize)]

@@ -3,12 +3,14 @@
 //! single writer that orders and stores everything, and retention.
 
 pub(crate) mod auth;
+pub(crate) mod blobs;
 pub(crate) mod challenge;
 pub(crate) mod conversations;
 pub(crate) mod keypackages;
 pub(crate) mod mailbox;
 pub(crate) mod membership;
 pub mod public_state;
+pub(crate) mod quota;
 pub(crate) mod retention;
 pub(crate) mod submit;
 pub mod writer;

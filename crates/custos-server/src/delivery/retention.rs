@@ -9,6 +9,7 @@ use custos_clock::SharedClock;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::watch;
 
+use crate::delivery::quota::Usage;
 use crate::delivery::writer::{Op, SweepReport, WriterHandle};
 
 /// Deletes everything whose expiry is at or before `now` (Unix ms). Runs
@@ -16,20 +17,51 @@ use crate::delivery::writer::{Op, SweepReport, WriterHandle};
 pub(crate) async fn sweep(
     conn: &mut SqliteConnection,
     now: i64,
+    usage: &mut Usage,
 ) -> Result<SweepReport, sqlx::Error> {
-    let rows = sqlx::query(
-        "DELETE FROM mailbox WHERE item_id IN (SELECT id FROM items WHERE expires_at <= ?)",
-    )
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let items = sqlx::query("DELETE FROM items WHERE expires_at <= ?")
+    let (rows, items) = if usage.enabled() {
+        // What goes is subtracted from the quotas' usage.
+        let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "DELETE FROM mailbox WHERE item_id IN (SELECT id FROM items WHERE expires_at <= ?) \
+             RETURNING device_id, (SELECT length(body) FROM items WHERE items.id = mailbox.item_id)",
+        )
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        let items: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "DELETE FROM items WHERE expires_at <= ? RETURNING sender, length(body)",
+        )
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        let size = |l: Option<i64>| l.and_then(|l| u64::try_from(l).ok()).unwrap_or(0);
+        for (device, len) in &rows {
+            usage.row_deleted(*device, size(*len));
+        }
+        for (sender, len) in &items {
+            usage.item_deleted(sender, size(*len));
+        }
+        (len_u64(rows.len()), len_u64(items.len()))
+    } else {
+        let rows = sqlx::query(
+            "DELETE FROM mailbox WHERE item_id IN (SELECT id FROM items WHERE expires_at <= ?)",
+        )
         .bind(now)
         .execute(&mut *conn)
         .await?
         .rows_affected();
+        let items = sqlx::query("DELETE FROM items WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        (rows, items)
+    };
     sqlx::query("DELETE FROM seen WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM blobs WHERE expires_at <= ?")
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -41,6 +73,10 @@ pub(crate) async fn sweep(
         items,
         mailbox_rows: rows,
     })
+}
+
+fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// Runs a sweep every `interval` (real time) until `shutdown`, each at the

@@ -43,11 +43,20 @@ pub(crate) async fn upgrade(
             return HttpRefusal::from(RequestRefusal::NotWebsocket(e.body_text())).into_response();
         }
     };
+    // The slot is held by the connection, and released when it ends or if
+    // the upgrade never completes.
+    let slot = match state.guards.connections.open(auth.account_id) {
+        Ok(slot) => slot,
+        Err(e) => return HttpRefusal::from(e).into_response(),
+    };
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_ITEM_BODY_LEN + 1024)
         .max_frame_size(MAX_ITEM_BODY_LEN + 1024)
-        .on_upgrade(move |socket| run(socket, state, auth))
+        .on_upgrade(move |socket| async move {
+            run(socket, state, auth).await;
+            drop(slot);
+        })
 }
 
 fn refused(request_id: u64, e: &HttpRefusal) -> ServerFrame {
@@ -124,6 +133,15 @@ async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
     let mut last_sent = 0u64;
     let mut inflight: FuturesUnordered<Pending> = FuturesUnordered::new();
     let max_in_flight = state.config.limits.ws_max_in_flight.max(1);
+    // Idle timeout: a ping every interval; a connection from which nothing
+    // arrived since the previous ping (a pong is answered by any live
+    // WebSocket library) is closed.
+    let ping_every = state.config.limits.ws_ping_interval;
+    let pinging = !ping_every.is_zero();
+    let period = ping_every.max(std::time::Duration::from_millis(10));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = true;
     'connection: loop {
         // Ends the subscription however this pass of the loop ends.
         let (_subscription, mut rx) = Subscription::new(&state.hub, auth.device_id);
@@ -138,6 +156,19 @@ async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
                 _ = shutdown.changed() => {
                     let _ = socket.send(Message::Close(None)).await;
                     break 'connection;
+                }
+                _ = ping.tick(), if pinging => {
+                    // A client whose submissions fill the window is not
+                    // read meanwhile, so its silence does not count.
+                    if !heard && inflight.len() < max_in_flight {
+                        tracing::debug!(device = auth.device_id, "WebSocket idle: closing");
+                        let _ = socket.send(Message::Close(None)).await;
+                        break 'connection;
+                    }
+                    heard = false;
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break 'connection;
+                    }
                 }
                 Some(frame) = inflight.next(), if !inflight.is_empty() => {
                     if send_frame(&mut socket, &frame).await.is_err() {
@@ -157,6 +188,7 @@ async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
                     None => continue 'connection,
                 },
                 msg = socket.recv(), if inflight.len() < max_in_flight => {
+                    heard = true;
                     let keep = match msg {
                         Some(Ok(Message::Binary(b))) => on_frame(&mut socket, &state, &auth, &b, &mut inflight).await,
                         Some(Ok(Message::Text(_))) => {

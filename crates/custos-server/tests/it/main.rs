@@ -8,6 +8,7 @@ mod api;
 mod common;
 mod durability;
 mod hostile;
+mod limits;
 mod membership;
 mod proptest_model;
 mod tags;

@@ -14,6 +14,7 @@ use super::{CommitDone, CommitReq, Deferred, NewItem, Op, Reply, Staged};
 use crate::abuse::policy::TagInput;
 use crate::delivery::membership::{self, Conv};
 use crate::delivery::public_state::{self, GroupState};
+use crate::delivery::quota::Usage;
 use crate::error::HttpRefusal;
 use crate::refusal::{ConversationRefusal, SubmitRefusal};
 use openmls::prelude::ContentType;
@@ -67,12 +68,26 @@ pub(super) async fn route_submit(
         .into()));
     }
     let recipients = conv.devices_except(item.sender_device);
+    if let Err(e) = st
+        .usage
+        .admit(&item.sender_name, item.body.len(), &recipients)
+    {
+        return Ok(Err(e.into()));
+    }
     if item.kind == ItemKind::Proposal
         && let Err(e) = queue_proposal(conn, item).await?
     {
+        st.usage
+            .release(&item.sender_name, item.body.len(), &recipients);
         return Ok(Err(e));
     }
     Ok(Ok(recipients))
+}
+
+/// Answers a routed submission with `err`, giving back its reserved quota.
+fn refuse(usage: &mut Usage, s: Checked, err: HttpRefusal) {
+    usage.release(&s.0.sender_name, s.0.body.len(), &s.1);
+    drop(s.2.send(Err(err)));
 }
 
 fn unknown_conversation(id: &ConversationId) -> HttpRefusal {
@@ -105,7 +120,7 @@ pub(super) async fn flush_submits(
     let mut unique = Vec::with_capacity(submits.len());
     for s in submits {
         match s.0.hash {
-            Some(h) if !in_batch.insert(h) => drop(s.2.send(Err(duplicate()))),
+            Some(h) if !in_batch.insert(h) => refuse(st.usage, s, duplicate()),
             _ => unique.push(s),
         }
     }
@@ -129,7 +144,7 @@ pub(super) async fn flush_submits(
     let mut accepted = Vec::with_capacity(unique.len());
     for s in unique {
         match s.0.hash {
-            Some(h) if !fresh.contains(h.as_slice()) => drop(s.2.send(Err(duplicate()))),
+            Some(h) if !fresh.contains(h.as_slice()) => refuse(st.usage, s, duplicate()),
             _ => accepted.push(s),
         }
     }
@@ -201,18 +216,16 @@ fn tag_accepted(st: &mut Staged<'_>, accepted: Vec<Checked>) -> Vec<Checked> {
             "delivery policy",
             "tag_batch returned another number of tags than items",
         );
-        for (_, _, reply) in accepted {
-            drop(reply.send(Err(e.clone())));
+        for s in accepted {
+            refuse(st.usage, s, e.clone());
         }
         return Vec::new();
     }
     let mut out = Vec::with_capacity(accepted.len());
     for ((mut item, recipients, reply), tag) in accepted.into_iter().zip(tags) {
         if tag.len() > MAX_TAG_LEN {
-            drop(reply.send(Err(HttpRefusal::internal(
-                "delivery policy",
-                "tag longer than MAX_TAG_LEN",
-            ))));
+            let e = HttpRefusal::internal("delivery policy", "tag longer than MAX_TAG_LEN");
+            refuse(st.usage, (item, recipients, reply), e);
             continue;
         }
         item.tag = tag;
@@ -244,7 +257,7 @@ pub(super) async fn flush_acks(
             }
         }
     }
-    let deleted = crate::delivery::mailbox::apply_acks(conn, &rows).await?;
+    let deleted = crate::delivery::mailbox::apply_acks(conn, &rows, st.usage).await?;
     let mut counts = vec![0u64; acks.len()];
     for key in deleted {
         if let Some(c) = owner.get(&key).and_then(|i| counts.get_mut(*i)) {
@@ -302,6 +315,8 @@ async fn store_one(
     if recipients.is_empty() {
         return Ok(id);
     }
+    st.usage
+        .stored(&item.sender_name, item.body.len(), &recipients);
     let mut qb = QueryBuilder::<Sqlite>::new(
         "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) ",
     );
@@ -350,7 +365,7 @@ pub(super) async fn apply_other(
             Err(e) => drop(reply.send(Err(e))),
         },
         Op::Sweep { now, reply } => {
-            let report = crate::delivery::retention::sweep(conn, to_i64(now)).await?;
+            let report = crate::delivery::retention::sweep(conn, to_i64(now), st.usage).await?;
             crate::lawful::holds::sweep(conn, to_i64(now)).await?;
             st.holds.prune(now);
             st.deferred.push(Deferred::Sweep(reply, report));
@@ -475,6 +490,10 @@ async fn commit(
             current: conv.epoch,
         }
         .into()));
+    }
+    let bytes = req.commit.body.len() + req.welcome.as_ref().map_or(0, |w| w.body.len());
+    if let Err(e) = st.usage.admit_commit(&req.commit.sender_name, bytes) {
+        return Ok(Err(e.into()));
     }
     let mut state = match state_of(conn, &conversation, || {
         ConversationRefusal::InvalidCommit(

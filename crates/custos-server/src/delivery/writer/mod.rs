@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::abuse::policy::DeliveryPolicy;
 use crate::delivery::mailbox::Hub;
 use crate::delivery::membership::{Conv, ConvCache};
+use crate::delivery::quota::Usage;
 use crate::error::HttpRefusal;
 use crate::lawful::holds::Holds;
 
@@ -210,10 +211,13 @@ pub(crate) async fn spawn(
     wal: PathBuf,
     hub: Arc<Hub>,
     policy: Arc<dyn DeliveryPolicy>,
-    max_batch: usize,
+    limits: &crate::config::Limits,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(WriterHandle, tokio::task::JoinHandle<()>), sqlx::Error> {
     let mut counters = load_counters(&mut conn).await?;
+    // Storage held per mailbox and per sender (`crate::delivery::quota`).
+    let mut usage = Usage::load(&mut conn, limits.mailbox_quota, limits.sender_quota).await?;
+    let max_batch = limits.max_batch.max(1);
     // Whatever an earlier run committed is made durable before anything is
     // read: from here on every row below `next_seq` may be handed out.
     sync_wal(wal.clone())
@@ -269,6 +273,7 @@ pub(crate) async fn spawn(
                 &mut counters,
                 &mut cache,
                 &mut holds,
+                &mut usage,
                 &sync_tx,
                 policy.as_ref(),
                 ops,
@@ -437,6 +442,8 @@ struct Staged<'a> {
     cache: &'a mut ConvCache,
     /// Interceptions in force (changed in place; reloaded if the batch fails).
     holds: &'a mut Holds,
+    /// Storage quotas' usage (changed in place; reloaded if the batch fails).
+    usage: &'a mut Usage,
     /// Issues the delivery tags of each flush of submissions.
     policy: &'a dyn DeliveryPolicy,
     /// Conversations changed in this batch (applied to the cache on commit).
@@ -453,11 +460,16 @@ struct Staged<'a> {
 }
 
 /// Runs one batch; returns how long its `COMMIT` took.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the writer's in-memory state, each part reset on its own when a batch fails"
+)]
 async fn run_batch(
     conn: &mut SqliteConnection,
     counters: &mut Counters,
     cache: &mut ConvCache,
     holds: &mut Holds,
+    usage: &mut Usage,
     syncer: &mpsc::UnboundedSender<Committed>,
     policy: &dyn DeliveryPolicy,
     ops: Vec<Op>,
@@ -466,6 +478,7 @@ async fn run_batch(
         counters: *counters,
         cache,
         holds,
+        usage,
         policy,
         convs: HashMap::new(),
         deferred: Vec::with_capacity(ops.len()),
@@ -479,6 +492,7 @@ async fn run_batch(
         counters: new_counters,
         cache,
         holds,
+        usage,
         policy: _,
         convs,
         deferred,
@@ -510,6 +524,9 @@ async fn run_batch(
             match Holds::load(conn, 0).await {
                 Ok(h) => *holds = h,
                 Err(e) => tracing::error!(%e, "cannot reload interceptions after a failed batch"),
+            }
+            if let Err(e) = usage.reload(conn).await {
+                tracing::error!(%e, "cannot reload storage usage after a failed batch");
             }
             for d in deferred {
                 d.answer(Some(&failure));

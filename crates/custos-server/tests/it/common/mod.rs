@@ -19,7 +19,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use custos_clock::{MILLIS_PER_DAY, SimulatedClock, dangerous};
-use custos_server::{DeliveryServiceError, Limits, RateLimit, ServerConfig};
+use custos_server::{DeliveryServiceError, Limits, ServerConfig};
 use custos_wire::envelope::{Envelope, EnvelopeHeader};
 use custos_wire::frames::{ClientFrame, Delivery, ItemKind, ServerFrame, decode_delivery_batch};
 use custos_wire::{ChainId, ConversationId};
@@ -48,11 +48,7 @@ pub struct TestServer {
 pub fn test_config(dir: &Path) -> ServerConfig {
     let mut c = ServerConfig::new(dir);
     c.sweep_interval = Duration::from_millis(50);
-    c.limits = Limits {
-        ip_rate: RateLimit::UNLIMITED,
-        account_rate: RateLimit::UNLIMITED,
-        ..Limits::default()
-    };
+    c.limits = Limits::relaxed();
     c
 }
 
