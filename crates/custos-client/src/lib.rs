@@ -19,7 +19,7 @@
 
 mod announcement;
 pub mod api;
-pub mod attachment;
+pub use custos_verify::attachment;
 mod chain_expiry;
 pub use custos_verify::chain;
 pub mod conversation;

@@ -392,12 +392,22 @@ pub enum ModerationRefusal {
     /// The report's evidence does not verify (code: the failed check's).
     #[error("report refused: {0}")]
     Report(ReportRefusal),
+    /// The reported message has no attachment at this index.
+    #[error("the reported message has no attachment {0}")]
+    NoAttachment(usize),
+    /// The attachment's blob is gone (expired) or does not open to what the
+    /// message commits to.
+    #[error("the attachment cannot be shown: {0}")]
+    AttachmentUnavailable(String),
 }
 
 impl Refusal for ModerationRefusal {
     fn status(&self) -> StatusCode {
         match self {
-            Self::FrankingDisabled | Self::NoReport(_) => StatusCode::NOT_FOUND,
+            Self::FrankingDisabled | Self::NoReport(_) | Self::NoAttachment(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::AttachmentUnavailable(_) => StatusCode::GONE,
             Self::NotModerator => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
             Self::Report(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -411,7 +421,7 @@ impl Refusal for ModerationRefusal {
     }
 }
 
-/// Refusals by the service's quotas and abuse limits (issue 11, item 9):
+/// Refusals by the service's quotas and abuse limits:
 /// all `429`, with `Retry-After` where waiting helps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]

@@ -70,6 +70,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/moderation/reports", get(moderation::list))
         .route("/v1/moderation/reports/{id}", get(moderation::show))
         .route(
+            "/v1/moderation/reports/{id}/attachments/{index}",
+            get(moderation::attachment),
+        )
+        .route(
             "/v1/moderation/reports/{id}/resolve",
             post(moderation::resolve),
         )

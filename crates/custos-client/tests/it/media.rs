@@ -226,3 +226,53 @@ async fn blobs_are_deleted_after_the_item_retention() {
     );
     d.shutdown().await.unwrap();
 }
+
+/// A report reveals the message's payload, with each attachment's key: a
+/// moderator sees the very file the sender committed to, and nothing for an
+/// index the message does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_attachment_is_shown_to_a_moderator_as_committed() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, ServerSpec::unlimited()).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let moderator = user(&dir, &d, "mod").await;
+    custos_server::moderation::add_moderator(&d.server().unwrap().data, "mod")
+        .await
+        .unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let file = b"an abusive picture, as bytes".to_vec();
+    alice
+        .send_with_attachments(&conv, "look", &[file.clone()])
+        .await
+        .unwrap();
+    let got = bob.receive(None).await.unwrap();
+    let report = bob.report(&conv, &got[0].id, "abuse", 0).await.unwrap();
+
+    let shown = moderator
+        .api()
+        .moderation_attachment(report, 0)
+        .await
+        .unwrap();
+    assert_eq!(shown, file);
+    assert_eq!(
+        refused_code(
+            moderator
+                .api()
+                .moderation_attachment(report, 1)
+                .await
+                .unwrap_err()
+        ),
+        (404, "no_attachment".into())
+    );
+    assert_eq!(
+        refused_code(
+            bob.api()
+                .moderation_attachment(report, 0)
+                .await
+                .unwrap_err()
+        ),
+        (403, "not_moderator".into())
+    );
+    d.shutdown().await.unwrap();
+}

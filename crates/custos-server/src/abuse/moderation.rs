@@ -440,6 +440,41 @@ pub(crate) async fn show(
     })))
 }
 
+/// `GET /v1/moderation/reports/{id}/attachments/{index}`: a moderator sees
+/// an attachment of the reported message. The report revealed the
+/// message's payload, with each attachment's key; the service opens its
+/// stored blob with it and answers the plaintext only if it is exactly what
+/// the sender committed to (size and SHA-256 inside the franked payload).
+pub(crate) async fn attachment(
+    State(state): State<AppState>,
+    auth: Authed,
+    UrlParam((id, index)): UrlParam<(i64, usize)>,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    moderator(&state, &auth).await?;
+    let (_, bytes) = load(&state, id).await?;
+    let report = Report::decode(&bytes).map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let payload = custos_wire::payload::Payload::decode(&report.message.payload)
+        .map_err(|e| HttpRefusal::internal("stored report", e))?;
+    let attachment = payload
+        .attachments
+        .get(index)
+        .ok_or(ModerationRefusal::NoAttachment(index))?;
+    let blob: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM blobs WHERE locator = ?")
+        .bind(&attachment.locator)
+        .fetch_optional(&state.pool)
+        .await?;
+    let blob = blob.ok_or_else(|| {
+        ModerationRefusal::AttachmentUnavailable("its blob is no longer stored".into())
+    })?;
+    let plaintext = custos_verify::attachment::open_attachment(attachment, &blob)
+        .map_err(|e| ModerationRefusal::AttachmentUnavailable(e.to_string()))?;
+    tracing::info!(report = id, index, "attachment shown to a moderator");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        plaintext.to_vec(),
+    ))
+}
+
 /// Body of `POST /v1/moderation/reports/{id}/resolve`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
