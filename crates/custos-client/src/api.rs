@@ -304,6 +304,31 @@ impl Api {
         }
     }
 
+    /// Stores an encrypted attachment blob; returns its locator.
+    pub async fn upload_blob(&self, blob: Vec<u8>) -> Result<String, ApiError> {
+        let resp = self
+            .auth(self.http.post(format!("{}/v1/blobs", self.base)))
+            .header("content-type", "application/octet-stream")
+            .body(blob)
+            .send()
+            .await
+            .map_err(transport)?;
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            locator: String,
+        }
+        let stored: Stored = parse(check(resp).await?)?;
+        Ok(stored.locator)
+    }
+
+    /// Fetches an encrypted attachment blob by its locator.
+    pub async fn download_blob(&self, locator: &str) -> Result<Vec<u8>, ApiError> {
+        if locator.is_empty() || !locator.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::BadResponse("a blob locator is hex digits".into()));
+        }
+        self.get(&format!("/v1/blobs/{locator}")).await
+    }
+
     /// Fetches mailbox items after `after`, oldest first.
     pub async fn fetch(&self, after: u64, limit: u32) -> Result<Vec<Delivery>, ApiError> {
         let resp = self

@@ -219,6 +219,7 @@ impl Device {
                         .merge_pending_commit(&self.provider)
                         .map_err(mls(MlsError::Merge))?;
                     self.store.set_last_update(conv, self.clock.now_millis())?;
+                    self.after_epoch_change(conv, &group)?;
                     return Ok(());
                 }
                 Err(ApiError::Refused { status: 409, .. }) => {

@@ -22,6 +22,15 @@ pub enum DeviceError {
     /// The delivery service refused or could not be reached.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// A file could not be sealed as an attachment.
+    #[error("attachment: {0}")]
+    Attachment(crate::attachment::AttachmentError),
+    /// More files than one message may carry.
+    #[error("a message carries at most {max} attachments")]
+    TooManyAttachments {
+        /// The most allowed.
+        max: usize,
+    },
     /// The device store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -19,7 +19,8 @@
 
 mod announcement;
 pub mod api;
-pub mod attachment;
+pub use custos_verify::attachment;
+mod chain_expiry;
 pub use custos_verify::chain;
 pub mod conversation;
 pub mod daykeys;
@@ -27,10 +28,12 @@ pub mod device;
 pub mod escrow;
 pub mod follower;
 pub use custos_verify::franking;
+pub mod history;
 pub mod home_lock;
 pub mod identity;
 pub mod leave;
 pub mod logsync;
+pub mod media;
 pub mod mls;
 pub mod notices;
 pub mod pin;

@@ -62,6 +62,8 @@ impl Provider {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Old epochs' secrets are overwritten when openmls deletes them.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let mut storage = Storage::new(conn);
         storage
             .run_migrations()

@@ -102,13 +102,17 @@ impl Device {
         // Day keys first, so that today's chains can be checked.
         self.follow_log().await?;
         self.sync().await?;
+        // The mailbox is read to its end: chains past their day can go.
+        self.expire_day_chains(self.day_grace_secs())?;
         self.settle_leaves().await?;
         if let Some(wait) = wait {
             self.listen(wait).await?;
             self.settle_leaves().await?;
         }
         self.replenish_key_packages().await?;
-        Ok(self.store.take_unshown()?)
+        let mut messages = self.store.take_unshown()?;
+        self.save_attachments(&mut messages).await?;
+        Ok(messages)
     }
 
     /// The items refused since the last call (in [`Device::sync`],
@@ -235,6 +239,7 @@ impl Device {
         }
         self.store
             .add_conversation(&conv, self.clock.now_millis())?;
+        self.after_epoch_change(&conv, &group)?;
         Ok(Outcome::Joined)
     }
 
@@ -283,6 +288,7 @@ impl Device {
                     self.forget_leaving(&d.conversation)?;
                     return Ok(Outcome::Removed);
                 }
+                self.after_epoch_change(&d.conversation, &group)?;
                 Ok(Outcome::CommitApplied)
             }
             _ => Ok(CommitRefusal::NotACommit.into()),
@@ -301,18 +307,6 @@ impl Device {
         if self.store.has_message(&id)? {
             return Ok(Outcome::Duplicate);
         }
-        let Some(mut rec) = self
-            .store
-            .receiving_chain(&header.conversation, &header.chain)?
-        else {
-            return Ok(Outcome::Buffered);
-        };
-        if rec.sender != d.sender {
-            return Ok(EnvelopeRefusal::SenderMismatch.into());
-        }
-        let Ok(key) = self.sender_keys.get(&rec.sender_key).cloned() else {
-            return Ok(EnvelopeRefusal::BadSenderKey.into());
-        };
         if let Some(pinned) = self.pinned_franking_key()?
             && let Err(e) = crate::report::check_tag(
                 &pinned,
@@ -337,6 +331,21 @@ impl Device {
             }
             .into());
         }
+        if let Some(refusal) = self.expired_chain(&header, &d.sender)? {
+            return Ok(refusal.into());
+        }
+        let Some(mut rec) = self
+            .store
+            .receiving_chain(&header.conversation, &header.chain)?
+        else {
+            return Ok(Outcome::Buffered);
+        };
+        if rec.sender != d.sender {
+            return Ok(EnvelopeRefusal::SenderMismatch.into());
+        }
+        let Ok(key) = self.sender_keys.get(&rec.sender_key).cloned() else {
+            return Ok(EnvelopeRefusal::BadSenderKey.into());
+        };
         let opened = match open(&d.body, &mut rec.chain, &key, &rec.sender) {
             Ok(o) => o,
             Err(e) => return Ok(EnvelopeRefusal::Open(e).into()),

@@ -318,6 +318,23 @@ pub enum EnvelopeRefusal {
     /// Opening failed: signature, chain key, decryption or franking.
     #[error(transparent)]
     Open(#[from] SealError),
+    /// The sender was removed from the conversation at `epoch`, and the
+    /// envelope is on a chain from before.
+    #[error("{sender} was removed at epoch {epoch}; its earlier chains are closed")]
+    SenderRemoved {
+        /// The removed member.
+        sender: String,
+        /// The epoch the removal started.
+        epoch: u64,
+    },
+    /// The envelope's chain is of an epoch too far behind the conversation's.
+    #[error("its chain's epoch {epoch} is too far behind the conversation's epoch {current}")]
+    ChainExpired {
+        /// The chain's epoch.
+        epoch: u64,
+        /// The conversation's epoch on this device.
+        current: u64,
+    },
 }
 
 impl EnvelopeRefusal {
@@ -332,6 +349,8 @@ impl EnvelopeRefusal {
             Self::Tag(TagCheckError::Tag(t)) => t.code(),
             Self::Tag(_) => "invalid_pinned_key",
             Self::Open(e) => e.code(),
+            Self::SenderRemoved { .. } => "envelope_sender_removed",
+            Self::ChainExpired { .. } => "envelope_chain_expired",
         }
     }
 }

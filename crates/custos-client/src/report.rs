@@ -138,6 +138,13 @@ impl Api {
         )
     }
 
+    /// An attachment of a report's message, opened by the service with the
+    /// key the report revealed and checked against the sender's commitment.
+    pub async fn moderation_attachment(&self, id: i64, index: usize) -> Result<Vec<u8>, ApiError> {
+        self.get(&format!("/v1/moderation/reports/{id}/attachments/{index}"))
+            .await
+    }
+
     /// The service's published moderation figures.
     pub async fn moderation_stats(&self) -> Result<ModerationStats, ApiError> {
         parse(self.get("/v1/moderation/stats").await?)

@@ -29,6 +29,18 @@ impl Device {
         conv: &ConversationId,
         text: &str,
     ) -> Result<SentMessage, DeviceError> {
+        let payload = text_payload(text, self.clock.now_millis());
+        self.send_payload(conv, payload, text).await
+    }
+
+    /// Seals `payload` (whose text is `text`) on the conversation's sending
+    /// chain, submits it and stores it as sent.
+    pub(crate) async fn send_payload(
+        &mut self,
+        conv: &ConversationId,
+        payload: custos_wire::payload::Payload,
+        text: &str,
+    ) -> Result<SentMessage, DeviceError> {
         if self.is_leaving(conv)? {
             return Err(DeviceError::Left(conv.to_hex()));
         }
@@ -39,7 +51,6 @@ impl Device {
         }
         self.self_update_if_due(conv).await?;
         let mut chain = self.current_chain(conv).await?;
-        let payload = text_payload(text, self.clock.now_millis());
         let sealed = seal(
             &mut chain,
             self.identity.signing_key(),

@@ -10,7 +10,8 @@
 //! # Secrets at rest
 //! Chain keys and history are stored in clear in the device's home directory
 //! (mode 0700), as every messenger stores its history; full-disk encryption
-//! of the device is out of scope.
+//! of the device is out of scope. `secure_delete` is on, so what is deleted
+//! (used and expired keys, purged history) is overwritten in the file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,6 +44,14 @@ pub struct StoredMessage {
     pub server_time: u64,
     /// Position in the conversation's arrival order on this device.
     pub position: i64,
+    /// Paths of the message's attachments saved on this device (filled by
+    /// `receive`; empty elsewhere).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
+    /// Attachments that could not be fetched or did not match what the
+    /// message commits to, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachment_errors: Vec<String>,
 }
 
 /// Whether a stored message was received or sent by this device.
@@ -155,6 +164,9 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Deleted rows (used chain keys, expired chains, purged history) are
+        // overwritten on disk, not only unlinked.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
     }
@@ -574,6 +586,8 @@ impl Store {
                 sent_at: from_i64(r.get(4)?),
                 server_time: from_i64(r.get(5)?),
                 position: r.get(6)?,
+                attachments: Vec::new(),
+                attachment_errors: Vec::new(),
             })
         })?;
         rows.collect::<Result<Vec<_>, _>>().map_err(StoreError)

@@ -169,6 +169,11 @@ pub struct Limits {
     /// library answers automatically) between two pings is closed, so a
     /// dead peer holds its slot for at most two intervals. Zero: no pings.
     pub ws_ping_interval: Duration,
+    /// Largest attachment blob (default 16 MiB); `413 blob_too_large`.
+    pub max_blob_len: u64,
+    /// Blobs one account may have stored (default 1,000 blobs or 512 MiB);
+    /// `429 blob_quota`. They are deleted after the item retention.
+    pub blob_quota: Quota,
 }
 
 /// A storage quota: at most `items` items and `bytes` bytes (bodies). A
@@ -229,6 +234,7 @@ impl Limits {
             reports_per_prefix: WindowLimit::UNLIMITED,
             ws_max_per_account: 0,
             ws_max_total: 0,
+            blob_quota: Quota::UNLIMITED,
             ..Self::default()
         }
     }
@@ -268,6 +274,11 @@ impl Default for Limits {
             ws_max_per_account: 8,
             ws_max_total: 10_000,
             ws_ping_interval: Duration::from_secs(30),
+            max_blob_len: 16 << 20,
+            blob_quota: Quota {
+                items: 1000,
+                bytes: 512 << 20,
+            },
         }
     }
 }

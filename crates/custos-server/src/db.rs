@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -207,6 +207,21 @@ CREATE INDEX recent_announcements_until ON recent_announcements(keep_until);
 PRAGMA user_version = 3;
 "#;
 
+/// Attachment blobs (`crate::delivery::blobs`).
+const SCHEMA_V4: &str = r#"
+CREATE TABLE blobs (
+    locator TEXT PRIMARY KEY,
+    owner INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX blobs_owner ON blobs(owner);
+CREATE INDEX blobs_expires ON blobs(expires_at);
+PRAGMA user_version = 4;
+"#;
+
 /// Lookup indexes, any schema version from 2 on.
 const INDEXES: &str = r#"
 -- A reporter's earlier report of the same message (one report per message).
@@ -282,6 +297,11 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     if version < 3 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 4 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V4).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     // Indexes that only speed up lookups: created if missing on every open,

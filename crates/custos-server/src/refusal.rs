@@ -392,12 +392,22 @@ pub enum ModerationRefusal {
     /// The report's evidence does not verify (code: the failed check's).
     #[error("report refused: {0}")]
     Report(ReportRefusal),
+    /// The reported message has no attachment at this index.
+    #[error("the reported message has no attachment {0}")]
+    NoAttachment(usize),
+    /// The attachment's blob is gone (expired) or does not open to what the
+    /// message commits to.
+    #[error("the attachment cannot be shown: {0}")]
+    AttachmentUnavailable(String),
 }
 
 impl Refusal for ModerationRefusal {
     fn status(&self) -> StatusCode {
         match self {
-            Self::FrankingDisabled | Self::NoReport(_) => StatusCode::NOT_FOUND,
+            Self::FrankingDisabled | Self::NoReport(_) | Self::NoAttachment(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::AttachmentUnavailable(_) => StatusCode::GONE,
             Self::NotModerator => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
             Self::Report(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -411,7 +421,7 @@ impl Refusal for ModerationRefusal {
     }
 }
 
-/// Refusals by the service's quotas and abuse limits (issue 11, item 9):
+/// Refusals by the service's quotas and abuse limits:
 /// all `429`, with `Retry-After` where waiting helps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
@@ -477,5 +487,48 @@ impl Refusal for LimitRefusal {
             Self::MailboxFull { .. } | Self::SenderQuota { .. } => Some(60),
             Self::TooManyConnections { .. } => Some(10),
         }
+    }
+}
+
+/// Refusals of attachment blobs (`POST /v1/blobs`, `GET /v1/blobs/{locator}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum BlobRefusal {
+    /// An empty body.
+    #[error("the blob is empty; send the encrypted attachment as the body")]
+    Empty,
+    /// Over the service's largest blob.
+    #[error("the blob is larger than this service's limit of {0} bytes")]
+    BlobTooLarge(u64),
+    /// The account's stored blobs reached its quota.
+    #[error(
+        "your stored blobs reached your quota ({items} blobs or {bytes} bytes);          retry once older ones expire"
+    )]
+    BlobQuota {
+        /// Blobs allowed (0: no limit).
+        items: u64,
+        /// Bytes allowed (0: no limit).
+        bytes: u64,
+    },
+    /// The locator is not 64 lower-case hex digits.
+    #[error("a blob locator is 64 lower-case hex digits")]
+    BadLocator,
+    /// No such blob (never stored, or expired).
+    #[error("no blob with this locator (never stored, or expired)")]
+    UnknownBlob,
+}
+
+impl Refusal for BlobRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Empty | Self::BadLocator => StatusCode::BAD_REQUEST,
+            Self::BlobTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BlobQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnknownBlob => StatusCode::NOT_FOUND,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::abuse::moderation;
-use crate::delivery::{auth, conversations, keypackages, mailbox, ws};
+use crate::delivery::{auth, blobs, conversations, keypackages, mailbox, ws};
 use crate::error::HttpRefusal;
 use crate::lawful::intercept;
 use crate::limits;
@@ -29,7 +29,15 @@ async fn wrong_method() -> HttpRefusal {
 /// The whole API of docs/spec/delivery-api.md.
 pub(crate) fn router(state: AppState) -> Router {
     let json_limit = state.config.limits.max_json_body;
+    let blob_limit = usize::try_from(state.config.limits.max_blob_len)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     Router::new()
+        .route(
+            "/v1/blobs",
+            post(blobs::upload).layer(DefaultBodyLimit::max(blob_limit)),
+        )
+        .route("/v1/blobs/{locator}", get(blobs::download))
         .route("/v1/health", get(health))
         .route("/v1/accounts", post(auth::register))
         .route("/v1/auth/challenge", post(auth::challenge))
@@ -61,6 +69,10 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/moderation/reports", get(moderation::list))
         .route("/v1/moderation/reports/{id}", get(moderation::show))
+        .route(
+            "/v1/moderation/reports/{id}/attachments/{index}",
+            get(moderation::attachment),
+        )
         .route(
             "/v1/moderation/reports/{id}/resolve",
             post(moderation::resolve),

@@ -30,6 +30,7 @@
 //!   it needs the service's membership and is not repeated here.
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod chain;
 pub mod dates;
 pub mod evidence;

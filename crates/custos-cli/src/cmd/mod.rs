@@ -7,6 +7,7 @@ pub mod court;
 pub mod custodian;
 pub mod demo;
 pub mod evidence;
+pub mod history;
 pub mod interception;
 pub mod log;
 pub mod moderate;
@@ -53,6 +54,9 @@ pub enum Command {
     Receive(user::ReceiveArgs),
     /// List unsealed warrants that covered your conversations.
     Notices(user::NoticesArgs),
+    /// The device's message history: `purge`.
+    #[command(subcommand)]
+    History(history::HistoryCommand),
     /// Report a message to the service's moderators, with proof of who sent it.
     Report(moderate::ReportArgs),
     /// Moderation: the report queue, actions, figures, packages.
@@ -150,6 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Send(a) => user::send(&cli.home, a).await,
             Command::Receive(a) => user::receive(&cli.home, a).await,
             Command::Notices(a) => user::notices(&cli.home, a).await,
+            Command::History(c) => history::run(&cli.home, c).await,
             Command::Report(a) => moderate::report(&cli.home, a).await,
             Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,

@@ -48,6 +48,18 @@ pub enum ModerateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Save an attachment of a report's message: the service opens it with
+    /// the key the report revealed and checks it against the sender's
+    /// commitment.
+    Attachment {
+        /// Report id.
+        id: i64,
+        /// Which attachment of the message (from 0).
+        index: usize,
+        /// Where to write it.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Take an action on a report.
     Resolve {
         /// Report id.
@@ -190,6 +202,16 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             }
+            Ok(())
+        }
+        ModerateCommand::Attachment { id, index, out } => {
+            let bytes = open(home)
+                .await?
+                .api()
+                .moderation_attachment(id, index)
+                .await?;
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            println!("saved {} bytes to {}", bytes.len(), out.display());
             Ok(())
         }
         ModerateCommand::Resolve {

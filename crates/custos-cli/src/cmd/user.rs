@@ -115,8 +115,13 @@ pub enum ConversationCommand {
 pub struct SendArgs {
     /// Conversation id (hex).
     pub conversation: String,
-    /// The text; `-` reads standard input.
+    /// The text (may be empty with --attach); `-` reads standard input.
+    #[arg(default_value = "")]
     pub text: String,
+    /// Attach a file (repeatable, at most 8): encrypted on this device,
+    /// only the ciphertext is uploaded.
+    #[arg(long = "attach", value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -139,6 +144,10 @@ pub struct ReceiveArgs {
     /// Print one JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// Keep messages this many days: older ones are purged after receiving
+    /// (default: kept forever).
+    #[arg(long, env = "CUSTOS_KEEP_DAYS")]
+    pub keep_days: Option<u32>,
 }
 
 pub(crate) fn conversation_id(s: &str) -> Result<ConversationId> {
@@ -298,12 +307,24 @@ pub async fn send(home: &HomeArgs, args: SendArgs) -> Result<()> {
             custos_wire::payload::MAX_BODY_LEN
         );
     }
+    if text.is_empty() && args.attach.is_empty() {
+        bail!("nothing to send: give a text, or --attach FILE");
+    }
+    let files = args
+        .attach
+        .iter()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
     let mut device = open(home).await?;
     device
         .sync()
         .await
         .context("catching up with the mailbox")?;
-    let sent = device.send_text(&conv, &text).await?;
+    let sent = if files.is_empty() {
+        device.send_text(&conv, &text).await?
+    } else {
+        device.send_with_attachments(&conv, &text, &files).await?
+    };
     if args.json {
         println!("{}", serde_json::to_string(&sent)?);
     } else {
@@ -316,6 +337,9 @@ pub async fn send(home: &HomeArgs, args: SendArgs) -> Result<()> {
 pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
     let mut device = open(home).await?;
     let messages = device.receive(args.wait.map(Duration::from_secs)).await?;
+    if let Some(days) = args.keep_days {
+        device.purge_history_older_than(days)?;
+    }
     // Refusals first: an escrow violation names the sender, who broke the
     // deployment's rules (or runs a modified client).
     for r in device.take_refusals() {
@@ -357,6 +381,12 @@ pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
                 m.sender,
                 m.text
             );
+            for path in &m.attachments {
+                println!("    attachment saved: {path}");
+            }
+            for error in &m.attachment_errors {
+                eprintln!("    {error}");
+            }
         }
     }
     Ok(())

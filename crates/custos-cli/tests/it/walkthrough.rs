@@ -201,6 +201,47 @@ fn readme_walkthrough_with_the_real_binary() {
         "after carol left"
     );
 
+    // A file travels encrypted and is saved under bob's home.
+    let file = dir.join("photo.bin");
+    std::fs::write(&file, b"not really a photo").unwrap();
+    ok(
+        dir,
+        &[
+            "--home",
+            &alice,
+            "send",
+            &group,
+            "see attached",
+            "--attach",
+            file.to_str().unwrap(),
+        ],
+    );
+    let got = received(dir, &bob);
+    let with_file = got.last().unwrap();
+    assert_eq!(with_file["text"], "see attached");
+    let saved = with_file["attachments"][0].as_str().unwrap();
+    assert_eq!(std::fs::read(saved).unwrap(), b"not really a photo");
+
+    // History: nothing is a day old yet; `--all` purges everything; a purge
+    // that does not say what to purge is refused.
+    let purged = |args: &[&str]| -> Value {
+        let mut all = vec!["--home", bob.as_str(), "history", "purge", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(dir, &all)).unwrap()
+    };
+    assert_eq!(purged(&["--older-than-days", "1"])["purged"], 0);
+    assert!(purged(&["--all"])["purged"].as_u64().unwrap() >= 4);
+    assert_eq!(purged(&["--all"])["purged"], 0);
+    assert!(
+        !custos(dir, &["--home", &bob, "history", "purge"], None)
+            .status
+            .success()
+    );
+    // `receive --keep-days 0` purges what it received.
+    ok(dir, &["--home", &alice, "send", &group, "kept for no days"]);
+    ok(dir, &["--home", &bob, "receive", "--keep-days", "0"]);
+    assert_eq!(purged(&["--all"])["purged"], 0);
+
     // Usage and configuration errors exit with 2.
     assert_eq!(
         custos(dir, &["--home", &alice, "send"], None).status.code(),

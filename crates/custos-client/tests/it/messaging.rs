@@ -444,3 +444,112 @@ async fn concurrent_sends_from_one_home_never_reuse_a_chain_generation() {
     );
     d.shutdown().await.unwrap();
 }
+
+/// A member removed from a conversation cannot keep posting on a chain it
+/// had before: even a service that delivers its envelope after the removal
+/// commit gets it refused, naming the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let mut carol = user(&dir, &d, "carol").await;
+    let group = alice
+        .create_conversation(&names(&["bob", "carol"]))
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    carol.send_text(&group, "one").await.unwrap();
+    assert_eq!(texts(&mut bob).await.len(), 1, "bob has carol's chain");
+
+    // Carol posts again on the same chain; then alice removes her. The
+    // service hands bob the removal first and carol's envelope after it.
+    carol.send_text(&group, "two").await.unwrap();
+    alice
+        .remove_members(&group, &names(&["carol"]))
+        .await
+        .unwrap();
+    let raw = raw_mailbox(&bob).await;
+    let envelope = raw
+        .iter()
+        .find(|i| i.kind == ItemKind::Envelope && i.sender == "carol")
+        .cloned()
+        .unwrap();
+    let commit = raw
+        .iter()
+        .find(|i| i.kind == ItemKind::Commit)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        bob.process_delivery(commit).unwrap(),
+        Outcome::CommitApplied
+    );
+    let mut late = envelope;
+    late.seq += 1_000_000;
+    match bob.process_delivery(late).unwrap() {
+        Outcome::Refused(custos_client::refusal::Refusal::Envelope(
+            EnvelopeRefusal::SenderRemoved { sender, .. },
+        )) => assert_eq!(sender, "carol"),
+        other => panic!("a removed member's old chain must be closed: {other:?}"),
+    }
+    d.shutdown().await.unwrap();
+}
+
+/// Receiving chains go once their day, the grace and the delivery margin
+/// are over and the mailbox is read; purged history is gone from the files
+/// (secure_delete, and the write-ahead log emptied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_chains_expire_and_purged_history_leaves_no_trace_on_disk() {
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(20_500 * 86_400_000 + 12 * 3_600_000);
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(ServerSpec::unlimited_without_franking());
+    let d = Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap();
+    let (alice_home, bob_home) = (dir.path().join("alice"), dir.path().join("bob"));
+    let url = d.server_url().unwrap();
+    let mut alice = Device::register(&alice_home, url, "alice", clock.shared())
+        .await
+        .unwrap();
+    let mut bob = Device::register(&bob_home, url, "bob", clock.shared())
+        .await
+        .unwrap();
+    let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
+    let secret = "the secret words nobody should find on disk";
+    alice.send_text(&conv, secret).await.unwrap();
+    assert_eq!(texts(&mut bob).await.len(), 1);
+    assert_eq!(bob.receiving_chain_count().unwrap(), 1);
+
+    // The next day, within the grace: the chain stays. (Bob opens his
+    // device again after each jump, as the command line does, to log in.)
+    clock.advance_millis(14 * 3_600_000);
+    drop(bob);
+    let mut bob = Device::open(&bob_home, clock.shared()).await.unwrap();
+    bob.receive(None).await.unwrap();
+    assert_eq!(bob.receiving_chain_count().unwrap(), 1);
+    // Two days on, the mailbox read: the chain and its keys are gone.
+    clock.advance_millis(2 * 86_400_000);
+    drop(bob);
+    let mut bob = Device::open(&bob_home, clock.shared()).await.unwrap();
+    bob.receive(None).await.unwrap();
+    assert_eq!(bob.receiving_chain_count().unwrap(), 0);
+
+    assert_eq!(bob.purge_all_history().unwrap(), 1);
+    drop(bob);
+    for entry in std::fs::read_dir(&bob_home).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} still holds the purged text",
+                path.display()
+            );
+        }
+    }
+    d.shutdown().await.unwrap();
+}

@@ -61,6 +61,10 @@ pub(crate) async fn sweep(
         .bind(now)
         .execute(&mut *conn)
         .await?;
+    sqlx::query("DELETE FROM blobs WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
         .bind(now)
         .execute(&mut *conn)

@@ -1,0 +1,278 @@
+//! Files sent with messages, end to end on a real delivery service: the
+//! service stores only ciphertext, recipients save exactly what was
+//! committed, and the service's limits on blobs answer with their codes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use custos_client::Device;
+use custos_client::api::ApiError;
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
+use tempfile::TempDir;
+
+async fn deployment(dir: &TempDir, server: ServerSpec) -> Deployment {
+    let spec = DeploymentSpec::new("test", custos_clock::system())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(server);
+    Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap()
+}
+
+async fn user(dir: &TempDir, d: &Deployment, name: &str) -> Device {
+    Device::register(
+        &dir.path().join(name),
+        d.server_url().unwrap(),
+        name,
+        custos_clock::system(),
+    )
+    .await
+    .unwrap()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn refused_code(e: ApiError) -> (u16, String) {
+    match e {
+        ApiError::Refused { status, code, .. } => (status, code),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_travel_encrypted_and_arrive_as_sent() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, ServerSpec::unlimited()).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+
+    let marker = b"PLAINTEXT-MARKER-that-the-service-must-never-hold";
+    let mut picture = marker.to_vec();
+    picture.extend((0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let note = b"a short note".to_vec();
+    alice
+        .send_with_attachments(&conv, "two files", &[picture.clone(), note.clone()])
+        .await
+        .unwrap();
+
+    let got = bob.receive(None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(m.text, "two files");
+    assert!(m.attachment_errors.is_empty(), "{:?}", m.attachment_errors);
+    assert_eq!(m.attachments.len(), 2);
+    assert_eq!(std::fs::read(&m.attachments[0]).unwrap(), picture);
+    assert_eq!(std::fs::read(&m.attachments[1]).unwrap(), note);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&m.attachments[0])
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The service's files hold the ciphertext only.
+    let data = d.server().unwrap().data.clone();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !contains(&bytes, marker),
+                "{} holds plaintext",
+                path.display()
+            );
+        }
+    }
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_changed_on_the_service_is_not_saved_and_the_message_says_why() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, ServerSpec::unlimited()).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice
+        .send_with_attachments(&conv, "a file", &[b"original bytes".to_vec()])
+        .await
+        .unwrap();
+
+    // A malicious service flips one bit of the stored blob.
+    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (locator, mut body): (String, Vec<u8>) = conn
+        .query_row("SELECT locator, body FROM blobs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    body[0] ^= 1;
+    conn.execute(
+        "UPDATE blobs SET body = ?1 WHERE locator = ?2",
+        rusqlite::params![body, locator],
+    )
+    .unwrap();
+    drop(conn);
+
+    let got = bob.receive(None).await.unwrap();
+    assert_eq!(got[0].text, "a file");
+    assert!(got[0].attachments.is_empty());
+    assert_eq!(got[0].attachment_errors.len(), 1);
+    assert!(
+        got[0].attachment_errors[0].contains("does not decrypt"),
+        "{:?}",
+        got[0].attachment_errors
+    );
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_limits_answer_with_their_codes() {
+    let dir = TempDir::new().unwrap();
+    let server = ServerSpec {
+        configure: |c| {
+            (ServerSpec::unlimited().configure)(c);
+            c.limits.max_blob_len = 1000;
+            c.limits.blob_quota = custos_server::Quota { items: 2, bytes: 0 };
+        },
+        ..ServerSpec::unlimited()
+    };
+    let d = deployment(&dir, server).await;
+    let alice = user(&dir, &d, "alice").await;
+    let api = alice.api();
+
+    assert_eq!(
+        refused_code(api.upload_blob(vec![0; 1001]).await.unwrap_err()),
+        (413, "blob_too_large".into())
+    );
+    assert_eq!(
+        refused_code(api.upload_blob(Vec::new()).await.unwrap_err()),
+        (400, "empty".into())
+    );
+    let first = api.upload_blob(vec![1; 1000]).await.unwrap();
+    assert_eq!(first.len(), 64, "32 random bytes in hex");
+    let second = api.upload_blob(vec![2; 10]).await.unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        refused_code(api.upload_blob(vec![3; 10]).await.unwrap_err()),
+        (429, "blob_quota".into())
+    );
+    assert_eq!(api.download_blob(&first).await.unwrap(), vec![1; 1000]);
+    assert_eq!(
+        refused_code(api.download_blob(&"0".repeat(64)).await.unwrap_err()),
+        (404, "unknown_blob".into())
+    );
+    assert_eq!(
+        refused_code(api.download_blob("abcd").await.unwrap_err()),
+        (400, "bad_locator".into())
+    );
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_are_deleted_after_the_item_retention() {
+    let dir = TempDir::new().unwrap();
+    let clock = custos_clock::dangerous::simulated(20_500 * 86_400_000);
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(ServerSpec::unlimited());
+    let d = Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap();
+    let alice = Device::register(
+        &dir.path().join("alice"),
+        d.server_url().unwrap(),
+        "alice",
+        clock.shared(),
+    )
+    .await
+    .unwrap();
+    let locator = alice.api().upload_blob(vec![7; 100]).await.unwrap();
+    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
+    let count = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(), 1);
+    // Past the 30-day retention, the sweep (every 50 ms here) deletes it.
+    clock.advance_millis(31 * 86_400_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blob was not swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A fresh session (the old one expired with the jump) finds nothing.
+    drop(alice);
+    let alice = Device::open(&dir.path().join("alice"), clock.shared())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused_code(alice.api().download_blob(&locator).await.unwrap_err()),
+        (404, "unknown_blob".into())
+    );
+    d.shutdown().await.unwrap();
+}
+
+/// A report reveals the message's payload, with each attachment's key: a
+/// moderator sees the very file the sender committed to, and nothing for an
+/// index the message does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_attachment_is_shown_to_a_moderator_as_committed() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, ServerSpec::unlimited()).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let moderator = user(&dir, &d, "mod").await;
+    custos_server::moderation::add_moderator(&d.server().unwrap().data, "mod")
+        .await
+        .unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let file = b"an abusive picture, as bytes".to_vec();
+    alice
+        .send_with_attachments(&conv, "look", &[file.clone()])
+        .await
+        .unwrap();
+    let got = bob.receive(None).await.unwrap();
+    let report = bob.report(&conv, &got[0].id, "abuse", 0).await.unwrap();
+
+    let shown = moderator
+        .api()
+        .moderation_attachment(report, 0)
+        .await
+        .unwrap();
+    assert_eq!(shown, file);
+    assert_eq!(
+        refused_code(
+            moderator
+                .api()
+                .moderation_attachment(report, 1)
+                .await
+                .unwrap_err()
+        ),
+        (404, "no_attachment".into())
+    );
+    assert_eq!(
+        refused_code(
+            bob.api()
+                .moderation_attachment(report, 0)
+                .await
+                .unwrap_err()
+        ),
+        (403, "not_moderator".into())
+    );
+    d.shutdown().await.unwrap();
+}
