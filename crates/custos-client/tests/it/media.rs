@@ -243,7 +243,7 @@ async fn a_reported_attachment_is_shown_to_a_moderator_as_committed() {
     let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
     let file = b"an abusive picture, as bytes".to_vec();
     alice
-        .send_with_attachments(&conv, "look", &[file.clone()])
+        .send_with_attachments(&conv, "look", std::slice::from_ref(&file))
         .await
         .unwrap();
     let got = bob.receive(None).await.unwrap();
