@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
     // commitment. The service's tag signing is not a device's work and is
     // left out of the time.
     let service = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-    let pinned = service.verifying_key().to_bytes();
+    let pinned = service.verifying_key();
     let mut roots = custos_wire::tag::VerifiedRoots::new();
     let id2 = ChainId { seq: 1, ..id };
     let root2 = ChainKey::random();

@@ -165,6 +165,8 @@ pub struct Device {
     pub(crate) refused: Vec<crate::refusal::RefusedItem>,
     /// Delivery-tag batch roots whose signature verified (in memory).
     pub(crate) tag_roots: custos_wire::tag::VerifiedRoots,
+    /// The franking key pinned at registration, decoded once.
+    pub(crate) pinned_franking: crate::report::PinnedFranking,
     /// Roster keys of senders, decoded once (weak keys refused).
     pub(crate) sender_keys: custos_verify::sender_signature::SenderKeyCache,
     /// Held for the device's lifetime: no other process advances its chains.
@@ -301,6 +303,9 @@ impl Device {
         store.set("token", token.as_bytes())?;
         store.set("token_expires", &expires.to_be_bytes())?;
         pin_franking_key(&api, &mut store, home, pin.as_ref(), day_keys.as_deref()).await?;
+        let pinned_franking = crate::report::PinnedFranking::from_stored(
+            store.get(crate::report::PINNED_FRANKING_KEY)?,
+        );
         let mut device = Self {
             home: home.to_owned(),
             name: name.to_owned(),
@@ -315,6 +320,7 @@ impl Device {
             refused: Vec::new(),
             tag_roots: custos_wire::tag::VerifiedRoots::new(),
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
+            pinned_franking,
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -359,6 +365,9 @@ impl Device {
             store.set("token_expires", &expires.to_be_bytes())?;
             pin_franking_key(&api, &mut store, home, pin.as_ref(), day_keys.as_deref()).await?;
         }
+        let pinned_franking = crate::report::PinnedFranking::from_stored(
+            store.get(crate::report::PINNED_FRANKING_KEY)?,
+        );
         Ok(Self {
             home: home.to_owned(),
             name,
@@ -373,6 +382,7 @@ impl Device {
             refused: Vec::new(),
             tag_roots: custos_wire::tag::VerifiedRoots::new(),
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
+            pinned_franking,
             _home_lock: home_lock,
         })
     }

@@ -20,6 +20,7 @@ use openmls::prelude::*;
 use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::mls::join_config;
 use crate::refusal::{CommitRefusal, EnvelopeRefusal, Refusal, RefusedItem, WelcomeRefusal};
+use crate::report::TagCheckError;
 use crate::seal::{message_id, open};
 use crate::store::{Direction, NewMessage, StoredMessage};
 
@@ -307,7 +308,14 @@ impl Device {
         if self.store.has_message(&id)? {
             return Ok(Outcome::Duplicate);
         }
-        if let Some(pinned) = self.pinned_franking_key()?
+        let pinned = match self.pinned_franking {
+            crate::report::PinnedFranking::None => None,
+            crate::report::PinnedFranking::Key(k) => Some(k),
+            crate::report::PinnedFranking::Invalid => {
+                return Ok(EnvelopeRefusal::Tag(TagCheckError::InvalidPinnedKey).into());
+            }
+        };
+        if let Some(pinned) = pinned
             && let Err(e) = crate::report::check_tag(
                 &pinned,
                 &d.tag,

@@ -36,7 +36,7 @@ pub const PINNED_FRANKING_KEY: &str = "franking_key";
 /// `roots` remembers batch roots whose signature verified, so the other
 /// tags of a batch cost only their path hashes.
 pub fn check_tag(
-    pinned: &[u8; 32],
+    pinned: &VerifyingKey,
     tag: &[u8],
     header: &EnvelopeHeader,
     envelope: &[u8],
@@ -44,7 +44,6 @@ pub fn check_tag(
     server_time: u64,
     roots: &mut VerifiedRoots,
 ) -> Result<VerifiedTag, TagCheckError> {
-    let key = VerifyingKey::from_bytes(pinned).map_err(|_| TagCheckError::InvalidPinnedKey)?;
     let received = Received {
         conversation: header.conversation,
         sender,
@@ -52,7 +51,33 @@ pub fn check_tag(
         franking_commitment: &header.franking_commitment,
         envelope,
     };
-    Ok(verify_tag_remembering(&key, tag, &received, roots)?)
+    Ok(verify_tag_remembering(pinned, tag, &received, roots)?)
+}
+
+/// The franking key pinned at registration, decoded once when the device
+/// opens (it never changes after registration).
+#[derive(Debug, Clone, Copy)]
+pub enum PinnedFranking {
+    /// The service issues no delivery tags.
+    None,
+    /// The pinned key.
+    Key(VerifyingKey),
+    /// The stored bytes are not an Ed25519 key (a damaged store): every
+    /// envelope is refused until the device registers again.
+    Invalid,
+}
+
+impl PinnedFranking {
+    /// Decodes what the store holds under [`PINNED_FRANKING_KEY`].
+    pub fn from_stored(bytes: Option<Vec<u8>>) -> Self {
+        match bytes {
+            None => Self::None,
+            Some(b) => <[u8; 32]>::try_from(b.as_slice())
+                .ok()
+                .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+                .map_or(Self::Invalid, Self::Key),
+        }
+    }
 }
 
 /// Why a received envelope's delivery tag is refused.

@@ -13,25 +13,7 @@ use custos_client::api::ApiError;
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
 use tempfile::TempDir;
 
-async fn deployment(dir: &TempDir, server: ServerSpec) -> Deployment {
-    let spec = DeploymentSpec::new("test", custos_clock::system())
-        .custodians(0, 0, CustodianMode::KeysOnly)
-        .with_server(server);
-    Deployment::start(&dir.path().join("deploy"), spec)
-        .await
-        .unwrap()
-}
-
-async fn user(dir: &TempDir, d: &Deployment, name: &str) -> Device {
-    Device::register(
-        &dir.path().join(name),
-        d.server_url().unwrap(),
-        name,
-        custos_clock::system(),
-    )
-    .await
-    .unwrap()
-}
+use crate::kit::{deployment, user};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

@@ -21,24 +21,10 @@ use tempfile::TempDir;
 /// the system clock, and its delivery service without franking (tests below
 /// alter deliveries, which a tag would refuse first).
 async fn deployment(dir: &TempDir) -> Deployment {
-    let spec = DeploymentSpec::new("test", custos_clock::system())
-        .custodians(0, 0, CustodianMode::KeysOnly)
-        .with_server(ServerSpec::unlimited_without_franking());
-    Deployment::start(&dir.path().join("deploy"), spec)
-        .await
-        .unwrap()
+    crate::kit::deployment(dir, ServerSpec::unlimited_without_franking()).await
 }
 
-async fn user(dir: &TempDir, d: &Deployment, name: &str) -> Device {
-    Device::register(
-        &dir.path().join(name),
-        d.server_url().unwrap(),
-        name,
-        custos_clock::system(),
-    )
-    .await
-    .unwrap()
-}
+use crate::kit::user;
 
 async fn texts(d: &mut Device) -> Vec<(String, String, String)> {
     d.receive(None)

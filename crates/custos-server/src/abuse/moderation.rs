@@ -18,17 +18,16 @@
 //! - A report enters the queue only if [`custos_verify::report::verify_report`]
 //!   accepted it; a refused report is answered `422` with the check's code,
 //!   and only its code, reporter and time are kept (for the figures).
-//! - One report per reporter and message: a report of a message (the same
-//!   envelope, conversation, sender and acceptance time) that the same
-//!   account reported before is not stored again; it is answered `200`
-//!   with the first report's id and current status. Only a byte-identical
-//!   repeat is answered before the checks; any other must verify first, so
-//!   an altered copy of a reported message is refused for what is wrong.
+//! - One report per reporter and message: a verified report of a message
+//!   (the same envelope, conversation, sender and acceptance time) that the
+//!   same account reported before is not stored again; it is answered `200`
+//!   with the first report's id and current status. A repeat is verified
+//!   like any report, so a changed payload is refused, not deduplicated.
 //! - Reports are limited per account and per network prefix in time windows
 //!   ([`crate::Limits::reports_per_account`], `reports_per_prefix`):
 //!   `429 report_limited`, counted before the evidence is checked, so that
-//!   refused reports cost the same as accepted ones. A repeated report is
-//!   answered before it is counted.
+//!   refused reports cost the same as accepted ones. A repeat of an
+//!   earlier report is not counted.
 //! - A suspension is written to the database before it takes effect in
 //!   memory, and is reloaded at start, so it survives restarts.
 
@@ -164,15 +163,17 @@ pub(crate) async fn submit_report(
 ) -> Result<axum::response::Response, HttpRefusal> {
     let key = franking(&state)?.verifying_key();
     let decoded = Report::decode(&body).map_err(ReportRefusal::Malformed);
-    if let Ok(r) = &decoded
-        && let Some((id, status)) =
-            earlier_report(&state.pool, &auth.name, r, Repeat::SameBytes(&body)).await?
-    {
-        return Ok(
-            axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
-        );
+    // A repeat of an earlier report is not counted against the limits; it
+    // is still verified like any report (a changed payload is refused, not
+    // answered with the earlier report), and answered with the earlier id
+    // below.
+    let repeat = match &decoded {
+        Ok(r) => earlier_report(&state.pool, &auth.name, r).await?.is_some(),
+        Err(_) => false,
+    };
+    if !repeat {
+        state.guards.report(auth.account_id, ip)?;
     }
-    state.guards.report(auth.account_id, ip)?;
     let senders = match &decoded {
         Ok(r) => sender_keys(&state.pool, r).await?,
         Err(_) => SenderKeys::new(),
@@ -213,9 +214,7 @@ pub(crate) async fn submit_report(
     // The repeat check again, with the insert in one write transaction, so
     // that two identical reports at once store one.
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    if let Some((id, status)) =
-        earlier_report(&mut *tx, &auth.name, &report, Repeat::SameMessage).await?
-    {
+    if let Some((id, status)) = earlier_report(&mut *tx, &auth.name, &report).await? {
         return Ok(
             axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
         );
@@ -242,27 +241,14 @@ pub(crate) async fn submit_report(
         .into_response())
 }
 
-/// What makes a report a repeat of a stored one.
-#[derive(Clone, Copy)]
-enum Repeat<'a> {
-    /// The very same bytes: answered before any check or limit, since the
-    /// stored copy was verified when it was taken.
-    SameBytes(&'a [u8]),
-    /// The same message (a verified report whose reason or context
-    /// differs): answered with the first report, not stored again.
-    SameMessage,
-}
-
 /// The id and status of a stored report by `reporter` of the same message
 /// as `report` (same conversation, sender, acceptance time and envelope
-/// bytes), and with the same bytes for [`Repeat::SameBytes`]. Stored reports
-/// were verified when they were taken, so equal envelope bytes mean the
-/// same message.
+/// bytes). Stored reports were verified when they were taken, so equal
+/// envelope bytes mean the same message.
 async fn earlier_report<'c, E>(
     db: E,
     reporter: &str,
     report: &Report,
-    repeat: Repeat<'_>,
 ) -> Result<Option<(i64, String)>, HttpRefusal>
 where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
@@ -279,13 +265,10 @@ where
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().find_map(|(id, status, stored)| {
-        let same = match repeat {
-            Repeat::SameBytes(body) => stored == body,
-            Repeat::SameMessage => {
-                Report::decode(&stored).is_ok_and(|s| s.message.envelope == m.envelope)
-            }
-        };
-        same.then_some((id, status))
+        Report::decode(&stored)
+            .ok()
+            .filter(|s| s.message.envelope == m.envelope)
+            .map(|_| (id, status))
     }))
 }
 
