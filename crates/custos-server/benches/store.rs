@@ -108,8 +108,8 @@ fn bench(c: &mut Criterion) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = custos_server::ServerConfig::new(tmp.path().join("server"));
-        config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
-        config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+        // No rate, connection or storage limit: the benchmark fills mailboxes on purpose.
+        config.limits = custos_server::Limits::relaxed();
         config.limits.ws_max_in_flight = N;
         tokio::spawn(custos_server::serve(
             listener,
