@@ -71,7 +71,10 @@ pub async fn collect(
     now: u64,
 ) -> Result<Collected, CollectError> {
     let (logged, cp) = crate::intercept::logged_warrant(log, verifier, submitted).await?;
-    let http = reqwest::Client::new();
+    // The process's HTTPS trust (`custos --ca`) for the custodians.
+    let http = custos_tlog::client::http_client_builder()
+        .build()
+        .map_err(|e| AuthorityError::from(custos_tlog::ClientError::from(e)))?;
     let mut answers = BTreeMap::new();
     for c in manifest.with_role(Role::Custodian) {
         let Some(endpoint) = &c.endpoint else {

@@ -90,7 +90,10 @@ pub async fn intercept(
     .map_err(AuthorityError::from)?;
     let body = request.encode().map_err(AuthorityError::from)?;
     let url = format!("{}/v1/interceptions", server_url.trim_end_matches('/'));
-    let answer = answer(reqwest::Client::new().post(url).body(body).send().await).await?;
+    let http = custos_tlog::client::http_client_builder()
+        .build()
+        .map_err(|e| InterceptError::Unreachable(e.to_string()))?;
+    let answer = answer(http.post(url).body(body).send().await).await?;
     let field = |k: &str| answer.get(k).cloned();
     Ok(Started {
         commitment: field("commitment")
@@ -136,7 +139,10 @@ pub async fn fetch_kept(
     signing: &SigningKey,
     now: impl Fn() -> u64,
 ) -> Result<Vec<KeptItem>, InterceptError> {
-    let http = reqwest::Client::new();
+    // The process's HTTPS trust (`custos --ca`) for the provider.
+    let http = custos_tlog::client::http_client_builder()
+        .build()
+        .map_err(|e| InterceptError::Unreachable(e.to_string()))?;
     let mut out = Vec::new();
     let mut after = 0u64;
     loop {

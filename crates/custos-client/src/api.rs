@@ -224,27 +224,39 @@ impl Api {
             .map_err(|_| ApiError::BadResponse("key package is not base64".into()))
     }
 
-    /// Registers a new conversation (a group of one at epoch 0).
-    pub async fn create_conversation(&self, id: &ConversationId) -> Result<(), ApiError> {
-        self.post_json("/v1/conversations", &json!({"conversation": id.to_hex()}))
-            .await
-            .map(|_| ())
+    /// Registers a new conversation (a group of one at epoch 0) with its
+    /// public MLS state: a GroupInfo `MlsMessage` and the ratchet tree. The
+    /// service verifies them and derives the members from them.
+    pub async fn create_conversation(
+        &self,
+        id: &ConversationId,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+    ) -> Result<(), ApiError> {
+        self.post_json(
+            "/v1/conversations",
+            &json!({"conversation": id.to_hex(), "group_info": B64.encode(group_info),
+                    "ratchet_tree": B64.encode(ratchet_tree)}),
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// Submits the commit for `epoch`. A stale epoch is `Refused` with status
-    /// 409 and `current_epoch`.
+    /// Submits the commit (an MLS `PublicMessage`) for `epoch`. The service
+    /// verifies it against the group's public state and derives the members
+    /// from it; one that does not apply is `Refused` with 400
+    /// `invalid_commit`, a stale epoch with 409 and `current_epoch`.
     pub async fn submit_commit(
         &self,
         id: &ConversationId,
         epoch: u64,
         commit: &[u8],
         welcome: Option<&[u8]>,
-        members: &[String],
     ) -> Result<(), ApiError> {
         self.post_json(
             &format!("/v1/conversations/{}/commits", id.to_hex()),
             &json!({"epoch": epoch, "commit": B64.encode(commit),
-                    "welcome": welcome.map(|w| B64.encode(w)), "members": members}),
+                    "welcome": welcome.map(|w| B64.encode(w))}),
         )
         .await
         .map(|_| ())

@@ -9,7 +9,7 @@ use openmls::prelude::*;
 
 use crate::api::ApiError;
 use crate::device::{Device, DeviceError, MlsError, mls};
-use crate::mls::{CIPHERSUITE, MAX_PAST_EPOCHS, credential_name};
+use crate::mls::{CIPHERSUITE, MAX_PAST_EPOCHS, WIRE_FORMAT_POLICY, credential_name};
 
 /// How many times a commit is retried after losing a race.
 pub(crate) const COMMIT_ATTEMPTS: usize = 8;
@@ -46,15 +46,32 @@ impl Device {
         let mut id = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
         let conv = ConversationId(id);
-        MlsGroup::builder()
+        let group = MlsGroup::builder()
             .with_group_id(GroupId::from_slice(&conv.0))
             .ciphersuite(CIPHERSUITE)
             .use_ratchet_tree_extension(true)
             .max_past_epochs(MAX_PAST_EPOCHS)
-            .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .with_wire_format_policy(WIRE_FORMAT_POLICY)
             .build(&self.provider, &self.identity, self.credential())
             .map_err(mls(MlsError::CreateGroup))?;
-        self.api.create_conversation(&conv).await?;
+        // The service keeps the group's public state from here on and
+        // derives the members from it and from the commits it verifies.
+        let group_info = group
+            .export_group_info(
+                openmls_traits::OpenMlsProvider::crypto(&self.provider),
+                &self.identity,
+                false,
+            )
+            .map_err(mls(MlsError::CreateGroup))?
+            .tls_serialize_detached()
+            .map_err(mls(MlsError::Encode))?;
+        let ratchet_tree = group
+            .export_ratchet_tree()
+            .tls_serialize_detached()
+            .map_err(mls(MlsError::Encode))?;
+        self.api
+            .create_conversation(&conv, &group_info, &ratchet_tree)
+            .await?;
         self.store
             .add_conversation(&conv, self.clock.now_millis())?;
         if !members.is_empty() {
@@ -202,16 +219,9 @@ impl Device {
                 .map(|w| w.tls_serialize_detached())
                 .transpose()
                 .map_err(mls(MlsError::Encode))?;
-            let members_after = pending_roster(&group);
             match self
                 .api
-                .submit_commit(
-                    conv,
-                    epoch,
-                    &commit_bytes,
-                    welcome_bytes.as_deref(),
-                    &members_after,
-                )
+                .submit_commit(conv, epoch, &commit_bytes, welcome_bytes.as_deref())
                 .await
             {
                 Ok(()) => {
@@ -274,28 +284,4 @@ pub(crate) fn roster(group: &MlsGroup) -> Vec<String> {
         .members()
         .filter_map(|m| credential_name(&m.credential))
         .collect()
-}
-
-/// The roster after the group's pending commit is merged.
-fn pending_roster(group: &MlsGroup) -> Vec<String> {
-    let mut names = roster(group);
-    if let Some(staged) = group.pending_commit() {
-        for add in staged.add_proposals() {
-            if let Some(n) =
-                credential_name(add.add_proposal().key_package().leaf_node().credential())
-            {
-                names.push(n);
-            }
-        }
-        for rem in staged.remove_proposals() {
-            let leaf = rem.remove_proposal().removed();
-            if let Some(n) = group
-                .member_at(leaf)
-                .and_then(|m| credential_name(&m.credential))
-            {
-                names.retain(|x| x != &n);
-            }
-        }
-    }
-    names
 }

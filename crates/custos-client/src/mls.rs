@@ -93,12 +93,19 @@ impl OpenMlsProvider for Provider {
     }
 }
 
+/// Handshake messages (commits, proposals) travel as MLS `PublicMessage`s,
+/// signed but not encrypted, so that the delivery service can verify them
+/// and derive the membership from them (no ghost members); application
+/// messages are always encrypted. Members accept handshake messages only in
+/// this form.
+pub const WIRE_FORMAT_POLICY: WireFormatPolicy = PURE_PLAINTEXT_WIRE_FORMAT_POLICY;
+
 /// The join configuration for groups joined through a Welcome.
 pub fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
         .use_ratchet_tree_extension(true)
         .max_past_epochs(MAX_PAST_EPOCHS)
-        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .wire_format_policy(WIRE_FORMAT_POLICY)
         .build()
 }
 

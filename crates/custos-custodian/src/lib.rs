@@ -39,5 +39,6 @@ pub mod verified;
 pub use keys::{CustodianKey, KeyFileError};
 pub use service::{
     ApiError, CustodianConfig, CustodianHandle, StartError, Timing, spawn_custodian,
+    spawn_custodian_tls,
 };
 pub use store::{DayStatus, ShareLookup, ShareStore, StoreError};

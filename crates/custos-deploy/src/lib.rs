@@ -21,6 +21,7 @@ mod error;
 mod keys;
 mod lawful;
 mod manifest;
+pub mod mls_fixture;
 mod names;
 pub mod proxy;
 mod server;

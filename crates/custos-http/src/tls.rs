@@ -8,6 +8,8 @@
 //! - Handshakes run concurrently, each bounded by [`HANDSHAKE_TIMEOUT`], so a
 //!   client that opens a connection and says nothing holds no one else up.
 //!   A failed handshake closes that connection only and is logged at debug.
+//!   At most [`MAX_HANDSHAKES`] run at once, so a flood of connections
+//!   costs a bounded number of tasks.
 //!
 //! # Not guaranteed
 //! - No client certificates: clients authenticate inside the protocol.
@@ -31,6 +33,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handshakes completed and not yet taken by the server.
 const READY_QUEUE: usize = 128;
+
+/// Handshakes in progress at once; past it, new connections wait in the
+/// kernel's accept queue until one finishes or times out.
+pub const MAX_HANDSHAKES: usize = 1024;
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +108,12 @@ impl TlsListener {
         let local = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(READY_QUEUE);
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let acceptor_task = tokio::spawn(async move {
             loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
                 let (tcp, peer) = match listener.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -120,7 +130,10 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                    drop(permit);
+                    match handshake {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }

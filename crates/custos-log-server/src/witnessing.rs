@@ -118,7 +118,8 @@ pub async fn cosign_loop(
     dir: PathBuf,
     cosigned: Arc<AsyncRwLock<Option<Arc<Vec<u8>>>>>,
 ) {
-    let http = match reqwest::Client::builder()
+    // The process's trust for HTTPS witnesses (`custos --ca`).
+    let http = match custos_tlog::client::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
     {

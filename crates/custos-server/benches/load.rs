@@ -31,6 +31,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "common/mls_pair.rs"]
+mod mls_pair;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use custos_wire::envelope::{Envelope, EnvelopeHeader};
@@ -104,8 +107,8 @@ fn main() {
                 .unwrap();
                 config = config.with_franking(Arc::new(policy));
             }
-            config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
-            config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+            // No rate, connection or storage limit: the benchmark fills mailboxes on purpose.
+            config.limits = custos_server::Limits::relaxed();
             let stop = async {
                 let mut line = String::new();
                 // Stops when the driver closes our stdin.
@@ -191,7 +194,7 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
     r.json().await.unwrap()
 }
 
-async fn account(http: &reqwest::Client, base: &str, name: &str) -> String {
+async fn account(http: &reqwest::Client, base: &str, name: &str) -> (String, SigningKey) {
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
@@ -216,7 +219,7 @@ async fn account(http: &reqwest::Client, base: &str, name: &str) -> String {
         .unwrap();
     let sig = key.sign(&custos_server::challenge_message(name, &c));
     let s = post(http, format!("{base}/v1/auth/session"), "", json!({"name": name, "challenge": ch["challenge"], "signature": B64.encode(sig.to_bytes())})).await;
-    s["token"].as_str().unwrap().to_owned()
+    (s["token"].as_str().unwrap().to_owned(), key)
 }
 
 #[derive(Default)]
@@ -464,20 +467,21 @@ async fn drive(args: Args) {
     // Accounts in pairs, one conversation per pair.
     let mut users = Vec::new();
     for i in 0..args.clients / 2 {
-        let a = account(&http, &base, &format!("a{i}")).await;
-        let b = account(&http, &base, &format!("b{i}")).await;
+        let (an, bn) = (format!("a{i}"), format!("b{i}"));
+        let (a, ka) = account(&http, &base, &an).await;
+        let (b, kb) = account(&http, &base, &bn).await;
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let conv = ConversationId(id);
+        let (create, commit) = mls_pair::pair(&conv, (&an, &ka), (&bn, &kb));
+        post(&http, format!("{base}/v1/conversations"), &a, create).await;
         post(
             &http,
-            format!("{base}/v1/conversations"),
+            format!("{base}/v1/conversations/{conv}/commits"),
             &a,
-            json!({"conversation": conv.to_hex()}),
+            commit,
         )
         .await;
-        post(&http, format!("{base}/v1/conversations/{conv}/commits"), &a,
-            json!({"epoch": 0, "commit": "Yw==", "welcome": "dw==", "members": [format!("a{i}"), format!("b{i}")]})).await;
         users.push((a, conv));
         users.push((b, conv));
     }
@@ -517,7 +521,7 @@ async fn drive(args: Args) {
         // Fresh accounts with empty mailboxes, several connections each.
         let mut idle_tokens = Vec::new();
         for i in 0..100 {
-            idle_tokens.push(account(&http, &base, &format!("idle{i}")).await);
+            idle_tokens.push(account(&http, &base, &format!("idle{i}")).await.0);
         }
         let (rss0, _) = proc_stat(pid);
         let mut conns = Vec::with_capacity(args.idle);

@@ -14,6 +14,9 @@
 
 use std::time::Duration;
 
+#[path = "common/mls_pair.rs"]
+mod mls_pair;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -66,7 +69,7 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
     r.json().await.unwrap()
 }
 
-async fn account(http: &reqwest::Client, base: &str, name: &str) -> String {
+async fn account(http: &reqwest::Client, base: &str, name: &str) -> (String, SigningKey) {
     let key = SigningKey::from_bytes(&[name.len() as u8; 32]);
     post(
         http,
@@ -89,7 +92,7 @@ async fn account(http: &reqwest::Client, base: &str, name: &str) -> String {
         .unwrap();
     let sig = key.sign(&custos_server::challenge_message(name, &c));
     let s = post(http, format!("{base}/v1/auth/session"), "", json!({"name": name, "challenge": ch["challenge"], "signature": B64.encode(sig.to_bytes())})).await;
-    s["token"].as_str().unwrap().to_owned()
+    (s["token"].as_str().unwrap().to_owned(), key)
 }
 
 fn bench(c: &mut Criterion) {
@@ -105,8 +108,8 @@ fn bench(c: &mut Criterion) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = custos_server::ServerConfig::new(tmp.path().join("server"));
-        config.limits.ip_rate = custos_server::RateLimit::UNLIMITED;
-        config.limits.account_rate = custos_server::RateLimit::UNLIMITED;
+        // No rate, connection or storage limit: the benchmark fills mailboxes on purpose.
+        config.limits = custos_server::Limits::relaxed();
         config.limits.ws_max_in_flight = N;
         tokio::spawn(custos_server::serve(
             listener,
@@ -116,21 +119,16 @@ fn bench(c: &mut Criterion) {
         ));
         tokio::time::sleep(Duration::from_millis(200)).await;
         let http = reqwest::Client::new();
-        let a = account(&http, &base, "alice").await;
-        account(&http, &base, "bob").await;
+        let (a, ka) = account(&http, &base, "alice").await;
+        let (_, kb) = account(&http, &base, "bob").await;
         let conv = ConversationId([3; 16]);
-        post(
-            &http,
-            format!("{base}/v1/conversations"),
-            &a,
-            json!({"conversation": conv.to_hex()}),
-        )
-        .await;
+        let (create, commit) = mls_pair::pair(&conv, ("alice", &ka), ("bob", &kb));
+        post(&http, format!("{base}/v1/conversations"), &a, create).await;
         post(
             &http,
             format!("{base}/v1/conversations/{conv}/commits"),
             &a,
-            json!({"epoch": 0, "commit": "Yw==", "welcome": "dw==", "members": ["alice", "bob"]}),
+            commit,
         )
         .await;
         let (ws, _) = tokio_tungstenite::connect_async(ws_request(&base, &a))

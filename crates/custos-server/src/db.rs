@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -228,6 +228,18 @@ const INDEXES: &str = r#"
 CREATE INDEX IF NOT EXISTS reports_reporter ON reports(reporter, server_time);
 "#;
 
+/// Version 5: each conversation's public MLS state
+/// ([`crate::delivery::public_state`]), written with its epoch and member
+/// rows in one transaction. A conversation made before it has no row: its
+/// commits are refused (`invalid_commit`) until it is created again.
+const SCHEMA_V5: &str = r#"
+CREATE TABLE group_states (
+    conversation BLOB PRIMARY KEY,
+    state BLOB NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 5;
+"#;
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -302,6 +314,11 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     if version < 4 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V4).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 5 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V5).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     // Indexes that only speed up lookups: created if missing on every open,

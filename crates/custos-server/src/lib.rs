@@ -18,6 +18,13 @@
 //!   it, in seq order, first the backlog and then live.
 //! - **Retention.** An item is deleted once every recipient device acked it,
 //!   or when its TTL (default 30 days, on the injected clock) has passed.
+//! - **Bounded per client.** Storage held per mailbox and per sender,
+//!   registrations and reports per network prefix and service-wide, reports
+//!   per account, and open WebSockets per account and in total are limited
+//!   ([`Limits`]); each limit refuses with its own `429` code. Idle
+//!   WebSockets are pinged and closed when they stop answering.
+//! - **TLS when configured.** With [`ServerConfig::tls`] the service speaks
+//!   only HTTPS and WSS (rustls, `ring`).
 //! - **Hostile input.** Every malformed request is answered with a JSON
 //!   error and a 4xx status; no input reachable from the network panics the
 //!   service (clippy denies `unwrap`, `expect`, `panic` and indexing).

@@ -225,8 +225,8 @@ pub enum ConversationRefusal {
     /// Not a conversation id.
     #[error("a conversation id is 32 lowercase hex digits")]
     BadConversation,
-    /// The member list is empty or too long.
-    #[error("`members` lists 1 to {0} account names")]
+    /// The commit would make the group larger than the service allows.
+    #[error("a conversation has at most {0} members")]
     BadMembers(usize),
     /// An empty commit or Welcome.
     #[error("commit and Welcome must not be empty")]
@@ -266,6 +266,19 @@ pub enum ConversationRefusal {
     /// A Welcome with a commit that adds nobody.
     #[error("the commit carries a Welcome but adds no member")]
     UnexpectedWelcome,
+    /// The commit is not an MLS `PublicMessage` commit that applies to the
+    /// conversation's public state at its epoch (membership comes only from
+    /// verified commits).
+    #[error("invalid commit: {0}")]
+    InvalidCommit(String),
+    /// The group state uploaded at creation does not verify, or its roster
+    /// names accounts that do not exist or keys that are not theirs.
+    #[error("invalid group state: {0}")]
+    InvalidGroupState(String),
+    /// The proposal is not an MLS `PublicMessage` of a member removing
+    /// itself that verifies against the conversation's public state.
+    #[error("invalid proposal: {0}")]
+    InvalidProposal(String),
 }
 
 impl Refusal for ConversationRefusal {
@@ -277,7 +290,10 @@ impl Refusal for ConversationRefusal {
             | Self::BadName(_)
             | Self::DuplicateMember
             | Self::WelcomeRequired
-            | Self::UnexpectedWelcome => StatusCode::BAD_REQUEST,
+            | Self::UnexpectedWelcome
+            | Self::InvalidCommit(_)
+            | Self::InvalidGroupState(_)
+            | Self::InvalidProposal(_) => StatusCode::BAD_REQUEST,
             Self::UnknownAccount(_) | Self::UnknownConversation(_) => StatusCode::NOT_FOUND,
             Self::NotMember(_) => StatusCode::FORBIDDEN,
             Self::ConversationExists(_) | Self::StaleEpoch { .. } => StatusCode::CONFLICT,

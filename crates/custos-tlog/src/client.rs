@@ -5,6 +5,7 @@
 //! [`LogClient::submit`] returns the log's answer unverified; call
 //! [`LogClient::prove_included`] to get a witnessed inclusion proof.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use custos_wire::statement::SignedStatement;
@@ -55,6 +56,37 @@ pub enum ClientError {
     },
 }
 
+/// The CA certificates that HTTPS to the log must chain to, when set.
+static HTTPS_CA: OnceLock<Vec<reqwest::Certificate>> = OnceLock::new();
+
+/// Makes every [`LogClient`] of this process trust only the CA
+/// certificates of the PEM bundle `pem` for `https://` logs, instead of the
+/// built-in public roots (the `custos` binary does it from `--ca`, for a
+/// deployment with its own CA). Returns `Ok(false)` if a CA was set already
+/// (it is not changed).
+pub fn set_https_ca(pem: &[u8]) -> Result<bool, ClientError> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)?;
+    if certs.is_empty() {
+        return Err(ClientError::Malformed(
+            "the CA file holds no certificate".into(),
+        ));
+    }
+    Ok(HTTPS_CA.set(certs).is_ok())
+}
+
+/// An HTTP client builder with the process's trust ([`set_https_ca`]).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder();
+    match HTTPS_CA.get() {
+        Some(certs) => certs
+            .iter()
+            .fold(builder.tls_built_in_root_certs(false), |b, c| {
+                b.add_root_certificate(c.clone())
+            }),
+        None => builder,
+    }
+}
+
 /// The log's answer to a submission (not yet verified).
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -80,7 +112,7 @@ impl LogClient {
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
         Ok(Self {
             base: base_url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
+            http: http_client_builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
         })

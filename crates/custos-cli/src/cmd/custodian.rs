@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use custos_custodian::{CustodianConfig, CustodianKey, Timing, spawn_custodian};
+use custos_custodian::{CustodianConfig, CustodianKey, Timing, spawn_custodian_tls};
 
 /// `custos custodian` subcommands.
 #[derive(Debug, Subcommand)]
@@ -45,6 +45,9 @@ pub enum CustodianCommand {
         /// Warrants per authority per calendar month served by this custodian.
         #[arg(long, default_value_t = custos_custodian::release::DEFAULT_MONTHLY_QUOTA)]
         monthly_quota: u32,
+        /// TLS certificate and key.
+        #[command(flatten)]
+        tls: super::server::TlsArgs,
     },
 }
 
@@ -75,7 +78,9 @@ pub fn run(cmd: CustodianCommand) -> anyhow::Result<()> {
             key,
             days_ahead,
             monthly_quota,
+            tls,
         } => {
+            let tls_config = tls.load()?;
             let key = CustodianKey::load(&key)?;
             let manifest = super::log::read_manifest(&manifest)?;
             super::init_tracing();
@@ -85,7 +90,7 @@ pub fn run(cmd: CustodianCommand) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
                 let name = key.name().to_owned();
-                let handle = spawn_custodian(
+                let handle = spawn_custodian_tls(
                     listener,
                     CustodianConfig {
                         data,
@@ -96,10 +101,12 @@ pub fn run(cmd: CustodianCommand) -> anyhow::Result<()> {
                         timing: Timing::default(),
                         monthly_quota,
                     },
+                    tls_config,
                 )
                 .await?;
                 println!(
-                    "custos custodian {name} listening on http://{}",
+                    "custos custodian {name} listening on {}://{}",
+                    tls.scheme(),
                     handle.addr
                 );
                 tokio::signal::ctrl_c().await?;

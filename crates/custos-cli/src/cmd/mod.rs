@@ -130,6 +130,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let trust = custos_client::tls::Trust::ca_file(ca)
             .with_context(|| format!("--ca {}", ca.display()))?;
         custos_client::tls::set_default(trust).context("--ca")?;
+        // The same CA for the transparency log (`--log https://...`).
+        let pem = std::fs::read(ca).with_context(|| format!("--ca {}", ca.display()))?;
+        custos_tlog::client::set_https_ca(&pem).context("--ca")?;
     }
     // Commands that own their runtime.
     let command = match cli.command {

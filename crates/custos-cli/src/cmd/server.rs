@@ -41,6 +41,72 @@ pub struct ServerArgs {
     /// TLS certificate and key.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Quotas and abuse limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Quotas and abuse limits of `custos server` (docs/spec/delivery-api.md);
+/// 0 switches one off.
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Unacknowledged items held for one device's mailbox, from all senders.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub mailbox_quota_items: u64,
+    /// Unacknowledged MiB held for one device's mailbox.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub mailbox_quota_mib: u64,
+    /// Stored items an account sent that some recipient has not acknowledged.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub sender_quota_items: u64,
+    /// Stored MiB an account sent that some recipient has not acknowledged.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub sender_quota_mib: u64,
+    /// Registrations per hour from one network prefix (/24 IPv4, /56 IPv6).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub registrations_per_prefix: u32,
+    /// Registrations per hour service-wide.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub registrations_per_hour: u32,
+    /// Reports per hour from one account.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub reports_per_account: u32,
+    /// Reports per hour from one network prefix.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub reports_per_prefix: u32,
+    /// Open WebSocket connections per account.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub ws_per_account: usize,
+    /// Open WebSocket connections service-wide.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub ws_total: usize,
+    /// Seconds between pings on an open WebSocket; a connection silent for
+    /// two intervals is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub ws_ping_secs: u64,
+}
+
+impl LimitArgs {
+    /// Sets the limits in `limits`.
+    fn apply(&self, limits: &mut custos_server::Limits) {
+        use custos_server::{Quota, WindowLimit};
+        const MIB: u64 = 1 << 20;
+        limits.mailbox_quota = Quota {
+            items: self.mailbox_quota_items,
+            bytes: self.mailbox_quota_mib.saturating_mul(MIB),
+        };
+        limits.sender_quota = Quota {
+            items: self.sender_quota_items,
+            bytes: self.sender_quota_mib.saturating_mul(MIB),
+        };
+        limits.registrations_per_prefix = WindowLimit::per_hour(self.registrations_per_prefix);
+        limits.registrations_global = WindowLimit::per_hour(self.registrations_per_hour);
+        limits.reports_per_account = WindowLimit::per_hour(self.reports_per_account);
+        limits.reports_per_prefix = WindowLimit::per_hour(self.reports_per_prefix);
+        limits.ws_max_per_account = self.ws_per_account;
+        limits.ws_max_total = self.ws_total;
+        limits.ws_ping_interval = std::time::Duration::from_secs(self.ws_ping_secs);
+    }
 }
 
 /// `--tls-cert` and `--tls-key` of every service.
@@ -160,6 +226,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.limits.account_rate = rate(args.account_rate);
     config.day_grace = std::time::Duration::from_secs(args.day_grace);
     config.tls = args.tls.load()?;
+    args.limits.apply(&mut config.limits);
     let config = args.franking.apply(config, &args.data)?;
     serve_blocking(args.listen, config)
 }
@@ -210,5 +277,23 @@ pub(super) async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "test code")]
+mod tests {
+    use clap::Parser as _;
+
+    /// The flags' defaults are the library's documented limits.
+    #[test]
+    fn limit_flags_default_to_the_documented_limits() {
+        let cli = crate::cmd::Cli::try_parse_from(["custos", "server", "--data", "x"]).unwrap();
+        let crate::cmd::Command::Server(args) = cli.command else {
+            panic!("not the server command");
+        };
+        let mut limits = custos_server::Limits::default();
+        args.limits.apply(&mut limits);
+        assert_eq!(limits, custos_server::Limits::default());
     }
 }

@@ -7,4 +7,5 @@
 mod common;
 mod log_crash;
 mod server_kill;
+mod tls;
 mod walkthrough;

@@ -138,12 +138,17 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged() {
     let mut id = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut id);
     let conv = ConversationId(id);
+    let (create, commit) = custos_deploy::mls_fixture::two_member_group(
+        &conv,
+        ("alice", &alice.key),
+        ("bob", &bob.key),
+    );
     assert_eq!(
         post(
             &http,
             format!("{base}/v1/conversations"),
             &alice.token,
-            json!({"conversation": conv.to_hex()})
+            create
         )
         .await
         .0,
@@ -153,7 +158,7 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged() {
         &http,
         format!("{base}/v1/conversations/{conv}/commits"),
         &alice.token,
-        json!({"epoch": 0, "commit": "Yw==", "welcome": "dw==", "members": ["alice", "bob"]}),
+        commit,
     )
     .await;
     assert_eq!(st, 200);

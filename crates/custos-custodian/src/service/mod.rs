@@ -144,6 +144,17 @@ pub async fn spawn_custodian(
     listener: tokio::net::TcpListener,
     config: CustodianConfig,
 ) -> Result<CustodianHandle, StartError> {
+    spawn_custodian_tls(listener, config, None).await
+}
+
+/// As [`spawn_custodian`], over TLS with `tls` when given (HTTPS only).
+/// Calls to the other custodians and the log trust the process's CA
+/// ([`custos_tlog::client::set_https_ca`]) or the built-in roots.
+pub async fn spawn_custodian_tls(
+    listener: tokio::net::TcpListener,
+    config: CustodianConfig,
+    tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
+) -> Result<CustodianHandle, StartError> {
     let addr = listener.local_addr()?;
     let me = config.key.public_key();
     let mine = config
@@ -197,7 +208,9 @@ pub async fn spawn_custodian(
         custodians,
         hpke: RwLock::new(HashMap::new()),
         wake,
-        http: reqwest::Client::new(),
+        http: custos_tlog::client::http_client_builder()
+            .build()
+            .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?,
     });
     let releaser = Releaser::open(
         ReleaserConfig {
@@ -216,7 +229,7 @@ pub async fn spawn_custodian(
     let unsealer = tokio::spawn(release_upkeep(releaser.clone(), shared.timing.tick));
     let app = http::router(shared.clone()).merge(crate::release::http::router(releaser));
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = custos_http::tls::serve(listener, tls, app).await {
             tracing::error!("custodian server stopped: {e}");
         }
     });

@@ -5,4 +5,5 @@
 
 mod common;
 mod log_api;
+mod tls;
 mod witnesses;

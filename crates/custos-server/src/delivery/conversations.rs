@@ -10,21 +10,27 @@ use custos_wire::frames::{ClientFrame, ItemKind, MAX_ITEM_BODY_LEN, ServerFrame}
 use serde::Deserialize;
 
 use crate::delivery::auth::{Authed, b64};
+use crate::delivery::public_state::{GroupState, parse_handshake};
 use crate::delivery::submit::{admit, expiry, prepare};
 use crate::delivery::writer::{CommitReq, NewItem, Op};
 use crate::error::HttpRefusal;
 use crate::refusal::{ConversationRefusal, RequestRefusal, SubmitRefusal};
 use crate::state::{AppState, JsonBody, MAX_SUBMIT_FRAME};
+use openmls::prelude::ContentType;
 
 fn parse_id(s: &str) -> Result<ConversationId, ConversationRefusal> {
     ConversationId::from_hex(s).map_err(|_| ConversationRefusal::BadConversation)
 }
 
-/// Body of `POST /v1/conversations`.
+/// Body of `POST /v1/conversations`: the conversation id and the group's
+/// public state at epoch 0 (base64: a GroupInfo `MlsMessage` and the ratchet
+/// tree), from which the service derives the members.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
     conversation: String,
+    group_info: String,
+    ratchet_tree: String,
 }
 
 /// `POST /v1/conversations`.
@@ -35,6 +41,13 @@ pub(crate) async fn create(
 ) -> Result<impl IntoResponse, HttpRefusal> {
     admit(&state, &auth)?;
     let conversation = parse_id(&body.conversation)?;
+    let group_info = b64("group_info", &body.group_info, MAX_ITEM_BODY_LEN)?;
+    let ratchet_tree = b64("ratchet_tree", &body.ratchet_tree, MAX_ITEM_BODY_LEN)?;
+    let group = Box::new(GroupState::create(
+        &conversation,
+        &group_info,
+        &ratchet_tree,
+    )?);
     let now = state.clock.now_millis();
     let account_id = auth.account_id;
     state
@@ -42,6 +55,7 @@ pub(crate) async fn create(
         .call(|reply| Op::CreateConversation {
             conversation,
             account_id,
+            state: group,
             now,
             reply,
         })
@@ -60,11 +74,16 @@ pub(crate) struct CommitBody {
     commit: String,
     #[serde(default)]
     welcome: Option<String>,
-    members: Vec<String>,
+    /// What older clients claimed the members would be. Ignored: the
+    /// members come from the verified commit only.
+    #[serde(default, rename = "members")]
+    _claimed_members: Option<serde::de::IgnoredAny>,
 }
 
-/// `POST /v1/conversations/{id}/commits`: first commit for the current epoch
-/// wins; anything else is `409 stale_epoch`.
+/// `POST /v1/conversations/{id}/commits`: the commit (an MLS
+/// `PublicMessage`) must apply to the conversation's public state at the
+/// current epoch (`400 invalid_commit` otherwise); the first commit for the
+/// current epoch wins, anything else is `409 stale_epoch`.
 pub(crate) async fn commit(
     State(state): State<AppState>,
     auth: Authed,
@@ -73,10 +92,6 @@ pub(crate) async fn commit(
 ) -> Result<impl IntoResponse, HttpRefusal> {
     admit(&state, &auth)?;
     let conversation = parse_id(&id)?;
-    let max = state.config.limits.max_members;
-    if body.members.is_empty() || body.members.len() > max {
-        return Err(ConversationRefusal::BadMembers(max).into());
-    }
     let commit = b64("commit", &body.commit, MAX_ITEM_BODY_LEN)?;
     let welcome = body
         .welcome
@@ -86,6 +101,7 @@ pub(crate) async fn commit(
     if commit.is_empty() || welcome.as_ref().is_some_and(Vec::is_empty) {
         return Err(ConversationRefusal::Empty.into());
     }
+    let handshake = parse_handshake(&commit, &conversation, ContentType::Commit)?;
     let server_time = state.clock.now_millis();
     let item = |kind: ItemKind, bytes: Vec<u8>| -> Result<NewItem, HttpRefusal> {
         // Commits and Welcomes carry no franking commitment: no tag.
@@ -106,7 +122,8 @@ pub(crate) async fn commit(
     };
     let req = CommitReq {
         epoch: body.epoch,
-        members: body.members,
+        handshake,
+        max_members: state.config.limits.max_members,
         commit: item(ItemKind::Commit, commit)?,
         welcome: welcome.map(|w| item(ItemKind::Welcome, w)).transpose()?,
     };

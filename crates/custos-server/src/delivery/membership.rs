@@ -1,17 +1,18 @@
 //! Conversation routing state: epoch and members (with their devices).
 //!
-//! This is routing information, not security: the service cannot read MLS
-//! state, and clients check every sender against the MLS roster. The writer
+//! The members are derived from the conversation's public MLS state, which
+//! changes only with commits the service has verified
+//! ([`crate::delivery::public_state`]); clients still check every sender
+//! against their own MLS roster. The writer
 //! ([`crate::delivery::writer`]) is the only code that changes it, and keeps a cache.
 
 use std::collections::HashMap;
 
 use custos_wire::ConversationId;
-use custos_wire::ids::validate_account_name;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::refusal::ConversationRefusal;
+use crate::delivery::public_state::Leaf;
 
 /// A member account and its devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,11 +119,40 @@ fn group(rows: Vec<(i64, i64)>) -> Vec<Member> {
     members
 }
 
-/// Registers a conversation of one member at epoch 0.
+/// The stored public MLS state of a conversation, if it has one.
+pub(crate) async fn load_state(
+    conn: &mut SqliteConnection,
+    id: &ConversationId,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT state FROM group_states WHERE conversation = ?")
+        .bind(id.0.to_vec())
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+pub(crate) async fn write_state(
+    conn: &mut SqliteConnection,
+    id: &ConversationId,
+    state: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO group_states (conversation, state) VALUES (?, ?) \
+         ON CONFLICT(conversation) DO UPDATE SET state = excluded.state",
+    )
+    .bind(id.0.to_vec())
+    .bind(state.to_vec())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Registers a conversation at epoch 0 with the members its verified
+/// public state names, and stores that state.
 pub(crate) async fn create(
     conn: &mut SqliteConnection,
     id: &ConversationId,
-    account_id: i64,
+    members: Vec<Member>,
+    state: &[u8],
     now: i64,
 ) -> Result<Conv, sqlx::Error> {
     sqlx::query("INSERT INTO conversations (id, epoch, created_at) VALUES (?, 0, ?)")
@@ -130,74 +160,66 @@ pub(crate) async fn create(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO members (conversation, account_id) VALUES (?, ?)")
-        .bind(id.0.to_vec())
-        .bind(account_id)
-        .execute(&mut *conn)
-        .await?;
-    let devices: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM devices WHERE account_id = ? ORDER BY id")
-            .bind(account_id)
-            .fetch_all(&mut *conn)
+    for m in &members {
+        sqlx::query("INSERT INTO members (conversation, account_id) VALUES (?, ?)")
+            .bind(id.0.to_vec())
+            .bind(m.account_id)
+            .execute(&mut *conn)
             .await?;
-    Ok(Conv {
-        epoch: 0,
-        members: vec![Member {
-            account_id,
-            devices,
-        }],
-    })
+    }
+    write_state(conn, id, state).await?;
+    Ok(Conv { epoch: 0, members })
 }
 
-/// Resolves account names to members; refuses unknown, invalid or repeated
-/// names.
-pub(crate) async fn resolve(
+/// Resolves the leaves of a verified roster to member accounts: each leaf
+/// must name an existing account and carry that account's identity key as
+/// its signature key (so a leaf is that account's own device, never a
+/// stranger's key under someone's name). Several leaves of one account
+/// count once. The error says which leaf failed.
+pub(crate) async fn resolve_roster(
     conn: &mut SqliteConnection,
-    names: &[String],
-) -> Result<Result<Vec<Member>, ConversationRefusal>, sqlx::Error> {
-    for n in names {
-        if validate_account_name(n).is_err() {
-            return Ok(Err(ConversationRefusal::BadName(
-                n.escape_debug().to_string(),
-            )));
-        }
+    leaves: &[Leaf],
+) -> Result<Result<Vec<Member>, String>, sqlx::Error> {
+    if leaves.is_empty() {
+        return Ok(Err("the group has no member".into()));
     }
     let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT a.id, a.name, d.id FROM accounts a JOIN devices d ON d.account_id = a.id \
-         WHERE a.name IN (",
+        "SELECT a.id, a.name, a.identity_key, d.id FROM accounts a \
+         JOIN devices d ON d.account_id = a.id WHERE a.name IN (",
     );
     let mut sep = qb.separated(", ");
-    for n in names {
-        sep.push_bind(n.clone());
+    for l in leaves {
+        sep.push_bind(l.name.clone());
     }
     qb.push(") ORDER BY a.id, d.id");
-    let rows: Vec<(i64, String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-    let mut found: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    found.dedup();
-    if found.len() != names.len() {
-        let missing: Vec<&str> = names
-            .iter()
-            .map(String::as_str)
-            .filter(|n| !found.contains(n))
-            .collect();
-        return Ok(Err(if missing.is_empty() {
-            ConversationRefusal::DuplicateMember
-        } else {
-            ConversationRefusal::UnknownAccount(missing.into_iter().map(str::to_owned).collect())
-        }));
+    let rows: Vec<(i64, String, Vec<u8>, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    for l in leaves {
+        match rows.iter().find(|r| r.1 == l.name) {
+            None => return Ok(Err(format!("no such account: {}", l.name))),
+            Some(r) if r.2 != l.signature_key => {
+                return Ok(Err(format!(
+                    "the leaf of {} does not carry that account's identity key",
+                    l.name
+                )));
+            }
+            Some(_) => {}
+        }
     }
     Ok(Ok(group(
-        rows.into_iter().map(|(a, _, d)| (a, d)).collect(),
+        rows.into_iter().map(|(a, _, _, d)| (a, d)).collect(),
     )))
 }
 
-/// Writes the epoch bump and the member changes of a commit.
+/// Writes the epoch bump, the member changes and the new public state of a
+/// verified commit (in the writer's transaction: all or nothing).
 pub(crate) async fn store_commit(
     conn: &mut SqliteConnection,
     id: &ConversationId,
     old: &Conv,
     new: &Conv,
+    state: &[u8],
 ) -> Result<(), sqlx::Error> {
+    write_state(conn, id, state).await?;
     sqlx::query("UPDATE conversations SET epoch = ? WHERE id = ?")
         .bind(i64::try_from(new.epoch).unwrap_or(i64::MAX))
         .bind(id.0.to_vec())

@@ -9,6 +9,7 @@ pub(crate) mod conversations;
 pub(crate) mod keypackages;
 pub(crate) mod mailbox;
 pub(crate) mod membership;
+pub mod public_state;
 pub(crate) mod quota;
 pub(crate) mod retention;
 pub(crate) mod submit;

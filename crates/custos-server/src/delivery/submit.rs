@@ -8,10 +8,11 @@ use custos_wire::announcement::{
 };
 use custos_wire::envelope::{Envelope, MAX_ENVELOPE_LEN};
 use custos_wire::frames::ItemKind;
-use custos_wire::mls_header::{CONTENT_TYPE_PROPOSAL, peek_private_message};
+use openmls::prelude::ContentType;
 use sha2::{Digest, Sha256};
 
 use crate::delivery::auth::Authed;
+use crate::delivery::public_state::parse_handshake;
 use crate::delivery::writer::NewItem;
 use crate::error::HttpRefusal;
 use crate::refusal::{RequestRefusal, SubmitRefusal};
@@ -34,7 +35,7 @@ pub(crate) fn admit(state: &AppState, auth: &Authed) -> Result<(), SubmitRefusal
 /// Checks a submission and builds the item to store:
 /// - the sender is admitted by the policy;
 /// - the body decodes as an Envelope (kind 1), a ChainAnnouncement
-///   (kind 2) or an MLS proposal `PrivateMessage` (kind 5); commits and
+///   (kind 2) or an MLS proposal `PublicMessage` (kind 5); commits and
 ///   Welcomes must use the commit endpoint;
 /// - its conversation is the one it is submitted to;
 /// - its chain's day is today or yesterday on the service clock.
@@ -77,22 +78,11 @@ pub(crate) fn prepare(
             (a.conversation, a.chain.day, None)
         }
         ItemKind::Proposal => {
-            let h = peek_private_message(&body)
-                .map_err(|e| RequestRefusal::wire("MLS proposal", &e))?;
-            if h.content_type != CONTENT_TYPE_PROPOSAL {
-                return Err(SubmitRefusal::WrongKind(
-                    "an item of kind proposal must hold an MLS proposal",
-                )
-                .into());
-            }
-            let Ok(group) = <[u8; 16]>::try_from(h.group_id) else {
-                return Err(SubmitRefusal::ConversationMismatch(
-                    "the proposal's group id is not a conversation id".into(),
-                )
-                .into());
-            };
+            // Verified against the group's public state by the writer, in
+            // order with commits; here only its form, group and epoch.
+            let h = parse_handshake(&body, &conversation, ContentType::Proposal)?;
             epoch = Some(h.epoch);
-            (ConversationId(group), state.clock.today(), None)
+            (conversation, state.clock.today(), None)
         }
         ItemKind::Commit | ItemKind::Welcome => {
             return Err(SubmitRefusal::WrongKind(

@@ -180,10 +180,9 @@ async fn racing_commits_one_wins_one_is_stale() {
     let carol = User::register(&server, "carol").await;
     let conv = alice.group_with(&[&bob]).await;
     // Both members commit for epoch 1 at once.
-    let (a, b) = tokio::join!(
-        alice.commit(&conv, 1, &["alice", "bob"], b"update-a", None),
-        bob.commit(&conv, 1, &["alice", "bob"], b"update-b", None),
-    );
+    let sa = alice.mls.self_update(&conv);
+    let sb = bob.mls.self_update(&conv);
+    let (a, b) = tokio::join!(alice.commit(&conv, &sa), bob.commit(&conv, &sb));
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(
@@ -200,25 +199,25 @@ async fn racing_commits_one_wins_one_is_stale() {
     assert_eq!(loser["current_epoch"], 2);
     let winner = if a.0 == StatusCode::OK { &a.1 } else { &b.1 };
     assert_eq!(winner["epoch"], 2);
-    // An old epoch is stale too; the current one is taken.
-    let (st, body) = carol.commit(&conv, 2, &["alice", "bob"], b"x", None).await;
+    // The loser drops its commit and processes the winner's.
+    alice.mls.settle_own(&conv, a.0 == StatusCode::OK);
+    bob.mls.settle_own(&conv, b.0 == StatusCode::OK);
+    if a.0 == StatusCode::OK {
+        bob.mls.follow(&conv, &sa);
+    } else {
+        alice.mls.follow(&conv, &sb);
+    }
+    // A non-member cannot commit; an old epoch is stale.
+    let (st, body) = carol.commit(&conv, &sa).await;
     assert_eq!(
         (st, body["error"].as_str()),
         (StatusCode::FORBIDDEN, Some("not_member"))
     );
-    let (st, body) = alice.commit(&conv, 0, &["alice", "bob"], b"x", None).await;
+    let (st, body) = alice.commit(&conv, &sa).await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_eq!(body["current_epoch"], 2);
-    let (st, _) = alice
-        .commit(
-            &conv,
-            2,
-            &["alice", "bob", "carol"],
-            b"add-carol",
-            Some(b"w"),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK);
+    let (st, body, _) = alice.change(&conv, &[&carol], &[], &[&bob]).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
     let (_, list) = carol.get_json("/v1/conversations").await;
     assert_eq!(list["conversations"][0]["epoch"], 3);
     assert_eq!(
@@ -238,38 +237,22 @@ async fn commit_and_welcome_are_delivered_to_the_right_devices() {
     // Bob, added, gets only the Welcome (he joins at the new epoch and
     // never sees the commit that added him); Alice (the committer) nothing.
     let got = bob.fetch(0).await;
-    let kinds: Vec<_> = got
-        .iter()
-        .map(|d| (d.kind, d.body.clone(), d.sender.clone()))
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![(ItemKind::Welcome, b"welcome-0".to_vec(), "alice".to_owned())]
-    );
+    let kinds: Vec<_> = got.iter().map(|d| (d.kind, d.sender.clone())).collect();
+    assert_eq!(kinds, vec![(ItemKind::Welcome, "alice".to_owned())]);
     assert!(alice.fetch(0).await.is_empty());
     // Adding Carol: the commit goes to Bob, the Welcome only to Carol.
-    let (st, _) = alice
-        .commit(
-            &conv,
-            1,
-            &["alice", "bob", "carol"],
-            b"commit-1",
-            Some(b"welcome-1"),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK);
+    let (st, body, _) = alice.change(&conv, &[&carol], &[], &[&bob]).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
     let last = got.last().unwrap().seq;
     let bob_new: Vec<_> = bob.fetch(last).await.into_iter().map(|d| d.kind).collect();
     assert_eq!(bob_new, vec![ItemKind::Commit]);
     let carol_got: Vec<_> = carol.fetch(0).await.into_iter().map(|d| d.kind).collect();
     assert_eq!(carol_got, vec![ItemKind::Welcome]);
     // Removing Bob: Bob still gets that commit, then no more messages.
-    let (st, _) = alice
-        .commit(&conv, 2, &["alice", "carol"], b"remove-bob", None)
-        .await;
-    assert_eq!(st, StatusCode::OK);
+    let (st, body, removal) = alice.change(&conv, &[], &["bob"], &[&bob, &carol]).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
     let removed = bob.fetch(0).await;
-    assert_eq!(removed.last().unwrap().body, b"remove-bob");
+    assert_eq!(removed.last().unwrap().body, removal.commit);
     let env = envelope(&conv, today(), &random_bytes(64));
     let (st, body) = bob
         .submit(&conv, ItemKind::Envelope, env)
@@ -288,14 +271,26 @@ async fn commit_and_welcome_are_delivered_to_the_right_devices() {
         .await
         .unwrap();
     assert_eq!(bob.fetch(0).await.len(), removed.len());
-    // Adding without a Welcome is refused.
+    // Adding without a Welcome is refused, and so is a Welcome with a
+    // commit that adds nobody.
+    let add_bob = alice.mls.stage(&conv, &[&bob.mls], &[]);
     let (st, body) = alice
-        .commit(&conv, 3, &["alice", "carol", "bob"], b"c", None)
+        .commit_raw(&conv, add_bob.epoch, &add_bob.commit, None)
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("welcome_required"))
     );
+    alice.mls.settle_own(&conv, false);
+    let update = alice.mls.self_update(&conv);
+    let (st, body) = alice
+        .commit_raw(&conv, update.epoch, &update.commit, Some(b"w"))
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unexpected_welcome"))
+    );
+    alice.mls.settle_own(&conv, false);
     server.stop().await;
 }
 
@@ -510,6 +505,7 @@ async fn bob_relogin_and_count(server: &TestServer, bob: &User, n: usize) {
     let mut b = User {
         name: bob.name.clone(),
         key: bob.key.clone(),
+        mls: bob.mls.clone(),
         token: String::new(),
         base: server.url.clone(),
         http: reqwest::Client::new(),

@@ -442,7 +442,7 @@ async fn a_suspended_account_is_refused_by_the_policy_hook() {
         (st, body["error"].as_str()),
         (StatusCode::FORBIDDEN, Some("suspended"))
     );
-    let (st, _) = eve.commit(&conv, 1, &["alice", "eve"], b"c", None).await;
+    let (st, _, _) = eve.change(&conv, &[], &[], &[&alice]).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     drop(server.stop().await);
 }
@@ -516,62 +516,88 @@ fn mls_private_message(conv: &ConversationId, epoch: u64, content_type: u8) -> V
 }
 
 #[tokio::test]
-async fn proposals_are_ordered_by_epoch_like_commits() {
+async fn proposals_are_verified_and_ordered_by_epoch_like_commits() {
     let server = TestServer::start().await;
     let alice = User::register(&server, "alice").await;
     let bob = User::register(&server, "bob").await;
-    let conv = alice.group_with(&[&bob]).await; // now at epoch 1
+    let carol = User::register(&server, "carol").await;
+    let conv = alice.group_with(&[&bob, &carol]).await; // now at epoch 1
+    let other = alice.group_with(&[&bob]).await;
 
+    // Garbage, encrypted proposals (the service cannot verify them), a
+    // commit sent as a proposal, another group's proposal.
+    let update = alice.mls.self_update(&conv);
+    alice.mls.settle_own(&conv, false);
+    let foreign = bob.mls.leave(&other);
     let refused = [
-        (b"garbage".to_vec(), StatusCode::BAD_REQUEST, "malformed"),
         (
-            mls_private_message(&conv, 1, 3),
+            b"garbage".to_vec(),
             StatusCode::BAD_REQUEST,
-            "wrong_kind",
+            "invalid_proposal",
         ),
         (
-            mls_private_message(&ConversationId([9; 16]), 1, 2),
+            mls_private_message(&conv, 1, 2),
             StatusCode::BAD_REQUEST,
-            "conversation_mismatch",
+            "invalid_proposal",
         ),
         (
-            mls_private_message(&conv, 0, 2),
-            StatusCode::CONFLICT,
-            "stale_epoch",
+            update.commit.clone(),
+            StatusCode::BAD_REQUEST,
+            "invalid_proposal",
         ),
-        (
-            mls_private_message(&conv, 2, 2),
-            StatusCode::CONFLICT,
-            "stale_epoch",
-        ),
+        (foreign, StatusCode::BAD_REQUEST, "invalid_proposal"),
     ];
     for (body, status, code) in refused {
-        let (st, json) = alice
+        let (st, json) = bob
             .submit(&conv, ItemKind::Proposal, body)
             .await
             .unwrap_err();
         assert_eq!((st, json["error"].as_str()), (status, Some(code)), "{json}");
     }
-    // The current epoch is accepted and reaches the other member.
-    alice
-        .submit(&conv, ItemKind::Proposal, mls_private_message(&conv, 1, 2))
+    // Another member's proposal, replayed by Carol, is refused: the
+    // signer must be the caller.
+    let leave = bob.mls.leave(&conv);
+    let (st, json) = carol
+        .submit(&conv, ItemKind::Proposal, leave.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_proposal")),
+        "{json}"
+    );
+    // Bob's own proposal to leave is accepted and reaches the others.
+    bob.submit(&conv, ItemKind::Proposal, leave.clone())
         .await
         .unwrap();
-    let got = bob.fetch(0).await;
+    let got = alice.fetch(0).await;
     assert_eq!(got.last().map(|d| d.kind), Some(ItemKind::Proposal));
-    // After the next commit, a proposal for the old epoch is stale.
-    let (st, body) = alice
-        .commit(&conv, 1, &["alice", "bob"], b"commit-1", None)
-        .await;
+    // Alice commits it (by reference: the service has it queued); Bob is
+    // no longer a member.
+    alice.mls.take_proposal(&conv, &leave);
+    let commit = alice.mls.commit_pending(&conv);
+    let (st, body) = alice.commit(&conv, &commit).await;
     assert_eq!(st, StatusCode::OK, "{body}");
-    let (st, json) = bob
-        .submit(&conv, ItemKind::Proposal, mls_private_message(&conv, 1, 2))
+    alice.mls.settle_own(&conv, true);
+    let (_, list) = alice.get_json("/v1/conversations").await;
+    let members: Vec<&Value> = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["conversation"] == conv.to_hex())
+        .map(|c| &c["members"])
+        .collect();
+    assert_eq!(members, vec![&json!(["alice", "carol"])]);
+    // After the commit, a proposal for the old epoch is stale.
+    let (st, json) = carol
+        .submit(&conv, ItemKind::Proposal, carol.mls.leave(&conv))
         .await
         .unwrap_err();
     assert_eq!(
         (st, json["error"].as_str()),
         (StatusCode::CONFLICT, Some("stale_epoch"))
     );
+    drop(server.stop().await);
 }
 
 #[tokio::test]

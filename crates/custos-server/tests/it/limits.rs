@@ -282,9 +282,7 @@ async fn a_full_mailbox_refuses_every_sender_until_it_is_acknowledged() {
         .await;
     assert_eq!(refusal(refused).1, "mailbox_full");
     // A commit is not blocked by a full mailbox (Bob can still be removed).
-    let (st, body) = alice
-        .commit(&conv, 1, &["alice", "bob", "carol"], b"commit-1", None)
-        .await;
+    let (st, body, _) = alice.change(&conv, &[], &[], &[&bob, &carol]).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     // Bob fetches and acknowledges: the mailbox takes items again.
     drain(&bob).await;

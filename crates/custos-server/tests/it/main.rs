@@ -9,5 +9,6 @@ mod common;
 mod durability;
 mod hostile;
 mod limits;
+mod membership;
 mod proptest_model;
 mod tags;

@@ -63,50 +63,64 @@ async fn run_case(server: &TestServer, steps: Vec<Step>) -> Result<(), TestCaseE
         members: BTreeSet::from([0]),
         boxes: Default::default(),
     };
-    for (i, step) in steps.into_iter().enumerate() {
+    let mut last: Option<mls::Staged> = None;
+    for step in steps {
         match step {
             Step::Commit { by, stale, members } => {
-                let new: BTreeSet<usize> = (0..3).filter(|j| members & (1 << j) != 0).collect();
-                let epoch = if stale && model.epoch > 0 {
-                    model.epoch - 1
-                } else {
-                    model.epoch
-                };
-                let stale = epoch != model.epoch;
-                let added: Vec<usize> = new.difference(&model.members).copied().collect();
-                let body = format!("commit-{i}").into_bytes();
-                let welcome = format!("welcome-{i}").into_bytes();
-                let list: Vec<&str> = new.iter().map(|j| names[*j].as_str()).collect();
-                let (st, resp) = users[by]
-                    .commit(
-                        &conv,
-                        epoch,
-                        &list,
-                        &body,
-                        (!added.is_empty()).then_some(welcome.as_slice()),
-                    )
-                    .await;
+                let mut new: BTreeSet<usize> = (0..3).filter(|j| members & (1 << j) != 0).collect();
                 if !model.members.contains(&by) {
-                    prop_assert_eq!(st, StatusCode::FORBIDDEN);
-                } else if stale {
+                    // Not a member: a real commit it replays is refused as
+                    // such, garbage as garbage.
+                    if let Some(old) = &last {
+                        let (st, _) = users[by].commit(&conv, old).await;
+                        prop_assert_eq!(st, StatusCode::FORBIDDEN);
+                    } else {
+                        let (st, resp) = users[by]
+                            .commit_raw(&conv, model.epoch, b"not-a-commit", None)
+                            .await;
+                        prop_assert_eq!(st, StatusCode::BAD_REQUEST);
+                        prop_assert_eq!(resp["error"].as_str(), Some("invalid_commit"));
+                    }
+                    continue;
+                }
+                if stale && let Some(old) = &last {
+                    // The commit of an earlier epoch, sent again.
+                    let (st, resp) = users[by].commit(&conv, old).await;
                     prop_assert_eq!(st, StatusCode::CONFLICT);
                     prop_assert_eq!(resp["current_epoch"].as_u64(), Some(model.epoch));
-                } else {
-                    prop_assert_eq!(st, StatusCode::OK, "{}", resp);
-                    model.epoch += 1;
-                    prop_assert_eq!(resp["epoch"].as_u64(), Some(model.epoch));
-                    // The commit reaches the members before it (removed
-                    // ones included); new members get only the Welcome.
-                    for j in &model.members {
-                        if *j != by {
-                            model.boxes[*j].push(body.clone());
-                        }
-                    }
-                    for j in &added {
-                        model.boxes[*j].push(welcome.clone());
-                    }
-                    model.members = new;
+                    continue;
                 }
+                // A member cannot commit its own removal.
+                new.insert(by);
+                let added: Vec<usize> = new.difference(&model.members).copied().collect();
+                let removed: Vec<&str> = model
+                    .members
+                    .difference(&new)
+                    .map(|j| names[*j].as_str())
+                    .collect();
+                let add: Vec<&User> = added.iter().map(|j| &users[*j]).collect();
+                let others: Vec<&User> = model
+                    .members
+                    .iter()
+                    .filter(|j| **j != by)
+                    .map(|j| &users[*j])
+                    .collect();
+                let (st, resp, staged) = users[by].change(&conv, &add, &removed, &others).await;
+                prop_assert_eq!(st, StatusCode::OK, "{}", resp);
+                model.epoch += 1;
+                prop_assert_eq!(resp["epoch"].as_u64(), Some(model.epoch));
+                // The commit reaches the members before it (removed ones
+                // included); new members get only the Welcome.
+                for j in &model.members {
+                    if *j != by {
+                        model.boxes[*j].push(staged.commit.clone());
+                    }
+                }
+                for j in &added {
+                    model.boxes[*j].push(staged.welcome.clone().unwrap());
+                }
+                model.members = new;
+                last = Some(staged);
             }
             Step::Submit { by } => {
                 let env = envelope(&conv, today(), &random_bytes(24));

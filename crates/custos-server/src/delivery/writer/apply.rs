@@ -6,16 +6,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use custos_wire::ConversationId;
-use custos_wire::frames::MAX_TAG_LEN;
+use custos_wire::frames::{ItemKind, MAX_TAG_LEN};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::{CommitDone, CommitReq, Deferred, NewItem, Op, Reply, Staged};
 use crate::abuse::policy::TagInput;
 use crate::delivery::membership::{self, Conv};
+use crate::delivery::public_state::{self, GroupState};
 use crate::delivery::quota::Usage;
 use crate::error::HttpRefusal;
 use crate::refusal::{ConversationRefusal, SubmitRefusal};
+use openmls::prelude::ContentType;
 
 /// The conversation as this batch sees it: staged changes, then the cache,
 /// then the database.
@@ -71,6 +73,13 @@ pub(super) async fn route_submit(
         .admit(&item.sender_name, item.body.len(), &recipients)
     {
         return Ok(Err(e.into()));
+    }
+    if item.kind == ItemKind::Proposal
+        && let Err(e) = queue_proposal(conn, item).await?
+    {
+        st.usage
+            .release(&item.sender_name, item.body.len(), &recipients);
+        return Ok(Err(e));
     }
     Ok(Ok(recipients))
 }
@@ -344,19 +353,13 @@ pub(super) async fn apply_other(
         Op::CreateConversation {
             conversation,
             account_id,
+            state,
             now,
             reply,
-        } => {
-            if conv_of(conn, st, &conversation).await?.is_some() {
-                drop(reply.send(Err(
-                    ConversationRefusal::ConversationExists(conversation).into(),
-                )));
-                return Ok(());
-            }
-            let conv = membership::create(conn, &conversation, account_id, to_i64(now)).await?;
-            st.convs.insert(conversation, conv);
-            st.deferred.push(Deferred::Unit(reply));
-        }
+        } => match create(conn, st, conversation, account_id, &state, now).await? {
+            Ok(()) => st.deferred.push(Deferred::Unit(reply)),
+            Err(e) => drop(reply.send(Err(e))),
+        },
         Op::Commit { req, reply } => match commit(conn, st, *req).await? {
             Ok(done) => st.deferred.push(Deferred::Commit(reply, done)),
             Err(e) => drop(reply.send(Err(e))),
@@ -375,6 +378,93 @@ pub(super) async fn apply_other(
     Ok(())
 }
 
+/// Registers a conversation from its creator's verified public state: the
+/// members are the accounts its leaves name, and the creator must be one.
+async fn create(
+    conn: &mut SqliteConnection,
+    st: &mut Staged<'_>,
+    conversation: ConversationId,
+    account_id: i64,
+    state: &GroupState,
+    now: u64,
+) -> Result<Result<(), HttpRefusal>, sqlx::Error> {
+    if conv_of(conn, st, &conversation).await?.is_some() {
+        return Ok(Err(
+            ConversationRefusal::ConversationExists(conversation).into()
+        ));
+    }
+    let invalid =
+        |why: String| -> HttpRefusal { ConversationRefusal::InvalidGroupState(why).into() };
+    let leaves = match state.roster() {
+        Ok(l) => l,
+        Err(why) => return Ok(Err(invalid(why))),
+    };
+    let members = match membership::resolve_roster(conn, &leaves).await? {
+        Ok(m) => m,
+        Err(why) => return Ok(Err(invalid(why))),
+    };
+    if !members.iter().any(|m| m.account_id == account_id) {
+        return Ok(Err(invalid(
+            "the creator is not a member of the group it uploads".into(),
+        )));
+    }
+    let blob = match state.encode() {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(HttpRefusal::internal("encode group state", e))),
+    };
+    let conv = membership::create(conn, &conversation, members, &blob, to_i64(now)).await?;
+    st.convs.insert(conversation, conv);
+    Ok(Ok(()))
+}
+
+/// Loads a conversation's public state inside the batch's transaction (so a
+/// commit sees the one staged before it in the same batch).
+async fn state_of(
+    conn: &mut SqliteConnection,
+    conversation: &ConversationId,
+    missing: impl FnOnce() -> ConversationRefusal,
+) -> Result<Result<GroupState, HttpRefusal>, sqlx::Error> {
+    let Some(blob) = membership::load_state(conn, conversation).await? else {
+        return Ok(Err(missing().into()));
+    };
+    Ok(GroupState::decode(conversation, &blob)
+        .map_err(|e| HttpRefusal::internal("stored group state", e)))
+}
+
+/// Verifies a member's proposal against the conversation's public state and
+/// queues it there, in the batch's transaction.
+async fn queue_proposal(
+    conn: &mut SqliteConnection,
+    item: &NewItem,
+) -> Result<Result<(), HttpRefusal>, sqlx::Error> {
+    let id = &item.conversation;
+    let mut state = match state_of(conn, id, || {
+        ConversationRefusal::InvalidProposal(
+            "the conversation has no public MLS state on the service".into(),
+        )
+    })
+    .await?
+    {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let queued = public_state::parse_handshake(&item.body, id, ContentType::Proposal)
+        .and_then(|h| state.queue_proposal(h, &item.sender_name));
+    if let Err(e) = queued {
+        return Ok(Err(e.into()));
+    }
+    match state.encode() {
+        Ok(blob) => {
+            membership::write_state(conn, id, &blob).await?;
+            Ok(Ok(()))
+        }
+        Err(e) => Ok(Err(HttpRefusal::internal("encode group state", e))),
+    }
+}
+
+/// Applies a commit: membership and epoch checks, then the commit is
+/// verified against the stored public state and merged; the new members and
+/// epoch are read from the merged state, and written with it.
 async fn commit(
     conn: &mut SqliteConnection,
     st: &mut Staged<'_>,
@@ -387,6 +477,13 @@ async fn commit(
     if !conv.is_member(req.commit.sender_account) {
         return Ok(Err(not_member(&conversation)));
     }
+    let invalid = |why: String| -> HttpRefusal { ConversationRefusal::InvalidCommit(why).into() };
+    if req.epoch != req.handshake.epoch {
+        return Ok(Err(invalid(format!(
+            "the request says epoch {} but the commit is for epoch {}",
+            req.epoch, req.handshake.epoch
+        ))));
+    }
     if req.epoch != conv.epoch {
         return Ok(Err(ConversationRefusal::StaleEpoch {
             sent: req.epoch,
@@ -398,10 +495,36 @@ async fn commit(
     if let Err(e) = st.usage.admit_commit(&req.commit.sender_name, bytes) {
         return Ok(Err(e.into()));
     }
-    let new_members = match membership::resolve(conn, &req.members).await? {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(e.into())),
+    let mut state = match state_of(conn, &conversation, || {
+        ConversationRefusal::InvalidCommit(
+            "the conversation has no public MLS state on the service; create it again".into(),
+        )
+    })
+    .await?
+    {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
     };
+    if state.epoch() != conv.epoch {
+        return Ok(Err(HttpRefusal::internal(
+            "group state",
+            "stored public state and epoch disagree",
+        )));
+    }
+    if let Err(e) = state.apply_commit(req.handshake, &req.commit.sender_name) {
+        return Ok(Err(e.into()));
+    }
+    let leaves = match state.roster() {
+        Ok(l) => l,
+        Err(why) => return Ok(Err(invalid(why))),
+    };
+    let new_members = match membership::resolve_roster(conn, &leaves).await? {
+        Ok(m) => m,
+        Err(why) => return Ok(Err(invalid(why))),
+    };
+    if new_members.len() > req.max_members {
+        return Ok(Err(ConversationRefusal::BadMembers(req.max_members).into()));
+    }
     let added: Vec<_> = new_members
         .iter()
         .filter(|m| !conv.is_member(m.account_id))
@@ -416,11 +539,15 @@ async fn commit(
         }
         _ => {}
     }
+    let blob = match state.encode() {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(HttpRefusal::internal("encode group state", e))),
+    };
     let next = Conv {
-        epoch: conv.epoch.saturating_add(1),
+        epoch: state.epoch(),
         members: new_members,
     };
-    membership::store_commit(conn, &conversation, &conv, &next).await?;
+    membership::store_commit(conn, &conversation, &conv, &next, &blob).await?;
     // The commit goes to every device of the members before it (removed
     // members included, so they learn of their removal), except the
     // committing device; new members join from the Welcome alone, at the

@@ -80,11 +80,16 @@ pub(crate) struct NewItem {
     pub body: Bytes,
 }
 
-/// A commit request, checked for form by the route.
+/// A commit request, checked for form by the route: the commit parses as
+/// an MLS `PublicMessage` commit of the conversation; the writer verifies it
+/// against the stored public state.
 #[derive(Debug)]
 pub(crate) struct CommitReq {
+    /// The epoch the committer says it commits in; must be the commit's own.
     pub epoch: u64,
-    pub members: Vec<String>,
+    pub handshake: crate::delivery::public_state::Handshake,
+    /// Most members a conversation may have (the service's limit).
+    pub max_members: usize,
     pub commit: NewItem,
     pub welcome: Option<NewItem>,
 }
@@ -124,6 +129,8 @@ pub(crate) enum Op {
     CreateConversation {
         conversation: ConversationId,
         account_id: i64,
+        /// The verified public state the creator uploaded.
+        state: Box<crate::delivery::public_state::GroupState>,
         now: u64,
         reply: Reply<()>,
     },

@@ -9,8 +9,11 @@
     reason = "test code: a failed step must fail the test"
 )]
 
+pub mod mls;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -138,6 +141,8 @@ pub struct User {
     pub token: String,
     pub base: String,
     pub http: reqwest::Client,
+    /// The user's MLS groups (signed with `key`, as the real client does).
+    pub mls: Arc<mls::Mls>,
 }
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -149,6 +154,7 @@ impl User {
         let key = SigningKey::from_bytes(&seed);
         let mut u = User {
             name: name.to_owned(),
+            mls: Arc::new(mls::Mls::new(name, &key)),
             key,
             token: String::new(),
             base: server.url.clone(),
@@ -217,19 +223,33 @@ impl User {
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let conv = ConversationId(id);
-        let (st, body) = self
-            .post_json("/v1/conversations", json!({"conversation": conv.to_hex()}))
-            .await;
+        let (group_info, tree) = self.mls.create(&conv);
+        let (st, body) = self.create_raw(&conv, &group_info, &tree).await;
         assert_eq!(st, StatusCode::CREATED, "{body}");
         assert_eq!(body["epoch"], 0);
         conv
     }
 
-    pub async fn commit(
+    /// `POST /v1/conversations` with the given public state.
+    pub async fn create_raw(
+        &self,
+        conv: &ConversationId,
+        group_info: &[u8],
+        tree: &[u8],
+    ) -> (StatusCode, Value) {
+        self.post_json(
+            "/v1/conversations",
+            json!({"conversation": conv.to_hex(), "group_info": B64.encode(group_info),
+                   "ratchet_tree": B64.encode(tree)}),
+        )
+        .await
+    }
+
+    /// Posts a commit as given (any bytes).
+    pub async fn commit_raw(
         &self,
         conv: &ConversationId,
         epoch: u64,
-        members: &[&str],
         commit: &[u8],
         welcome: Option<&[u8]>,
     ) -> (StatusCode, Value) {
@@ -239,20 +259,49 @@ impl User {
                 "epoch": epoch,
                 "commit": B64.encode(commit),
                 "welcome": welcome.map(|w| B64.encode(w)),
-                "members": members,
             }),
         )
         .await
     }
 
+    /// Posts a staged MLS commit.
+    pub async fn commit(&self, conv: &ConversationId, staged: &mls::Staged) -> (StatusCode, Value) {
+        self.commit_raw(
+            conv,
+            staged.epoch,
+            &staged.commit,
+            staged.welcome.as_deref(),
+        )
+        .await
+    }
+
+    /// Commits a change (adds `add`, removes the names in `remove`; a
+    /// self-update if both are empty). If the service accepts it, the
+    /// committer merges it and `others` (members and added users) follow;
+    /// else the committer drops it.
+    pub async fn change(
+        &self,
+        conv: &ConversationId,
+        add: &[&User],
+        remove: &[&str],
+        others: &[&User],
+    ) -> (StatusCode, Value, mls::Staged) {
+        let adds: Vec<&mls::Mls> = add.iter().map(|u| u.mls.as_ref()).collect();
+        let staged = self.mls.stage(conv, &adds, remove);
+        let (st, body) = self.commit(conv, &staged).await;
+        self.mls.settle_own(conv, st == StatusCode::OK);
+        if st == StatusCode::OK {
+            for u in others.iter().chain(add) {
+                u.mls.follow(conv, &staged);
+            }
+        }
+        (st, body, staged)
+    }
+
     /// A conversation with `others` added at epoch 0 -> 1.
     pub async fn group_with(&self, others: &[&User]) -> ConversationId {
         let conv = self.create_conversation().await;
-        let mut members = vec![self.name.as_str()];
-        members.extend(others.iter().map(|u| u.name.as_str()));
-        let (st, body) = self
-            .commit(&conv, 0, &members, b"commit-0", Some(b"welcome-0"))
-            .await;
+        let (st, body, _) = self.change(&conv, others, &[], &[]).await;
         assert_eq!(st, StatusCode::OK, "{body}");
         conv
     }

@@ -1,0 +1,76 @@
+//! A real two-member MLS group for the benches: the service verifies every
+//! conversation's creation and commits, so the benches' users make them
+//! with openmls, as the client does.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_wire::ConversationId;
+use ed25519_dalek::SigningKey;
+use openmls::prelude::tls_codec::Serialize as _;
+use openmls::prelude::*;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_traits::signatures::{Signer, SignerError};
+use openmls_traits::types::SignatureScheme;
+use serde_json::{Value, json};
+
+const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+struct Key(SigningKey);
+
+impl Signer for Key {
+    fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
+        use ed25519_dalek::Signer as _;
+        Ok(self.0.sign(payload).to_bytes().to_vec())
+    }
+    fn signature_scheme(&self) -> SignatureScheme {
+        SignatureScheme::ED25519
+    }
+}
+
+fn credential(name: &str, key: &Key) -> CredentialWithKey {
+    CredentialWithKey {
+        credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+        signature_key: key.0.verifying_key().to_bytes().to_vec().into(),
+    }
+}
+
+/// The bodies of `POST /v1/conversations` (by `a`) and of the commit (by
+/// `a`, epoch 0) that adds `b`.
+#[allow(dead_code, reason = "each bench uses what it needs")]
+pub fn pair(
+    conv: &ConversationId,
+    a: (&str, &SigningKey),
+    b: (&str, &SigningKey),
+) -> (Value, Value) {
+    let provider = OpenMlsRustCrypto::default();
+    let ka = Key(a.1.clone());
+    let kb = Key(b.1.clone());
+    let mut group = MlsGroup::builder()
+        .with_group_id(GroupId::from_slice(&conv.0))
+        .ciphersuite(CS)
+        .use_ratchet_tree_extension(true)
+        .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .build(&provider, &ka, credential(a.0, &ka))
+        .unwrap();
+    let info = group
+        .export_group_info(provider.crypto(), &ka, false)
+        .unwrap()
+        .tls_serialize_detached()
+        .unwrap();
+    let tree = group
+        .export_ratchet_tree()
+        .tls_serialize_detached()
+        .unwrap();
+    let kp = KeyPackage::builder()
+        .build(CS, &OpenMlsRustCrypto::default(), &kb, credential(b.0, &kb))
+        .unwrap()
+        .key_package()
+        .clone();
+    let (commit, welcome, _) = group.add_members(&provider, &ka, &[kp]).unwrap();
+    (
+        json!({"conversation": conv.to_hex(), "group_info": B64.encode(info),
+               "ratchet_tree": B64.encode(tree)}),
+        json!({"epoch": 0, "commit": B64.encode(commit.tls_serialize_detached().unwrap()),
+               "welcome": B64.encode(welcome.tls_serialize_detached().unwrap())}),
+    )
+}
