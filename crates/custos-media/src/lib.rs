@@ -9,7 +9,7 @@
 //!   built by a checking function, so every hashed picture is within bounds.
 //! - [`hash`] computes the 256-bit PDQ hash and its quality as Meta's Java
 //!   reference does (bit-exact on Meta's published vector; see
-//!   `docs/design/0014-perceptual-hashing.md` for the crate chosen and the
+//!   `docs/design/0015-perceptual-hashing.md` for the crate chosen and the
 //!   measured distance to the C++ reference).
 //! - [`dihedral_hashes`] hashes the 8 rotations and flips of a picture, so a
 //!   listed picture is found however it was turned.
