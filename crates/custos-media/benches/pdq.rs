@@ -1,4 +1,4 @@
-//! PDQ on the device (issue 15 goal: at most 20 ms for a 1-megapixel
+//! PDQ on the device (goal: at most 20 ms for a 1-megapixel
 //! picture), against a baseline measured in the same run (BENCHMARKS.md):
 //! - `pdq_1mp/decode_only`: decoding the JPEG alone ([`custos_media::decode`]),
 //!   the floor of any hashing path.

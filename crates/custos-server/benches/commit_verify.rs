@@ -1,4 +1,4 @@
-//! What verifying a commit costs the service (issue 11, item 7), against
+//! What verifying a commit costs the service, against
 //! storing it unchecked, in the same run.
 //!
 //! - `store_unchecked`: what the writer did per commit before: one SQLite

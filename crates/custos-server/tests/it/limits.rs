@@ -1,4 +1,4 @@
-//! Item 9 of issue 11: each quota and abuse limit refuses with a clear 429
+//! Each quota and abuse limit refuses with a clear 429
 //! JSON error on a real service on loopback.
 #![allow(
     clippy::unwrap_used,

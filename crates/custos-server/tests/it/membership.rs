@@ -1,4 +1,4 @@
-//! Membership comes from verified MLS commits only (issue 11, item 7): the
+//! Membership comes from verified MLS commits only: the
 //! service keeps each group's public state, refuses commits that do not
 //! apply, ignores what a committer claims, and keeps the state across a
 //! restart.
