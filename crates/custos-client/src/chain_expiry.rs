@@ -87,12 +87,9 @@ impl Device {
                 params![conv.0.as_slice(), gone],
             )
             .map_err(StoreError::from)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![removed_key(conv, gone), epoch.to_be_bytes().as_slice()],
-            )
-            .map_err(StoreError::from)?;
+            // Same connection, so inside the transaction.
+            self.store
+                .set(&removed_key(conv, gone), &epoch.to_be_bytes())?;
         }
         if let Some(oldest) = epoch.checked_sub(MAX_PAST_EPOCHS as u64) {
             tx.execute(
@@ -101,12 +98,7 @@ impl Device {
             )
             .map_err(StoreError::from)?;
         }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![epoch_key(conv), epoch.to_be_bytes().as_slice()],
-        )
-        .map_err(StoreError::from)?;
+        self.store.set(&epoch_key(conv), &epoch.to_be_bytes())?;
         tx.commit().map_err(StoreError::from)?;
         Ok(())
     }
