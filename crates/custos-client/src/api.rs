@@ -333,6 +333,30 @@ impl Api {
         Ok(stored.locator)
     }
 
+    /// Sends the safety voucher of an uploaded blob
+    /// ([`crate::matching`]); the answer is the same whether it matched.
+    pub async fn upload_voucher(&self, locator: &str, voucher: Vec<u8>) -> Result<(), ApiError> {
+        if locator.is_empty() || !locator.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::BadResponse("a blob locator is hex digits".into()));
+        }
+        let resp = self
+            .auth(
+                self.http
+                    .post(format!("{}/v1/blobs/{locator}/voucher", self.base)),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(voucher)
+            .send()
+            .await
+            .map_err(transport)?;
+        check(resp).await.map(|_| ())
+    }
+
+    /// The service's blinded hash table (checked by [`crate::matching`]).
+    pub async fn psi_table(&self) -> Result<Vec<u8>, ApiError> {
+        self.get("/v1/psi/table").await
+    }
+
     /// Fetches an encrypted attachment blob by its locator.
     pub async fn download_blob(&self, locator: &str) -> Result<Vec<u8>, ApiError> {
         if locator.is_empty() || !locator.bytes().all(|b| b.is_ascii_hexdigit()) {

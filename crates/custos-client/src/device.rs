@@ -22,6 +22,10 @@ pub enum DeviceError {
     /// The delivery service refused or could not be reached.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// Known-content detection: the service's table was refused (not in the
+    /// log, one-source entry, not the manifest's organisations or policy).
+    #[error("hash table refused: {0}")]
+    Matching(#[from] crate::matching::MatchingError),
     /// A file could not be sealed as an attachment.
     #[error("attachment: {0}")]
     Attachment(crate::attachment::AttachmentError),
@@ -169,6 +173,9 @@ pub struct Device {
     pub(crate) pinned_franking: crate::report::PinnedFranking,
     /// Roster keys of senders, decoded once (weak keys refused).
     pub(crate) sender_keys: custos_verify::sender_signature::SenderKeyCache,
+    /// Test door ([`Device::dangerous_force_synthetic`]): `Some(b)` makes
+    /// every voucher synthetic (`true`) or real (`false`).
+    pub(crate) psi_force_synthetic: Option<bool>,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -321,6 +328,7 @@ impl Device {
             tag_roots: custos_wire::tag::VerifiedRoots::new(),
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
+            psi_force_synthetic: None,
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -383,6 +391,7 @@ impl Device {
             tag_roots: custos_wire::tag::VerifiedRoots::new(),
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
+            psi_force_synthetic: None,
             _home_lock: home_lock,
         })
     }

@@ -33,6 +33,7 @@ pub mod home_lock;
 pub mod identity;
 pub mod leave;
 pub mod logsync;
+pub mod matching;
 pub mod media;
 pub mod mls;
 pub mod notices;

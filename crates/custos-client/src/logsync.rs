@@ -102,6 +102,8 @@ pub(crate) async fn follow(
             StatementKind::WarrantCommitment,
             StatementKind::WarrantUnsealing,
             StatementKind::ProviderFrankingKey,
+            StatementKind::HashListRoot,
+            StatementKind::MatchingPolicy,
         ],
     )?;
     let own_hash = pin.manifest().hash().map_err(PinError::from)?;
@@ -154,6 +156,12 @@ pub(crate) async fn follow(
                         store.set(&logged_franking_key(&k.public_key), &s.index.to_be_bytes())?;
                     }
                 }
+                Statement::HashListRoot(l) if by_provider(pin, &s.author, &l.provider) => {
+                    crate::matching::keep_logged_list(store, l)?;
+                }
+                Statement::MatchingPolicy(p) if by_provider(pin, &s.author, &p.provider) => {
+                    crate::matching::keep_logged_policy(store, p)?;
+                }
                 _ => {}
             }
         }
@@ -167,6 +175,16 @@ pub(crate) async fn follow(
     out.cursor = cursor;
     out.manifest_published = store.get(MANIFEST_PUBLISHED)?.is_some();
     Ok(out)
+}
+
+/// Whether a statement's author is the provider it names, a provider of the
+/// pinned manifest.
+fn by_provider(pin: &ManifestPin, author: &str, provider: &str) -> bool {
+    provider == author
+        && pin
+            .manifest()
+            .with_role(Role::Provider)
+            .any(|p| p.name == author)
 }
 
 fn logged_franking_key(key: &[u8; 32]) -> String {

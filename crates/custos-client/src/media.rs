@@ -38,12 +38,20 @@ impl Device {
                 max: MAX_ATTACHMENTS,
             });
         }
+        // Vouchers first (known-content detection, `crate::matching`): a
+        // table the device refuses stops the send before anything is uploaded.
+        let vouchers = self.vouchers_for(files).await?;
         let mut attachments = Vec::with_capacity(files.len());
-        for file in files {
+        for (i, file) in files.iter().enumerate() {
             // The blob does not depend on the locator, which the service
             // assigns on upload.
             let mut sealed = seal_attachment(file, "").map_err(DeviceError::Attachment)?;
             sealed.attachment.locator = self.api.upload_blob(sealed.blob).await?;
+            if let Some(v) = vouchers.as_ref().and_then(|v| v.get(i)) {
+                self.api
+                    .upload_voucher(&sealed.attachment.locator, v.clone())
+                    .await?;
+            }
             attachments.push(sealed.attachment);
         }
         let payload = Payload {

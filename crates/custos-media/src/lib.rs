@@ -26,6 +26,7 @@
 
 mod dihedral;
 mod hash;
+pub mod synthetic;
 
 pub use dihedral::Dihedral;
 pub use hash::{HASH_LEN, Hashed, PdqHash, Quality};

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// files). `None`: plain HTTP, for loopback and for a TLS-terminating
     /// proxy in front.
     pub tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
+    /// Known-content detection: the blinded table, the provider's secret
+    /// and the manifest's threshold ([`crate::abuse::matching`]). `None`:
+    /// the service serves no table and refuses vouchers (`matching_off`).
+    pub matching: Option<Arc<crate::abuse::matching::MatchingService>>,
 }
 
 /// Default grace after midnight for chains of the day before: 10 minutes.
@@ -65,6 +69,7 @@ impl ServerConfig {
             franking_log: None,
             day_grace: DEFAULT_DAY_GRACE,
             tls: None,
+            matching: None,
         }
     }
 
@@ -73,6 +78,12 @@ impl ServerConfig {
     pub fn with_franking(mut self, policy: Arc<FrankingPolicy>) -> Self {
         self.policy = policy.clone();
         self.franking = Some(policy);
+        self
+    }
+
+    /// Switches known-content detection on.
+    pub fn with_matching(mut self, matching: crate::abuse::matching::MatchingService) -> Self {
+        self.matching = Some(Arc::new(matching));
         self
     }
 

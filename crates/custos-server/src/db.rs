@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -240,6 +240,45 @@ CREATE TABLE group_states (
 PRAGMA user_version = 5;
 "#;
 
+/// Version 6 is reserved (key directory, another branch); version 7:
+/// known-content detection ([`crate::abuse::matching`]). Every voucher is
+/// kept with its account and blob; the outer-opened share (`share`, NULL
+/// when the voucher did not open) is what the service learns below the
+/// threshold. `psi_accounts` holds the inner key of accounts past the
+/// threshold; `psi_cases` and `psi_matches` are the review queue.
+const SCHEMA_V7: &str = r#"
+CREATE TABLE IF NOT EXISTS psi_vouchers (
+    id INTEGER PRIMARY KEY,
+    account INTEGER NOT NULL,
+    locator TEXT NOT NULL UNIQUE,
+    received_at INTEGER NOT NULL,
+    voucher BLOB NOT NULL,
+    share BLOB
+);
+CREATE INDEX IF NOT EXISTS psi_vouchers_account ON psi_vouchers(account);
+CREATE TABLE IF NOT EXISTS psi_accounts (
+    account INTEGER PRIMARY KEY,
+    inner_key BLOB NOT NULL,
+    reached_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS psi_cases (
+    id INTEGER PRIMARY KEY,
+    account INTEGER NOT NULL,
+    opened_at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    decided_at INTEGER,
+    moderator TEXT,
+    note TEXT
+);
+CREATE TABLE IF NOT EXISTS psi_matches (
+    voucher INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    derivative BLOB NOT NULL
+);
+PRAGMA user_version = 7;
+"#;
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -319,6 +358,11 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     if version < 5 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V5).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 7 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V7).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     // Indexes that only speed up lookups: created if missing on every open,

@@ -67,7 +67,7 @@ use tokio::sync::watch;
 
 pub use abuse::franking::{FrankingPolicy, Suspension};
 pub use abuse::policy::{AdmitRefusal, DeliveryPolicy, OpenPolicy};
-pub use abuse::{franking, franking_log, moderation, policy};
+pub use abuse::{franking, franking_log, matching, moderation, policy};
 pub use config::{DAY, DEFAULT_DAY_GRACE, Limits, Quota, RateLimit, ServerConfig, WindowLimit};
 pub use delivery::auth::{
     AUTH_CHALLENGE_LABEL, CHALLENGE_TTL_MS, SESSION_TTL_MS, challenge_message,

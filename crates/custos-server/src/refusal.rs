@@ -548,3 +548,50 @@ impl Refusal for BlobRefusal {
         self.into()
     }
 }
+
+/// Why a safety voucher or a matching request was refused
+/// ([`crate::abuse::matching`]). A refused voucher is not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum MatchingRefusal {
+    /// This service does not match pictures.
+    #[error("this service does not match pictures (no [matching] in its manifest)")]
+    MatchingOff,
+    /// The voucher bytes are not a canonical voucher.
+    #[error("bad voucher: {0}")]
+    BadVoucher(String),
+    /// The voucher was made against another table.
+    #[error("{0}")]
+    WrongTable(String),
+    /// The blob is not this account's, or does not exist.
+    #[error("no blob of yours with this locator: upload the blob first")]
+    UnknownBlob,
+    /// The blob already has a voucher.
+    #[error("this blob already has a voucher")]
+    DuplicateVoucher,
+    /// No such case.
+    #[error("no matching case with this id")]
+    UnknownCase,
+    /// The case was already decided.
+    #[error("this case was already decided")]
+    CaseDecided,
+    /// Unknown decision.
+    #[error("the decision must be `confirm` or `dismiss`")]
+    BadDecision,
+}
+
+impl Refusal for MatchingRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::MatchingOff | Self::UnknownBlob | Self::UnknownCase => StatusCode::NOT_FOUND,
+            Self::BadVoucher(_) | Self::BadDecision => StatusCode::BAD_REQUEST,
+            Self::WrongTable(_) | Self::DuplicateVoucher | Self::CaseDecided => {
+                StatusCode::CONFLICT
+            }
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+}

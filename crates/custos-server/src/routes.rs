@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::abuse::moderation;
+use crate::abuse::{matching, moderation};
 use crate::delivery::{auth, blobs, conversations, keypackages, mailbox, ws};
 use crate::error::HttpRefusal;
 use crate::lawful::intercept;
@@ -38,6 +38,20 @@ pub(crate) fn router(state: AppState) -> Router {
             post(blobs::upload).layer(DefaultBodyLimit::max(blob_limit)),
         )
         .route("/v1/blobs/{locator}", get(blobs::download))
+        .route(
+            "/v1/blobs/{locator}/voucher",
+            post(matching::upload_voucher).layer(DefaultBodyLimit::max(
+                custos_psi::voucher::MAX_VOUCHER_LEN + 1,
+            )),
+        )
+        .route("/v1/psi/table", get(matching::table))
+        .route("/v1/moderation/matches", get(matching::list_cases))
+        .route("/v1/moderation/matches/{id}", get(matching::show_case))
+        .route(
+            "/v1/moderation/matches/{id}/resolve",
+            post(matching::resolve_case),
+        )
+        .route("/v1/moderation/matches-stats", get(matching::stats))
         .route("/v1/health", get(health))
         .route("/v1/accounts", post(auth::register))
         .route("/v1/auth/challenge", post(auth::challenge))

@@ -113,6 +113,7 @@ impl Role {
             K::EscrowDayKey | K::KeyRelease | K::DayKeyErasure => self == Self::Custodian,
             K::WarrantCommitment => self == Self::Authority,
             K::Interception | K::ProviderFrankingKey => self == Self::Provider,
+            K::HashListRoot | K::MatchingPolicy => self == Self::Provider,
             K::WarrantUnsealing => matches!(self, Self::Custodian | Self::Court),
             K::EmbargoExtension | K::WarrantRevocation => self == Self::Court,
             K::ManifestPublication => self == Self::Log,
@@ -201,6 +202,11 @@ pub struct Manifest {
     /// Warrant limits.
     #[serde(default)]
     pub policy: Policy,
+    /// Known-content detection (issue 15), when the deployment matches
+    /// pictures; absent otherwise (and then absent from the TOML form, so
+    /// the hash of a manifest without it is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching: Option<Matching>,
     /// Every participant.
     #[serde(rename = "participant", default)]
     pub participants: Vec<Participant>,
@@ -243,6 +249,9 @@ pub enum ManifestError {
     /// The day grace is a day or longer.
     #[error("policy.day_grace_secs is {0} but must be below 86400 (one day)")]
     DayGrace(u32),
+    /// The `[matching]` section is not usable.
+    #[error("manifest [matching] section: {0}")]
+    Matching(&'static str),
     /// A name is empty or longer than a statement can carry.
     #[error("participant name `{0}` must be 1 to 128 bytes without spaces or '+'")]
     BadName(String),
@@ -261,10 +270,18 @@ impl Manifest {
             witness_quorum,
             custodian_threshold,
             policy,
+            matching: None,
             participants,
         };
         m.validate()?;
         Ok(m)
+    }
+
+    /// The same manifest with its `[matching]` section set, validated.
+    pub fn with_matching(mut self, matching: Matching) -> Result<Self, ManifestError> {
+        self.matching = Some(matching);
+        self.validate()?;
+        Ok(self)
     }
 
     /// Parses and validates TOML.
@@ -345,6 +362,9 @@ impl Manifest {
         if self.policy.day_grace_secs >= 86_400 {
             return Err(ManifestError::DayGrace(self.policy.day_grace_secs));
         }
+        if let Some(m) = &self.matching {
+            m.validate()?;
+        }
         let custodians = self.with_role(Role::Custodian).count();
         if custodians > 0
             && (self.custodian_threshold == 0 || self.custodian_threshold > custodians)
@@ -357,6 +377,121 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+// ---- Known-content detection (issue 15): the `[matching]` section. ----
+
+/// Default threshold `T`: matching vouchers per account before the service
+/// can open any.
+pub const DEFAULT_MATCH_THRESHOLD: u16 = 10;
+/// Default synthetic-voucher rate: 2% of pictures (20,000 per million).
+pub const DEFAULT_SYNTHETIC_RATE_PPM: u32 = 20_000;
+
+/// Whether and how the deployment matches pictures against a list of known
+/// abuse material (`docs/design/0017-threshold-matching.md`).
+///
+/// ```toml
+/// [matching]
+/// enabled = true
+/// threshold = 10
+/// synthetic_rate_ppm = 20000
+///
+/// [[matching.organisation]]
+/// name = "hotline-a.example"
+/// jurisdiction = "EU"
+/// public_key = "<64 hex digits>"
+/// ```
+///
+/// # Security meaning
+/// Users see here whether their pictures are matched, the threshold and the
+/// synthetic rate; devices follow these numbers and refuse a logged policy
+/// that differs. The two organisations are the two-source rule: a list entry
+/// must carry both their signatures, so neither they nor the provider alone
+/// can put a hash on the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matching {
+    /// Whether devices make vouchers.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Threshold `T` (1 to 1000).
+    #[serde(default = "default_match_threshold")]
+    pub threshold: u16,
+    /// Synthetic vouchers per million pictures.
+    #[serde(default = "default_synthetic_rate")]
+    pub synthetic_rate_ppm: u32,
+    /// Exactly two independent child-protection organisations.
+    #[serde(rename = "organisation", default)]
+    pub organisations: Vec<Organisation>,
+}
+
+/// A child-protection organisation that signs list entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organisation {
+    /// Its name.
+    pub name: String,
+    /// Its jurisdiction.
+    pub jurisdiction: String,
+    /// Its Ed25519 entry-signing key, 64 hex digits.
+    pub public_key: String,
+}
+
+impl Organisation {
+    /// The organisation's key bytes (validated with the manifest).
+    pub fn key_bytes(&self) -> Result<[u8; 32], ManifestError> {
+        parse_key(&self.public_key)
+            .map(|k| k.to_bytes())
+            .map_err(|reason| ManifestError::BadKey {
+                name: self.name.clone(),
+                reason,
+            })
+    }
+}
+
+impl Matching {
+    /// The two organisations' keys (A, B), in manifest order.
+    pub fn organisation_keys(&self) -> Result<([u8; 32], [u8; 32]), ManifestError> {
+        match self.organisations.as_slice() {
+            [a, b] => Ok((a.key_bytes()?, b.key_bytes()?)),
+            _ => Err(ManifestError::Matching(
+                "exactly two organisations are required (two-source rule)",
+            )),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let (a, b) = self.organisation_keys()?;
+        if a == b
+            || self.organisations.first().map(|o| &o.name)
+                == self.organisations.get(1).map(|o| &o.name)
+        {
+            return Err(ManifestError::Matching(
+                "the two organisations must have distinct names and keys",
+            ));
+        }
+        if self.threshold == 0 || self.threshold > 1000 {
+            return Err(ManifestError::Matching("threshold must be 1 to 1000"));
+        }
+        if self.synthetic_rate_ppm > 1_000_000 {
+            return Err(ManifestError::Matching(
+                "synthetic_rate_ppm must be at most 1000000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_match_threshold() -> u16 {
+    DEFAULT_MATCH_THRESHOLD
+}
+
+fn default_synthetic_rate() -> u32 {
+    DEFAULT_SYNTHETIC_RATE_PPM
 }
 
 fn parse_key(hex_key: &str) -> Result<VerifyingKey, &'static str> {
@@ -468,6 +603,51 @@ mod tests {
             Manifest::from_toml("version = 1\nbogus = 1\n"),
             Err(ManifestError::Toml(_))
         ));
+    }
+
+    #[test]
+    fn matching_section_round_trips_and_needs_two_sources() {
+        let base = Manifest::new(
+            1,
+            0,
+            Policy::default(),
+            vec![
+                participant("l", Role::Log, 1),
+                participant("w", Role::Witness, 2),
+            ],
+        )
+        .unwrap();
+        let hash_without = base.hash().unwrap();
+        let org = |n: &str, seed| Organisation {
+            name: n.into(),
+            jurisdiction: "EU".into(),
+            public_key: key(seed),
+        };
+        let m = base
+            .clone()
+            .with_matching(Matching {
+                enabled: true,
+                threshold: 10,
+                synthetic_rate_ppm: 20_000,
+                organisations: vec![org("a", 5), org("b", 6)],
+            })
+            .unwrap();
+        assert_ne!(m.hash().unwrap(), hash_without);
+        assert_eq!(Manifest::from_toml(&m.to_toml().unwrap()).unwrap(), m);
+        let one = base.clone().with_matching(Matching {
+            enabled: true,
+            threshold: 10,
+            synthetic_rate_ppm: 0,
+            organisations: vec![org("a", 5)],
+        });
+        assert!(matches!(one, Err(ManifestError::Matching(_))));
+        let same = base.with_matching(Matching {
+            enabled: true,
+            threshold: 10,
+            synthetic_rate_ppm: 0,
+            organisations: vec![org("a", 5), org("b", 5)],
+        });
+        assert!(matches!(same, Err(ManifestError::Matching(_))));
     }
 
     #[test]

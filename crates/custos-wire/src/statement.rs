@@ -24,9 +24,10 @@ use crate::WireError;
 use crate::codec::{Reader, Writer};
 
 pub use body::{
-    DayKeyErasure, EmbargoExtension, EscrowDayKey, Interception, KeyPurpose, KeyRelease,
-    MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, ParticipantKey, ProviderFrankingKey,
-    StatementKind, WarrantCommitment, WarrantRevocation, WarrantUnsealing, warrant_commitment,
+    DayKeyErasure, EmbargoExtension, EscrowDayKey, HashListRoot, Interception, KeyPurpose,
+    KeyRelease, MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, MatchingPolicy,
+    ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment, WarrantRevocation,
+    WarrantUnsealing, warrant_commitment,
 };
 
 /// Version byte of the statement and signed-statement encodings.
@@ -68,6 +69,10 @@ pub enum Statement {
     WarrantRevocation(WarrantRevocation),
     /// The log publishes the hash of the deployment manifest.
     ManifestPublication(ManifestPublication),
+    /// The provider publishes the root of its blinded hash table (kind 13).
+    HashListRoot(HashListRoot),
+    /// The provider publishes its matching policy (kind 14).
+    MatchingPolicy(MatchingPolicy),
 }
 
 impl Statement {
@@ -85,6 +90,8 @@ impl Statement {
             Self::ProviderFrankingKey(_) => StatementKind::ProviderFrankingKey,
             Self::WarrantRevocation(_) => StatementKind::WarrantRevocation,
             Self::ManifestPublication(_) => StatementKind::ManifestPublication,
+            Self::HashListRoot(_) => StatementKind::HashListRoot,
+            Self::MatchingPolicy(_) => StatementKind::MatchingPolicy,
         }
     }
 
@@ -104,6 +111,8 @@ impl Statement {
             Self::ProviderFrankingKey(s) => s.write(&mut w)?,
             Self::WarrantRevocation(s) => s.write(&mut w)?,
             Self::ManifestPublication(s) => s.write(&mut w)?,
+            Self::HashListRoot(s) => s.write(&mut w)?,
+            Self::MatchingPolicy(s) => s.write(&mut w)?,
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_STATEMENT_LEN {
@@ -158,6 +167,8 @@ impl Statement {
             StatementKind::ManifestPublication => {
                 Self::ManifestPublication(ManifestPublication::read(&mut r)?)
             }
+            StatementKind::HashListRoot => Self::HashListRoot(HashListRoot::read(&mut r)?),
+            StatementKind::MatchingPolicy => Self::MatchingPolicy(MatchingPolicy::read(&mut r)?),
         };
         r.finish()?;
         Ok(statement)

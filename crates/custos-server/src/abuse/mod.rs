@@ -5,5 +5,6 @@
 
 pub mod franking;
 pub mod franking_log;
+pub mod matching;
 pub mod moderation;
 pub mod policy;

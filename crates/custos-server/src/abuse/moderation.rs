@@ -273,7 +273,7 @@ where
 }
 
 /// Refuses anyone not named (with their current identity key) in the moderators file.
-async fn moderator(state: &AppState, auth: &Authed) -> Result<(), HttpRefusal> {
+pub(crate) async fn moderator(state: &AppState, auth: &Authed) -> Result<(), HttpRefusal> {
     franking(state)?;
     let denied = || HttpRefusal::from(ModerationRefusal::NotModerator);
     let list = match std::fs::read_to_string(state.config.data_dir.join(MODERATORS_FILE)) {

@@ -208,9 +208,17 @@ impl Figures {
                     Ok(())
                 }
             }
+            Statement::HashListRoot(l) if author.name != l.provider => {
+                Err("the author is not the provider the hash list names".into())
+            }
+            Statement::MatchingPolicy(p) if author.name != p.provider => {
+                Err("the author is not the provider the matching policy names".into())
+            }
             Statement::ParticipantKey(_)
             | Statement::ProviderFrankingKey(_)
-            | Statement::ManifestPublication(_) => Ok(()),
+            | Statement::ManifestPublication(_)
+            | Statement::HashListRoot(_)
+            | Statement::MatchingPolicy(_) => Ok(()),
         };
         if let Err(reason) = refused {
             self.flags.refused_statements.push(RefusedStatement {

@@ -50,11 +50,15 @@ pub enum StatementKind {
     WarrantRevocation,
     /// Tag 11: [`ManifestPublication`].
     ManifestPublication,
+    /// Tag 13: [`HashListRoot`].
+    HashListRoot,
+    /// Tag 14: [`MatchingPolicy`].
+    MatchingPolicy,
 }
 
 impl StatementKind {
     /// Every kind, in tag order.
-    pub const ALL: [StatementKind; 11] = [
+    pub const ALL: [StatementKind; 13] = [
         Self::ParticipantKey,
         Self::EscrowDayKey,
         Self::WarrantCommitment,
@@ -66,6 +70,8 @@ impl StatementKind {
         Self::ProviderFrankingKey,
         Self::WarrantRevocation,
         Self::ManifestPublication,
+        Self::HashListRoot,
+        Self::MatchingPolicy,
     ];
 
     /// The wire tag.
@@ -82,6 +88,8 @@ impl StatementKind {
             Self::ProviderFrankingKey => 9,
             Self::WarrantRevocation => 10,
             Self::ManifestPublication => 11,
+            Self::HashListRoot => 13,
+            Self::MatchingPolicy => 14,
         }
     }
 
@@ -110,6 +118,8 @@ impl StatementKind {
             Self::ProviderFrankingKey => "provider_franking_key",
             Self::WarrantRevocation => "warrant_revocation",
             Self::ManifestPublication => "manifest_publication",
+            Self::HashListRoot => "hash_list_root",
+            Self::MatchingPolicy => "matching_policy",
         }
     }
 }
@@ -332,6 +342,129 @@ pub struct ManifestPublication {
     /// SHA-256 of the manifest's canonical TOML form
     /// ([`crate::manifest::Manifest::hash`]).
     pub manifest_hash: [u8; 32],
+}
+
+/// The provider publishes the root of the blinded hash table that devices
+/// scan pictures against (known-content detection, DESIGN.md §5), with what a
+/// device checks the table against: the public list size, the samples per
+/// hash, and the two organisations whose signatures every entry carries.
+///
+/// # Security meaning
+/// Every device refuses a table whose root, size, samples or organisations
+/// are not in such a statement, so every device scans against the same list
+/// and a list aimed at one user would be public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashListRoot {
+    /// The provider.
+    pub provider: String,
+    /// `custos_psi::BlindedTable::root` of the table.
+    pub root: [u8; 32],
+    /// Number of listed hashes.
+    pub list_size: u32,
+    /// Samples (slots) per hash.
+    pub slots: u8,
+    /// Bits per sample.
+    pub sample_bits: u8,
+    /// Ed25519 key of organisation A (as in the manifest's `[matching]`).
+    pub org_a: [u8; 32],
+    /// Ed25519 key of organisation B.
+    pub org_b: [u8; 32],
+    /// When the table took effect, Unix seconds.
+    pub published_at: u64,
+}
+
+/// The provider publishes whether it matches pictures, with the threshold
+/// and the synthetic-voucher rate devices use.
+///
+/// # Security meaning
+/// Users can see whether and how a deployment matches; a device follows the
+/// manifest's numbers and refuses to make vouchers if the logged policy
+/// differs from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchingPolicy {
+    /// The provider.
+    pub provider: String,
+    /// Whether devices make vouchers at all.
+    pub enabled: bool,
+    /// Matches per account before the service can open any (`T`).
+    pub threshold: u16,
+    /// Synthetic vouchers, parts per million of pictures.
+    pub synthetic_rate_ppm: u32,
+    /// The table this policy applies to (a [`HashListRoot`] root).
+    pub table_root: [u8; 32],
+}
+
+impl HashListRoot {
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        put_name(w, "provider", &self.provider)?;
+        w.raw(&self.root)
+            .u32(self.list_size)
+            .u8(self.slots)
+            .u8(self.sample_bits)
+            .raw(&self.org_a)
+            .raw(&self.org_b)
+            .u64(self.published_at);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Self {
+            provider: name(r, "provider")?,
+            root: r.field("root").array()?,
+            list_size: r.field("list_size").u32()?,
+            slots: r.field("slots").u8()?,
+            sample_bits: r.field("sample_bits").u8()?,
+            org_a: r.field("org_a").array()?,
+            org_b: r.field("org_b").array()?,
+            published_at: r.field("published_at").u64()?,
+        })
+    }
+}
+
+impl MatchingPolicy {
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        put_name(w, "provider", &self.provider)?;
+        if self.synthetic_rate_ppm > 1_000_000 {
+            return Err(WireError::InvalidValue {
+                field: "synthetic_rate_ppm",
+                reason: "at most 1,000,000",
+            });
+        }
+        w.u8(u8::from(self.enabled))
+            .u16(self.threshold)
+            .u32(self.synthetic_rate_ppm)
+            .raw(&self.table_root);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let provider = name(r, "provider")?;
+        let enabled = match r.field("enabled").u8()? {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(WireError::InvalidValue {
+                    field: "enabled",
+                    reason: "must be 0 or 1",
+                });
+            }
+        };
+        let threshold = r.field("threshold").u16()?;
+        let synthetic_rate_ppm = r.field("synthetic_rate_ppm").u32()?;
+        if synthetic_rate_ppm > 1_000_000 {
+            return Err(WireError::InvalidValue {
+                field: "synthetic_rate_ppm",
+                reason: "at most 1,000,000",
+            });
+        }
+        Ok(Self {
+            provider,
+            enabled,
+            threshold,
+            synthetic_rate_ppm,
+            table_root: r.field("table_root").array()?,
+        })
+    }
 }
 
 fn name(r: &mut Reader<'_>, field: &'static str) -> Result<String, WireError> {

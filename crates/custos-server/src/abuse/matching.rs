@@ -1,0 +1,587 @@
+//! Known-content detection on the service: the blinded table it serves,
+//! the safety vouchers it stores and opens, the threshold, and the review
+//! queue (`docs/design/0017-threshold-matching.md`).
+//!
+//! Routes: `GET /v1/psi/table` (public: the table devices check against the
+//! log), `POST /v1/blobs/{locator}/voucher` (a device's voucher for a blob it
+//! uploaded), `GET /v1/moderation/matches[/{id}]` and
+//! `POST /v1/moderation/matches/{id}/resolve` (moderators), and
+//! `GET /v1/moderation/matches-stats` (public figures).
+//!
+//! # Security meaning
+//! - A voucher is parsed and checked against the current table before
+//!   anything is stored; a refused one leaves no row ([`MatchingRefusal`]).
+//! - Below the threshold the service stores, per voucher, the bytes and the
+//!   outer-opened share or NULL. Its answer to the device, its counters and
+//!   its log lines are the same whether a voucher opened or not, and an
+//!   opened synthetic voucher is stored exactly like an opened real one.
+//! - Once an account has `T` real shares, the service reconstructs its
+//!   inner key, opens the real vouchers' inner layers (PDQ hash and 32x32
+//!   derivative) and opens a case in the review queue. Only a moderator's
+//!   `confirm` produces a clearinghouse package, returned to the moderator:
+//!   nothing is sent anywhere automatically.
+
+use std::sync::Mutex;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_psi::{
+    BlindedTable, InnerKey, OpenedShare, ProviderSecret, ServiceTable, Voucher, VoucherError,
+};
+use custos_verify::package::LogProof;
+use custos_wire::manifest::Matching;
+use custos_wire::statement::{HashListRoot, MatchingPolicy, SignedStatement, Statement};
+use serde::{Deserialize, Serialize};
+
+use crate::abuse::franking_log::{FrankingLogConfig, PublishError, log_and_prove};
+use crate::delivery::auth::Authed;
+use crate::delivery::blobs::LOCATOR_HEX_LEN;
+use crate::error::HttpRefusal;
+use crate::refusal::MatchingRefusal;
+use crate::state::{AppState, JsonBody, RawBody, UrlParam};
+
+/// Most random subsets tried per reconstruction attempt (see
+/// [`custos_psi::reconstruct`]).
+pub const MAX_RECONSTRUCTION_TRIES: u32 = 20_000;
+
+/// Why matching could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MatchingSetupError {
+    /// The table file is not a valid table.
+    #[error("hash table: {0}")]
+    Table(#[from] custos_psi::TableError),
+    /// The secret is not canonical or not the table's.
+    #[error("the provider secret is not the one this table was built with")]
+    Secret,
+    /// The table's organisations are not the manifest's.
+    #[error("the table's organisations are not the two of the manifest's [matching] section")]
+    Organisations,
+    /// The manifest's section is unusable.
+    #[error("manifest: {0}")]
+    Manifest(#[from] custos_wire::manifest::ManifestError),
+}
+
+/// The service's matching state: the table, its secret and the policy.
+pub struct MatchingService {
+    table_bytes: Vec<u8>,
+    table: BlindedTable,
+    service: ServiceTable,
+    threshold: u16,
+    synthetic_rate_ppm: u32,
+    enabled: bool,
+    published_at: u64,
+    proofs: Mutex<Option<(LogProof, LogProof)>>,
+}
+
+impl std::fmt::Debug for MatchingService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatchingService")
+            .field("root", &hex::encode(self.service.root()))
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MatchingService {
+    /// Loads a table with its secret under the manifest's `[matching]`
+    /// section; `published_at` is the time the tooling logs for it.
+    pub fn new(
+        table_bytes: Vec<u8>,
+        secret: &[u8; 32],
+        matching: &Matching,
+        published_at: u64,
+    ) -> Result<Self, MatchingSetupError> {
+        let table = BlindedTable::decode(&table_bytes)?;
+        let secret = ProviderSecret::from_bytes(secret).ok_or(MatchingSetupError::Secret)?;
+        let service = ServiceTable::new(secret, &table).ok_or(MatchingSetupError::Secret)?;
+        if table.organisations() != matching.organisation_keys()? {
+            return Err(MatchingSetupError::Organisations);
+        }
+        Ok(Self {
+            table_bytes,
+            table,
+            service,
+            threshold: matching.threshold,
+            synthetic_rate_ppm: matching.synthetic_rate_ppm,
+            enabled: matching.enabled,
+            published_at,
+            proofs: Mutex::new(None),
+        })
+    }
+
+    /// The table's root.
+    pub fn root(&self) -> [u8; 32] {
+        *self.service.root()
+    }
+
+    /// The two statements the provider logs for this table: its root
+    /// (kind 13) and the matching policy (kind 14).
+    pub fn statements(&self, provider: &str) -> (HashListRoot, MatchingPolicy) {
+        let logged = self.table.logged();
+        (
+            HashListRoot {
+                provider: provider.to_owned(),
+                root: logged.root,
+                list_size: logged.list_size,
+                slots: logged.slots,
+                sample_bits: logged.sample_bits,
+                org_a: logged.org_a,
+                org_b: logged.org_b,
+                published_at: self.published_at,
+            },
+            MatchingPolicy {
+                provider: provider.to_owned(),
+                enabled: self.enabled,
+                threshold: self.threshold,
+                synthetic_rate_ppm: self.synthetic_rate_ppm,
+                table_root: logged.root,
+            },
+        )
+    }
+
+    fn proofs(&self) -> Option<(LogProof, LogProof)> {
+        self.proofs.lock().ok().and_then(|p| p.clone())
+    }
+}
+
+/// The provider's tooling: logs the table's root and the matching policy
+/// (signed with the provider's statement key) and keeps the inclusion
+/// proofs for clearinghouse packages.
+pub async fn publish(
+    matching: &MatchingService,
+    config: &FrankingLogConfig,
+) -> Result<(), PublishError> {
+    use custos_tlog::{LogClient, TrustPolicy};
+    let trust = TrustPolicy::from_manifest(&config.manifest)
+        .map_err(|e| PublishError::Policy(e.to_string()))?;
+    let author = hex::encode(config.statement_key.verifying_key().to_bytes());
+    let provider = config
+        .manifest
+        .with_role(custos_wire::manifest::Role::Provider)
+        .find(|p| p.public_key.eq_ignore_ascii_case(&author))
+        .ok_or_else(|| PublishError::NotAProvider(author.clone()))?
+        .name
+        .clone();
+    let (root, policy) = matching.statements(&provider);
+    let client = LogClient::new(&config.log_url)?;
+    let mut proofs = Vec::new();
+    for statement in [
+        Statement::HashListRoot(root),
+        Statement::MatchingPolicy(policy),
+    ] {
+        let signed = SignedStatement::sign(&statement, &config.statement_key)?;
+        let included = log_and_prove(&client, &trust, &signed, config.witness_timeout).await?;
+        proofs.push(LogProof::new(
+            &signed.encode()?,
+            included.index,
+            included.checkpoint.note(),
+            &included.proof,
+        ));
+    }
+    if let (Some(b), Some(a)) = (proofs.pop(), proofs.pop())
+        && let Ok(mut p) = matching.proofs.lock()
+    {
+        *p = Some((a, b));
+    }
+    tracing::info!(root = %hex::encode(matching.root()), "hash list published in the transparency log");
+    Ok(())
+}
+
+fn matching(state: &AppState) -> Result<&MatchingService, HttpRefusal> {
+    state
+        .config
+        .matching
+        .as_deref()
+        .ok_or_else(|| MatchingRefusal::MatchingOff.into())
+}
+
+/// `GET /v1/psi/table`: the blinded table's bytes.
+pub(crate) async fn table(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
+    let m = matching(&state)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        m.table_bytes.clone(),
+    ))
+}
+
+/// `POST /v1/blobs/{locator}/voucher`: the body is one voucher for the
+/// account's blob. Answers `201 {}` whether or not the voucher matched.
+pub(crate) async fn upload_voucher(
+    State(state): State<AppState>,
+    auth: Authed,
+    UrlParam(locator): UrlParam<String>,
+    RawBody(body): RawBody,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    let m = matching(&state)?;
+    if locator.len() != LOCATOR_HEX_LEN
+        || !locator
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(MatchingRefusal::UnknownBlob.into());
+    }
+    let voucher = Voucher::decode(&body).map_err(|e| MatchingRefusal::BadVoucher(e.to_string()))?;
+    let opened = m.service.open(&voucher).map_err(|e| match e {
+        VoucherError::WrongTable { .. } => MatchingRefusal::WrongTable(e.to_string()),
+        other => MatchingRefusal::BadVoucher(other.to_string()),
+    })?;
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let owned: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM blobs WHERE locator = ? AND owner = ?")
+            .bind(&locator)
+            .bind(auth.account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if owned.is_none() {
+        return Err(MatchingRefusal::UnknownBlob.into());
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM psi_vouchers WHERE locator = ?")
+        .bind(&locator)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_some() {
+        return Err(MatchingRefusal::DuplicateVoucher.into());
+    }
+    let share = opened.as_ref().map(|o| o.share.to_bytes());
+    let id = sqlx::query(
+        "INSERT INTO psi_vouchers (account, locator, received_at, voucher, share) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(auth.account_id)
+    .bind(&locator)
+    .bind(now)
+    .bind(body.as_ref())
+    .bind(share)
+    .execute(&mut *tx)
+    .await?
+    .last_insert_rowid();
+    if let Some(o) = opened {
+        threshold_step(m, &mut tx, auth.account_id, id, &o.share, now).await?;
+    }
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({}))))
+}
+
+/// After an opened voucher: past the threshold, open it; at the threshold,
+/// reconstruct and open every real one; below it, nothing.
+async fn threshold_step(
+    m: &MatchingService,
+    tx: &mut sqlx::SqliteConnection,
+    account: i64,
+    voucher_id: i64,
+    share: &OpenedShare,
+    now: i64,
+) -> Result<(), HttpRefusal> {
+    let known: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT inner_key FROM psi_accounts WHERE account = ?")
+            .bind(account)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(k) = known {
+        let Ok(bytes) = <[u8; 32]>::try_from(k.as_slice()) else {
+            return Err(HttpRefusal::internal("psi inner key", "bad length"));
+        };
+        let key = InnerKey::from_bytes(bytes);
+        if let Some(inner) = key.open(share) {
+            let case = open_case(tx, account, now).await?;
+            add_match(tx, case, voucher_id, &inner).await?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, share FROM psi_vouchers WHERE account = ? AND share IS NOT NULL ORDER BY id",
+    )
+    .bind(account)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.len() < usize::from(m.threshold) {
+        return Ok(());
+    }
+    let shares: Vec<(i64, OpenedShare)> = rows
+        .iter()
+        .filter_map(|(id, b)| OpenedShare::from_bytes(b).map(|s| (*id, s)))
+        .collect();
+    let only: Vec<OpenedShare> = shares.iter().map(|(_, s)| s.clone()).collect();
+    let Some(key) = custos_psi::reconstruct(
+        &only,
+        m.threshold,
+        MAX_RECONSTRUCTION_TRIES,
+        &mut rand_core::OsRng,
+    ) else {
+        return Ok(());
+    };
+    sqlx::query("INSERT INTO psi_accounts (account, inner_key, reached_at) VALUES (?, ?, ?)")
+        .bind(account)
+        .bind(key.expose_bytes().as_slice())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let case = open_case(tx, account, now).await?;
+    for (id, s) in &shares {
+        if let Some(inner) = key.open(s) {
+            add_match(tx, case, *id, &inner).await?;
+        }
+    }
+    tracing::info!(
+        account,
+        case,
+        "matching threshold reached; case opened for review"
+    );
+    Ok(())
+}
+
+async fn open_case(
+    tx: &mut sqlx::SqliteConnection,
+    account: i64,
+    now: i64,
+) -> Result<i64, HttpRefusal> {
+    let open: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM psi_cases WHERE account = ? AND status = 'pending' ORDER BY id LIMIT 1",
+    )
+    .bind(account)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(id) = open {
+        return Ok(id);
+    }
+    Ok(
+        sqlx::query("INSERT INTO psi_cases (account, opened_at, status) VALUES (?, ?, 'pending')")
+            .bind(account)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid(),
+    )
+}
+
+async fn add_match(
+    tx: &mut sqlx::SqliteConnection,
+    case: i64,
+    voucher: i64,
+    inner: &custos_psi::InnerPayload,
+) -> Result<(), HttpRefusal> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO psi_matches (voucher, case_id, hash, derivative) VALUES (?, ?, ?, ?)",
+    )
+    .bind(voucher)
+    .bind(case)
+    .bind(inner.hash.as_slice())
+    .bind(inner.derivative.as_slice())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A case in the review queue.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub(crate) struct CaseSummary {
+    id: i64,
+    account: String,
+    opened_at: i64,
+    status: String,
+    decided_at: Option<i64>,
+    moderator: Option<String>,
+    matches: i64,
+}
+
+macro_rules! case_select {
+    () => {
+        "SELECT c.id, a.name AS account, c.opened_at, c.status, c.decided_at, \
+     c.moderator, (SELECT COUNT(*) FROM psi_matches m WHERE m.case_id = c.id) AS matches \
+     FROM psi_cases c JOIN accounts a ON a.id = c.account"
+    };
+}
+
+/// `GET /v1/moderation/matches`: every case (moderators).
+pub(crate) async fn list_cases(
+    State(state): State<AppState>,
+    auth: Authed,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    matching(&state)?;
+    crate::abuse::moderation::moderator(&state, &auth).await?;
+    let rows: Vec<CaseSummary> = sqlx::query_as(concat!(case_select!(), " ORDER BY c.id"))
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(axum::Json(rows))
+}
+
+/// One matched picture of a case, as a moderator sees it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MatchView {
+    /// The sending device's PDQ hash, hex.
+    pub hash: String,
+    /// The 32x32 grey derivative, base64 (row-major, one byte per pixel).
+    pub derivative: String,
+    /// When the voucher arrived, Unix milliseconds (service clock).
+    pub received_at: i64,
+    /// The blob the voucher came with.
+    pub locator: String,
+}
+
+async fn case_matches(state: &AppState, id: i64) -> Result<Vec<MatchView>, HttpRefusal> {
+    let rows: Vec<(Vec<u8>, Vec<u8>, i64, String)> = sqlx::query_as(
+        "SELECT m.hash, m.derivative, v.received_at, v.locator FROM psi_matches m \
+         JOIN psi_vouchers v ON v.id = m.voucher WHERE m.case_id = ? ORDER BY v.id",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(hash, derivative, received_at, locator)| MatchView {
+            hash: hex::encode(hash),
+            derivative: B64.encode(derivative),
+            received_at,
+            locator,
+        })
+        .collect())
+}
+
+async fn load_case(state: &AppState, id: i64) -> Result<CaseSummary, HttpRefusal> {
+    sqlx::query_as(concat!(case_select!(), " WHERE c.id = ?"))
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| MatchingRefusal::UnknownCase.into())
+}
+
+/// `GET /v1/moderation/matches/{id}`: a case with its derivatives.
+pub(crate) async fn show_case(
+    State(state): State<AppState>,
+    auth: Authed,
+    UrlParam(id): UrlParam<i64>,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    matching(&state)?;
+    crate::abuse::moderation::moderator(&state, &auth).await?;
+    let case = load_case(&state, id).await?;
+    let matches = case_matches(&state, id).await?;
+    Ok(axum::Json(
+        serde_json::json!({ "case": case, "matches": matches }),
+    ))
+}
+
+/// Body of a decision.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Decision {
+    decision: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// The clearinghouse package of a confirmed case (JSON): what a moderator
+/// may forward by hand; the service sends it nowhere.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClearinghousePackage {
+    /// `custos-clearinghouse-package/v1`.
+    pub format: String,
+    /// The case.
+    pub case: i64,
+    /// The account whose vouchers matched.
+    pub account: String,
+    /// When the threshold was reached (Unix milliseconds).
+    pub opened_at: i64,
+    /// When the moderator confirmed.
+    pub confirmed_at: i64,
+    /// The confirming moderator.
+    pub moderator: String,
+    /// The moderator's note.
+    pub note: String,
+    /// The matched pictures: hashes, derivatives, times.
+    pub matches: Vec<MatchView>,
+    /// The table's root (hex), list size, threshold and synthetic rate.
+    pub hash_list: serde_json::Value,
+    /// Inclusion proofs of the logged root (kind 13) and policy (kind 14),
+    /// or `null` when this service has not published them.
+    pub log_proofs: Option<serde_json::Value>,
+}
+
+/// `POST /v1/moderation/matches/{id}/resolve` `{"decision": "confirm"|"dismiss", "note"}`:
+/// confirming answers the clearinghouse package.
+pub(crate) async fn resolve_case(
+    State(state): State<AppState>,
+    auth: Authed,
+    UrlParam(id): UrlParam<i64>,
+    JsonBody(body): JsonBody<Decision>,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    let m = matching(&state)?;
+    crate::abuse::moderation::moderator(&state, &auth).await?;
+    let status = match body.decision.as_str() {
+        "confirm" => "confirmed",
+        "dismiss" => "dismissed",
+        _ => return Err(MatchingRefusal::BadDecision.into()),
+    };
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    let updated = sqlx::query(
+        "UPDATE psi_cases SET status = ?, decided_at = ?, moderator = ?, note = ? \
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(&*auth.name)
+    .bind(&body.note)
+    .bind(id)
+    .execute(&state.pool)
+    .await?
+    .rows_affected();
+    let case = load_case(&state, id).await?;
+    if updated == 0 {
+        return Err(MatchingRefusal::CaseDecided.into());
+    }
+    tracing::info!(case = id, status, moderator = %auth.name, "matching case decided");
+    if status == "dismissed" {
+        return Ok(axum::Json(serde_json::json!({ "case": case })));
+    }
+    let logged = m.table.logged();
+    let package = ClearinghousePackage {
+        format: "custos-clearinghouse-package/v1".into(),
+        case: id,
+        account: case.account.clone(),
+        opened_at: case.opened_at,
+        confirmed_at: now,
+        moderator: auth.name.to_string(),
+        note: body.note,
+        matches: case_matches(&state, id).await?,
+        hash_list: serde_json::json!({
+            "root": hex::encode(logged.root),
+            "list_size": logged.list_size,
+            "threshold": m.threshold,
+            "synthetic_rate_ppm": m.synthetic_rate_ppm,
+        }),
+        log_proofs: m.proofs().map(|(root, policy)| {
+            serde_json::json!({ "hash_list_root": root, "matching_policy": policy })
+        }),
+    };
+    Ok(axum::Json(
+        serde_json::json!({ "case": case, "package": package }),
+    ))
+}
+
+/// `GET /v1/moderation/matches-stats`: the public figures of matching.
+pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
+    let m = matching(&state)?;
+    let count = |sql: &'static str| {
+        let pool = state.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
+    };
+    let accounts = count("SELECT COUNT(*) FROM psi_accounts").await?;
+    let pending = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'pending'").await?;
+    let confirmed = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'confirmed'").await?;
+    let dismissed = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'dismissed'").await?;
+    let logged = m.table.logged();
+    Ok(axum::Json(serde_json::json!({
+        "enabled": m.enabled,
+        "threshold": m.threshold,
+        "synthetic_rate_ppm": m.synthetic_rate_ppm,
+        "list_size": logged.list_size,
+        "table_root": hex::encode(logged.root),
+        "accounts_matched": accounts,
+        "cases_pending": pending,
+        "cases_confirmed": confirmed,
+        "cases_dismissed": dismissed,
+    })))
+}
