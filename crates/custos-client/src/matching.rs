@@ -210,3 +210,42 @@ impl Device {
         Ok(Some(out))
     }
 }
+
+impl crate::api::Api {
+    /// The matching review queue (moderators): every case, JSON as the
+    /// service sends it (`GET /v1/moderation/matches`).
+    pub async fn matching_cases(&self) -> Result<serde_json::Value, crate::api::ApiError> {
+        json(self.get("/v1/moderation/matches").await?)
+    }
+
+    /// One case with its matched pictures' hashes and derivatives.
+    pub async fn matching_case(&self, id: i64) -> Result<serde_json::Value, crate::api::ApiError> {
+        json(self.get(&format!("/v1/moderation/matches/{id}")).await?)
+    }
+
+    /// A moderator's decision on a case, `confirm` or `dismiss`; a
+    /// confirmation answers the clearinghouse package (under `package`).
+    pub async fn resolve_matching_case(
+        &self,
+        id: i64,
+        decision: &str,
+        note: &str,
+    ) -> Result<serde_json::Value, crate::api::ApiError> {
+        json(
+            self.post_json(
+                &format!("/v1/moderation/matches/{id}/resolve"),
+                &serde_json::json!({ "decision": decision, "note": note }),
+            )
+            .await?,
+        )
+    }
+
+    /// The public figures of matching (`GET /v1/moderation/matches-stats`).
+    pub async fn matching_stats(&self) -> Result<serde_json::Value, crate::api::ApiError> {
+        json(self.get("/v1/moderation/matches-stats").await?)
+    }
+}
+
+fn json(bytes: Vec<u8>) -> Result<serde_json::Value, crate::api::ApiError> {
+    serde_json::from_slice(&bytes).map_err(|e| crate::api::ApiError::BadResponse(e.to_string()))
+}

@@ -21,6 +21,7 @@ mod error;
 mod keys;
 mod lawful;
 mod manifest;
+pub mod matching;
 pub mod mls_fixture;
 mod names;
 pub mod proxy;
@@ -66,6 +67,7 @@ pub struct Deployment {
     witnesses: Vec<custos_witness_server::WitnessHandle>,
     custodians: Vec<CustodianSlot>,
     server: Option<DeliveryService>,
+    matching: Option<matching::MatchingKeys>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -98,6 +100,11 @@ impl Deployment {
             ));
         }
         let mut proxy_listener = None;
+        let matching_keys = spec
+            .matching
+            .as_ref()
+            .map(|m| matching::MatchingKeys::load_or_make(dir, m))
+            .transpose()?;
         let (keys, manifest, endpoints, listeners) = if existing {
             let (manifest, endpoints) = manifest::read(&manifest_path)?;
             let keys = DeploymentKeys::load(
@@ -121,7 +128,12 @@ impl Deployment {
                     .map_err(DeployError::io("the proxy's address"))?;
                 proxy_listener = Some(l);
             }
-            let manifest = manifest::build(&spec, &names, &keys, &named)?;
+            let mut manifest = manifest::build(&spec, &names, &keys, &named)?;
+            if let (Some(k), Some(m)) = (&matching_keys, &spec.matching) {
+                manifest = manifest
+                    .with_matching(k.section(m))
+                    .map_err(|e| DeployError::Manifest(e.to_string()))?;
+            }
             let text = manifest
                 .to_toml()
                 .map_err(|e| DeployError::Manifest(e.to_string()))?;
@@ -185,6 +197,7 @@ impl Deployment {
             custodians: Vec::new(),
             server: None,
             spec,
+            matching: matching_keys,
         };
         if !existing {
             let published = deployment

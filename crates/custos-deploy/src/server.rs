@@ -28,6 +28,8 @@ pub struct DeliveryService {
     pub data: PathBuf,
     /// The provider's franking policy (key and log proof).
     pub franking: Arc<FrankingPolicy>,
+    /// Known-content detection, when the deployment matches.
+    pub matching: Option<Arc<custos_server::matching::MatchingService>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), DeliveryServiceError>>,
 }
@@ -59,6 +61,7 @@ impl DeliveryService {
         spec: ServerSpec,
         log: FrankingLog<'_>,
         clock: &SharedClock,
+        matching: Option<custos_server::matching::MatchingService>,
     ) -> Result<Self, DeployError> {
         let addr = listener
             .local_addr()
@@ -74,6 +77,10 @@ impl DeliveryService {
         if spec.franking_in_log {
             config = config.with_franking_log(log.config());
         }
+        if let Some(m) = matching {
+            config = config.with_matching(m);
+        }
+        let matching = config.matching.clone();
         (spec.configure)(&mut config);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(custos_server::serve(
@@ -89,6 +96,7 @@ impl DeliveryService {
             addr,
             data: data.to_owned(),
             franking,
+            matching,
             stop: Some(stop),
             task,
         };
@@ -139,14 +147,23 @@ impl Deployment {
             return Err(no_service());
         };
         let listener = crate::bind(addr).await?;
+        let matching = match (&self.matching, &self.manifest.matching) {
+            (Some(k), Some(m)) => Some(k.service(m)?),
+            _ => None,
+        };
         let service = DeliveryService::start(
             listener,
             &self.dir.join("server"),
             spec,
             self.franking_log(),
             &self.spec.clock,
+            matching,
         )
         .await?;
+        let published = service.matching.clone().filter(|_| {
+            self.spec.matching.as_ref().map(|m| m.fault)
+                != Some(crate::matching::TableFault::Unlogged)
+        });
         let franking = service.franking.clone();
         self.server = Some(service);
         if spec.franking_in_log {
@@ -160,6 +177,13 @@ impl Deployment {
                 .then_some(())
             })
             .await?;
+        }
+        if let Some(m) = published {
+            // The provider's tooling logs the table's root and the policy;
+            // devices refuse the table until then.
+            custos_server::matching::publish(&m, &self.franking_log_config())
+                .await
+                .map_err(|e| DeployError::Log(e.to_string()))?;
         }
         Ok(())
     }

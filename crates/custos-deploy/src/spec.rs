@@ -44,6 +44,8 @@ pub struct DeploymentSpec {
     /// ([`crate::Deployment::log`]) talks to the log directly. Such a
     /// deployment cannot be restarted from its folder.
     pub log_proxy: bool,
+    /// Known-content detection with a test list ([`crate::matching`]).
+    pub matching: Option<crate::matching::MatchingSpec>,
 }
 
 impl std::fmt::Debug for DeploymentSpec {
@@ -177,7 +179,14 @@ impl DeploymentSpec {
             clock,
             patience: Duration::from_secs(60),
             log_proxy: false,
+            matching: None,
         }
+    }
+
+    /// With known-content detection against a test list.
+    pub fn with_matching(mut self, matching: crate::matching::MatchingSpec) -> Self {
+        self.matching = Some(matching);
+        self
     }
 
     /// `n` custodians with threshold `t`.

@@ -7,6 +7,7 @@
 mod escrow;
 mod gcm;
 mod kit;
+mod matching;
 mod media;
 mod messaging;
 mod reports;

@@ -1,0 +1,301 @@
+//! Known-content detection end to end on real services (issue 15, tests 2,
+//! 3, 4, 6 and 5 through a real device): vouchers with every picture,
+//! nothing learnt below the threshold, exactly the matches opened at it,
+//! review and a package, and every refused table or voucher.
+//!
+//! Pictures are synthetic (`custos_media::synthetic`); their hashes are put
+//! on a test list. No real abuse material is used anywhere.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use custos_client::api::ApiError;
+use custos_client::device::DeviceError;
+use custos_client::matching::MatchingError;
+use custos_deploy::matching::{MatchingSpec, TableFault};
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
+use custos_media::synthetic::{self, Modification};
+use tempfile::TempDir;
+
+const T: u16 = 4;
+
+fn picture(seed: u64) -> (Vec<u8>, [u8; 32]) {
+    let p = synthetic::picture(seed, 96, 96).unwrap();
+    let hash = *custos_media::hash(&p).hash.as_bytes();
+    (synthetic::png(&p).unwrap(), hash)
+}
+
+async fn deployment(dir: &TempDir, listed: Vec<[u8; 32]>, fault: TableFault) -> Deployment {
+    let spec = DeploymentSpec::new("test", custos_clock::system())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(ServerSpec::unlimited())
+        .with_matching(MatchingSpec {
+            threshold: T,
+            synthetic_rate_ppm: 0,
+            listed,
+            fault,
+        });
+    Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap()
+}
+
+fn db(d: &Deployment) -> rusqlite::Connection {
+    rusqlite::Connection::open(d.server().unwrap().data.join("custos-server.db")).unwrap()
+}
+
+/// Everything the service holds about `account`'s vouchers, up to the
+/// random bytes: voucher rows, opened shares, threshold rows, cases, matches.
+fn view(d: &Deployment, account: &str) -> [i64; 5] {
+    let c = db(d);
+    let id: i64 = c
+        .query_row("SELECT id FROM accounts WHERE name = ?", [account], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let q = |sql: &str| -> i64 { c.query_row(sql, [id], |r| r.get(0)).unwrap() };
+    [
+        q("SELECT COUNT(*) FROM psi_vouchers WHERE account = ?"),
+        q("SELECT COUNT(*) FROM psi_vouchers WHERE account = ? AND share IS NOT NULL"),
+        q("SELECT COUNT(*) FROM psi_accounts WHERE account = ?"),
+        q("SELECT COUNT(*) FROM psi_cases WHERE account = ?"),
+        q(
+            "SELECT COUNT(*) FROM psi_matches m JOIN psi_cases c ON c.id = m.case_id WHERE c.account = ?",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_threshold_the_service_learns_nothing_and_at_it_opens_exactly_the_matches() {
+    let dir = TempDir::new().unwrap();
+    let alice_pics: Vec<(Vec<u8>, [u8; 32])> = (1..=u64::from(T)).map(picture).collect();
+    let listed: Vec<[u8; 32]> = alice_pics.iter().map(|(_, h)| *h).collect();
+    let d = deployment(&dir, listed.clone(), TableFault::None).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let mut carol = d.register("carol").await.unwrap();
+    let bob = d.register("bob").await.unwrap();
+    let to_bob_a = alice.create_conversation(&["bob".into()]).await.unwrap();
+    let to_bob_c = carol.create_conversation(&["bob".into()]).await.unwrap();
+
+    // T - 1 listed pictures from alice (real vouchers); T - 1 unlisted
+    // pictures from carol whose vouchers are synthetic.
+    alice.dangerous_force_synthetic(Some(false));
+    carol.dangerous_force_synthetic(Some(true));
+    for (i, (png, _)) in alice_pics.iter().take(usize::from(T) - 1).enumerate() {
+        alice
+            .send_with_attachments(&to_bob_a, "pic", std::slice::from_ref(png))
+            .await
+            .unwrap();
+        carol
+            .send_with_attachments(&to_bob_c, "pic", &[picture(100 + i as u64).0])
+            .await
+            .unwrap();
+    }
+    // The service's view of both is the same: as many vouchers, as many
+    // opened, no threshold, no case, no match; the public figures say nothing.
+    assert_eq!(view(&d, "alice"), view(&d, "carol"));
+    assert_eq!(view(&d, "alice"), [3, 3, 0, 0, 0]);
+    let stats = bob.api().matching_stats().await.unwrap();
+    assert_eq!(stats["accounts_matched"], 0);
+    assert_eq!(stats["cases_pending"], 0);
+
+    // An unlisted picture with a real voucher does not open.
+    alice
+        .send_with_attachments(&to_bob_a, "other", &[picture(500).0])
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "alice"), [4, 3, 0, 0, 0]);
+
+    // The T-th listed picture, re-encoded as JPEG (a modified copy): the
+    // threshold is reached and exactly the T real matches open.
+    let modified = Modification::Jpeg(80)
+        .apply(&custos_media::decode(&alice_pics[usize::from(T) - 1].0).unwrap())
+        .unwrap();
+    let jpeg = synthetic::jpeg(&modified, 90).unwrap();
+    alice
+        .send_with_attachments(&to_bob_a, "last", &[jpeg])
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "alice"), [5, 4, 1, 1, 4]);
+    assert_eq!(view(&d, "carol"), [3, 3, 0, 0, 0]);
+
+    // Carol's synthetic vouchers never become matches, however many.
+    carol
+        .send_with_attachments(&to_bob_c, "more", &[picture(200).0])
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "carol"), [4, 4, 0, 0, 0]);
+
+    // Past the threshold a synthetic voucher of alice's opens no match; a
+    // further listed picture joins the case.
+    alice.dangerous_force_synthetic(Some(true));
+    alice
+        .send_with_attachments(&to_bob_a, "synthetic", &[picture(600).0])
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "alice"), [6, 5, 1, 1, 4]);
+
+    // Review: bob moderates. The case holds the hashes and derivatives.
+    custos_server::moderation::add_moderator(&d.server().unwrap().data, "bob")
+        .await
+        .unwrap();
+    let cases = bob.api().matching_cases().await.unwrap();
+    assert_eq!(cases.as_array().unwrap().len(), 1);
+    assert_eq!(cases[0]["account"], "alice");
+    let id = cases[0]["id"].as_i64().unwrap();
+    let case = bob.api().matching_case(id).await.unwrap();
+    let matches = case["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), usize::from(T));
+    for (m, h) in matches.iter().zip(&listed).take(usize::from(T) - 1) {
+        assert_eq!(m["hash"], hex::encode(h));
+    }
+    // Carol, not a moderator, cannot see the queue.
+    assert!(matches!(
+        carol.api().matching_cases().await,
+        Err(ApiError::Refused { status: 403, .. })
+    ));
+    let decided = bob
+        .api()
+        .resolve_matching_case(id, "confirm", "reviewed")
+        .await
+        .unwrap();
+    let package = &decided["package"];
+    assert_eq!(package["format"], "custos-clearinghouse-package/v1");
+    assert_eq!(package["account"], "alice");
+    assert_eq!(package["matches"].as_array().unwrap().len(), usize::from(T));
+    assert!(package["log_proofs"]["hash_list_root"]["index"].is_u64());
+    // Decided once only.
+    assert!(matches!(
+        bob.api().resolve_matching_case(id, "dismiss", "").await,
+        Err(ApiError::Refused { status: 409, .. })
+    ));
+    let stats = bob.api().matching_stats().await.unwrap();
+    assert_eq!(stats["accounts_matched"], 1);
+    assert_eq!(stats["cases_confirmed"], 1);
+    assert_eq!(stats["threshold"], T);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_refuse_a_table_not_in_the_log_and_one_with_a_one_source_entry() {
+    for fault in [TableFault::Unlogged, TableFault::OneSource] {
+        let dir = TempDir::new().unwrap();
+        let (png, hash) = picture(1);
+        let d = deployment(&dir, vec![hash, picture(2).1], fault).await;
+        let mut alice = d.register("alice").await.unwrap();
+        d.register("bob").await.unwrap();
+        let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+        let e = alice
+            .send_with_attachments(&conv, "pic", &[png])
+            .await
+            .unwrap_err();
+        match (fault, e) {
+            (TableFault::Unlogged, DeviceError::Matching(MatchingError::NotLogged(_))) => {}
+            (
+                TableFault::OneSource,
+                DeviceError::Matching(MatchingError::Table(custos_psi::TableError::OneSource {
+                    ..
+                })),
+            ) => {}
+            (f, e) => panic!("{f:?}: unexpected {e:?}"),
+        }
+        // Nothing was uploaded.
+        let blobs: i64 = db(&d)
+            .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blobs, 0);
+        d.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_vouchers_are_refused_with_their_code_and_nothing_is_stored() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let alice = d.register("alice").await.unwrap();
+    let carol = d.register("carol").await.unwrap();
+    let locator = alice.api().upload_blob(vec![1, 2, 3]).await.unwrap();
+    let code = |e: ApiError| match e {
+        ApiError::Refused { status, code, .. } => (status, code),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let len = custos_psi::voucher_len(custos_psi::DEFAULT_SLOTS);
+    // Garbage, a wrong length, a wrong version, a non-canonical point.
+    let mut wrong_version = vec![0u8; len];
+    wrong_version[0] = 2;
+    let mut bad_point = vec![0xffu8; len];
+    bad_point[0] = 1;
+    bad_point[33] = custos_psi::DEFAULT_SLOTS;
+    for bytes in [
+        vec![],
+        vec![1u8; 10],
+        vec![1u8; len + 1],
+        wrong_version,
+        bad_point,
+    ] {
+        let e = alice
+            .api()
+            .upload_voucher(&locator, bytes)
+            .await
+            .unwrap_err();
+        assert_eq!(code(e), (400, "bad_voucher".into()));
+    }
+    // A well-formed voucher made against another table.
+    let mut other_table = vec![0u8; len];
+    other_table[0] = 1;
+    other_table[33] = custos_psi::DEFAULT_SLOTS;
+    let g = curve25519_point();
+    for s in 0..usize::from(custos_psi::DEFAULT_SLOTS) {
+        other_table[34 + s * 128..34 + s * 128 + 32].copy_from_slice(&g);
+    }
+    let e = alice
+        .api()
+        .upload_voucher(&locator, other_table.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), (409, "wrong_table".into()));
+    // Someone else's blob, or one that does not exist.
+    let mut right_table = other_table.clone();
+    let root = custos_psi::BlindedTable::decode(&alice.api().psi_table().await.unwrap())
+        .unwrap()
+        .root();
+    right_table[1..33].copy_from_slice(&root);
+    let e = carol
+        .api()
+        .upload_voucher(&locator, right_table.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), (404, "unknown_blob".into()));
+    // Nothing stored by any refusal.
+    let count = |d: &Deployment| -> i64 {
+        db(d)
+            .query_row("SELECT COUNT(*) FROM psi_vouchers", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&d), 0);
+    // The right table and the owner: stored once; a second is refused.
+    alice
+        .api()
+        .upload_voucher(&locator, right_table.clone())
+        .await
+        .unwrap();
+    let e = alice
+        .api()
+        .upload_voucher(&locator, right_table)
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), (409, "duplicate_voucher".into()));
+    assert_eq!(count(&d), 1);
+    d.shutdown().await.unwrap();
+}
+
+/// The ristretto255 basepoint's canonical encoding.
+fn curve25519_point() -> [u8; 32] {
+    hex::decode("e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76")
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
