@@ -324,5 +324,40 @@ async fn a_reported_attachment_is_shown_to_a_moderator_as_committed() {
         ),
         (403, "not_moderator".into())
     );
+
+    // A body changed on disk does not open under the committed key, and a
+    // body that is gone is said to be gone: both `410`, never other bytes.
+    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
+    let locator: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT locator FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    let path = blob_file(&d, &locator);
+    let mut body = std::fs::read(&path).unwrap();
+    let last = body.len() - 1;
+    body[last] ^= 1;
+    std::fs::write(&path, body).unwrap();
+    let unavailable = |e| {
+        let (status, code) = refused_code(e);
+        assert_eq!((status, code.as_str()), (410, "attachment_unavailable"));
+    };
+    unavailable(
+        moderator
+            .api()
+            .moderation_attachment(report, 0)
+            .await
+            .unwrap_err(),
+    );
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM blobs", [])
+        .unwrap();
+    unavailable(
+        moderator
+            .api()
+            .moderation_attachment(report, 0)
+            .await
+            .unwrap_err(),
+    );
     d.shutdown().await.unwrap();
 }
