@@ -80,7 +80,38 @@ pub enum ModerateCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The service's published moderation figures.
+    /// Known-content detection: list the cases past the threshold.
+    Matches {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Known-content detection: show a case (hashes, 32x32 derivatives as
+    /// base64) for review.
+    MatchShow {
+        /// Case id.
+        id: i64,
+    },
+    /// Known-content detection: confirm or dismiss a case. A confirmed case
+    /// gives a clearinghouse package; nothing is sent anywhere.
+    MatchResolve {
+        /// Case id.
+        id: i64,
+        /// `confirm` or `dismiss`.
+        #[arg(long)]
+        decision: String,
+        /// A note recorded with the decision.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// For confirm: write the clearinghouse package to this file.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The service's published moderation figures (and matching figures,
+    /// when the deployment matches pictures).
     Stats {
         /// Print JSON.
         #[arg(long)]
@@ -223,11 +254,60 @@ pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
             json,
         } => resolve(home, id, action, duration, note, package, json).await,
         ModerateCommand::Stats { json } => {
-            let stats = open(home).await?.api().moderation_stats().await?;
+            let d = open(home).await?;
+            let stats = d.api().moderation_stats().await?;
+            // A service that does not match pictures answers `matching_off`.
+            let matching = d.api().matching_stats().await.ok();
+            let all = serde_json::json!({ "reports": stats, "matching": matching });
             if json {
-                println!("{}", serde_json::to_string(&stats)?);
+                println!("{}", serde_json::to_string(&all)?);
             } else {
-                println!("{}", serde_json::to_string_pretty(&stats)?);
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            }
+            Ok(())
+        }
+        ModerateCommand::Matches { json } => {
+            let cases = open(home).await?.api().matching_cases().await?;
+            if json {
+                println!("{}", serde_json::to_string(&cases)?);
+            } else {
+                for c in cases.as_array().into_iter().flatten() {
+                    println!(
+                        "#{} [{}] {}: {} matches",
+                        at(c, "/id"),
+                        at(c, "/status"),
+                        at(c, "/account"),
+                        at(c, "/matches")
+                    );
+                }
+            }
+            Ok(())
+        }
+        ModerateCommand::MatchShow { id } => {
+            let case = open(home).await?.api().matching_case(id).await?;
+            println!("{}", serde_json::to_string_pretty(&case)?);
+            Ok(())
+        }
+        ModerateCommand::MatchResolve {
+            id,
+            decision,
+            note,
+            package,
+            json,
+        } => {
+            let r = open(home)
+                .await?
+                .api()
+                .resolve_matching_case(id, &decision, &note)
+                .await?;
+            if let (Some(path), Some(p)) = (&package, r.get("package")) {
+                std::fs::write(path, serde_json::to_string_pretty(p)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("case {id}: {}", at(&r, "/case/status"));
             }
             Ok(())
         }
@@ -348,6 +428,11 @@ fn trust_policy(
         &ws,
         quorum.unwrap_or(ws.len()),
     )?)
+}
+
+/// The JSON value at `pointer`, or null.
+fn at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a serde_json::Value {
+    v.pointer(pointer).unwrap_or(&serde_json::Value::Null)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! [`Demo`] context (folder, clock, running services, users).
 
 mod lawful;
+mod matching;
 mod messaging;
 mod notices;
 mod reporting;
@@ -179,6 +180,7 @@ async fn story(n: &mut Narrator, dir: &Path) -> Result<()> {
     let package = demo.package_verifies(&moderator, &reported).await?;
     demo.package_with_another_key_refused(&package)?;
     demo.suspension_ended(&moderator, &mut users, &dm).await?;
+    demo.known_content(&moderator).await?;
 
     let escrowed = demo.escrow_in_every_chain(&mut users).await?;
     let submitted = demo.warrant_logged(&escrowed).await?;

@@ -25,7 +25,13 @@ pub(super) async fn deployment(
     let clock = simulated.shared();
     let spec = DeploymentSpec::new("demo.custos", clock.clone())
         .custodians(5, 3, CustodianMode::services(1))
-        .with_server(ServerSpec::unlimited());
+        .with_server(ServerSpec::unlimited())
+        .with_matching(custos_deploy::matching::MatchingSpec {
+            threshold: custos_wire::manifest::DEFAULT_MATCH_THRESHOLD,
+            synthetic_rate_ppm: custos_wire::manifest::DEFAULT_SYNTHETIC_RATE_PPM,
+            listed: super::matching::listed()?,
+            fault: custos_deploy::matching::TableFault::None,
+        });
     let d = Deployment::start(dir, spec).await?;
     let m = d.manifest();
     n.step(
