@@ -308,6 +308,22 @@ fn demo_json_reports_every_step_ok() {
     assert!(!Path::new(report["folder"].as_str().unwrap()).exists());
 }
 
+/// The raw HTTP answer to a GET of `url` (`http://ADDR/PATH`).
+fn http_get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Reads `custos up --json`'s summary line.
 fn start_up(data: &Path) -> (Server, Value) {
     use std::io::{BufRead as _, BufReader};
@@ -315,6 +331,8 @@ fn start_up(data: &Path) -> (Server, Value) {
         .args([
             "up",
             "--listen",
+            "127.0.0.1:0",
+            "--dashboard",
             "127.0.0.1:0",
             "--days-ahead",
             "1",
@@ -359,6 +377,12 @@ fn up_runs_a_whole_deployment_where_devices_escrow_and_resumes_it() {
     assert_eq!(summary["custodians"].as_array().unwrap().len(), 5);
     assert_eq!(summary["custodian_threshold"], 3);
     assert_eq!(summary["witnesses"].as_array().unwrap().len(), 2);
+    // The transparency dashboard runs too, and serves its page.
+    let page = http_get(summary["dashboard"].as_str().unwrap());
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("Custos transparency dashboard"),
+        "{page}"
+    );
     let (server, log, manifest) = (
         summary["server"].as_str().unwrap().to_owned(),
         summary["log"].as_str().unwrap().to_owned(),
