@@ -451,6 +451,21 @@ function chart(ws) {
     });
     return svg;
 }
+/// The monthly chart with a selector: all warrants, or one court's, or one
+/// authority's.
+function chartFigure(ws) {
+    const select = el("select", { id: "chart-filter" }, el("option", { value: "" }, "all courts and authorities"));
+    for (const c of Array.from(new Set(ws.map((w) => w.court))).sort())
+        select.append(el("option", { value: `court\u0000${c}` }, `court ${c}`));
+    for (const a of Array.from(new Set(ws.map((w) => w.authority))).sort())
+        select.append(el("option", { value: `authority\u0000${a}` }, `authority ${a}`));
+    const holder = el("div", { class: "chart" }, chart(ws));
+    select.addEventListener("change", () => {
+        const [by, name] = select.value.split("\u0000");
+        holder.replaceChildren(chart(ws.filter((w) => !by || (by === "court" ? w.court : w.authority) === name)));
+    });
+    return el("figure", {}, el("label", { for: "chart-filter" }, "Show: "), select, holder, el("figcaption", {}, "Warrants by month of issue: ", el("span", { class: "key unsealed" }, "unsealed"), " ", el("span", { class: "key overdue" }, "overdue"), " ", el("span", { class: "key sealed" }, "sealed"), "; (ext.) counts extended embargoes."));
+}
 function stateOf(w) {
     if (w.unsealed_at !== null)
         return "unsealed";
@@ -524,7 +539,7 @@ async function main() {
     const ws = rec ? Array.from(rec.warrants.values()) : [];
     const L = ["warrants", "targets", "days", "unsealings", "embargo_extensions", "revocations"];
     const p = (m, k) => (rec ? (m?.get(k) ?? zero()) : null);
-    const warrants = section("warrants", "Warrants", el("p", {}, "Warrants logged: ", fig("totals.warrants", figures.totals.warrants, rec ? rec.totals.warrants : null), ", unsealed: ", fig("totals.unsealings", figures.totals.unsealings, rec ? rec.totals.unsealings : null), ", overdue: ", fig("flags.overdue_unsealings", figures.flags.overdue_unsealings.length, rec ? ws.filter((w) => w.overdue).length : null), ", extended: ", fig("totals.embargo_extensions", figures.totals.embargo_extensions, rec ? rec.totals.embargo_extensions : null), ", revoked: ", fig("totals.revocations", figures.totals.revocations, rec ? rec.totals.revocations : null), "."), el("figure", {}, chart(ws), el("figcaption", {}, "Warrants by month of issue: ", el("span", { class: "key unsealed" }, "unsealed"), " ", el("span", { class: "key overdue" }, "overdue"), " ", el("span", { class: "key sealed" }, "sealed"), "; (ext.) counts extended embargoes.")), table("By court", ["Court", ...L], Object.entries(figures.by_court).map(([k, c]) => countsRow(`by_court.${k}`, k, c, p(rec?.by_court, k), L))), table("By authority", ["Authority", ...L], Object.entries(figures.by_authority).map(([k, c]) => countsRow(`by_authority.${k}`, k, c, p(rec?.by_authority, k), L))), table("By month", ["Month", ...L], Object.entries(figures.by_month).map(([k, c]) => countsRow(`by_month.${k}`, k, c, p(rec?.by_month, k), L))), table("By court, authority and month", ["Court / authority / month", ...L], figures.rows.map((r) => countsRow(`rows.${r.court}/${r.authority}/${r.month}`, `${r.court} / ${r.authority} / ${r.month}`, r.counts, p(rec?.rows, `${r.court}\u0000${r.authority}\u0000${r.month}`), L))), table("Every warrant in the log", ["Entry", "Court", "Authority", "Issued", "Embargo until", "State", "Details"], ws.map((w) => [String(w.index), w.court, w.authority, date(w.issued_at), date(w.embargo_until),
+    const warrants = section("warrants", "Warrants", el("p", {}, "Warrants logged: ", fig("totals.warrants", figures.totals.warrants, rec ? rec.totals.warrants : null), ", unsealed: ", fig("totals.unsealings", figures.totals.unsealings, rec ? rec.totals.unsealings : null), ", overdue: ", fig("flags.overdue_unsealings", figures.flags.overdue_unsealings.length, rec ? ws.filter((w) => w.overdue).length : null), ", extended: ", fig("totals.embargo_extensions", figures.totals.embargo_extensions, rec ? rec.totals.embargo_extensions : null), ", revoked: ", fig("totals.revocations", figures.totals.revocations, rec ? rec.totals.revocations : null), "."), chartFigure(ws), table("By court", ["Court", ...L], Object.entries(figures.by_court).map(([k, c]) => countsRow(`by_court.${k}`, k, c, p(rec?.by_court, k), L))), table("By authority", ["Authority", ...L], Object.entries(figures.by_authority).map(([k, c]) => countsRow(`by_authority.${k}`, k, c, p(rec?.by_authority, k), L))), table("By month", ["Month", ...L], Object.entries(figures.by_month).map(([k, c]) => countsRow(`by_month.${k}`, k, c, p(rec?.by_month, k), L))), table("By court, authority and month", ["Court / authority / month", ...L], figures.rows.map((r) => countsRow(`rows.${r.court}/${r.authority}/${r.month}`, `${r.court} / ${r.authority} / ${r.month}`, r.counts, p(rec?.rows, `${r.court}\u0000${r.authority}\u0000${r.month}`), L))), table("Every warrant in the log", ["Entry", "Court", "Authority", "Issued", "Embargo until", "State", "Details"], ws.map((w) => [String(w.index), w.court, w.authority, date(w.issued_at), date(w.embargo_until),
         el("span", { class: `state ${stateOf(w)}`, "data-warrant": w.commitment, "data-state": stateOf(w) }, stateOf(w) + (w.extensions ? " (extended)" : "") + (w.revoked ? " (revoked)" : "")),
         el("a", { href: `#warrant-${w.commitment}` }, "details")]), "warrant-list"));
     // Rows of overdue warrants are highlighted.

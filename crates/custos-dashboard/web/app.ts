@@ -463,6 +463,24 @@ function chart(ws: WarrantView[]): SVGSVGElement {
   return svg;
 }
 
+/// The monthly chart with a selector: all warrants, or one court's, or one
+/// authority's.
+function chartFigure(ws: WarrantView[]): HTMLElement {
+  const select = el("select", { id: "chart-filter" }, el("option", { value: "" }, "all courts and authorities"));
+  for (const c of Array.from(new Set(ws.map((w) => w.court))).sort()) select.append(el("option", { value: `court\u0000${c}` }, `court ${c}`));
+  for (const a of Array.from(new Set(ws.map((w) => w.authority))).sort()) select.append(el("option", { value: `authority\u0000${a}` }, `authority ${a}`));
+  const holder = el("div", { class: "chart" }, chart(ws));
+  select.addEventListener("change", () => {
+    const [by, name] = select.value.split("\u0000");
+    holder.replaceChildren(chart(ws.filter((w) => !by || (by === "court" ? w.court : w.authority) === name)));
+  });
+  return el("figure", {},
+    el("label", { for: "chart-filter" }, "Show: "), select, holder,
+    el("figcaption", {}, "Warrants by month of issue: ",
+      el("span", { class: "key unsealed" }, "unsealed"), " ", el("span", { class: "key overdue" }, "overdue"), " ",
+      el("span", { class: "key sealed" }, "sealed"), "; (ext.) counts extended embargoes."));
+}
+
 function stateOf(w: WarrantView): string {
   if (w.unsealed_at !== null) return "unsealed";
   return w.overdue ? "overdue" : "sealed";
@@ -558,9 +576,7 @@ async function main(): Promise<void> {
       ", overdue: ", fig("flags.overdue_unsealings", figures.flags.overdue_unsealings.length, rec ? ws.filter((w) => w.overdue).length : null),
       ", extended: ", fig("totals.embargo_extensions", figures.totals.embargo_extensions, rec ? rec.totals.embargo_extensions : null),
       ", revoked: ", fig("totals.revocations", figures.totals.revocations, rec ? rec.totals.revocations : null), "."),
-    el("figure", {}, chart(ws), el("figcaption", {}, "Warrants by month of issue: ",
-      el("span", { class: "key unsealed" }, "unsealed"), " ", el("span", { class: "key overdue" }, "overdue"), " ",
-      el("span", { class: "key sealed" }, "sealed"), "; (ext.) counts extended embargoes.")),
+    chartFigure(ws),
     table("By court", ["Court", ...L], Object.entries(figures.by_court).map(([k, c]) => countsRow(`by_court.${k}`, k, c, p(rec?.by_court, k), L))),
     table("By authority", ["Authority", ...L], Object.entries(figures.by_authority).map(([k, c]) => countsRow(`by_authority.${k}`, k, c, p(rec?.by_authority, k), L))),
     table("By month", ["Month", ...L], Object.entries(figures.by_month).map(([k, c]) => countsRow(`by_month.${k}`, k, c, p(rec?.by_month, k), L))),

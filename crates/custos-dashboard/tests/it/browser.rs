@@ -225,6 +225,22 @@ async fn the_page_shows_verifies_and_catches_lies() {
     )
     .await;
     assert!(chart >= 2, "the monthly chart has bars");
+    // The chart by one court (the selector's first court).
+    let court: (String, u64) = js(
+        &page,
+        "(() => { const s = document.getElementById('chart-filter'); s.selectedIndex = 1; \
+         s.dispatchEvent(new Event('change')); \
+         return [s.options[1].text, document.querySelectorAll('figure svg rect.bar').length]; })()",
+    )
+    .await;
+    assert_eq!(
+        court.0,
+        format!(
+            "court {}",
+            custos_deploy::Names::new(crate::kit::DOMAIN).court()
+        )
+    );
+    assert_eq!(court.1, chart, "all three warrants are of that court");
     shot(&page, "dashboard-honest.png").await;
 
     // Keyboard: the first Tab reaches the skip link; Enter on a warrant's
