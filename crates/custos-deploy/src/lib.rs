@@ -26,6 +26,8 @@ mod names;
 pub mod proxy;
 mod server;
 mod spec;
+#[cfg(feature = "tls-fixture")]
+pub mod tls_fixture;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

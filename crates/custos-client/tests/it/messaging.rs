@@ -483,6 +483,55 @@ async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
     d.shutdown().await.unwrap();
 }
 
+/// A chain more than `MAX_PAST_EPOCHS` epochs behind the conversation is
+/// closed: an envelope on it, delivered after the group moved on, is refused
+/// as expired, naming both epochs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_on_a_chain_too_many_epochs_old_is_refused_as_expired() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let mut carol = user(&dir, &d, "carol").await;
+    let group = alice
+        .create_conversation(&names(&["bob", "carol"]))
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    carol.send_text(&group, "one").await.unwrap();
+    assert_eq!(texts(&mut bob).await.len(), 1, "bob has carol's chain");
+
+    // Carol posts again on her chain; then the group moves on by more
+    // epochs than a chain may lag. Bob reads the commits first.
+    carol.send_text(&group, "late").await.unwrap();
+    let lag = custos_client::mls::MAX_PAST_EPOCHS as u64 + 1;
+    for _ in 0..lag {
+        alice.self_update(&group).await.unwrap();
+    }
+    let raw = raw_mailbox(&bob).await;
+    let envelope = raw
+        .iter()
+        .find(|i| i.kind == ItemKind::Envelope && i.sender == "carol")
+        .cloned()
+        .unwrap();
+    for commit in raw.iter().filter(|i| i.kind == ItemKind::Commit) {
+        assert_eq!(
+            bob.process_delivery(commit.clone()).unwrap(),
+            Outcome::CommitApplied
+        );
+    }
+    let mut late = envelope;
+    late.seq += 1_000_000;
+    match bob.process_delivery(late).unwrap() {
+        Outcome::Refused(custos_client::refusal::Refusal::Envelope(
+            EnvelopeRefusal::ChainExpired { epoch, current },
+        )) => assert_eq!(current, epoch + lag),
+        other => panic!("a chain {lag} epochs old must be closed: {other:?}"),
+    }
+    d.shutdown().await.unwrap();
+}
+
 /// Receiving chains go once their day, the grace and the delivery margin
 /// are over and the mailbox is read; purged history is gone from the files
 /// (secure_delete, and the write-ahead log emptied).

@@ -102,10 +102,13 @@ pub(crate) struct CommitDone {
 }
 
 /// What a retention sweep removed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct SweepReport {
     pub items: u64,
     pub mailbox_rows: u64,
+    /// Locators of expired blobs whose bodies are files, to delete once
+    /// the deletion of their rows has committed.
+    pub expired_blob_files: Vec<String>,
 }
 
 /// A stored item and its `(device, seq)` mailbox rows.
