@@ -59,6 +59,9 @@ pub struct Status {
     pub bad_entries: Vec<BadEntryView>,
     /// Whether the dashboard still follows the log.
     pub following: bool,
+    /// Entries fetched from the log since the dashboard started: each entry
+    /// is fetched and checked once, so this stays at the log's size.
+    pub entries_fetched: u64,
     /// When the dashboard last polled, Unix milliseconds of its clock.
     pub polled_at: Option<u64>,
     /// SHA-256 of the manifest the dashboard trusts, hex (compare out of band).
@@ -80,6 +83,7 @@ impl Status {
             bad_entry_count: 0,
             bad_entries: Vec::new(),
             following: true,
+            entries_fetched: 0,
             polled_at: None,
             manifest_hash,
         }

@@ -88,6 +88,7 @@ struct Follower<'m> {
     inconsistency: Option<String>,
     warning: Option<String>,
     polled_at: Option<u64>,
+    entries_fetched: u64,
 }
 
 /// Hands statements to the figures and remembers whether the last one is
@@ -129,6 +130,7 @@ impl<'m> Follower<'m> {
             inconsistency: None,
             warning: None,
             polled_at: None,
+            entries_fetched: 0,
         })
     }
 
@@ -174,6 +176,7 @@ impl<'m> Follower<'m> {
             if entries.is_empty() {
                 return Err(warning("the log served no entries below its checkpoint"));
             }
+            self.entries_fetched = self.entries_fetched.saturating_add(entries.len() as u64);
             for entry in entries {
                 self.push(entry)?;
             }
@@ -245,6 +248,7 @@ impl<'m> Follower<'m> {
             })
             .collect();
         status.polled_at = self.polled_at;
+        status.entries_fetched = self.entries_fetched;
         let mut evidence = Evidence::default();
         if let Some(cp) = &self.last {
             status.tree_size = cp.size();
