@@ -40,6 +40,26 @@ async fn every_answer_matches_the_openapi_description() {
         h.shared.status().tree_size >= size,
         "the dashboard caught up"
     );
+    // More entries: the next polls fetch only those (each entry once).
+    let second = d
+        .submit_warrant(&d.sign_warrant(&[ConversationId([2; 16])], 1, 1).unwrap())
+        .await
+        .unwrap();
+    let size = d.wait_witnessed(second.index + 1).await.unwrap();
+    for _ in 0..400 {
+        if h.shared.status().tree_size >= size {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = h.shared.status();
+    assert_eq!(status.tree_size, size);
+    assert_eq!(
+        status.entries_fetched, size,
+        "each entry is fetched once, not the whole log on each poll"
+    );
+    assert_eq!(h.shared.figures().totals.warrants, 2);
 
     let http = reqwest::Client::new();
     let base = format!("http://{}", h.addr);
