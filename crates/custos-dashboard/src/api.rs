@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use custos_verify::figures::{
@@ -224,6 +224,36 @@ pub struct Everything {
     pub moderation: Moderation,
 }
 
+/// A consistency proof between two checkpoints (RFC 9162), passed on from
+/// the log: the page checks it against the checkpoints it verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    /// The older size.
+    pub old: u64,
+    /// The newer size (at most the adopted checkpoint's).
+    pub size: u64,
+    /// The proof, base64 hashes.
+    pub proof: Vec<String>,
+}
+
+/// Sizes of a consistency proof request.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+pub struct ConsistencyQuery {
+    /// The older size (a checkpoint the reader verified before).
+    pub old: u64,
+    /// The newer size (the adopted checkpoint's).
+    pub size: u64,
+}
+
+/// Why an API request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// Machine-readable code.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
 /// The OpenAPI description of the API.
 #[derive(OpenApi)]
 #[openapi(
@@ -231,7 +261,15 @@ pub struct Everything {
         title = "Custos transparency dashboard",
         description = "What the transparency log proves about lawful access, and the raw material to check it."
     ),
-    paths(everything, status, figures, evidence, manifest_keys, moderation),
+    paths(
+        everything,
+        status,
+        figures,
+        evidence,
+        manifest_keys,
+        moderation,
+        consistency
+    ),
     components(schemas(
         Everything,
         Status,
@@ -299,6 +337,50 @@ async fn moderation(State(s): State<Shared>) -> impl IntoResponse {
     axum::Json(s.get().moderation.clone())
 }
 
+/// A consistency proof from an older checkpoint to the adopted one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/consistency",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, body = ConsistencyProof),
+        (status = 400, body = ApiError),
+        (status = 502, body = ApiError)
+    )
+)]
+async fn consistency(
+    State(s): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<ConsistencyQuery>,
+) -> axum::response::Response {
+    let adopted = s.get().status.tree_size;
+    let refuse = |status: StatusCode, code: &str, message: String| {
+        (
+            status,
+            axum::Json(ApiError {
+                code: code.to_owned(),
+                message,
+            }),
+        )
+            .into_response()
+    };
+    if q.old == 0 || q.old > q.size || q.size > adopted {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_sizes",
+            format!("need 0 < old <= size <= {adopted}"),
+        );
+    }
+    match s.log().consistency_proof(q.old, q.size).await {
+        Ok(proof) => axum::Json(ConsistencyProof {
+            old: q.old,
+            size: q.size,
+            proof: custos_tlog::proof_json::encode_proof(&proof),
+        })
+        .into_response(),
+        Err(e) => refuse(StatusCode::BAD_GATEWAY, "log_unavailable", e.to_string()),
+    }
+}
+
 async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
@@ -312,6 +394,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/api/v1/evidence", get(evidence))
         .route("/api/v1/manifest", get(manifest_keys))
         .route("/api/v1/moderation", get(moderation))
+        .route("/api/v1/consistency", get(consistency))
         .route("/api/v1/openapi.json", get(openapi))
         .route(
             "/",

@@ -141,7 +141,7 @@ pub async fn spawn_dashboard(
 ) -> Result<DashboardHandle, DashboardError> {
     let addr = listener.local_addr()?;
     let client = LogClient::new(&config.log_url)?;
-    let shared = Shared::new(&config)?;
+    let shared = Shared::new(&config, client.clone())?;
     let follower = tokio::spawn(follower::run(client, config.clone(), shared.clone()));
     let app = api::router(shared.clone());
     let server = tokio::spawn(async move {

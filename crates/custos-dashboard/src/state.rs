@@ -25,10 +25,14 @@ pub(crate) struct Snapshot {
 pub struct Shared {
     snapshot: Arc<RwLock<Arc<Snapshot>>>,
     keys: Arc<ManifestKeys>,
+    log: custos_tlog::LogClient,
 }
 
 impl Shared {
-    pub(crate) fn new(config: &DashboardConfig) -> Result<Self, DashboardError> {
+    pub(crate) fn new(
+        config: &DashboardConfig,
+        client: custos_tlog::LogClient,
+    ) -> Result<Self, DashboardError> {
         let m = &config.manifest;
         let log = m
             .log()
@@ -74,6 +78,7 @@ impl Shared {
         Ok(Self {
             snapshot: Arc::new(RwLock::new(Arc::new(snapshot))),
             keys: Arc::new(keys),
+            log: client,
         })
     }
 
@@ -94,6 +99,12 @@ impl Shared {
 
     pub(crate) fn keys(&self) -> &ManifestKeys {
         &self.keys
+    }
+
+    /// The log the dashboard follows (consistency proofs are passed on
+    /// from it: the page checks them).
+    pub(crate) fn log(&self) -> &custos_tlog::LogClient {
+        &self.log
     }
 
     /// The status the API serves now.

@@ -169,6 +169,62 @@ async function checkInclusion(index: number, size: number, entry: Uint8Array, pr
   return sn === 0 && equal(r, root);
 }
 
+// RFC 9162 section 2.1.4.2: verifying a consistency proof.
+async function checkConsistency(first: number, second: number, firstHash: Uint8Array, secondHash: Uint8Array, proof: Uint8Array[]): Promise<boolean> {
+  if (first > second) return false;
+  if (first === second) return proof.length === 0 && equal(firstHash, secondHash);
+  if (first === 0 || proof.length === 0) return false;
+  let odd = first;
+  while (odd % 2 === 0) odd /= 2;
+  const isPow2 = odd === 1;
+  const path = isPow2 ? [firstHash, ...proof] : proof.slice();
+  let fn = first - 1, sn = second - 1;
+  while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+  const head = path[0];
+  if (!head) return false;
+  let fr = head, sr = head;
+  const node = (l: Uint8Array, r: Uint8Array) => sha256(concat(new Uint8Array([1]), l, r));
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = await node(c, fr); sr = await node(c, sr);
+      while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    } else {
+      sr = await node(sr, c);
+    }
+    fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && equal(fr, firstHash) && equal(sr, secondHash);
+}
+
+/// What this browser remembers of the log: the last checkpoint it verified.
+/// A later visit must be consistent with it, whoever serves the page.
+async function rememberedConsistency(cp: Checkpoint, keys: ManifestKeys): Promise<{ ok: boolean; text: string }> {
+  const key = `custos-dashboard/v1/${keys.origin}/${keys.log_key}`;
+  const raw = localStorage.getItem(key);
+  const save = () => localStorage.setItem(key, JSON.stringify({ size: cp.size, root: btoa(String.fromCharCode(...cp.root)) }));
+  if (!raw) { save(); return { ok: true, text: "first visit from this browser: checkpoint remembered" }; }
+  let seen: { size: number; root: string };
+  try { seen = JSON.parse(raw) as { size: number; root: string }; } catch { save(); return { ok: true, text: "checkpoint remembered" }; }
+  const seenRoot = b64(seen.root);
+  if (seen.size > cp.size) return { ok: false, text: `this browser saw the log at size ${seen.size}; it is now shown at ${cp.size}: a rollback` };
+  if (seen.size === cp.size) {
+    if (!equal(seenRoot, cp.root)) return { ok: false, text: `this browser saw another root at size ${cp.size}: a fork` };
+    return { ok: true, text: `same checkpoint as this browser saw before` };
+  }
+  let proof: string[] = [];
+  try {
+    proof = (await getJson<{ proof: string[] }>(`/api/v1/consistency?old=${seen.size}&size=${cp.size}`)).proof;
+  } catch (e) {
+    return { ok: false, text: `no consistency proof from size ${seen.size}: ${String(e)}` };
+  }
+  if (!(await checkConsistency(seen.size, cp.size, seenRoot, cp.root, proof.map(b64)))) {
+    return { ok: false, text: `the checkpoint of size ${cp.size} is not consistent with the one of size ${seen.size} this browser saw: a split view` };
+  }
+  save();
+  return { ok: true, text: `consistent with the checkpoint of size ${seen.size} this browser saw before (proof verified here)` };
+}
+
 // ---------- statements (docs/spec: canonical, big-endian) ----------
 
 class Reader {
@@ -544,6 +600,11 @@ async function main(): Promise<void> {
     alerts.append(el("p", { id: "checkpoint-bad", class: "banner red", role: "alert" },
       el("strong", {}, "The checkpoint this server shows does not verify: "), note.error ?? "size or root differ"));
   }
+  const seen = cpOk && cp ? await rememberedConsistency(cp, keys) : null;
+  if (seen && !seen.ok) {
+    alerts.append(el("p", { id: "fork", class: "banner red", role: "alert" },
+      el("strong", {}, "The log is inconsistent with what this browser saw before: "), seen.text));
+  }
   // The evidence must be against the same checkpoint (or one the page also verifies).
   let rec: Recomputed | null = null;
   if (cpOk && cp && evidence.checkpoint === status.checkpoint) {
@@ -557,6 +618,7 @@ async function main(): Promise<void> {
       el("dt", {}, "Root hash"), el("dd", { class: "hash" }, status.root_hash),
       el("dt", {}, "Witness cosignatures"), el("dd", {}, `${note ? note.witnesses.size : 0} verified, ${status.witness_quorum} required`),
       el("dt", {}, "Manifest SHA-256"), el("dd", { class: "hash" }, keys.manifest_hash),
+      el("dt", {}, "This browser's memory"), el("dd", { id: "remembered", class: seen && !seen.ok ? "bad" : "" }, seen ? seen.text : "nothing verified"),
       el("dt", {}, "Inconsistency seen"), el("dd", { id: "consistency", class: status.inconsistency ? "bad" : "good" }, status.inconsistency ? "YES" : "none"),
     ),
     table("Witnesses", ["Witness", "On the latest checkpoint", "Last cosigned"], status.witnesses.map((w) => {

@@ -243,6 +243,41 @@ async fn the_page_shows_verifies_and_catches_lies() {
     assert_eq!(court.1, chart, "all three warrants are of that court");
     shot(&page, "dashboard-honest.png").await;
 
+    // The browser remembers the checkpoint it verified; a later visit must
+    // be consistent with it (a proof checked in the page), whoever serves it.
+    let memory: String = js(&page, "document.getElementById('remembered').innerText").await;
+    assert!(memory.contains("remembered"), "{memory}");
+    let entries = s.d.log().entries(0, 5).await.unwrap();
+    let mut tree = custos_tlog::Tree::new();
+    for e in &entries {
+        tree.append_entry(e).unwrap();
+    }
+    let root5 = base64::Engine::encode(&base64::prelude::BASE64_STANDARD, tree.root(5).unwrap().0);
+    let remember = |size: u64, root: &str| {
+        format!(
+            "(() => {{ const k = Object.keys(localStorage).find(k => k.startsWith('custos-dashboard/v1/')); \
+             localStorage.setItem(k, JSON.stringify({{size: {size}, root: '{root}'}})); return k; }})()"
+        )
+    };
+    let _: String = js(&page, &remember(5, &root5)).await;
+    page.reload().await.unwrap();
+    wait_ready(&page).await;
+    let memory: String = js(&page, "document.getElementById('remembered').innerText").await;
+    assert!(
+        memory.contains("consistent with the checkpoint of size 5"),
+        "{memory}"
+    );
+    assert!(!js::<bool>(&page, "!!document.getElementById('fork')").await);
+    let forged = base64::Engine::encode(&base64::prelude::BASE64_STANDARD, [0u8; 32]);
+    let _: String = js(&page, &remember(5, &forged)).await;
+    page.reload().await.unwrap();
+    wait_ready(&page).await;
+    let fork: String = js(&page, "document.getElementById('fork').innerText").await;
+    assert!(fork.contains("split view"), "{fork}");
+    shot(&page, "dashboard-split-view.png").await;
+    // Back to the honest history for the rest of the test.
+    let _: String = js(&page, &remember(5, &root5)).await;
+
     // Keyboard: the first Tab reaches the skip link; Enter on a warrant's
     // "details" link opens its detail view.
     page.find_element(&format!("a[href='#warrant-{}']", s.opened.commitment))
