@@ -25,6 +25,31 @@ use crate::kit::{Scenario, artefacts};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Lists the coloured texts of the page whose contrast with their
+/// background is below 4.5:1.
+const CONTRAST: &str = r#"(() => {
+  const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const bg = (e) => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const e of document.querySelectorAll('.fig, .fig small, .banner, tr.overdue td, tr.overdue th, .state, .late, a, h1, h2, #verdict, .note, dd, th, td')) {
+    if (!e.textContent.trim()) continue;
+    const a = lum(rgb(getComputedStyle(e).color)), b = lum(bg(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(`${e.tagName}.${e.className}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+})()"#;
+
 /// A headless Chromium with a fresh profile, or `None` (and a message) if
 /// the distribution's browser is not installed.
 pub async fn chromium(profile: &Path) -> Option<(Browser, tokio::task::JoinHandle<()>)> {
@@ -243,6 +268,11 @@ async fn the_page_shows_verifies_and_catches_lies() {
     assert_eq!(court.1, chart, "all three warrants are of that court");
     shot(&page, "dashboard-honest.png").await;
 
+    // Contrast (WCAG AA, 4.5:1) of every text the page colours: figures,
+    // marks, banners, highlighted rows, states, links, headings.
+    let low: Vec<String> = js(&page, CONTRAST).await;
+    assert!(low.is_empty(), "text below 4.5:1 contrast: {low:?}");
+
     // The browser remembers the checkpoint it verified; a later visit must
     // be consistent with it (a proof checked in the page), whoever serves it.
     let memory: String = js(&page, "document.getElementById('remembered').innerText").await;
@@ -326,6 +356,8 @@ async fn the_page_shows_verifies_and_catches_lies() {
     let caught: String = js(&page, "document.getElementById('misreport').innerText").await;
     assert!(caught.contains("totals.warrants"), "{caught}");
     shot(&page, "dashboard-misreport.png").await;
+    let low: Vec<String> = js(&page, CONTRAST).await;
+    assert!(low.is_empty(), "text below 4.5:1 contrast: {low:?}");
 
     // The inconsistent log shows the red warning.
     let page = open(&browser, &forked.url()).await;
@@ -338,6 +370,8 @@ async fn the_page_shows_verifies_and_catches_lies() {
     assert!(text.contains("inconsistent"), "{text}");
     assert_eq!(colour, "rgb(153, 27, 27)", "the warning is red");
     shot(&page, "dashboard-inconsistent.png").await;
+    let low: Vec<String> = js(&page, CONTRAST).await;
+    assert!(low.is_empty(), "text below 4.5:1 contrast: {low:?}");
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;
