@@ -383,6 +383,42 @@ fn up_runs_a_whole_deployment_where_devices_escrow_and_resumes_it() {
         page.starts_with("HTTP/1.1 200") && page.contains("Custos transparency dashboard"),
         "{page}"
     );
+    // `custos audit serve` follows the same log on its own.
+    let audit = {
+        use std::io::{BufRead as _, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+            .args(["audit", "serve", "--listen", "127.0.0.1:0", "--log"])
+            .arg(summary["log"].as_str().unwrap())
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("CUSTOS_CONFIG")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("dashboard on ")
+            .unwrap_or_else(|| panic!("custos audit serve printed {line:?}"))
+            .to_owned();
+        (Server(child), url)
+    };
+    let mut status = String::new();
+    for _ in 0..200 {
+        status = http_get(&format!("{}api/v1/status", audit.1));
+        if status.contains("\"following\":true") && !status.contains("\"tree_size\":0,") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        status.contains("\"following\":true") && !status.contains("\"tree_size\":0,"),
+        "{status}"
+    );
+    drop(audit);
     let (server, log, manifest) = (
         summary["server"].as_str().unwrap().to_owned(),
         summary["log"].as_str().unwrap().to_owned(),
