@@ -23,6 +23,7 @@ mod lawful;
 mod manifest;
 pub mod mls_fixture;
 mod names;
+pub mod postgres;
 pub mod proxy;
 mod server;
 mod spec;

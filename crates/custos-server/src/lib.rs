@@ -52,6 +52,7 @@ mod config;
 pub mod db;
 pub mod delivery;
 mod error;
+mod health;
 pub mod lawful;
 mod limits;
 pub mod refusal;

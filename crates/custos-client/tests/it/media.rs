@@ -38,6 +38,21 @@ fn blob_file(d: &Deployment, locator: &str) -> std::path::PathBuf {
     d.server().unwrap().data.join("blobs").join(locator)
 }
 
+/// Flips one bit of byte `index` (clamped to the last) of the one blob the
+/// service stores, in its file, as a malicious service could.
+fn flip_a_bit_of_the_only_blob(d: &Deployment, index: usize) {
+    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
+    let locator: String = rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT locator FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    let file = blob_file(d, &locator);
+    let mut body = std::fs::read(&file).unwrap();
+    let index = index.min(body.len() - 1);
+    body[index] ^= 1;
+    std::fs::write(&file, body).unwrap();
+}
+
 fn refused_code(e: ApiError) -> (u16, String) {
     match e {
         ApiError::Refused { status, code, .. } => (status, code),
@@ -112,15 +127,7 @@ async fn a_blob_changed_on_the_service_is_not_saved_and_the_message_says_why() {
         .unwrap();
 
     // A malicious service flips one bit of the stored blob.
-    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
-    let locator: String = rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row("SELECT locator FROM blobs", [], |r| r.get(0))
-        .unwrap();
-    let file = blob_file(&d, &locator);
-    let mut body = std::fs::read(&file).unwrap();
-    body[0] ^= 1;
-    std::fs::write(&file, body).unwrap();
+    flip_a_bit_of_the_only_blob(&d, 0);
 
     let got = bob.receive(None).await.unwrap();
     assert_eq!(got[0].text, "a file");
@@ -327,37 +334,25 @@ async fn a_reported_attachment_is_shown_to_a_moderator_as_committed() {
 
     // A body changed on disk does not open under the committed key, and a
     // body that is gone is said to be gone: both `410`, never other bytes.
-    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
-    let locator: String = rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row("SELECT locator FROM blobs", [], |r| r.get(0))
-        .unwrap();
-    let path = blob_file(&d, &locator);
-    let mut body = std::fs::read(&path).unwrap();
-    let last = body.len() - 1;
-    body[last] ^= 1;
-    std::fs::write(&path, body).unwrap();
-    let unavailable = |e| {
-        let (status, code) = refused_code(e);
-        assert_eq!((status, code.as_str()), (410, "attachment_unavailable"));
-    };
-    unavailable(
-        moderator
+    for damage in ["changed", "gone"] {
+        if damage == "changed" {
+            flip_a_bit_of_the_only_blob(&d, usize::MAX);
+        } else {
+            rusqlite::Connection::open(d.server().unwrap().data.join(custos_server::db::DB_FILE))
+                .unwrap()
+                .execute("DELETE FROM blobs", [])
+                .unwrap();
+        }
+        let e = moderator
             .api()
             .moderation_attachment(report, 0)
             .await
-            .unwrap_err(),
-    );
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute("DELETE FROM blobs", [])
-        .unwrap();
-    unavailable(
-        moderator
-            .api()
-            .moderation_attachment(report, 0)
-            .await
-            .unwrap_err(),
-    );
+            .unwrap_err();
+        assert_eq!(
+            refused_code(e),
+            (410, "attachment_unavailable".into()),
+            "{damage}"
+        );
+    }
     d.shutdown().await.unwrap();
 }

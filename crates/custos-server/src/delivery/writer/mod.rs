@@ -182,6 +182,11 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
+    /// Whether the writer task is still taking operations.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Queues `op`, waiting if the queue is full (back-pressure).
     pub async fn send(&self, op: Op) -> Result<(), HttpRefusal> {
         self.tx
