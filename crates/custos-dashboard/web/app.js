@@ -592,6 +592,7 @@ async function main() {
         getJson("/api/v1/manifest"),
     ]);
     const { status, figures, evidence, moderation } = all;
+    shownSize = status.tree_size;
     mismatches = [];
     const out = [];
     const alerts = el("div", { id: "alerts" });
@@ -685,6 +686,21 @@ async function main() {
     document.body.dataset.ready = "1";
 }
 window.addEventListener("hashchange", () => { void main(); });
+// The dashboard keeps following the log: every 30 s the page asks whether
+// there is a newer checkpoint and offers to verify it (it does not re-render
+// on its own, so the reader's place and focus stay where they are).
+let shownSize = null;
+setInterval(() => {
+    void getJson("/api/v1/status").then((s) => {
+        if (shownSize === null || (s.tree_size === shownSize && !s.inconsistency))
+            return;
+        if (document.getElementById("newer"))
+            return;
+        const button = el("button", { type: "button" }, "Verify and show it");
+        button.addEventListener("click", () => { void main(); });
+        document.getElementById("alerts")?.prepend(el("p", { id: "newer", class: "banner amber", role: "status" }, s.inconsistency ? "The dashboard now reports an inconsistency. " : `The log has grown to ${s.tree_size} entries. `, button));
+    }).catch(() => undefined);
+}, 30_000);
 void main().catch((e) => {
     const m = document.getElementById("main");
     m?.replaceChildren(el("p", { class: "banner red", role: "alert" }, `The dashboard could not load: ${String(e)}`));

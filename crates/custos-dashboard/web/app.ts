@@ -584,6 +584,7 @@ async function main(): Promise<void> {
     getJson<ManifestKeys>("/api/v1/manifest"),
   ]);
   const { status, figures, evidence, moderation } = all;
+  shownSize = status.tree_size;
   mismatches = [];
   const out: HTMLElement[] = [];
   const alerts = el("div", { id: "alerts" });
@@ -732,6 +733,21 @@ async function main(): Promise<void> {
 }
 
 window.addEventListener("hashchange", () => { void main(); });
+
+// The dashboard keeps following the log: every 30 s the page asks whether
+// there is a newer checkpoint and offers to verify it (it does not re-render
+// on its own, so the reader's place and focus stay where they are).
+let shownSize: number | null = null;
+setInterval(() => {
+  void getJson<Status>("/api/v1/status").then((s) => {
+    if (shownSize === null || (s.tree_size === shownSize && !s.inconsistency)) return;
+    if (document.getElementById("newer")) return;
+    const button = el("button", { type: "button" }, "Verify and show it");
+    button.addEventListener("click", () => { void main(); });
+    document.getElementById("alerts")?.prepend(el("p", { id: "newer", class: "banner amber", role: "status" },
+      s.inconsistency ? "The dashboard now reports an inconsistency. " : `The log has grown to ${s.tree_size} entries. `, button));
+  }).catch(() => undefined);
+}, 30_000);
 void main().catch((e: unknown) => {
   const m = document.getElementById("main");
   m?.replaceChildren(el("p", { class: "banner red", role: "alert" }, `The dashboard could not load: ${String(e)}`));

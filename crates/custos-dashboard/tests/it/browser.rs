@@ -159,6 +159,15 @@ async fn the_page_shows_verifies_and_catches_lies() {
     let status = honest.shared.status();
     assert_eq!(status.inconsistency, None);
     assert_eq!(status.bad_entry_count, 0);
+    assert_eq!(status.witnesses.len(), 2);
+    for w in &status.witnesses {
+        assert!(w.in_latest, "{w:?}");
+        let t = w.last_cosigned.expect("a cosignature time");
+        assert!(
+            t >= crate::kit::START_MS / 1000,
+            "{w:?} cosigned on the deployment's clock"
+        );
+    }
     let f = honest.shared.figures();
     assert_eq!(f.totals.warrants, 3);
     assert_eq!(f.totals.unsealings, 1);
