@@ -322,6 +322,39 @@ function zero() {
 function month(t) { return new Date(t * 1000).toISOString().slice(0, 7); }
 function date(t) { return new Date(t * 1000).toISOString().slice(0, 10); }
 function when(t) { return new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC"; }
+/// Decodes a Warrant v1 (docs/spec/warrant.md) and checks the court's
+/// signature with the court's manifest key.
+async function checkWarrant(bytes, keys) {
+    try {
+        const r = new Reader(bytes);
+        if (r.u8() !== 1)
+            return "unknown warrant version";
+        const id = tohex(r.take(16));
+        const court = r.name(), authority = r.name();
+        const legal_basis = new TextDecoder().decode(r.bytes16());
+        const n = r.u8();
+        const targets = [];
+        for (let i = 0; i < n; i++)
+            targets.push(tohex(r.take(16)));
+        const first_day = r.u32(), last_day = r.u32();
+        const issued_at = r.u64(), not_after = r.u64(), embargo_until = r.u64();
+        r.take(32);
+        const signed = bytes.slice(0, bytes.length - 64);
+        const sig = r.take(64);
+        if (!r.done())
+            return "trailing bytes after the warrant";
+        const key = keys.participants.find((p) => p.role === "court" && p.name === court);
+        if (!key)
+            return `${court} is not a court of the manifest`;
+        if (!(await ed25519(unhex(key.key), sig, concat(enc.encode("custos/v1/warrant"), signed)))) {
+            return "the court's signature on the warrant does not verify";
+        }
+        return { id, court, authority, legal_basis, targets, first_day, last_day, issued_at, not_after, embargo_until };
+    }
+    catch (x) {
+        return `malformed warrant: ${x.message}`;
+    }
+}
 async function recompute(ev, cp, keys, fig) {
     const r = { totals: zero(), by_court: new Map(), by_authority: new Map(), by_month: new Map(),
         rows: new Map(), custodians: new Map(), warrants: new Map(), errors: [] };
@@ -360,7 +393,8 @@ async function recompute(ev, cp, keys, fig) {
                     return;
                 const w = { index: e.index, commitment: st.commitment, court: st.court, authority: st.authority,
                     issued_at: st.issued_at, embargo_until: st.embargo_until, targets: st.targets, days: st.days, extensions: 0,
-                    unsealed_at: null, unsealing_index: null, revoked: false, releases: [], interceptions: [], overdue: false, due_at: 0 };
+                    unsealed_at: null, unsealing_index: null, revoked: false, releases: [], interceptions: [], overdue: false, due_at: 0,
+                    unsealed: null, warrantBytes: null };
                 if (!keys.participants.some((p) => p.role === "court" && p.name === st.court))
                     return;
                 r.warrants.set(st.commitment, w);
@@ -397,6 +431,7 @@ async function recompute(ev, cp, keys, fig) {
                 if (!repeat) {
                     w.unsealed_at = st.unsealed_at;
                     w.unsealing_index = e.index;
+                    w.warrantBytes = st.warrant_bytes;
                 }
                 count(w, st.unsealed_at, (n) => { if (repeat)
                     n.repeated_unsealings++;
@@ -437,6 +472,11 @@ async function recompute(ev, cp, keys, fig) {
         }
     });
     for (const w of r.warrants.values()) {
+        if (w.warrantBytes) {
+            const u = await checkWarrant(w.warrantBytes, keys);
+            w.unsealed = typeof u === "string" || (u.court === w.court && u.authority === w.authority) ? u
+                : "the unsealed warrant names another court or authority than its commitment";
+        }
         w.due_at = w.embargo_until + fig.unsealing_grace_secs;
         w.overdue = w.unsealed_at === null && fig.as_of > w.due_at;
     }
@@ -570,6 +610,20 @@ function detail(w) {
     if (w.overdue)
         item("Unsealing due", `${when(w.due_at)}: overdue`);
     d.append(dl);
+    if (typeof w.unsealed === "string") {
+        d.append(el("p", { class: "banner red", role: "alert" }, `The unsealed warrant does not check: ${w.unsealed}`));
+    }
+    else if (w.unsealed) {
+        const u = w.unsealed;
+        const wl = el("dl", { id: "unsealed-warrant" });
+        const row = (k, v) => { wl.append(el("dt", {}, k), el("dd", {}, v)); };
+        row("Legal basis", u.legal_basis);
+        row("Target conversations", u.targets.join(", "));
+        row("Days", `${date(u.first_day * DAY)} to ${date(u.last_day * DAY)}`);
+        row("Valid until", when(u.not_after));
+        row("Warrant id", u.id);
+        d.append(el("h3", {}, "The unsealed warrant"), el("p", { class: "note" }, "Published in the log when its embargo ended; it opens the commitment and the court's signature verified in this browser."), wl);
+    }
     d.append(table("Key releases", ["Custodian", "Conversation-days", "When", "Entry"], w.releases.map((r) => [r.custodian, String(r.conversation_days), when(r.at), String(r.index)])));
     d.append(table("Interceptions", ["Provider", "Conversations", "Days", "Entry"], w.interceptions.map((i) => [i.provider, String(i.conversations), `${date(i.first_day * DAY)} to ${date(i.last_day * DAY)}`, String(i.index)])));
     d.append(el("p", { class: "note" }, "Every line above comes from a log entry whose inclusion proof and author signature this page verified."));

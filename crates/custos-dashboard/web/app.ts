@@ -331,6 +331,42 @@ interface WarrantView {
   unsealing_index: number | null; revoked: boolean; releases: { custodian: string; conversation_days: number; at: number; index: number }[];
   interceptions: { provider: string; conversations: number; first_day: number; last_day: number; index: number }[];
   overdue: boolean; due_at: number;
+  /// The unsealed warrant as published, decoded and checked in the page.
+  unsealed: UnsealedWarrant | string | null; warrantBytes: Uint8Array | null;
+}
+
+interface UnsealedWarrant {
+  id: string; court: string; authority: string; legal_basis: string; targets: string[];
+  first_day: number; last_day: number; issued_at: number; not_after: number; embargo_until: number;
+}
+
+/// Decodes a Warrant v1 (docs/spec/warrant.md) and checks the court's
+/// signature with the court's manifest key.
+async function checkWarrant(bytes: Uint8Array, keys: ManifestKeys): Promise<UnsealedWarrant | string> {
+  try {
+    const r = new Reader(bytes);
+    if (r.u8() !== 1) return "unknown warrant version";
+    const id = tohex(r.take(16));
+    const court = r.name(), authority = r.name();
+    const legal_basis = new TextDecoder().decode(r.bytes16());
+    const n = r.u8();
+    const targets: string[] = [];
+    for (let i = 0; i < n; i++) targets.push(tohex(r.take(16)));
+    const first_day = r.u32(), last_day = r.u32();
+    const issued_at = r.u64(), not_after = r.u64(), embargo_until = r.u64();
+    r.take(32);
+    const signed = bytes.slice(0, bytes.length - 64);
+    const sig = r.take(64);
+    if (!r.done()) return "trailing bytes after the warrant";
+    const key = keys.participants.find((p) => p.role === "court" && p.name === court);
+    if (!key) return `${court} is not a court of the manifest`;
+    if (!(await ed25519(unhex(key.key), sig, concat(enc.encode("custos/v1/warrant"), signed)))) {
+      return "the court's signature on the warrant does not verify";
+    }
+    return { id, court, authority, legal_basis, targets, first_day, last_day, issued_at, not_after, embargo_until };
+  } catch (x) {
+    return `malformed warrant: ${(x as Error).message}`;
+  }
 }
 
 interface Recomputed {
@@ -362,7 +398,8 @@ async function recompute(ev: Evidence, cp: Checkpoint, keys: ManifestKeys, fig: 
         if (author !== st.authority || r.warrants.has(st.commitment)) return;
         const w: WarrantView = { index: e.index, commitment: st.commitment, court: st.court, authority: st.authority,
           issued_at: st.issued_at, embargo_until: st.embargo_until, targets: st.targets, days: st.days, extensions: 0,
-          unsealed_at: null, unsealing_index: null, revoked: false, releases: [], interceptions: [], overdue: false, due_at: 0 };
+          unsealed_at: null, unsealing_index: null, revoked: false, releases: [], interceptions: [], overdue: false, due_at: 0,
+          unsealed: null, warrantBytes: null };
         if (!keys.participants.some((p) => p.role === "court" && p.name === st.court)) return;
         r.warrants.set(st.commitment, w);
         count(w, st.issued_at, (n) => { n.warrants++; n.targets += st.targets; n.days += st.days; });
@@ -389,7 +426,7 @@ async function recompute(ev: Evidence, cp: Checkpoint, keys: ManifestKeys, fig: 
         // Counted only if the salt and warrant open the commitment.
         if (!w || !c.opens) return;
         const repeat = w.unsealed_at !== null;
-        if (!repeat) { w.unsealed_at = st.unsealed_at; w.unsealing_index = e.index; }
+        if (!repeat) { w.unsealed_at = st.unsealed_at; w.unsealing_index = e.index; w.warrantBytes = st.warrant_bytes; }
         count(w, st.unsealed_at, (n) => { if (repeat) n.repeated_unsealings++; else n.unsealings++; });
         break;
       }
@@ -420,6 +457,11 @@ async function recompute(ev: Evidence, cp: Checkpoint, keys: ManifestKeys, fig: 
     }
   });
   for (const w of r.warrants.values()) {
+    if (w.warrantBytes) {
+      const u = await checkWarrant(w.warrantBytes, keys);
+      w.unsealed = typeof u === "string" || (u.court === w.court && u.authority === w.authority) ? u
+        : "the unsealed warrant names another court or authority than its commitment";
+    }
     w.due_at = w.embargo_until + fig.unsealing_grace_secs;
     w.overdue = w.unsealed_at === null && fig.as_of > w.due_at;
   }
@@ -560,6 +602,21 @@ function detail(w: WarrantView): HTMLElement {
   if (w.unsealed_at !== null) item("Unsealed", `${when(w.unsealed_at)} (entry ${w.unsealing_index})`);
   if (w.overdue) item("Unsealing due", `${when(w.due_at)}: overdue`);
   d.append(dl);
+  if (typeof w.unsealed === "string") {
+    d.append(el("p", { class: "banner red", role: "alert" }, `The unsealed warrant does not check: ${w.unsealed}`));
+  } else if (w.unsealed) {
+    const u = w.unsealed;
+    const wl = el("dl", { id: "unsealed-warrant" });
+    const row = (k: string, v: string) => { wl.append(el("dt", {}, k), el("dd", {}, v)); };
+    row("Legal basis", u.legal_basis);
+    row("Target conversations", u.targets.join(", "));
+    row("Days", `${date(u.first_day * DAY)} to ${date(u.last_day * DAY)}`);
+    row("Valid until", when(u.not_after));
+    row("Warrant id", u.id);
+    d.append(el("h3", {}, "The unsealed warrant"),
+      el("p", { class: "note" }, "Published in the log when its embargo ended; it opens the commitment and the court's signature verified in this browser."),
+      wl);
+  }
   d.append(table("Key releases", ["Custodian", "Conversation-days", "When", "Entry"],
     w.releases.map((r) => [r.custodian, String(r.conversation_days), when(r.at), String(r.index)])));
   d.append(table("Interceptions", ["Provider", "Conversations", "Days", "Entry"],

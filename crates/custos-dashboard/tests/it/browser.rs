@@ -337,6 +337,15 @@ async fn the_page_shows_verifies_and_catches_lies() {
     assert!(detail.contains(&s.opened.commitment), "{detail}");
     assert!(detail.contains("Unsealed"), "{detail}");
     assert!(detail.contains("Key releases"), "{detail}");
+    // The unsealed warrant itself, checked in the page (court's signature).
+    assert!(
+        detail.contains("investigation of a serious crime (test order)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("court's signature verified in this browser"),
+        "{detail}"
+    );
     let focused: String = js(&page, "document.activeElement.id").await;
     assert_eq!(focused, "detail", "the detail view takes the focus");
     shot(&page, "dashboard-detail.png").await;
