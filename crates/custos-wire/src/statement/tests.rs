@@ -117,7 +117,53 @@ pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
                 manifest_hash: [0x44; 32],
             }),
         ),
+        (
+            "hash_list_root",
+            Statement::HashListRoot(crate::statement::HashListRoot {
+                provider: "provider.example".into(),
+                root: [0x55; 32],
+                list_size: 1_000,
+                slots: 4,
+                sample_bits: 40,
+                org_a: [0x66; 32],
+                org_b: [0x77; 32],
+                published_at: 1_795_300_000,
+            }),
+        ),
+        (
+            "matching_policy",
+            Statement::MatchingPolicy(crate::statement::MatchingPolicy {
+                provider: "provider.example".into(),
+                enabled: true,
+                threshold: 10,
+                synthetic_rate_ppm: 20_000,
+                table_root: [0x55; 32],
+            }),
+        ),
     ]
+}
+
+#[test]
+fn matching_policy_refuses_a_bad_flag_and_rate() {
+    let st = Statement::MatchingPolicy(crate::statement::MatchingPolicy {
+        provider: "p".into(),
+        enabled: true,
+        threshold: 10,
+        synthetic_rate_ppm: 5,
+        table_root: [1; 32],
+    });
+    let mut bytes = st.encode().unwrap();
+    // version, type, name length, "p", then the flag.
+    bytes[4] = 2;
+    assert!(Statement::decode(&bytes).is_err());
+    let too_high = Statement::MatchingPolicy(crate::statement::MatchingPolicy {
+        provider: "p".into(),
+        enabled: false,
+        threshold: 10,
+        synthetic_rate_ppm: 1_000_001,
+        table_root: [1; 32],
+    });
+    assert!(too_high.encode().is_err());
 }
 
 #[test]
