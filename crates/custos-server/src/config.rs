@@ -51,6 +51,11 @@ pub struct ServerConfig {
     /// and the manifest's threshold ([`crate::abuse::matching`]). `None`:
     /// the service serves no table and refuses vouchers (`matching_off`).
     pub matching: Option<Arc<crate::abuse::matching::MatchingService>>,
+    /// Whether `serve` logs the table's root and the matching policy (with
+    /// [`ServerConfig::franking_log`]'s log and key), retrying until it
+    /// succeeds; `custos server --matching-table` sets it. The test kit
+    /// publishes them itself.
+    pub publish_matching: bool,
 }
 
 /// Default grace after midnight for chains of the day before: 10 minutes.
@@ -70,6 +75,7 @@ impl ServerConfig {
             day_grace: DEFAULT_DAY_GRACE,
             tls: None,
             matching: None,
+            publish_matching: false,
         }
     }
 

@@ -116,6 +116,18 @@ pub async fn serve(
             ));
         }
     }
+    if let (true, Some(m), Some(log)) = (
+        config.publish_matching,
+        config.matching.clone(),
+        config.franking_log.clone(),
+    ) {
+        tokio::spawn(async move {
+            while let Err(e) = abuse::matching::publish(&m, &log).await {
+                tracing::warn!(%e, "hash list not yet proven in the log; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        });
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let _stop_on_drop = StopOnDrop(stop_tx.clone());

@@ -175,6 +175,14 @@ pub struct FrankingArgs {
     /// participant (`custos log keygen --name NAME --out FILE` makes one).
     #[arg(long, value_name = "FILE", requires = "log")]
     pub provider_key: Option<PathBuf>,
+    /// Known-content detection: the blinded hash table (docs/spec/psi.md)
+    /// to serve; its root and the manifest's `[matching]` policy are logged
+    /// at start. Needs --matching-secret and --log.
+    #[arg(long, value_name = "FILE", requires_all = ["matching_secret", "log"])]
+    pub matching_table: Option<PathBuf>,
+    /// The provider's 32-byte blinding secret of that table (a file).
+    #[arg(long, value_name = "FILE", requires = "matching_table")]
+    pub matching_secret: Option<PathBuf>,
 }
 
 impl FrankingArgs {
@@ -197,9 +205,36 @@ impl FrankingArgs {
         {
             let key = custos_tlog::keys::NamedKey::read_file(key, custos_tlog::keys::ALG_ED25519)
                 .with_context(|| format!("reading the provider key {}", key.display()))?;
+            let manifest = super::log::read_manifest(manifest)?;
+            if let (Some(table), Some(secret)) = (&self.matching_table, &self.matching_secret) {
+                let section = manifest
+                    .matching
+                    .as_ref()
+                    .context("--matching-table needs a manifest with a [matching] section")?;
+                let table_bytes =
+                    std::fs::read(table).with_context(|| format!("reading {}", table.display()))?;
+                let secret: [u8; 32] = std::fs::read(secret)
+                    .with_context(|| format!("reading {}", secret.display()))?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("the matching secret is not 32 bytes"))?;
+                let published_at = std::fs::metadata(table)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                let service = custos_server::matching::MatchingService::new(
+                    table_bytes,
+                    &secret,
+                    section,
+                    published_at,
+                )
+                .context("loading the hash table")?;
+                config = config.with_matching(service);
+                config.publish_matching = true;
+            }
             config = config.with_franking_log(custos_server::franking_log::FrankingLogConfig {
                 log_url: log_url.clone(),
-                manifest: super::log::read_manifest(manifest)?,
+                manifest,
                 statement_key: key.signing_key().clone(),
                 witness_timeout: std::time::Duration::from_secs(30),
             });
