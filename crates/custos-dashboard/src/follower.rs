@@ -89,6 +89,7 @@ struct Follower<'m> {
     warning: Option<String>,
     polled_at: Option<u64>,
     entries_fetched: u64,
+    state: Option<std::path::PathBuf>,
 }
 
 /// Hands statements to the figures and remembers whether the last one is
@@ -118,13 +119,24 @@ impl AuditSink for Sink<'_> {
 
 impl<'m> Follower<'m> {
     fn new(manifest: &'m Manifest, config: &DashboardConfig) -> Result<Self, String> {
+        let policy = TrustPolicy::from_manifest(manifest).map_err(|e| e.to_string())?;
+        // The checkpoint adopted before a restart: the first poll must be
+        // consistent with it (the entries are replayed again from 0).
+        let last = match &config.state {
+            Some(path) => custos_tlog::Verifier::open(policy.clone(), path)
+                .map_err(|e| format!("the state file {}: {e}", path.display()))?
+                .last()
+                .cloned(),
+            None => None,
+        };
         Ok(Self {
             manifest,
-            policy: TrustPolicy::from_manifest(manifest).map_err(|e| e.to_string())?,
+            state: config.state.clone(),
+            policy,
             replay: Replay::new(manifest),
             tree: Tree::new(),
             figures: Figures::new(manifest, config.options),
-            last: None,
+            last,
             evidence: Vec::new(),
             witness_times: BTreeMap::new(),
             inconsistency: None,
@@ -193,6 +205,12 @@ impl<'m> Follower<'m> {
             let t = self.witness_times.entry(name).or_default();
             *t = (*t).max(time);
         }
+        if let Some(path) = &self.state {
+            // Durable before it counts as adopted: a restart never goes
+            // back behind a checkpoint the dashboard has served.
+            custos_durable::write_atomic(path, cp.note())
+                .map_err(|e| warning(format!("cannot keep the checkpoint: {e}")))?;
+        }
         self.last = Some(cp);
         Ok(())
     }
@@ -250,7 +268,9 @@ impl<'m> Follower<'m> {
         status.polled_at = self.polled_at;
         status.entries_fetched = self.entries_fetched;
         let mut evidence = Evidence::default();
-        if let Some(cp) = &self.last {
+        // A checkpoint remembered from before a restart shows only once its
+        // entries are replayed again.
+        if let Some(cp) = self.last.as_ref().filter(|c| self.tree.size() >= c.size()) {
             status.tree_size = cp.size();
             status.root_hash = BASE64_STANDARD.encode(cp.hash().0);
             status.checkpoint = String::from_utf8_lossy(cp.note()).into_owned();

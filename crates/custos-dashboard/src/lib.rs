@@ -76,6 +76,11 @@ pub struct DashboardConfig {
     pub poll_interval: Duration,
     /// The auditor's choices (grace before an unsealing is overdue).
     pub options: FigureOptions,
+    /// A file that keeps the last adopted checkpoint across restarts: a
+    /// restarted dashboard then checks the log's checkpoint against it
+    /// (rollback, fork, consistency proof) before adopting anything.
+    /// Without it, a restarted dashboard trusts the first checkpoint it sees.
+    pub state: Option<std::path::PathBuf>,
     /// Test door: changes the figures before they are served.
     #[cfg(feature = "test-hooks")]
     pub misreport: Option<fn(&mut custos_verify::figures::AuditFigures)>,
@@ -102,6 +107,7 @@ impl DashboardConfig {
             clock: custos_clock::system(),
             poll_interval: Duration::from_secs(1),
             options: FigureOptions::default(),
+            state: None,
             #[cfg(feature = "test-hooks")]
             misreport: None,
         }

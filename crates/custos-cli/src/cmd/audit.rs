@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Seconds after an embargo ends before a still sealed warrant is flagged.
     #[arg(long, value_name = "SECS", default_value_t = custos_verify::figures::DEFAULT_UNSEALING_GRACE_SECS)]
     pub unsealing_grace: u64,
+    /// File that keeps the last adopted checkpoint across restarts, so that
+    /// a restarted dashboard notices a log that went back or forked.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Milliseconds between two polls of the log.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub poll_ms: u64,
@@ -79,6 +83,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let mut config = custos_dashboard::DashboardConfig::new(&args.log, manifest);
         config.provider_url = args.provider.clone();
+        config.state = args.state.clone();
         config.poll_interval = std::time::Duration::from_millis(args.poll_ms.max(50));
         config.options = FigureOptions {
             unsealing_grace_secs: args.unsealing_grace,

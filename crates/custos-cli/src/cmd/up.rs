@@ -61,6 +61,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("waiting for today's escrow key from the custodians")?;
         let mut config = custos_dashboard::DashboardConfig::new(d.log_url(), d.manifest().clone());
         config.provider_url = Some(d.server_url()?.to_owned());
+        config.state = Some(d.dir().join("dashboard.checkpoint"));
         let listener = tokio::net::TcpListener::bind(args.dashboard)
             .await
             .with_context(|| format!("binding the dashboard to {}", args.dashboard))?;

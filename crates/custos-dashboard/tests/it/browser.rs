@@ -319,6 +319,17 @@ async fn the_page_shows_verifies_and_catches_lies() {
 
     // Keyboard: the first Tab reaches the skip link; Enter on a warrant's
     // "details" link opens its detail view.
+    page.evaluate("document.activeElement.blur()")
+        .await
+        .unwrap();
+    page.find_element("h1")
+        .await
+        .unwrap()
+        .press_key("Tab")
+        .await
+        .unwrap();
+    let first: String = js(&page, "document.activeElement.className").await;
+    assert_eq!(first, "skip", "the first Tab reaches the skip link");
     page.find_element(&format!("a[href='#warrant-{}']", s.opened.commitment))
         .await
         .unwrap()

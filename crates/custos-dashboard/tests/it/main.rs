@@ -13,3 +13,4 @@ mod browser;
 mod kit;
 mod openapi;
 mod scale;
+mod split;
