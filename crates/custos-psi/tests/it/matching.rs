@@ -188,3 +188,60 @@ fn measure_rates() {
         println!("{line}");
     }
 }
+
+/// Vouchers checked per second by the service on two threads (wall clock;
+/// run with `--ignored --nocapture`, figure in BENCHMARKS.md).
+#[test]
+#[ignore]
+fn service_throughput_two_threads() {
+    let listed: Vec<[u8; 32]> = (0..1000u32)
+        .map(|i| {
+            let mut h = [0u8; 32];
+            h[..4].copy_from_slice(&i.to_be_bytes());
+            h[31] = 0x5a;
+            h
+        })
+        .collect();
+    let (table, secret) = table_of(&listed, TableParams::default());
+    let logged = table.logged();
+    let orgs = table.organisations();
+    let checked = table.clone().check(&logged, (&orgs.0, &orgs.1)).unwrap();
+    let account = AccountKey::generate(10, &mut OsRng).unwrap();
+    let vouchers: Vec<_> = (0..2000usize)
+        .map(|i| {
+            let hash = if i % 10 == 0 {
+                listed[i % 1000]
+            } else {
+                [i as u8; 32]
+            };
+            make_voucher(
+                &checked,
+                &account,
+                &InnerPayload {
+                    hash,
+                    derivative: [0; custos_psi::DERIVATIVE_LEN],
+                },
+                false,
+                &mut OsRng,
+            )
+        })
+        .collect();
+    let service = ServiceTable::new(ProviderSecret::from_bytes(&secret).unwrap(), &table).unwrap();
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for half in vouchers.chunks(1000) {
+            let service = &service;
+            s.spawn(move || {
+                for v in half {
+                    let _ = service.open(v).unwrap();
+                }
+            });
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} vouchers in {secs:.3} s on 2 threads: {:.0} per second",
+        vouchers.len(),
+        vouchers.len() as f64 / secs
+    );
+}
