@@ -293,7 +293,15 @@ impl GroupState {
         let storage = MemoryStorage {
             values: std::sync::RwLock::new(map),
         };
-        let group = PublicGroup::load(&storage, &GroupId::from_slice(&conversation.0))
+        // openmls's memory storage unwraps its own JSON decoding, so a
+        // corrupt stored value panics inside `load`: contain that here as an
+        // error, so that one damaged row cannot stop the writer.
+        let group_id = GroupId::from_slice(&conversation.0);
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            PublicGroup::load(&storage, &group_id)
+        }))
+        .map_err(|_| "the stored group state is corrupt".to_owned())?;
+        let group = loaded
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "no group in the stored state".to_owned())?;
         Ok(Self { group, storage })
@@ -327,5 +335,93 @@ impl<'a> Reader<'a> {
             .try_into()
             .map_err(|_| "truncated group state".to_owned())?;
         usize::try_from(u32::from_be_bytes(b)).map_err(|_| "length overflow".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+
+    const CONV: ConversationId = ConversationId([7; 16]);
+
+    /// The stored state of a real two-member group.
+    fn stored_state() -> Vec<u8> {
+        let (create, _) = custos_deploy::mls_fixture::two_member_group(
+            &CONV,
+            ("alice", &SigningKey::from_bytes(&[1; 32])),
+            ("bob", &SigningKey::from_bytes(&[2; 32])),
+        );
+        let field = |k: &str| B64.decode(create[k].as_str().unwrap()).unwrap();
+        GroupState::create(&CONV, &field("group_info"), &field("ratchet_tree"))
+            .unwrap()
+            .encode()
+            .unwrap()
+    }
+
+    /// Offsets of every entry's value in an encoded state.
+    fn value_offsets(blob: &[u8]) -> Vec<(usize, usize)> {
+        let u32_at = |at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
+        let mut at = 5;
+        let mut out = Vec::new();
+        for _ in 0..u32_at(1) {
+            let (kl, vl) = (u32_at(at), u32_at(at + 4));
+            out.push((at + 8 + kl, vl));
+            at += 8 + kl + vl;
+        }
+        out
+    }
+
+    #[test]
+    fn a_stored_state_round_trips() {
+        let blob = stored_state();
+        let state = GroupState::decode(&CONV, &blob).unwrap();
+        assert_eq!(state.epoch(), 0);
+        assert_eq!(state.encode().unwrap(), blob);
+    }
+
+    /// Found by the `server_mls_public_state` fuzz target: a stored value
+    /// that is not the JSON openmls wrote made `decode` panic. Each value
+    /// damaged in turn (its first byte, its last byte, or cut short) is now
+    /// an error or a state that still loads, never a panic.
+    #[test]
+    fn a_damaged_stored_state_is_an_error_not_a_panic() {
+        let blob = stored_state();
+        let values = value_offsets(&blob);
+        assert!(values.len() >= 3, "tree, context and more are stored");
+        for (start, len) in values {
+            for damage in 0..3 {
+                let mut bad = blob.clone();
+                match damage {
+                    0 => bad[start] = b'!',
+                    1 => bad[start + len - 1] ^= 0x55,
+                    _ => {
+                        bad.remove(start);
+                        let vl_at = start - len_of_key(&blob, start) - 4;
+                        let vl = u32::try_from(len - 1).unwrap().to_be_bytes();
+                        bad[vl_at..vl_at + 4].copy_from_slice(&vl);
+                    }
+                }
+                let _ = GroupState::decode(&CONV, &bad);
+            }
+        }
+    }
+
+    /// The key length of the entry whose value starts at `value_start`.
+    fn len_of_key(blob: &[u8], value_start: usize) -> usize {
+        let mut at = 5;
+        loop {
+            let kl = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
+            let vl = u32::from_be_bytes(blob[at + 4..at + 8].try_into().unwrap()) as usize;
+            if at + 8 + kl == value_start {
+                return kl;
+            }
+            at += 8 + kl + vl;
+        }
     }
 }
