@@ -85,6 +85,9 @@ pub enum DeviceError {
     /// The log of the pinned manifest could not be followed.
     #[error(transparent)]
     Follow(#[from] crate::follower::FollowError),
+    /// The key directory did not prove a key (see [`crate::keydir`]).
+    #[error(transparent)]
+    KeyDirectory(#[from] crate::keydir::KeyDirRefusal),
     /// The manifest could not be pinned or loaded.
     #[error(transparent)]
     Pin(#[from] crate::pin::PinError),
@@ -183,6 +186,10 @@ impl std::fmt::Debug for Device {
 }
 
 const IDENTITY_FILE: &str = "identity.key";
+
+/// How long `register` waits for its key to appear in a logged epoch of
+/// the key directory (the provider publishes one every 10 s by default).
+const OWN_KEY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Rounds of following the log for a franking key the service presents
 /// before it is refused (half a second apart).
@@ -324,6 +331,9 @@ impl Device {
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
+        // With a key directory: the account's key must appear in a logged
+        // epoch, and be this device's key.
+        device.await_own_key(OWN_KEY_PATIENCE).await?;
         Ok(device)
     }
 

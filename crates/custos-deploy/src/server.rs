@@ -59,6 +59,7 @@ impl DeliveryService {
         spec: ServerSpec,
         log: FrankingLog<'_>,
         clock: &SharedClock,
+        key_directory: Option<custos_server::directory::KeyDirectoryConfig>,
     ) -> Result<Self, DeployError> {
         let addr = listener
             .local_addr()
@@ -73,6 +74,9 @@ impl DeliveryService {
         config.day_grace = Duration::from_secs(u64::from(log.manifest.policy.day_grace_secs));
         if spec.franking_in_log {
             config = config.with_franking_log(log.config());
+        }
+        if let Some(kd) = key_directory {
+            config = config.with_key_directory(kd);
         }
         (spec.configure)(&mut config);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -139,12 +143,20 @@ impl Deployment {
             return Err(no_service());
         };
         let listener = crate::bind(addr).await?;
+        let key_directory = match (self.key_directory_vrf()?, self.spec.key_directory) {
+            (Some(vrf), Some(interval)) => Some(custos_server::directory::KeyDirectoryConfig {
+                interval,
+                ..custos_server::directory::KeyDirectoryConfig::new(vrf)
+            }),
+            _ => None,
+        };
         let service = DeliveryService::start(
             listener,
             &self.dir.join("server"),
             spec,
             self.franking_log(),
             &self.spec.clock,
+            key_directory,
         )
         .await?;
         let franking = service.franking.clone();

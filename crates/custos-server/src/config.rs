@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// files). `None`: plain HTTP, for loopback and for a TLS-terminating
     /// proxy in front.
     pub tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
+    /// The key directory ([`crate::directory`]): `None` runs none. Its
+    /// epochs are logged in the franking log's transparency log, as the
+    /// same provider; set both.
+    pub key_directory: Option<crate::directory::KeyDirectoryConfig>,
 }
 
 /// Default grace after midnight for chains of the day before: 10 minutes.
@@ -65,6 +69,7 @@ impl ServerConfig {
             franking_log: None,
             day_grace: DEFAULT_DAY_GRACE,
             tls: None,
+            key_directory: None,
         }
     }
 
@@ -73,6 +78,12 @@ impl ServerConfig {
     pub fn with_franking(mut self, policy: Arc<FrankingPolicy>) -> Self {
         self.policy = policy.clone();
         self.franking = Some(policy);
+        self
+    }
+
+    /// Runs a key directory (see [`crate::directory`]).
+    pub fn with_key_directory(mut self, config: crate::directory::KeyDirectoryConfig) -> Self {
+        self.key_directory = Some(config);
         self
     }
 

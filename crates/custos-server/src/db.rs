@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -240,6 +240,30 @@ CREATE TABLE group_states (
 PRAGMA user_version = 5;
 "#;
 
+/// Version 6: the key directory ([`crate::directory`]): `akd`'s records
+/// (`custos_keydir::SCHEMA`), keys queued for the next epoch, and every
+/// published epoch's root with its log index once logged.
+fn schema_v6() -> String {
+    format!(
+        "{}
+CREATE TABLE kd_pending (
+    account TEXT PRIMARY KEY,
+    identity_key BLOB NOT NULL,
+    queued_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE kd_epochs (
+    epoch INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    changes INTEGER NOT NULL,
+    published_at INTEGER NOT NULL,
+    log_index INTEGER
+);
+PRAGMA user_version = 6;
+",
+        custos_keydir::SCHEMA
+    )
+}
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -319,6 +343,13 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     if version < 5 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V5).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 6 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(schema_v6()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
     }
     // Indexes that only speed up lookups: created if missing on every open,

@@ -24,9 +24,10 @@ use crate::WireError;
 use crate::codec::{Reader, Writer};
 
 pub use body::{
-    DayKeyErasure, EmbargoExtension, EscrowDayKey, Interception, KeyPurpose, KeyRelease,
-    MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, ParticipantKey, ProviderFrankingKey,
-    StatementKind, WarrantCommitment, WarrantRevocation, WarrantUnsealing, warrant_commitment,
+    DayKeyErasure, EmbargoExtension, EscrowDayKey, Interception, KeyDirectoryEpoch, KeyPurpose,
+    KeyRelease, MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, ParticipantKey,
+    ProviderFrankingKey, StatementKind, WarrantCommitment, WarrantRevocation, WarrantUnsealing,
+    warrant_commitment,
 };
 
 /// Version byte of the statement and signed-statement encodings.
@@ -68,6 +69,8 @@ pub enum Statement {
     WarrantRevocation(WarrantRevocation),
     /// The log publishes the hash of the deployment manifest.
     ManifestPublication(ManifestPublication),
+    /// The provider publishes the root of one key-directory epoch.
+    KeyDirectoryEpoch(KeyDirectoryEpoch),
 }
 
 impl Statement {
@@ -85,6 +88,7 @@ impl Statement {
             Self::ProviderFrankingKey(_) => StatementKind::ProviderFrankingKey,
             Self::WarrantRevocation(_) => StatementKind::WarrantRevocation,
             Self::ManifestPublication(_) => StatementKind::ManifestPublication,
+            Self::KeyDirectoryEpoch(_) => StatementKind::KeyDirectoryEpoch,
         }
     }
 
@@ -104,6 +108,7 @@ impl Statement {
             Self::ProviderFrankingKey(s) => s.write(&mut w)?,
             Self::WarrantRevocation(s) => s.write(&mut w)?,
             Self::ManifestPublication(s) => s.write(&mut w)?,
+            Self::KeyDirectoryEpoch(s) => s.write(&mut w)?,
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_STATEMENT_LEN {
@@ -157,6 +162,9 @@ impl Statement {
             }
             StatementKind::ManifestPublication => {
                 Self::ManifestPublication(ManifestPublication::read(&mut r)?)
+            }
+            StatementKind::KeyDirectoryEpoch => {
+                Self::KeyDirectoryEpoch(KeyDirectoryEpoch::read(&mut r)?)
             }
         };
         r.finish()?;
