@@ -2,13 +2,16 @@
 //! way), against a baseline measured in the same run.
 //!
 //! - `upload_10MiB`: a device's `Api::upload_blob` to the delivery service
-//!   of a loopback deployment: HTTP, session check, quota check and insert
-//!   in one SQLite write transaction (`synchronous = FULL`: fsynced before
-//!   the answer).
+//!   of a loopback deployment: HTTP, session check, quota check, the body
+//!   written to its own file and fsynced (and the directory), then the row
+//!   in one SQLite write transaction (`synchronous = FULL`), all before the
+//!   answer.
 //! - `download_10MiB`: `Api::download_blob` of a stored blob.
-//! - `baseline_sqlite_insert_10MiB`: the storage floor, the same 10 MiB
-//!   inserted into a SQLite table in WAL mode with `synchronous = FULL`, on
-//!   the same disk, without any HTTP.
+//! - `baseline_file_write_10MiB`: the storage floor, the same 10 MiB
+//!   written to a new file and fsynced, on the same disk, without any HTTP.
+//! - `baseline_sqlite_insert_10MiB`: the same 10 MiB inserted into a SQLite
+//!   table in WAL mode with `synchronous = FULL` (how bodies were stored
+//!   before they were files).
 //!
 //! Wall time; throughput in bytes.
 #![allow(
@@ -52,6 +55,19 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let got = rt.block_on(alice.api().download_blob(&stored)).unwrap();
             assert_eq!(got.len(), SIZE);
+        })
+    });
+    let mut n = 0u64;
+    g.bench_function("baseline_file_write_10MiB", |b| {
+        b.iter(|| {
+            use std::io::Write as _;
+            n += 1;
+            let path = dir.path().join(format!("baseline-{n}"));
+            let mut f = std::fs::File::create_new(&path).unwrap();
+            f.write_all(&blob).unwrap();
+            f.sync_all().unwrap();
+            drop(f);
+            std::fs::remove_file(path).unwrap();
         })
     });
     let db = rusqlite::Connection::open(dir.path().join("baseline.db")).unwrap();

@@ -23,9 +23,12 @@ mod lawful;
 mod manifest;
 pub mod mls_fixture;
 mod names;
+pub mod postgres;
 pub mod proxy;
 mod server;
 mod spec;
+#[cfg(feature = "tls-fixture")]
+pub mod tls_fixture;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -17,9 +17,11 @@ use openmls_traits::signatures::{Signer, SignerError};
 use openmls_traits::types::SignatureScheme;
 use serde_json::{Value, json};
 
-const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+/// The ciphersuite of every Custos group.
+pub const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
-struct Key(SigningKey);
+/// An identity key as openmls's signer.
+pub struct Key(pub SigningKey);
 
 impl Signer for Key {
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
@@ -31,7 +33,9 @@ impl Signer for Key {
     }
 }
 
-fn credential(name: &str, key: &Key) -> CredentialWithKey {
+/// The basic credential `name` with `key`'s public half as its signature key,
+/// as a device's leaf carries its account name and identity key.
+pub fn credential(name: &str, key: &Key) -> CredentialWithKey {
     CredentialWithKey {
         credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
         signature_key: key.0.verifying_key().to_bytes().to_vec().into(),

@@ -1301,3 +1301,33 @@ async fn a_chain_announcement_survives_a_crash_and_a_lost_acknowledgement() {
     let refused = bob.take_refusals();
     assert!(refused.is_empty(), "{refused:?}");
 }
+
+/// The test kit's PostgreSQL: a fresh cluster on loopback that a test can
+/// kill and restart; a committed row survives the kill (crash recovery from
+/// PostgreSQL's write-ahead log). Skipped, saying so, where PostgreSQL is
+/// not installed (CI requires it).
+#[test]
+fn the_test_postgres_keeps_committed_rows_across_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut pg) =
+        custos_deploy::postgres::TestPostgres::start(&dir.path().join("pg")).unwrap()
+    else {
+        return;
+    };
+    assert!(pg.url().starts_with("postgres://custos@127.0.0.1:"));
+    pg.psql("custos", "CREATE TABLE t (v TEXT NOT NULL)")
+        .unwrap();
+    pg.psql("custos", "INSERT INTO t VALUES ('acknowledged')")
+        .unwrap();
+    pg.kill();
+    assert!(
+        pg.psql("custos", "SELECT 1").is_err(),
+        "a killed server does not answer"
+    );
+    pg.restart().unwrap();
+    assert_eq!(
+        pg.psql("custos", "SELECT v FROM t").unwrap(),
+        "acknowledged"
+    );
+    pg.stop().unwrap();
+}

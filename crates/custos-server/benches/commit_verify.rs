@@ -25,34 +25,12 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use custos_bench::CpuTime;
+use custos_deploy::mls_fixture::{CS, Key, credential};
 use custos_server::delivery::public_state::{GroupState, parse_handshake};
 use custos_wire::ConversationId;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_rust_crypto::OpenMlsRustCrypto;
-use openmls_traits::signatures::{Signer, SignerError};
-use openmls_traits::types::SignatureScheme;
-
-const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
-
-struct Key(ed25519_dalek::SigningKey);
-
-impl Signer for Key {
-    fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
-        use ed25519_dalek::Signer as _;
-        Ok(self.0.sign(payload).to_bytes().to_vec())
-    }
-    fn signature_scheme(&self) -> SignatureScheme {
-        SignatureScheme::ED25519
-    }
-}
-
-fn credential(name: &str, key: &Key) -> CredentialWithKey {
-    CredentialWithKey {
-        credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
-        signature_key: key.0.verifying_key().to_bytes().to_vec().into(),
-    }
-}
 
 /// A group of `n` members at epoch 1 as the service stores it, and the
 /// creator's self-update commit for epoch 1.

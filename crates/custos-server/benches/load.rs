@@ -31,9 +31,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-#[path = "common/mls_pair.rs"]
-mod mls_pair;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use custos_wire::envelope::{Envelope, EnvelopeHeader};
@@ -473,7 +470,8 @@ async fn drive(args: Args) {
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let conv = ConversationId(id);
-        let (create, commit) = mls_pair::pair(&conv, (&an, &ka), (&bn, &kb));
+        let (create, commit) =
+            custos_deploy::mls_fixture::two_member_group(&conv, (&an, &ka), (&bn, &kb));
         post(&http, format!("{base}/v1/conversations"), &a, create).await;
         post(
             &http,

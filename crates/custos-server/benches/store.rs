@@ -14,9 +14,6 @@
 
 use std::time::Duration;
 
-#[path = "common/mls_pair.rs"]
-mod mls_pair;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -122,7 +119,8 @@ fn bench(c: &mut Criterion) {
         let (a, ka) = account(&http, &base, "alice").await;
         let (_, kb) = account(&http, &base, "bob").await;
         let conv = ConversationId([3; 16]);
-        let (create, commit) = mls_pair::pair(&conv, ("alice", &ka), ("bob", &kb));
+        let (create, commit) =
+            custos_deploy::mls_fixture::two_member_group(&conv, ("alice", &ka), ("bob", &kb));
         post(&http, format!("{base}/v1/conversations"), &a, create).await;
         post(
             &http,

@@ -53,6 +53,7 @@ pub mod db;
 pub mod delivery;
 pub mod directory;
 mod error;
+mod health;
 pub mod lawful;
 mod limits;
 pub mod refusal;
@@ -94,6 +95,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DeliveryServiceError> {
     let db = db::open(&config.data_dir).await?;
+    let blob_files = delivery::blob_files::BlobFiles::open(&config.data_dir).map_err(|source| {
+        DeliveryServiceError::DataDir {
+            path: config.data_dir.join("blobs"),
+            source,
+        }
+    })?;
+    let orphans = blob_files.remove_orphans(&db.pool).await?;
+    if orphans > 0 {
+        tracing::info!(files = orphans, "blob store: unreferenced bodies deleted");
+    }
     let tls = config.tls.clone();
     if let Some(franking) = &config.franking {
         abuse::moderation::load_suspensions(&db.pool, franking).await?;
@@ -122,6 +133,7 @@ pub async fn serve(
     .await?;
     let sweeper = delivery::retention::spawn_sweeper(
         writer.clone(),
+        blob_files.clone(),
         clock.clone(),
         config.sweep_interval,
         stop_rx.clone(),
@@ -166,6 +178,7 @@ pub async fn serve(
         config,
         writer,
         hub,
+        blob_files,
         shutdown: stop_rx,
     });
     let app = routes::router(state);

@@ -519,7 +519,7 @@ pub enum BlobRefusal {
     BlobTooLarge(u64),
     /// The account's stored blobs reached its quota.
     #[error(
-        "your stored blobs reached your quota ({items} blobs or {bytes} bytes);          retry once older ones expire"
+        "your stored blobs reached your quota ({items} blobs or {bytes} bytes); retry once older ones expire"
     )]
     BlobQuota {
         /// Blobs allowed (0: no limit).

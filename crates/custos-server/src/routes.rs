@@ -10,14 +10,11 @@ use crate::abuse::moderation;
 use crate::delivery::{auth, blobs, conversations, keypackages, mailbox, ws};
 use crate::directory;
 use crate::error::HttpRefusal;
+use crate::health;
 use crate::lawful::intercept;
 use crate::limits;
 use crate::refusal::RequestRefusal;
 use crate::state::{AppState, MAX_SUBMIT_BODY};
-
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
 
 async fn not_found() -> HttpRefusal {
     RequestRefusal::NoRoute.into()
@@ -39,7 +36,9 @@ pub(crate) fn router(state: AppState) -> Router {
             post(blobs::upload).layer(DefaultBodyLimit::max(blob_limit)),
         )
         .route("/v1/blobs/{locator}", get(blobs::download))
-        .route("/v1/health", get(health))
+        .route("/v1/health", get(health::live))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
         .route("/v1/accounts", post(auth::register))
         .route("/v1/auth/challenge", post(auth::challenge))
         .route("/v1/auth/session", post(auth::session))

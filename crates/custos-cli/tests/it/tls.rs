@@ -11,8 +11,6 @@
 use std::path::Path;
 use std::process::{Child, Command, Output};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-
 use crate::common;
 
 struct Service(Child);
@@ -27,20 +25,7 @@ impl Drop for Service {
 /// Writes `ca.pem` (a CA), and `server.pem`/`server.key` (issued by it for
 /// `localhost`) into `dir`.
 fn certificates(dir: &Path) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Custos test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    custos_deploy::tls_fixture::test_certificates(dir);
 }
 
 fn custos(dir: &Path, args: &[&str]) -> Output {

@@ -19,6 +19,40 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else if path.is_file() {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The file that holds blob `locator`'s body on the service.
+fn blob_file(d: &Deployment, locator: &str) -> std::path::PathBuf {
+    d.server().unwrap().data.join("blobs").join(locator)
+}
+
+/// Flips one bit of byte `index` (clamped to the last) of the one blob the
+/// service stores, in its file, as a malicious service could.
+fn flip_a_bit_of_the_only_blob(d: &Deployment, index: usize) {
+    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
+    let locator: String = rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT locator FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    let file = blob_file(d, &locator);
+    let mut body = std::fs::read(&file).unwrap();
+    let index = index.min(body.len() - 1);
+    body[index] ^= 1;
+    std::fs::write(&file, body).unwrap();
+}
+
 fn refused_code(e: ApiError) -> (u16, String) {
     match e {
         ApiError::Refused { status, code, .. } => (status, code),
@@ -61,18 +95,21 @@ async fn files_travel_encrypted_and_arrive_as_sent() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    // The service's files hold the ciphertext only.
+    // The service's files (database, its log, blob bodies) hold the
+    // ciphertext only.
     let data = d.server().unwrap().data.clone();
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).unwrap();
-            assert!(
-                !contains(&bytes, marker),
-                "{} holds plaintext",
-                path.display()
-            );
-        }
+    let files = files_under(&data);
+    assert!(
+        files.iter().any(|f| f.starts_with(data.join("blobs"))),
+        "the bodies are files of their own"
+    );
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !contains(&bytes, marker),
+            "{} holds plaintext",
+            path.display()
+        );
     }
     d.shutdown().await.unwrap();
 }
@@ -90,20 +127,7 @@ async fn a_blob_changed_on_the_service_is_not_saved_and_the_message_says_why() {
         .unwrap();
 
     // A malicious service flips one bit of the stored blob.
-    let db = d.server().unwrap().data.join(custos_server::db::DB_FILE);
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let (locator, mut body): (String, Vec<u8>) = conn
-        .query_row("SELECT locator, body FROM blobs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    body[0] ^= 1;
-    conn.execute(
-        "UPDATE blobs SET body = ?1 WHERE locator = ?2",
-        rusqlite::params![body, locator],
-    )
-    .unwrap();
-    drop(conn);
+    flip_a_bit_of_the_only_blob(&d, 0);
 
     let got = bob.receive(None).await.unwrap();
     assert_eq!(got[0].text, "a file");
@@ -187,6 +211,7 @@ async fn blobs_are_deleted_after_the_item_retention() {
             .unwrap()
     };
     assert_eq!(count(), 1);
+    assert!(blob_file(&d, &locator).exists());
     // Past the 30-day retention, the sweep (every 50 ms here) deletes it.
     clock.advance_millis(31 * 86_400_000);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -194,6 +219,14 @@ async fn blobs_are_deleted_after_the_item_retention() {
         assert!(
             std::time::Instant::now() < deadline,
             "the blob was not swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Its body goes once the row's deletion has committed.
+    while blob_file(&d, &locator).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blob's file was not deleted"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -205,6 +238,48 @@ async fn blobs_are_deleted_after_the_item_retention() {
     assert_eq!(
         refused_code(alice.api().download_blob(&locator).await.unwrap_err()),
         (404, "unknown_blob".into())
+    );
+    d.shutdown().await.unwrap();
+}
+
+/// A blob's body is on disk before its upload is answered; at a restart the
+/// service keeps every acknowledged blob (including rows from before the
+/// file store, whose body is in the database) and deletes files that no row
+/// names: a write interrupted before its rename, or one before its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_acknowledged_blobs_and_drops_unreferenced_files() {
+    let dir = TempDir::new().unwrap();
+    let mut d = deployment(&dir, ServerSpec::unlimited()).await;
+    let alice = user(&dir, &d, "alice").await;
+    let kept = alice.api().upload_blob(vec![5; 4000]).await.unwrap();
+    assert_eq!(std::fs::read(blob_file(&d, &kept)).unwrap(), vec![5; 4000]);
+
+    let data = d.server().unwrap().data.clone();
+    let interrupted = data.join("blobs").join(format!("{}.tmp", "a".repeat(64)));
+    let uncommitted = data.join("blobs").join("b".repeat(64));
+    std::fs::write(&interrupted, b"half a body").unwrap();
+    std::fs::write(&uncommitted, b"a body whose row never committed").unwrap();
+    // A row written before bodies were files keeps its body in the database.
+    let old = "c".repeat(64);
+    rusqlite::Connection::open(data.join(custos_server::db::DB_FILE))
+        .unwrap()
+        .execute(
+            "INSERT INTO blobs (locator, owner, size, created_at, expires_at, body) \
+             SELECT ?1, owner, 3, created_at, expires_at, X'010203' FROM blobs",
+            [&old],
+        )
+        .unwrap();
+
+    d.restart_server().await.unwrap();
+    assert!(!interrupted.exists(), "an interrupted write is removed");
+    assert!(!uncommitted.exists(), "a file no row names is removed");
+    assert_eq!(
+        alice.api().download_blob(&kept).await.unwrap(),
+        vec![5; 4000]
+    );
+    assert_eq!(
+        alice.api().download_blob(&old).await.unwrap(),
+        vec![1, 2, 3]
     );
     d.shutdown().await.unwrap();
 }
@@ -256,5 +331,28 @@ async fn a_reported_attachment_is_shown_to_a_moderator_as_committed() {
         ),
         (403, "not_moderator".into())
     );
+
+    // A body changed on disk does not open under the committed key, and a
+    // body that is gone is said to be gone: both `410`, never other bytes.
+    for damage in ["changed", "gone"] {
+        if damage == "changed" {
+            flip_a_bit_of_the_only_blob(&d, usize::MAX);
+        } else {
+            rusqlite::Connection::open(d.server().unwrap().data.join(custos_server::db::DB_FILE))
+                .unwrap()
+                .execute("DELETE FROM blobs", [])
+                .unwrap();
+        }
+        let e = moderator
+            .api()
+            .moderation_attachment(report, 0)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused_code(e),
+            (410, "attachment_unavailable".into()),
+            "{damage}"
+        );
+    }
     d.shutdown().await.unwrap();
 }

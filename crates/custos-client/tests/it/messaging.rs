@@ -14,6 +14,7 @@ use custos_client::refusal::EnvelopeRefusal;
 use custos_client::seal::SealError;
 use custos_client::{Device, Outcome};
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
+use custos_wire::ConversationId;
 use custos_wire::frames::{Delivery, ItemKind};
 use tempfile::TempDir;
 
@@ -431,16 +432,15 @@ async fn concurrent_sends_from_one_home_never_reuse_a_chain_generation() {
     d.shutdown().await.unwrap();
 }
 
-/// A member removed from a conversation cannot keep posting on a chain it
-/// had before: even a service that delivers its envelope after the removal
-/// commit gets it refused, naming the member.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
-    let dir = TempDir::new().unwrap();
-    let d = deployment(&dir).await;
-    let mut alice = user(&dir, &d, "alice").await;
-    let mut bob = user(&dir, &d, "bob").await;
-    let mut carol = user(&dir, &d, "carol").await;
+/// Alice's conversation with bob and carol, in which carol has posted once
+/// and bob has read it (so he holds carol's receiving chain).
+async fn bob_has_carols_chain(
+    dir: &TempDir,
+) -> (Deployment, Device, Device, Device, ConversationId) {
+    let d = deployment(dir).await;
+    let mut alice = user(dir, &d, "alice").await;
+    let mut bob = user(dir, &d, "bob").await;
+    let mut carol = user(dir, &d, "carol").await;
     let group = alice
         .create_conversation(&names(&["bob", "carol"]))
         .await
@@ -449,6 +449,28 @@ async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
     carol.sync().await.unwrap();
     carol.send_text(&group, "one").await.unwrap();
     assert_eq!(texts(&mut bob).await.len(), 1, "bob has carol's chain");
+    (d, alice, bob, carol, group)
+}
+
+/// `sender`'s envelope from a raw mailbox, as a service would hand it over
+/// late (after everything else it holds).
+fn held_envelope_of(raw: &[Delivery], sender: &str) -> Delivery {
+    let mut envelope = raw
+        .iter()
+        .find(|i| i.kind == ItemKind::Envelope && i.sender == sender)
+        .cloned()
+        .unwrap();
+    envelope.seq += 1_000_000;
+    envelope
+}
+
+/// A member removed from a conversation cannot keep posting on a chain it
+/// had before: even a service that delivers its envelope after the removal
+/// commit gets it refused, naming the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
+    let dir = TempDir::new().unwrap();
+    let (d, mut alice, mut bob, mut carol, group) = bob_has_carols_chain(&dir).await;
 
     // Carol posts again on the same chain; then alice removes her. The
     // service hands bob the removal first and carol's envelope after it.
@@ -458,11 +480,7 @@ async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
         .await
         .unwrap();
     let raw = raw_mailbox(&bob).await;
-    let envelope = raw
-        .iter()
-        .find(|i| i.kind == ItemKind::Envelope && i.sender == "carol")
-        .cloned()
-        .unwrap();
+    let late = held_envelope_of(&raw, "carol");
     let commit = raw
         .iter()
         .find(|i| i.kind == ItemKind::Commit)
@@ -472,13 +490,43 @@ async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
         bob.process_delivery(commit).unwrap(),
         Outcome::CommitApplied
     );
-    let mut late = envelope;
-    late.seq += 1_000_000;
     match bob.process_delivery(late).unwrap() {
         Outcome::Refused(custos_client::refusal::Refusal::Envelope(
             EnvelopeRefusal::SenderRemoved { sender, .. },
         )) => assert_eq!(sender, "carol"),
         other => panic!("a removed member's old chain must be closed: {other:?}"),
+    }
+    d.shutdown().await.unwrap();
+}
+
+/// A chain more than `MAX_PAST_EPOCHS` epochs behind the conversation is
+/// closed: an envelope on it, delivered after the group moved on, is refused
+/// as expired, naming both epochs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_on_a_chain_too_many_epochs_old_is_refused_as_expired() {
+    let dir = TempDir::new().unwrap();
+    let (d, mut alice, mut bob, mut carol, group) = bob_has_carols_chain(&dir).await;
+
+    // Carol posts again on her chain; then the group moves on by more
+    // epochs than a chain may lag. Bob reads the commits first.
+    carol.send_text(&group, "late").await.unwrap();
+    let lag = custos_client::mls::MAX_PAST_EPOCHS as u64 + 1;
+    for _ in 0..lag {
+        alice.self_update(&group).await.unwrap();
+    }
+    let raw = raw_mailbox(&bob).await;
+    let late = held_envelope_of(&raw, "carol");
+    for commit in raw.iter().filter(|i| i.kind == ItemKind::Commit) {
+        assert_eq!(
+            bob.process_delivery(commit.clone()).unwrap(),
+            Outcome::CommitApplied
+        );
+    }
+    match bob.process_delivery(late).unwrap() {
+        Outcome::Refused(custos_client::refusal::Refusal::Envelope(
+            EnvelopeRefusal::ChainExpired { epoch, current },
+        )) => assert_eq!(current, epoch + lag),
+        other => panic!("a chain {lag} epochs old must be closed: {other:?}"),
     }
     d.shutdown().await.unwrap();
 }

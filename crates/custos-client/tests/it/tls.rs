@@ -11,28 +11,13 @@
 use custos_client::api::{Api, ApiError};
 use custos_client::identity::Identity;
 use custos_client::tls::Trust;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use tempfile::TempDir;
 
 /// A CA and a certificate it issued for `localhost` and 127.0.0.1: the CA's
 /// PEM, and the paths of the leaf's certificate and key files.
 fn certificates(dir: &TempDir) -> (String, std::path::PathBuf, std::path::PathBuf) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Custos test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca_cert, &ca_key)
-        .unwrap();
-    let cert = dir.path().join("server.pem");
-    let key = dir.path().join("server.key");
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    (ca_cert.pem(), cert, key)
+    let files = custos_deploy::tls_fixture::test_certificates(dir.path());
+    (files.ca_pem, files.cert, files.key)
 }
 
 fn transport_text(e: ApiError) -> String {

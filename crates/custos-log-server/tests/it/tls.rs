@@ -15,7 +15,6 @@ use std::time::Duration;
 use custos_log_server::LogConfig;
 use custos_tlog::{LogClient, TrustPolicy};
 use custos_witness_server::WitnessConfig;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 use crate::common::*;
 
@@ -23,25 +22,11 @@ use crate::common::*;
 async fn log_and_witness_serve_tls_to_clients_that_trust_the_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Custos test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca_cert, &ca_key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
-    let tls = || {
-        Some(custos_http::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap())
-    };
+    let certs = custos_deploy::tls_fixture::test_certificates(dir);
+    let tls = || Some(custos_http::tls::server_config(&certs.cert, &certs.key).unwrap());
     // Only https:// URLs are affected, so the other tests of this binary
     // (plain HTTP) do not notice.
-    custos_tlog::client::set_https_ca(ca_cert.pem().as_bytes()).unwrap();
+    custos_tlog::client::set_https_ca(certs.ca_pem.as_bytes()).unwrap();
 
     let d = Deployment::new(1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -442,10 +442,11 @@ pub(crate) async fn attachment(
         .attachments
         .get(index)
         .ok_or(ModerationRefusal::NoAttachment(index))?;
-    let blob: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM blobs WHERE locator = ?")
-        .bind(&attachment.locator)
-        .fetch_optional(&state.pool)
-        .await?;
+    let blob = if crate::delivery::blobs::is_locator(&attachment.locator) {
+        crate::delivery::blobs::stored_body(&state, &attachment.locator, None).await?
+    } else {
+        None
+    };
     let blob = blob.ok_or_else(|| {
         ModerationRefusal::AttachmentUnavailable("its blob is no longer stored".into())
     })?;

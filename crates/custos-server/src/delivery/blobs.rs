@@ -14,6 +14,8 @@
 //!   so two uploads at once cannot both pass it.
 //! - Blobs are deleted when the item retention ([`crate::ServerConfig::retention`])
 //!   has passed since the upload, by the same sweep that deletes items.
+//! - A body is on disk (its own fsynced file, [`crate::delivery::blob_files`])
+//!   before the row that names it commits, and `201` follows the commit.
 //!
 //! # Not guaranteed
 //! A blob is not tied to one message or conversation: the service does not
@@ -24,6 +26,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use rand_core::RngCore as _;
+use sqlx::SqliteConnection;
 
 use crate::delivery::auth::Authed;
 use crate::error::HttpRefusal;
@@ -35,6 +38,10 @@ pub const LOCATOR_HEX_LEN: usize = 64;
 
 /// `POST /v1/blobs`: the body is the encrypted blob; answers
 /// `201 {"locator": "<64 hex digits>"}`.
+///
+/// The body is written to its own file and fsynced before the row that
+/// names it commits ([`crate::delivery::blob_files`]); `201` follows the
+/// commit.
 pub(crate) async fn upload(
     State(state): State<AppState>,
     auth: Authed,
@@ -48,50 +55,119 @@ pub(crate) async fn upload(
     if len > limits.max_blob_len {
         return Err(BlobRefusal::BlobTooLarge(limits.max_blob_len).into());
     }
+    // A read-only look first, so that an account over its quota costs no
+    // write; the check that counts is repeated in the write transaction.
+    check_quota(
+        &state,
+        &mut *state.pool.acquire().await?,
+        auth.account_id,
+        len,
+    )
+    .await?;
     let mut id = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut id);
     let locator = hex::encode(id);
-    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
-    let retention = i64::try_from(state.config.retention.as_millis()).unwrap_or(i64::MAX);
-    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let quota = limits.blob_quota;
-    if quota.items > 0 || quota.bytes > 0 {
-        let (count, bytes): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner = ?")
-                .bind(auth.account_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let (count, bytes) = (
-            u64::try_from(count).unwrap_or(0),
-            u64::try_from(bytes).unwrap_or(0),
-        );
-        if (quota.items > 0 && count.saturating_add(1) > quota.items)
-            || (quota.bytes > 0 && bytes.saturating_add(len) > quota.bytes)
-        {
-            return Err(BlobRefusal::BlobQuota {
-                items: quota.items,
-                bytes: quota.bytes,
-            }
-            .into());
-        }
+    state
+        .blob_files
+        .write(&locator, body)
+        .await
+        .map_err(|e| HttpRefusal::internal("blob store: body not written", e))?;
+    let stored = insert_row(&state, auth.account_id, &locator, len).await;
+    if stored.is_err() {
+        state.blob_files.remove(vec![locator.clone()]).await;
     }
-    sqlx::query(
-        "INSERT INTO blobs (locator, owner, size, created_at, expires_at, body) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&locator)
-    .bind(auth.account_id)
-    .bind(i64::try_from(len).unwrap_or(i64::MAX))
-    .bind(now)
-    .bind(now.saturating_add(retention))
-    .bind(body.as_ref())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    stored?;
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({ "locator": locator })),
     ))
+}
+
+/// Refuses with `429 blob_quota` when one more blob of `len` bytes would
+/// take `account` over its quota.
+async fn check_quota(
+    state: &AppState,
+    conn: &mut SqliteConnection,
+    account: i64,
+    len: u64,
+) -> Result<(), HttpRefusal> {
+    let quota = state.config.limits.blob_quota;
+    if quota.items == 0 && quota.bytes == 0 {
+        return Ok(());
+    }
+    let (count, bytes): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner = ?")
+            .bind(account)
+            .fetch_one(&mut *conn)
+            .await?;
+    let (count, bytes) = (
+        u64::try_from(count).unwrap_or(0),
+        u64::try_from(bytes).unwrap_or(0),
+    );
+    if (quota.items > 0 && count.saturating_add(1) > quota.items)
+        || (quota.bytes > 0 && bytes.saturating_add(len) > quota.bytes)
+    {
+        return Err(BlobRefusal::BlobQuota {
+            items: quota.items,
+            bytes: quota.bytes,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The quota check and the row, in one write transaction, so that two
+/// uploads at once cannot both pass the quota. The row's empty `body` says
+/// the body is in its file.
+async fn insert_row(
+    state: &AppState,
+    account: i64,
+    locator: &str,
+    len: u64,
+) -> Result<(), HttpRefusal> {
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    let retention = i64::try_from(state.config.retention.as_millis()).unwrap_or(i64::MAX);
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
+    check_quota(state, &mut tx, account, len).await?;
+    sqlx::query(
+        "INSERT INTO blobs (locator, owner, size, created_at, expires_at, body) \
+         VALUES (?, ?, ?, ?, ?, X'')",
+    )
+    .bind(locator)
+    .bind(account)
+    .bind(i64::try_from(len).unwrap_or(i64::MAX))
+    .bind(now)
+    .bind(now.saturating_add(retention))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The stored (encrypted) body of blob `locator`, or `None` when there is no
+/// such blob or, with `unexpired_at` (Unix ms), when it has expired by then.
+pub(crate) async fn stored_body(
+    state: &AppState,
+    locator: &str,
+    unexpired_at: Option<i64>,
+) -> Result<Option<Vec<u8>>, HttpRefusal> {
+    let row: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT body FROM blobs WHERE locator = ? AND expires_at > ?")
+            .bind(locator)
+            .bind(unexpired_at.unwrap_or(i64::MIN))
+            .fetch_optional(&state.pool)
+            .await?;
+    match row {
+        None => Ok(None),
+        Some(body) if !body.is_empty() => Ok(Some(body)),
+        // The sweep may delete the file between the row read and this one:
+        // then the blob has just expired.
+        Some(_) => state
+            .blob_files
+            .read(locator)
+            .await
+            .map_err(|e| HttpRefusal::internal("blob store: body not read", e)),
+    }
 }
 
 /// `GET /v1/blobs/{locator}`: the blob's bytes, or `404 unknown_blob`.
@@ -100,20 +176,20 @@ pub(crate) async fn download(
     _auth: Authed,
     UrlParam(locator): UrlParam<String>,
 ) -> Result<impl IntoResponse, HttpRefusal> {
-    if locator.len() != LOCATOR_HEX_LEN
-        || !locator
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if !is_locator(&locator) {
         return Err(BlobRefusal::BadLocator.into());
     }
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
-    let body: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT body FROM blobs WHERE locator = ? AND expires_at > ?")
-            .bind(&locator)
-            .bind(now)
-            .fetch_optional(&state.pool)
-            .await?;
-    let body = body.ok_or(BlobRefusal::UnknownBlob)?;
+    let body = stored_body(&state, &locator, Some(now))
+        .await?
+        .ok_or(BlobRefusal::UnknownBlob)?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body))
+}
+
+/// Whether `s` has the shape of a locator: 64 lower-case hex digits (so it
+/// is also a safe file name).
+pub(crate) fn is_locator(s: &str) -> bool {
+    s.len() == LOCATOR_HEX_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

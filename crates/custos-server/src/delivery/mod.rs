@@ -3,6 +3,7 @@
 //! single writer that orders and stores everything, and retention.
 
 pub(crate) mod auth;
+pub(crate) mod blob_files;
 pub(crate) mod blobs;
 pub(crate) mod challenge;
 pub(crate) mod conversations;

@@ -1,7 +1,8 @@
 //! Retention: items are deleted once every recipient device acked them
 //! ([`crate::delivery::mailbox::apply_ack`]), or when their TTL (set at acceptance from
 //! [`crate::ServerConfig::retention`]) has passed on the injected clock,
-//! whichever comes first. Expired replay hashes and sessions go too.
+//! whichever comes first. Expired replay hashes, sessions and blobs go too
+//! (a blob's file after the deletion of its row has committed).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use custos_clock::SharedClock;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::watch;
 
+use crate::delivery::blob_files::BlobFiles;
 use crate::delivery::quota::Usage;
 use crate::delivery::writer::{Op, SweepReport, WriterHandle};
 
@@ -61,10 +63,14 @@ pub(crate) async fn sweep(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM blobs WHERE expires_at <= ?")
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    // Rows with an empty body have their body in a file, deleted after commit.
+    let expired_blob_files: Vec<Option<String>> = sqlx::query_scalar(
+        "DELETE FROM blobs WHERE expires_at <= ? \
+         RETURNING CASE WHEN length(body) = 0 THEN locator END",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
         .bind(now)
         .execute(&mut *conn)
@@ -72,6 +78,7 @@ pub(crate) async fn sweep(
     Ok(SweepReport {
         items,
         mailbox_rows: rows,
+        expired_blob_files: expired_blob_files.into_iter().flatten().collect(),
     })
 }
 
@@ -83,6 +90,7 @@ fn len_u64(n: usize) -> u64 {
 /// clock's current time.
 pub(crate) fn spawn_sweeper(
     writer: WriterHandle,
+    blob_files: BlobFiles,
     clock: SharedClock,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -106,14 +114,16 @@ pub(crate) fn spawn_sweeper(
                 })
                 .await
             {
-                Ok(r) if r.items > 0 => {
-                    tracing::info!(
-                        items = r.items,
-                        rows = r.mailbox_rows,
-                        "retention: expired items deleted"
-                    );
+                Ok(r) => {
+                    if r.items > 0 {
+                        tracing::info!(
+                            items = r.items,
+                            rows = r.mailbox_rows,
+                            "retention: expired items deleted"
+                        );
+                    }
+                    blob_files.remove(r.expired_blob_files).await;
                 }
-                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(code = e.code, "retention sweep failed");
                     if e.code == "unavailable" {

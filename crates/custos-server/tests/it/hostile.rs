@@ -182,9 +182,30 @@ async fn bad_envelopes_are_refused_with_clear_errors() {
     server.stop().await;
 }
 
+/// A load balancer's probes answer without a session: the process is live,
+/// and ready while its database answers and its writer runs.
+#[tokio::test]
+async fn liveness_and_readiness_answer_without_a_session() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let r = http
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["status"], status, "{path}");
+    }
+    server.stop().await;
+}
+
 /// Every route and method the API has.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/health"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("POST", "/v1/accounts"),
     ("POST", "/v1/auth/challenge"),
     ("POST", "/v1/auth/session"),
@@ -236,7 +257,7 @@ async fn random_bytes_on_every_endpoint_get_json_4xx() {
                 };
                 let r = req.body(body.clone()).send().await.unwrap();
                 let st = r.status();
-                if path == "/v1/health" {
+                if ["/v1/health", "/healthz", "/readyz"].contains(&path.as_str()) {
                     assert_eq!(st, StatusCode::OK);
                     continue;
                 }

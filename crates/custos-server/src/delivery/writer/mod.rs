@@ -102,10 +102,13 @@ pub(crate) struct CommitDone {
 }
 
 /// What a retention sweep removed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct SweepReport {
     pub items: u64,
     pub mailbox_rows: u64,
+    /// Locators of expired blobs whose bodies are files, to delete once
+    /// the deletion of their rows has committed.
+    pub expired_blob_files: Vec<String>,
 }
 
 /// A stored item and its `(device, seq)` mailbox rows.
@@ -179,6 +182,11 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
+    /// Whether the writer task is still taking operations.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Queues `op`, waiting if the queue is full (back-pressure).
     pub async fn send(&self, op: Op) -> Result<(), HttpRefusal> {
         self.tx
