@@ -85,6 +85,24 @@ pub enum DeviceError {
     /// The log of the pinned manifest could not be followed.
     #[error(transparent)]
     Follow(#[from] crate::follower::FollowError),
+    /// A contact the user verified now has another key: sending to it is
+    /// blocked until the user checks and accepts the new key.
+    #[error(
+        "WARNING: the key of `{contact}` changed since you verified it ({verified} -> {now}); sending to `{contact}` is blocked until you compare safety codes again and run `custos verify {contact} --accept`"
+    )]
+    ContactKeyChanged {
+        /// The contact.
+        contact: String,
+        /// The key the user verified (hex).
+        verified: String,
+        /// The key now (hex).
+        now: String,
+    },
+    /// The pinned manifest names no key directory.
+    #[error(
+        "the deployment runs no key directory (the manifest names none); keys cannot be proven"
+    )]
+    NoKeyDirectory,
     /// The key directory did not prove a key (see [`crate::keydir`]).
     #[error(transparent)]
     KeyDirectory(#[from] crate::keydir::KeyDirRefusal),

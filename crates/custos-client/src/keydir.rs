@@ -111,6 +111,51 @@ pub enum KeyDirRefusal {
     },
 }
 
+/// What `custos verify CONTACT` shows: the pair's safety code and the
+/// contact's key as the directory proves it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ContactCheck {
+    /// The contact.
+    pub contact: String,
+    /// The contact's identity key (hex), proven by the key directory.
+    pub key: String,
+    /// The key-directory epoch it was proven at.
+    pub epoch: u64,
+    /// 60 digits in 12 groups of 5, the same on both devices.
+    pub safety_code: String,
+    /// The key marked verified before, if it was another one (accepted now).
+    pub replaced: Option<String>,
+}
+
+/// The safety code of two accounts' keys: SHA-256 over
+/// `custos/v1/safety-code` and both (name, key) pairs in name order, read
+/// as 12 groups of 5 decimal digits. Both sides compute the same code.
+pub fn safety_code(a: (&str, &[u8; 32]), b: (&str, &[u8; 32])) -> String {
+    use sha2::Digest as _;
+    let (first, second) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+    let mut h = sha2::Sha256::new();
+    h.update(b"custos/v1/safety-code");
+    for (name, key) in [first, second] {
+        h.update([u8::try_from(name.len()).unwrap_or(u8::MAX)]);
+        h.update(name.as_bytes());
+        h.update(key);
+    }
+    let digest = h.finalize();
+    digest
+        .chunks_exact(2)
+        .take(12)
+        .map(|c| {
+            let v = c.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x));
+            format!("{:05}", v % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn verified_key(contact: &str) -> String {
+    format!("contacts/verified/{contact}")
+}
+
 /// An alert from self-monitoring: a key for this account that this device
 /// did not make.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -306,6 +351,69 @@ impl Device {
             self.store.set(ALERTS, &bytes)?;
         }
         Ok(new)
+    }
+
+    /// `custos verify CONTACT`: proves the contact's key through the key
+    /// directory, returns the pair's safety code and marks the contact
+    /// verified with that key. If the contact was verified with another key,
+    /// this is refused unless `accept` (the user compared the new code).
+    pub async fn verify_contact(
+        &mut self,
+        contact: &str,
+        accept: bool,
+    ) -> Result<ContactCheck, DeviceError> {
+        custos_wire::ids::validate_account_name(contact)?;
+        let verified = self
+            .verify_account_key(contact)
+            .await?
+            .ok_or(DeviceError::NoKeyDirectory)?;
+        let key = hex::encode(verified.key());
+        let before = self.store.get_str(&verified_key(contact))?;
+        let replaced = before.filter(|k| *k != key);
+        if let Some(old) = &replaced
+            && !accept
+        {
+            return Err(DeviceError::ContactKeyChanged {
+                contact: contact.to_owned(),
+                verified: old.clone(),
+                now: key,
+            });
+        }
+        self.store.set(&verified_key(contact), key.as_bytes())?;
+        Ok(ContactCheck {
+            contact: contact.to_owned(),
+            safety_code: safety_code(
+                (&self.name, &self.identity.public_bytes()),
+                (contact, verified.key()),
+            ),
+            key,
+            epoch: verified.root().epoch,
+            replaced,
+        })
+    }
+
+    /// Refuses to send to a conversation where a verified contact's key
+    /// (its MLS leaf key) is no longer the key the user verified.
+    pub(crate) fn check_verified_contacts(
+        &self,
+        group: &openmls::prelude::MlsGroup,
+    ) -> Result<(), DeviceError> {
+        for m in group.members() {
+            let Some(name) = crate::mls::credential_name(&m.credential) else {
+                continue;
+            };
+            if let Some(verified) = self.store.get_str(&verified_key(&name))? {
+                let now = hex::encode(&m.signature_key);
+                if now != verified {
+                    return Err(DeviceError::ContactKeyChanged {
+                        contact: name,
+                        verified,
+                        now,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every self-monitoring alert recorded so far.
