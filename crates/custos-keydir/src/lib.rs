@@ -37,6 +37,11 @@ use zeroize::Zeroizing;
 
 pub use sqlite::{SCHEMA, SqliteDirectory};
 
+/// How long `akd` keeps a tree node in its cache.
+const CACHE_ITEM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The cache's bound (tree nodes of about a million accounts).
+const CACHE_LIMIT_BYTES: usize = 512 * 1024 * 1024;
+
 /// The directory's VRF secret: a 32-byte Ed25519 seed. Zeroized on drop.
 #[derive(Clone)]
 pub struct VrfSecret(Zeroizing<[u8; 32]>);
@@ -139,8 +144,16 @@ impl KeyDirectory {
     /// Opens the directory on `storage` (creating epoch 0 if it is empty).
     pub async fn open(storage: SqliteDirectory, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
         let vrf_public = vrf.public_key();
+        // One process owns the database (the service's directory lock), so
+        // `akd`'s cache of tree nodes cannot go stale; it is flushed at
+        // every epoch.
         let akd = Directory::new(
-            StorageManager::new_no_cache(storage),
+            StorageManager::new(
+                storage,
+                Some(CACHE_ITEM_LIFETIME),
+                Some(CACHE_LIMIT_BYTES),
+                None,
+            ),
             vrf,
             AzksParallelismConfig::default(),
         )
