@@ -240,3 +240,62 @@ async fn every_corrupted_part_of_a_proof_is_refused_and_changes_nothing() {
     assert_eq!(k.account(), "bob");
     d.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_contacts_new_key_blocks_sending_until_accepted() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    // Both sides compute the same safety code.
+    let a = alice.verify_contact("bob", false).await.unwrap();
+    let b = bob.verify_contact("alice", false).await.unwrap();
+    assert_eq!(a.safety_code, b.safety_code);
+    assert_eq!(a.key, hex::encode(bob.identity_key()));
+    // The service now publishes a new key for bob and hands out a
+    // KeyPackage with it: the directory vouches for it, so adding passes...
+    let before = epoch_of(&alice, "bob").await;
+    let ghost = SigningKey::from_bytes(&[5; 32]);
+    let db = server_db(&d);
+    db.execute(
+        "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('bob', ?1, 0)",
+        [ghost.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+    wait_epoch_above(&alice, "bob", before).await;
+    db.execute(
+        "UPDATE key_packages SET data = ?1 \
+         WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
+        [&custos_deploy::mls_fixture::key_package("bob", &ghost)],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE accounts SET identity_key = ?1 WHERE name = 'bob'",
+        [ghost.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+    let conv = alice
+        .create_conversation(&["bob".to_owned()])
+        .await
+        .unwrap();
+    // ...but alice verified bob's old key: sending is blocked, loudly.
+    let err = alice.send_text(&conv, "hello?").await.unwrap_err();
+    assert!(
+        matches!(&err, DeviceError::ContactKeyChanged { contact, .. } if contact == "bob"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--accept"), "{err}");
+    let err = alice.verify_contact("bob", false).await.unwrap_err();
+    assert!(
+        matches!(err, DeviceError::ContactKeyChanged { .. }),
+        "{err}"
+    );
+    // Accepting the new key (after comparing codes) unblocks sending.
+    let accepted = alice.verify_contact("bob", true).await.unwrap();
+    assert_eq!(accepted.replaced, Some(a.key));
+    alice.send_text(&conv, "hello").await.unwrap();
+    // And bob's own device reports the key it did not make.
+    bob.receive(None).await.unwrap();
+    assert_eq!(bob.key_alerts().unwrap().len(), 1);
+    d.shutdown().await.unwrap();
+}
