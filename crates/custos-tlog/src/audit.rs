@@ -151,6 +151,12 @@ impl<'m> Replay<'m> {
         self.root.size()
     }
 
+    /// The entries refused so far (the first [`MAX_BAD_ENTRIES_LISTED`])
+    /// and how many were refused in all.
+    pub fn bad_entries(&self) -> (&[BadEntry], u64) {
+        (&self.bad_entries, self.bad_entry_count)
+    }
+
     /// Replays the next entry: hashes it into the tree, checks it, and
     /// hands a valid statement to `sink`.
     pub fn push<S: AuditSink + ?Sized>(&mut self, entry: &[u8], sink: &mut S) {

@@ -12,10 +12,14 @@ use custos_wire::manifest::Manifest;
 
 /// Arguments of `custos audit`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AuditArgs {
+    /// `serve`: follow the log and publish the figures as a web page.
+    #[command(subcommand)]
+    pub cmd: Option<AuditCommand>,
     /// Base URL of the log, e.g. `http://127.0.0.1:7000`.
-    #[arg(long)]
-    pub log: String,
+    #[arg(long, required = true)]
+    pub log: Option<String>,
     /// Deployment manifest; without it the log's own copy is used (compare the printed hash out of band).
     #[arg(long)]
     pub manifest: Option<PathBuf>,
@@ -36,6 +40,66 @@ pub struct AuditArgs {
     pub server: Option<String>,
 }
 
+/// Subcommands of `custos audit`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Follow the log continuously, verify it as `custos audit` does, and
+    /// serve the figures as a JSON API (OpenAPI at /api/v1/openapi.json)
+    /// and a web page that checks them again in the reader's browser.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `custos audit serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Base URL of the log, e.g. `http://127.0.0.1:7000`.
+    #[arg(long)]
+    pub log: String,
+    /// Address to serve the dashboard on.
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    pub listen: std::net::SocketAddr,
+    /// Deployment manifest; without it the log's own copy is used (the page shows its hash: compare it out of band).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Base URL of the delivery service whose moderation figures to show.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Seconds after an embargo ends before a still sealed warrant is flagged.
+    #[arg(long, value_name = "SECS", default_value_t = custos_verify::figures::DEFAULT_UNSEALING_GRACE_SECS)]
+    pub unsealing_grace: u64,
+    /// File that keeps the last adopted checkpoint across restarts, so that
+    /// a restarted dashboard notices a log that went back or forked.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Milliseconds between two polls of the log.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+}
+
+/// Runs `custos audit serve` until the process is stopped.
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    super::init_tracing();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let client = LogClient::new(&args.log)?;
+        let manifest = match &args.manifest {
+            Some(p) => super::log::read_manifest(p)?,
+            None => Manifest::from_toml(&client.manifest().await?)?,
+        };
+        let mut config = custos_dashboard::DashboardConfig::new(&args.log, manifest);
+        config.provider_url = args.provider.clone();
+        config.state = args.state.clone();
+        config.poll_interval = std::time::Duration::from_millis(args.poll_ms.max(50));
+        config.options = FigureOptions {
+            unsealing_grace_secs: args.unsealing_grace,
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        println!("dashboard on http://{}/", listener.local_addr()?);
+        custos_dashboard::serve(listener, config).await?;
+        anyhow::Ok(())
+    })
+}
+
 /// The JSON of `custos audit --json`: the integrity report's fields, and
 /// the figures under `figures`.
 #[derive(Debug, serde::Serialize)]
@@ -48,6 +112,9 @@ struct Output<'a> {
 /// Runs the audit; fails (exit 1) if any check failed. Flags are findings,
 /// not failures: they are printed, and the exit code stays 0.
 pub fn run(args: AuditArgs) -> anyhow::Result<()> {
+    if let Some(AuditCommand::Serve(serve_args)) = args.cmd {
+        return serve(serve_args);
+    }
     let now = match &args.at {
         Some(t) => custos_authority::dates::parse_time(t)
             .ok_or_else(|| anyhow::anyhow!("--at must be Unix seconds or YYYY-MM-DD"))?,
@@ -55,7 +122,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let (report, figures) = runtime.block_on(async {
-        let client = LogClient::new(&args.log)?;
+        let log = args.log.as_deref().unwrap_or_default();
+        let client = LogClient::new(log)?;
         let manifest = match &args.manifest {
             Some(p) => super::log::read_manifest(p)?,
             None => Manifest::from_toml(&client.manifest().await?)?,

@@ -1,6 +1,7 @@
 //! `custos up`: a persistent local deployment (`custos-deploy`) in a folder:
 //! the log publishing the manifest, two witnesses (quorum 2), five
-//! custodians (threshold 3) and the delivery service. Run again on the same
+//! custodians (threshold 3), the delivery service and the public
+//! transparency dashboard (`custos audit serve`). Run again on the same
 //! folder, it comes back with the same keys, addresses and data.
 
 use std::net::SocketAddr;
@@ -24,6 +25,14 @@ pub struct UpArgs {
         default_value = "127.0.0.1:7400"
     )]
     pub listen: SocketAddr,
+    /// Address of the transparency dashboard (the page and its JSON API).
+    #[arg(
+        long,
+        env = "CUSTOS_DASHBOARD",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7480"
+    )]
+    pub dashboard: SocketAddr,
     /// Days after today whose escrow keys the custodians generate ahead.
     #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=31))]
     pub days_ahead: u32,
@@ -53,14 +62,22 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         d.wait_day_keys(today..=today)
             .await
             .context("waiting for today's escrow key from the custodians")?;
-        print_summary(&d, args.json)?;
+        let mut config = custos_dashboard::DashboardConfig::new(d.log_url(), d.manifest().clone());
+        config.provider_url = Some(d.server_url()?.to_owned());
+        config.state = Some(d.dir().join("dashboard.checkpoint"));
+        let listener = tokio::net::TcpListener::bind(args.dashboard)
+            .await
+            .with_context(|| format!("binding the dashboard to {}", args.dashboard))?;
+        let dashboard = custos_dashboard::spawn_dashboard(listener, config).await?;
+        print_summary(&d, &dashboard.url(), args.json)?;
         super::server::stop_signal().await;
+        drop(dashboard);
         d.shutdown().await?;
         anyhow::Ok(())
     })
 }
 
-fn print_summary(d: &Deployment, json: bool) -> anyhow::Result<()> {
+fn print_summary(d: &Deployment, dashboard: &str, json: bool) -> anyhow::Result<()> {
     let m = d.manifest();
     let hash = hex::encode(m.hash()?);
     let paths = d.key_paths();
@@ -78,6 +95,7 @@ fn print_summary(d: &Deployment, json: bool) -> anyhow::Result<()> {
         "custodians": custodians,
         "custodian_threshold": m.custodian_threshold,
         "server": d.server_url()?,
+        "dashboard": dashboard,
         "court": m.with_role(custos_wire::manifest::Role::Court).next().map(|p| &p.name),
         "authority": m.with_role(custos_wire::manifest::Role::Authority).next().map(|p| &p.name),
         "authority_hpke_public_key": hex::encode(d.keys().authority_hpke.public_key()),
@@ -109,6 +127,7 @@ fn print_summary(d: &Deployment, json: bool) -> anyhow::Result<()> {
         );
     }
     println!("  server      {}", d.server_url()?);
+    println!("  dashboard   {dashboard} (open it in a browser)");
     println!(
         "register a device with:\n  custos --home DIR register --server {} --log {} --manifest {} NAME",
         d.server_url()?,

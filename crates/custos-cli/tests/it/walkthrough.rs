@@ -309,6 +309,22 @@ fn demo_json_reports_every_step_ok() {
     assert!(!Path::new(report["folder"].as_str().unwrap()).exists());
 }
 
+/// The raw HTTP answer to a GET of `url` (`http://ADDR/PATH`).
+fn http_get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Reads `custos up --json`'s summary line.
 fn start_up(data: &Path) -> (Server, Value) {
     use std::io::{BufRead as _, BufReader};
@@ -316,6 +332,8 @@ fn start_up(data: &Path) -> (Server, Value) {
         .args([
             "up",
             "--listen",
+            "127.0.0.1:0",
+            "--dashboard",
             "127.0.0.1:0",
             "--days-ahead",
             "1",
@@ -360,6 +378,48 @@ fn up_runs_a_whole_deployment_where_devices_escrow_and_resumes_it() {
     assert_eq!(summary["custodians"].as_array().unwrap().len(), 5);
     assert_eq!(summary["custodian_threshold"], 3);
     assert_eq!(summary["witnesses"].as_array().unwrap().len(), 2);
+    // The transparency dashboard runs too, and serves its page.
+    let page = http_get(summary["dashboard"].as_str().unwrap());
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("Custos transparency dashboard"),
+        "{page}"
+    );
+    // `custos audit serve` follows the same log on its own.
+    let audit = {
+        use std::io::{BufRead as _, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+            .args(["audit", "serve", "--listen", "127.0.0.1:0", "--log"])
+            .arg(summary["log"].as_str().unwrap())
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("CUSTOS_CONFIG")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("dashboard on ")
+            .unwrap_or_else(|| panic!("custos audit serve printed {line:?}"))
+            .to_owned();
+        (Server(child), url)
+    };
+    let mut status = String::new();
+    for _ in 0..200 {
+        status = http_get(&format!("{}api/v1/status", audit.1));
+        if status.contains("\"following\":true") && !status.contains("\"tree_size\":0,") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        status.contains("\"following\":true") && !status.contains("\"tree_size\":0,"),
+        "{status}"
+    );
+    drop(audit);
     let (server, log, manifest) = (
         summary["server"].as_str().unwrap().to_owned(),
         summary["log"].as_str().unwrap().to_owned(),

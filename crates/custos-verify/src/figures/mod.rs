@@ -76,8 +76,10 @@ impl Default for FigureOptions {
     }
 }
 
-/// The figures being replayed; see the module documentation.
-#[derive(Debug)]
+/// The figures being replayed; see the module documentation. A clone
+/// finished at some clock gives the figures so far and lets the replay go
+/// on (a dashboard that follows the log).
+#[derive(Debug, Clone)]
 pub struct Figures {
     manifest: Manifest,
     threshold: usize,
@@ -101,7 +103,7 @@ pub struct Figures {
     key_directory: BTreeMap<u64, [u8; 32]>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct WarrantState {
     index: u64,
     commitment: WarrantCommitment,
@@ -111,14 +113,14 @@ struct WarrantState {
     revoked: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct DayState {
     votes: HashMap<[u8; 32], BTreeSet<String>>,
     accepted: Option<[u8; 32]>,
     erased_by: BTreeSet<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct CustodianState {
     releases: u64,
     conversation_days_released: u64,

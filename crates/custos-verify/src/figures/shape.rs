@@ -12,6 +12,7 @@ pub const FIGURES_VERSION: u32 = 1;
 /// What the log shows about lawful access, as of one instant of the
 /// audit's clock. Built by [`super::Figures::finish`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditFigures {
     /// Shape version, [`FIGURES_VERSION`].
     pub version: u32,
@@ -55,6 +56,7 @@ impl AuditFigures {
 
 /// Counts of one group of events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counts {
     /// Warrant commitments logged.
     pub warrants: u64,
@@ -83,6 +85,7 @@ pub struct Counts {
 
 /// The counts of one court, authority and month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Row {
     /// The court that issued the warrants.
     pub court: String,
@@ -96,6 +99,7 @@ pub struct Row {
 
 /// What one custodian logged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustodianFigures {
     /// `KeyRelease` statements it logged.
     pub releases: u64,
@@ -109,6 +113,7 @@ pub struct CustodianFigures {
 
 /// Everything the audit flags. Each list is in log order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Flags {
     /// Warrants still sealed after their embargo plus the grace.
     pub overdue_unsealings: Vec<OverdueUnsealing>,
@@ -124,6 +129,7 @@ pub struct Flags {
 
 /// A warrant kept sealed too long.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OverdueUnsealing {
     /// The commitment, hex.
     pub warrant: String,
@@ -147,6 +153,7 @@ pub struct OverdueUnsealing {
 
 /// A day whose key shares were not all erased in time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MissingErasure {
     /// UTC day number.
     pub day: u32,
@@ -167,6 +174,7 @@ pub struct MissingErasure {
 
 /// A statement under a warrant the log did not hold when it was logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnloggedWarrant {
     /// Log index of the statement.
     pub index: u64,
@@ -182,6 +190,7 @@ pub struct UnloggedWarrant {
 
 /// A statement the figures do not count, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefusedStatement {
     /// Log index.
     pub index: u64,
