@@ -64,6 +64,20 @@ pub struct Api {
     trust: crate::tls::Trust,
 }
 
+/// A key-directory proof as the service serves it: what it claims (epoch,
+/// root) and the proof bytes. Nothing here is trusted before
+/// [`crate::keydir`] checks it against the log.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct DirectoryProof {
+    /// The epoch the proof is for.
+    pub epoch: u64,
+    /// The root the service claims for it (hex); the device uses the
+    /// logged root instead and refuses if they differ.
+    pub root_hash: String,
+    /// The proof (base64 of the versioned encoding).
+    pub proof: String,
+}
+
 /// A conversation as the service sees it (routing information only).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct ServerConversation {
@@ -222,6 +236,38 @@ impl Api {
         )?;
         B64.decode(c.key_package)
             .map_err(|_| ApiError::BadResponse("key package is not base64".into()))
+    }
+
+    /// The key directory's lookup proof for `account` at its latest epoch
+    /// (unverified: [`crate::keydir`] checks it).
+    pub async fn key_directory_lookup(&self, account: &str) -> Result<DirectoryProof, ApiError> {
+        parse(
+            self.get(&format!("/v1/key-directory/lookup/{account}"))
+                .await?,
+        )
+    }
+
+    /// The key directory's complete key-history proof for `account`.
+    pub async fn key_directory_history(&self, account: &str) -> Result<DirectoryProof, ApiError> {
+        parse(
+            self.get(&format!("/v1/key-directory/history/{account}"))
+                .await?,
+        )
+    }
+
+    /// The key directory's append-only proof from epoch `from` to `to`
+    /// (base64 in the answer's `proof`).
+    pub async fn key_directory_audit(&self, from: u64, to: u64) -> Result<Vec<u8>, ApiError> {
+        #[derive(Deserialize)]
+        struct Audit {
+            proof: String,
+        }
+        let a: Audit = parse(
+            self.get(&format!("/v1/key-directory/audit?from={from}&to={to}"))
+                .await?,
+        )?;
+        B64.decode(a.proof)
+            .map_err(|_| ApiError::BadResponse("audit proof is not base64".into()))
     }
 
     /// Registers a new conversation (a group of one at epoch 0) with its

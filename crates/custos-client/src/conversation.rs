@@ -90,7 +90,12 @@ impl Device {
         for m in members {
             custos_wire::ids::validate_account_name(m)?;
             let bytes = self.api.claim_key_package(m).await?;
-            packages.push(self.validate_key_package(m, &bytes)?);
+            let kp = self.validate_key_package(m, &bytes)?;
+            // The key must be the account's key in the directory, checked
+            // before any commit or Welcome is built for it.
+            self.check_member_key(m, kp.leaf_node().signature_key().as_slice())
+                .await?;
+            packages.push(kp);
         }
         self.commit_change(conv, Change::Add(packages)).await
     }

@@ -89,6 +89,27 @@ pub enum DeviceError {
     /// The log of the pinned manifest could not be followed.
     #[error(transparent)]
     Follow(#[from] crate::follower::FollowError),
+    /// A contact the user verified now has another key: sending to it is
+    /// blocked until the user checks and accepts the new key.
+    #[error(
+        "WARNING: the key of `{contact}` changed since you verified it ({verified} -> {now}); sending to `{contact}` is blocked until you compare safety codes again and run `custos verify {contact} --accept`"
+    )]
+    ContactKeyChanged {
+        /// The contact.
+        contact: String,
+        /// The key the user verified (hex).
+        verified: String,
+        /// The key now (hex).
+        now: String,
+    },
+    /// The pinned manifest names no key directory.
+    #[error(
+        "the deployment runs no key directory (the manifest names none); keys cannot be proven"
+    )]
+    NoKeyDirectory,
+    /// The key directory did not prove a key (see [`crate::keydir`]).
+    #[error(transparent)]
+    KeyDirectory(#[from] crate::keydir::KeyDirRefusal),
     /// The manifest could not be pinned or loaded.
     #[error(transparent)]
     Pin(#[from] crate::pin::PinError),
@@ -190,6 +211,10 @@ impl std::fmt::Debug for Device {
 }
 
 const IDENTITY_FILE: &str = "identity.key";
+
+/// How long `register` waits for its key to appear in a logged epoch of
+/// the key directory (the provider publishes one every 10 s by default).
+const OWN_KEY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Rounds of following the log for a franking key the service presents
 /// before it is refused (half a second apart).
@@ -332,6 +357,9 @@ impl Device {
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
+        // With a key directory: the account's key must appear in a logged
+        // epoch, and be this device's key.
+        device.await_own_key(OWN_KEY_PATIENCE).await?;
         Ok(device)
     }
 

@@ -31,6 +31,7 @@ pub use custos_verify::franking;
 pub mod history;
 pub mod home_lock;
 pub mod identity;
+pub mod keydir;
 pub mod leave;
 pub mod logsync;
 pub mod matching;

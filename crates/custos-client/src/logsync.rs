@@ -102,6 +102,7 @@ pub(crate) async fn follow(
             StatementKind::WarrantCommitment,
             StatementKind::WarrantUnsealing,
             StatementKind::ProviderFrankingKey,
+            StatementKind::KeyDirectoryEpoch,
             StatementKind::HashListRoot,
             StatementKind::MatchingPolicy,
         ],
@@ -154,6 +155,16 @@ pub(crate) async fn follow(
                             .any(|p| p.name == s.author);
                     if by_provider {
                         store.set(&logged_franking_key(&k.public_key), &s.index.to_be_bytes())?;
+                    }
+                }
+                Statement::KeyDirectoryEpoch(k) => {
+                    let by_provider = k.provider == s.author
+                        && pin
+                            .manifest()
+                            .with_role(Role::Provider)
+                            .any(|p| p.name == s.author);
+                    if by_provider {
+                        crate::keydir::take_logged_root(store, k.epoch, &k.root_hash)?;
                     }
                 }
                 Statement::HashListRoot(l) if by_provider(pin, &s.author, &l.provider) => {

@@ -102,6 +102,9 @@ impl Device {
     ) -> Result<Vec<StoredMessage>, DeviceError> {
         // Day keys first, so that today's chains can be checked.
         self.follow_log().await?;
+        // Self-monitoring: a key for this account that this device did not
+        // make is an alert ([`Device::key_alerts`]).
+        self.check_own_keys().await?;
         self.sync().await?;
         // The mailbox is read to its end: chains past their day can go.
         self.expire_day_chains(self.day_grace_secs())?;

@@ -50,6 +50,8 @@ impl Device {
             self.commit_pending_proposals(conv).await?;
         }
         self.self_update_if_due(conv).await?;
+        // A verified contact whose key changed gets nothing until accepted.
+        self.check_verified_contacts(&self.group(conv)?)?;
         let mut chain = self.current_chain(conv).await?;
         let sealed = seal(
             &mut chain,

@@ -132,6 +132,14 @@ impl Deployment {
                 proxy_listener = Some(l);
             }
             let mut manifest = manifest::build(&spec, &names, &keys, &named)?;
+            if spec.key_directory.is_some() {
+                let vrf = keydir_vrf(dir)?;
+                manifest = manifest
+                    .with_key_directory(custos_wire::manifest::KeyDirectorySection {
+                        vrf_public_key: hex::encode(vrf.public_key()),
+                    })
+                    .map_err(|e| DeployError::Manifest(e.to_string()))?;
+            }
             if let (Some(k), Some(m)) = (&matching_keys, &spec.matching) {
                 manifest = manifest
                     .with_matching(k.section(m))
@@ -222,6 +230,15 @@ impl Deployment {
                 .await?;
         }
         Ok(deployment)
+    }
+
+    /// The key directory's VRF secret (`DIR/keys/keydir-vrf.key`), if the
+    /// deployment runs a key directory.
+    pub fn key_directory_vrf(&self) -> Result<Option<custos_keydir::VrfSecret>, DeployError> {
+        self.spec
+            .key_directory
+            .map(|_| keydir_vrf(&self.dir))
+            .transpose()
     }
 
     /// The deployment's folder.
@@ -534,4 +551,23 @@ impl Listeners {
             custodians: self.custodians.iter().map(addr).collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// Loads the key directory's VRF secret from `DIR/keys/keydir-vrf.key`,
+/// creating it (mode 0600, durable) the first time.
+fn keydir_vrf(dir: &Path) -> Result<custos_keydir::VrfSecret, DeployError> {
+    let path = dir.join("keys").join("keydir-vrf.key");
+    if !path.exists() {
+        let fresh = custos_keydir::VrfSecret::generate();
+        std::fs::create_dir_all(dir.join("keys"))
+            .map_err(DeployError::io("creating the keys folder"))?;
+        custos_durable::write_new(&path, fresh.expose())
+            .map_err(DeployError::io("writing the key directory's VRF key"))?;
+    }
+    let bytes = std::fs::read(&path).map_err(DeployError::io("reading the VRF key"))?;
+    let seed: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| DeployError::Manifest("the VRF key file must hold 32 bytes".into()))?;
+    Ok(custos_keydir::VrfSecret::from_bytes(seed))
 }

@@ -86,3 +86,20 @@ pub fn two_member_group(
                "welcome": B64.encode(welcome.tls_serialize_detached().unwrap())}),
     )
 }
+
+/// A KeyPackage (`MlsMessage` bytes, as `POST /v1/key-packages` takes
+/// them) that names account `name` but carries `key`: what a service
+/// substituting its own key for `name`'s would hand out.
+///
+/// # Panics
+/// If openmls refuses to build the KeyPackage (a bug, never bad input).
+#[allow(clippy::unwrap_used, reason = "test fixture")]
+pub fn key_package(name: &str, key: &SigningKey) -> Vec<u8> {
+    let k = Key(key.clone());
+    let bundle = KeyPackage::builder()
+        .build(CS, &OpenMlsRustCrypto::default(), &k, credential(name, &k))
+        .unwrap();
+    MlsMessageOut::from(bundle.key_package().clone())
+        .tls_serialize_detached()
+        .unwrap()
+}

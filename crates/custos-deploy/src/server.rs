@@ -61,6 +61,7 @@ impl DeliveryService {
         spec: ServerSpec,
         log: FrankingLog<'_>,
         clock: &SharedClock,
+        key_directory: Option<custos_server::directory::KeyDirectoryConfig>,
         matching: Option<custos_server::matching::MatchingService>,
     ) -> Result<Self, DeployError> {
         let addr = listener
@@ -76,6 +77,9 @@ impl DeliveryService {
         config.day_grace = Duration::from_secs(u64::from(log.manifest.policy.day_grace_secs));
         if spec.franking_in_log {
             config = config.with_franking_log(log.config());
+        }
+        if let Some(kd) = key_directory {
+            config = config.with_key_directory(kd);
         }
         if let Some(m) = matching {
             config = config.with_matching(m);
@@ -147,6 +151,13 @@ impl Deployment {
             return Err(no_service());
         };
         let listener = crate::bind(addr).await?;
+        let key_directory = match (self.key_directory_vrf()?, self.spec.key_directory) {
+            (Some(vrf), Some(interval)) => Some(custos_server::directory::KeyDirectoryConfig {
+                interval,
+                ..custos_server::directory::KeyDirectoryConfig::new(vrf)
+            }),
+            _ => None,
+        };
         let matching = match (&self.matching, &self.manifest.matching) {
             (Some(k), Some(m)) => Some(k.service(m)?),
             _ => None,
@@ -157,6 +168,7 @@ impl Deployment {
             spec,
             self.franking_log(),
             &self.spec.clock,
+            key_directory,
             matching,
         )
         .await?;

@@ -44,6 +44,11 @@ pub struct DeploymentSpec {
     /// ([`crate::Deployment::log`]) talks to the log directly. Such a
     /// deployment cannot be restarted from its folder.
     pub log_proxy: bool,
+    /// The provider's key directory (docs/design/0016-key-transparency.md):
+    /// `Some(interval)` runs one publishing an epoch every `interval`, and
+    /// the manifest names its VRF key, so that devices check every member
+    /// key against it.
+    pub key_directory: Option<Duration>,
     /// Known-content detection with a test list ([`crate::matching`]).
     pub matching: Option<crate::matching::MatchingSpec>,
 }
@@ -179,6 +184,7 @@ impl DeploymentSpec {
             clock,
             patience: Duration::from_secs(60),
             log_proxy: false,
+            key_directory: None,
             matching: None,
         }
     }
@@ -203,7 +209,13 @@ impl DeploymentSpec {
         self
     }
 
-    /// With the delivery service run as `spec` says.
+    /// With the provider's key directory, publishing every `interval`.
+    pub fn with_key_directory(mut self, interval: Duration) -> Self {
+        self.key_directory = Some(interval);
+        self
+    }
+
+    /// Runs the delivery service as `spec` says.
     pub fn with_server(mut self, spec: ServerSpec) -> Self {
         self.server = Some(spec);
         self

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// files). `None`: plain HTTP, for loopback and for a TLS-terminating
     /// proxy in front.
     pub tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
+    /// The key directory ([`crate::directory`]): `None` runs none. Its
+    /// epochs are logged in the franking log's transparency log, as the
+    /// same provider; set both.
+    pub key_directory: Option<crate::directory::KeyDirectoryConfig>,
     /// Known-content detection: the blinded table, the provider's secret
     /// and the manifest's threshold ([`crate::abuse::matching`]). `None`:
     /// the service serves no table and refuses vouchers (`matching_off`).
@@ -74,6 +78,7 @@ impl ServerConfig {
             franking_log: None,
             day_grace: DEFAULT_DAY_GRACE,
             tls: None,
+            key_directory: None,
             matching: None,
             publish_matching: false,
         }
@@ -84,6 +89,12 @@ impl ServerConfig {
     pub fn with_franking(mut self, policy: Arc<FrankingPolicy>) -> Self {
         self.policy = policy.clone();
         self.franking = Some(policy);
+        self
+    }
+
+    /// Runs a key directory (see [`crate::directory`]).
+    pub fn with_key_directory(mut self, config: crate::directory::KeyDirectoryConfig) -> Self {
+        self.key_directory = Some(config);
         self
     }
 

@@ -240,7 +240,30 @@ CREATE TABLE group_states (
 PRAGMA user_version = 5;
 "#;
 
-/// Version 6 is reserved (key directory, another branch); version 7:
+/// Version 6: the key directory ([`crate::directory`]): `akd`'s records
+/// (`custos_keydir::SCHEMA`), keys queued for the next epoch, and every
+/// published epoch's root with its log index once logged.
+fn schema_v6() -> String {
+    format!(
+        "{}
+CREATE TABLE kd_pending (
+    account TEXT PRIMARY KEY,
+    identity_key BLOB NOT NULL,
+    queued_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE kd_epochs (
+    epoch INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    changes INTEGER NOT NULL,
+    published_at INTEGER NOT NULL,
+    log_index INTEGER
+);
+PRAGMA user_version = 6;
+",
+        custos_keydir::SCHEMA
+    )
+}
+/// Version 7:
 /// known-content detection ([`crate::abuse::matching`]). Every voucher is
 /// kept with its account and blob; the outer-opened share (`share`, NULL
 /// when the voucher did not open) is what the service learns below the
@@ -358,6 +381,13 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     if version < 5 {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(SCHEMA_V5).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    if version < 6 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(schema_v6()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
     }
     if version < 7 {

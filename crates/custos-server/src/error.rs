@@ -40,6 +40,9 @@ pub enum DeliveryServiceError {
     /// Serving HTTP failed.
     #[error("HTTP server error: {0}")]
     Io(#[from] std::io::Error),
+    /// The key directory could not be opened.
+    #[error("key directory: {0}")]
+    KeyDirectory(String),
 }
 
 /// A refusal as the client receives it: a status and the JSON body

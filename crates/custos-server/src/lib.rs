@@ -51,6 +51,7 @@ pub mod abuse;
 mod config;
 pub mod db;
 pub mod delivery;
+pub mod directory;
 mod error;
 mod health;
 pub mod lawful;
@@ -158,7 +159,28 @@ pub async fn serve(
         )
         .await;
     }
+    let directory = match &config.key_directory {
+        Some(kd) => {
+            let svc = directory::DirectoryService::open(db.pool.clone(), kd)
+                .await
+                .map_err(|e| DeliveryServiceError::KeyDirectory(e.to_string()))?;
+            if let Some(log) = &config.franking_log {
+                tokio::spawn(directory::run_publisher(
+                    svc.clone(),
+                    kd.clone(),
+                    log.clone(),
+                    clock.clone(),
+                    stop_rx.clone(),
+                ));
+            } else {
+                tracing::warn!("key directory without a log: its epochs are not published");
+            }
+            Some(svc)
+        }
+        None => None,
+    };
     let state = Arc::new(state::Inner {
+        directory,
         pool: db.pool.clone(),
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),

@@ -549,6 +549,45 @@ impl Refusal for BlobRefusal {
     }
 }
 
+/// Refusals of the key directory (`/v1/key-directory/...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeyDirectoryRefusal {
+    /// This service runs no key directory.
+    #[error("this service runs no key directory (the manifest names none)")]
+    NoKeyDirectory,
+    /// The account has no key in the directory yet.
+    #[error("`{0}` has no key in the directory yet; new keys appear with the next epoch")]
+    NotInDirectory(String),
+    /// The audit range is empty, reversed, or beyond the latest epoch.
+    #[error("audit range {from}..{to} is not within 1..={latest} with from < to")]
+    BadRange {
+        /// First epoch asked for.
+        from: u64,
+        /// Last epoch asked for.
+        to: u64,
+        /// The latest epoch.
+        latest: u64,
+    },
+    /// The directory failed; retry.
+    #[error("the key directory failed: {0}; retry later")]
+    Unavailable(String),
+}
+
+impl Refusal for KeyDirectoryRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NoKeyDirectory | Self::NotInDirectory(_) => StatusCode::NOT_FOUND,
+            Self::BadRange { .. } => StatusCode::BAD_REQUEST,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    fn code(&self) -> &'static str {
+        self.into()
+    }
+}
+
 /// Why a safety voucher or a matching request was refused
 /// ([`crate::abuse::matching`]). A refused voucher is not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 
 use crate::abuse::{matching, moderation};
 use crate::delivery::{auth, blobs, conversations, keypackages, mailbox, ws};
+use crate::directory;
 use crate::error::HttpRefusal;
 use crate::health;
 use crate::lawful::intercept;
@@ -74,6 +75,15 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/mailbox/ack", post(mailbox::post_ack))
         .route("/v1/ws", get(ws::upgrade))
         .route("/v1/franking-key", get(moderation::franking_key))
+        .route(
+            "/v1/key-directory/lookup/{account}",
+            get(directory::handlers::lookup),
+        )
+        .route(
+            "/v1/key-directory/history/{account}",
+            get(directory::handlers::history),
+        )
+        .route("/v1/key-directory/audit", get(directory::handlers::audit))
         .route(
             "/v1/reports",
             post(moderation::submit_report).layer(DefaultBodyLimit::max(

@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     /// Registration, report and WebSocket connection limits.
     pub guards: crate::limits::Guards,
     pub shutdown: watch::Receiver<bool>,
+    /// The key directory, when the service runs one.
+    pub directory: Option<Arc<crate::directory::DirectoryService>>,
 }
 
 /// Shared state of the router.

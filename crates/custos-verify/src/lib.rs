@@ -37,6 +37,7 @@ pub mod evidence;
 pub mod figures;
 pub mod franking;
 pub mod intercepted;
+pub mod keydir;
 pub mod package;
 pub mod provider;
 pub mod report;

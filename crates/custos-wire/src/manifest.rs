@@ -112,7 +112,9 @@ impl Role {
             K::ParticipantKey => self != Self::Auditor,
             K::EscrowDayKey | K::KeyRelease | K::DayKeyErasure => self == Self::Custodian,
             K::WarrantCommitment => self == Self::Authority,
-            K::Interception | K::ProviderFrankingKey => self == Self::Provider,
+            K::Interception | K::ProviderFrankingKey | K::KeyDirectoryEpoch => {
+                self == Self::Provider
+            }
             K::HashListRoot | K::MatchingPolicy => self == Self::Provider,
             K::WarrantUnsealing => matches!(self, Self::Custodian | Self::Court),
             K::EmbargoExtension | K::WarrantRevocation => self == Self::Court,
@@ -210,6 +212,48 @@ pub struct Manifest {
     /// Every participant.
     #[serde(rename = "participant", default)]
     pub participants: Vec<Participant>,
+    /// The provider's key directory, if the deployment runs one
+    /// ([`KeyDirectorySection`]). Absent from manifests without one, whose
+    /// hash is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_directory: Option<KeyDirectorySection>,
+}
+
+// ---- Key directory (docs/design/0016-key-transparency.md) ----
+
+/// The manifest's `[key_directory]` table: devices of a deployment that
+/// names one check every member key against the provider's key directory,
+/// and refuse keys it does not prove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDirectorySection {
+    /// The directory's VRF public key (32-byte Ed25519 point, hex). Proofs
+    /// are checked with it; a proof under another key is refused.
+    pub vrf_public_key: String,
+}
+
+impl KeyDirectorySection {
+    /// The VRF public key's bytes, checked to be a valid Ed25519 point.
+    pub fn vrf_key(&self) -> Result<[u8; 32], ManifestError> {
+        parse_key(&self.vrf_public_key)
+            .map(|k| k.to_bytes())
+            .map_err(|reason| ManifestError::BadKey {
+                name: "key_directory".into(),
+                reason,
+            })
+    }
+}
+
+impl Manifest {
+    /// This manifest with a key directory named (validated).
+    pub fn with_key_directory(
+        mut self,
+        section: KeyDirectorySection,
+    ) -> Result<Self, ManifestError> {
+        section.vrf_key()?;
+        self.key_directory = Some(section);
+        Ok(self)
+    }
 }
 
 /// Why a manifest was refused.
@@ -272,6 +316,7 @@ impl Manifest {
             policy,
             matching: None,
             participants,
+            key_directory: None,
         };
         m.validate()?;
         Ok(m)
@@ -344,6 +389,9 @@ impl Manifest {
             if !seen.insert(p.public_key.to_ascii_lowercase()) {
                 return Err(ManifestError::Duplicate(p.public_key.clone()));
             }
+        }
+        if let Some(kd) = &self.key_directory {
+            kd.vrf_key()?;
         }
         let logs = self.with_role(Role::Log).count();
         if logs != 1 {

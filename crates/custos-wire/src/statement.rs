@@ -24,8 +24,8 @@ use crate::WireError;
 use crate::codec::{Reader, Writer};
 
 pub use body::{
-    DayKeyErasure, EmbargoExtension, EscrowDayKey, HashListRoot, Interception, KeyPurpose,
-    KeyRelease, MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, MatchingPolicy,
+    DayKeyErasure, EmbargoExtension, EscrowDayKey, HashListRoot, Interception, KeyDirectoryEpoch,
+    KeyPurpose, KeyRelease, MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, MatchingPolicy,
     ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment, WarrantRevocation,
     WarrantUnsealing, warrant_commitment,
 };
@@ -69,6 +69,8 @@ pub enum Statement {
     WarrantRevocation(WarrantRevocation),
     /// The log publishes the hash of the deployment manifest.
     ManifestPublication(ManifestPublication),
+    /// The provider publishes the root of one key-directory epoch.
+    KeyDirectoryEpoch(KeyDirectoryEpoch),
     /// The provider publishes the root of its blinded hash table (kind 13).
     HashListRoot(HashListRoot),
     /// The provider publishes its matching policy (kind 14).
@@ -90,6 +92,7 @@ impl Statement {
             Self::ProviderFrankingKey(_) => StatementKind::ProviderFrankingKey,
             Self::WarrantRevocation(_) => StatementKind::WarrantRevocation,
             Self::ManifestPublication(_) => StatementKind::ManifestPublication,
+            Self::KeyDirectoryEpoch(_) => StatementKind::KeyDirectoryEpoch,
             Self::HashListRoot(_) => StatementKind::HashListRoot,
             Self::MatchingPolicy(_) => StatementKind::MatchingPolicy,
         }
@@ -111,6 +114,7 @@ impl Statement {
             Self::ProviderFrankingKey(s) => s.write(&mut w)?,
             Self::WarrantRevocation(s) => s.write(&mut w)?,
             Self::ManifestPublication(s) => s.write(&mut w)?,
+            Self::KeyDirectoryEpoch(s) => s.write(&mut w)?,
             Self::HashListRoot(s) => s.write(&mut w)?,
             Self::MatchingPolicy(s) => s.write(&mut w)?,
         }
@@ -166,6 +170,9 @@ impl Statement {
             }
             StatementKind::ManifestPublication => {
                 Self::ManifestPublication(ManifestPublication::read(&mut r)?)
+            }
+            StatementKind::KeyDirectoryEpoch => {
+                Self::KeyDirectoryEpoch(KeyDirectoryEpoch::read(&mut r)?)
             }
             StatementKind::HashListRoot => Self::HashListRoot(HashListRoot::read(&mut r)?),
             StatementKind::MatchingPolicy => Self::MatchingPolicy(MatchingPolicy::read(&mut r)?),

@@ -33,6 +33,11 @@ pub struct AuditArgs {
     /// Print one JSON report.
     #[arg(long)]
     pub json: bool,
+    /// Base URL of the delivery service: with a manifest that names a key
+    /// directory, check its append-only proofs between consecutive logged
+    /// epochs.
+    #[arg(long)]
+    pub server: Option<String>,
 }
 
 /// Subcommands of `custos audit`.
@@ -135,6 +140,14 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
             })
             .await;
         bar.finish_and_clear();
+        if let Some(server) = &args.server
+            && manifest.key_directory.is_some()
+        {
+            let checked = audit_key_directory(server, figures.key_directory_roots()).await?;
+            if !args.json {
+                println!("key directory: {checked} consecutive logged epochs proven append-only");
+            }
+        }
         anyhow::Ok((report?, figures.finish(now)))
     })?;
     if args.json {
@@ -302,4 +315,33 @@ fn print_figures(f: &AuditFigures) {
     if f.clean() {
         println!("no flags");
     }
+}
+
+/// Checks the service's append-only proof between each pair of consecutive
+/// logged key-directory roots; returns how many pairs were proven.
+async fn audit_key_directory(
+    server: &str,
+    roots: &std::collections::BTreeMap<u64, [u8; 32]>,
+) -> anyhow::Result<usize> {
+    let api = custos_client::api::Api::new(server);
+    let roots: Vec<custos_verify::keydir::EpochRoot> = roots
+        .iter()
+        .map(|(&epoch, &root_hash)| custos_verify::keydir::EpochRoot { epoch, root_hash })
+        .collect();
+    let mut checked = 0;
+    for pair in roots.windows(2) {
+        let [a, b] = pair else { continue };
+        let proof = api.key_directory_audit(a.epoch, b.epoch).await?;
+        custos_keydir::verify_audit(&[*a, *b], &proof)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "key directory epochs {} to {} are not append-only: {e}",
+                    a.epoch,
+                    b.epoch
+                )
+            })?;
+        checked += 1;
+    }
+    Ok(checked)
 }

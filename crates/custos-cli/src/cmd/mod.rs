@@ -9,6 +9,7 @@ pub mod demo;
 pub mod evidence;
 pub mod history;
 pub mod interception;
+pub mod keys;
 pub mod log;
 pub mod moderate;
 pub mod progress;
@@ -57,6 +58,12 @@ pub enum Command {
     /// The device's message history: `purge`.
     #[command(subcommand)]
     History(history::HistoryCommand),
+    /// Your account's keys in the provider's key directory: `history`.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Prove a contact's key through the key directory, print the pair's
+    /// safety code, and mark the contact verified.
+    Verify(keys::VerifyArgs),
     /// Report a message to the service's moderators, with proof of who sent it.
     Report(moderate::ReportArgs),
     /// Moderation: the report queue, actions, figures, packages.
@@ -158,6 +165,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Receive(a) => user::receive(&cli.home, a).await,
             Command::Notices(a) => user::notices(&cli.home, a).await,
             Command::History(c) => history::run(&cli.home, c).await,
+            Command::Keys(c) => keys::run(&cli.home, c).await,
+            Command::Verify(a) => keys::verify(&cli.home, a).await,
             Command::Report(a) => moderate::report(&cli.home, a).await,
             Command::Moderate(c) => moderate::moderate(&cli.home, c).await,
             Command::Demo(a) => demo::run(a).await,

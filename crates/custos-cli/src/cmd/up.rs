@@ -51,6 +51,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         server.listen = Some(args.listen);
         let spec = DeploymentSpec::new("local.custos", clock.clone())
             .custodians(5, 3, CustodianMode::services(args.days_ahead))
+            // Key transparency: an epoch every 2 s on loopback (the
+            // service's default is 10 s), so `register` returns quickly.
+            .with_key_directory(std::time::Duration::from_secs(2))
             .with_server(server);
         let d = Deployment::start(&args.data, spec)
             .await

@@ -340,6 +340,14 @@ pub async fn receive(home: &HomeArgs, args: ReceiveArgs) -> Result<()> {
     if let Some(days) = args.keep_days {
         device.purge_history_older_than(days)?;
     }
+    // Self-monitoring: keys for this account that this device did not make.
+    for a in device.key_alerts()? {
+        if args.json {
+            println!("{}", serde_json::json!({"event": "key_alert", "alert": a}));
+        } else {
+            eprintln!("{a}");
+        }
+    }
     // Refusals first: an escrow violation names the sender, who broke the
     // deployment's rules (or runs a modified client).
     for r in device.take_refusals() {

@@ -270,6 +270,7 @@ fn demo_json_reports_every_step_ok() {
     assert!(steps.iter().all(|s| s["ok"] == true), "{report}");
     let names: Vec<_> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
     for expected in [
+        "key transparency",
         "one-to-one",
         "removal",
         "server sees ciphertext only",

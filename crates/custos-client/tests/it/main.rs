@@ -6,6 +6,7 @@
 
 mod escrow;
 mod gcm;
+mod keydir;
 mod kit;
 mod matching;
 mod media;

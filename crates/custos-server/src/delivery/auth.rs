@@ -182,6 +182,9 @@ pub(crate) async fn register(
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    if state.directory.is_some() {
+        crate::directory::queue_key(&mut tx, &body.name, &key, now).await?;
+    }
     tx.commit().await?;
     tracing::info!(name = %body.name, "account registered");
     Ok((

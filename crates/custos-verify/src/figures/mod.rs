@@ -99,6 +99,8 @@ pub struct Figures {
     by_month: BTreeMap<String, Counts>,
     rows: BTreeMap<(String, String, String), Counts>,
     flags: Flags,
+    /// Key-directory epoch roots the provider logged, by epoch.
+    key_directory: BTreeMap<u64, [u8; 32]>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,7 @@ impl Figures {
             by_month: BTreeMap::new(),
             rows: BTreeMap::new(),
             flags: Flags::default(),
+            key_directory: BTreeMap::new(),
         }
     }
 
@@ -210,6 +213,7 @@ impl Figures {
                     Ok(())
                 }
             }
+            Statement::KeyDirectoryEpoch(k) => self.key_directory_epoch(author, k),
             Statement::HashListRoot(l) if author.name != l.provider => {
                 Err("the author is not the provider the hash list names".into())
             }
@@ -230,6 +234,45 @@ impl Figures {
                 reason,
             });
         }
+    }
+
+    /// A key-directory root: by the provider it names, for the next epoch
+    /// (a second root for a logged epoch is a split view, in public).
+    fn key_directory_epoch(
+        &mut self,
+        author: &Participant,
+        k: &custos_wire::statement::KeyDirectoryEpoch,
+    ) -> Result<(), String> {
+        if author.name != k.provider {
+            return Err("the author is not the provider the epoch names".into());
+        }
+        if let Some(root) = self.key_directory.get(&k.epoch) {
+            return Err(if *root == k.root_hash {
+                format!("key-directory epoch {} logged twice", k.epoch)
+            } else {
+                format!(
+                    "key-directory epoch {} logged again with another root (split view)",
+                    k.epoch
+                )
+            });
+        }
+        let next = self
+            .key_directory
+            .last_key_value()
+            .map_or(1, |(e, _)| e.saturating_add(1));
+        if k.epoch != next {
+            return Err(format!(
+                "key-directory epoch {} logged where epoch {next} was due",
+                k.epoch
+            ));
+        }
+        self.key_directory.insert(k.epoch, k.root_hash);
+        Ok(())
+    }
+
+    /// The key-directory roots logged so far, by epoch (consecutive from 1).
+    pub fn key_directory_roots(&self) -> &BTreeMap<u64, [u8; 32]> {
+        &self.key_directory
     }
 
     /// The figures at the audit's clock `now` (Unix seconds).

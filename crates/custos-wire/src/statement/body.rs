@@ -50,6 +50,8 @@ pub enum StatementKind {
     WarrantRevocation,
     /// Tag 11: [`ManifestPublication`].
     ManifestPublication,
+    /// Tag 12: [`KeyDirectoryEpoch`].
+    KeyDirectoryEpoch,
     /// Tag 13: [`HashListRoot`].
     HashListRoot,
     /// Tag 14: [`MatchingPolicy`].
@@ -58,7 +60,7 @@ pub enum StatementKind {
 
 impl StatementKind {
     /// Every kind, in tag order.
-    pub const ALL: [StatementKind; 13] = [
+    pub const ALL: [StatementKind; 14] = [
         Self::ParticipantKey,
         Self::EscrowDayKey,
         Self::WarrantCommitment,
@@ -70,6 +72,7 @@ impl StatementKind {
         Self::ProviderFrankingKey,
         Self::WarrantRevocation,
         Self::ManifestPublication,
+        Self::KeyDirectoryEpoch,
         Self::HashListRoot,
         Self::MatchingPolicy,
     ];
@@ -88,6 +91,7 @@ impl StatementKind {
             Self::ProviderFrankingKey => 9,
             Self::WarrantRevocation => 10,
             Self::ManifestPublication => 11,
+            Self::KeyDirectoryEpoch => 12,
             Self::HashListRoot => 13,
             Self::MatchingPolicy => 14,
         }
@@ -118,6 +122,7 @@ impl StatementKind {
             Self::ProviderFrankingKey => "provider_franking_key",
             Self::WarrantRevocation => "warrant_revocation",
             Self::ManifestPublication => "manifest_publication",
+            Self::KeyDirectoryEpoch => "key_directory_epoch",
             Self::HashListRoot => "hash_list_root",
             Self::MatchingPolicy => "matching_policy",
         }
@@ -342,6 +347,24 @@ pub struct ManifestPublication {
     /// SHA-256 of the manifest's canonical TOML form
     /// ([`crate::manifest::Manifest::hash`]).
     pub manifest_hash: [u8; 32],
+}
+
+/// The provider publishes the root hash of one epoch of its key directory
+/// (docs/design/0016-key-transparency.md), so that every device checks
+/// lookup proofs against the same root: a directory shown to one device
+/// and not another would need two statements for one epoch, in public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDirectoryEpoch {
+    /// The provider.
+    pub provider: String,
+    /// The directory epoch (1, 2, ... without gaps).
+    pub epoch: u64,
+    /// The epoch's root hash (`akd`, Custos configuration).
+    pub root_hash: [u8; 32],
+    /// How many keys changed in this epoch.
+    pub changes: u32,
+    /// When the epoch was published, Unix seconds.
+    pub published_at: u64,
 }
 
 /// The provider publishes the root of the blinded hash table that devices
@@ -703,6 +726,35 @@ impl ManifestPublication {
         Ok(Self {
             log: name(r, "log")?,
             manifest_hash: r.field("manifest_hash").array()?,
+        })
+    }
+}
+
+impl KeyDirectoryEpoch {
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        put_name(w, "provider", &self.provider)?;
+        w.u64(self.epoch)
+            .raw(&self.root_hash)
+            .u32(self.changes)
+            .u64(self.published_at);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let provider = name(r, "provider")?;
+        let epoch = r.field("epoch").u64()?;
+        if epoch == 0 {
+            return Err(WireError::InvalidValue {
+                field: "epoch",
+                reason: "the first published epoch is 1",
+            });
+        }
+        Ok(Self {
+            provider,
+            epoch,
+            root_hash: r.field("root_hash").array()?,
+            changes: r.field("changes").u32()?,
+            published_at: r.field("published_at").u64()?,
         })
     }
 }

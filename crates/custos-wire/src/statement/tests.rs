@@ -118,6 +118,16 @@ pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
             }),
         ),
         (
+            "key_directory_epoch",
+            Statement::KeyDirectoryEpoch(KeyDirectoryEpoch {
+                provider: "provider.example".into(),
+                epoch: 42,
+                root_hash: [0x55; 32],
+                changes: 3,
+                published_at: 1_790_000_000,
+            }),
+        ),
+        (
             "hash_list_root",
             Statement::HashListRoot(crate::statement::HashListRoot {
                 provider: "provider.example".into(),
@@ -343,6 +353,21 @@ fn regenerate(dir: &std::path::Path) {
         "statement type 0xEE\n# error: malformed statement: field `type` has an invalid value",
         &tag,
     );
+    let epoch_zero = Statement::KeyDirectoryEpoch(KeyDirectoryEpoch {
+        provider: "provider.example".into(),
+        epoch: 0,
+        root_hash: [0x55; 32],
+        changes: 0,
+        published_at: 1_790_000_000,
+    });
+    write(
+        "56-key-directory-epoch-zero.invalid.vector",
+        "key_directory_epoch for epoch 0 (the first published epoch is 1)\n# error: malformed statement: field `epoch` has an invalid value",
+        &SignedStatement::sign(&epoch_zero, &key())
+            .unwrap()
+            .encode()
+            .unwrap(),
+    );
 }
 
 fn arb_name() -> impl Strategy<Value = String> {
@@ -417,6 +442,22 @@ fn arb_statement() -> impl Strategy<Value = Statement> {
         (arb_name(), any::<[u8; 32]>()).prop_map(|(log, manifest_hash)| {
             Statement::ManifestPublication(ManifestPublication { log, manifest_hash })
         }),
+        (
+            arb_name(),
+            1..u64::MAX,
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(|(provider, epoch, root_hash, changes, published_at)| {
+                Statement::KeyDirectoryEpoch(KeyDirectoryEpoch {
+                    provider,
+                    epoch,
+                    root_hash,
+                    changes,
+                    published_at,
+                })
+            }),
     ]
 }
 

@@ -27,14 +27,29 @@ impl Demo<'_> {
                 .with_context(|| format!("registering {name}"))?;
             register.push(d);
         }
-        let [alice, bob, carol]: [Device; 3] = register
+        let [mut alice, bob, carol]: [Device; 3] = register
             .try_into()
             .map_err(|_| anyhow::anyhow!("three users"))?;
         self.n.step(
             "accounts",
             true,
             "alice, bob and carol registered with Ed25519 identity keys, uploaded MLS KeyPackages, \
-             and pinned the manifest; their devices follow the log for day keys",
+             and pinned the manifest; their devices follow the log for day keys, and each saw \
+             its own key in the provider's key directory",
+        )?;
+        // Key transparency: alice proves bob's key before she adds him.
+        let check = alice.verify_contact("bob", false).await?;
+        self.n.step(
+            "key transparency",
+            check.key == hex::encode(bob.identity_key()),
+            format!(
+                "alice's device verified bob's key {}... in the key directory at epoch {}, \
+                 against a root the provider logged and the witnesses cosigned; safety code \
+                 {}",
+                &check.key[..16],
+                check.epoch,
+                check.safety_code
+            ),
         )?;
         Ok(Users { alice, bob, carol })
     }

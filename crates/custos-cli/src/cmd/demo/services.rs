@@ -25,6 +25,7 @@ pub(super) async fn deployment(
     let clock = simulated.shared();
     let spec = DeploymentSpec::new("demo.custos", clock.clone())
         .custodians(5, 3, CustodianMode::services(1))
+        .with_key_directory(std::time::Duration::from_millis(200))
         .with_server(ServerSpec::unlimited())
         .with_matching(custos_deploy::matching::MatchingSpec {
             threshold: custos_wire::manifest::DEFAULT_MATCH_THRESHOLD,

@@ -1,0 +1,543 @@
+//! Key transparency on the device (docs/design/0016-key-transparency.md).
+//!
+//! When the pinned manifest names a key directory, the device trusts a key
+//! for an account only once a lookup proof shows it in the directory at an
+//! epoch whose root the provider logged in the witnessed transparency log:
+//! - before it adds a member ([`Device::add_members`]): the KeyPackage's
+//!   signature key must be the account's key in the directory;
+//! - at `register`: its own key must appear;
+//! - on every `receive`: its own key history must hold no key it did not
+//!   make ([`Device::check_own_keys`]).
+//!
+//! It keeps the highest epoch it verified (`keydir/last_epoch`) and refuses
+//! proofs for older epochs. Epoch roots come only from the log
+//! ([`crate::logsync`] keeps them under `keydir/root/<epoch>`); a second,
+//! different root for a logged epoch is a split view, recorded under
+//! `keydir/conflict/<epoch>`, and every proof for that epoch is refused.
+//!
+//! A refusal changes nothing in the device's state: the last epoch is
+//! written only after a proof verified.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_verify::keydir::{EpochRoot, KeyDirError, KeyVersion, VerifiedKey};
+
+use crate::api::{ApiError, DirectoryProof};
+use crate::device::{Device, DeviceError};
+use crate::store::Store;
+
+const LAST_EPOCH: &str = "keydir/last_epoch";
+const ALERTS: &str = "keydir/alerts";
+
+/// The store key of a logged epoch root.
+pub(crate) fn root_key(epoch: u64) -> String {
+    format!("keydir/root/{epoch:020}")
+}
+
+/// The store key of a split-view record for an epoch.
+pub(crate) fn conflict_key(epoch: u64) -> String {
+    format!("keydir/conflict/{epoch:020}")
+}
+
+/// Why the device refused a key from the directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyDirRefusal {
+    /// The directory has no key for the account.
+    #[error("`{0}` has no key in the provider's key directory; it appears with the next epoch")]
+    NotInDirectory(String),
+    /// The proof is for an epoch whose root is not in the log.
+    #[error(
+        "the key directory's proof for `{account}` is for epoch {epoch}, whose root is not in the log"
+    )]
+    EpochNotLogged {
+        /// The account.
+        account: String,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The service's root for the epoch differs from the logged one.
+    #[error(
+        "the service's root for key-directory epoch {epoch} (proof for `{account}`) differs from the logged root"
+    )]
+    RootMismatch {
+        /// The account.
+        account: String,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// An older epoch than one this device already verified.
+    #[error(
+        "the key directory's proof for `{account}` is for epoch {epoch}, older than epoch {last} already verified (rollback)"
+    )]
+    Rollback {
+        /// The account.
+        account: String,
+        /// The epoch offered.
+        epoch: u64,
+        /// The last epoch verified.
+        last: u64,
+    },
+    /// The log holds two roots for the epoch.
+    #[error(
+        "the log holds two roots for key-directory epoch {epoch} (split view); `{account}` cannot be checked"
+    )]
+    SplitView {
+        /// The account.
+        account: String,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The proof does not verify, or does not decode.
+    #[error("the key directory's proof for `{account}` is refused: {reason}")]
+    BadProof {
+        /// The account.
+        account: String,
+        /// Why (from the verifier).
+        reason: KeyDirError,
+    },
+    /// The KeyPackage the service served is signed by another key than the
+    /// account's key in the directory.
+    #[error(
+        "the service's KeyPackage for `{account}` carries key {served}, but the key directory holds {directory} for `{account}`"
+    )]
+    KeyMismatch {
+        /// The account.
+        account: String,
+        /// The key in the KeyPackage (hex).
+        served: String,
+        /// The key in the directory (hex).
+        directory: String,
+    },
+}
+
+/// What `custos verify CONTACT` shows: the pair's safety code and the
+/// contact's key as the directory proves it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ContactCheck {
+    /// The contact.
+    pub contact: String,
+    /// The contact's identity key (hex), proven by the key directory.
+    pub key: String,
+    /// The key-directory epoch it was proven at.
+    pub epoch: u64,
+    /// 60 digits in 12 groups of 5, the same on both devices.
+    pub safety_code: String,
+    /// The key marked verified before, if it was another one (accepted now).
+    pub replaced: Option<String>,
+}
+
+/// The safety code of two accounts' keys: SHA-256 over
+/// `custos/v1/safety-code` and both (name, key) pairs in name order, read
+/// as 12 groups of 5 decimal digits. Both sides compute the same code.
+pub fn safety_code(a: (&str, &[u8; 32]), b: (&str, &[u8; 32])) -> String {
+    use sha2::Digest as _;
+    let (first, second) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+    let mut h = sha2::Sha256::new();
+    h.update(b"custos/v1/safety-code");
+    for (name, key) in [first, second] {
+        h.update([u8::try_from(name.len()).unwrap_or(u8::MAX)]);
+        h.update(name.as_bytes());
+        h.update(key);
+    }
+    let digest = h.finalize();
+    digest
+        .chunks_exact(2)
+        .take(12)
+        .map(|c| {
+            let v = c.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x));
+            format!("{:05}", v % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn verified_key(contact: &str) -> String {
+    format!("contacts/verified/{contact}")
+}
+
+/// An alert from self-monitoring: a key for this account that this device
+/// did not make.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyAlert {
+    /// The account (this device's).
+    pub account: String,
+    /// The foreign key (hex).
+    pub key: String,
+    /// Its version in the directory.
+    pub version: u64,
+    /// The epoch in which it was published.
+    pub epoch: u64,
+}
+
+impl std::fmt::Display for KeyAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ALERT: the key directory holds key {} (version {}, epoch {}) for your account `{}`, and this device did not make it",
+            self.key, self.version, self.epoch, self.account
+        )
+    }
+}
+
+impl Device {
+    /// The directory's VRF key, if the pinned manifest names a directory.
+    pub(crate) fn key_directory_vrf(&self) -> Result<Option<[u8; 32]>, DeviceError> {
+        let Some(pin) = &self.pin else {
+            return Ok(None);
+        };
+        match &pin.manifest().key_directory {
+            Some(kd) => Ok(Some(kd.vrf_key().map_err(crate::pin::PinError::from)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The highest key-directory epoch this device verified (0: none).
+    pub fn key_directory_epoch(&self) -> Result<u64, DeviceError> {
+        Ok(get_u64(&self.store, LAST_EPOCH)?)
+    }
+
+    /// Looks `account` up in the key directory and verifies the proof
+    /// against the logged root (see the module docs). `Ok(None)`: the
+    /// manifest names no key directory.
+    pub async fn verify_account_key(
+        &mut self,
+        account: &str,
+    ) -> Result<Option<VerifiedKey>, DeviceError> {
+        if self.key_directory_vrf()?.is_none() {
+            return Ok(None);
+        }
+        let served = match self.api.key_directory_lookup(account).await {
+            Ok(p) => p,
+            Err(ApiError::Refused { status: 404, .. }) => {
+                return Err(KeyDirRefusal::NotInDirectory(account.to_owned()).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.verify_served(account, &served).await
+    }
+
+    /// Verifies a lookup proof `served` for `account` (as the service
+    /// answered it) against the logged root of its epoch; on success
+    /// records the epoch as verified. `Ok(None)`: no key directory.
+    pub async fn verify_served(
+        &mut self,
+        account: &str,
+        served: &DirectoryProof,
+    ) -> Result<Option<VerifiedKey>, DeviceError> {
+        let Some(vrf) = self.key_directory_vrf()? else {
+            return Ok(None);
+        };
+        let root = self.logged_root(account, served).await?;
+        let verified = check_lookup(&self.store, &vrf, &root, account, served)?;
+        set_last_epoch(&self.store, root.epoch)?;
+        Ok(Some(verified))
+    }
+
+    /// The logged root of the proof's epoch, following the log once if the
+    /// device has not seen it yet.
+    async fn logged_root(
+        &mut self,
+        account: &str,
+        served: &DirectoryProof,
+    ) -> Result<EpochRoot, DeviceError> {
+        // A root the device holds and the service agrees with needs no
+        // round to the log; anything else is decided on the log's newest
+        // witnessed checkpoint (a second root for the epoch is recorded
+        // there as a split view).
+        if let Some(root) = stored_root(&self.store, served.epoch)?
+            && hex::decode(&served.root_hash).ok().as_deref() == Some(root.root_hash.as_slice())
+        {
+            return Ok(root);
+        }
+        self.follow_log().await?;
+        stored_root(&self.store, served.epoch)?.ok_or_else(|| {
+            KeyDirRefusal::EpochNotLogged {
+                account: account.to_owned(),
+                epoch: served.epoch,
+            }
+            .into()
+        })
+    }
+
+    /// Checks that the KeyPackage key `served` is `account`'s key in the
+    /// directory (no-op without a directory in the manifest).
+    pub(crate) async fn check_member_key(
+        &mut self,
+        account: &str,
+        served: &[u8],
+    ) -> Result<(), DeviceError> {
+        let Some(verified) = self.verify_account_key(account).await? else {
+            return Ok(());
+        };
+        if verified.key().as_slice() != served {
+            return Err(KeyDirRefusal::KeyMismatch {
+                account: account.to_owned(),
+                served: hex::encode(served),
+                directory: hex::encode(verified.key()),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// This account's verified key history (newest first). `Ok(None)`: the
+    /// manifest names no key directory.
+    pub async fn key_history(&mut self) -> Result<Option<Vec<KeyVersion>>, DeviceError> {
+        let Some(vrf) = self.key_directory_vrf()? else {
+            return Ok(None);
+        };
+        let account = self.name.clone();
+        let served = match self.api.key_directory_history(&account).await {
+            Ok(p) => p,
+            Err(ApiError::Refused { status: 404, .. }) => {
+                return Err(KeyDirRefusal::NotInDirectory(account).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let root = self.logged_root(&account, &served).await?;
+        check_fresh(&self.store, &root, &account, &served)?;
+        let proof = B64
+            .decode(&served.proof)
+            .map_err(|_| KeyDirRefusal::BadProof {
+                account: account.clone(),
+                reason: KeyDirError::Malformed {
+                    what: "history proof",
+                    reason: "not base64".into(),
+                },
+            })?;
+        let versions = custos_verify::keydir::verify_history(&vrf, &root, &account, &proof)
+            .map_err(|reason| KeyDirRefusal::BadProof {
+                account: account.clone(),
+                reason,
+            })?;
+        set_last_epoch(&self.store, root.epoch)?;
+        Ok(Some(versions))
+    }
+
+    /// Self-monitoring: checks this account's key history and records an
+    /// alert for every key this device did not make. Returns the new alerts.
+    pub async fn check_own_keys(&mut self) -> Result<Vec<KeyAlert>, DeviceError> {
+        let versions = match self.key_history().await {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(Vec::new()),
+            // Not published yet (a fresh account): nothing to check.
+            Err(DeviceError::KeyDirectory(KeyDirRefusal::NotInDirectory(_))) => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let own = hex::encode(self.identity.public_bytes());
+        let mut known = self.key_alerts()?;
+        let mut new = Vec::new();
+        for v in versions.into_iter().filter(|v| v.key != own) {
+            let alert = KeyAlert {
+                account: self.name.clone(),
+                key: v.key,
+                version: v.version,
+                epoch: v.epoch,
+            };
+            if !known.contains(&alert) {
+                tracing::error!(%alert, "foreign key for this account");
+                known.push(alert.clone());
+                new.push(alert);
+            }
+        }
+        if !new.is_empty() {
+            let bytes = serde_json::to_vec(&known).map_err(|e| DeviceError::Io {
+                path: "key alerts".into(),
+                source: std::io::Error::other(e),
+            })?;
+            self.store.set(ALERTS, &bytes)?;
+        }
+        Ok(new)
+    }
+
+    /// `custos verify CONTACT`: proves the contact's key through the key
+    /// directory, returns the pair's safety code and marks the contact
+    /// verified with that key. If the contact was verified with another key,
+    /// this is refused unless `accept` (the user compared the new code).
+    pub async fn verify_contact(
+        &mut self,
+        contact: &str,
+        accept: bool,
+    ) -> Result<ContactCheck, DeviceError> {
+        custos_wire::ids::validate_account_name(contact)?;
+        let verified = self
+            .verify_account_key(contact)
+            .await?
+            .ok_or(DeviceError::NoKeyDirectory)?;
+        let key = hex::encode(verified.key());
+        let before = self.store.get_str(&verified_key(contact))?;
+        let replaced = before.filter(|k| *k != key);
+        if let Some(old) = &replaced
+            && !accept
+        {
+            return Err(DeviceError::ContactKeyChanged {
+                contact: contact.to_owned(),
+                verified: old.clone(),
+                now: key,
+            });
+        }
+        self.store.set(&verified_key(contact), key.as_bytes())?;
+        Ok(ContactCheck {
+            contact: contact.to_owned(),
+            safety_code: safety_code(
+                (&self.name, &self.identity.public_bytes()),
+                (contact, verified.key()),
+            ),
+            key,
+            epoch: verified.root().epoch,
+            replaced,
+        })
+    }
+
+    /// Refuses to send to a conversation where a verified contact's key
+    /// (its MLS leaf key) is no longer the key the user verified.
+    pub(crate) fn check_verified_contacts(
+        &self,
+        group: &openmls::prelude::MlsGroup,
+    ) -> Result<(), DeviceError> {
+        for m in group.members() {
+            let Some(name) = crate::mls::credential_name(&m.credential) else {
+                continue;
+            };
+            if let Some(verified) = self.store.get_str(&verified_key(&name))? {
+                let now = hex::encode(&m.signature_key);
+                if now != verified {
+                    return Err(DeviceError::ContactKeyChanged {
+                        contact: name,
+                        verified,
+                        now,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every self-monitoring alert recorded so far.
+    pub fn key_alerts(&self) -> Result<Vec<KeyAlert>, DeviceError> {
+        Ok(self
+            .store
+            .get(ALERTS)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// At registration: waits (at most `patience`) until this account's
+    /// key is in a logged epoch of the directory, and checks that it is
+    /// this device's key.
+    pub(crate) async fn await_own_key(
+        &mut self,
+        patience: std::time::Duration,
+    ) -> Result<(), DeviceError> {
+        let started = std::time::Instant::now();
+        let own = self.identity.public_bytes();
+        let account = self.name.clone();
+        loop {
+            match self.check_member_key(&account, &own).await {
+                Ok(()) => return Ok(()),
+                Err(DeviceError::KeyDirectory(
+                    KeyDirRefusal::NotInDirectory(_) | KeyDirRefusal::EpochNotLogged { .. },
+                )) if started.elapsed() < patience => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn check_fresh(
+    store: &Store,
+    root: &EpochRoot,
+    account: &str,
+    served: &DirectoryProof,
+) -> Result<(), DeviceError> {
+    if store.get(&conflict_key(root.epoch))?.is_some() {
+        return Err(KeyDirRefusal::SplitView {
+            account: account.to_owned(),
+            epoch: root.epoch,
+        }
+        .into());
+    }
+    if hex::decode(&served.root_hash).ok().as_deref() != Some(root.root_hash.as_slice()) {
+        return Err(KeyDirRefusal::RootMismatch {
+            account: account.to_owned(),
+            epoch: root.epoch,
+        }
+        .into());
+    }
+    let last = get_u64(store, LAST_EPOCH)?;
+    if root.epoch < last {
+        return Err(KeyDirRefusal::Rollback {
+            account: account.to_owned(),
+            epoch: root.epoch,
+            last,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn check_lookup(
+    store: &Store,
+    vrf: &[u8; 32],
+    root: &EpochRoot,
+    account: &str,
+    served: &DirectoryProof,
+) -> Result<VerifiedKey, DeviceError> {
+    check_fresh(store, root, account, served)?;
+    let bad = |reason| KeyDirRefusal::BadProof {
+        account: account.to_owned(),
+        reason,
+    };
+    let proof = B64.decode(&served.proof).map_err(|_| {
+        bad(KeyDirError::Malformed {
+            what: "lookup proof",
+            reason: "not base64".into(),
+        })
+    })?;
+    Ok(custos_verify::keydir::verify_lookup(vrf, root, account, &proof).map_err(bad)?)
+}
+
+fn stored_root(store: &Store, epoch: u64) -> Result<Option<EpochRoot>, DeviceError> {
+    Ok(store
+        .get(&root_key(epoch))?
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .map(|root_hash| EpochRoot { epoch, root_hash }))
+}
+
+fn set_last_epoch(store: &Store, epoch: u64) -> Result<(), DeviceError> {
+    if epoch > get_u64(store, LAST_EPOCH)? {
+        store.set(LAST_EPOCH, &epoch.to_be_bytes())?;
+    }
+    Ok(())
+}
+
+fn get_u64(store: &Store, key: &str) -> Result<u64, crate::store::StoreError> {
+    Ok(store
+        .get(key)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+/// A logged `key_directory_epoch` by the manifest's provider: keeps its
+/// root, or records a split view if the epoch already has another root.
+pub(crate) fn take_logged_root(
+    store: &Store,
+    epoch: u64,
+    root_hash: &[u8; 32],
+) -> Result<(), DeviceError> {
+    match store.get(&root_key(epoch))? {
+        None => store.set(&root_key(epoch), root_hash)?,
+        Some(known) if known.as_slice() == root_hash => {}
+        Some(_) => {
+            tracing::error!(epoch, "the log holds two roots for one key-directory epoch");
+            store.set(&conflict_key(epoch), root_hash)?;
+        }
+    }
+    Ok(())
+}

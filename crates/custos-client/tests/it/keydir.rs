@@ -1,0 +1,301 @@
+//! Key transparency (docs/design/0016-key-transparency.md) against a real
+//! deployment on loopback whose manifest names the provider's key
+//! directory. The malicious service is played by editing the service's own
+//! database (a substituted KeyPackage, a key queued behind an account's
+//! back) and by restoring an old copy of it (a rollback, then a split view).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_client::Device;
+use custos_client::device::DeviceError;
+use custos_client::keydir::KeyDirRefusal;
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
+use ed25519_dalek::SigningKey;
+use tempfile::TempDir;
+
+async fn deployment(dir: &TempDir) -> Deployment {
+    let spec = DeploymentSpec::new("kt", custos_clock::system())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_key_directory(Duration::from_millis(100))
+        .with_server(ServerSpec::unlimited());
+    Deployment::start(&dir.path().join("deploy"), spec)
+        .await
+        .unwrap()
+}
+
+fn server_db(d: &Deployment) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(d.dir().join("server").join("custos-server.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+fn keydir_refusal(e: DeviceError) -> KeyDirRefusal {
+    match e {
+        DeviceError::KeyDirectory(r) => r,
+        other => panic!("expected a key-directory refusal, got {other}"),
+    }
+}
+
+/// The directory's latest epoch, as its lookup for `account` shows it (the
+/// service answers only once the epoch is logged).
+async fn epoch_of(d: &Device, account: &str) -> u64 {
+    d.api().key_directory_lookup(account).await.unwrap().epoch
+}
+
+async fn wait_epoch_above(d: &Device, account: &str, epoch: u64) -> u64 {
+    for _ in 0..200 {
+        let e = epoch_of(d, account).await;
+        if e > epoch {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no epoch after {epoch}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_substituted_key_package_is_refused_before_anything_is_sent_to_it() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let _bob = d.register("bob").await.unwrap();
+    let _carol = d.register("carol").await.unwrap();
+    // The service hands out its own KeyPackage under bob's name.
+    let ghost = SigningKey::from_bytes(&[9; 32]);
+    let kp = custos_deploy::mls_fixture::key_package("bob", &ghost);
+    let changed = server_db(&d)
+        .execute(
+            "UPDATE key_packages SET data = ?1 \
+             WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
+            [&kp],
+        )
+        .unwrap();
+    assert!(changed > 0);
+    let conv = alice.create_conversation(&[]).await.unwrap();
+    let err = alice
+        .add_members(&conv, &["bob".to_owned()])
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    match keydir_refusal(err) {
+        KeyDirRefusal::KeyMismatch {
+            account, served, ..
+        } => {
+            assert_eq!(account, "bob");
+            assert_eq!(served, hex::encode(ghost.verifying_key().to_bytes()));
+        }
+        other => panic!("wrong refusal: {other}"),
+    }
+    assert!(
+        text.contains("`bob`") && text.contains("key directory"),
+        "{text}"
+    );
+    // Nothing was committed: the conversation is still alice alone at epoch 0.
+    let info = alice.conversations().unwrap();
+    assert_eq!(info[0].members, vec!["alice".to_owned()]);
+    assert_eq!(info[0].epoch, 0);
+    // An honest KeyPackage passes the same check.
+    alice
+        .add_members(&conv, &["carol".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(alice.conversations().unwrap()[0].members.len(), 2);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_added_behind_the_owners_back_is_reported_at_her_next_receive() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    alice.receive(None).await.unwrap();
+    assert!(alice.key_alerts().unwrap().is_empty());
+    let before = epoch_of(&alice, "alice").await;
+    // The service publishes another key for alice.
+    let ghost = SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes();
+    server_db(&d)
+        .execute(
+            "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('alice', ?1, 0)",
+            [ghost.as_slice()],
+        )
+        .unwrap();
+    wait_epoch_above(&alice, "alice", before).await;
+    alice.receive(None).await.unwrap();
+    let alerts = alice.key_alerts().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].account, "alice");
+    assert_eq!(alerts[0].key, hex::encode(ghost));
+    assert_eq!(alerts[0].version, 2);
+    d.shutdown().await.unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_directory_is_refused_and_its_fork_is_a_split_view_in_the_log() {
+    let dir = TempDir::new().unwrap();
+    let mut d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let _bob = d.register("bob").await.unwrap();
+    let old_epoch = epoch_of(&alice, "bob").await;
+    // The provider keeps a copy of its database at this epoch...
+    let addr = d.stop_server().await.unwrap();
+    let server = d.dir().join("server");
+    let old = dir.path().join("server-old");
+    copy_dir(&server, &old);
+    d.start_server_on(addr).await.unwrap();
+    // ...the directory moves on, and alice verifies the newer epoch...
+    let _carol = d.register("carol").await.unwrap();
+    alice.verify_account_key("carol").await.unwrap().unwrap();
+    let seen = alice.key_directory_epoch().unwrap();
+    assert!(seen > old_epoch);
+    // ...then the provider restores the old copy: a rollback.
+    let addr = d.stop_server().await.unwrap();
+    std::fs::remove_dir_all(&server).unwrap();
+    copy_dir(&old, &server);
+    d.start_server_on(addr).await.unwrap();
+    let err = alice.verify_account_key("bob").await.unwrap_err();
+    match keydir_refusal(err) {
+        KeyDirRefusal::Rollback {
+            account,
+            epoch,
+            last,
+        } => {
+            assert_eq!(account, "bob");
+            assert_eq!(epoch, old_epoch);
+            assert_eq!(last, seen);
+        }
+        other => panic!("wrong refusal: {other}"),
+    }
+    assert_eq!(alice.key_directory_epoch().unwrap(), seen);
+    // The rolled-back service goes on: its next epoch forks the directory
+    // (dave where carol was), and shows it to a device that never saw the
+    // other. The log now holds two roots for one epoch: both devices see it.
+    let err = d.register("dave").await.unwrap_err();
+    assert!(err.to_string().contains("split view"), "{err}");
+    let err = alice.verify_account_key("dave").await.unwrap_err();
+    assert!(matches!(keydir_refusal(err), KeyDirRefusal::SplitView { epoch, .. } if epoch == seen),);
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_corrupted_part_of_a_proof_is_refused_and_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let _bob = d.register("bob").await.unwrap();
+    let good = alice.api().key_directory_lookup("bob").await.unwrap();
+    let epoch_before = alice.key_directory_epoch().unwrap();
+    let proof = B64.decode(&good.proof).unwrap();
+    let mut refused = 0;
+    // Every byte of the proof flipped in turn (every field of every
+    // Merkle path, VRF proof, value, version, epoch and nonce).
+    for i in 0..proof.len() {
+        let mut bad = proof.clone();
+        bad[i] ^= 0x01;
+        let mut served = good.clone();
+        served.proof = B64.encode(&bad);
+        let err = alice.verify_served("bob", &served).await.unwrap_err();
+        assert!(
+            matches!(keydir_refusal(err), KeyDirRefusal::BadProof { ref account, .. } if account == "bob"),
+            "byte {i}"
+        );
+        refused += 1;
+    }
+    // The served epoch and root.
+    let mut served = good.clone();
+    served.epoch -= 1;
+    assert!(alice.verify_served("bob", &served).await.is_err());
+    let mut served = good.clone();
+    served.epoch += 1;
+    assert!(matches!(
+        keydir_refusal(alice.verify_served("bob", &served).await.unwrap_err()),
+        KeyDirRefusal::EpochNotLogged { .. }
+    ));
+    let mut served = good.clone();
+    served.root_hash = hex::encode([0u8; 32]);
+    assert!(matches!(
+        keydir_refusal(alice.verify_served("bob", &served).await.unwrap_err()),
+        KeyDirRefusal::RootMismatch { .. }
+    ));
+    // A proof for bob is no proof for another account.
+    assert!(alice.verify_served("alice", &good).await.is_err());
+    assert!(refused > 500, "{refused}");
+    // Nothing changed; the good proof still verifies.
+    assert_eq!(alice.key_directory_epoch().unwrap(), epoch_before);
+    assert!(alice.conversations().unwrap().is_empty());
+    let k = alice.verify_served("bob", &good).await.unwrap().unwrap();
+    assert_eq!(k.account(), "bob");
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_contacts_new_key_blocks_sending_until_accepted() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    // Both sides compute the same safety code.
+    let a = alice.verify_contact("bob", false).await.unwrap();
+    let b = bob.verify_contact("alice", false).await.unwrap();
+    assert_eq!(a.safety_code, b.safety_code);
+    assert_eq!(a.key, hex::encode(bob.identity_key()));
+    // The service now publishes a new key for bob and hands out a
+    // KeyPackage with it: the directory vouches for it, so adding passes...
+    let before = epoch_of(&alice, "bob").await;
+    let ghost = SigningKey::from_bytes(&[5; 32]);
+    let db = server_db(&d);
+    db.execute(
+        "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('bob', ?1, 0)",
+        [ghost.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+    wait_epoch_above(&alice, "bob", before).await;
+    db.execute(
+        "UPDATE key_packages SET data = ?1 \
+         WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
+        [&custos_deploy::mls_fixture::key_package("bob", &ghost)],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE accounts SET identity_key = ?1 WHERE name = 'bob'",
+        [ghost.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+    let conv = alice
+        .create_conversation(&["bob".to_owned()])
+        .await
+        .unwrap();
+    // ...but alice verified bob's old key: sending is blocked, loudly.
+    let err = alice.send_text(&conv, "hello?").await.unwrap_err();
+    assert!(
+        matches!(&err, DeviceError::ContactKeyChanged { contact, .. } if contact == "bob"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--accept"), "{err}");
+    let err = alice.verify_contact("bob", false).await.unwrap_err();
+    assert!(
+        matches!(err, DeviceError::ContactKeyChanged { .. }),
+        "{err}"
+    );
+    // Accepting the new key (after comparing codes) unblocks sending.
+    let accepted = alice.verify_contact("bob", true).await.unwrap();
+    assert_eq!(accepted.replaced, Some(a.key));
+    alice.send_text(&conv, "hello").await.unwrap();
+    // And bob's own device reports the key it did not make.
+    bob.receive(None).await.unwrap();
+    assert_eq!(bob.key_alerts().unwrap().len(), 1);
+    d.shutdown().await.unwrap();
+}

@@ -1,0 +1,167 @@
+//! Criterion: the key directory's figures (issue 12).
+//!
+//! - `lookup_verify`: a device verifying one lookup proof (CPU time),
+//!   against a same-run baseline of one Ed25519 signature verification.
+//! - `publish`: one epoch of `KD_CHANGES` new keys on a SQLite directory
+//!   that already holds `KD_ACCOUNTS` accounts (wall time: `akd` runs on
+//!   the runtime's workers), against a same-run baseline of inserting the
+//!   same number of rows into SQLite in one transaction.
+//! - Printed, not timed: the lookup proof's size and the tree depth at
+//!   `KD_ACCOUNTS` accounts, and the storage per account.
+//!
+//! `KD_ACCOUNTS` (default 20,000) and `KD_CHANGES` (default 1,000) size
+//! the directory; the issue's 1,000,000 / 10,000 are set the same way.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "benchmark driver, not service code"
+)]
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, criterion_group, criterion_main};
+use custos_keydir::{KeyDirectory, SqliteDirectory, VrfSecret};
+use custos_verify::keydir::verify_lookup;
+use ed25519_dalek::{Signer, SigningKey, Verifier};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn pool(path: &std::path::Path) -> SqlitePool {
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    SqliteDirectory::create_schema(&pool).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE bench_rows (key BLOB PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool
+}
+
+fn changes(from: usize, n: usize) -> Vec<(String, [u8; 32])> {
+    (from..from + n)
+        .map(|i| {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            (format!("user{i}"), k)
+        })
+        .collect()
+}
+
+fn bench(c: &mut criterion::Criterion) {
+    let accounts = env("KD_ACCOUNTS", 20_000);
+    let per_epoch = env("KD_CHANGES", 1_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.db");
+    let (kd, pool) = rt.block_on(async {
+        let pool = pool(&path).await;
+        let kd = KeyDirectory::open(SqliteDirectory::new(pool.clone()), VrfSecret::generate())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut done = 0;
+        while done < accounts {
+            let n = 10_000.min(accounts - done);
+            kd.publish(&changes(done, n)).await.unwrap();
+            done += n;
+        }
+        eprintln!(
+            "built a directory of {accounts} accounts in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        (kd, pool)
+    });
+    let vrf = kd.vrf_public_key();
+    let proven = rt.block_on(kd.lookup("user1")).unwrap();
+    let parsed = custos_verify::keydir::decode_lookup_proof(&proven.proof).unwrap();
+    let depth = parsed.existence_proof.sibling_proofs.len();
+    let bytes = rt
+        .block_on(SqliteDirectory::new(pool.clone()).stored_bytes())
+        .unwrap();
+    eprintln!(
+        "lookup proof at {accounts} accounts: {} bytes, existence path depth {depth}; \
+         storage {:.0} bytes/account (row payload; file {} bytes)",
+        proven.proof.len(),
+        bytes as f64 / accounts as f64,
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+    );
+
+    let mut g = c.benchmark_group("keydir_lookup_verify");
+    g.bench_function("verify_lookup_proof", |b| {
+        b.iter(|| verify_lookup(&vrf, &proven.root, "user1", &proven.proof).unwrap())
+    });
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let sig = key.sign(b"baseline");
+    let vk = key.verifying_key();
+    g.bench_function("baseline_ed25519_verify", |b| {
+        b.iter(|| vk.verify(b"baseline", &sig).unwrap())
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("keydir_publish");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    let mut next = accounts;
+    g.bench_function(format!("publish_{per_epoch}_on_{accounts}"), |b| {
+        b.iter_batched(
+            || {
+                let c = changes(next, per_epoch);
+                next += per_epoch;
+                c
+            },
+            |c| rt.block_on(kd.publish(&c)).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    let mut row = 0u64;
+    g.bench_function(format!("baseline_sqlite_insert_{per_epoch}"), |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut tx = pool.begin().await.unwrap();
+                for _ in 0..per_epoch {
+                    row += 1;
+                    sqlx::query("INSERT INTO bench_rows (key, record) VALUES (?, ?)")
+                        .bind(format!("baseline{row}").into_bytes())
+                        .bind(vec![0u8; 200])
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = criterion::Criterion::default().warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

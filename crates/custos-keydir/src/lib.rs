@@ -1,0 +1,260 @@
+//! The provider's key directory: every account's identity key as a
+//! label-value entry of Meta's auditable key directory (`akd`), kept in the
+//! provider's own SQLite ([`sqlite::SqliteDirectory`]), published in epochs.
+//!
+//! The delivery service owns the publishing loop (it batches the keys of new
+//! accounts, publishes an epoch and logs its root in the transparency log);
+//! this crate has one job: the directory itself, its proofs, and the
+//! auditor's check of its append-only proofs ([`verify_audit`]).
+//!
+//! # Guarantees
+//! - Label, value and hash encodings are the ones devices verify against
+//!   (`custos_verify::keydir`): proofs made here verify there.
+//! - A publication is atomic on disk (see [`sqlite`]).
+//! - The VRF secret ([`VrfSecret`]) is zeroized on drop and never logged;
+//!   it hides which accounts a proof is about from those who see proofs for
+//!   other accounts.
+//!
+//! # Not guaranteed
+//! - Split views: `akd` leaves it to the deployment to make everybody see
+//!   the same root. In Custos each root is a statement in the witnessed log
+//!   (docs/design/0016-key-transparency.md).
+#![forbid(unsafe_code)]
+
+pub mod sqlite;
+
+use akd::append_only_zks::AzksParallelismConfig;
+use akd::directory::Directory;
+use akd::ecvrf::{VRFKeyStorage, VrfError};
+use akd::storage::StorageManager;
+use akd::{EpochHash, HistoryParams};
+use async_trait::async_trait;
+use custos_verify::keydir::{
+    DirectoryConfig, EpochRoot, account_label, encode_audit_proof, encode_history_proof,
+    encode_lookup_proof, identity_value,
+};
+use zeroize::Zeroizing;
+
+pub use sqlite::{SCHEMA, SqliteDirectory};
+
+/// How long `akd` keeps a tree node in its cache.
+const CACHE_ITEM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The cache's bound (tree nodes of about a million accounts).
+const CACHE_LIMIT_BYTES: usize = 512 * 1024 * 1024;
+
+/// The directory's VRF secret: a 32-byte Ed25519 seed. Zeroized on drop.
+#[derive(Clone)]
+pub struct VrfSecret(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for VrfSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VrfSecret(..)")
+    }
+}
+
+impl VrfSecret {
+    /// A fresh secret from the OS generator.
+    pub fn generate() -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, seed.as_mut());
+        Self(seed)
+    }
+
+    /// The secret from its 32 bytes.
+    pub fn from_bytes(seed: [u8; 32]) -> Self {
+        Self(Zeroizing::new(seed))
+    }
+
+    /// The seed, for storing it (secret).
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The VRF public key that goes in the manifest: the Ed25519 public key
+    /// of the seed.
+    pub fn public_key(&self) -> [u8; 32] {
+        ed25519_dalek::SigningKey::from_bytes(&self.0)
+            .verifying_key()
+            .to_bytes()
+    }
+}
+
+#[async_trait]
+impl VRFKeyStorage for VrfSecret {
+    async fn retrieve(&self) -> Result<Vec<u8>, VrfError> {
+        Ok(self.0.to_vec())
+    }
+}
+
+/// Why a directory operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyDirectoryError {
+    /// `akd` failed (storage, tree, or the account is not in the directory).
+    #[error("key directory: {0}")]
+    Akd(String),
+    /// The account has no entry.
+    #[error("`{0}` is not in the key directory (yet)")]
+    NotFound(String),
+    /// A proof could not be encoded.
+    #[error("key directory proof: {0}")]
+    Proof(#[from] custos_verify::keydir::KeyDirError),
+}
+
+fn akd_err(e: akd::errors::AkdError) -> KeyDirectoryError {
+    KeyDirectoryError::Akd(e.to_string())
+}
+
+fn root(h: &EpochHash) -> EpochRoot {
+    EpochRoot {
+        epoch: h.0,
+        root_hash: h.1,
+    }
+}
+
+/// A proof and the epoch root it is for.
+#[derive(Debug, Clone)]
+pub struct Proven {
+    /// The encoded proof (`custos_verify::keydir` wire form).
+    pub proof: Vec<u8>,
+    /// The epoch whose root it verifies against.
+    pub root: EpochRoot,
+}
+
+/// The directory on its storage.
+#[derive(Clone)]
+pub struct KeyDirectory {
+    akd: Directory<DirectoryConfig, SqliteDirectory, VrfSecret>,
+    vrf_public: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyDirectory")
+            .field("vrf_public", &hex_key(&self.vrf_public))
+            .finish_non_exhaustive()
+    }
+}
+
+fn hex_key(k: &[u8; 32]) -> String {
+    k.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl KeyDirectory {
+    /// Opens the directory on `storage` (creating epoch 0 if it is empty).
+    pub async fn open(storage: SqliteDirectory, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
+        let vrf_public = vrf.public_key();
+        // One process owns the database (the service's directory lock), so
+        // `akd`'s cache of tree nodes cannot go stale; it is flushed at
+        // every epoch.
+        let akd = Directory::new(
+            StorageManager::new(
+                storage,
+                Some(CACHE_ITEM_LIFETIME),
+                Some(CACHE_LIMIT_BYTES),
+                None,
+            ),
+            vrf,
+            AzksParallelismConfig::default(),
+        )
+        .await
+        .map_err(akd_err)?;
+        Ok(Self { akd, vrf_public })
+    }
+
+    /// The VRF public key (the manifest's `key_directory.vrf_public_key`).
+    pub fn vrf_public_key(&self) -> [u8; 32] {
+        self.vrf_public
+    }
+
+    /// The latest epoch and its root.
+    pub async fn current(&self) -> Result<EpochRoot, KeyDirectoryError> {
+        Ok(root(&self.akd.get_epoch_hash().await.map_err(akd_err)?))
+    }
+
+    /// Publishes one epoch with the given (account, identity key) changes;
+    /// each account at most once. Returns the new epoch's root.
+    pub async fn publish(
+        &self,
+        changes: &[(String, [u8; 32])],
+    ) -> Result<EpochRoot, KeyDirectoryError> {
+        let updates = changes
+            .iter()
+            .map(|(a, k)| (account_label(a), identity_value(k)))
+            .collect();
+        Ok(root(&self.akd.publish(updates).await.map_err(akd_err)?))
+    }
+
+    /// A lookup proof of `account`'s current key at the latest epoch.
+    pub async fn lookup(&self, account: &str) -> Result<Proven, KeyDirectoryError> {
+        let (proof, h) = self
+            .akd
+            .lookup(account_label(account))
+            .await
+            .map_err(|e| not_found_or(account, e))?;
+        Ok(Proven {
+            proof: encode_lookup_proof(&proof)?,
+            root: root(&h),
+        })
+    }
+
+    /// The complete key-history proof of `account` at the latest epoch.
+    pub async fn history(&self, account: &str) -> Result<Proven, KeyDirectoryError> {
+        let (proof, h) = self
+            .akd
+            .key_history(&account_label(account), HistoryParams::Complete)
+            .await
+            .map_err(|e| not_found_or(account, e))?;
+        Ok(Proven {
+            proof: encode_history_proof(&proof)?,
+            root: root(&h),
+        })
+    }
+
+    /// The append-only proof from epoch `from` to `to` (`from < to`).
+    pub async fn audit(&self, from: u64, to: u64) -> Result<Vec<u8>, KeyDirectoryError> {
+        let proof = self.akd.audit(from, to).await.map_err(akd_err)?;
+        Ok(encode_audit_proof(&proof)?)
+    }
+}
+
+fn not_found_or(account: &str, e: akd::errors::AkdError) -> KeyDirectoryError {
+    match e {
+        akd::errors::AkdError::Storage(akd::errors::StorageError::NotFound(_)) => {
+            KeyDirectoryError::NotFound(account.to_owned())
+        }
+        other => akd_err(other),
+    }
+}
+
+/// Checks an append-only proof across consecutive logged roots
+/// (`roots[0]` .. `roots[n]`, epochs increasing by one): no entry was
+/// changed or removed between them. For auditors (`custos audit`).
+pub async fn verify_audit(
+    roots: &[EpochRoot],
+    proof: &[u8],
+) -> Result<(), custos_verify::keydir::KeyDirError> {
+    use custos_verify::keydir::KeyDirError;
+    let invalid = |reason: String| KeyDirError::Invalid {
+        account: "(audit)".into(),
+        epoch: roots.last().map_or(0, |r| r.epoch),
+        reason,
+    };
+    if roots.windows(2).any(|w| match w {
+        [a, b] => b.epoch != a.epoch.saturating_add(1),
+        _ => false,
+    }) {
+        return Err(invalid("the roots are not of consecutive epochs".into()));
+    }
+    let proof = custos_verify::keydir::decode_audit_proof(proof)?;
+    let first = roots.first().map(|r| r.epoch).unwrap_or(0);
+    if proof.epochs.first() != Some(&first) && !roots.is_empty() {
+        return Err(invalid("the proof starts at another epoch".into()));
+    }
+    akd::auditor::audit_verify::<DirectoryConfig>(
+        roots.iter().map(|r| r.root_hash).collect(),
+        proof,
+    )
+    .await
+    .map_err(|e| invalid(e.to_string()))
+}

@@ -1,0 +1,502 @@
+//! `akd`'s [`Database`] on the provider's SQLite.
+//!
+//! Three tables ([`SCHEMA`]): `kd_records` holds the aZKS record and the
+//! tree nodes under `akd`'s own binary keys, `kd_values` holds every
+//! account's value states by (label, epoch).
+//!
+//! # Durability
+//! [`Database::batch_set`] writes all its records in one `BEGIN IMMEDIATE`
+//! transaction. `akd` commits a publication as one batch (its storage
+//! manager buffers the epoch's records and writes the aZKS record, which
+//! names the latest epoch, with them), so with the pool's
+//! `synchronous = FULL` and WAL a crash leaves the directory at the old
+//! epoch or the new one, never between: SQLite drops WAL frames without a
+//! commit frame when it reopens the file.
+
+use std::collections::HashMap;
+
+use akd::errors::StorageError;
+use akd::storage::types::{
+    DbRecord, KeyData, StorageType, ValueState, ValueStateKey, ValueStateRetrievalFlag,
+};
+use akd::storage::{Database, DbSetState, Storable};
+use akd::tree_node::{TreeNode, TreeNodeType};
+use akd::{AkdLabel, AkdValue, NodeLabel};
+use async_trait::async_trait;
+use sqlx::{Row, SqlitePool};
+
+/// The directory's tables. The service applies them as one step of its
+/// schema (version 6); [`SqliteDirectory::create_schema`] applies them to
+/// a database of its own.
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS kd_records (
+    key BLOB PRIMARY KEY,
+    record BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kd_values (
+    label BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    node_label BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (label, epoch)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kd_values_version ON kd_values(label, version);
+"#;
+
+/// `akd` storage on a SQLite pool (see the module docs).
+#[derive(Debug, Clone)]
+pub struct SqliteDirectory {
+    pool: SqlitePool,
+}
+
+impl SqliteDirectory {
+    /// Storage on `pool`, whose database already has [`SCHEMA`].
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// Applies [`SCHEMA`] (idempotent).
+    pub async fn create_schema(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(SCHEMA).execute(pool).await?;
+        Ok(())
+    }
+
+    /// Bytes the directory's rows take in the database (payload only).
+    pub async fn stored_bytes(&self) -> Result<u64, sqlx::Error> {
+        let a: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(record)), 0) FROM kd_records",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let b: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(LENGTH(label) + LENGTH(node_label) + LENGTH(value) + 16), 0) \
+             FROM kd_values",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(a.saturating_add(b)).unwrap_or(0))
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StorageError {
+    StorageError::Connection(e.to_string())
+}
+
+fn bad(what: &str) -> StorageError {
+    StorageError::Other(format!("corrupt key-directory row: {what}"))
+}
+
+fn i64_of(v: u64) -> Result<i64, StorageError> {
+    i64::try_from(v).map_err(|_| StorageError::Other("epoch or version beyond i64".into()))
+}
+
+fn u64_of(v: i64) -> Result<u64, StorageError> {
+    u64::try_from(v).map_err(|_| bad("negative epoch or version"))
+}
+
+fn label_bytes(l: &NodeLabel) -> [u8; 36] {
+    let mut out = [0u8; 36];
+    out[..32].copy_from_slice(&l.label_val);
+    out[32..].copy_from_slice(&l.label_len.to_be_bytes());
+    out
+}
+
+fn label_from(b: &[u8]) -> Result<NodeLabel, StorageError> {
+    let val: [u8; 32] = b
+        .get(..32)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| bad("label"))?;
+    let len: [u8; 4] = b
+        .get(32..36)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| bad("label"))?;
+    Ok(NodeLabel::new(val, u32::from_be_bytes(len)))
+}
+
+fn node_type_tag(t: TreeNodeType) -> u8 {
+    match t {
+        TreeNodeType::Leaf => 1,
+        TreeNodeType::Root => 2,
+        TreeNodeType::Interior => 3,
+    }
+}
+
+/// A tree node's fields: epochs, parent, type, children, hash.
+fn put_node(out: &mut Vec<u8>, n: &TreeNode) {
+    out.extend_from_slice(&n.last_epoch.to_be_bytes());
+    out.extend_from_slice(&n.min_descendant_epoch.to_be_bytes());
+    out.extend_from_slice(&label_bytes(&n.parent));
+    out.push(node_type_tag(n.node_type));
+    for child in [&n.left_child, &n.right_child] {
+        match child {
+            Some(c) => {
+                out.push(1);
+                out.extend_from_slice(&label_bytes(c));
+            }
+            None => out.push(0),
+        }
+    }
+    out.extend_from_slice(&n.hash.0);
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StorageError> {
+        if self.0.len() < n {
+            return Err(bad("tree node"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u64(&mut self) -> Result<u64, StorageError> {
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| bad("u64"))?;
+        Ok(u64::from_be_bytes(b))
+    }
+    fn u8(&mut self) -> Result<u8, StorageError> {
+        Ok(*self.take(1)?.first().ok_or_else(|| bad("u8"))?)
+    }
+    fn label(&mut self) -> Result<NodeLabel, StorageError> {
+        label_from(self.take(36)?)
+    }
+    fn opt_label(&mut self) -> Result<Option<NodeLabel>, StorageError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.label()?)),
+            _ => Err(bad("child flag")),
+        }
+    }
+    fn digest(&mut self) -> Result<[u8; 32], StorageError> {
+        self.take(32)?.try_into().map_err(|_| bad("digest"))
+    }
+}
+
+struct NodeFields {
+    last_epoch: u64,
+    min_descendant_epoch: u64,
+    parent: NodeLabel,
+    node_type: u8,
+    left: Option<NodeLabel>,
+    right: Option<NodeLabel>,
+    hash: [u8; 32],
+}
+
+fn read_node(c: &mut Cursor<'_>) -> Result<NodeFields, StorageError> {
+    Ok(NodeFields {
+        last_epoch: c.u64()?,
+        min_descendant_epoch: c.u64()?,
+        parent: c.label()?,
+        node_type: c.u8()?,
+        left: c.opt_label()?,
+        right: c.opt_label()?,
+        hash: c.digest()?,
+    })
+}
+
+/// Record encodings in `kd_records`: tag 1 = aZKS (latest epoch, node count),
+/// tag 2 = tree node (label, latest node, optional previous node).
+fn encode_record(record: &DbRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    match record {
+        DbRecord::Azks(a) => {
+            out.push(1);
+            out.extend_from_slice(&a.latest_epoch.to_be_bytes());
+            out.extend_from_slice(&a.num_nodes.to_be_bytes());
+        }
+        DbRecord::TreeNode(n) => {
+            out.push(2);
+            out.extend_from_slice(&label_bytes(&n.label));
+            put_node(&mut out, &n.latest_node);
+            match &n.previous_node {
+                Some(p) => {
+                    out.push(1);
+                    put_node(&mut out, p);
+                }
+                None => out.push(0),
+            }
+        }
+        // Value states live in `kd_values`.
+        DbRecord::ValueState(_) => {}
+    }
+    out
+}
+
+fn decode_record(bytes: &[u8]) -> Result<DbRecord, StorageError> {
+    let mut c = Cursor(bytes);
+    let record = match c.u8()? {
+        1 => DbRecord::Azks(DbRecord::build_azks(c.u64()?, c.u64()?)),
+        2 => {
+            let label = c.label()?;
+            let latest = read_node(&mut c)?;
+            let previous = match c.u8()? {
+                0 => None,
+                1 => Some(read_node(&mut c)?),
+                _ => return Err(bad("previous flag")),
+            };
+            DbRecord::TreeNode(DbRecord::build_tree_node_with_previous_value(
+                label.label_val,
+                label.label_len,
+                latest.last_epoch,
+                latest.min_descendant_epoch,
+                latest.parent.label_val,
+                latest.parent.label_len,
+                latest.node_type,
+                latest.left,
+                latest.right,
+                latest.hash,
+                previous.as_ref().map(|p| p.last_epoch),
+                previous.as_ref().map(|p| p.min_descendant_epoch),
+                previous.as_ref().map(|p| p.parent.label_val),
+                previous.as_ref().map(|p| p.parent.label_len),
+                previous.as_ref().map(|p| p.node_type),
+                previous.as_ref().and_then(|p| p.left),
+                previous.as_ref().and_then(|p| p.right),
+                previous.as_ref().map(|p| p.hash),
+            ))
+        }
+        _ => return Err(bad("record tag")),
+    };
+    if !c.0.is_empty() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(record)
+}
+
+fn value_state(row: &sqlx::sqlite::SqliteRow) -> Result<ValueState, StorageError> {
+    let label: Vec<u8> = row.try_get("label").map_err(db_err)?;
+    let epoch: i64 = row.try_get("epoch").map_err(db_err)?;
+    let version: i64 = row.try_get("version").map_err(db_err)?;
+    let node_label: Vec<u8> = row.try_get("node_label").map_err(db_err)?;
+    let value: Vec<u8> = row.try_get("value").map_err(db_err)?;
+    let nl = label_from(&node_label)?;
+    Ok(DbRecord::build_user_state(
+        label,
+        value,
+        u64_of(version)?,
+        nl.label_len,
+        nl.label_val,
+        u64_of(epoch)?,
+    ))
+}
+
+#[async_trait]
+impl Database for SqliteDirectory {
+    async fn set(&self, record: DbRecord) -> Result<(), StorageError> {
+        self.batch_set(vec![record], DbSetState::General).await
+    }
+
+    async fn batch_set(
+        &self,
+        records: Vec<DbRecord>,
+        _state: DbSetState,
+    ) -> Result<(), StorageError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+        for record in &records {
+            match record {
+                DbRecord::ValueState(v) => {
+                    sqlx::query(
+                        "INSERT OR REPLACE INTO kd_values \
+                         (label, epoch, version, node_label, value) VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(v.username.0.as_slice())
+                    .bind(i64_of(v.epoch)?)
+                    .bind(i64_of(v.version)?)
+                    .bind(label_bytes(&v.label).as_slice())
+                    .bind(v.value.0.as_slice())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                other => {
+                    sqlx::query("INSERT OR REPLACE INTO kd_records (key, record) VALUES (?, ?)")
+                        .bind(other.get_full_binary_id())
+                        .bind(encode_record(other))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+            }
+        }
+        // The commit point: every record of the batch or none.
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get<St: Storable>(&self, id: &St::StorageKey) -> Result<DbRecord, StorageError> {
+        let key = St::get_full_binary_key_id(id);
+        if St::data_type() == StorageType::ValueState {
+            let ValueStateKey(label, epoch) =
+                ValueState::key_from_full_binary(&key).map_err(StorageError::Other)?;
+            let row = sqlx::query(
+                "SELECT label, epoch, version, node_label, value FROM kd_values \
+                 WHERE label = ? AND epoch = ?",
+            )
+            .bind(label)
+            .bind(i64_of(epoch)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StorageError::NotFound(format!("ValueState {id:?}")))?;
+            return value_state(&row).map(DbRecord::ValueState);
+        }
+        let record: Vec<u8> = sqlx::query_scalar("SELECT record FROM kd_records WHERE key = ?")
+            .bind(&key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StorageError::NotFound(format!("{:?} {id:?}", St::data_type())))?;
+        decode_record(&record)
+    }
+
+    async fn batch_get<St: Storable>(
+        &self,
+        ids: &[St::StorageKey],
+    ) -> Result<Vec<DbRecord>, StorageError> {
+        let mut out = Vec::with_capacity(ids.len());
+        if St::data_type() == StorageType::ValueState {
+            for id in ids {
+                match self.get::<St>(id).await {
+                    Ok(r) => out.push(r),
+                    Err(StorageError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(out);
+        }
+        // Tree nodes in chunks of one query each (SQLite's bound on
+        // parameters is 32,766).
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT record FROM kd_records WHERE key IN ({marks})");
+            // Only `?` marks are formatted in; every value is bound.
+            let mut q = sqlx::query_scalar::<_, Vec<u8>>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(St::get_full_binary_key_id(id));
+            }
+            for record in q.fetch_all(&self.pool).await.map_err(db_err)? {
+                out.push(decode_record(&record)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_user_data(&self, username: &AkdLabel) -> Result<KeyData, StorageError> {
+        let rows = sqlx::query(
+            "SELECT label, epoch, version, node_label, value FROM kd_values \
+             WHERE label = ? ORDER BY epoch",
+        )
+        .bind(username.0.as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if rows.is_empty() {
+            return Err(StorageError::NotFound(format!("ValueState {username:?}")));
+        }
+        let states = rows.iter().map(value_state).collect::<Result<_, _>>()?;
+        Ok(KeyData { states })
+    }
+
+    async fn get_user_state(
+        &self,
+        username: &AkdLabel,
+        flag: ValueStateRetrievalFlag,
+    ) -> Result<ValueState, StorageError> {
+        let (sql, arg): (&'static str, Option<u64>) = match flag {
+            ValueStateRetrievalFlag::SpecificVersion(v) => (
+                "SELECT label, epoch, version, node_label, value FROM kd_values \
+                 WHERE label = ? AND version = ? LIMIT 1",
+                Some(v),
+            ),
+            ValueStateRetrievalFlag::SpecificEpoch(e) => (
+                "SELECT label, epoch, version, node_label, value FROM kd_values \
+                 WHERE label = ? AND epoch = ? LIMIT 1",
+                Some(e),
+            ),
+            ValueStateRetrievalFlag::LeqEpoch(e) => (
+                "SELECT label, epoch, version, node_label, value FROM kd_values \
+                 WHERE label = ? AND epoch <= ? ORDER BY epoch DESC LIMIT 1",
+                Some(e),
+            ),
+            ValueStateRetrievalFlag::MaxEpoch => (
+                "SELECT label, epoch, version, node_label, value FROM kd_values \
+                 WHERE label = ? ORDER BY epoch DESC LIMIT 1",
+                None,
+            ),
+            ValueStateRetrievalFlag::MinEpoch => (
+                "SELECT label, epoch, version, node_label, value FROM kd_values \
+                 WHERE label = ? ORDER BY epoch ASC LIMIT 1",
+                None,
+            ),
+        };
+        let mut q = sqlx::query(sql).bind(username.0.as_slice());
+        if let Some(a) = arg {
+            q = q.bind(i64_of(a)?);
+        }
+        let row = q
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StorageError::NotFound(format!("ValueState {username:?}")))?;
+        value_state(&row)
+    }
+
+    async fn get_user_state_versions(
+        &self,
+        usernames: &[AkdLabel],
+        flag: ValueStateRetrievalFlag,
+    ) -> Result<HashMap<AkdLabel, (u64, AkdValue)>, StorageError> {
+        let mut out = HashMap::with_capacity(usernames.len());
+        for u in usernames {
+            match self.get_user_state(u, flag).await {
+                Ok(s) => {
+                    out.insert(u.clone(), (s.version, s.value));
+                }
+                Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_nodes_round_trip() {
+        let n = DbRecord::build_tree_node_with_previous_value(
+            [1; 32],
+            7,
+            3,
+            1,
+            [2; 32],
+            3,
+            3,
+            Some(NodeLabel::new([3; 32], 8)),
+            None,
+            [9; 32],
+            Some(2),
+            Some(1),
+            Some([2; 32]),
+            Some(3),
+            Some(1),
+            None,
+            Some(NodeLabel::new([4; 32], 8)),
+            Some([8; 32]),
+        );
+        let r = DbRecord::TreeNode(n);
+        assert_eq!(decode_record(&encode_record(&r)).unwrap(), r);
+        let a = DbRecord::Azks(DbRecord::build_azks(5, 11));
+        assert_eq!(decode_record(&encode_record(&a)).unwrap(), a);
+        assert!(decode_record(&[2, 0]).is_err());
+    }
+}

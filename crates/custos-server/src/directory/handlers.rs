@@ -1,0 +1,130 @@
+//! `GET /v1/key-directory/...`: lookup, key-history and audit proofs, and
+//! the list of logged epochs. Proofs are public (a VRF hides which
+//! accounts other proofs are about); no session is needed.
+
+use axum::extract::State;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use crate::error::HttpRefusal;
+use crate::refusal::KeyDirectoryRefusal;
+use crate::state::{AppState, UrlParam, UrlQuery};
+
+use super::DirectoryService;
+
+/// A proof and the epoch root it is for.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProofBody {
+    epoch: u64,
+    root_hash: String,
+    proof: String,
+}
+
+fn service(state: &AppState) -> Result<&DirectoryService, KeyDirectoryRefusal> {
+    state
+        .directory
+        .as_deref()
+        .ok_or(KeyDirectoryRefusal::NoKeyDirectory)
+}
+
+fn refusal(account: &str, e: custos_keydir::KeyDirectoryError) -> KeyDirectoryRefusal {
+    match e {
+        custos_keydir::KeyDirectoryError::NotFound(_) => {
+            KeyDirectoryRefusal::NotInDirectory(account.to_owned())
+        }
+        other => KeyDirectoryRefusal::Unavailable(other.to_string()),
+    }
+}
+
+fn body(p: custos_keydir::Proven) -> axum::Json<ProofBody> {
+    axum::Json(ProofBody {
+        epoch: p.root.epoch,
+        root_hash: hex::encode(p.root.root_hash),
+        proof: B64.encode(&p.proof),
+    })
+}
+
+/// `GET /v1/key-directory/lookup/{account}`.
+pub(crate) async fn lookup(
+    State(state): State<AppState>,
+    UrlParam(account): UrlParam<String>,
+) -> Result<axum::Json<ProofBody>, HttpRefusal> {
+    custos_wire::ids::validate_account_name(&account)
+        .map_err(|e| crate::refusal::RequestRefusal::BadPath(e.to_string()))?;
+    let svc = service(&state)?;
+    let _guard = svc.lock.read().await;
+    let proven = svc
+        .dir
+        .lookup(&account)
+        .await
+        .map_err(|e| refusal(&account, e))?;
+    Ok(body(proven))
+}
+
+/// `GET /v1/key-directory/history/{account}`.
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    UrlParam(account): UrlParam<String>,
+) -> Result<axum::Json<ProofBody>, HttpRefusal> {
+    custos_wire::ids::validate_account_name(&account)
+        .map_err(|e| crate::refusal::RequestRefusal::BadPath(e.to_string()))?;
+    let svc = service(&state)?;
+    let _guard = svc.lock.read().await;
+    let proven = svc
+        .dir
+        .history(&account)
+        .await
+        .map_err(|e| refusal(&account, e))?;
+    Ok(body(proven))
+}
+
+/// Query of `GET /v1/key-directory/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    from: u64,
+    to: u64,
+}
+
+/// Answer of `GET /v1/key-directory/audit`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditBody {
+    from: u64,
+    to: u64,
+    proof: String,
+}
+
+/// `GET /v1/key-directory/audit?from=A&to=B`: the append-only proof from
+/// epoch A to epoch B.
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    UrlQuery(q): UrlQuery<AuditQuery>,
+) -> Result<axum::Json<AuditBody>, HttpRefusal> {
+    let svc = service(&state)?;
+    let _guard = svc.lock.read().await;
+    let latest = svc
+        .dir
+        .current()
+        .await
+        .map_err(|e| KeyDirectoryRefusal::Unavailable(e.to_string()))?
+        .epoch;
+    if q.from == 0 || q.from >= q.to || q.to > latest {
+        return Err(KeyDirectoryRefusal::BadRange {
+            from: q.from,
+            to: q.to,
+            latest,
+        }
+        .into());
+    }
+    let proof = svc
+        .dir
+        .audit(q.from, q.to)
+        .await
+        .map_err(|e| KeyDirectoryRefusal::Unavailable(e.to_string()))?;
+    Ok(axum::Json(AuditBody {
+        from: q.from,
+        to: q.to,
+        proof: B64.encode(proof),
+    }))
+}
