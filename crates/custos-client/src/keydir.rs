@@ -5,6 +5,10 @@
 //! epoch whose root the provider logged in the witnessed transparency log:
 //! - before it adds a member ([`Device::add_members`]): the KeyPackage's
 //!   signature key must be the account's key in the directory;
+//! - before it joins through a Welcome: every other member of the roster;
+//!   before it applies an incoming commit: every member the commit adds
+//!   and every new key it gives a member (see [`crate::receive`]); a
+//!   refused Welcome or commit is not applied and names the account;
 //! - at `register`: its own key must appear;
 //! - on every `receive`: its own key history must hold no key it did not
 //!   make ([`Device::check_own_keys`]).
@@ -106,6 +110,19 @@ pub enum KeyDirRefusal {
         account: String,
         /// The key in the KeyPackage (hex).
         served: String,
+        /// The key in the directory (hex).
+        directory: String,
+    },
+    /// A Welcome's roster or an incoming commit names the account with
+    /// another key than the account's key in the directory: a ghost member.
+    #[error(
+        "the conversation's roster gives `{account}` key {leaf}, but the key directory holds {directory} for `{account}` (a key `{account}` never published: a ghost member)"
+    )]
+    MemberKeyMismatch {
+        /// The account.
+        account: String,
+        /// The key in the roster (hex).
+        leaf: String,
         /// The key in the directory (hex).
         directory: String,
     },
@@ -277,6 +294,47 @@ impl Device {
                 directory: hex::encode(verified.key()),
             }
             .into());
+        }
+        Ok(())
+    }
+
+    /// Checks, before a Welcome or an incoming commit is applied, that every
+    /// `(account, key)` a roster gains is that account's key in the key
+    /// directory (no-op without a directory in the manifest). Each account
+    /// is looked up once; the first refusal names its account. Writes only
+    /// the last verified epoch, and only after proofs verified.
+    pub(crate) async fn check_roster_keys(
+        &mut self,
+        members: &[(String, Vec<u8>)],
+    ) -> Result<(), DeviceError> {
+        if members.is_empty() || self.key_directory_vrf()?.is_none() {
+            return Ok(());
+        }
+        let mut seen: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
+        for (account, key) in members {
+            let directory = match seen.get(account.as_str()) {
+                Some(k) => k.clone(),
+                None => {
+                    // A name no account can have has no key in the directory.
+                    if custos_wire::ids::validate_account_name(account).is_err() {
+                        return Err(KeyDirRefusal::NotInDirectory(account.clone()).into());
+                    }
+                    let Some(v) = self.verify_account_key(account).await? else {
+                        return Ok(());
+                    };
+                    let k = v.key().to_vec();
+                    seen.insert(account, k.clone());
+                    k
+                }
+            };
+            if directory != *key {
+                return Err(KeyDirRefusal::MemberKeyMismatch {
+                    account: account.clone(),
+                    leaf: hex::encode(key),
+                    directory: hex::encode(directory),
+                }
+                .into());
+            }
         }
         Ok(())
     }

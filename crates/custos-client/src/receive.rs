@@ -16,6 +16,7 @@ use custos_wire::frames::{Delivery, ItemKind, ServerFrame};
 use futures_util::StreamExt as _;
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
+use openmls_traits::storage::StorageProvider as _;
 
 use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::mls::join_config;
@@ -87,7 +88,7 @@ impl Device {
             for d in items {
                 seqs.push(d.seq);
                 let seq = d.seq;
-                outcomes.push(self.process_delivery(d)?);
+                outcomes.push(self.process_delivery(d).await?);
                 self.set_cursor(seq)?;
             }
             self.api.ack(&seqs).await?;
@@ -153,7 +154,7 @@ impl Device {
             if seq <= self.cursor()? {
                 continue;
             }
-            outcomes.push(self.process_delivery(d)?);
+            outcomes.push(self.process_delivery(d).await?);
             self.set_cursor(seq)?;
             self.api.ack(&[seq]).await?;
         }
@@ -161,10 +162,14 @@ impl Device {
     }
 
     /// Processes one mailbox item, then retries buffered items it may have
-    /// unblocked. Errors are only local failures (storage); anything wrong
-    /// with the item itself is an [`Outcome::Refused`].
-    pub fn process_delivery(&mut self, d: Delivery) -> Result<Outcome, DeviceError> {
-        let outcome = self.process_one(&d)?;
+    /// unblocked. Errors are local failures (storage) and failures to reach
+    /// the key directory or the log (the item is then not acknowledged and
+    /// comes again); anything wrong with the item itself is an
+    /// [`Outcome::Refused`]. With a key directory in the manifest, Welcomes
+    /// and commits that add members wait for lookup proofs of the members'
+    /// keys (see [`crate::keydir`]).
+    pub async fn process_delivery(&mut self, d: Delivery) -> Result<Outcome, DeviceError> {
+        let outcome = self.process_one(&d).await?;
         match &outcome {
             Outcome::Buffered => {
                 if !self.store.buffer(&d)? {
@@ -175,19 +180,19 @@ impl Device {
                 self.note_refusal(&d, reason);
                 tracing::warn!(seq = d.seq, kind = ?d.kind, sender = %d.sender, code = reason.code(), %reason, "refused mailbox item");
             }
-            _ => self.retry_buffered()?,
+            _ => self.retry_buffered().await?,
         }
         Ok(outcome)
     }
 
-    fn retry_buffered(&mut self) -> Result<(), DeviceError> {
+    async fn retry_buffered(&mut self) -> Result<(), DeviceError> {
         let mut progress = true;
         let mut rounds = 0u32;
         while progress && rounds < MAX_BUFFERED_ATTEMPTS {
             progress = false;
             rounds += 1;
             for d in self.store.buffered()? {
-                match self.process_one(&d)? {
+                match self.process_one(&d).await? {
                     Outcome::Buffered => {}
                     outcome => {
                         if let Outcome::Refused(reason) = &outcome {
@@ -202,7 +207,7 @@ impl Device {
         Ok(())
     }
 
-    fn process_one(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
+    async fn process_one(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
         if matches!(d.kind, ItemKind::Envelope | ItemKind::Announcement)
             && self.is_leaving(&d.conversation)?
         {
@@ -210,28 +215,56 @@ impl Device {
         }
         match d.kind {
             ItemKind::Proposal => self.process_proposal(d),
-            ItemKind::Welcome => self.process_welcome(d),
-            ItemKind::Commit => self.process_commit(d),
+            ItemKind::Welcome => self.process_welcome(d).await,
+            ItemKind::Commit => self.process_commit(d).await,
             ItemKind::Announcement => self.process_announcement(d),
             ItemKind::Envelope => self.process_envelope(d),
         }
     }
 
-    fn process_welcome(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
+    async fn process_welcome(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
         let Ok(msg) = MlsMessageIn::tls_deserialize_exact(d.body.as_slice()) else {
             return Ok(WelcomeRefusal::Malformed.into());
         };
         let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
             return Ok(WelcomeRefusal::NotAWelcome.into());
         };
+        // openmls consumes the KeyPackage a Welcome is for while staging it;
+        // a refused Welcome puts it back, so the device is as it was.
+        let spent = self.welcome_key_packages(&welcome)?;
         let staged =
             match StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None) {
                 Ok(s) => s,
-                Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
+                Err(e) => {
+                    self.restore_key_packages(&spent)?;
+                    return Ok(WelcomeRefusal::Mls(e.to_string()).into());
+                }
             };
+        // Every other member of the roster must carry its account's key in
+        // the key directory before this device joins (no ghost members).
+        let own = staged.own_leaf_index();
+        let members: Vec<(String, Vec<u8>)> = staged
+            .members()
+            .filter(|m| m.index != own)
+            .map(|m| (leaf_account(&m.credential), m.signature_key))
+            .collect();
+        match self.check_roster_keys(&members).await {
+            Ok(()) => {}
+            Err(DeviceError::KeyDirectory(r)) => {
+                self.restore_key_packages(&spent)?;
+                return Ok(WelcomeRefusal::MemberKey(r).into());
+            }
+            Err(e) => {
+                self.restore_key_packages(&spent)?;
+                return Err(e);
+            }
+        }
         let group = match staged.into_group(&self.provider) {
             Ok(g) => g,
-            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
+            Err(e) => {
+                self.restore_key_packages(&spent)?;
+                return Ok(WelcomeRefusal::Mls(e.to_string()).into());
+            }
         };
         let conv = group.group_id().as_slice();
         let Ok(id) = <[u8; 16]>::try_from(conv) else {
@@ -254,7 +287,7 @@ impl Device {
             .ok()
     }
 
-    fn process_commit(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
+    async fn process_commit(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
         let Some(pm) = self.protocol_message(&d.body) else {
             return Ok(CommitRefusal::Malformed.into());
         };
@@ -283,6 +316,15 @@ impl Device {
         };
         match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                // Every key the commit brings into the roster must be its
+                // account's key in the key directory, before it is applied.
+                match self.check_roster_keys(&gained_keys(&group, &staged)).await {
+                    Ok(()) => {}
+                    Err(DeviceError::KeyDirectory(r)) => {
+                        return Ok(CommitRefusal::MemberKey(r).into());
+                    }
+                    Err(e) => return Err(e),
+                }
                 let removed = staged.self_removed();
                 group
                     .merge_staged_commit(&self.provider, *staged)
@@ -403,6 +445,84 @@ impl Device {
     fn set_cursor(&self, seq: u64) -> Result<(), DeviceError> {
         Ok(self.store.set("cursor", &seq.to_be_bytes())?)
     }
+}
+
+impl Device {
+    /// The KeyPackage bundles a Welcome may be for, as stored now (openmls
+    /// deletes the one it uses while staging).
+    fn welcome_key_packages(
+        &self,
+        welcome: &Welcome,
+    ) -> Result<Vec<(KeyPackageRef, KeyPackageBundle)>, DeviceError> {
+        let storage = openmls_traits::OpenMlsProvider::storage(&self.provider);
+        let mut out = Vec::new();
+        for egs in welcome.secrets() {
+            let r = egs.new_member();
+            let bundle: Option<KeyPackageBundle> =
+                storage.key_package(&r).map_err(mls(MlsError::LoadGroup))?;
+            if let Some(b) = bundle {
+                out.push((r, b));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts back KeyPackage bundles taken by [`Self::welcome_key_packages`].
+    fn restore_key_packages(
+        &self,
+        spent: &[(KeyPackageRef, KeyPackageBundle)],
+    ) -> Result<(), DeviceError> {
+        let storage = openmls_traits::OpenMlsProvider::storage(&self.provider);
+        for (r, b) in spent {
+            storage
+                .write_key_package(r, b)
+                .map_err(mls(MlsError::Merge))?;
+        }
+        Ok(())
+    }
+}
+
+/// A leaf's account name, or its credential rendered for an error message
+/// when it names no valid account (the directory then has no key for it).
+fn leaf_account(credential: &Credential) -> String {
+    crate::mls::credential_name(credential).unwrap_or_else(|| {
+        BasicCredential::try_from(credential.clone())
+            .map(|b| String::from_utf8_lossy(b.identity()).into_owned())
+            .unwrap_or_else(|_| "(not a basic credential)".to_owned())
+    })
+}
+
+/// The `(account, signature key)` pairs a staged commit brings into the
+/// roster that it does not hold now: added members, and new leaves of
+/// existing members (update proposals and the committer's update path).
+fn gained_keys(group: &MlsGroup, staged: &StagedCommit) -> Vec<(String, Vec<u8>)> {
+    let current: Vec<(String, Vec<u8>)> = group
+        .members()
+        .map(|m| (leaf_account(&m.credential), m.signature_key))
+        .collect();
+    let pair = |leaf: &LeafNode| {
+        (
+            leaf_account(leaf.credential()),
+            leaf.signature_key().as_slice().to_vec(),
+        )
+    };
+    let mut pairs: Vec<(String, Vec<u8>)> = staged
+        .add_proposals()
+        .map(|a| pair(a.add_proposal().key_package().leaf_node()))
+        .collect();
+    pairs.extend(
+        staged
+            .update_proposals()
+            .map(|u| pair(u.update_proposal().leaf_node())),
+    );
+    pairs.extend(staged.update_path_leaf_node().map(pair));
+    let mut gained: Vec<(String, Vec<u8>)> = Vec::new();
+    for p in pairs {
+        if !current.contains(&p) && !gained.contains(&p) {
+            gained.push(p);
+        }
+    }
+    gained
 }
 
 /// Whether an envelope of a chain of `day` accepted by the service at

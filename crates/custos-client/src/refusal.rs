@@ -105,6 +105,11 @@ pub enum WelcomeRefusal {
     /// The group is another conversation than the one the item was delivered in.
     #[error("it is for another conversation")]
     ConversationMismatch,
+    /// A member of the group's roster carries a key that the key directory
+    /// does not prove for its account (a ghost member, or a proof that
+    /// failed): the device did not join.
+    #[error("{0}")]
+    MemberKey(crate::keydir::KeyDirRefusal),
 }
 
 impl WelcomeRefusal {
@@ -116,6 +121,7 @@ impl WelcomeRefusal {
             Self::Mls(_) => "welcome_mls",
             Self::BadGroupId => "welcome_bad_group_id",
             Self::ConversationMismatch => "welcome_conversation_mismatch",
+            Self::MemberKey(_) => "welcome_member_key",
         }
     }
 }
@@ -136,6 +142,10 @@ pub enum CommitRefusal {
     /// The message holds no commit.
     #[error("the item holds no commit")]
     NotACommit,
+    /// A member the commit adds (or a key it gives a member) is not that
+    /// account's key in the key directory: the commit was not applied.
+    #[error("{0}")]
+    MemberKey(crate::keydir::KeyDirRefusal),
 }
 
 impl CommitRefusal {
@@ -146,6 +156,7 @@ impl CommitRefusal {
             Self::UnknownConversation => "commit_unknown_conversation",
             Self::Mls(_) => "commit_mls",
             Self::NotACommit => "commit_wrong_type",
+            Self::MemberKey(_) => "commit_member_key",
         }
     }
 }

@@ -214,7 +214,7 @@ async fn a_modified_sender_that_omits_or_corrupts_its_capsule_is_refused_by_ever
         let mut violation = None;
         for item in items {
             let kind = item.kind;
-            let outcome = bob.process_delivery(item).unwrap();
+            let outcome = bob.process_delivery(item).await.unwrap();
             match kind {
                 ItemKind::Announcement => violation = Some(outcome),
                 ItemKind::Envelope => assert_eq!(outcome, Outcome::Buffered),
@@ -316,7 +316,7 @@ async fn one_day_key_opens_one_day_on_the_server_and_on_the_recipient() {
         .unwrap()
         .clone();
     for item in raw.iter().filter(|i| i.kind != ItemKind::Envelope) {
-        bob.process_delivery(item.clone()).unwrap();
+        bob.process_delivery(item.clone()).await.unwrap();
     }
 
     // After the grace, the service refuses yesterday's chain.
@@ -338,7 +338,7 @@ async fn one_day_key_opens_one_day_on_the_server_and_on_the_recipient() {
     late.seq += 100_000;
     late.server_time = u64::from(DAY + 1) * MS_PER_DAY + 600_000;
     assert_eq!(
-        bob.process_delivery(late).unwrap(),
+        bob.process_delivery(late).await.unwrap(),
         Outcome::Refused(Refusal::Envelope(EnvelopeRefusal::OutsideChainDay {
             day: DAY,
             server_time: u64::from(DAY + 1) * MS_PER_DAY + 600_000,

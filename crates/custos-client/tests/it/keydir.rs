@@ -13,7 +13,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use custos_client::Device;
 use custos_client::device::DeviceError;
 use custos_client::keydir::KeyDirRefusal;
+use custos_client::receive::Outcome;
+use custos_client::refusal::{CommitRefusal, Refusal, WelcomeRefusal};
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
+use custos_wire::frames::ItemKind;
 use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
 
@@ -297,5 +300,130 @@ async fn a_verified_contacts_new_key_blocks_sending_until_accepted() {
     // And bob's own device reports the key it did not make.
     bob.receive(None).await.unwrap();
     assert_eq!(bob.key_alerts().unwrap().len(), 1);
+    d.shutdown().await.unwrap();
+}
+
+/// Waits until `account`'s key is in a logged epoch of the directory.
+async fn wait_published(d: &Device, account: &str) {
+    for _ in 0..200 {
+        if d.api().key_directory_lookup(account).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{account} never published");
+}
+
+fn member_key_refusal(outcome: &Outcome) -> &KeyDirRefusal {
+    match outcome {
+        Outcome::Refused(Refusal::Commit(CommitRefusal::MemberKey(r)))
+        | Outcome::Refused(Refusal::Welcome(WelcomeRefusal::MemberKey(r))) => r,
+        other => panic!("expected a member-key refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ghost_member_is_refused_by_every_receiving_device_naming_the_account() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut carol = d.register("carol").await.unwrap();
+    let mut dave = d.register("dave").await.unwrap();
+    let _bob = d.register("bob").await.unwrap();
+    // mallory's device is modified: it pins no manifest, so it checks no
+    // key before it adds someone.
+    let mut mallory = Device::register(
+        &d.dir().join("users").join("mallory"),
+        d.server_url().unwrap(),
+        "mallory",
+        custos_clock::system(),
+    )
+    .await
+    .unwrap();
+    wait_published(&carol, "mallory").await;
+    let conv = carol
+        .create_conversation(&["mallory".to_owned()])
+        .await
+        .unwrap();
+    mallory.sync().await.unwrap();
+    // The service colludes: it hands out its own KeyPackage under bob's
+    // name and says that key is bob's (the directory still holds bob's).
+    let ghost = SigningKey::from_bytes(&[11; 32]);
+    let ghost_hex = hex::encode(ghost.verifying_key().to_bytes());
+    let db = server_db(&d);
+    db.execute(
+        "UPDATE key_packages SET data = ?1 \
+         WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
+        [&custos_deploy::mls_fixture::key_package("bob", &ghost)],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE accounts SET identity_key = ?1 WHERE name = 'bob'",
+        [ghost.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+
+    // 1. An incoming commit that adds the ghost: carol refuses it.
+    mallory
+        .add_members(&conv, &["bob".to_owned()])
+        .await
+        .unwrap();
+    let outcomes = carol.sync().await.unwrap();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    match member_key_refusal(&outcomes[0]) {
+        KeyDirRefusal::MemberKeyMismatch {
+            account,
+            leaf,
+            directory,
+        } => {
+            assert_eq!(account, "bob");
+            assert_eq!(*leaf, ghost_hex);
+            assert_eq!(*directory, hex::encode(_bob.identity_key()));
+        }
+        other => panic!("wrong refusal: {other}"),
+    }
+    let refused = carol.take_refusals();
+    assert_eq!(refused[0].code, "commit_member_key");
+    assert!(refused[0].reason.contains("`bob`"), "{}", refused[0].reason);
+    assert!(refused[0].reason.contains("ghost"), "{}", refused[0].reason);
+    // Nothing was applied: carol's roster and epoch are as before.
+    let info = carol.conversations().unwrap();
+    assert_eq!(info[0].epoch, 1);
+    assert_eq!(
+        info[0].members,
+        vec!["carol".to_owned(), "mallory".to_owned()]
+    );
+
+    // 2. A Welcome whose roster holds the ghost: dave does not join.
+    let conv2 = mallory
+        .create_conversation(&["bob".to_owned(), "dave".to_owned()])
+        .await
+        .unwrap();
+    let items = dave.api().fetch(0, 100).await.unwrap();
+    let welcome = items
+        .into_iter()
+        .find(|i| i.kind == ItemKind::Welcome && i.conversation == conv2)
+        .unwrap();
+    let first = dave.process_delivery(welcome.clone()).await.unwrap();
+    assert!(
+        matches!(member_key_refusal(&first), KeyDirRefusal::MemberKeyMismatch { account, .. } if account == "bob"),
+        "{first:?}"
+    );
+    assert!(dave.conversations().unwrap().is_empty());
+    // The device is as it was: the same Welcome meets the same check
+    // again (its KeyPackage was put back, not spent).
+    let again = dave.process_delivery(welcome).await.unwrap();
+    assert_eq!(again, first);
+    dave.sync().await.unwrap();
+    assert!(dave.conversations().unwrap().is_empty());
+    assert_eq!(dave.take_refusals()[0].code, "welcome_member_key");
+
+    // An honest Welcome (carol adds dave; the roster is carol and mallory,
+    // both in the directory) passes the same checks.
+    carol
+        .create_conversation(&["dave".to_owned(), "mallory".to_owned()])
+        .await
+        .unwrap();
+    let outcomes = dave.sync().await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Joined]);
     d.shutdown().await.unwrap();
 }

@@ -160,7 +160,7 @@ async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
     );
     for (i, mut d) in before_dave.into_iter().enumerate() {
         d.seq = 1_000_000 + i as u64;
-        let outcome = dave.process_delivery(d).unwrap();
+        let outcome = dave.process_delivery(d).await.unwrap();
         assert_ne!(outcome, Outcome::Message);
     }
     assert!(dave.receive(None).await.unwrap().is_empty());
@@ -170,7 +170,7 @@ async fn removed_member_cannot_read_later_and_new_member_cannot_read_earlier() {
     assert!(texts(&mut carol).await.is_empty());
     for (i, mut d) in after.into_iter().enumerate() {
         d.seq = 2_000_000 + i as u64;
-        let outcome = carol.process_delivery(d).unwrap();
+        let outcome = carol.process_delivery(d).await.unwrap();
         assert_ne!(outcome, Outcome::Message);
     }
     assert!(carol.receive(None).await.unwrap().is_empty());
@@ -235,7 +235,7 @@ async fn tampered_forged_and_replayed_envelopes_are_refused() {
         .unwrap()
         .clone();
     for d in items.iter().filter(|d| d.kind != ItemKind::Envelope) {
-        bob.process_delivery(d.clone()).unwrap();
+        bob.process_delivery(d.clone()).await.unwrap();
     }
 
     let variant = |f: &dyn Fn(&mut Delivery)| {
@@ -248,28 +248,28 @@ async fn tampered_forged_and_replayed_envelopes_are_refused() {
     let n = envelope.body.len();
     let tampered = variant(&|d| d.body[n - 80] ^= 1);
     assert_eq!(
-        bob.process_delivery(tampered).unwrap(),
+        bob.process_delivery(tampered).await.unwrap(),
         Outcome::Refused(EnvelopeRefusal::Open(SealError::BadSignature).into())
     );
     // Wrong signature.
     let forged = variant(&|d| d.body[n - 1] ^= 1);
     assert_eq!(
-        bob.process_delivery(forged).unwrap(),
+        bob.process_delivery(forged).await.unwrap(),
         Outcome::Refused(EnvelopeRefusal::Open(SealError::BadSignature).into())
     );
     // Service lies about the sender.
     let spoofed = variant(&|d| d.sender = "mallory".into());
     assert_eq!(
-        bob.process_delivery(spoofed).unwrap(),
+        bob.process_delivery(spoofed).await.unwrap(),
         Outcome::Refused(EnvelopeRefusal::SenderMismatch.into())
     );
     // The genuine one opens, once; the replay is recognised.
     assert_eq!(
-        bob.process_delivery(envelope.clone()).unwrap(),
+        bob.process_delivery(envelope.clone()).await.unwrap(),
         Outcome::Message
     );
     assert_eq!(
-        bob.process_delivery(variant(&|_| {})).unwrap(),
+        bob.process_delivery(variant(&|_| {})).await.unwrap(),
         Outcome::Duplicate
     );
     let msgs = bob.receive(None).await.unwrap();
@@ -380,7 +380,7 @@ async fn a_member_leaves_and_reads_nothing_afterwards() {
     assert!(texts(&mut carol).await.is_empty());
     for (i, mut d) in after.into_iter().enumerate() {
         d.seq = 3_000_000 + i as u64;
-        let outcome = carol.process_delivery(d).unwrap();
+        let outcome = carol.process_delivery(d).await.unwrap();
         assert_ne!(outcome, Outcome::Message);
     }
     assert!(carol.receive(None).await.unwrap().is_empty());
@@ -487,10 +487,10 @@ async fn a_removed_member_cannot_keep_posting_on_an_old_chain() {
         .cloned()
         .unwrap();
     assert_eq!(
-        bob.process_delivery(commit).unwrap(),
+        bob.process_delivery(commit).await.unwrap(),
         Outcome::CommitApplied
     );
-    match bob.process_delivery(late).unwrap() {
+    match bob.process_delivery(late).await.unwrap() {
         Outcome::Refused(custos_client::refusal::Refusal::Envelope(
             EnvelopeRefusal::SenderRemoved { sender, .. },
         )) => assert_eq!(sender, "carol"),
@@ -518,11 +518,11 @@ async fn an_envelope_on_a_chain_too_many_epochs_old_is_refused_as_expired() {
     let late = held_envelope_of(&raw, "carol");
     for commit in raw.iter().filter(|i| i.kind == ItemKind::Commit) {
         assert_eq!(
-            bob.process_delivery(commit.clone()).unwrap(),
+            bob.process_delivery(commit.clone()).await.unwrap(),
             Outcome::CommitApplied
         );
     }
-    match bob.process_delivery(late).unwrap() {
+    match bob.process_delivery(late).await.unwrap() {
         Outcome::Refused(custos_client::refusal::Refusal::Envelope(
             EnvelopeRefusal::ChainExpired { epoch, current },
         )) => assert_eq!(current, epoch + lag),

@@ -334,7 +334,7 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
         .unwrap()
         .clone();
     for d in items.iter().filter(|d| d.kind != ItemKind::Envelope) {
-        bob.process_delivery(d.clone()).unwrap();
+        bob.process_delivery(d.clone()).await.unwrap();
     }
     let n = envelope.tag.len();
     let cases: [(usize, &str); 4] = [
@@ -346,7 +346,7 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
     for (at, code) in cases {
         let mut bad = envelope.clone();
         bad.tag[at] ^= 1;
-        match bob.process_delivery(bad).unwrap() {
+        match bob.process_delivery(bad).await.unwrap() {
             Outcome::Refused(r) => assert_eq!(r.code(), code, "byte {at}: {r}"),
             other => panic!("byte {at}: {other:?}"),
         }
@@ -354,12 +354,15 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
     let mut untagged = envelope.clone();
     untagged.tag.clear();
     assert!(matches!(
-        bob.process_delivery(untagged).unwrap(),
+        bob.process_delivery(untagged).await.unwrap(),
         Outcome::Refused(Refusal::Envelope(EnvelopeRefusal::Tag(TagCheckError::Tag(
             TagRefusal::Missing
         ))))
     ));
-    assert_eq!(bob.process_delivery(envelope).unwrap(), Outcome::Message);
+    assert_eq!(
+        bob.process_delivery(envelope).await.unwrap(),
+        Outcome::Message
+    );
     d.shutdown().await.unwrap();
 }
 

@@ -111,7 +111,7 @@ impl Demo<'_> {
             .enumerate()
         {
             d.seq = 1_000_000 + i as u64;
-            if u.carol.process_delivery(d)? != Outcome::Message {
+            if u.carol.process_delivery(d).await? != Outcome::Message {
                 refused += 1;
             }
         }
