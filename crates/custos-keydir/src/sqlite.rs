@@ -79,6 +79,10 @@ impl SqliteDirectory {
     }
 }
 
+/// Rows per multi-row statement: 5 parameters a row stay well under
+/// SQLite's bound of 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
 fn db_err(e: sqlx::Error) -> StorageError {
     StorageError::Connection(e.to_string())
 }
@@ -295,36 +299,49 @@ impl Database for SqliteDirectory {
         if records.is_empty() {
             return Ok(());
         }
+        // Encoded before the transaction opens, so that it is held only for
+        // the writes; rows go in multi-row statements (a statement per row
+        // was most of an epoch's SQLite time).
+        let mut values = Vec::new();
+        let mut nodes = Vec::new();
+        for record in &records {
+            match record {
+                DbRecord::ValueState(v) => values.push((
+                    v.username.0.as_slice(),
+                    i64_of(v.epoch)?,
+                    i64_of(v.version)?,
+                    label_bytes(&v.label),
+                    v.value.0.as_slice(),
+                )),
+                other => nodes.push((other.get_full_binary_id(), encode_record(other))),
+            }
+        }
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err)?;
-        for record in &records {
-            match record {
-                DbRecord::ValueState(v) => {
-                    sqlx::query(
-                        "INSERT OR REPLACE INTO kd_values \
-                         (label, epoch, version, node_label, value) VALUES (?, ?, ?, ?, ?)",
-                    )
-                    .bind(v.username.0.as_slice())
-                    .bind(i64_of(v.epoch)?)
-                    .bind(i64_of(v.version)?)
-                    .bind(label_bytes(&v.label).as_slice())
-                    .bind(v.value.0.as_slice())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                }
-                other => {
-                    sqlx::query("INSERT OR REPLACE INTO kd_records (key, record) VALUES (?, ?)")
-                        .bind(other.get_full_binary_id())
-                        .bind(encode_record(other))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                }
-            }
+        for chunk in values.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR REPLACE INTO kd_values (label, epoch, version, node_label, value) ",
+            );
+            q.push_values(chunk, |mut row, v| {
+                row.push_bind(v.0)
+                    .push_bind(v.1)
+                    .push_bind(v.2)
+                    .push_bind(v.3.as_slice())
+                    .push_bind(v.4);
+            });
+            q.build().execute(&mut *tx).await.map_err(db_err)?;
+        }
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR REPLACE INTO kd_records (key, record) ",
+            );
+            q.push_values(chunk, |mut row, n| {
+                row.push_bind(n.0.as_slice()).push_bind(n.1.as_slice());
+            });
+            q.build().execute(&mut *tx).await.map_err(db_err)?;
         }
         // The commit point: every record of the batch or none.
         tx.commit().await.map_err(db_err)
@@ -362,11 +379,29 @@ impl Database for SqliteDirectory {
     ) -> Result<Vec<DbRecord>, StorageError> {
         let mut out = Vec::with_capacity(ids.len());
         if St::data_type() == StorageType::ValueState {
+            let mut keys = Vec::with_capacity(ids.len());
             for id in ids {
-                match self.get::<St>(id).await {
-                    Ok(r) => out.push(r),
-                    Err(StorageError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
+                let ValueStateKey(label, epoch) =
+                    ValueState::key_from_full_binary(&St::get_full_binary_key_id(id))
+                        .map_err(StorageError::Other)?;
+                keys.push((label, i64_of(epoch)?));
+            }
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "SELECT label, epoch, version, node_label, value FROM kd_values \
+                     WHERE (label, epoch) IN (VALUES ",
+                );
+                let mut sep = q.separated(", ");
+                for (label, epoch) in chunk {
+                    sep.push("(")
+                        .push_bind_unseparated(label.as_slice())
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(*epoch)
+                        .push_unseparated(")");
+                }
+                q.push(")");
+                for row in q.build().fetch_all(&self.pool).await.map_err(db_err)? {
+                    out.push(DbRecord::ValueState(value_state(&row)?));
                 }
             }
             return Ok(out);
@@ -453,14 +488,36 @@ impl Database for SqliteDirectory {
         usernames: &[AkdLabel],
         flag: ValueStateRetrievalFlag,
     ) -> Result<HashMap<AkdLabel, (u64, AkdValue)>, StorageError> {
+        // One statement per chunk of labels (this runs for every label of
+        // an epoch before it is published). With a single MIN or MAX
+        // aggregate, SQLite takes the other columns from the row that has
+        // the extreme value (documented "bare column" behaviour).
+        let (extreme, filter): (&str, Option<(&str, u64)>) = match flag {
+            ValueStateRetrievalFlag::SpecificVersion(v) => ("MIN", Some(("version = ", v))),
+            ValueStateRetrievalFlag::SpecificEpoch(e) => ("MIN", Some(("epoch = ", e))),
+            ValueStateRetrievalFlag::LeqEpoch(e) => ("MAX", Some(("epoch <= ", e))),
+            ValueStateRetrievalFlag::MaxEpoch => ("MAX", None),
+            ValueStateRetrievalFlag::MinEpoch => ("MIN", None),
+        };
         let mut out = HashMap::with_capacity(usernames.len());
-        for u in usernames {
-            match self.get_user_state(u, flag).await {
-                Ok(s) => {
-                    out.insert(u.clone(), (s.version, s.value));
-                }
-                Err(StorageError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+        for chunk in usernames.chunks(ROWS_PER_STATEMENT) {
+            // Only fixed SQL text is pushed; every value is bound.
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT label, {extreme}(epoch), version, value FROM kd_values WHERE "
+            ));
+            if let Some((condition, arg)) = filter {
+                q.push(condition).push_bind(i64_of(arg)?).push(" AND ");
+            }
+            q.push("label IN ").push_tuples(chunk, |mut t, u| {
+                t.push_bind(u.0.as_slice());
+            });
+            q.push(" GROUP BY label");
+            let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+            for row in rows {
+                let label: Vec<u8> = row.try_get(0).map_err(db_err)?;
+                let version: i64 = row.try_get(2).map_err(db_err)?;
+                let value: Vec<u8> = row.try_get(3).map_err(db_err)?;
+                out.insert(AkdLabel(label), (u64_of(version)?, AkdValue(value)));
             }
         }
         Ok(out)
