@@ -197,6 +197,9 @@ pub struct Device {
     /// Test door ([`Device::dangerous_force_synthetic`]): `Some(b)` makes
     /// every voucher synthetic (`true`) or real (`false`).
     pub(crate) psi_force_synthetic: Option<bool>,
+    /// How often a listening device checks its own key history
+    /// ([`Device::set_own_keys_check_interval`]).
+    pub(crate) own_keys_check_interval: std::time::Duration,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -354,6 +357,7 @@ impl Device {
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
             psi_force_synthetic: None,
+            own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -420,6 +424,7 @@ impl Device {
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
             psi_force_synthetic: None,
+            own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
             _home_lock: home_lock,
         })
     }

@@ -10,8 +10,9 @@
 //!   and every new key it gives a member (see [`crate::receive`]); a
 //!   refused Welcome or commit is not applied and names the account;
 //! - at `register`: its own key must appear;
-//! - on every `receive`: its own key history must hold no key it did not
-//!   make ([`Device::check_own_keys`]).
+//! - on every `receive`, and every [`OWN_KEYS_CHECK_INTERVAL`] while it
+//!   keeps listening: its own key history must hold no key it did not make
+//!   ([`Device::check_own_keys`]).
 //!
 //! It keeps the highest epoch it verified (`keydir/last_epoch`) and refuses
 //! proofs for older epochs. Epoch roots come only from the log
@@ -31,6 +32,14 @@ use crate::device::{Device, DeviceError};
 use crate::store::Store;
 
 const LAST_EPOCH: &str = "keydir/last_epoch";
+/// When this device last checked its own key history (Unix ms).
+const OWN_KEYS_CHECKED_AT: &str = "keydir/own_keys_checked_at";
+
+/// How often a device that keeps listening ([`Device::listen`], `custos
+/// receive --wait N`) checks its own key history, besides the check at
+/// every `receive`: a key added behind the user's back is reported within
+/// this time while the device runs.
+pub const OWN_KEYS_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 const ALERTS: &str = "keydir/alerts";
 
 /// The store key of a logged epoch root.
@@ -310,23 +319,38 @@ impl Device {
         if members.is_empty() || self.key_directory_vrf()?.is_none() {
             return Ok(());
         }
-        let mut seen: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
-        for (account, key) in members {
-            let directory = match seen.get(account.as_str()) {
-                Some(k) => k.clone(),
-                None => {
-                    // A name no account can have has no key in the directory.
-                    if custos_wire::ids::validate_account_name(account).is_err() {
-                        return Err(KeyDirRefusal::NotInDirectory(account.clone()).into());
-                    }
-                    let Some(v) = self.verify_account_key(account).await? else {
-                        return Ok(());
-                    };
-                    let k = v.key().to_vec();
-                    seen.insert(account, k.clone());
-                    k
+        let mut accounts: Vec<&str> = Vec::new();
+        for (account, _) in members {
+            // A name no account can have has no key in the directory.
+            if custos_wire::ids::validate_account_name(account).is_err() {
+                return Err(KeyDirRefusal::NotInDirectory(account.clone()).into());
+            }
+            if !accounts.contains(&account.as_str()) {
+                accounts.push(account);
+            }
+        }
+        // The lookups go out together (one round trip's latency for the
+        // whole roster); the proofs are then verified one by one.
+        let api = &self.api;
+        let served =
+            futures_util::future::join_all(accounts.iter().map(|a| api.key_directory_lookup(a)))
+                .await;
+        let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
+        for (account, served) in accounts.iter().zip(served) {
+            let served = match served {
+                Ok(p) => p,
+                Err(ApiError::Refused { status: 404, .. }) => {
+                    return Err(KeyDirRefusal::NotInDirectory((*account).to_owned()).into());
                 }
+                Err(e) => return Err(e.into()),
             };
+            let Some(v) = self.verify_served(account, &served).await? else {
+                return Ok(());
+            };
+            proven.insert(account, v.key().to_vec());
+        }
+        for (account, key) in members {
+            let directory = proven.get(account.as_str()).cloned().unwrap_or_default();
             if directory != *key {
                 return Err(KeyDirRefusal::MemberKeyMismatch {
                     account: account.clone(),
@@ -373,9 +397,31 @@ impl Device {
         Ok(Some(versions))
     }
 
+    /// Sets how often a listening device checks its own key history
+    /// (default [`OWN_KEYS_CHECK_INTERVAL`]; an embedding application that
+    /// keeps the device open picks its own).
+    pub fn set_own_keys_check_interval(&mut self, every: std::time::Duration) {
+        self.own_keys_check_interval = every;
+    }
+
+    /// When this device last checked its own key history (Unix ms, device
+    /// clock), if ever.
+    pub fn own_keys_checked_at(&self) -> Result<Option<u64>, DeviceError> {
+        Ok(Some(get_u64(&self.store, OWN_KEYS_CHECKED_AT)?).filter(|&t| t > 0))
+    }
+
     /// Self-monitoring: checks this account's key history and records an
     /// alert for every key this device did not make. Returns the new alerts.
     pub async fn check_own_keys(&mut self) -> Result<Vec<KeyAlert>, DeviceError> {
+        let checked = self.check_own_keys_inner().await;
+        if checked.is_ok() {
+            self.store
+                .set(OWN_KEYS_CHECKED_AT, &self.clock.now_millis().to_be_bytes())?;
+        }
+        checked
+    }
+
+    async fn check_own_keys_inner(&mut self) -> Result<Vec<KeyAlert>, DeviceError> {
         let versions = match self.key_history().await {
             Ok(Some(v)) => v,
             Ok(None) => return Ok(Vec::new()),

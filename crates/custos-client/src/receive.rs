@@ -136,13 +136,31 @@ impl Device {
     }
 
     /// Listens on the mailbox WebSocket for `wait`, processing pushed items.
+    /// Self-monitoring runs on a schedule meanwhile: every
+    /// [`crate::keydir::OWN_KEYS_CHECK_INTERVAL`] (or the interval set with
+    /// [`Device::set_own_keys_check_interval`]) the device checks its own
+    /// key history, as [`Device::receive`] does when it starts.
     pub async fn listen(&mut self, wait: Duration) -> Result<Vec<Outcome>, DeviceError> {
         let mut ws = self.api.connect_ws().await?;
         let deadline = tokio::time::Instant::now() + wait;
+        let mut next_check = tokio::time::Instant::now() + self.own_keys_check_interval;
         let mut outcomes = Vec::new();
         loop {
-            let next = tokio::time::timeout_at(deadline, ws.next()).await;
-            let Ok(Some(frame)) = next else { break };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if now >= next_check {
+                self.check_own_keys().await?;
+                next_check = tokio::time::Instant::now() + self.own_keys_check_interval;
+            }
+            let next = tokio::time::timeout_at(deadline.min(next_check), ws.next()).await;
+            let frame = match next {
+                // The deadline or the next check: the loop decides which.
+                Err(_) => continue,
+                Ok(None) => break,
+                Ok(Some(frame)) => frame,
+            };
             let frame = frame.map_err(|e| crate::api::ApiError::Transport(e.to_string()))?;
             let tokio_tungstenite::tungstenite::Message::Binary(bytes) = frame else {
                 continue;

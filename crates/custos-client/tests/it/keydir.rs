@@ -427,3 +427,33 @@ async fn a_ghost_member_is_refused_by_every_receiving_device_naming_the_account(
     assert_eq!(outcomes, vec![Outcome::Joined]);
     d.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_device_checks_its_own_keys_on_a_schedule() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    alice.set_own_keys_check_interval(Duration::from_millis(200));
+    let before = epoch_of(&alice, "alice").await;
+    let db = server_db(&d);
+    // alice's device keeps listening; meanwhile the service publishes
+    // another key for her account.
+    let ghost = SigningKey::from_bytes(&[13; 32]).verifying_key().to_bytes();
+    let (received, ()) = tokio::join!(alice.receive(Some(Duration::from_secs(4))), async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        db.execute(
+            "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('alice', ?1, 0)",
+            [ghost.as_slice()],
+        )
+        .unwrap();
+    });
+    received.unwrap();
+    // The check at the start of `receive` ran before the key existed: the
+    // alert comes from a scheduled check while the device listened.
+    let alerts = alice.key_alerts().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].key, hex::encode(ghost));
+    assert!(alerts[0].epoch > before);
+    assert!(alice.own_keys_checked_at().unwrap().is_some());
+    d.shutdown().await.unwrap();
+}

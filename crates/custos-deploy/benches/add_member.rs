@@ -1,0 +1,139 @@
+//! Adding a member, the whole path a user runs, with the key directory and
+//! without it, in the same run (issue 12: "≤ 1.2× today's cost").
+//!
+//! Two loopback deployments that differ only in the key directory (the
+//! log with two witnesses, the delivery service on durable SQLite, no
+//! custodians): in one the manifest names the provider's directory and
+//! every device checks keys against it; in the other it does not, which is
+//! the cost before issue 12.
+//!
+//! Per iteration, untimed: alice creates a conversation with `others`
+//! members (0 or 6, who never read their mailboxes). Timed:
+//! - **adder**: `alice.add_members(conv, ["bob"])`: claims bob's
+//!   KeyPackage, validates it, (with the directory: looks bob up and
+//!   verifies the lookup proof against the logged root), builds the commit
+//!   and Welcome, submits them (the service verifies the commit and stores
+//!   it durably) and merges;
+//! - **joiner**: `bob.sync()`: fetches the Welcome, stages it, (with the
+//!   directory: checks every other roster member's key, one lookup each),
+//!   joins and acknowledges.
+//!
+//! Wall time: the path includes the service's threads, SQLite's fsyncs and
+//! the HTTP rounds on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "benchmark harness"
+)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use custos_client::{Device, Outcome};
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
+use tokio::runtime::Runtime;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    _deployment: Deployment,
+    alice: Device,
+    bob: Device,
+    others: Vec<String>,
+}
+
+async fn setup(key_directory: bool, others: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DeploymentSpec::new("bench", custos_clock::system())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(ServerSpec::unlimited());
+    // A short interval, so that registration (which waits until its key is
+    // published) is quick; no key changes during the run, so no epoch is
+    // published then and the interval does not enter the figures.
+    let spec = if key_directory {
+        spec.with_key_directory(Duration::from_millis(100))
+    } else {
+        spec
+    };
+    let deployment = Deployment::start(dir.path(), spec).await.unwrap();
+    let alice = deployment.register("alice").await.unwrap();
+    let bob = deployment.register("bob").await.unwrap();
+    let mut names = Vec::new();
+    for i in 0..others {
+        let name = format!("member{i}");
+        deployment.register(&name).await.unwrap();
+        names.push(name);
+    }
+    let mut s = Setup {
+        _dir: dir,
+        _deployment: deployment,
+        alice,
+        bob,
+        others: names,
+    };
+    // One cycle so that every cache and connection is warm.
+    s.cycle().await;
+    s
+}
+
+impl Setup {
+    /// One add of bob to a fresh conversation; returns the adder's and the
+    /// joiner's time.
+    async fn cycle(&mut self) -> (Duration, Duration) {
+        let conv = self.alice.create_conversation(&self.others).await.unwrap();
+        let bob = ["bob".to_owned()];
+        let start = Instant::now();
+        self.alice.add_members(&conv, &bob).await.unwrap();
+        let adder = start.elapsed();
+        let start = Instant::now();
+        let outcomes = self.bob.sync().await.unwrap();
+        let joiner = start.elapsed();
+        assert_eq!(outcomes, vec![Outcome::Joined]);
+        (adder, joiner)
+    }
+}
+
+fn path(c: &mut Criterion, rt: &Runtime, key_directory: bool, others: usize) {
+    let label = if key_directory {
+        "key_directory"
+    } else {
+        "no_key_directory"
+    };
+    let mut s = rt.block_on(setup(key_directory, others));
+    let mut g = c.benchmark_group(format!("add_member_to_{}", others + 2));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    g.bench_function(format!("{label}/adder"), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(s.cycle()).0)
+                .sum::<Duration>()
+        })
+    });
+    g.bench_function(format!("{label}/joiner"), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(s.cycle()).1)
+                .sum::<Duration>()
+        })
+    });
+    g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for others in [0, 6] {
+        path(c, &rt, false, others);
+        path(c, &rt, true, others);
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
