@@ -44,6 +44,116 @@ pub struct ServerArgs {
     /// Quotas and abuse limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Key transparency.
+    #[command(flatten)]
+    pub key_directory: KeyDirectoryArgs,
+}
+
+/// The provider's key directory (docs/design/0016-key-transparency.md):
+/// every account's identity key in an auditable key directory whose epoch
+/// roots the service logs, so that devices can check every key they
+/// encrypt to. Off unless `--key-directory` is given.
+#[derive(Debug, clap::Args)]
+pub struct KeyDirectoryArgs {
+    /// Run the key directory. Needs --key-directory-vrf-key, the log
+    /// (--log, --manifest, --provider-key) and a manifest whose
+    /// `[key_directory]` section names this VRF key's public key: devices
+    /// of such a manifest refuse to add or accept members whose keys the
+    /// directory does not prove.
+    #[arg(
+        long,
+        env = "CUSTOS_KEY_DIRECTORY",
+        requires_all = ["key_directory_vrf_key", "log"]
+    )]
+    pub key_directory: bool,
+    /// The directory's VRF secret: a file of exactly 32 bytes (`custos up`
+    /// keeps it in DATA/keys/keydir-vrf.key). Keep it secret: it hides
+    /// which account a proof is about from everyone else.
+    #[arg(
+        long,
+        env = "CUSTOS_KEY_DIRECTORY_VRF_KEY",
+        value_name = "FILE",
+        requires = "key_directory"
+    )]
+    pub key_directory_vrf_key: Option<PathBuf>,
+    /// Seconds between two epochs of the directory (a new account's key is
+    /// provable, and `register` returns, after the next epoch is logged).
+    #[arg(
+        long,
+        env = "CUSTOS_KEY_DIRECTORY_INTERVAL",
+        value_name = "SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub key_directory_interval: u64,
+    /// Most key changes published in one epoch; more wait for the next.
+    #[arg(
+        long,
+        env = "CUSTOS_KEY_DIRECTORY_MAX_CHANGES",
+        value_name = "N",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000)
+    )]
+    pub key_directory_max_changes: u64,
+}
+
+impl KeyDirectoryArgs {
+    /// Switches the key directory on in `config` (after the log is set up:
+    /// epochs are logged through it). `manifest` is --manifest.
+    fn apply(
+        &self,
+        mut config: ServerConfig,
+        manifest: Option<&std::path::Path>,
+    ) -> anyhow::Result<ServerConfig> {
+        if !self.key_directory {
+            return Ok(config);
+        }
+        let (Some(vrf_path), Some(manifest_path)) = (&self.key_directory_vrf_key, manifest) else {
+            anyhow::bail!("--key-directory needs --key-directory-vrf-key and --manifest");
+        };
+        if config.franking_log.is_none() {
+            anyhow::bail!(
+                "--key-directory needs the log (--log, --manifest, --provider-key; not --no-franking): \
+                 every epoch's root is logged"
+            );
+        }
+        let seed: [u8; 32] = std::fs::read(vrf_path)
+            .with_context(|| format!("reading the key directory's VRF key {}", vrf_path.display()))?
+            .try_into()
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{} must hold exactly 32 bytes (the key directory's VRF secret)",
+                    vrf_path.display()
+                )
+            })?;
+        let vrf = custos_keydir::VrfSecret::from_bytes(seed);
+        let public = hex::encode(vrf.public_key());
+        let manifest = super::log::read_manifest(manifest_path)?;
+        let section = manifest.key_directory.as_ref().with_context(|| {
+            format!(
+                "the manifest {} has no [key_directory] section; add one with \
+                 vrf_public_key = \"{public}\" (this VRF key's public key)",
+                manifest_path.display()
+            )
+        })?;
+        let named = section
+            .vrf_key()
+            .context("the manifest's key_directory.vrf_public_key")?;
+        if hex::encode(named) != public {
+            anyhow::bail!(
+                "{} is not the manifest's key directory VRF key (manifest: {}, this file: {public}); \
+                 devices would refuse every proof",
+                vrf_path.display(),
+                hex::encode(named)
+            );
+        }
+        config = config.with_key_directory(custos_server::directory::KeyDirectoryConfig {
+            vrf,
+            interval: std::time::Duration::from_secs(self.key_directory_interval),
+            max_changes: usize::try_from(self.key_directory_max_changes).unwrap_or(usize::MAX),
+        });
+        Ok(config)
+    }
 }
 
 /// Quotas and abuse limits of `custos server` (docs/spec/delivery-api.md);
@@ -263,6 +373,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.tls = args.tls.load()?;
     args.limits.apply(&mut config.limits);
     let config = args.franking.apply(config, &args.data)?;
+    let config = args
+        .key_directory
+        .apply(config, args.franking.manifest.as_deref())?;
     serve_blocking(args.listen, config)
 }
 
@@ -330,5 +443,25 @@ mod tests {
         let mut limits = custos_server::Limits::default();
         args.limits.apply(&mut limits);
         assert_eq!(limits, custos_server::Limits::default());
+        // The key directory is off by default; its defaults are the service's.
+        assert!(!args.key_directory.key_directory);
+        assert_eq!(
+            std::time::Duration::from_secs(args.key_directory.key_directory_interval),
+            custos_server::directory::DEFAULT_INTERVAL
+        );
+        assert_eq!(
+            args.key_directory.key_directory_max_changes,
+            custos_server::directory::DEFAULT_MAX_CHANGES as u64
+        );
+    }
+
+    /// `--key-directory` alone is refused before anything starts.
+    #[test]
+    fn the_key_directory_needs_its_key_and_the_log() {
+        let e =
+            crate::cmd::Cli::try_parse_from(["custos", "server", "--data", "x", "--key-directory"])
+                .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("--key-directory-vrf-key"), "{text}");
     }
 }

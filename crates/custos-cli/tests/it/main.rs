@@ -5,6 +5,7 @@
 //! topic: each test binary links the whole dependency tree again.
 
 mod common;
+mod keydir;
 mod log_crash;
 mod server_kill;
 mod tls;

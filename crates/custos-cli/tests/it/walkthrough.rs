@@ -449,6 +449,15 @@ fn up_runs_a_whole_deployment_where_devices_escrow_and_resumes_it() {
             ],
         );
     }
+    // `custos up` runs the key directory: alice's key is proven in it.
+    let history: Value =
+        serde_json::from_str(&ok(dir, &["--home", &alice, "keys", "history", "--json"])).unwrap();
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
+    assert_eq!(history["versions"][0]["key"], history["this_device_key"]);
     let dm = ok(dir, &["--home", &alice, "conversation", "create", "bob"])
         .trim()
         .to_owned();
