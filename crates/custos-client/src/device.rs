@@ -200,6 +200,9 @@ pub struct Device {
     /// How often a listening device checks its own key history
     /// ([`Device::set_own_keys_check_interval`]).
     pub(crate) own_keys_check_interval: std::time::Duration,
+    /// Member keys proven by the key directory in the last
+    /// [`crate::keydir::VERIFIED_KEY_TTL`] (in memory).
+    pub(crate) verified_keys: crate::keydir::VerifiedKeys,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -358,6 +361,7 @@ impl Device {
             pinned_franking,
             psi_force_synthetic: None,
             own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
+            verified_keys: crate::keydir::VerifiedKeys::default(),
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -425,6 +429,7 @@ impl Device {
             pinned_franking,
             psi_force_synthetic: None,
             own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
+            verified_keys: crate::keydir::VerifiedKeys::default(),
             _home_lock: home_lock,
         })
     }

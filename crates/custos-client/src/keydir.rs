@@ -42,6 +42,57 @@ const OWN_KEYS_CHECKED_AT: &str = "keydir/own_keys_checked_at";
 pub const OWN_KEYS_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 const ALERTS: &str = "keydir/alerts";
 
+/// How long a member key the directory proved is taken as proven again
+/// without a new lookup, when the same account shows the same key (a
+/// Welcome and the commits of one `receive`, several conversations with the
+/// same people). A key that differs is always looked up. The bound is what
+/// a key replaced in the directory can still be accepted for by a device
+/// that proved the old one just before.
+pub const VERIFIED_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Member keys proven recently: account -> (key, when, device clock ms).
+/// In memory only.
+#[derive(Debug)]
+pub(crate) struct VerifiedKeys {
+    keys: std::collections::HashMap<String, (Vec<u8>, u64)>,
+    ttl_ms: u64,
+}
+
+impl Default for VerifiedKeys {
+    fn default() -> Self {
+        Self::with_ttl(VERIFIED_KEY_TTL)
+    }
+}
+
+impl VerifiedKeys {
+    fn with_ttl(ttl: std::time::Duration) -> Self {
+        Self {
+            keys: Default::default(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Whether `account`'s `key` was proven within the TTL before `now` (a
+    /// clock that went back counts as expired).
+    fn holds(&self, account: &str, key: &[u8], now: u64) -> bool {
+        self.keys
+            .get(account)
+            .is_some_and(|(k, at)| k.as_slice() == key && now >= *at && now - at < self.ttl_ms)
+    }
+
+    fn insert(&mut self, account: &str, key: &[u8], now: u64) {
+        if self.ttl_ms == 0 {
+            return;
+        }
+        // Bounded: expired entries go when the map grows large.
+        if self.keys.len() >= 10_000 {
+            let ttl = self.ttl_ms;
+            self.keys.retain(|_, (_, at)| now >= *at && now - *at < ttl);
+        }
+        self.keys.insert(account.to_owned(), (key.to_vec(), now));
+    }
+}
+
 /// The store key of a logged epoch root.
 pub(crate) fn root_key(epoch: u64) -> String {
     format!("keydir/root/{epoch:020}")
@@ -293,9 +344,18 @@ impl Device {
         account: &str,
         served: &[u8],
     ) -> Result<(), DeviceError> {
+        if self.key_directory_vrf()?.is_some()
+            && self
+                .verified_keys
+                .holds(account, served, self.clock.now_millis())
+        {
+            return Ok(());
+        }
         let Some(verified) = self.verify_account_key(account).await? else {
             return Ok(());
         };
+        self.verified_keys
+            .insert(account, verified.key(), self.clock.now_millis());
         if verified.key().as_slice() != served {
             return Err(KeyDirRefusal::KeyMismatch {
                 account: account.to_owned(),
@@ -320,12 +380,16 @@ impl Device {
             return Ok(());
         }
         let mut accounts: Vec<&str> = Vec::new();
-        for (account, _) in members {
+        for (account, key) in members {
             // A name no account can have has no key in the directory.
             if custos_wire::ids::validate_account_name(account).is_err() {
                 return Err(KeyDirRefusal::NotInDirectory(account.clone()).into());
             }
-            if !accounts.contains(&account.as_str()) {
+            if !accounts.contains(&account.as_str())
+                && !self
+                    .verified_keys
+                    .holds(account, key, self.clock.now_millis())
+            {
                 accounts.push(account);
             }
         }
@@ -347,10 +411,15 @@ impl Device {
             let Some(v) = self.verify_served(account, &served).await? else {
                 return Ok(());
             };
+            let now = self.clock.now_millis();
+            self.verified_keys.insert(account, v.key(), now);
             proven.insert(account, v.key().to_vec());
         }
         for (account, key) in members {
-            let directory = proven.get(account.as_str()).cloned().unwrap_or_default();
+            let Some(directory) = proven.get(account.as_str()).cloned() else {
+                // Not looked up: proven within the TTL with this very key.
+                continue;
+            };
             if directory != *key {
                 return Err(KeyDirRefusal::MemberKeyMismatch {
                     account: account.clone(),
@@ -402,6 +471,13 @@ impl Device {
     /// keeps the device open picks its own).
     pub fn set_own_keys_check_interval(&mut self, every: std::time::Duration) {
         self.own_keys_check_interval = every;
+    }
+
+    /// Sets how long a member key the directory proved is taken as proven
+    /// again without a lookup (default [`VERIFIED_KEY_TTL`]; zero: every
+    /// check looks the key up). Forgets the keys proven so far.
+    pub fn set_verified_key_ttl(&mut self, ttl: std::time::Duration) {
+        self.verified_keys = VerifiedKeys::with_ttl(ttl);
     }
 
     /// When this device last checked its own key history (Unix ms, device
@@ -644,4 +720,26 @@ pub(crate) fn take_logged_root(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VerifiedKeys;
+    use std::time::Duration;
+
+    #[test]
+    fn a_proven_key_is_reused_only_for_the_same_key_within_the_ttl() {
+        let mut v = VerifiedKeys::with_ttl(Duration::from_secs(60));
+        v.insert("bob", &[1; 32], 1_000);
+        assert!(v.holds("bob", &[1; 32], 1_000));
+        assert!(v.holds("bob", &[1; 32], 60_999));
+        assert!(!v.holds("bob", &[1; 32], 61_000));
+        assert!(!v.holds("bob", &[2; 32], 2_000));
+        assert!(!v.holds("carol", &[1; 32], 2_000));
+        // A clock that went back does not extend it.
+        assert!(!v.holds("bob", &[1; 32], 999));
+        let mut never = VerifiedKeys::with_ttl(Duration::ZERO);
+        never.insert("bob", &[1; 32], 1_000);
+        assert!(!never.holds("bob", &[1; 32], 1_000));
+    }
 }

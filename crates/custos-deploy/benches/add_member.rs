@@ -1,11 +1,14 @@
 //! Adding a member, the whole path a user runs, with the key directory and
 //! without it, in the same run (issue 12: "≤ 1.2× today's cost").
 //!
-//! Two loopback deployments that differ only in the key directory (the
+//! Loopback deployments that differ only in the key directory (the
 //! log with two witnesses, the delivery service on durable SQLite, no
 //! custodians): in one the manifest names the provider's directory and
 //! every device checks keys against it; in the other it does not, which is
-//! the cost before issue 12.
+//! the cost before issue 12. With the directory, cold (every check looks
+//! the key up: `Device::set_verified_key_ttl(0)`) and warm (the default: a
+//! key proven in the last minute is reused, and every iteration here adds
+//! the same people).
 //!
 //! Per iteration, untimed: alice creates a conversation with `others`
 //! members (0 or 6, who never read their mailboxes). Timed:
@@ -44,7 +47,31 @@ struct Setup {
     others: Vec<String>,
 }
 
-async fn setup(key_directory: bool, others: usize) -> Setup {
+/// Which cost is measured.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// No key directory in the manifest: the cost before issue 12.
+    Without,
+    /// Every check looks the key up and verifies a proof (no key proven
+    /// before is reused).
+    Cold,
+    /// The device's default: a key proven in the last minute is not looked
+    /// up again (here every iteration adds the same people).
+    Warm,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Without => "no_key_directory",
+            Self::Cold => "key_directory_cold",
+            Self::Warm => "key_directory_warm",
+        }
+    }
+}
+
+async fn setup(mode: Mode, others: usize) -> Setup {
+    let key_directory = !matches!(mode, Mode::Without);
     let dir = tempfile::tempdir().unwrap();
     let spec = DeploymentSpec::new("bench", custos_clock::system())
         .custodians(0, 0, CustodianMode::KeysOnly)
@@ -58,8 +85,12 @@ async fn setup(key_directory: bool, others: usize) -> Setup {
         spec
     };
     let deployment = Deployment::start(dir.path(), spec).await.unwrap();
-    let alice = deployment.register("alice").await.unwrap();
-    let bob = deployment.register("bob").await.unwrap();
+    let mut alice = deployment.register("alice").await.unwrap();
+    let mut bob = deployment.register("bob").await.unwrap();
+    if matches!(mode, Mode::Cold) {
+        alice.set_verified_key_ttl(Duration::ZERO);
+        bob.set_verified_key_ttl(Duration::ZERO);
+    }
     let mut names = Vec::new();
     for i in 0..others {
         let name = format!("member{i}");
@@ -95,13 +126,9 @@ impl Setup {
     }
 }
 
-fn path(c: &mut Criterion, rt: &Runtime, key_directory: bool, others: usize) {
-    let label = if key_directory {
-        "key_directory"
-    } else {
-        "no_key_directory"
-    };
-    let mut s = rt.block_on(setup(key_directory, others));
+fn path(c: &mut Criterion, rt: &Runtime, mode: Mode, others: usize) {
+    let label = mode.label();
+    let mut s = rt.block_on(setup(mode, others));
     let mut g = c.benchmark_group(format!("add_member_to_{}", others + 2));
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))
@@ -130,8 +157,9 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     for others in [0, 6] {
-        path(c, &rt, false, others);
-        path(c, &rt, true, others);
+        for mode in [Mode::Without, Mode::Cold, Mode::Warm] {
+            path(c, &rt, mode, others);
+        }
     }
 }
 
