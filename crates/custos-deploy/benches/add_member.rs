@@ -21,6 +21,11 @@
 //!   directory: checks every other roster member's key, one lookup each),
 //!   joins and acknowledges.
 //!
+//! After criterion's figures, a paired run: the three set-ups in turn,
+//! round after round, medians and ratios printed (on a shared machine the
+//! load drifts between criterion's benchmarks; the paired ratios do not
+//! depend on it).
+//!
 //! Wall time: the path includes the service's threads, SQLite's fsyncs and
 //! the HTTP rounds on loopback.
 #![allow(
@@ -126,10 +131,9 @@ impl Setup {
     }
 }
 
-fn path(c: &mut Criterion, rt: &Runtime, mode: Mode, others: usize) {
+fn path(c: &mut Criterion, rt: &Runtime, mode: Mode, s: &mut Setup) {
     let label = mode.label();
-    let mut s = rt.block_on(setup(mode, others));
-    let mut g = c.benchmark_group(format!("add_member_to_{}", others + 2));
+    let mut g = c.benchmark_group(format!("add_member_to_{}", s.others.len() + 2));
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
@@ -150,6 +154,45 @@ fn path(c: &mut Criterion, rt: &Runtime, mode: Mode, others: usize) {
     g.finish();
 }
 
+/// Rounds of the paired comparison.
+const PAIRED_ROUNDS: usize = 40;
+
+/// The three modes in turn, round after round (the order rotating), so
+/// that the machine's load drifts over all of them alike; prints the
+/// medians and their ratios to the run without the directory.
+fn paired(rt: &Runtime, setups: &mut [(Mode, Setup)]) {
+    let n = setups.len();
+    let mut adder: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut joiner: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    for round in 0..PAIRED_ROUNDS {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let (a, j) = rt.block_on(setups[i].1.cycle());
+            adder[i].push(a);
+            joiner[i].push(j);
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let size = setups[0].1.others.len() + 2;
+    let base_a = median(&mut adder[0]);
+    let base_j = median(&mut joiner[0]);
+    for (i, (mode, _)) in setups.iter().enumerate() {
+        let a = median(&mut adder[i]);
+        let j = median(&mut joiner[i]);
+        eprintln!(
+            "paired, conversation of {size}, {}: adder {:.1} ms ({:.2}x), joiner {:.1} ms ({:.2}x)",
+            mode.label(),
+            a.as_secs_f64() * 1e3,
+            a.as_secs_f64() / base_a.as_secs_f64(),
+            j.as_secs_f64() * 1e3,
+            j.as_secs_f64() / base_j.as_secs_f64(),
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -157,9 +200,14 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     for others in [0, 6] {
-        for mode in [Mode::Without, Mode::Cold, Mode::Warm] {
-            path(c, &rt, mode, others);
+        let mut setups: Vec<(Mode, Setup)> = [Mode::Without, Mode::Cold, Mode::Warm]
+            .into_iter()
+            .map(|m| (m, rt.block_on(setup(m, others))))
+            .collect();
+        for (mode, s) in &mut setups {
+            path(c, &rt, *mode, s);
         }
+        paired(&rt, &mut setups);
     }
 }
 
