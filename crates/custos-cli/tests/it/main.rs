@@ -6,6 +6,7 @@
 
 mod common;
 mod log_crash;
+mod matching_tool;
 mod server_kill;
 mod tls;
 mod walkthrough;
