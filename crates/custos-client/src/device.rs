@@ -197,6 +197,10 @@ pub struct Device {
     /// Test door ([`Device::dangerous_force_synthetic`]): `Some(b)` makes
     /// every voucher synthetic (`true`) or real (`false`).
     pub(crate) psi_force_synthetic: Option<bool>,
+    /// The service's table as this device last checked it (by root), and
+    /// how many times it downloaded and checked one ([`crate::matching`]).
+    pub(crate) psi_cache: Option<custos_psi::CheckedTable>,
+    pub(crate) psi_downloads: u64,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -354,6 +358,8 @@ impl Device {
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
             psi_force_synthetic: None,
+            psi_cache: None,
+            psi_downloads: 0,
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -420,6 +426,8 @@ impl Device {
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
             psi_force_synthetic: None,
+            psi_cache: None,
+            psi_downloads: 0,
             _home_lock: home_lock,
         })
     }

@@ -200,13 +200,29 @@ fn matching(state: &AppState) -> Result<&MatchingService, HttpRefusal> {
         .ok_or_else(|| MatchingRefusal::MatchingOff.into())
 }
 
-/// `GET /v1/psi/table`: the blinded table's bytes.
-pub(crate) async fn table(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
+/// `GET /v1/psi/table`: the blinded table's bytes, with the root as its
+/// entity tag; `304` without a body when `If-None-Match` names the root,
+/// so that a device that checked this table already does not fetch it again.
+pub(crate) async fn table(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, HttpRefusal> {
     let m = matching(&state)?;
+    let etag = format!("\"{}\"", hex::encode(m.root()));
+    let known = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if known == Some(etag.as_str()) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
     Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::ETAG, etag),
+        ],
         m.table_bytes.clone(),
-    ))
+    )
+        .into_response())
 }
 
 /// `POST /v1/blobs/{locator}/voucher`: the body is one voucher for the
