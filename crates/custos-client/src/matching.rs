@@ -163,7 +163,9 @@ impl Device {
         let table = BlindedTable::decode(&bytes).map_err(MatchingError::from)?;
         let root = table.root();
         let mut logged = logged_list(&self.store, &root)?;
-        if logged.is_none() {
+        // The root (kind 13) and the policy (kind 14) are logged one after
+        // the other: a device that saw only the first follows the log again.
+        if logged.is_none() || logged_policy(&self.store, &root)?.is_none() {
             self.follow_log().await?;
             logged = logged_list(&self.store, &root)?;
         }
