@@ -403,6 +403,23 @@ impl Api {
         self.get("/v1/psi/table").await
     }
 
+    /// The service's table, unless it is still the one whose root is
+    /// `known` (the service answers `304`): `None` then.
+    pub async fn psi_table_unless(
+        &self,
+        known: Option<&[u8; 32]>,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        let mut req = self.auth(self.http.get(format!("{}/v1/psi/table", self.base)));
+        if let Some(root) = known {
+            req = req.header("if-none-match", format!("\"{}\"", hex::encode(root)));
+        }
+        let resp = req.send().await.map_err(transport)?;
+        if known.is_some() && resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        check(resp).await.map(Some)
+    }
+
     /// Fetches an encrypted attachment blob by its locator.
     pub async fn download_blob(&self, locator: &str) -> Result<Vec<u8>, ApiError> {
         if locator.is_empty() || !locator.bytes().all(|b| b.is_ascii_hexdigit()) {

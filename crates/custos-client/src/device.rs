@@ -197,6 +197,10 @@ pub struct Device {
     /// Test door ([`Device::dangerous_force_synthetic`]): `Some(b)` makes
     /// every voucher synthetic (`true`) or real (`false`).
     pub(crate) psi_force_synthetic: Option<bool>,
+    /// The service's table as this device last checked it (by root), and
+    /// how many times it downloaded and checked one ([`crate::matching`]).
+    pub(crate) psi_cache: Option<custos_psi::CheckedTable>,
+    pub(crate) psi_downloads: u64,
     /// How often a listening device checks its own key history
     /// ([`Device::set_own_keys_check_interval`]).
     pub(crate) own_keys_check_interval: std::time::Duration,
@@ -360,6 +364,8 @@ impl Device {
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
             psi_force_synthetic: None,
+            psi_cache: None,
+            psi_downloads: 0,
             own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
             verified_keys: crate::keydir::VerifiedKeys::default(),
             _home_lock: home_lock,
@@ -428,6 +434,8 @@ impl Device {
             sender_keys: custos_verify::sender_signature::SenderKeyCache::new(),
             pinned_franking,
             psi_force_synthetic: None,
+            psi_cache: None,
+            psi_downloads: 0,
             own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
             verified_keys: crate::keydir::VerifiedKeys::default(),
             _home_lock: home_lock,

@@ -109,6 +109,18 @@ fn logged_policy(store: &Store, root: &[u8; 32]) -> Result<Option<(bool, u16, u3
     )))
 }
 
+/// The logged policy for `root` is enabled and the manifest's.
+fn policy_matches(
+    store: &Store,
+    root: &[u8; 32],
+    m: &custos_wire::manifest::Matching,
+) -> Result<(), DeviceError> {
+    match logged_policy(store, root)? {
+        Some((true, t, r)) if t == m.threshold && r == m.synthetic_rate_ppm => Ok(()),
+        _ => Err(MatchingError::PolicyMismatch.into()),
+    }
+}
+
 impl Device {
     /// Test door: makes every voucher synthetic (`Some(true)`) or real
     /// (`Some(false)`) instead of drawing at the manifest's rate. Dangerous:
@@ -134,23 +146,44 @@ impl Device {
         let orgs = m
             .organisation_keys()
             .map_err(|_| MatchingError::Table(custos_psi::TableError::WrongOrganisations))?;
-        let bytes = self.api.psi_table().await?;
+        let known = self.psi_cache.as_ref().map(|t| *t.root());
+        let Some(bytes) = self.api.psi_table_unless(known.as_ref()).await? else {
+            // The service still serves the table this device checked: its
+            // entries' signatures and its logged root need no new check;
+            // the logged policy for it is read again (the log may have a
+            // newer one).
+            let Some(cached) = self.psi_cache.clone() else {
+                return Err(MatchingError::NotLogged("(none)".into()).into());
+            };
+            policy_matches(&self.store, cached.root(), &m)?;
+            return Ok(Some((cached, m.threshold, m.synthetic_rate_ppm)));
+        };
+        self.psi_downloads = self.psi_downloads.saturating_add(1);
+        self.psi_cache = None;
         let table = BlindedTable::decode(&bytes).map_err(MatchingError::from)?;
         let root = table.root();
         let mut logged = logged_list(&self.store, &root)?;
-        if logged.is_none() {
+        // The root (kind 13) and the policy (kind 14) are logged one after
+        // the other: a device that saw only the first follows the log again.
+        if logged.is_none() || logged_policy(&self.store, &root)?.is_none() {
             self.follow_log().await?;
             logged = logged_list(&self.store, &root)?;
         }
         let logged = logged.ok_or_else(|| MatchingError::NotLogged(hex::encode(root)))?;
-        match logged_policy(&self.store, &root)? {
-            Some((true, t, r)) if t == m.threshold && r == m.synthetic_rate_ppm => {}
-            _ => return Err(MatchingError::PolicyMismatch.into()),
-        }
+        policy_matches(&self.store, &root, &m)?;
         let checked = table
             .check(&logged, (&orgs.0, &orgs.1))
             .map_err(MatchingError::from)?;
+        self.psi_cache = Some(checked.clone());
         Ok(Some((checked, m.threshold, m.synthetic_rate_ppm)))
+    }
+
+    /// How many times this device downloaded and checked the service's
+    /// table: once per table while the service serves the same one (the
+    /// device keeps the checked table by root in memory; a new process
+    /// checks it again once).
+    pub fn matching_table_downloads(&self) -> u64 {
+        self.psi_downloads
     }
 
     fn account_key(&self, threshold: u16) -> Result<AccountKey, DeviceError> {

@@ -31,6 +31,13 @@ fn bench(c: &mut Criterion<CpuTime>) {
     let p = RistrettoPoint::random(&mut OsRng);
     let s = Scalar::random(&mut OsRng);
     g.bench_function("baseline_scalar_mul", |b| b.iter(|| s * p));
+    let pc = p.compress();
+    g.bench_function("part_decompress", |b| b.iter(|| pc.decompress().unwrap()));
+    g.bench_function("part_compress", |b| b.iter(|| p.compress()));
+    let four = [p, p + p, p + p + p, p + p + p + p];
+    g.bench_function("part_double_and_compress_batch_4", |b| {
+        b.iter(|| RistrettoPoint::double_and_compress_batch(&four))
+    });
     let a = SigningKey::from_bytes(&[1; 32]);
     let o = SigningKey::from_bytes(&[2; 32]);
     let salt = [3; 32];
@@ -97,6 +104,18 @@ fn bench(c: &mut Criterion<CpuTime>) {
             BenchmarkId::new("service_open_match", slots),
             &slots,
             |b, _| b.iter(|| service.open(&hit).unwrap()),
+        );
+        let hit_bytes = hit.encode();
+        g.bench_with_input(
+            BenchmarkId::new("service_decode_open_match", slots),
+            &slots,
+            |b, _| {
+                b.iter(|| {
+                    service
+                        .open(&custos_psi::Voucher::decode(&hit_bytes).unwrap())
+                        .unwrap()
+                })
+            },
         );
         g.bench_with_input(
             BenchmarkId::new("service_open_miss", slots),

@@ -30,7 +30,7 @@
 //!   The organisations can audit it with the provider's key; see
 //!   `docs/design/0017-threshold-matching.md`.
 
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoBasepointTable, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use custos_wire::WireError;
 use custos_wire::codec::{Reader, Writer};
@@ -397,15 +397,39 @@ pub struct CheckedTable {
     table: BlindedTable,
     root: [u8; 32],
     pub(crate) sampler: Sampler,
+    /// Multiples of the table's public point `L`, so that the device's
+    /// `gamma*L` (one per slot) is a fixed-base multiplication.
+    pub(crate) public_table: PublicPointTable,
+}
+
+/// Precomputed multiples of a table's public point `L` (public data).
+#[derive(Clone)]
+pub(crate) struct PublicPointTable(std::sync::Arc<RistrettoBasepointTable>);
+
+impl std::fmt::Debug for PublicPointTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublicPointTable")
+    }
+}
+
+impl PublicPointTable {
+    /// `scalar * L`, constant time in `scalar`.
+    pub(crate) fn mul(&self, scalar: &Scalar) -> RistrettoPoint {
+        &*self.0 * scalar
+    }
 }
 
 impl CheckedTable {
     fn new(table: BlindedTable, root: [u8; 32]) -> Self {
         let sampler = Sampler::new(&table.seed, table.slots, table.sample_bits);
+        let public_table = PublicPointTable(std::sync::Arc::new(RistrettoBasepointTable::create(
+            table.public(),
+        )));
         Self {
             table,
             root,
             sampler,
+            public_table,
         }
     }
 

@@ -35,12 +35,13 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::Identity;
 use custos_wire::WireError;
 use custos_wire::codec::{Reader, Writer};
 use hkdf::Hkdf;
 use rand_core::{CryptoRng, RngCore};
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::table::{BlindedTable, CheckedTable, ProviderSecret, hash_to_group, positions};
 use crate::threshold::{AccountKey, OpenedShare, nonzero};
@@ -103,6 +104,8 @@ pub enum VoucherError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
     q: [u8; 32],
+    /// `q` decompressed once, at decoding (the service multiplies it).
+    point: RistrettoPoint,
     wraps: [[u8; 48]; 2],
 }
 
@@ -139,12 +142,16 @@ impl Voucher {
         let mut slots = Vec::with_capacity(usize::from(n));
         for i in 0..usize::from(n) {
             let q = r.field("q").array::<32>()?;
-            if CompressedRistretto(q).decompress().is_none() {
+            let Some(point) = CompressedRistretto(q).decompress() else {
                 return Err(VoucherError::BadPoint(i));
-            }
+            };
             let w0 = r.field("wrap").array::<48>()?;
             let w1 = r.field("wrap").array::<48>()?;
-            slots.push(Slot { q, wraps: [w0, w1] });
+            slots.push(Slot {
+                q,
+                point,
+                wraps: [w0, w1],
+            });
         }
         let outer = r.field("outer").take(OUTER_CT_LEN)?.to_vec();
         r.finish()?;
@@ -230,19 +237,25 @@ pub fn make_voucher<R: RngCore + CryptoRng>(
             let mut wraps = [[0u8; 48]; 2];
             rng.fill_bytes(&mut wraps[0]);
             rng.fill_bytes(&mut wraps[1]);
-            let q = if open_synthetic.contains(&slot_byte) {
+            let (point, q) = if open_synthetic.contains(&slot_byte) {
                 let r = nonzero(rng);
-                let q = RistrettoPoint::mul_base(&r).compress();
-                let s = r * t.public();
+                let point = RistrettoPoint::mul_base(&r);
+                let q = point.compress();
+                let s = table.public_table.mul(&r).compress();
                 let j = (rng.next_u32() % 2) as usize;
                 if let Some(w) = wraps.get_mut(j) {
                     *w = wrap(&s, &root, slot_byte, j as u8, &q.0, &k_outer);
                 }
-                q
+                (point, q)
             } else {
-                RistrettoPoint::random(rng).compress()
+                let point = RistrettoPoint::random(rng);
+                (point, point.compress())
             };
-            slots.push(Slot { q: q.0, wraps });
+            slots.push(Slot {
+                q: q.0,
+                point,
+                wraps,
+            });
             continue;
         }
         let Some(element) = table.sampler.element(i, &payload.hash) else {
@@ -251,18 +264,23 @@ pub fn make_voucher<R: RngCore + CryptoRng>(
         let beta = nonzero(rng);
         let gamma = nonzero(rng);
         let h = hash_to_group(t.seed(), &element);
-        let q = (beta * h + RistrettoPoint::mul_base(&gamma)).compress();
-        let gl = gamma * t.public();
+        let point = beta * h + RistrettoPoint::mul_base(&gamma);
+        let q = point.compress();
+        let gl = table.public_table.mul(&gamma);
         let pos = positions(t.seed(), &element, t.bucket_count());
         let mut wraps = [[0u8; 48]; 2];
         for (j, p) in pos.iter().enumerate() {
             let bucket = t.bucket(*p).copied().unwrap_or_default();
-            let s = beta * bucket + gl;
+            let s = (beta * bucket + gl).compress();
             if let Some(w) = wraps.get_mut(j) {
                 *w = wrap(&s, &root, slot_byte, j as u8, &q.0, &k_outer);
             }
         }
-        slots.push(Slot { q: q.0, wraps });
+        slots.push(Slot {
+            q: q.0,
+            point,
+            wraps,
+        });
     }
     let (x, y, inner) = if synthetic {
         let mut inner = [0u8; INNER_CT_LEN];
@@ -297,9 +315,18 @@ pub fn make_voucher<R: RngCore + CryptoRng>(
 
 /// The service's side of a table: its secret and the table's root.
 pub struct ServiceTable {
-    secret: ProviderSecret,
+    /// `alpha / 2`: the service multiplies each `Q` by it and compresses
+    /// the doubles of all slots in one batch (one field inversion per
+    /// voucher instead of one per slot), which gives `alpha*Q` encoded.
+    half_secret: Scalar,
     root: [u8; 32],
     slots: u8,
+}
+
+impl Drop for ServiceTable {
+    fn drop(&mut self) {
+        self.half_secret.zeroize();
+    }
 }
 
 impl std::fmt::Debug for ServiceTable {
@@ -324,10 +351,11 @@ impl ServiceTable {
         if RistrettoPoint::mul_base(secret.scalar()) != *table.public() {
             return None;
         }
+        let half_secret = secret.scalar() * Scalar::from(2u8).invert();
         Some(Self {
             root: table.root(),
             slots: table.slots(),
-            secret,
+            half_secret,
         })
     }
 
@@ -355,14 +383,20 @@ impl ServiceTable {
         }
         let mut k_outer: Option<Zeroizing<[u8; 32]>> = None;
         let mut slots_opened = 0u8;
-        for (i, slot) in voucher.slots.iter().enumerate() {
-            let q = CompressedRistretto(slot.q)
-                .decompress()
-                .ok_or(VoucherError::BadPoint(i))?;
-            let s = self.secret.scalar() * q;
+        // Every slot costs the same whether or not it opens: one scalar
+        // multiplication, its share of one batched encoding, and the HKDF
+        // and AES-GCM tag check of each wrap until one opens.
+        let halves: Vec<RistrettoPoint> = voucher
+            .slots
+            .iter()
+            .map(|slot| self.half_secret * slot.point)
+            .collect();
+        let shared = shared_encodings(&halves);
+        for (i, (slot, s)) in voucher.slots.iter().zip(shared.iter()).enumerate() {
             let slot_byte = u8::try_from(i).unwrap_or(u8::MAX);
+            let hk = Hkdf::<Sha256>::new(None, s.as_bytes());
             for (j, w) in slot.wraps.iter().enumerate() {
-                if let Some(k) = unwrap(&s, &self.root, slot_byte, j as u8, &slot.q, w) {
+                if let Some(k) = unwrap(&hk, &self.root, slot_byte, j as u8, &slot.q, w) {
                     slots_opened += 1;
                     k_outer.get_or_insert(k);
                     break;
@@ -390,30 +424,42 @@ impl ServiceTable {
     }
 }
 
+/// The encodings of `2*P` for every `P` of `halves` (one field inversion
+/// for the batch). The identity has no batched encoding (its
+/// denominator is zero), so a batch holding it is encoded point by point;
+/// only a voucher that sends the identity as `Q` takes that path.
+fn shared_encodings(halves: &[RistrettoPoint]) -> Vec<CompressedRistretto> {
+    if halves.iter().any(|p| *p == RistrettoPoint::identity()) {
+        return halves.iter().map(|p| (p + p).compress()).collect();
+    }
+    RistrettoPoint::double_and_compress_batch(halves)
+}
+
 fn wrap_key(
-    s: &RistrettoPoint,
+    hk: &Hkdf<Sha256>,
     root: &[u8; 32],
     slot: u8,
     j: u8,
     q: &[u8; 32],
 ) -> Zeroizing<[u8; 32]> {
-    let hk = Hkdf::<Sha256>::new(None, s.compress().as_bytes());
-    let info = [b"custos/v1/psi/wrap".as_slice(), root, &[slot, j], q].concat();
     let mut k = Zeroizing::new([0u8; 32]);
     // 32 bytes is always a valid HKDF-SHA256 output length.
-    let _ = hk.expand(&info, k.as_mut());
+    let _ = hk.expand_multi_info(
+        &[b"custos/v1/psi/wrap".as_slice(), root, &[slot, j], q],
+        k.as_mut(),
+    );
     k
 }
 
 fn wrap(
-    s: &RistrettoPoint,
+    s: &CompressedRistretto,
     root: &[u8; 32],
     slot: u8,
     j: u8,
     q: &[u8; 32],
     k_outer: &[u8; 32],
 ) -> [u8; 48] {
-    let key = wrap_key(s, root, slot, j, q);
+    let key = wrap_key(&Hkdf::<Sha256>::new(None, s.as_bytes()), root, slot, j, q);
     let ct = Aes256Gcm::new(&(*key).into())
         .encrypt(Nonce::from_slice(&[0u8; 12]), k_outer.as_slice())
         .unwrap_or_default();
@@ -425,14 +471,14 @@ fn wrap(
 }
 
 fn unwrap(
-    s: &RistrettoPoint,
+    hk: &Hkdf<Sha256>,
     root: &[u8; 32],
     slot: u8,
     j: u8,
     q: &[u8; 32],
     w: &[u8; 48],
 ) -> Option<Zeroizing<[u8; 32]>> {
-    let key = wrap_key(s, root, slot, j, q);
+    let key = wrap_key(hk, root, slot, j, q);
     let plain = Zeroizing::new(
         Aes256Gcm::new(&(*key).into())
             .decrypt(Nonce::from_slice(&[0u8; 12]), w.as_slice())
@@ -444,4 +490,30 @@ fn unwrap(
     }
     k.copy_from_slice(&plain);
     Some(k)
+}
+
+#[cfg(test)]
+mod batch_tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test")]
+    use super::*;
+
+    /// The batched encoding of `2 * (alpha/2) * Q` is the encoding of
+    /// `alpha * Q`, the identity included.
+    #[test]
+    fn batched_shared_points_equal_single_ones() {
+        let mut rng = rand_core::OsRng;
+        let alpha = Scalar::random(&mut rng);
+        let half = alpha * Scalar::from(2u8).invert();
+        for with_identity in [false, true] {
+            let mut qs: Vec<RistrettoPoint> =
+                (0..6).map(|_| RistrettoPoint::random(&mut rng)).collect();
+            if with_identity {
+                qs[2] = RistrettoPoint::identity();
+            }
+            let halves: Vec<RistrettoPoint> = qs.iter().map(|q| half * q).collect();
+            let single: Vec<CompressedRistretto> =
+                qs.iter().map(|q| (alpha * q).compress()).collect();
+            assert_eq!(shared_encodings(&halves), single);
+        }
+    }
 }

@@ -179,8 +179,13 @@ pub async fn serve(
         }
         None => None,
     };
+    let vouchers = config
+        .matching
+        .clone()
+        .map(|m| abuse::vouchers::VoucherQueue::spawn(m, db.pool.clone()));
     let state = Arc::new(state::Inner {
         directory,
+        vouchers,
         pool: db.pool.clone(),
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),

@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     /// Registration, report and WebSocket connection limits.
     pub guards: crate::limits::Guards,
     pub shutdown: watch::Receiver<bool>,
+    /// The voucher writer, when the service matches known content.
+    pub vouchers: Option<crate::abuse::vouchers::VoucherQueue>,
     /// The key directory, when the service runs one.
     pub directory: Option<Arc<crate::directory::DirectoryService>>,
 }

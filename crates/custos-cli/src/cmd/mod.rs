@@ -11,6 +11,7 @@ pub mod history;
 pub mod interception;
 pub mod keys;
 pub mod log;
+pub mod matching;
 pub mod moderate;
 pub mod progress;
 pub mod server;
@@ -114,6 +115,13 @@ pub enum Command {
         #[command(subcommand)]
         cmd: evidence::EvidenceCommand,
     },
+    /// Known-content detection tooling: organisations sign their lists of
+    /// hashes, the provider builds the blinded table from two of them.
+    Matching {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: matching::MatchingCommand,
+    },
     /// Replay the log: recompute the tree, check every signature, report the lawful-access figures.
     Audit(audit::AuditArgs),
     /// Print the version and exit.
@@ -151,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Witness { cmd } => return witness::run(cmd),
         Command::Custodian { cmd } => return custodian::run(cmd),
         Command::Audit(args) => return audit::run(args),
+        Command::Matching { cmd } => return matching::run(cmd),
         Command::Evidence { cmd } => return evidence::run(cmd),
         Command::Server(args) => return server::run(args),
         Command::Up(args) => return up::run(args),
@@ -177,6 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Witness { .. }
             | Command::Custodian { .. }
             | Command::Audit(_)
+            | Command::Matching { .. }
             | Command::Evidence { .. }
             | Command::Server(_)
             | Command::Up(_) => Ok(()),

@@ -7,6 +7,7 @@
 mod common;
 mod keydir;
 mod log_crash;
+mod matching_tool;
 mod server_kill;
 mod tls;
 mod walkthrough;

@@ -68,8 +68,120 @@ fn view(d: &Deployment, account: &str) -> [i64; 5] {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn below_the_threshold_the_service_learns_nothing_and_at_it_opens_exactly_the_matches() {
+/// The service's log lines, captured on the threads of one test's runtime
+/// only: one global subscriber (every level of `custos_server`) writes each
+/// line to the capture of the thread that logs it, if that thread has one.
+/// (A thread-local subscriber per test is not reliable while other tests
+/// run: tracing caches each call site's interest process-wide.)
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the logging thread's capture, or nowhere.
+struct Routed(Option<Captured>);
+
+impl std::io::Write for Routed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(c) = &self.0 {
+            c.0.lock().unwrap().extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Routes this thread's `custos_server` log lines here.
+    fn attach(&self) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new("custos_server=trace"))
+                    .with_writer(|| Routed(CAPTURE.with(|c| c.borrow().clone())))
+                    .with_ansi(false)
+                    .without_time()
+                    .with_target(true)
+                    .finish(),
+            )
+            .unwrap();
+        });
+        CAPTURE.with(|c| *c.borrow_mut() = Some(self.clone()));
+    }
+
+    /// The lines logged since the last call, up to randomness: hex strings,
+    /// numbers and the two accounts' names replaced, background tasks
+    /// (retention, log publication, key directory) left out, sorted.
+    fn take(&self, names: &[&str]) -> Vec<String> {
+        let bytes = std::mem::take(&mut *self.0.lock().unwrap());
+        let mut lines: Vec<String> = String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                ![
+                    "retention",
+                    "franking_log",
+                    "directory",
+                    "lawful",
+                    "matching: hash list",
+                ]
+                .iter()
+                .any(|t| l.contains(t))
+            })
+            .map(|l| {
+                let mut l = l.to_owned();
+                for n in names {
+                    l = l.replace(n, "USER");
+                }
+                let mut out = String::new();
+                let mut run = String::new();
+                for c in l.chars().chain(std::iter::once(' ')) {
+                    if c.is_ascii_hexdigit() {
+                        run.push(c);
+                        continue;
+                    }
+                    if !run.is_empty() {
+                        out.push_str(
+                            if run.len() >= 8 || run.chars().all(|d| d.is_ascii_digit()) {
+                                "#"
+                            } else {
+                                &run
+                            },
+                        );
+                        run.clear();
+                    }
+                    out.push(c);
+                }
+                out
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+}
+
+/// Issue 15 tests 2 and 3 (the same tables, counters and log lines below
+/// the threshold), in a runtime whose threads log to one capture.
+#[test]
+fn below_the_threshold_the_service_learns_nothing_and_at_it_opens_exactly_the_matches() {
+    let captured = Captured::default();
+    let on_start = captured.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || on_start.attach())
+        .build()
+        .unwrap();
+    captured.attach();
+    rt.block_on(below_the_threshold(captured));
+}
+
+async fn below_the_threshold(captured: Captured) {
     let dir = TempDir::new().unwrap();
     let alice_pics: Vec<(Vec<u8>, [u8; 32])> = (1..=u64::from(T)).map(picture).collect();
     let listed: Vec<[u8; 32]> = alice_pics.iter().map(|(_, h)| *h).collect();
@@ -84,16 +196,33 @@ async fn below_the_threshold_the_service_learns_nothing_and_at_it_opens_exactly_
     // pictures from carol whose vouchers are synthetic.
     alice.dangerous_force_synthetic(Some(false));
     carol.dangerous_force_synthetic(Some(true));
-    for (i, (png, _)) in alice_pics.iter().take(usize::from(T) - 1).enumerate() {
+    captured.take(&[]);
+    for (png, _) in alice_pics.iter().take(usize::from(T) - 1) {
         alice
             .send_with_attachments(&to_bob_a, "pic", std::slice::from_ref(png))
             .await
             .unwrap();
+    }
+    let alice_lines = captured.take(&["alice", "carol"]);
+    for i in 0..u64::from(T) - 1 {
         carol
-            .send_with_attachments(&to_bob_c, "pic", &[picture(100 + i as u64).0])
+            .send_with_attachments(&to_bob_c, "pic", &[picture(100 + i).0])
             .await
             .unwrap();
     }
+    let carol_lines = captured.take(&["alice", "carol"]);
+    // Each device downloaded and checked the table once, for its first
+    // picture; later sends used the checked table (the service said 304).
+    assert_eq!(alice.matching_table_downloads(), 1);
+    assert_eq!(carol.matching_table_downloads(), 1);
+    // The service's log lines for T - 1 real matches and for T - 1
+    // synthetic vouchers are the same, up to randomness; and there are some
+    // (each voucher's check and each batch's commit are logged).
+    assert_eq!(alice_lines, carol_lines);
+    assert!(
+        alice_lines.iter().any(|l| l.contains("voucher")),
+        "{alice_lines:#?}"
+    );
     // The service's view of both is the same: as many vouchers, as many
     // opened, no threshold, no case, no match; the public figures say nothing.
     assert_eq!(view(&d, "alice"), view(&d, "carol"));

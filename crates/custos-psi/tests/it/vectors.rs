@@ -6,6 +6,7 @@
 //! `write_vectors` (ignored; run it once to regenerate) from a seeded
 //! generator, so they are the same on every machine.
 
+use custos_psi::list::{ListError, SignedList};
 use custos_psi::{
     AccountKey, BlindedTable, InnerPayload, ListEntry, ListedHash, ProviderSecret, TableError,
     TableParams, Voucher, VoucherError, build_table, entry_commitment, make_voucher, sign_entry,
@@ -38,6 +39,14 @@ fn voucher_outcome(e: &VoucherError) -> &'static str {
     }
 }
 
+fn list_outcome(e: &ListError) -> &'static str {
+    match e {
+        ListError::Wire(_) => "wire",
+        ListError::OutOfBounds(_) => "out_of_bounds",
+        _ => "other",
+    }
+}
+
 #[test]
 fn vectors_decode_as_expected() {
     let vectors = custos_vectors::read_dir(&dir()).unwrap();
@@ -65,6 +74,13 @@ fn vectors_decode_as_expected() {
                     assert_eq!(x.encode(), bytes, "{}", v.name);
                 }
                 Err(e) => assert_eq!(voucher_outcome(&e), expect, "{}: {e}", v.name),
+            },
+            "signed_list" => match SignedList::decode(&bytes) {
+                Ok(l) => {
+                    assert_eq!(expect, "ok", "{}", v.name);
+                    assert_eq!(l.encode(), bytes, "{}", v.name);
+                }
+                Err(e) => assert_eq!(list_outcome(&e), expect, "{}: {e}", v.name),
             },
             other => panic!("{}: unknown kind {other}", v.name),
         }
@@ -233,4 +249,50 @@ fn write_vectors() {
         &vp,
         "bad_point",
     );
+}
+
+#[test]
+#[ignore]
+fn write_signed_list_vectors() {
+    let a = SigningKey::from_bytes(&[21; 32]);
+    let hashes: Vec<[u8; 32]> = (0..3u8)
+        .map(|i| [i.wrapping_mul(37).wrapping_add(5); 32])
+        .collect();
+    let l = SignedList::sign(&a, &[23; 32], &hashes).unwrap().encode();
+    let d = dir();
+    let write = |name: &str, comment: &str, bytes: &[u8], expect: &str| {
+        let v = Vector::new(&format!("{name}.vector"), comment)
+            .with("kind", "signed_list")
+            .with_hex("bytes", bytes)
+            .with("expect", expect);
+        custos_vectors::write(&d, &v).unwrap();
+    };
+    write(
+        "signed-list-ok",
+        "Organisation A's list of three hashes over salt 23..23.",
+        &l,
+        "ok",
+    );
+    let mut v2 = l.clone();
+    v2[0] = 2;
+    write("signed-list-version-2", "Unknown version.", &v2, "wire");
+    write(
+        "signed-list-truncated",
+        "The last signature cut short.",
+        &l[..l.len() - 1],
+        "wire",
+    );
+    let e0 = 1 + 32 + 32 + 4;
+    let mut dup = l.clone();
+    let first = dup[e0..e0 + 96].to_vec();
+    dup[e0 + 96..e0 + 192].copy_from_slice(&first);
+    write(
+        "signed-list-duplicate",
+        "Entry 1 repeats entry 0 (hashes must be strictly ascending).",
+        &dup,
+        "out_of_bounds",
+    );
+    let mut zero = l[..e0 - 4].to_vec();
+    zero.extend_from_slice(&[0, 0, 0, 0]);
+    write("signed-list-empty", "No entry.", &zero, "out_of_bounds");
 }

@@ -200,17 +200,34 @@ fn matching(state: &AppState) -> Result<&MatchingService, HttpRefusal> {
         .ok_or_else(|| MatchingRefusal::MatchingOff.into())
 }
 
-/// `GET /v1/psi/table`: the blinded table's bytes.
-pub(crate) async fn table(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
+/// `GET /v1/psi/table`: the blinded table's bytes, with the root as its
+/// entity tag; `304` without a body when `If-None-Match` names the root,
+/// so that a device that checked this table already does not fetch it again.
+pub(crate) async fn table(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, HttpRefusal> {
     let m = matching(&state)?;
+    let etag = format!("\"{}\"", hex::encode(m.root()));
+    let known = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if known == Some(etag.as_str()) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
     Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::ETAG, etag),
+        ],
         m.table_bytes.clone(),
-    ))
+    )
+        .into_response())
 }
 
 /// `POST /v1/blobs/{locator}/voucher`: the body is one voucher for the
-/// account's blob. Answers `201 {}` whether or not the voucher matched.
+/// account's blob. Answers `201 {}` whether or not the voucher matched,
+/// once the voucher writer ([`crate::abuse::vouchers`]) has committed it.
 pub(crate) async fn upload_voucher(
     State(state): State<AppState>,
     auth: Authed,
@@ -230,47 +247,22 @@ pub(crate) async fn upload_voucher(
         VoucherError::WrongTable { .. } => MatchingRefusal::WrongTable(e.to_string()),
         other => MatchingRefusal::BadVoucher(other.to_string()),
     })?;
+    // The same line whether or not the voucher opened (issue 15, test 3).
+    tracing::debug!(bytes = body.len(), "voucher checked");
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
-    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let owned: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM blobs WHERE locator = ? AND owner = ?")
-            .bind(&locator)
-            .bind(auth.account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if owned.is_none() {
-        return Err(MatchingRefusal::UnknownBlob.into());
-    }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM psi_vouchers WHERE locator = ?")
-        .bind(&locator)
-        .fetch_optional(&mut *tx)
+    let queue = state
+        .vouchers
+        .as_ref()
+        .ok_or_else(|| HttpRefusal::from(MatchingRefusal::MatchingOff))?;
+    queue
+        .store(auth.account_id, locator, body, opened.map(|o| o.share), now)
         .await?;
-    if exists.is_some() {
-        return Err(MatchingRefusal::DuplicateVoucher.into());
-    }
-    let share = opened.as_ref().map(|o| o.share.to_bytes());
-    let id = sqlx::query(
-        "INSERT INTO psi_vouchers (account, locator, received_at, voucher, share) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(auth.account_id)
-    .bind(&locator)
-    .bind(now)
-    .bind(body.as_ref())
-    .bind(share)
-    .execute(&mut *tx)
-    .await?
-    .last_insert_rowid();
-    if let Some(o) = opened {
-        threshold_step(m, &mut tx, auth.account_id, id, &o.share, now).await?;
-    }
-    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({}))))
 }
 
 /// After an opened voucher: past the threshold, open it; at the threshold,
 /// reconstruct and open every real one; below it, nothing.
-async fn threshold_step(
+pub(crate) async fn threshold_step(
     m: &MatchingService,
     tx: &mut sqlx::SqliteConnection,
     account: i64,

@@ -8,3 +8,4 @@ pub mod franking_log;
 pub mod matching;
 pub mod moderation;
 pub mod policy;
+pub(crate) mod vouchers;

@@ -1,0 +1,449 @@
+//! Load test of the voucher route, the whole path: a release server in a
+//! child process (this same binary with `--serve DIR`) with matching on,
+//! and a load generator on the same machine posting vouchers to
+//! `POST /v1/blobs/{locator}/voucher` over HTTP/1.1 on loopback (session
+//! check, voucher decoding and the service's check, the grouped SQLite
+//! insert with `synchronous = FULL`, the answer).
+//!
+//! `cargo bench -p custos-server --bench vouchers -- [--vouchers N]
+//!  [--concurrency C] [--accounts A]`
+//!
+//! Baseline, in the same run against the same server: the same route with
+//! a malformed locator, which is refused right after the session check
+//! (HTTP, routing, session lookup, the JSON refusal). The report gives
+//! vouchers per second and the ratio to the baseline's requests per second.
+//!
+//! The vouchers are real (`custos_psi::make_voucher` against a table of
+//! 1,000 listed hashes, 4 slots of 40 bits): 98 % do not match, 2 % are
+//! synthetic and open (the manifest's default rate), spread over the
+//! accounts so that none reaches the threshold (T = 10). A few hundred
+//! distinct vouchers are made and each is posted for many blobs: the
+//! service's work does not depend on it. The blobs' rows are put in the
+//! database before the run (uploading 20,000 blobs is not what is measured).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "benchmark driver, not service code: a failed step aborts the run"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use custos_psi::{
+    AccountKey, InnerPayload, ListEntry, ListedHash, ProviderSecret, TableParams, build_table,
+    entry_commitment, make_voucher, sign_entry,
+};
+use custos_wire::manifest::{Matching, Organisation};
+use ed25519_dalek::{Signer, SigningKey};
+use rand::RngCore;
+use rand_core::OsRng;
+use serde_json::{Value, json};
+
+const THRESHOLD: u16 = 10;
+
+struct Args {
+    vouchers: usize,
+    concurrency: usize,
+    accounts: usize,
+}
+
+fn parse_args() -> (Option<String>, Args) {
+    let mut a = Args {
+        vouchers: 20_000,
+        concurrency: 64,
+        accounts: 100,
+    };
+    let mut serve = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_default();
+        match k.as_str() {
+            "--serve" => serve = Some(v()),
+            "--vouchers" => a.vouchers = v().parse().unwrap(),
+            "--concurrency" => a.concurrency = v().parse().unwrap(),
+            "--accounts" => a.accounts = v().parse().unwrap(),
+            _ => {} // cargo bench passes `--bench`
+        }
+    }
+    (serve, a)
+}
+
+fn matching_section(dir: &Path) -> Matching {
+    let org = |name: &str, file: &str| Organisation {
+        name: name.into(),
+        jurisdiction: "EU".into(),
+        public_key: std::fs::read_to_string(dir.join(file)).unwrap(),
+    };
+    Matching {
+        enabled: true,
+        threshold: THRESHOLD,
+        synthetic_rate_ppm: 20_000,
+        organisations: vec![org("a.test", "org-a.pub"), org("b.test", "org-b.pub")],
+    }
+}
+
+fn serve(dir: String) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let dir = Path::new(&dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let table = std::fs::read(dir.join("table.bin")).unwrap();
+        let secret: [u8; 32] = std::fs::read(dir.join("secret"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let service = custos_server::matching::MatchingService::new(
+            table,
+            &secret,
+            &matching_section(dir),
+            0,
+        )
+        .unwrap();
+        let mut config = custos_server::ServerConfig::new(dir.join("data")).with_matching(service);
+        config.limits = custos_server::Limits::relaxed();
+        println!("listening on {}", listener.local_addr().unwrap());
+        let stop = async {
+            let mut line = String::new();
+            // Stops when the driver closes our stdin.
+            let _ =
+                tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+        };
+        custos_server::serve(listener, config, custos_clock::system(), stop)
+            .await
+            .unwrap();
+    });
+}
+
+fn main() {
+    let (serve_dir, args) = parse_args();
+    if let Some(dir) = serve_dir {
+        serve(dir);
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(drive(args));
+}
+
+/// The provider's material: organisation keys, secret, table of 1,000
+/// listed hashes. Returns the table checked as a device checks it.
+fn provider(dir: &Path) -> custos_psi::CheckedTable {
+    let a = SigningKey::generate(&mut OsRng);
+    let b = SigningKey::generate(&mut OsRng);
+    let salt = [3; 32];
+    let listed: Vec<ListedHash> = (0..1000)
+        .map(|_| {
+            let mut h = [0; 32];
+            OsRng.fill_bytes(&mut h);
+            let c = entry_commitment(&salt, &h);
+            ListedHash {
+                hash: h,
+                entry: ListEntry {
+                    commitment: c,
+                    sig_a: sign_entry(&a, &c),
+                    sig_b: sign_entry(&b, &c),
+                },
+            }
+        })
+        .collect();
+    let orgs = (a.verifying_key().to_bytes(), b.verifying_key().to_bytes());
+    let secret = ProviderSecret::generate(&mut OsRng);
+    let table = build_table(
+        &secret,
+        TableParams::default(),
+        (&orgs.0, &orgs.1),
+        &salt,
+        &listed,
+        &mut OsRng,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("table.bin"), table.encode()).unwrap();
+    std::fs::write(dir.join("secret"), secret.expose_bytes()).unwrap();
+    std::fs::write(dir.join("org-a.pub"), hex::encode(orgs.0)).unwrap();
+    std::fs::write(dir.join("org-b.pub"), hex::encode(orgs.1)).unwrap();
+    let logged = table.logged();
+    table.check(&logged, (&orgs.0, &orgs.1)).unwrap()
+}
+
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+fn start_server(dir: &Path) -> Server {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--serve")
+        .arg(dir)
+        .env(
+            "RUST_LOG",
+            std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
+    let r = http.post(url).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn session(http: &reqwest::Client, base: &str, name: &str) -> String {
+    let key = SigningKey::generate(&mut OsRng);
+    post(
+        http,
+        format!("{base}/v1/accounts"),
+        json!({"name": name, "identity_key": B64.encode(key.verifying_key().as_bytes())}),
+    )
+    .await;
+    let ch = post(
+        http,
+        format!("{base}/v1/auth/challenge"),
+        json!({"name": name}),
+    )
+    .await;
+    let c: [u8; 32] = B64
+        .decode(ch["challenge"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sig = key.sign(&custos_server::challenge_message(name, &c));
+    let s = post(
+        http,
+        format!("{base}/v1/auth/session"),
+        json!({"name": name, "challenge": ch["challenge"], "signature": B64.encode(sig.to_bytes())}),
+    )
+    .await;
+    s["token"].as_str().unwrap().to_owned()
+}
+
+/// One request to post: account index, locator, voucher index.
+type Job = (usize, String, usize);
+
+/// Posts every job with `concurrency` workers; returns (seconds, refused).
+async fn run(
+    http: &reqwest::Client,
+    base: &str,
+    tokens: &Arc<Vec<String>>,
+    vouchers: &Arc<Vec<Vec<u8>>>,
+    jobs: Arc<Vec<Job>>,
+    concurrency: usize,
+    expect: reqwest::StatusCode,
+) -> (f64, usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let wrong = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, tokens, vouchers, jobs, next, wrong) = (
+            http.clone(),
+            base.to_owned(),
+            tokens.clone(),
+            vouchers.clone(),
+            jobs.clone(),
+            next.clone(),
+            wrong.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((acct, locator, v)) = jobs.get(i) else {
+                    break;
+                };
+                let r = http
+                    .post(format!("{base}/v1/blobs/{locator}/voucher"))
+                    .bearer_auth(&tokens[*acct])
+                    .body(vouchers[*v].clone())
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() != expect {
+                    wrong.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = r.bytes().await;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    (start.elapsed().as_secs_f64(), wrong.load(Ordering::Relaxed))
+}
+
+async fn drive(args: Args) {
+    let tmp = tempfile::tempdir().unwrap();
+    let checked = provider(tmp.path());
+    // Distinct vouchers: 200 that do not match, 20 synthetic ones that open.
+    let account_key = AccountKey::generate(THRESHOLD, &mut OsRng).unwrap();
+    let mut vouchers = Vec::new();
+    for i in 0..220 {
+        let mut hash = [0u8; 32];
+        OsRng.fill_bytes(&mut hash);
+        let payload = InnerPayload {
+            hash,
+            derivative: [7; custos_psi::DERIVATIVE_LEN],
+        };
+        vouchers
+            .push(make_voucher(&checked, &account_key, &payload, i >= 200, &mut OsRng).encode());
+    }
+    let vouchers = Arc::new(vouchers);
+    let server = start_server(tmp.path());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..args.accounts {
+        tokens.push(session(&http, &server.base, &format!("bench{i}")).await);
+    }
+    let tokens = Arc::new(tokens);
+    // The blobs, one per voucher to post, straight into the database.
+    let mut jobs: Vec<Job> = Vec::with_capacity(args.vouchers);
+    {
+        let db = rusqlite::Connection::open(tmp.path().join("data/custos-server.db")).unwrap();
+        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        let ids: Vec<i64> = (0..args.accounts)
+            .map(|i| {
+                db.query_row(
+                    "SELECT id FROM accounts WHERE name = ?",
+                    [format!("bench{i}")],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            })
+            .collect();
+        let tx = db.unchecked_transaction().unwrap();
+        let far = i64::MAX / 2;
+        for n in 0..args.vouchers {
+            // 2 % synthetic (opened), dealt round the accounts so that none
+            // reaches T (an account past T with no key would run the
+            // reconstruction at each further opened voucher).
+            let synthetic = n % 50 == 0;
+            let acct = if synthetic {
+                (n / 50) % args.accounts
+            } else {
+                n % args.accounts
+            };
+            let mut loc = [0u8; 32];
+            OsRng.fill_bytes(&mut loc);
+            let locator = hex::encode(loc);
+            tx.execute(
+                "INSERT INTO blobs (locator, owner, size, created_at, expires_at, body) \
+                 VALUES (?, ?, 0, 0, ?, x'')",
+                rusqlite::params![locator, ids[acct], far],
+            )
+            .unwrap();
+            let v = if synthetic {
+                200 + (n / 50) % 20
+            } else {
+                n % 200
+            };
+            jobs.push((acct, locator, v));
+        }
+        tx.commit().unwrap();
+    }
+    let synthetic = jobs.iter().filter(|j| j.2 >= 200).count();
+    let mut per_account = vec![0usize; args.accounts];
+    for j in jobs.iter().filter(|j| j.2 >= 200) {
+        per_account[j.0] += 1;
+    }
+    assert!(
+        per_account.iter().all(|n| *n < usize::from(THRESHOLD)),
+        "an account would reach T: use more accounts"
+    );
+    // Warm-up: 500 vouchers (connections, caches), not counted.
+    let warm: Vec<Job> = jobs.drain(..500.min(jobs.len())).collect();
+    run(
+        &http,
+        &server.base,
+        &tokens,
+        &vouchers,
+        Arc::new(warm),
+        args.concurrency,
+        reqwest::StatusCode::CREATED,
+    )
+    .await;
+    let n = jobs.len();
+    // Baseline: the same number of requests with a malformed locator.
+    let bad: Vec<Job> = jobs
+        .iter()
+        .map(|(a, _, v)| (*a, "not-a-locator".to_owned(), *v))
+        .collect();
+    let (base_secs, base_wrong) = run(
+        &http,
+        &server.base,
+        &tokens,
+        &vouchers,
+        Arc::new(bad),
+        args.concurrency,
+        reqwest::StatusCode::NOT_FOUND,
+    )
+    .await;
+    let (secs, wrong) = run(
+        &http,
+        &server.base,
+        &tokens,
+        &vouchers,
+        Arc::new(jobs),
+        args.concurrency,
+        reqwest::StatusCode::CREATED,
+    )
+    .await;
+    let stored: i64 = rusqlite::Connection::open(tmp.path().join("data/custos-server.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM psi_vouchers", [], |r| r.get(0))
+        .unwrap();
+    let rate = n as f64 / secs;
+    let base_rate = n as f64 / base_secs;
+    println!(
+        "vouchers: {n} posted ({synthetic} synthetic) by {} workers over {} accounts",
+        args.concurrency, args.accounts
+    );
+    println!(
+        "baseline (HTTP + session check, refused): {base_rate:.0} requests/s ({base_wrong} unexpected answers)"
+    );
+    println!(
+        "vouchers (HTTP + session + check + grouped SQLite insert): {rate:.0} vouchers/s ({wrong} unexpected answers, {stored} rows stored)"
+    );
+    println!(
+        "ratio to the baseline: {:.2}; goal 10,000/s: {}",
+        rate / base_rate,
+        if rate >= 10_000.0 { "met" } else { "not met" }
+    );
+    let mut child = server.child;
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
