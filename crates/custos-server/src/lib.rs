@@ -59,6 +59,7 @@ mod limits;
 pub mod refusal;
 mod routes;
 mod state;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -181,6 +182,7 @@ pub async fn serve(
     };
     let state = Arc::new(state::Inner {
         directory,
+        store: Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
         pool: db.pool.clone(),
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),
