@@ -1,7 +1,7 @@
 //! The storage seam of the delivery service (design note 0019): what the
 //! HTTP handlers need from the database, as traits by concern, with one
 //! implementation per backend ([`sqlite::SqliteStore`] for one machine,
-//! `PgStore` (to come) for several servers on one PostgreSQL).
+//! [`postgres::PgStore`] for several servers on one PostgreSQL).
 //!
 //! # Contract (every backend, every method)
 //! - **Durable on return.** A call that writes returns `Ok` only after its
@@ -19,6 +19,7 @@
 //! (items, mailboxes, commits) still runs on SQLite only
 //! ([`crate::delivery::writer`]).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

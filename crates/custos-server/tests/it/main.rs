@@ -11,4 +11,5 @@ mod hostile;
 mod limits;
 mod membership;
 mod proptest_model;
+mod store;
 mod tags;
