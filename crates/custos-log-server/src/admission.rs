@@ -148,9 +148,12 @@ impl AuthorKey {
     /// `signature` over the concatenation of `message`.
     pub fn verify_strict(&self, message: &[&[u8]], signature: &[u8; 64]) -> bool {
         let message = message.concat();
-        self.key
-            .verify_strict(&message, &Signature::from_bytes(signature))
-            .is_ok()
+        custos_wire::signature::verify_strict(
+            &self.key,
+            &message,
+            &Signature::from_bytes(signature),
+        )
+        .is_ok()
     }
 }
 

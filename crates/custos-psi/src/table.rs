@@ -627,7 +627,7 @@ fn check_sources(
     let b = VerifyingKey::from_bytes(org_b).map_err(|_| TableError::WrongOrganisations)?;
     for (index, e) in entries.iter().enumerate() {
         let msg = entry_signing_message(&e.commitment);
-        if a.verify_strict(&msg, &Signature::from_bytes(&e.sig_a))
+        if custos_wire::signature::verify_strict(&a, &msg, &Signature::from_bytes(&e.sig_a))
             .is_err()
         {
             return Err(TableError::OneSource {
@@ -635,7 +635,7 @@ fn check_sources(
                 organisation: 'a',
             });
         }
-        if b.verify_strict(&msg, &Signature::from_bytes(&e.sig_b))
+        if custos_wire::signature::verify_strict(&b, &msg, &Signature::from_bytes(&e.sig_b))
             .is_err()
         {
             return Err(TableError::OneSource {

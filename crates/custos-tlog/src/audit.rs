@@ -220,8 +220,12 @@ impl<'m> Replay<'m> {
             Vec::with_capacity(STATEMENT_SIGNING_LABEL.len() + signed.statement_bytes().len());
         message.extend_from_slice(STATEMENT_SIGNING_LABEL);
         message.extend_from_slice(signed.statement_bytes());
-        key.verify_strict(&message, &Signature::from_bytes(signed.signature()))
-            .map_err(|_| "author signature does not verify".to_owned())?;
+        custos_wire::signature::verify_strict(
+            key,
+            &message,
+            &Signature::from_bytes(signed.signature()),
+        )
+        .map_err(|_| "author signature does not verify".to_owned())?;
         let statement = Statement::decode(signed.statement_bytes()).map_err(|e| e.to_string())?;
         let kind = statement.kind();
         if !author.role.may_publish(kind) {

@@ -337,9 +337,7 @@ impl Verifier for LogVerifier {
         let Ok(sig) = <[u8; 64]>::try_from(sig) else {
             return false;
         };
-        self.key
-            .verify_strict(msg, &Signature::from_bytes(&sig))
-            .is_ok()
+        custos_wire::signature::verify_strict(&self.key, msg, &Signature::from_bytes(&sig)).is_ok()
     }
 }
 
@@ -416,9 +414,12 @@ impl Verifier for CosignatureVerifier {
         let Some(Ok(sig)) = sig.get(8..).map(<[u8; 64]>::try_from) else {
             return false;
         };
-        self.key
-            .verify_strict(&cosigned_message(ts, msg), &Signature::from_bytes(&sig))
-            .is_ok()
+        custos_wire::signature::verify_strict(
+            &self.key,
+            &cosigned_message(ts, msg),
+            &Signature::from_bytes(&sig),
+        )
+        .is_ok()
     }
 }
 

@@ -422,10 +422,12 @@ fn bench(c: &mut Criterion<CpuTime>) {
             for item in f.items.iter().filter(|i| i.kind == ItemKind::Envelope) {
                 let e = Envelope::decode(&item.body).unwrap();
                 let signed = Envelope::signed_bytes(&e.header, &e.ciphertext).unwrap();
-                VerifyingKey::from_bytes(&item.sender_key)
-                    .unwrap()
-                    .verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(&e.signature))
-                    .unwrap();
+                custos_wire::signature::verify_strict(
+                    &VerifyingKey::from_bytes(&item.sender_key).unwrap(),
+                    &signed,
+                    &ed25519_dalek::Signature::from_bytes(&e.signature),
+                )
+                .unwrap();
             }
         })
     });

@@ -268,9 +268,11 @@ mod tests {
     fn single_and_batch_agree_on_a_torsioned_r() {
         let (sk, key) = signer(4);
         let sig = torsioned_signature(&sk, b"m");
-        let strict = sk
-            .verifying_key()
-            .verify_strict(b"m", &ed25519_dalek::Signature::from_bytes(&sig));
+        let strict = custos_wire::signature::verify_strict(
+            &sk.verifying_key(),
+            b"m",
+            &ed25519_dalek::Signature::from_bytes(&sig),
+        );
         assert!(strict.is_err(), "verify_strict refuses a torsioned R");
         assert_eq!(verify(&key, b"m", &sig), Ok(()));
         // Many times, so a batch with unlucky weights would show.

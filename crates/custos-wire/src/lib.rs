@@ -30,6 +30,7 @@ pub mod moderation;
 pub mod payload;
 pub mod release;
 pub mod report;
+pub mod signature;
 pub mod statement;
 pub mod tag;
 pub mod warrant;

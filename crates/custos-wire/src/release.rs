@@ -164,15 +164,15 @@ impl ReleaseRequest {
 
     /// Checks the authority's signature (strict Ed25519) over the exact fields.
     pub fn verify(&self, authority: &VerifyingKey) -> Result<(), WireError> {
-        authority
-            .verify_strict(
-                &labelled(REQUEST_SIGNING_LABEL, &self.fields.write()?),
-                &Signature::from_bytes(&self.signature),
-            )
-            .map_err(|_| WireError::InvalidValue {
-                field: "signature",
-                reason: "authority signature does not verify",
-            })
+        crate::signature::verify_strict(
+            authority,
+            &labelled(REQUEST_SIGNING_LABEL, &self.fields.write()?),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| WireError::InvalidValue {
+            field: "signature",
+            reason: "authority signature does not verify",
+        })
     }
 
     /// The canonical encoding: the fields, then the 64-byte signature.

@@ -255,7 +255,8 @@ impl SignedStatement {
     pub fn verify(&self) -> Result<Statement, StatementError> {
         let key =
             VerifyingKey::from_bytes(&self.author).map_err(|_| StatementError::BadAuthorKey)?;
-        key.verify_strict(
+        crate::signature::verify_strict(
+            &key,
             &signing_message(&self.statement),
             &Signature::from_bytes(&self.signature),
         )

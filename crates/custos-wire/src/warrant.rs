@@ -255,8 +255,7 @@ impl Warrant {
     /// Checks the court signature (strict Ed25519) over the encoded fields.
     pub fn verify(&self, court_key: &VerifyingKey) -> Result<(), WarrantSignatureError> {
         let msg = signing_message(&self.fields.encode()?);
-        court_key
-            .verify_strict(&msg, &Signature::from_bytes(&self.signature))
+        crate::signature::verify_strict(court_key, &msg, &Signature::from_bytes(&self.signature))
             .map_err(|_| WarrantSignatureError::BadSignature)
     }
 

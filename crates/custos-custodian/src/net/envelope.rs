@@ -220,7 +220,7 @@ pub fn open(
     let mut signed = Vec::with_capacity(SIGNING_LABEL.len() + body.len());
     signed.extend_from_slice(SIGNING_LABEL);
     signed.extend_from_slice(body);
-    vk.verify_strict(&signed, &Signature::from_bytes(sig))
+    custos_wire::signature::verify_strict(&vk, &signed, &Signature::from_bytes(sig))
         .map_err(|_| EnvelopeError::BadSignature)?;
     let payload = match enc {
         None => Zeroizing::new(payload.to_vec()),

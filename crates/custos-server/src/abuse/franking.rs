@@ -369,9 +369,12 @@ mod tests {
             assert_eq!(&t.fields.envelope_hash, input.item_hash);
             let root = t.root().unwrap().unwrap();
             let msg = custos_wire::tag::root_signed_bytes(t.batch_id, t.batch_size, &root);
-            p.verifying_key()
-                .verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&t.signature))
-                .unwrap();
+            custos_wire::signature::verify_strict(
+                &p.verifying_key(),
+                &msg,
+                &ed25519_dalek::Signature::from_bytes(&t.signature),
+            )
+            .unwrap();
             let n = sizes.entry(t.batch_id).or_insert(0u16);
             *n += 1;
             assert!(*n <= t.batch_size);

@@ -245,12 +245,12 @@ pub(crate) async fn session(
         .map_err(|_| HttpRefusal::internal("stored identity key", "wrong length"))?;
     let key = VerifyingKey::from_bytes(&key)
         .map_err(|_| HttpRefusal::internal("stored identity key", "invalid"))?;
-    let signed = key
-        .verify_strict(
-            &challenge_message(&name, &challenge),
-            &Signature::from_bytes(&signature),
-        )
-        .is_ok();
+    let signed = custos_wire::signature::verify_strict(
+        &key,
+        &challenge_message(&name, &challenge),
+        &Signature::from_bytes(&signature),
+    )
+    .is_ok();
     // Single use: the challenge is spent by any answer, right or wrong.
     match state
         .challenges

@@ -313,7 +313,8 @@ pub(crate) async fn fetch(
         .ok()
         .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
         .ok_or(No("unknown interception or wrong key"))?;
-    key.verify_strict(
+    custos_wire::signature::verify_strict(
+        &key,
         &fetch_message(&commitment, q.after, signed_at),
         &ed25519_dalek::Signature::from_bytes(&signature),
     )

@@ -177,7 +177,7 @@ pub fn verify_tag_remembering(
     let (fields, batch) = match tag {
         DeliveryTag::V1(t) => {
             let msg = t.signed_bytes().map_err(TagRefusal::Malformed)?;
-            key.verify_strict(&msg, &Signature::from_bytes(&t.signature))
+            crate::signature::verify_strict(key, &msg, &Signature::from_bytes(&t.signature))
                 .map_err(|_| TagRefusal::BadSignature)?;
             (t.fields, None)
         }
@@ -192,7 +192,7 @@ pub fn verify_tag_remembering(
             triple.extend_from_slice(&msg);
             triple.extend_from_slice(&t.signature);
             if !roots.seen.contains(&triple) {
-                key.verify_strict(&msg, &Signature::from_bytes(&t.signature))
+                crate::signature::verify_strict(key, &msg, &Signature::from_bytes(&t.signature))
                     .map_err(|_| TagRefusal::BadRootSignature)?;
                 if roots.seen.len() >= MAX_VERIFIED_ROOTS {
                     roots.seen.clear();

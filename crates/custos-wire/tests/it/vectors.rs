@@ -75,14 +75,15 @@ fn signed_tag_vector_verifies_under_its_key() {
     );
     let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
     let sig = ed25519_dalek::Signature::from_bytes(&tag.signature);
-    key.verify_strict(&signed, &sig).unwrap();
+    custos_wire::signature::verify_strict(&key, &signed, &sig).unwrap();
     // Any single changed byte of the fields breaks it.
     for i in 0..bytes.len() - 64 {
         let mut bad = bytes.clone();
         bad[i] ^= 1;
         if let Ok(DeliveryTag::V1(t)) = DeliveryTag::decode(&bad) {
             assert!(
-                key.verify_strict(&t.signed_bytes().unwrap(), &sig).is_err(),
+                custos_wire::signature::verify_strict(&key, &t.signed_bytes().unwrap(), &sig)
+                    .is_err(),
                 "byte {i}"
             );
         }
