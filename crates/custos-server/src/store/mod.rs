@@ -15,10 +15,14 @@
 //! The handlers stay backend-free: they check input, call the store, and
 //! turn its typed outcomes into refusals.
 //!
-//! Migrated so far: accounts, sessions and KeyPackages. The single writer
-//! (items, mailboxes, commits) still runs on SQLite only
-//! ([`crate::delivery::writer`]).
+//! Behind the traits so far: accounts, sessions and KeyPackages. On
+//! PostgreSQL, conversations also have their commit-ordering primitives
+//! ([`pg_conversations`]), which the service does not use yet: the single
+//! writer (items, mailboxes, commits) runs on SQLite only
+//! ([`crate::delivery::writer`]), so `custos server` cannot yet run on
+//! PostgreSQL.
 
+pub mod pg_conversations;
 pub mod postgres;
 pub mod sqlite;
 

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use custos_deploy::postgres::TestPostgres;
+use custos_server::store::pg_conversations::Locked;
 use custos_server::store::postgres::PgStore;
 use custos_server::store::sqlite::SqliteStore;
 use custos_server::store::{AccountStore, KeyPackageStore, Registered, Store, Uploaded};
@@ -222,4 +223,89 @@ async fn a_postgres_database_from_a_newer_build_is_refused() {
     .unwrap();
     let err = PgStore::connect(&pg.url(), 2).await.unwrap_err();
     assert!(err.to_string().contains("9999"), "{err}");
+}
+
+/// Two servers race commits for one conversation, six at a time per epoch,
+/// each holding the row a moment before it commits: exactly one wins each
+/// epoch, every loser is told the epoch the winner made, and the stored
+/// state and members are the winner's (no fork).
+#[tokio::test]
+async fn two_postgres_servers_commit_each_epoch_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_pg, a, b)) = two_servers(dir.path()).await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for name in ["m1", "m2", "m3"] {
+        let Registered::Created { account_id, .. } =
+            a.register(name, &KEY, 1, false).await.unwrap()
+        else {
+            panic!("{name} is new");
+        };
+        ids.push(account_id);
+    }
+    let conv = custos_wire::ConversationId([9; 16]);
+    assert!(
+        a.create_conversation(&conv, &ids[..2], b"state-0", 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.create_conversation(&conv, &ids, b"other", 1)
+            .await
+            .unwrap(),
+        "the id is taken, whichever server asks"
+    );
+    let servers = [a.clone(), b.clone()];
+    for epoch in 0u64..6 {
+        let mut tasks = Vec::new();
+        for task in 0..6usize {
+            let s = servers[task % 2].clone();
+            let members = if task % 2 == 0 {
+                ids.clone()
+            } else {
+                ids[..2].to_vec()
+            };
+            tasks.push(tokio::spawn(async move {
+                match s.lock_conversation(&conv, epoch).await.unwrap() {
+                    Locked::Held(l) => {
+                        assert_eq!(l.epoch, epoch);
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        let state = format!("state-{}-{task}", epoch + 1).into_bytes();
+                        let next = l.commit(&members, &state).await.unwrap();
+                        assert_eq!(next, epoch + 1);
+                        Some((members, state))
+                    }
+                    Locked::Stale { current } => {
+                        assert_eq!(current, epoch + 1, "the loser learns the new epoch");
+                        None
+                    }
+                    Locked::Unknown => panic!("the conversation exists"),
+                }
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            if let Some(w) = t.await.unwrap() {
+                winners.push(w);
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one commit wins epoch {epoch}");
+        let (members, state) = winners.pop().unwrap();
+        let Locked::Held(now) = b.lock_conversation(&conv, epoch + 1).await.unwrap() else {
+            panic!("the conversation is at epoch {}", epoch + 1);
+        };
+        assert_eq!(now.state, state, "the winner's state is stored");
+        assert_eq!(now.members, members, "the winner's members are stored");
+    }
+    assert!(matches!(
+        a.lock_conversation(&conv, 2).await.unwrap(),
+        Locked::Stale { current: 6 }
+    ));
+    assert!(matches!(
+        a.lock_conversation(&custos_wire::ConversationId([1; 16]), 0)
+            .await
+            .unwrap(),
+        Locked::Unknown
+    ));
 }
