@@ -23,6 +23,7 @@
 //! PostgreSQL.
 
 pub mod pg_conversations;
+pub mod pg_mailbox;
 pub mod postgres;
 pub mod sqlite;
 

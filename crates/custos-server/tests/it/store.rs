@@ -21,7 +21,7 @@ use custos_server::store::postgres::PgStore;
 use custos_server::store::sqlite::SqliteStore;
 use custos_server::store::{AccountStore, KeyPackageStore, Registered, Store, Uploaded};
 
-const KEY: [u8; 32] = [7; 32];
+pub(crate) const KEY: [u8; 32] = [7; 32];
 
 /// The contract every backend keeps, step by step.
 async fn contract(store: &dyn Store) {
@@ -108,7 +108,9 @@ async fn the_sqlite_store_keeps_the_contract() {
 }
 
 /// A cluster and two stores on it, or `None` (skipped, said) without PostgreSQL.
-async fn two_servers(dir: &std::path::Path) -> Option<(TestPostgres, Arc<PgStore>, Arc<PgStore>)> {
+pub(crate) async fn two_servers(
+    dir: &std::path::Path,
+) -> Option<(TestPostgres, Arc<PgStore>, Arc<PgStore>)> {
     let pg = TestPostgres::start(&dir.join("pg")).unwrap()?;
     let url = pg.url();
     // Both start at once: the migrator's lock lets one migrate, the other wait.
