@@ -22,6 +22,7 @@
 //! ([`crate::delivery::writer`]), so `custos server` cannot yet run on
 //! PostgreSQL.
 
+pub mod pg_challenges;
 pub mod pg_conversations;
 pub mod pg_mailbox;
 pub mod postgres;

@@ -311,3 +311,75 @@ async fn two_postgres_servers_commit_each_epoch_once() {
         Locked::Unknown
     ));
 }
+
+/// A login answer spent on one server is refused on the other; many
+/// servers' attempts at one answer at once spend it once; an account's live
+/// logins are bounded; expired answers are forgotten and swept.
+#[tokio::test]
+async fn a_login_answer_is_spent_once_across_servers() {
+    use custos_server::store::pg_challenges::{MAX_LIVE_LOGINS, Spent};
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_pg, a, b)) = two_servers(dir.path()).await else {
+        return;
+    };
+    let Registered::Created { account_id, .. } = a.register("carol", &KEY, 1, false).await.unwrap()
+    else {
+        panic!("carol is new");
+    };
+    assert_eq!(
+        a.spend_challenge(account_id, &[1; 16], 100, 10)
+            .await
+            .unwrap(),
+        Spent::Fresh
+    );
+    assert_eq!(
+        b.spend_challenge(account_id, &[1; 16], 100, 11)
+            .await
+            .unwrap(),
+        Spent::Used,
+        "the other server refuses the replayed answer"
+    );
+    let servers = [a.clone(), b.clone()];
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = servers[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            s.spend_challenge(account_id, &[2; 16], 100, 12)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut fresh = 0;
+    for t in tasks {
+        if t.await.unwrap() == Spent::Fresh {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1, "one answer, one session");
+    for i in 2..MAX_LIVE_LOGINS {
+        let mut tag = [0u8; 16];
+        tag[..8].copy_from_slice(&i.to_be_bytes());
+        tag[15] = 9;
+        assert_eq!(
+            servers[usize::try_from(i).unwrap() % 2]
+                .spend_challenge(account_id, &tag, 100, 13)
+                .await
+                .unwrap(),
+            Spent::Fresh
+        );
+    }
+    assert_eq!(
+        a.spend_challenge(account_id, &[3; 16], 100, 14)
+            .await
+            .unwrap(),
+        Spent::TooManyLogins
+    );
+    // Once they expire, the account may log in again.
+    assert_eq!(
+        b.spend_challenge(account_id, &[3; 16], 300, 100)
+            .await
+            .unwrap(),
+        Spent::Fresh
+    );
+    assert_eq!(b.sweep_challenges(400, 1000).await.unwrap(), 1);
+}
