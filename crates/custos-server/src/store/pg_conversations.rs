@@ -50,7 +50,41 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// An account a roster leaf names, with one of its devices.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RosterAccount {
+    /// The account id.
+    pub account_id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its identity key, which the leaf's signature key must equal.
+    pub identity_key: Vec<u8>,
+    /// One of its devices (an account has a row per device).
+    pub device_id: i64,
+}
+
 impl PgStore {
+    /// The accounts named by a verified roster's leaves, one row per device,
+    /// sorted by account then device: what the caller checks each leaf
+    /// against (name exists, key matches) before it admits a roster, as
+    /// `delivery::membership::resolve_roster` does on SQLite.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn roster_accounts(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<RosterAccount>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT a.id AS account_id, a.name, a.identity_key, d.id AS device_id \
+             FROM accounts a JOIN devices d ON d.account_id = a.id \
+             WHERE a.name = ANY($1) ORDER BY a.id, d.id",
+        )
+        .bind(names)
+        .fetch_all(self.pool())
+        .await
+    }
+
     /// Registers a conversation at epoch 0 with `members` and its public MLS
     /// `state`, in one transaction; `false` (nothing written) when the id is
     /// taken, on this server or another.

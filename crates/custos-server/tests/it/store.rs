@@ -246,6 +246,21 @@ async fn two_postgres_servers_commit_each_epoch_once() {
         };
         ids.push(account_id);
     }
+    let roster = b
+        .roster_accounts(&["m2".into(), "m1".into(), "nobody".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        roster
+            .iter()
+            .map(|r| (r.account_id, r.name.as_str(), r.identity_key.as_slice()))
+            .collect::<Vec<_>>(),
+        [
+            (ids[0], "m1", KEY.as_slice()),
+            (ids[1], "m2", KEY.as_slice())
+        ],
+        "existing names only, sorted by account"
+    );
     let conv = custos_wire::ConversationId([9; 16]);
     assert!(
         a.create_conversation(&conv, &ids[..2], b"state-0", 1)
