@@ -315,3 +315,72 @@ impl PgStore {
         Ok(MailboxWakeups { listener })
     }
 }
+
+/// What one round of [`PgStore::sweep_expired`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PgSwept {
+    /// Expired items (with their mailbox rows).
+    pub items: u64,
+    /// Expired replay hashes.
+    pub seen: u64,
+    /// Expired sessions.
+    pub sessions: u64,
+}
+
+impl PgSwept {
+    /// Whether a table had `limit` rows to delete (the caller runs another
+    /// round).
+    pub fn more(&self, limit: i64) -> bool {
+        let limit = u64::try_from(limit).unwrap_or(0);
+        self.items >= limit || self.seen >= limit || self.sessions >= limit
+    }
+}
+
+impl PgStore {
+    /// One round of retention: at most `limit` expired items (with their
+    /// mailbox rows), replay hashes and sessions each, as of `now` (ms).
+    /// Any server may run it at any time: rows another sweep (or an ack)
+    /// holds are skipped (`FOR UPDATE SKIP LOCKED`), so sweepers never wait
+    /// on each other, and each row is deleted once.
+    ///
+    /// # Errors
+    /// When the database fails (that round deleted nothing).
+    pub async fn sweep_expired(&self, now: i64, limit: i64) -> Result<PgSwept, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        // Both deletions see the same snapshot; the foreign key from the
+        // mailbox is checked at the end of the statement, by which time the
+        // rows are gone.
+        let items: Vec<i64> = sqlx::query_scalar(
+            "WITH doomed AS (SELECT id FROM items WHERE expires_at <= $1 ORDER BY id LIMIT $2 \
+             FOR UPDATE SKIP LOCKED), \
+             rows AS (DELETE FROM mailbox WHERE item_id IN (SELECT id FROM doomed)) \
+             DELETE FROM items WHERE id IN (SELECT id FROM doomed) RETURNING id",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let seen = sqlx::query(
+            "DELETE FROM seen WHERE ctid IN (SELECT ctid FROM seen WHERE expires_at <= $1 \
+             LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?;
+        let sessions = sqlx::query(
+            "DELETE FROM sessions WHERE ctid IN (SELECT ctid FROM sessions WHERE expires_at <= $1 \
+             LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PgSwept {
+            items: u64::try_from(items.len()).unwrap_or(u64::MAX),
+            seen: seen.rows_affected(),
+            sessions: sessions.rows_affected(),
+        })
+    }
+}
