@@ -124,6 +124,32 @@ impl MailboxWakeups {
     }
 }
 
+/// A batch's items column by column, for one `INSERT … UNNEST`.
+#[derive(Default)]
+struct ItemColumns<'a> {
+    id: Vec<i64>,
+    kind: Vec<i16>,
+    expires_at: Vec<i64>,
+    server_time: Vec<i64>,
+    conversation: Vec<&'a [u8]>,
+    sender: Vec<&'a str>,
+    tag: Vec<&'a [u8]>,
+    body: Vec<&'a [u8]>,
+}
+
+impl<'a> ItemColumns<'a> {
+    fn push(&mut self, id: i64, item: &'a PgNewItem) {
+        self.id.push(id);
+        self.kind.push(item.kind);
+        self.expires_at.push(item.expires_at);
+        self.server_time.push(item.server_time);
+        self.conversation.push(item.conversation.0.as_slice());
+        self.sender.push(&item.sender);
+        self.tag.push(&item.tag);
+        self.body.push(&item.body);
+    }
+}
+
 impl PgStore {
     /// Stores a batch of items and their mailbox rows in one transaction,
     /// answering per item; durable when this returns `Ok`.
@@ -132,36 +158,71 @@ impl PgStore {
     /// When the database fails: nothing of the batch is stored.
     pub async fn store_items(&self, items: &[PgNewItem]) -> Result<Vec<StoredItem>, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        let mut stored: Vec<Option<i64>> = Vec::with_capacity(items.len());
-        for item in items {
-            if let Some(hash) = &item.hash {
-                let fresh: Option<Vec<u8>> = sqlx::query_scalar(
-                    "INSERT INTO seen (hash, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING RETURNING hash",
-                )
-                .bind(hash.as_slice())
-                .bind(item.expires_at)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if fresh.is_none() {
-                    stored.push(None);
-                    continue;
-                }
-            }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO items (kind, expires_at, server_time, conversation, sender, tag, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        // The replay set first, in one statement, in hash order: two batches
+        // holding the same hashes (a replay racing on two servers) wait on
+        // each other in one order and never deadlock. Duplicates within the
+        // batch are inserted once; the first item with a hash gets it.
+        let mut by_hash: Vec<(Vec<u8>, i64)> = items
+            .iter()
+            .filter_map(|i| i.hash.map(|h| (h.to_vec(), i.expires_at)))
+            .collect();
+        by_hash.sort_unstable();
+        let (hashes, expiries): (Vec<Vec<u8>>, Vec<i64>) = by_hash.into_iter().unzip();
+        let mut fresh: std::collections::HashSet<Vec<u8>> = if hashes.is_empty() {
+            Default::default()
+        } else {
+            sqlx::query_scalar::<_, Vec<u8>>(
+                "INSERT INTO seen (hash, expires_at) \
+                 SELECT h, e FROM UNNEST($1::bytea[], $2::bigint[]) WITH ORDINALITY AS t(h, e, n) \
+                 ORDER BY n ON CONFLICT DO NOTHING RETURNING hash",
             )
-            .bind(item.kind)
-            .bind(item.expires_at)
-            .bind(item.server_time)
-            .bind(item.conversation.0.as_slice())
-            .bind(&item.sender)
-            .bind(&item.tag)
-            .bind(&item.body)
-            .fetch_one(&mut *tx)
+            .bind(&hashes)
+            .bind(&expiries)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+        };
+        // `remove`: a second item with the same hash is a replay.
+        let admitted: Vec<bool> = items
+            .iter()
+            .map(|i| i.hash.is_none_or(|h| fresh.remove(h.as_slice())))
+            .collect();
+        let n = admitted.iter().filter(|a| **a).count();
+        // Ids drawn first, so that each item's id is known without relying
+        // on the order of `RETURNING`; then every item in one statement.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('items', 'id')) FROM generate_series(1, $1)",
+        )
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut next_id = ids.into_iter();
+        let mut stored: Vec<Option<i64>> = Vec::with_capacity(items.len());
+        let mut cols = ItemColumns::default();
+        for (item, ok) in items.iter().zip(&admitted) {
+            let id = if *ok { next_id.next() } else { None };
+            if let Some(id) = id {
+                cols.push(id, item);
+            }
+            stored.push(id);
+        }
+        if !cols.id.is_empty() {
+            sqlx::query(
+                "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) \
+                 OVERRIDING SYSTEM VALUE SELECT * FROM UNNEST($1::bigint[], $2::smallint[], \
+                 $3::bigint[], $4::bigint[], $5::bytea[], $6::text[], $7::bytea[], $8::bytea[])",
+            )
+            .bind(&cols.id)
+            .bind(&cols.kind)
+            .bind(&cols.expires_at)
+            .bind(&cols.server_time)
+            .bind(&cols.conversation)
+            .bind(&cols.sender)
+            .bind(&cols.tag)
+            .bind(&cols.body)
+            .execute(&mut *tx)
             .await?;
-            stored.push(Some(id));
         }
         // Rows per device, in batch order.
         let mut per_device: std::collections::BTreeMap<i64, i64> = Default::default();
