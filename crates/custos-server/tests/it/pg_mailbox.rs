@@ -316,3 +316,51 @@ async fn racing_replays_in_opposite_orders_neither_deadlock_nor_double() {
     }
     assert_eq!(a.mailbox_after(devs[0], 0, 1000).await.unwrap().len(), 320);
 }
+
+/// PostgreSQL restarts under a listening server: its listener reports
+/// `Wake::All` (notifications may have been lost), then wakes again for
+/// stores after the restart; what was committed before is still there.
+#[tokio::test]
+async fn a_listener_wakes_everyone_after_postgres_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((mut pg, a, b)) = two_servers(dir.path()).await else {
+        return;
+    };
+    let devs = devices(&a, 2).await;
+    a.store_items(&[item(b"before", &devs, true)])
+        .await
+        .unwrap();
+    let mut wakeups = b.wakeups().await.unwrap();
+    pg.restart().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), wakeups.next())
+        .await
+        .expect("the listener notices the restart")
+        .unwrap();
+    assert_eq!(first, Wake::All, "a lost connection wakes every device");
+    // The pools replace their dead connections; the listener is back.
+    let mut stored = false;
+    for _ in 0..50 {
+        if a.store_items(&[item(b"after", &devs, true)]).await.is_ok() {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored, "the store recovers by itself");
+    let next = tokio::time::timeout(Duration::from_secs(10), wakeups.next())
+        .await
+        .expect("woken after the restart")
+        .unwrap();
+    assert!(
+        matches!(&next, Wake::Devices(d) if d.len() == 2) || next == Wake::All,
+        "{next:?}"
+    );
+    let bodies: Vec<Vec<u8>> = b
+        .mailbox_after(devs[0], 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(bodies, [b"before".to_vec(), b"after".to_vec()]);
+}
