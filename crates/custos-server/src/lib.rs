@@ -59,6 +59,7 @@ mod limits;
 pub mod refusal;
 mod routes;
 mod state;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -185,6 +186,7 @@ pub async fn serve(
         .map(|m| abuse::vouchers::VoucherQueue::spawn(m, db.pool.clone()));
     let state = Arc::new(state::Inner {
         directory,
+        store: Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
         vouchers,
         pool: db.pool.clone(),
         clock,

@@ -24,6 +24,8 @@ use crate::refusal::RequestRefusal;
 /// Everything a request handler may use.
 pub(crate) struct Inner {
     pub pool: SqlitePool,
+    /// Accounts, sessions and KeyPackages, on the configured backend.
+    pub store: Arc<dyn crate::store::Store>,
     pub clock: SharedClock,
     pub config: ServerConfig,
     pub writer: WriterHandle,

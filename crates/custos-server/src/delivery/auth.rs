@@ -22,6 +22,7 @@ use crate::error::HttpRefusal;
 use crate::limits::ClientIp;
 use crate::refusal::{AccountRefusal, RequestRefusal};
 use crate::state::{AppState, JsonBody};
+use crate::store::Registered;
 
 /// Label that starts the bytes a challenge signature covers.
 pub const AUTH_CHALLENGE_LABEL: &[u8] = b"custos/v1/auth-challenge";
@@ -110,15 +111,14 @@ async fn lookup(state: &AppState, token: &str) -> Result<Authed, HttpRefusal> {
     let mut raw = [0u8; 32];
     hex::decode_to_slice(token, &mut raw).map_err(|_| bad())?;
     let hash: [u8; 32] = Sha256::digest(raw).into();
-    let row: Option<(Vec<u8>, i64, i64, i64, String)> = sqlx::query_as(
-        "SELECT s.token_hash, s.expires_at, d.id, a.id, a.name FROM sessions s \
-         JOIN devices d ON d.id = s.device_id JOIN accounts a ON a.id = d.account_id \
-         WHERE s.token_hash = ?",
-    )
-    .bind(hash.to_vec())
-    .fetch_optional(&state.pool)
-    .await?;
-    let (stored, expires_at, device_id, account_id, name) = row.ok_or_else(bad)?;
+    let row = state.store.session(&hash).await?;
+    let crate::store::SessionRow {
+        token_hash: stored,
+        expires_at,
+        device_id,
+        account_id,
+        name,
+    } = row.ok_or_else(bad)?;
     if !bool::from(stored.as_slice().ct_eq(hash.as_slice())) {
         return Err(bad().into());
     }
@@ -164,28 +164,13 @@ pub(crate) async fn register(
     // to try, and the limit is on what one network can make the service do.
     state.guards.registration(ip)?;
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
-    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let inserted = sqlx::query(
-        "INSERT INTO accounts (name, identity_key, created_at) VALUES (?, ?, ?) \
-         ON CONFLICT(name) DO NOTHING",
-    )
-    .bind(&body.name)
-    .bind(key.to_vec())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    let registered = state
+        .store
+        .register(&body.name, &key, now, state.directory.is_some())
+        .await?;
+    if registered == Registered::NameTaken {
         return Err(AccountRefusal::NameTaken(body.name).into());
     }
-    sqlx::query("INSERT INTO devices (account_id, created_at) VALUES (?, ?)")
-        .bind(inserted.last_insert_rowid())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    if state.directory.is_some() {
-        crate::directory::queue_key(&mut tx, &body.name, &key, now).await?;
-    }
-    tx.commit().await?;
     tracing::info!(name = %body.name, "account registered");
     Ok((
         StatusCode::CREATED,
@@ -206,11 +191,7 @@ pub(crate) async fn challenge(
     JsonBody(body): JsonBody<ChallengeBody>,
 ) -> Result<impl IntoResponse, HttpRefusal> {
     check_name(&body.name)?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE name = ?")
-        .bind(&body.name)
-        .fetch_optional(&state.pool)
-        .await?;
-    if exists.is_none() {
+    if state.store.account_id(&body.name).await?.is_none() {
         return Err(AccountRefusal::UnknownAccount(body.name).into());
     }
     let expires_at = state.clock.now_millis().saturating_add(CHALLENGE_TTL_MS);
@@ -256,13 +237,7 @@ pub(crate) async fn session(
         .challenges
         .check(&name, &challenge, now)
         .map_err(|_| refused())?;
-    let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
-        "SELECT a.identity_key, d.id FROM accounts a JOIN devices d ON d.account_id = a.id \
-         WHERE a.name = ? ORDER BY d.id LIMIT 1",
-    )
-    .bind(&name)
-    .fetch_optional(&state.pool)
-    .await?;
+    let row = state.store.login_key(&name).await?;
     let (key, device_id) = row.ok_or_else(refused)?;
     let key: [u8; 32] = key
         .as_slice()
@@ -291,11 +266,13 @@ pub(crate) async fn session(
     rand::rngs::OsRng.fill_bytes(&mut token);
     let hash: [u8; 32] = Sha256::digest(token).into();
     let expires_at = now.saturating_add(SESSION_TTL_MS);
-    sqlx::query("INSERT INTO sessions (token_hash, device_id, expires_at) VALUES (?, ?, ?)")
-        .bind(hash.to_vec())
-        .bind(device_id)
-        .bind(i64::try_from(expires_at).unwrap_or(i64::MAX))
-        .execute(&state.pool)
+    state
+        .store
+        .open_session(
+            &hash,
+            device_id,
+            i64::try_from(expires_at).unwrap_or(i64::MAX),
+        )
         .await?;
     tracing::info!(%name, "session opened");
     Ok(axum::Json(serde_json::json!({

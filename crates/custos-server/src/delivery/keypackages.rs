@@ -15,6 +15,7 @@ use crate::delivery::auth::{Authed, b64};
 use crate::error::HttpRefusal;
 use crate::refusal::KeyPackageRefusal;
 use crate::state::{AppState, JsonBody};
+use crate::store::Uploaded;
 
 /// Body of `POST /v1/key-packages`.
 #[derive(Debug, Deserialize)]
@@ -55,42 +56,22 @@ pub(crate) async fn upload(
         .collect::<Result<Vec<_>, _>>()?;
     let last_resort = body.last_resort.as_deref().map(decode).transpose()?;
 
-    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let stored: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM key_packages WHERE account_id = ? AND last_resort = 0",
-    )
-    .bind(auth.account_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let after = u64::try_from(stored)
-        .unwrap_or(0)
-        .saturating_add(u64::try_from(packages.len()).unwrap_or(u64::MAX));
-    if after > limits.max_stored_key_packages {
+    let uploaded = state
+        .store
+        .upload_key_packages(
+            auth.account_id,
+            &packages,
+            last_resort.as_deref(),
+            limits.max_stored_key_packages,
+        )
+        .await?;
+    if let Uploaded::OverQuota { stored } = uploaded {
         return Err(KeyPackageRefusal::KeyPackageQuota {
             max: limits.max_stored_key_packages,
             stored,
         }
         .into());
     }
-    for kp in &packages {
-        sqlx::query("INSERT INTO key_packages (account_id, last_resort, data) VALUES (?, 0, ?)")
-            .bind(auth.account_id)
-            .bind(kp.as_slice())
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(lr) = &last_resort {
-        sqlx::query("DELETE FROM key_packages WHERE account_id = ? AND last_resort = 1")
-            .bind(auth.account_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO key_packages (account_id, last_resort, data) VALUES (?, 1, ?)")
-            .bind(auth.account_id)
-            .bind(lr.as_slice())
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
     Ok(axum::Json(
         serde_json::json!({ "stored": packages.len() + usize::from(last_resort.is_some()) }),
     ))
@@ -111,29 +92,11 @@ pub(crate) async fn claim(
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Result<impl IntoResponse, HttpRefusal> {
     validate_account_name(&body.account).map_err(|_| KeyPackageRefusal::BadName)?;
-    // One statement: atomic even with concurrent claimers.
-    let ordinary: Option<Vec<u8>> = sqlx::query_scalar(
-        "DELETE FROM key_packages WHERE id = (SELECT k.id FROM key_packages k \
-         JOIN accounts a ON a.id = k.account_id WHERE a.name = ? AND k.last_resort = 0 \
-         ORDER BY k.id LIMIT 1) RETURNING data",
-    )
-    .bind(&body.account)
-    .fetch_optional(&state.pool)
-    .await?;
-    let (data, last_resort) = match ordinary {
-        Some(d) => (d, false),
-        None => {
-            let lr: Option<Vec<u8>> = sqlx::query_scalar(
-                "SELECT k.data FROM key_packages k JOIN accounts a ON a.id = k.account_id \
-                 WHERE a.name = ? AND k.last_resort = 1",
-            )
-            .bind(&body.account)
-            .fetch_optional(&state.pool)
-            .await?;
-            let d = lr.ok_or_else(|| KeyPackageRefusal::NoKeyPackage(body.account.clone()))?;
-            (d, true)
-        }
-    };
+    let (data, last_resort) = state
+        .store
+        .claim_key_package(&body.account)
+        .await?
+        .ok_or_else(|| KeyPackageRefusal::NoKeyPackage(body.account.clone()))?;
     Ok(axum::Json(serde_json::json!({
         "key_package": B64.encode(data),
         "last_resort": last_resort,
@@ -145,11 +108,6 @@ pub(crate) async fn count(
     State(state): State<AppState>,
     auth: Authed,
 ) -> Result<impl IntoResponse, HttpRefusal> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM key_packages WHERE account_id = ? AND last_resort = 0",
-    )
-    .bind(auth.account_id)
-    .fetch_one(&state.pool)
-    .await?;
+    let n = state.store.count_key_packages(auth.account_id).await?;
     Ok(axum::Json(serde_json::json!({ "remaining": n })))
 }

@@ -10,5 +10,7 @@ mod durability;
 mod hostile;
 mod limits;
 mod membership;
+mod pg_mailbox;
 mod proptest_model;
+mod store;
 mod tags;
