@@ -45,21 +45,38 @@ fn body(p: custos_keydir::Proven) -> axum::Json<ProofBody> {
     })
 }
 
+/// Which proof of one account's keys is asked for.
+enum AccountProof {
+    /// Its current key (a lookup proof).
+    Lookup,
+    /// Every key it ever had (a history proof).
+    History,
+}
+
+/// Checks the account name, then proves `kind` for it under the read lock.
+async fn prove(
+    state: &AppState,
+    account: &str,
+    kind: AccountProof,
+) -> Result<axum::Json<ProofBody>, HttpRefusal> {
+    custos_wire::ids::validate_account_name(account)
+        .map_err(|e| crate::refusal::RequestRefusal::BadPath(e.to_string()))?;
+    let svc = service(state)?;
+    let _guard = svc.lock.read().await;
+    let proven = match kind {
+        AccountProof::Lookup => svc.dir.lookup(account).await,
+        AccountProof::History => svc.dir.history(account).await,
+    }
+    .map_err(|e| refusal(account, e))?;
+    Ok(body(proven))
+}
+
 /// `GET /v1/key-directory/lookup/{account}`.
 pub(crate) async fn lookup(
     State(state): State<AppState>,
     UrlParam(account): UrlParam<String>,
 ) -> Result<axum::Json<ProofBody>, HttpRefusal> {
-    custos_wire::ids::validate_account_name(&account)
-        .map_err(|e| crate::refusal::RequestRefusal::BadPath(e.to_string()))?;
-    let svc = service(&state)?;
-    let _guard = svc.lock.read().await;
-    let proven = svc
-        .dir
-        .lookup(&account)
-        .await
-        .map_err(|e| refusal(&account, e))?;
-    Ok(body(proven))
+    prove(&state, &account, AccountProof::Lookup).await
 }
 
 /// `GET /v1/key-directory/history/{account}`.
@@ -67,16 +84,7 @@ pub(crate) async fn history(
     State(state): State<AppState>,
     UrlParam(account): UrlParam<String>,
 ) -> Result<axum::Json<ProofBody>, HttpRefusal> {
-    custos_wire::ids::validate_account_name(&account)
-        .map_err(|e| crate::refusal::RequestRefusal::BadPath(e.to_string()))?;
-    let svc = service(&state)?;
-    let _guard = svc.lock.read().await;
-    let proven = svc
-        .dir
-        .history(&account)
-        .await
-        .map_err(|e| refusal(&account, e))?;
-    Ok(body(proven))
+    prove(&state, &account, AccountProof::History).await
 }
 
 /// Query of `GET /v1/key-directory/audit`.
