@@ -11,6 +11,7 @@ mod hostile;
 mod limits;
 mod membership;
 mod pg_mailbox;
+mod pg_service;
 mod proptest_model;
 mod store;
 mod tags;
