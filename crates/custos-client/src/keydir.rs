@@ -173,6 +173,10 @@ pub enum KeyDirRefusal {
         /// The key in the directory (hex).
         directory: String,
     },
+    /// A batch lookup answered for other accounts than those asked, or in
+    /// another order.
+    #[error("the key directory's batch lookup answered for other accounts than those asked")]
+    BadBatch,
     /// A Welcome's roster or an incoming commit names the account with
     /// another key than the account's key in the directory: a ghost member.
     #[error(
@@ -393,21 +397,42 @@ impl Device {
                 accounts.push(account);
             }
         }
-        // The lookups go out together (one round trip's latency for the
-        // whole roster); the proofs are then verified one by one.
-        let api = &self.api;
-        let served =
-            futures_util::future::join_all(accounts.iter().map(|a| api.key_directory_lookup(a)))
-                .await;
-        let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
-        for (account, served) in accounts.iter().zip(served) {
-            let served = match served {
-                Ok(p) => p,
-                Err(ApiError::Refused { status: 404, .. }) => {
-                    return Err(KeyDirRefusal::NotInDirectory((*account).to_owned()).into());
+        // One batch lookup per 64 accounts (the service loads the tree
+        // nodes of every proof in one pass); the proofs are then verified
+        // one by one, each against the logged root of its epoch.
+        let mut served = Vec::with_capacity(accounts.len());
+        for chunk in accounts.chunks(crate::api::MAX_BATCH_LOOKUP) {
+            let batch = match self.api.key_directory_lookups(chunk).await {
+                Ok(b) => b,
+                Err(ApiError::Refused {
+                    status: 404,
+                    ref code,
+                    ref message,
+                    ..
+                }) if code == "not_in_directory" => {
+                    // The refusal names the account (in backquotes).
+                    let missing = chunk
+                        .iter()
+                        .find(|a| message.contains(&format!("`{a}`")))
+                        .or(chunk.first())
+                        .map_or_else(String::new, |a| (*a).to_owned());
+                    return Err(KeyDirRefusal::NotInDirectory(missing).into());
                 }
                 Err(e) => return Err(e.into()),
             };
+            // The answer must be for exactly the accounts asked, in order.
+            if batch.len() != chunk.len()
+                || batch
+                    .iter()
+                    .zip(chunk)
+                    .any(|((got, _), asked)| got != asked)
+            {
+                return Err(KeyDirRefusal::BadBatch.into());
+            }
+            served.extend(batch.into_iter().map(|(_, p)| p));
+        }
+        let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
+        for (account, served) in accounts.iter().zip(served) {
             let Some(v) = self.verify_served(account, &served).await? else {
                 return Ok(());
             };
