@@ -585,13 +585,21 @@ pub enum KeyDirectoryRefusal {
     /// The directory failed; retry.
     #[error("the key directory failed: {0}; retry later")]
     Unavailable(String),
+    /// A batch lookup names no account, too many, or one twice.
+    #[error("a batch lookup names 1 to {max} distinct accounts; this one named {asked}")]
+    BadBatch {
+        /// Accounts named (with repeats).
+        asked: usize,
+        /// Most accounts per batch.
+        max: usize,
+    },
 }
 
 impl Refusal for KeyDirectoryRefusal {
     fn status(&self) -> StatusCode {
         match self {
             Self::NoKeyDirectory | Self::NotInDirectory(_) => StatusCode::NOT_FOUND,
-            Self::BadRange { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRange { .. } | Self::BadBatch { .. } => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
