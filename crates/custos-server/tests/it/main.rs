@@ -10,6 +10,7 @@ mod durability;
 mod hostile;
 mod limits;
 mod membership;
+mod pg_failover;
 mod pg_mailbox;
 mod pg_service;
 mod proptest_model;
