@@ -50,7 +50,7 @@ pub use error::DeployError;
 pub use keys::{DeploymentKeys, KeyPaths};
 pub use names::Names;
 pub use server::DeliveryService;
-pub use spec::{CustodianMode, DeploymentSpec, ServerSpec, loopback_timing};
+pub use spec::{CustodianMode, DeploymentSpec, ServerBackend, ServerSpec, loopback_timing};
 
 /// The file that holds the manifest, in the deployment's folder.
 pub const MANIFEST_FILE: &str = "manifest.toml";
@@ -71,6 +71,8 @@ pub struct Deployment {
     custodians: Vec<CustodianSlot>,
     server: Option<DeliveryService>,
     matching: Option<matching::MatchingKeys>,
+    /// The PostgreSQL cluster of a [`ServerBackend::Postgres`] deployment.
+    postgres: Option<postgres::TestPostgres>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -209,6 +211,7 @@ impl Deployment {
             server: None,
             spec,
             matching: matching_keys,
+            postgres: None,
         };
         if !existing {
             let published = deployment

@@ -43,6 +43,20 @@ pub struct TestPostgres {
     child: Option<Child>,
 }
 
+/// Whether a test that needs PostgreSQL should be skipped: `true` (with a
+/// SKIPPED message) when the binaries are missing and [`REQUIRE_ENV`] is
+/// not set; `false` when they are installed, or when they are required
+/// (the test then fails where it starts the cluster).
+pub fn skip_without_postgres() -> bool {
+    if find_binaries().is_some() || std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+        return false;
+    }
+    eprintln!(
+        "SKIPPED: PostgreSQL is not installed; install the `postgresql` package to run this test"
+    );
+    true
+}
+
 impl TestPostgres {
     /// Creates a cluster under `dir` (which must exist) and starts it.
     /// `Ok(None)` when PostgreSQL is not installed and not required.

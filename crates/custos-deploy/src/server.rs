@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::Deployment;
 use crate::error::DeployError;
-use crate::spec::ServerSpec;
+use crate::spec::{ServerBackend, ServerSpec};
 
 /// A running delivery service. Dropping it leaves the task running until
 /// the runtime ends; [`DeliveryService::stop`] stops it gracefully.
@@ -54,7 +54,12 @@ impl FrankingLog<'_> {
 }
 
 impl DeliveryService {
-    /// Starts the service on `listener` with its data in `data`.
+    /// Starts the service on `listener` with its data in `data` (and, with
+    /// `database`, its storage in that PostgreSQL database).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each part of the deployment the service is started from"
+    )]
     pub(crate) async fn start(
         listener: TcpListener,
         data: &Path,
@@ -63,6 +68,7 @@ impl DeliveryService {
         clock: &SharedClock,
         key_directory: Option<custos_server::directory::KeyDirectoryConfig>,
         matching: Option<custos_server::matching::MatchingService>,
+        database: Option<String>,
     ) -> Result<Self, DeployError> {
         let addr = listener
             .local_addr()
@@ -85,6 +91,7 @@ impl DeliveryService {
             config = config.with_matching(m);
         }
         let matching = config.matching.clone();
+        config.database = database;
         (spec.configure)(&mut config);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(custos_server::serve(
@@ -162,6 +169,7 @@ impl Deployment {
             (Some(k), Some(m)) => Some(k.service(m)?),
             _ => None,
         };
+        let database = self.database_url(spec)?;
         let service = DeliveryService::start(
             listener,
             &self.dir.join("server"),
@@ -170,6 +178,7 @@ impl Deployment {
             &self.spec.clock,
             key_directory,
             matching,
+            database,
         )
         .await?;
         let published = service.matching.clone().filter(|_| {
@@ -198,6 +207,109 @@ impl Deployment {
                 .map_err(|e| DeployError::Log(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The database URL of a [`ServerBackend::Postgres`] spec, starting the
+    /// deployment's cluster (in `DIR/postgres`) on first use.
+    fn database_url(&mut self, spec: ServerSpec) -> Result<Option<String>, DeployError> {
+        if spec.backend != ServerBackend::Postgres {
+            return Ok(None);
+        }
+        if self.postgres.is_none() {
+            self.postgres = crate::postgres::TestPostgres::start(&self.dir.join("postgres"))?;
+        }
+        match &self.postgres {
+            Some(pg) => Ok(Some(pg.url())),
+            None => Err(DeployError::Usage(
+                "this deployment's server runs on PostgreSQL, which is not installed".into(),
+            )),
+        }
+    }
+
+    /// The PostgreSQL cluster of a [`ServerBackend::Postgres`] deployment
+    /// (to stop, kill or restart it under the servers).
+    pub fn postgres_mut(&mut self) -> Option<&mut crate::postgres::TestPostgres> {
+        self.postgres.as_mut()
+    }
+
+    /// Starts one more delivery service on the deployment's PostgreSQL
+    /// database, as a second `custos server` behind the same address would
+    /// run: its own data folder (`DIR/server-N`) with a copy of the
+    /// provider's franking key, so that its delivery tags verify like the
+    /// first server's. The caller owns (and stops) it.
+    ///
+    /// # Errors
+    /// When the deployment's server is not on PostgreSQL, or it fails to start.
+    pub async fn start_another_server(&mut self, n: usize) -> Result<DeliveryService, DeployError> {
+        let Some(spec) = self.spec.server else {
+            return Err(no_service());
+        };
+        if spec.backend != ServerBackend::Postgres {
+            return Err(DeployError::Usage(
+                "more than one server needs ServerBackend::Postgres".into(),
+            ));
+        }
+        let data = self.dir.join(format!("server-{n}"));
+        std::fs::create_dir_all(&data).map_err(DeployError::io("creating the service's data"))?;
+        // The provider's one franking key, and its proof in the log when the
+        // first server has it (so this one does not log the key again).
+        for file in [
+            custos_server::franking::FRANKING_KEY_FILE,
+            custos_server::franking_log::PROOF_FILE,
+        ] {
+            let from = self.dir.join("server").join(file);
+            if from.exists() && !data.join(file).exists() {
+                std::fs::copy(from, data.join(file))
+                    .map_err(DeployError::io("copying the franking key"))?;
+            }
+        }
+        let database = self.database_url(spec)?;
+        let listener = crate::bind(crate::loopback_any()).await?;
+        let service = DeliveryService::start(
+            listener,
+            &data,
+            spec,
+            self.franking_log(),
+            &self.spec.clock,
+            None,
+            None,
+            database,
+        )
+        .await?;
+        if spec.franking_in_log {
+            let franking = service.franking.clone();
+            self.wait("the second server's franking key in the log", || async {
+                (!matches!(
+                    franking.log_proof(),
+                    custos_verify::package::FrankingKeyLogProof::Pending
+                ))
+                .then_some(())
+            })
+            .await?;
+        }
+        Ok(service)
+    }
+
+    /// Registers account `name` as [`Deployment::register`] does, its
+    /// device talking to the server at `server_url` (another server of a
+    /// PostgreSQL deployment).
+    pub async fn register_on(
+        &self,
+        name: &str,
+        server_url: &str,
+    ) -> Result<custos_client::Device, DeployError> {
+        custos_client::Device::register_pinned(
+            &self.dir.join("users").join(name),
+            server_url,
+            name,
+            self.spec.clock.clone(),
+            self.pin()?,
+        )
+        .await
+        .map_err(|e| DeployError::Device {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     /// Stops the delivery service gracefully; its data stays. Returns the

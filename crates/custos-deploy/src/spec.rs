@@ -114,11 +114,25 @@ pub fn loopback_timing() -> Timing {
     }
 }
 
+/// Where the delivery service stores its data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerBackend {
+    /// SQLite in the deployment's `server/` folder (one server).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL cluster of the deployment's own
+    /// ([`crate::postgres::TestPostgres`], in `postgres/`), which further
+    /// servers can share ([`crate::Deployment::start_another_server`]).
+    Postgres,
+}
+
 /// How the delivery service runs.
 #[derive(Clone, Copy)]
 pub struct ServerSpec {
     /// Where it listens; `None` picks a free loopback port.
     pub listen: Option<std::net::SocketAddr>,
+    /// Its storage backend.
+    pub backend: ServerBackend,
     /// Whether the provider publishes its franking key in the log.
     pub franking_in_log: bool,
     /// Adjusts the configuration before the service starts.
@@ -131,6 +145,7 @@ impl ServerSpec {
     pub fn production() -> Self {
         Self {
             listen: None,
+            backend: ServerBackend::Sqlite,
             franking_in_log: true,
             configure: |_| {},
         }
@@ -141,6 +156,7 @@ impl ServerSpec {
     pub fn unlimited() -> Self {
         Self {
             listen: None,
+            backend: ServerBackend::Sqlite,
             franking_in_log: true,
             configure: |c| {
                 c.limits = custos_server::Limits::relaxed();
@@ -158,6 +174,7 @@ impl ServerSpec {
     pub fn unlimited_without_franking() -> Self {
         Self {
             listen: None,
+            backend: ServerBackend::Sqlite,
             franking_in_log: false,
             configure: |c| {
                 (Self::unlimited().configure)(c);

@@ -1331,3 +1331,52 @@ fn the_test_postgres_keeps_committed_rows_across_a_kill() {
     );
     pg.stop().unwrap();
 }
+
+/// The test kit's PostgreSQL backend: two delivery servers on one
+/// database, real devices on each, a group with delivery tags (the second
+/// server signs with the provider's one franking key), messages both ways
+/// across the servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_on_two_servers_of_one_postgres_talk_both_ways() {
+    if custos_deploy::postgres::skip_without_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = custos_clock::dangerous::simulated(START_MS);
+    let spec = DeploymentSpec::new("test", clock.shared())
+        .custodians(0, 0, CustodianMode::KeysOnly)
+        .with_server(custos_deploy::ServerSpec {
+            backend: custos_deploy::ServerBackend::Postgres,
+            ..custos_deploy::ServerSpec::unlimited()
+        });
+    let mut d = Deployment::start(dir.path(), spec).await.unwrap();
+    let second = d.start_another_server(2).await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register_on("bob", &second.url).await.unwrap();
+    let mut carol = d.register_on("carol", &second.url).await.unwrap();
+    let conv = alice
+        .create_conversation(&["bob".into(), "carol".into()])
+        .await
+        .unwrap();
+    alice.send_text(&conv, "from A").await.unwrap();
+    for device in [&mut bob, &mut carol] {
+        let got = device.receive(None).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].text, "from A");
+    }
+    bob.send_text(&conv, "from B").await.unwrap();
+    let got = alice.receive(None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, "from B");
+    carol.send_text(&conv, "from C").await.unwrap();
+    let got = alice.receive(None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, "from C");
+    assert_eq!(bob.receive(None).await.unwrap()[0].text, "from C");
+    for device in [&mut alice, &mut bob, &mut carol] {
+        let refused = device.take_refusals();
+        assert!(refused.is_empty(), "{refused:?}");
+    }
+    second.stop().await.unwrap();
+    d.shutdown().await.unwrap();
+}
