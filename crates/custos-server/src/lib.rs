@@ -10,7 +10,9 @@
 //!   commit 200) only after the SQLite transaction that stores it and its
 //!   mailbox rows has been committed and fsynced (WAL, `synchronous=FULL`).
 //!   Submissions are grouped so that one fsync serves many
-//!   ([`delivery::writer`]).
+//!   ([`delivery::writer`]). On PostgreSQL ([`ServerConfig::database`],
+//!   several servers on one database) the answer follows the batch's
+//!   `COMMIT` there.
 //! - **One commit per epoch.** For each conversation the first commit for the
 //!   current epoch wins; any other gets `409 stale_epoch` with the current
 //!   epoch.

@@ -16,15 +16,15 @@
 //! turn its typed outcomes into refusals.
 //!
 //! Behind the traits so far: accounts, sessions and KeyPackages. On
-//! PostgreSQL, conversations also have their commit-ordering primitives
-//! ([`pg_conversations`]), which the service does not use yet: the single
-//! writer (items, mailboxes, commits) runs on SQLite only
-//! ([`crate::delivery::writer`]), so `custos server` cannot yet run on
-//! PostgreSQL.
+//! PostgreSQL, conversations, items and mailboxes have their primitives
+//! ([`pg_conversations`], [`pg_mailbox`]), which the PostgreSQL writer
+//! (`delivery::writer::pg`) calls inside its transactions; on SQLite the
+//! single writer keeps its own SQL.
 
 pub mod pg_challenges;
 pub mod pg_conversations;
 pub mod pg_mailbox;
+pub mod pg_usage;
 pub mod postgres;
 pub mod sqlite;
 

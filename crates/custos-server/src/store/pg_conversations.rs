@@ -29,6 +29,8 @@ pub struct LockedConversation {
     /// The public MLS state at `epoch`, which the caller verifies the commit
     /// against while it holds the lock.
     pub state: Vec<u8>,
+    /// Storage held by items stored with the commit, added at its end.
+    usage: super::pg_usage::UsageDelta,
 }
 
 /// The outcome of [`PgStore::lock_conversation`].
@@ -188,6 +190,7 @@ impl PgStore {
             epoch,
             members,
             state,
+            usage: Default::default(),
         }))
     }
 }
@@ -235,6 +238,9 @@ impl LockedConversation {
         items: &[PgNewItem],
     ) -> Result<(u64, Vec<StoredItem>), sqlx::Error> {
         let stored = store_items_in(&mut self.tx, items).await?;
+        let mut usage = super::pg_usage::UsageDelta::default();
+        super::pg_usage::add_stored(&mut usage, items, &stored);
+        self.usage = usage;
         let epoch = self.commit(members, state).await?;
         Ok((epoch, stored))
     }
@@ -255,6 +261,10 @@ impl LockedConversation {
             .execute(&mut *self.tx)
             .await?;
         let stored = store_items_in(&mut self.tx, items).await?;
+        let mut usage = super::pg_usage::UsageDelta::default();
+        super::pg_usage::add_stored(&mut usage, items, &stored);
+        // Last: the storage counters, in key order (see `pg_usage`).
+        super::pg_usage::apply(&mut self.tx, &usage).await?;
         self.tx.commit().await?;
         Ok(stored)
     }
@@ -293,6 +303,8 @@ impl LockedConversation {
         .bind(members)
         .execute(&mut *self.tx)
         .await?;
+        // Last: the storage counters, in key order (see `pg_usage`).
+        super::pg_usage::apply(&mut self.tx, &self.usage).await?;
         self.tx.commit().await?;
         Ok(next)
     }

@@ -407,9 +407,10 @@ pub async fn store_items_in(
 pub async fn ack_rows_in(
     conn: &mut PgConnection,
     rows: &[(i64, i64)],
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+) -> Result<Acked, sqlx::Error> {
+    let mut out = Acked::default();
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let (devices, seqs): (Vec<i64>, Vec<i64>) = rows.iter().copied().unzip();
     sqlx::query(
@@ -421,9 +422,11 @@ pub async fn ack_rows_in(
     .bind(&seqs)
     .execute(&mut *conn)
     .await?;
-    let deleted: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "DELETE FROM mailbox m USING UNNEST($1::bigint[], $2::bigint[]) AS x(d, s) \
-         WHERE m.device_id = x.d AND m.seq = x.s RETURNING m.device_id, m.seq, m.item_id",
+    let deleted: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "WITH gone AS (DELETE FROM mailbox m USING UNNEST($1::bigint[], $2::bigint[]) AS x(d, s) \
+         WHERE m.device_id = x.d AND m.seq = x.s RETURNING m.device_id, m.seq, m.item_id) \
+         SELECT g.device_id, g.seq, g.item_id, length(i.body)::bigint FROM gone g \
+         JOIN items i ON i.id = g.item_id",
     )
     .bind(&devices)
     .bind(&seqs)
@@ -432,14 +435,31 @@ pub async fn ack_rows_in(
     let mut items: Vec<i64> = deleted.iter().map(|r| r.2).collect();
     items.sort_unstable();
     items.dedup();
-    sqlx::query(
+    let gone: Vec<(String, i64)> = sqlx::query_as(
         "DELETE FROM items i WHERE i.id = ANY($1) \
-         AND NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.item_id = i.id)",
+         AND NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.item_id = i.id) \
+         RETURNING i.sender, length(i.body)::bigint",
     )
     .bind(&items)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(deleted.into_iter().map(|(d, s, _)| (d, s)).collect())
+    for (device, seq, _, bytes) in deleted {
+        out.rows.push((device, seq));
+        out.usage.add_row(device, bytes, -1);
+    }
+    for (sender, bytes) in gone {
+        out.usage.add_item(&sender, bytes, -1);
+    }
+    Ok(out)
+}
+
+/// What [`ack_rows_in`] removed.
+#[derive(Debug, Clone, Default)]
+pub struct Acked {
+    /// The `(device, seq)` rows removed.
+    pub rows: Vec<(i64, i64)>,
+    /// What they (and the items that went with them) no longer hold.
+    pub usage: super::pg_usage::UsageDelta,
 }
 
 /// What one round of [`PgStore::sweep_expired`] deleted.
@@ -473,19 +493,37 @@ impl PgStore {
     /// When the database fails (that round deleted nothing).
     pub async fn sweep_expired(&self, now: i64, limit: i64) -> Result<PgSwept, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        // Both deletions see the same snapshot; the foreign key from the
-        // mailbox is checked at the end of the statement, by which time the
-        // rows are gone.
-        let items: Vec<i64> = sqlx::query_scalar(
-            "WITH doomed AS (SELECT id FROM items WHERE expires_at <= $1 ORDER BY id LIMIT $2 \
-             FOR UPDATE SKIP LOCKED), \
-             rows AS (DELETE FROM mailbox WHERE item_id IN (SELECT id FROM doomed)) \
-             DELETE FROM items WHERE id IN (SELECT id FROM doomed) RETURNING id",
+        // The expired items are locked (skipping those another sweep or an
+        // ack holds), then their rows and themselves deleted, and the
+        // storage they held given back, in this transaction.
+        let doomed: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM items WHERE expires_at <= $1 ORDER BY id LIMIT $2 \
+             FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "WITH gone AS (DELETE FROM mailbox WHERE item_id = ANY($1) RETURNING device_id, item_id) \
+             SELECT g.device_id, length(i.body)::bigint FROM gone g JOIN items i ON i.id = g.item_id",
+        )
+        .bind(&doomed)
+        .fetch_all(&mut *tx)
+        .await?;
+        let items: Vec<(String, i64)> = sqlx::query_as(
+            "DELETE FROM items WHERE id = ANY($1) RETURNING sender, length(body)::bigint",
+        )
+        .bind(&doomed)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut usage = super::pg_usage::UsageDelta::default();
+        for (device, bytes) in rows {
+            usage.add_row(device, bytes, -1);
+        }
+        for (sender, bytes) in &items {
+            usage.add_item(sender, *bytes, -1);
+        }
         let seen = sqlx::query(
             "DELETE FROM seen WHERE ctid IN (SELECT ctid FROM seen WHERE expires_at <= $1 \
              LIMIT $2 FOR UPDATE SKIP LOCKED)",
@@ -502,6 +540,8 @@ impl PgStore {
         .bind(limit)
         .execute(&mut *tx)
         .await?;
+        // Last: the counters, in key order (see `pg_usage`).
+        super::pg_usage::apply(&mut tx, &usage).await?;
         tx.commit().await?;
         Ok(PgSwept {
             items: u64::try_from(items.len()).unwrap_or(u64::MAX),

@@ -370,3 +370,56 @@ async fn postgres_restarted_under_load() {
     c.a.stop().await;
     c.b.stop().await;
 }
+
+/// The mailbox quota holds across servers: Bob's mailbox takes three
+/// items, sent through A and B alternately; the fourth is refused `429
+/// mailbox_full` on either server; once Bob acks one (on the other server),
+/// one more fits.
+#[tokio::test]
+async fn the_mailbox_quota_is_shared_by_both_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = TestPostgres::start(&dir.path().join("pg")).unwrap() else {
+        return;
+    };
+    let start = |d: &Path| {
+        let mut config = test_config(d).with_database(pg.url());
+        config.limits.mailbox_quota = custos_server::Quota { items: 3, bytes: 0 };
+        TestServer::start_with(config, dangerous::simulated(START_MS))
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path()).await;
+    let b = start(db.path()).await;
+    let alice = User::register(&a, "alice").await;
+    let bob = User::register(&b, "bob").await;
+    let conv = alice.group_with(&[&bob]).await;
+    // The Welcome holds one place of three.
+    let via_b = via(&alice, &b);
+    for (i, who) in [&alice, &via_b].into_iter().enumerate() {
+        let env = envelope(&conv, today(), &[i as u8; 16]);
+        who.submit(&conv, ItemKind::Envelope, env).await.unwrap();
+    }
+    for who in [&alice, &via_b] {
+        let (st, body) = who
+            .submit(&conv, ItemKind::Envelope, envelope(&conv, today(), b"full"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("mailbox_full")),
+            "{body}"
+        );
+    }
+    let held = bob.fetch(0).await;
+    assert_eq!(held.len(), 3);
+    assert_eq!(via(&bob, &a).ack(&[held[0].seq]).await, 1);
+    via_b
+        .submit(
+            &conv,
+            ItemKind::Envelope,
+            envelope(&conv, today(), b"fits again"),
+        )
+        .await
+        .unwrap();
+    a.stop().await;
+    b.stop().await;
+}

@@ -29,10 +29,14 @@
 //! are always taken in the order conversations, replay hashes, devices,
 //! items, so batches on different servers never deadlock.
 //!
+//! # Quotas
+//! The storage quotas are checked against counters every server shares
+//! (`store::pg_usage`), read at the batch's start and changed at its end;
+//! servers committing at once may together pass a quota by what each
+//! admitted in that batch. Commits and Welcomes are counted, not checked.
+//!
 //! # Not yet on this backend
-//! Storage quotas are not enforced (the SQLite writer's in-memory usage
-//! cannot be shared; a `usage` row per device and sender is planned),
-//! interceptions are refused (`503 not_on_this_backend`), and suspensions
+//! Interceptions are refused (`503 not_on_this_backend`), and suspensions
 //! are the policy's, per process.
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,13 +50,16 @@ use tokio::sync::{mpsc, watch};
 
 use super::{CommitDone, CommitReq, NewItem, Op, Reply, SweepReport, WriterHandle, push_all};
 use crate::abuse::policy::{DeliveryPolicy, TagInput};
+use crate::config::Quota;
 use crate::delivery::mailbox::Hub;
 use crate::delivery::membership::{self, Conv, Member};
 use crate::delivery::public_state::{self, GroupState};
 use crate::error::HttpRefusal;
+use crate::refusal::LimitRefusal;
 use crate::refusal::{ConversationRefusal, RequestRefusal, SubmitRefusal};
 use crate::store::pg_conversations::Locked;
 use crate::store::pg_mailbox::{self, PgNewItem, StoredItem};
+use crate::store::pg_usage::{self, Held, UsageDelta};
 use crate::store::postgres::PgStore;
 
 /// Rows a retention round deletes at most (per table).
@@ -71,6 +78,10 @@ pub(crate) fn spawn(
     // Row locks are held for the batch's transaction: smaller batches than
     // on SQLite keep other servers' waits short.
     let max_batch = limits.max_batch.clamp(1, 512);
+    let quotas = Quotas {
+        mailbox: limits.mailbox_quota,
+        sender: limits.sender_quota,
+    };
     let (tx, mut rx) = mpsc::channel::<Op>(max_batch.saturating_mul(4).max(64));
     let task = tokio::spawn(async move {
         let mut stopping = false;
@@ -100,7 +111,7 @@ pub(crate) fn spawn(
                 }
                 continue;
             }
-            run_batch(&store, &hub, policy.as_ref(), ops).await;
+            run_batch(&store, &hub, policy.as_ref(), &quotas, ops).await;
         }
         rx.close();
         tracing::debug!("PostgreSQL writer stopped");
@@ -116,7 +127,13 @@ type PendingAck = (i64, Vec<u64>, Option<Reply<u64>>);
 /// Runs `ops` in arrival order: runs of submissions and acks share one
 /// transaction; commits, proposals, creations and sweeps each have their
 /// own, after the run before them has committed.
-async fn run_batch(store: &PgStore, hub: &Hub, policy: &dyn DeliveryPolicy, ops: Vec<Op>) {
+async fn run_batch(
+    store: &PgStore,
+    hub: &Hub,
+    policy: &dyn DeliveryPolicy,
+    quotas: &Quotas,
+    ops: Vec<Op>,
+) {
     let mut submits: Vec<(NewItem, Reply<Vec<u8>>)> = Vec::new();
     let mut acks: Vec<PendingAck> = Vec::new();
     for op in ops {
@@ -134,6 +151,7 @@ async fn run_batch(store: &PgStore, hub: &Hub, policy: &dyn DeliveryPolicy, ops:
                     store,
                     hub,
                     policy,
+                    quotas,
                     std::mem::take(&mut submits),
                     std::mem::take(&mut acks),
                 )
@@ -142,7 +160,7 @@ async fn run_batch(store: &PgStore, hub: &Hub, policy: &dyn DeliveryPolicy, ops:
             }
         }
     }
-    flush(store, hub, policy, submits, acks).await;
+    flush(store, hub, policy, quotas, submits, acks).await;
 }
 
 fn refusal_of(err: sqlx::Error) -> HttpRefusal {
@@ -155,6 +173,7 @@ async fn flush(
     store: &PgStore,
     hub: &Hub,
     policy: &dyn DeliveryPolicy,
+    quotas: &Quotas,
     submits: Vec<(NewItem, Reply<Vec<u8>>)>,
     acks: Vec<PendingAck>,
 ) {
@@ -162,7 +181,7 @@ async fn flush(
         return;
     }
     let mut tagged: Vec<Routed> = Vec::new();
-    let result = flush_tx(store, policy, submits, &acks, &mut tagged).await;
+    let result = flush_tx(store, policy, quotas, submits, &acks, &mut tagged).await;
     match result {
         Ok((stored, counts)) => {
             let mut pushes = Vec::new();
@@ -203,6 +222,7 @@ async fn flush(
 async fn flush_tx(
     store: &PgStore,
     policy: &dyn DeliveryPolicy,
+    quotas: &Quotas,
     submits: Vec<(NewItem, Reply<Vec<u8>>)>,
     acks: &[PendingAck],
     pending: &mut Vec<Routed>,
@@ -218,13 +238,21 @@ async fn flush_tx(
         }
     };
     route(&mut tx, submits, pending).await?;
+    if quotas.enabled() {
+        let routed = std::mem::take(pending);
+        *pending = admit(&mut tx, quotas, routed).await?;
+    }
     *pending = tag(policy, std::mem::take(pending));
     let items: Vec<PgNewItem> = pending
         .iter()
         .map(|(item, recipients, _)| pg_item(item, recipients))
         .collect();
     let stored = pg_mailbox::store_items_in(&mut tx, &items).await?;
-    let counts = apply_acks(&mut tx, acks).await?;
+    let mut usage = UsageDelta::default();
+    pg_usage::add_stored(&mut usage, &items, &stored);
+    let counts = apply_acks(&mut tx, acks, &mut usage).await?;
+    // Last lock of the batch: the storage counters, in key order.
+    pg_usage::apply(&mut tx, &usage).await?;
     // Commit point: durable once this returns (synchronous_commit on); the
     // NOTIFY of the batch is delivered to every server from here on.
     tx.commit().await?;
@@ -390,7 +418,11 @@ fn pg_item(item: &NewItem, recipients: &[i64]) -> PgNewItem {
 /// Deletes the rows of every ack in one statement; each ack is answered
 /// with the number of its own rows deleted (a row acked twice in a batch
 /// counts for the first ack).
-async fn apply_acks(conn: &mut PgConnection, acks: &[PendingAck]) -> Result<Vec<u64>, sqlx::Error> {
+async fn apply_acks(
+    conn: &mut PgConnection,
+    acks: &[PendingAck],
+    usage: &mut UsageDelta,
+) -> Result<Vec<u64>, sqlx::Error> {
     if acks.is_empty() {
         return Ok(Vec::new());
     }
@@ -406,14 +438,108 @@ async fn apply_acks(conn: &mut PgConnection, acks: &[PendingAck]) -> Result<Vec<
             }
         }
     }
-    let deleted = pg_mailbox::ack_rows_in(conn, &rows).await?;
+    let acked = pg_mailbox::ack_rows_in(conn, &rows).await?;
+    merge(usage, acked.usage);
     let mut counts = vec![0u64; acks.len()];
-    for key in deleted {
+    for key in acked.rows {
         if let Some(c) = owner.get(&key).and_then(|i| counts.get_mut(*i)) {
             *c += 1;
         }
     }
     Ok(counts)
+}
+
+/// The storage quotas (`delivery::quota`), enforced on this backend from
+/// the shared counters of `store::pg_usage`.
+struct Quotas {
+    mailbox: Quota,
+    sender: Quota,
+}
+
+impl Quotas {
+    fn enabled(&self) -> bool {
+        self.mailbox != Quota::UNLIMITED || self.sender != Quota::UNLIMITED
+    }
+}
+
+fn fits(q: &Quota, h: Held, bytes: i64) -> bool {
+    let items = u64::try_from(h.items.saturating_add(1)).unwrap_or(0);
+    let total = u64::try_from(h.bytes.saturating_add(bytes)).unwrap_or(0);
+    (q.items == 0 || items <= q.items) && (q.bytes == 0 || total <= q.bytes)
+}
+
+fn held_u64(h: Held) -> (u64, u64) {
+    (
+        u64::try_from(h.items).unwrap_or(0),
+        u64::try_from(h.bytes).unwrap_or(0),
+    )
+}
+
+/// Checks each routed submission, in order, against both quotas as the
+/// counters stood at the batch's start plus what the batch admitted before
+/// it (as the SQLite writer's `Usage::admit`); refuses the ones that would
+/// pass one, whole (`429 sender_quota` or `mailbox_full`).
+async fn admit(
+    conn: &mut PgConnection,
+    quotas: &Quotas,
+    routed: Vec<Routed>,
+) -> Result<Vec<Routed>, sqlx::Error> {
+    let mut devices: Vec<i64> = routed.iter().flat_map(|r| r.1.iter().copied()).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let mut senders: Vec<String> = routed.iter().map(|r| r.0.sender_name.to_string()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    let (mut per_device, mut per_sender) = pg_usage::held(conn, &devices, &senders).await?;
+    let mut out = Vec::with_capacity(routed.len());
+    for (item, recipients, reply) in routed {
+        if recipients.is_empty() {
+            out.push((item, recipients, reply));
+            continue;
+        }
+        let bytes = i64::try_from(item.body.len()).unwrap_or(i64::MAX);
+        let sent = per_sender
+            .get(item.sender_name.as_ref())
+            .copied()
+            .unwrap_or_default();
+        if !fits(&quotas.sender, sent, bytes) {
+            let (items, bytes) = held_u64(sent);
+            drop(reply.send(Err(LimitRefusal::SenderQuota { items, bytes }.into())));
+            continue;
+        }
+        let full = recipients.iter().find_map(|d| {
+            let h = per_device.get(d).copied().unwrap_or_default();
+            (!fits(&quotas.mailbox, h, bytes)).then_some(h)
+        });
+        if let Some(h) = full {
+            let (items, bytes) = held_u64(h);
+            drop(reply.send(Err(LimitRefusal::MailboxFull { items, bytes }.into())));
+            continue;
+        }
+        let s = per_sender.entry(item.sender_name.to_string()).or_default();
+        s.items += 1;
+        s.bytes += bytes;
+        for d in &recipients {
+            let h = per_device.entry(*d).or_default();
+            h.items += 1;
+            h.bytes += bytes;
+        }
+        out.push((item, recipients, reply));
+    }
+    Ok(out)
+}
+
+fn merge(into: &mut UsageDelta, from: UsageDelta) {
+    for (d, h) in from.devices {
+        let e = into.devices.entry(d).or_default();
+        e.items += h.items;
+        e.bytes += h.bytes;
+    }
+    for (k, h) in from.senders {
+        let e = into.senders.entry(k).or_default();
+        e.items += h.items;
+        e.bytes += h.bytes;
+    }
 }
 
 /// Applies an operation that has its own transaction.
