@@ -108,7 +108,11 @@ pub async fn serve(
     }
     let tls = config.tls.clone();
     if let Some(franking) = &config.franking {
-        abuse::moderation::load_suspensions(&db.pool, franking).await?;
+        abuse::moderation::load_suspensions(
+            &store::sqlite::SqliteStore::new(db.pool.clone()),
+            franking,
+        )
+        .await?;
         if let Some(log) = &config.franking_log {
             tokio::spawn(abuse::franking_log::maintain(
                 franking.clone(),

@@ -135,6 +135,85 @@ pub trait KeyPackageStore: Send + Sync {
 
 /// Everything the handlers need from the database: one object per service,
 /// shared by every request.
-pub trait Store: AccountStore + KeyPackageStore {}
+pub trait Store: AccountStore + KeyPackageStore + ModerationStore {}
 
-impl<T: AccountStore + KeyPackageStore> Store for T {}
+impl<T: AccountStore + KeyPackageStore + ModerationStore> Store for T {}
+
+pub mod moderation;
+pub mod pg_moderation;
+pub mod sqlite_moderation;
+
+/// Reports, moderators' decisions and suspensions ([`moderation`]).
+///
+/// Beyond the module's contract: two identical reports at once store one;
+/// decisions on one report are serialised (its status and its sender's
+/// suspension are those of the last decision recorded); a suspension is
+/// committed before the call returns, so a send checked after that (on any
+/// server, through [`ModerationStore::suspension`] or, inside a batch's
+/// transaction on PostgreSQL, [`pg_moderation::suspensions_in`]) is refused.
+#[async_trait]
+pub trait ModerationStore: Send + Sync {
+    /// Whether `account_id` is a member (routing list) of `conversation`.
+    async fn is_member(&self, conversation: &[u8], account_id: i64) -> Result<bool, sqlx::Error>;
+
+    /// The identity keys of the accounts `names` that exist (`(name, key)`).
+    async fn identity_keys(&self, names: &[String]) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error>;
+
+    /// The identity key of account `account_id`, if it exists.
+    async fn identity_key_of(&self, account_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error>;
+
+    /// The id and status of `reporter`'s stored report of the same message
+    /// (read only; [`ModerationStore::queue_report`] checks again).
+    async fn earlier_report(
+        &self,
+        report: &moderation::NewReport<'_>,
+    ) -> Result<Option<(i64, String)>, sqlx::Error>;
+
+    /// Queues a verified report as `open`, unless its reporter reported the
+    /// same message before: the check and the insert are one transaction.
+    async fn queue_report(
+        &self,
+        report: &moderation::NewReport<'_>,
+    ) -> Result<moderation::Queued, sqlx::Error>;
+
+    /// Counts a refused report (only its time, reporter and code are kept).
+    async fn record_report_refusal(
+        &self,
+        received_at: i64,
+        reporter: &str,
+        code: &str,
+    ) -> Result<(), sqlx::Error>;
+
+    /// Up to 1000 reports by id, the open ones only unless `all`; their
+    /// `report` bytes are left empty.
+    async fn list_reports(&self, all: bool) -> Result<Vec<moderation::StoredReport>, sqlx::Error>;
+
+    /// Report `id` with its encoded report.
+    async fn report(&self, id: i64) -> Result<Option<moderation::StoredReport>, sqlx::Error>;
+
+    /// The decisions on report `id`, in the order they were recorded.
+    async fn actions(&self, report_id: i64) -> Result<Vec<moderation::ActionRecord>, sqlx::Error>;
+
+    /// Records a decision, the report's new status and, for a suspension,
+    /// the sender's suspension, in one transaction (durable before the
+    /// suspension is in force anywhere).
+    async fn record_decision(
+        &self,
+        decision: &moderation::Decision<'_>,
+        sender: &str,
+    ) -> Result<(), sqlx::Error>;
+
+    /// Every stored suspension (`account`, `until`; `None` = permanent),
+    /// expired or not.
+    async fn suspensions(&self) -> Result<Vec<(String, Option<i64>)>, sqlx::Error>;
+
+    /// The suspension of `account` in force at `now` (ms), if any.
+    async fn suspension(
+        &self,
+        account: &str,
+        now: i64,
+    ) -> Result<Option<crate::abuse::franking::Suspension>, sqlx::Error>;
+
+    /// The published figures.
+    async fn moderation_stats(&self) -> Result<moderation::ModerationStats, sqlx::Error>;
+}

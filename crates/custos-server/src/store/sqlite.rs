@@ -19,6 +19,11 @@ impl SqliteStore {
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
+
+    /// The pool (the other concerns' implementations use it).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 #[async_trait]

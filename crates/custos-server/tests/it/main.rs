@@ -10,6 +10,7 @@ mod durability;
 mod hostile;
 mod limits;
 mod membership;
+mod moderation_store;
 mod pg_mailbox;
 mod proptest_model;
 mod store;
