@@ -190,7 +190,9 @@ pub async fn serve(
         .map(|m| abuse::vouchers::VoucherQueue::spawn(m, db.pool.clone()));
     let state = Arc::new(state::Inner {
         directory,
-        store: Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
+        store: Arc::new(
+            store::sqlite::SqliteStore::new(db.pool.clone()).with_blob_files(blob_files.clone()),
+        ),
         vouchers,
         pool: db.pool.clone(),
         clock,
@@ -201,7 +203,6 @@ pub async fn serve(
         config,
         writer,
         hub,
-        blob_files,
         shutdown: stop_rx,
     });
     let app = routes::router(state);

@@ -135,9 +135,9 @@ pub trait KeyPackageStore: Send + Sync {
 
 /// Everything the handlers need from the database: one object per service,
 /// shared by every request.
-pub trait Store: AccountStore + KeyPackageStore + ModerationStore {}
+pub trait Store: AccountStore + KeyPackageStore + ModerationStore + BlobStore {}
 
-impl<T: AccountStore + KeyPackageStore + ModerationStore> Store for T {}
+impl<T: AccountStore + KeyPackageStore + ModerationStore + BlobStore> Store for T {}
 
 pub mod moderation;
 pub mod pg_moderation;
@@ -216,4 +216,67 @@ pub trait ModerationStore: Send + Sync {
 
     /// The published figures.
     async fn moderation_stats(&self) -> Result<moderation::ModerationStats, sqlx::Error>;
+}
+
+pub mod pg_blobs;
+pub mod sqlite_blobs;
+
+/// A blob to store ([`BlobStore::store_blob`]).
+#[derive(Debug, Clone)]
+pub struct NewBlob<'a> {
+    /// Its locator (64 lower-case hex digits, from the OS generator).
+    pub locator: &'a str,
+    /// The uploading account, charged for it.
+    pub owner: i64,
+    /// The (encrypted) body; never empty.
+    pub body: axum::body::Bytes,
+    /// Upload time (ms).
+    pub created_at: i64,
+    /// When retention deletes it (ms).
+    pub expires_at: i64,
+}
+
+/// The outcome of [`BlobStore::store_blob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobStored {
+    /// The row and its body are durable.
+    Stored,
+    /// One more blob would take the owner past its quota; nothing is kept.
+    OverQuota,
+}
+
+/// Attachment blobs: bodies the service stores and serves but cannot read.
+///
+/// Beyond the module's contract: a blob is served only once its row and
+/// its body are both durable (on SQLite the body is a fsynced file written
+/// before the row commits, [`crate::delivery::blob_files`]; on PostgreSQL
+/// it is `bytea` in the row, committed together, since a file on one server
+/// is not on another); the quota check and the insert are one transaction
+/// per owner, so uploads at once (on any server) cannot pass it together.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// The blobs `owner` holds: `(count, bytes)`.
+    async fn blob_usage(&self, owner: i64) -> Result<(u64, u64), sqlx::Error>;
+
+    /// Stores `blob` unless the owner would then hold more than
+    /// `quota` (a zero field is no limit).
+    async fn store_blob(
+        &self,
+        blob: NewBlob<'_>,
+        quota: crate::Quota,
+    ) -> Result<BlobStored, sqlx::Error>;
+
+    /// The body of blob `locator`, or `None` when there is none or, with
+    /// `unexpired_at` (ms), when it has expired by then.
+    async fn blob_body(
+        &self,
+        locator: &str,
+        unexpired_at: Option<i64>,
+    ) -> Result<Option<Vec<u8>>, sqlx::Error>;
+}
+
+/// Whether one more blob of `len` bytes fits `quota` next to `(count, bytes)`.
+pub(crate) fn blob_fits(quota: crate::Quota, (count, bytes): (u64, u64), len: u64) -> bool {
+    !((quota.items > 0 && count.saturating_add(1) > quota.items)
+        || (quota.bytes > 0 && bytes.saturating_add(len) > quota.bytes))
 }

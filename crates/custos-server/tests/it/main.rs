@@ -5,6 +5,7 @@
 //! topic: each test binary links the whole dependency tree again.
 
 mod api;
+mod blob_store;
 mod common;
 mod durability;
 mod hostile;
