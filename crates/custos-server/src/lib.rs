@@ -114,7 +114,11 @@ pub async fn serve(
     }
     let tls = config.tls.clone();
     if let Some(franking) = &config.franking {
-        abuse::moderation::load_suspensions(&db.pool, franking).await?;
+        abuse::moderation::load_suspensions(
+            &store::sqlite::SqliteStore::new(db.pool.clone()),
+            franking,
+        )
+        .await?;
         if let Some(log) = &config.franking_log {
             tokio::spawn(abuse::franking_log::maintain(
                 franking.clone(),
@@ -192,7 +196,9 @@ pub async fn serve(
         .map(|m| abuse::vouchers::VoucherQueue::spawn(m, db.pool.clone()));
     let state = Arc::new(state::Inner {
         directory,
-        store: Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
+        store: Arc::new(
+            store::sqlite::SqliteStore::new(db.pool.clone()).with_blob_files(blob_files.clone()),
+        ),
         pg: None,
         vouchers,
         pool: db.pool.clone(),
@@ -204,7 +210,6 @@ pub async fn serve(
         config,
         writer,
         hub,
-        blob_files,
         shutdown: stop_rx,
     });
     let app = routes::router(state);

@@ -117,7 +117,6 @@ pub(crate) async fn serve(
         config,
         writer,
         hub,
-        blob_files,
         shutdown: stop_rx,
     });
     let app = crate::routes::router(state.clone())

@@ -35,8 +35,6 @@ pub(crate) struct Inner {
     pub config: ServerConfig,
     pub writer: WriterHandle,
     pub hub: Arc<Hub>,
-    /// Blob bodies, one file each.
-    pub blob_files: crate::delivery::blob_files::BlobFiles,
     /// Login challenges: issued statelessly, answers remembered per account.
     pub challenges: Challenges,
     pub ip_limiter: RateLimiter<IpAddr>,

@@ -5,11 +5,13 @@
 //! topic: each test binary links the whole dependency tree again.
 
 mod api;
+mod blob_store;
 mod common;
 mod durability;
 mod hostile;
 mod limits;
 mod membership;
+mod moderation_store;
 mod pg_failover;
 mod pg_mailbox;
 mod pg_service;
