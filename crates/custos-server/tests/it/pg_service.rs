@@ -423,3 +423,68 @@ async fn the_mailbox_quota_is_shared_by_both_servers() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A suspension committed in the database (as a moderator's decision on
+/// any server commits it) refuses the sender's next send on both servers
+/// at once, although neither server's own policy knows of it; when it
+/// ends, sends are accepted again.
+#[tokio::test]
+async fn a_suspension_takes_effect_on_every_server_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(c) = cluster(dir.path()).await else {
+        return;
+    };
+    let alice = User::register(&c.a, "alice").await;
+    let bob = User::register(&c.b, "bob").await;
+    let conv = alice.group_with(&[&bob]).await;
+    alice
+        .submit(
+            &conv,
+            ItemKind::Envelope,
+            envelope(&conv, today(), b"before"),
+        )
+        .await
+        .unwrap();
+    let until = START_MS + 60_000;
+    c.pg.psql(
+        custos_deploy::postgres::DATABASE,
+        &format!(
+            "INSERT INTO reports (received_at, reporter, conversation, sender, server_time, \
+                 reason, report, status) VALUES (0, 'bob', '\\x00', 'alice', 0, 'spam', '\\x00', \
+                 'resolved'); \
+                 INSERT INTO suspensions (account, until, report_id, since) \
+                 SELECT 'alice', {until}, id, 0 FROM reports"
+        ),
+    )
+    .unwrap();
+    for server in [&c.a, &c.b] {
+        let (st, body) = via(&alice, server)
+            .submit(
+                &conv,
+                ItemKind::Envelope,
+                envelope(&conv, today(), b"during"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("suspended")),
+            "{body}"
+        );
+    }
+    // Bob is not suspended.
+    bob.submit(&conv, ItemKind::Envelope, envelope(&conv, today(), b"bob"))
+        .await
+        .unwrap();
+    c.a.clock.advance_millis(61_000);
+    alice
+        .submit(
+            &conv,
+            ItemKind::Envelope,
+            envelope(&conv, today(), b"after"),
+        )
+        .await
+        .unwrap();
+    c.a.stop().await;
+    c.b.stop().await;
+}

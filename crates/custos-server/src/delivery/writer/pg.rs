@@ -35,9 +35,13 @@
 //! servers committing at once may together pass a quota by what each
 //! admitted in that batch. Commits and Welcomes are counted, not checked.
 //!
+//! # Suspensions
+//! Each batch reads the suspensions of its senders in its transaction
+//! (`store::pg_moderation::suspensions_in`), so a suspension committed on
+//! any server refuses the sender's next batch everywhere.
+//!
 //! # Not yet on this backend
-//! Interceptions are refused (`503 not_on_this_backend`), and suspensions
-//! are the policy's, per process.
+//! Interceptions are refused (`503 not_on_this_backend`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -49,7 +53,8 @@ use sqlx::PgConnection;
 use tokio::sync::{mpsc, watch};
 
 use super::{CommitDone, CommitReq, NewItem, Op, Reply, SweepReport, WriterHandle, push_all};
-use crate::abuse::policy::{DeliveryPolicy, TagInput};
+use crate::abuse::franking::Suspension;
+use crate::abuse::policy::{AdmitRefusal, DeliveryPolicy, TagInput};
 use crate::config::Quota;
 use crate::delivery::mailbox::Hub;
 use crate::delivery::membership::{self, Conv, Member};
@@ -59,6 +64,7 @@ use crate::refusal::LimitRefusal;
 use crate::refusal::{ConversationRefusal, RequestRefusal, SubmitRefusal};
 use crate::store::pg_conversations::Locked;
 use crate::store::pg_mailbox::{self, PgNewItem, StoredItem};
+use crate::store::pg_moderation;
 use crate::store::pg_usage::{self, Held, UsageDelta};
 use crate::store::postgres::PgStore;
 
@@ -238,6 +244,10 @@ async fn flush_tx(
         }
     };
     route(&mut tx, submits, pending).await?;
+    if !pending.is_empty() {
+        let routed = std::mem::take(pending);
+        *pending = refuse_suspended(&mut tx, routed).await?;
+    }
     if quotas.enabled() {
         let routed = std::mem::take(pending);
         *pending = admit(&mut tx, quotas, routed).await?;
@@ -525,6 +535,44 @@ async fn admit(
             h.bytes += bytes;
         }
         out.push((item, recipients, reply));
+    }
+    Ok(out)
+}
+
+/// Refuses the submissions of senders suspended at their acceptance time,
+/// as read in the batch's transaction: a suspension a moderator committed
+/// on any server before this batch began refuses them here (`403
+/// suspended`), whatever this process's policy remembers.
+async fn refuse_suspended(
+    conn: &mut PgConnection,
+    routed: Vec<Routed>,
+) -> Result<Vec<Routed>, sqlx::Error> {
+    let mut senders: Vec<String> = routed.iter().map(|r| r.0.sender_name.to_string()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    let earliest = routed.iter().map(|r| r.0.server_time).min().unwrap_or(0);
+    let suspended = pg_moderation::suspensions_in(conn, &senders, to_i64(earliest)).await?;
+    if suspended.is_empty() {
+        return Ok(routed);
+    }
+    let mut out = Vec::with_capacity(routed.len());
+    for (item, recipients, reply) in routed {
+        let until = match suspended.get(item.sender_name.as_ref()) {
+            None => None,
+            Some(Suspension::Permanent) => Some(None),
+            Some(Suspension::Until(t)) if *t > item.server_time => Some(Some(*t)),
+            Some(Suspension::Until(_)) => None,
+        };
+        match until {
+            None => out.push((item, recipients, reply)),
+            Some(until) => {
+                let refusal = AdmitRefusal::Suspended {
+                    account: item.sender_name.to_string(),
+                    until,
+                };
+                drop(reply.send(Err(SubmitRefusal::Policy(refusal).into())));
+            }
+        }
     }
     Ok(out)
 }
