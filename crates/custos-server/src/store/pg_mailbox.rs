@@ -282,7 +282,14 @@ pub async fn store_items_in(
         .iter()
         .map(|i| i.hash.is_none_or(|h| fresh.remove(h.as_slice())))
         .collect();
-    let n = admitted.iter().filter(|a| **a).count();
+    // An item for no device (a conversation of one) is admitted (its hash
+    // is spent) but not stored: no row would ever delete it.
+    let kept = |item: &PgNewItem, ok: bool| ok && !item.recipients.is_empty();
+    let n = items
+        .iter()
+        .zip(&admitted)
+        .filter(|(i, a)| kept(i, **a))
+        .count();
     // Ids drawn first, so that each item's id is known without relying
     // on the order of `RETURNING`; then every item in one statement.
     let ids: Vec<i64> = sqlx::query_scalar(
@@ -295,8 +302,15 @@ pub async fn store_items_in(
     let mut stored: Vec<Option<i64>> = Vec::with_capacity(items.len());
     let mut cols = ItemColumns::default();
     for (item, ok) in items.iter().zip(&admitted) {
-        let id = if *ok { next_id.next() } else { None };
-        if let Some(id) = id {
+        let id = if kept(item, *ok) {
+            next_id.next()
+        } else if *ok {
+            // Admitted, stored nowhere: id 0, no rows.
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(id) = id.filter(|id| *id != 0) {
             cols.push(id, item);
         }
         stored.push(id);

@@ -134,7 +134,9 @@ pub fn add_stored(
     stored: &[super::pg_mailbox::StoredItem],
 ) {
     for (item, outcome) in items.iter().zip(stored) {
-        if let super::pg_mailbox::StoredItem::Stored { rows, .. } = outcome {
+        if let super::pg_mailbox::StoredItem::Stored { rows, .. } = outcome
+            && !rows.is_empty()
+        {
             let bytes = i64::try_from(item.body.len()).unwrap_or(i64::MAX);
             for (device, _) in rows {
                 delta.add_row(*device, bytes, 1);

@@ -458,6 +458,15 @@ async fn http_fetch_and_ack_delete_when_every_recipient_acked() {
 }
 
 async fn count_items(server: &TestServer) -> i64 {
+    if let Some(url) = server.database_url() {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        return n;
+    }
     let opts = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(server.dir.join(custos_server::db::DB_FILE))
         .read_only(true);

@@ -40,6 +40,9 @@ pub struct TestServer {
     pub url: String,
     pub clock: SimulatedClock,
     pub dir: PathBuf,
+    /// The PostgreSQL cluster of a server started by [`TestServer::start`]
+    /// under `CUSTOS_TEST_BACKEND=postgres`.
+    _pg: Option<Arc<custos_deploy::postgres::TestPostgres>>,
     _tmp: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), DeliveryServiceError>>,
@@ -53,11 +56,24 @@ pub fn test_config(dir: &Path) -> ServerConfig {
 }
 
 impl TestServer {
+    /// A server on SQLite in a temporary folder; with
+    /// `CUSTOS_TEST_BACKEND=postgres`, on a PostgreSQL cluster of its own
+    /// instead (to run the API suites against that backend).
     pub async fn start() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let mut s = Self::start_with(test_config(&dir), dangerous::simulated(START_MS)).await;
+        let mut config = test_config(&dir);
+        let mut pg = None;
+        if std::env::var("CUSTOS_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+            let cluster = custos_deploy::postgres::TestPostgres::start(&dir.join("pg"))
+                .unwrap()
+                .expect("CUSTOS_TEST_BACKEND=postgres needs PostgreSQL installed");
+            config = config.with_database(cluster.url());
+            pg = Some(Arc::new(cluster));
+        }
+        let mut s = Self::start_with(config, dangerous::simulated(START_MS)).await;
         s._tmp = Some(tmp);
+        s._pg = pg;
         s
     }
 
@@ -106,6 +122,7 @@ impl TestServer {
             url,
             clock,
             dir,
+            _pg: None,
             _tmp: None,
             stop: Some(tx),
             task,
@@ -125,6 +142,11 @@ impl TestServer {
         self.task.abort();
         let _ = (&mut self.task).await;
         self._tmp.take()
+    }
+
+    /// The PostgreSQL URL when this server runs on PostgreSQL.
+    pub fn database_url(&self) -> Option<String> {
+        self._pg.as_ref().map(|pg| pg.url())
     }
 
     pub async fn health(&self) -> bool {
