@@ -214,6 +214,11 @@ impl LockedConversation {
         .await
     }
 
+    /// The transaction holding the lock, for reads the caller makes under it.
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
     /// The devices of `accounts` (the members before the commit), sorted.
     ///
     /// # Errors

@@ -488,3 +488,50 @@ async fn a_suspension_takes_effect_on_every_server_at_once() {
     c.a.stop().await;
     c.b.stop().await;
 }
+
+/// The sender quota holds across servers, for commits too: Alice may hold
+/// two items (the Welcome and one envelope); her next envelope and her next
+/// commit are refused `429 sender_quota` on the other server; once Bob
+/// has acked them, her commit applies.
+#[tokio::test]
+async fn the_sender_quota_covers_commits_on_both_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = TestPostgres::start(&dir.path().join("pg")).unwrap() else {
+        return;
+    };
+    let start = |d: &Path| {
+        let mut config = test_config(d).with_database(pg.url());
+        config.limits.sender_quota = custos_server::Quota { items: 2, bytes: 0 };
+        TestServer::start_with(config, dangerous::simulated(START_MS))
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path()).await;
+    let b = start(db.path()).await;
+    let alice = User::register(&a, "alice").await;
+    let bob = User::register(&b, "bob").await;
+    let conv = alice.group_with(&[&bob]).await;
+    alice
+        .submit(&conv, ItemKind::Envelope, envelope(&conv, today(), b"one"))
+        .await
+        .unwrap();
+    let alice_b = via(&alice, &b);
+    let (st, body) = alice_b
+        .submit(&conv, ItemKind::Envelope, envelope(&conv, today(), b"two"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("sender_quota"))
+    );
+    let (st, body, _) = alice_b.change(&conv, &[], &[], &[&bob]).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("sender_quota"))
+    );
+    let held: Vec<u64> = bob.fetch(0).await.iter().map(|d| d.seq).collect();
+    assert_eq!(bob.ack(&held).await, 2);
+    let (st, body, _) = alice_b.change(&conv, &[], &[], &[&bob]).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    a.stop().await;
+    b.stop().await;
+}

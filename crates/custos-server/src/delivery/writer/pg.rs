@@ -33,7 +33,8 @@
 //! The storage quotas are checked against counters every server shares
 //! (`store::pg_usage`), read at the batch's start and changed at its end;
 //! servers committing at once may together pass a quota by what each
-//! admitted in that batch. Commits and Welcomes are counted, not checked.
+//! admitted in that batch. Commits and Welcomes are counted, and checked
+//! against the sender quota only, as on SQLite.
 //!
 //! # Suspensions
 //! Each batch reads the suspensions of its senders in its transaction
@@ -162,7 +163,7 @@ async fn run_batch(
                     std::mem::take(&mut acks),
                 )
                 .await;
-                apply_other(store, hub, policy, other).await;
+                apply_other(store, hub, policy, quotas, other).await;
             }
         }
     }
@@ -591,7 +592,13 @@ fn merge(into: &mut UsageDelta, from: UsageDelta) {
 }
 
 /// Applies an operation that has its own transaction.
-async fn apply_other(store: &PgStore, hub: &Hub, policy: &dyn DeliveryPolicy, op: Op) {
+async fn apply_other(
+    store: &PgStore,
+    hub: &Hub,
+    policy: &dyn DeliveryPolicy,
+    quotas: &Quotas,
+    op: Op,
+) {
     match op {
         Op::Submit { item, reply } => {
             let out = proposal(store, hub, policy, item).await;
@@ -609,7 +616,7 @@ async fn apply_other(store: &PgStore, hub: &Hub, policy: &dyn DeliveryPolicy, op
             drop(reply.send(out));
         }
         Op::Commit { req, reply } => {
-            let out = commit(store, hub, *req).await;
+            let out = commit(store, hub, quotas, *req).await;
             drop(reply.send(out));
         }
         Op::Sweep { now, reply } => {
@@ -682,7 +689,12 @@ async fn is_member(
 /// Applies a commit under the conversation's lock: the same checks and
 /// verification as on SQLite, then the new epoch, state, members, the
 /// commit and its Welcome in one transaction.
-async fn commit(store: &PgStore, hub: &Hub, req: CommitReq) -> Result<CommitDone, HttpRefusal> {
+async fn commit(
+    store: &PgStore,
+    hub: &Hub,
+    quotas: &Quotas,
+    req: CommitReq,
+) -> Result<CommitDone, HttpRefusal> {
     let conversation = req.commit.conversation;
     let invalid = |why: String| -> HttpRefusal { ConversationRefusal::InvalidCommit(why).into() };
     let mut locked = match store.lock_conversation(&conversation, req.epoch).await? {
@@ -719,6 +731,22 @@ async fn commit(store: &PgStore, hub: &Hub, req: CommitReq) -> Result<CommitDone
             "the request says epoch {} but the commit is for epoch {}",
             req.epoch, req.handshake.epoch
         )));
+    }
+    if quotas.enabled() {
+        // As on SQLite: the sender quota applies to commits and Welcomes (a
+        // full mailbox does not block them).
+        let bytes = req.commit.body.len() + req.welcome.as_ref().map_or(0, |w| w.body.len());
+        let sender = req.commit.sender_name.to_string();
+        let (_, held) = pg_usage::held(locked.conn(), &[], std::slice::from_ref(&sender)).await?;
+        let sent = held.get(&sender).copied().unwrap_or_default();
+        if !fits(
+            &quotas.sender,
+            sent,
+            i64::try_from(bytes).unwrap_or(i64::MAX),
+        ) {
+            let (items, bytes) = held_u64(sent);
+            return Err(LimitRefusal::SenderQuota { items, bytes }.into());
+        }
     }
     let mut state = GroupState::decode(&conversation, &locked.state)
         .map_err(|e| HttpRefusal::internal("stored group state", e))?;
