@@ -9,6 +9,7 @@ mod blob_store;
 mod common;
 mod durability;
 mod hostile;
+mod interception_store;
 mod limits;
 mod membership;
 mod moderation_store;
