@@ -7,6 +7,7 @@
 mod api;
 mod blob_store;
 mod common;
+mod directory_store;
 mod durability;
 mod hostile;
 mod interception_store;
