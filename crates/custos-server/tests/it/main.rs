@@ -15,6 +15,7 @@ mod limits;
 mod membership;
 mod moderation_store;
 mod pg_mailbox;
+mod pg_service;
 mod proptest_model;
 mod store;
 mod tags;
