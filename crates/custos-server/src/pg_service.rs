@@ -12,8 +12,10 @@
 //! - Login challenges are keyed with the deployment's shared secret and a
 //!   correct answer is spent in the database, for every server.
 //! - `/readyz` asks PostgreSQL (through the pool, within its timeout).
+//! - Blobs are served from the database (`store::pg_blobs`: the body in
+//!   the row, the quota under the owner's row lock, swept by the writer).
 //! - Endpoints whose storage is not yet on PostgreSQL (moderation, reports,
-//!   blobs, interception, known-content detection, the key directory)
+//!   interception, known-content detection, the key directory)
 //!   answer `503 not_on_this_backend` ([`backend_guard`]); the service
 //!   keeps no local database, so nothing is ever stored where the other
 //!   servers would not see it.
@@ -201,7 +203,8 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         return Ok(());
     }
     Err(match path {
-        p if p.starts_with("/v1/blobs") => "attachments (blobs)",
+        // Blobs are served (`store::pg_blobs`); their vouchers are matching's.
+        p if p.starts_with("/v1/blobs") && p.ends_with("/voucher") => "known-content detection",
         p if p.starts_with("/v1/psi") || p.starts_with("/v1/moderation/matches") => {
             "known-content detection"
         }
@@ -240,11 +243,12 @@ mod tests {
             "/v1/ws",
             "/readyz",
             "/v1/nothing-here",
+            "/v1/blobs",
+            "/v1/blobs/00ff",
         ] {
             assert_eq!(served_on_postgres(p), Ok(()), "{p}");
         }
         for p in [
-            "/v1/blobs",
             "/v1/blobs/x/voucher",
             "/v1/reports",
             "/v1/moderation/reports",
