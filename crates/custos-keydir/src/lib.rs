@@ -164,6 +164,22 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
         Ok(Self { akd, vrf_public })
     }
 
+    /// Opens the directory on `storage` that other processes share (several
+    /// servers on one PostgreSQL, one of which publishes): without `akd`'s
+    /// node cache, so every proof is read from the records as committed,
+    /// never from a cache another server's epoch has made stale.
+    pub async fn open_shared(storage: D, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
+        let vrf_public = vrf.public_key();
+        let akd = Directory::new(
+            StorageManager::new_no_cache(storage),
+            vrf,
+            AzksParallelismConfig::default(),
+        )
+        .await
+        .map_err(akd_err)?;
+        Ok(Self { akd, vrf_public })
+    }
+
     /// The VRF public key (the manifest's `key_directory.vrf_public_key`).
     pub fn vrf_public_key(&self) -> [u8; 32] {
         self.vrf_public

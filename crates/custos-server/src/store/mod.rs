@@ -136,12 +136,17 @@ pub trait KeyPackageStore: Send + Sync {
 /// Everything the handlers need from the database: one object per service,
 /// shared by every request.
 pub trait Store:
-    AccountStore + KeyPackageStore + ModerationStore + BlobStore + InterceptionStore
+    AccountStore + KeyPackageStore + ModerationStore + BlobStore + InterceptionStore + DirectoryStore
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + KeyPackageStore + ModerationStore + BlobStore + InterceptionStore
+    T: AccountStore
+        + KeyPackageStore
+        + ModerationStore
+        + BlobStore
+        + InterceptionStore
+        + DirectoryStore
 {
 }
 
@@ -342,4 +347,47 @@ pub trait InterceptionStore: Send + Sync {
         after: i64,
         limit: i64,
     ) -> Result<Vec<KeptItem>, sqlx::Error>;
+}
+
+pub mod pg_directory;
+pub mod sqlite_directory;
+
+/// A published key-directory epoch as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRow {
+    /// The epoch.
+    pub epoch: i64,
+    /// Its root hash.
+    pub root_hash: Vec<u8>,
+    /// The key changes it published.
+    pub changes: i64,
+    /// When it was published (Unix seconds).
+    pub published_at: i64,
+}
+
+/// The key directory's bookkeeping beside `akd`'s own records
+/// ([`crate::directory`]): keys queued for the next epoch, and every
+/// published epoch's root with its log index once logged.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// The latest recorded epoch, if any.
+    async fn kd_recorded_epoch(&self) -> Result<Option<i64>, sqlx::Error>;
+
+    /// Records `epoch` (kept if already recorded) and removes the
+    /// `published` accounts from the queue, in one transaction: the root is
+    /// recorded and its keys leave the queue together.
+    async fn kd_record_epoch(
+        &self,
+        epoch: &EpochRow,
+        published: &[String],
+    ) -> Result<(), sqlx::Error>;
+
+    /// Up to `limit` queued `(account, identity_key)`, oldest first.
+    async fn kd_pending(&self, limit: i64) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error>;
+
+    /// The recorded epochs not yet logged, by epoch.
+    async fn kd_unlogged(&self) -> Result<Vec<EpochRow>, sqlx::Error>;
+
+    /// Records that `epoch`'s root is at `log_index` in the log.
+    async fn kd_set_log_index(&self, epoch: i64, log_index: i64) -> Result<(), sqlx::Error>;
 }

@@ -93,3 +93,57 @@ async fn the_postgres_store_queues_directory_keys_with_the_account() {
         );
     }
 }
+
+/// The directory's bookkeeping on a backend whose queue holds dana's key.
+async fn bookkeeping(store: &dyn Store) {
+    use custos_server::store::EpochRow;
+    assert_eq!(store.kd_recorded_epoch().await.unwrap(), None);
+    assert_eq!(
+        store.kd_pending(10).await.unwrap(),
+        [("dana".to_owned(), vec![1; 32])]
+    );
+    let e1 = EpochRow {
+        epoch: 1,
+        root_hash: vec![5; 32],
+        changes: 1,
+        published_at: 100,
+    };
+    store.kd_record_epoch(&e1, &["dana".into()]).await.unwrap();
+    assert!(
+        store.kd_pending(10).await.unwrap().is_empty(),
+        "published keys leave the queue with the epoch"
+    );
+    // Recording an epoch again keeps the first record.
+    let again = EpochRow {
+        root_hash: vec![6; 32],
+        ..e1.clone()
+    };
+    store.kd_record_epoch(&again, &[]).await.unwrap();
+    assert_eq!(store.kd_recorded_epoch().await.unwrap(), Some(1));
+    assert_eq!(store.kd_unlogged().await.unwrap(), [e1]);
+    store.kd_set_log_index(1, 42).await.unwrap();
+    assert!(store.kd_unlogged().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_directory_bookkeeping_keeps_the_contract_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = custos_server::db::open(&dir.path().join("sqlite"))
+        .await
+        .unwrap();
+    let sqlite = SqliteStore::new(db.pool.clone());
+    contract(&sqlite).await;
+    bookkeeping(&sqlite).await;
+    let Some((_pg, a, b)) = two_servers(dir.path()).await else {
+        return;
+    };
+    contract(a.as_ref()).await;
+    bookkeeping(b.as_ref()).await;
+    // One publisher at a time across servers; the lock goes with its
+    // transaction.
+    let held = a.try_publisher_lock().await.unwrap().expect("free");
+    assert!(b.try_publisher_lock().await.unwrap().is_none());
+    assert!(a.try_publisher_lock().await.unwrap().is_none());
+    drop(held);
+    assert!(b.try_publisher_lock().await.unwrap().is_some());
+}
