@@ -21,6 +21,7 @@
 //!   (docs/design/0016-key-transparency.md).
 #![forbid(unsafe_code)]
 
+pub mod postgres;
 pub mod sqlite;
 
 use akd::append_only_zks::AzksParallelismConfig;
@@ -35,6 +36,7 @@ use custos_verify::keydir::{
 };
 use zeroize::Zeroizing;
 
+pub use postgres::PgDirectory;
 pub use sqlite::{SCHEMA, SqliteDirectory};
 
 /// How long `akd` keeps a tree node in its cache.
@@ -123,12 +125,12 @@ pub struct Proven {
 
 /// The directory on its storage.
 #[derive(Clone)]
-pub struct KeyDirectory {
-    akd: Directory<DirectoryConfig, SqliteDirectory, VrfSecret>,
+pub struct KeyDirectory<D: akd::storage::Database + 'static = SqliteDirectory> {
+    akd: Directory<DirectoryConfig, D, VrfSecret>,
     vrf_public: [u8; 32],
 }
 
-impl std::fmt::Debug for KeyDirectory {
+impl<D: akd::storage::Database + 'static> std::fmt::Debug for KeyDirectory<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyDirectory")
             .field("vrf_public", &hex_key(&self.vrf_public))
@@ -140,9 +142,9 @@ fn hex_key(k: &[u8; 32]) -> String {
     k.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl KeyDirectory {
+impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
     /// Opens the directory on `storage` (creating epoch 0 if it is empty).
-    pub async fn open(storage: SqliteDirectory, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
+    pub async fn open(storage: D, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
         let vrf_public = vrf.public_key();
         // One process owns the database (the service's directory lock), so
         // `akd`'s cache of tree nodes cannot go stale; it is flushed at
@@ -154,6 +156,22 @@ impl KeyDirectory {
                 Some(CACHE_LIMIT_BYTES),
                 None,
             ),
+            vrf,
+            AzksParallelismConfig::default(),
+        )
+        .await
+        .map_err(akd_err)?;
+        Ok(Self { akd, vrf_public })
+    }
+
+    /// Opens the directory on `storage` that other processes share (several
+    /// servers on one PostgreSQL, one of which publishes): without `akd`'s
+    /// node cache, so every proof is read from the records as committed,
+    /// never from a cache another server's epoch has made stale.
+    pub async fn open_shared(storage: D, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
+        let vrf_public = vrf.public_key();
+        let akd = Directory::new(
+            StorageManager::new_no_cache(storage),
             vrf,
             AzksParallelismConfig::default(),
         )

@@ -81,32 +81,32 @@ impl SqliteDirectory {
 
 /// Rows per multi-row statement: 5 parameters a row stay well under
 /// SQLite's bound of 32,766 parameters.
-const ROWS_PER_STATEMENT: usize = 500;
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
-fn db_err(e: sqlx::Error) -> StorageError {
+pub(crate) fn db_err(e: sqlx::Error) -> StorageError {
     StorageError::Connection(e.to_string())
 }
 
-fn bad(what: &str) -> StorageError {
+pub(crate) fn bad(what: &str) -> StorageError {
     StorageError::Other(format!("corrupt key-directory row: {what}"))
 }
 
-fn i64_of(v: u64) -> Result<i64, StorageError> {
+pub(crate) fn i64_of(v: u64) -> Result<i64, StorageError> {
     i64::try_from(v).map_err(|_| StorageError::Other("epoch or version beyond i64".into()))
 }
 
-fn u64_of(v: i64) -> Result<u64, StorageError> {
+pub(crate) fn u64_of(v: i64) -> Result<u64, StorageError> {
     u64::try_from(v).map_err(|_| bad("negative epoch or version"))
 }
 
-fn label_bytes(l: &NodeLabel) -> [u8; 36] {
+pub(crate) fn label_bytes(l: &NodeLabel) -> [u8; 36] {
     let mut out = [0u8; 36];
     out[..32].copy_from_slice(&l.label_val);
     out[32..].copy_from_slice(&l.label_len.to_be_bytes());
     out
 }
 
-fn label_from(b: &[u8]) -> Result<NodeLabel, StorageError> {
+pub(crate) fn label_from(b: &[u8]) -> Result<NodeLabel, StorageError> {
     let val: [u8; 32] = b
         .get(..32)
         .and_then(|s| s.try_into().ok())
@@ -201,7 +201,7 @@ fn read_node(c: &mut Cursor<'_>) -> Result<NodeFields, StorageError> {
 
 /// Record encodings in `kd_records`: tag 1 = aZKS (latest epoch, node count),
 /// tag 2 = tree node (label, latest node, optional previous node).
-fn encode_record(record: &DbRecord) -> Vec<u8> {
+pub(crate) fn encode_record(record: &DbRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     match record {
         DbRecord::Azks(a) => {
@@ -227,7 +227,7 @@ fn encode_record(record: &DbRecord) -> Vec<u8> {
     out
 }
 
-fn decode_record(bytes: &[u8]) -> Result<DbRecord, StorageError> {
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<DbRecord, StorageError> {
     let mut c = Cursor(bytes);
     let record = match c.u8()? {
         1 => DbRecord::Azks(DbRecord::build_azks(c.u64()?, c.u64()?)),

@@ -164,7 +164,7 @@ pub async fn serve(
     if let Some(log) = &config.franking_log {
         lawful::recover::rebuild_at_start(
             log.clone(),
-            db.pool.clone(),
+            Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
             writer.clone(),
             clock.clone(),
         )

@@ -12,8 +12,10 @@
 //! - Login challenges are keyed with the deployment's shared secret and a
 //!   correct answer is spent in the database, for every server.
 //! - `/readyz` asks PostgreSQL (through the pool, within its timeout).
+//! - Blobs are served from the database (`store::pg_blobs`: the body in
+//!   the row, the quota under the owner's row lock, swept by the writer).
 //! - Endpoints whose storage is not yet on PostgreSQL (moderation, reports,
-//!   blobs, interception, known-content detection, the key directory)
+//!   interception, known-content detection)
 //!   answer `503 not_on_this_backend` ([`backend_guard`]); the service
 //!   keeps no local database, so nothing is ever stored where the other
 //!   servers would not see it.
@@ -54,9 +56,6 @@ pub(crate) async fn serve(
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DeliveryServiceError> {
-    if config.key_directory.is_some() {
-        return Err(DeliveryServiceError::NotOnThisBackend("the key directory"));
-    }
     if config.matching.is_some() {
         return Err(DeliveryServiceError::NotOnThisBackend(
             "known-content detection",
@@ -99,9 +98,31 @@ pub(crate) async fn serve(
         config.sweep_interval,
         stop_rx.clone(),
     );
+    // The key directory in the shared database: every server serves its
+    // proofs; one at a time publishes (`directory::publish_round`).
+    let directory = match &config.key_directory {
+        Some(kd) => {
+            let svc = crate::directory::DirectoryService::open_pg(pg.clone(), kd)
+                .await
+                .map_err(|e| DeliveryServiceError::KeyDirectory(e.to_string()))?;
+            if let Some(log) = &config.franking_log {
+                tokio::spawn(crate::directory::run_publisher(
+                    svc.clone(),
+                    kd.clone(),
+                    log.clone(),
+                    clock.clone(),
+                    stop_rx.clone(),
+                ));
+            } else {
+                tracing::warn!("key directory without a log: its epochs are not published");
+            }
+            Some(svc)
+        }
+        None => None,
+    };
     let listener_task = tokio::spawn(wake_connections(pg.clone(), hub.clone(), stop_rx.clone()));
     let state = Arc::new(crate::state::Inner {
-        directory: None,
+        directory,
         store: Arc::new(pg.clone()),
         pg: Some(pg.clone()),
         vouchers: None,
@@ -201,7 +222,8 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         return Ok(());
     }
     Err(match path {
-        p if p.starts_with("/v1/blobs") => "attachments (blobs)",
+        // Blobs are served (`store::pg_blobs`); their vouchers are matching's.
+        p if p.starts_with("/v1/blobs") && p.ends_with("/voucher") => "known-content detection",
         p if p.starts_with("/v1/psi") || p.starts_with("/v1/moderation/matches") => {
             "known-content detection"
         }
@@ -209,7 +231,6 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
             "reports and moderation"
         }
         p if p.starts_with("/v1/interceptions") => "interception",
-        p if p.starts_with("/v1/key-directory") => "the key directory",
         _ => return Ok(()),
     })
 }
@@ -240,18 +261,19 @@ mod tests {
             "/v1/ws",
             "/readyz",
             "/v1/nothing-here",
+            "/v1/blobs",
+            "/v1/blobs/00ff",
+            "/v1/key-directory/audit",
         ] {
             assert_eq!(served_on_postgres(p), Ok(()), "{p}");
         }
         for p in [
-            "/v1/blobs",
             "/v1/blobs/x/voucher",
             "/v1/reports",
             "/v1/moderation/reports",
             "/v1/moderation/matches",
             "/v1/psi/table",
             "/v1/interceptions",
-            "/v1/key-directory/audit",
         ] {
             assert!(served_on_postgres(p).is_err(), "{p}");
         }

@@ -109,3 +109,72 @@ async fn no_single_flipped_byte_of_a_lookup_proof_verifies() {
         .collect();
     assert!(accepted.is_empty(), "flips accepted at {accepted:?}");
 }
+
+/// `akd`'s conformance suite against [`custos_keydir::PgDirectory`] on a
+/// real PostgreSQL (skipped, said, without one), then a directory published
+/// through one server's pool whose proofs another server's directory, on
+/// its own pool and opened before the publication, serves at the new epoch
+/// and the device verifies.
+#[tokio::test]
+async fn akd_storage_conformance_suite_passes_on_postgres() {
+    use custos_keydir::PgDirectory;
+    use sqlx::postgres::PgPoolOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = custos_deploy::postgres::TestPostgres::start(&dir.path().join("pg")).unwrap()
+    else {
+        return;
+    };
+    let connect = || async {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&pg.url())
+            .await
+            .unwrap()
+    };
+    let pool = connect().await;
+    PgDirectory::create_schema(&pool).await.unwrap();
+    PgDirectory::create_schema(&pool).await.unwrap();
+    akd::storage::tests::run_test_cases_for_storage_impl(PgDirectory::new(pool.clone())).await;
+    sqlx::query("TRUNCATE kd_records, kd_values")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let vrf = VrfSecret::generate();
+    let a = KeyDirectory::open_shared(PgDirectory::new(pool), vrf.clone())
+        .await
+        .unwrap();
+    // Another server's directory, open before the epochs are published.
+    let other = PgDirectory::new(connect().await);
+    let b = KeyDirectory::open_shared(other.clone(), vrf).await.unwrap();
+    assert_eq!(b.current().await.unwrap().epoch, 0);
+    let vrf_pk = a.vrf_public_key();
+    let r1 = a
+        .publish(&[("alice".into(), [1; 32]), ("bob".into(), [2; 32])])
+        .await
+        .unwrap();
+    let r2 = a.publish(&[("bob".into(), [3; 32])]).await.unwrap();
+    assert_eq!((r1.epoch, r2.epoch), (1, 2));
+    assert!(other.stored_bytes().await.unwrap() > 0);
+    assert_eq!(
+        b.current().await.unwrap(),
+        r2,
+        "the other server sees the epochs published since it opened"
+    );
+    let p = b.lookup("bob").await.unwrap();
+    assert_eq!(
+        verify_lookup(&vrf_pk, &p.root, "bob", &p.proof)
+            .unwrap()
+            .key(),
+        &[3; 32]
+    );
+    let h = b.history("bob").await.unwrap();
+    assert_eq!(
+        verify_history(&vrf_pk, &h.root, "bob", &h.proof)
+            .unwrap()
+            .len(),
+        2
+    );
+    let audit = b.audit(1, 2).await.unwrap();
+    verify_audit(&[r1, r2], &audit).await.unwrap();
+}

@@ -29,7 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use custos_clock::SharedClock;
-use custos_keydir::{KeyDirectory, SqliteDirectory, VrfSecret};
+use custos_keydir::{
+    KeyDirectory, KeyDirectoryError, PgDirectory, Proven, SqliteDirectory, VrfSecret,
+};
 use custos_tlog::{LogClient, TrustPolicy};
 use custos_verify::keydir::EpochRoot;
 use custos_wire::manifest::Role;
@@ -94,12 +96,74 @@ pub enum PublishEpochError {
     NotAProvider,
 }
 
+/// The directory on the service's backend.
+pub(crate) enum AnyDirectory {
+    /// On this service's SQLite (one process owns it: cached).
+    Sqlite(KeyDirectory<SqliteDirectory>),
+    /// On the shared PostgreSQL (uncached: other servers publish too).
+    Pg(KeyDirectory<PgDirectory>),
+}
+
+impl AnyDirectory {
+    pub(crate) async fn current(&self) -> Result<EpochRoot, KeyDirectoryError> {
+        match self {
+            Self::Sqlite(d) => d.current().await,
+            Self::Pg(d) => d.current().await,
+        }
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        changes: &[(String, [u8; 32])],
+    ) -> Result<EpochRoot, KeyDirectoryError> {
+        match self {
+            Self::Sqlite(d) => d.publish(changes).await,
+            Self::Pg(d) => d.publish(changes).await,
+        }
+    }
+
+    pub(crate) async fn lookup(&self, account: &str) -> Result<Proven, KeyDirectoryError> {
+        match self {
+            Self::Sqlite(d) => d.lookup(account).await,
+            Self::Pg(d) => d.lookup(account).await,
+        }
+    }
+
+    pub(crate) async fn lookup_many(
+        &self,
+        accounts: &[String],
+    ) -> Result<(Vec<Vec<u8>>, EpochRoot), KeyDirectoryError> {
+        match self {
+            Self::Sqlite(d) => d.lookup_many(accounts).await,
+            Self::Pg(d) => d.lookup_many(accounts).await,
+        }
+    }
+
+    pub(crate) async fn history(&self, account: &str) -> Result<Proven, KeyDirectoryError> {
+        match self {
+            Self::Sqlite(d) => d.history(account).await,
+            Self::Pg(d) => d.history(account).await,
+        }
+    }
+
+    pub(crate) async fn audit(&self, from: u64, to: u64) -> Result<Vec<u8>, KeyDirectoryError> {
+        match self {
+            Self::Sqlite(d) => d.audit(from, to).await,
+            Self::Pg(d) => d.audit(from, to).await,
+        }
+    }
+}
+
 /// The running directory, shared by the publisher and the handlers.
 pub(crate) struct DirectoryService {
-    pub dir: KeyDirectory,
-    /// Held for writing while an epoch is published and logged.
+    pub dir: AnyDirectory,
+    /// Held for writing while an epoch is published and logged (this
+    /// process; across servers on PostgreSQL, the publisher lock).
     pub lock: RwLock<()>,
-    pub pool: SqlitePool,
+    /// The queue and the recorded epochs.
+    pub store: Arc<dyn crate::store::Store>,
+    /// On PostgreSQL, for the publisher lock between servers.
+    pub pg: Option<crate::store::postgres::PgStore>,
 }
 
 impl DirectoryService {
@@ -110,9 +174,26 @@ impl DirectoryService {
         let dir =
             KeyDirectory::open(SqliteDirectory::new(pool.clone()), config.vrf.clone()).await?;
         Ok(Arc::new(Self {
-            dir,
+            dir: AnyDirectory::Sqlite(dir),
             lock: RwLock::new(()),
-            pool,
+            store: Arc::new(crate::store::sqlite::SqliteStore::new(pool)),
+            pg: None,
+        }))
+    }
+
+    /// The directory on PostgreSQL, shared by every server on it.
+    pub(crate) async fn open_pg(
+        pg: crate::store::postgres::PgStore,
+        config: &KeyDirectoryConfig,
+    ) -> Result<Arc<Self>, PublishEpochError> {
+        let dir =
+            KeyDirectory::open_shared(PgDirectory::new(pg.pool().clone()), config.vrf.clone())
+                .await?;
+        Ok(Arc::new(Self {
+            dir: AnyDirectory::Pg(dir),
+            lock: RwLock::new(()),
+            store: Arc::new(pg.clone()),
+            pg: Some(pg),
         }))
     }
 }
@@ -146,21 +227,27 @@ pub(crate) async fn publish_round(
     clock: &SharedClock,
 ) -> Result<Option<EpochRoot>, PublishEpochError> {
     let _guard = svc.lock.write().await;
+    // On PostgreSQL one server publishes at a time; the others skip the
+    // round (the lock goes with this transaction, at the end of the round
+    // or with a lost connection).
+    let _publisher = match &svc.pg {
+        Some(pg) => match pg.try_publisher_lock().await? {
+            Some(tx) => Some(tx),
+            None => return Ok(None),
+        },
+        None => None,
+    };
     let current = svc.dir.current().await?;
-    let recorded: Option<i64> = sqlx::query_scalar("SELECT MAX(epoch) FROM kd_epochs")
-        .fetch_one(&svc.pool)
-        .await?;
+    let recorded = svc.store.kd_recorded_epoch().await?;
     let recorded = recorded.and_then(|e| u64::try_from(e).ok()).unwrap_or(0);
     if current.epoch > recorded {
-        record_epoch(&svc.pool, &current, 0, clock, &[]).await?;
+        record_epoch(svc, &current, 0, clock, &[]).await?;
     }
     log_unlogged(svc, log).await?;
-    let pending: Vec<(String, Vec<u8>)> = sqlx::query_as(
-        "SELECT account, identity_key FROM kd_pending ORDER BY queued_at, account LIMIT ?",
-    )
-    .bind(i64::try_from(config.max_changes).unwrap_or(i64::MAX))
-    .fetch_all(&svc.pool)
-    .await?;
+    let pending = svc
+        .store
+        .kd_pending(i64::try_from(config.max_changes).unwrap_or(i64::MAX))
+        .await?;
     let changes: Vec<(String, [u8; 32])> = pending
         .into_iter()
         .filter_map(|(a, k)| Some((a, <[u8; 32]>::try_from(k.as_slice()).ok()?)))
@@ -169,9 +256,9 @@ pub(crate) async fn publish_round(
         return Ok(None);
     }
     let root = svc.dir.publish(&changes).await?;
-    let names: Vec<&str> = changes.iter().map(|(a, _)| a.as_str()).collect();
+    let names: Vec<String> = changes.iter().map(|(a, _)| a.clone()).collect();
     record_epoch(
-        &svc.pool,
+        svc,
         &root,
         u32::try_from(changes.len()).unwrap_or(u32::MAX),
         clock,
@@ -188,44 +275,26 @@ pub(crate) async fn publish_round(
 }
 
 async fn record_epoch(
-    pool: &SqlitePool,
+    svc: &DirectoryService,
     root: &EpochRoot,
     changes: u32,
     clock: &SharedClock,
-    published: &[&str],
+    published: &[String],
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
-        "INSERT OR IGNORE INTO kd_epochs (epoch, root_hash, changes, published_at, log_index) \
-         VALUES (?, ?, ?, ?, NULL)",
-    )
-    .bind(i64::try_from(root.epoch).unwrap_or(i64::MAX))
-    .bind(root.root_hash.as_slice())
-    .bind(i64::from(changes))
-    .bind(i64::try_from(clock.now_millis() / 1000).unwrap_or(i64::MAX))
-    .execute(&mut *tx)
-    .await?;
-    for a in published {
-        sqlx::query("DELETE FROM kd_pending WHERE account = ?")
-            .bind(a)
-            .execute(&mut *tx)
-            .await?;
-    }
-    // The commit point: the epoch's root is recorded and its keys leave the
-    // queue together.
-    tx.commit().await
+    let row = crate::store::EpochRow {
+        epoch: i64::try_from(root.epoch).unwrap_or(i64::MAX),
+        root_hash: root.root_hash.to_vec(),
+        changes: i64::from(changes),
+        published_at: i64::try_from(clock.now_millis() / 1000).unwrap_or(i64::MAX),
+    };
+    svc.store.kd_record_epoch(&row, published).await
 }
 
 async fn log_unlogged(
     svc: &DirectoryService,
     log: &FrankingLogConfig,
 ) -> Result<(), PublishEpochError> {
-    let rows: Vec<(i64, Vec<u8>, i64, i64)> = sqlx::query_as(
-        "SELECT epoch, root_hash, changes, published_at FROM kd_epochs \
-         WHERE log_index IS NULL ORDER BY epoch",
-    )
-    .fetch_all(&svc.pool)
-    .await?;
+    let rows = svc.store.kd_unlogged().await?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -241,7 +310,13 @@ async fn log_unlogged(
         .clone();
     let client =
         LogClient::new(&log.log_url).map_err(crate::abuse::franking_log::PublishError::from)?;
-    for (epoch, root_hash, changes, published_at) in rows {
+    for crate::store::EpochRow {
+        epoch,
+        root_hash,
+        changes,
+        published_at,
+    } in rows
+    {
         let statement = SignedStatement::sign(
             &Statement::KeyDirectoryEpoch(KeyDirectoryEpoch {
                 provider: provider.clone(),
@@ -254,10 +329,8 @@ async fn log_unlogged(
         )
         .map_err(crate::abuse::franking_log::PublishError::from)?;
         let included = log_and_prove(&client, &trust, &statement, log.witness_timeout).await?;
-        sqlx::query("UPDATE kd_epochs SET log_index = ? WHERE epoch = ?")
-            .bind(i64::try_from(included.index).unwrap_or(i64::MAX))
-            .bind(epoch)
-            .execute(&svc.pool)
+        svc.store
+            .kd_set_log_index(epoch, i64::try_from(included.index).unwrap_or(i64::MAX))
             .await?;
     }
     Ok(())

@@ -25,7 +25,6 @@ use custos_wire::interception::{InterceptionRequest, fetch_message};
 use custos_wire::manifest::Role;
 use custos_wire::statement::{Interception, SignedStatement, Statement, StatementKind};
 use serde::Deserialize;
-use sqlx::Row as _;
 
 use crate::abuse::franking_log::{FrankingLogConfig, log_and_prove};
 use crate::delivery::writer::Op;
@@ -140,12 +139,7 @@ pub(crate) async fn intercept(
     let commitment = *verified.commitment();
 
     // Already intercepting under this warrant: the same answer again.
-    if let Some(index) =
-        sqlx::query_scalar::<_, i64>("SELECT log_index FROM interceptions WHERE commitment = ?")
-            .bind(commitment.to_vec())
-            .fetch_optional(&state.pool)
-            .await?
-    {
+    if let Some(index) = state.store.interception_log_index(&commitment).await? {
         return Ok(Json(serde_json::json!({
             "commitment": hex::encode(commitment),
             "log_index": index,
@@ -303,12 +297,11 @@ pub(crate) async fn fetch(
         return Err(No("the signature's time is too far from the provider's clock").into());
     }
     // Unknown interception and wrong key get the same answer.
-    let key: Vec<u8> =
-        sqlx::query_scalar("SELECT authority_key FROM interceptions WHERE commitment = ?")
-            .bind(commitment.to_vec())
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or(No("unknown interception or wrong key"))?;
+    let key: Vec<u8> = state
+        .store
+        .interception_authority_key(&commitment)
+        .await?
+        .ok_or(No("unknown interception or wrong key"))?;
     let key = <[u8; 32]>::try_from(key.as_slice())
         .ok()
         .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
@@ -319,28 +312,29 @@ pub(crate) async fn fetch(
         &ed25519_dalek::Signature::from_bytes(&signature),
     )
     .map_err(|_| No("unknown interception or wrong key"))?;
-    let rows = sqlx::query(
-        "SELECT id, kind, conversation, day, sender, sender_key, server_time, tag, body \
-         FROM kept_items WHERE commitment = ? AND id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(commitment.to_vec())
-    .bind(i64::try_from(q.after).unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
-    .fetch_all(&state.pool)
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        items.push(serde_json::json!({
-            "id": row.try_get::<i64, _>(0)?,
-            "kind": row.try_get::<i64, _>(1)?,
-            "conversation": hex::encode(row.try_get::<Vec<u8>, _>(2)?),
-            "day": row.try_get::<i64, _>(3)?,
-            "sender": row.try_get::<String, _>(4)?,
-            "sender_key": hex::encode(row.try_get::<Vec<u8>, _>(5)?),
-            "server_time": row.try_get::<i64, _>(6)?,
-            "tag": B64.encode(row.try_get::<Vec<u8>, _>(7)?),
-            "body": B64.encode(row.try_get::<Vec<u8>, _>(8)?),
-        }));
-    }
+    let rows = state
+        .store
+        .kept_items(
+            &commitment,
+            i64::try_from(q.after).unwrap_or(i64::MAX),
+            i64::from(limit),
+        )
+        .await?;
+    let items: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|row| {
+            serde_json::json!({
+                "id": row.id,
+                "kind": row.kind,
+                "conversation": hex::encode(row.conversation),
+                "day": row.day,
+                "sender": row.sender,
+                "sender_key": hex::encode(row.sender_key),
+                "server_time": row.server_time,
+                "tag": B64.encode(row.tag),
+                "body": B64.encode(row.body),
+            })
+        })
+        .collect();
     Ok(Json(serde_json::json!({ "items": items })))
 }

@@ -38,7 +38,6 @@ use custos_wire::statement::{Interception, SignedStatement, Statement};
 use ed25519_dalek::SigningKey;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
-use sqlx::SqlitePool;
 use zeroize::Zeroizing;
 
 use crate::abuse::franking_log::FrankingLogConfig;
@@ -160,11 +159,11 @@ pub(crate) fn open(
 /// again every few seconds in the background until it succeeds.
 pub(crate) async fn rebuild_at_start(
     config: std::sync::Arc<FrankingLogConfig>,
-    pool: SqlitePool,
+    store: std::sync::Arc<dyn crate::store::Store>,
     writer: WriterHandle,
     clock: custos_clock::SharedClock,
 ) {
-    let first = rebuild(&config, &pool, &writer, clock.now_millis());
+    let first = rebuild(&config, store.as_ref(), &writer, clock.now_millis());
     match tokio::time::timeout(config.witness_timeout, first).await {
         Ok(Ok(n)) => {
             if n > 0 {
@@ -181,7 +180,7 @@ pub(crate) async fn rebuild_at_start(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RETRY).await;
-            match rebuild(&config, &pool, &writer, clock.now_millis()).await {
+            match rebuild(&config, store.as_ref(), &writer, clock.now_millis()).await {
                 Ok(n) => {
                     tracing::warn!(rebuilt = n, "interceptions rebuilt from the log");
                     return;
@@ -207,7 +206,7 @@ struct Committed {
 /// the database does not; returns how many.
 pub(crate) async fn rebuild(
     config: &FrankingLogConfig,
-    pool: &SqlitePool,
+    store: &dyn crate::store::Store,
     writer: &WriterHandle,
     now_ms: u64,
 ) -> Result<usize, RebuildError> {
@@ -264,12 +263,10 @@ pub(crate) async fn rebuild(
     };
     let mut rebuilt = 0;
     for (index, i) in ours {
-        let held: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM interceptions WHERE commitment = ?")
-                .bind(i.warrant.to_vec())
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| RebuildError::Database(e.to_string()))?;
+        let held = store
+            .interception_log_index(&i.warrant)
+            .await
+            .map_err(|e| RebuildError::Database(e.to_string()))?;
         if held.is_some() {
             continue;
         }

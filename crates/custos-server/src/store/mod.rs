@@ -135,9 +135,20 @@ pub trait KeyPackageStore: Send + Sync {
 
 /// Everything the handlers need from the database: one object per service,
 /// shared by every request.
-pub trait Store: AccountStore + KeyPackageStore + ModerationStore + BlobStore {}
+pub trait Store:
+    AccountStore + KeyPackageStore + ModerationStore + BlobStore + InterceptionStore + DirectoryStore
+{
+}
 
-impl<T: AccountStore + KeyPackageStore + ModerationStore + BlobStore> Store for T {}
+impl<T> Store for T where
+    T: AccountStore
+        + KeyPackageStore
+        + ModerationStore
+        + BlobStore
+        + InterceptionStore
+        + DirectoryStore
+{
+}
 
 pub mod moderation;
 pub mod pg_moderation;
@@ -279,4 +290,104 @@ pub trait BlobStore: Send + Sync {
 pub(crate) fn blob_fits(quota: crate::Quota, (count, bytes): (u64, u64), len: u64) -> bool {
     !((quota.items > 0 && count.saturating_add(1) > quota.items)
         || (quota.bytes > 0 && bytes.saturating_add(len) > quota.bytes))
+}
+
+pub mod pg_interceptions;
+pub mod sqlite_interceptions;
+
+/// An item kept under a warrant, as the authority fetches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptItem {
+    /// Its id in the kept list (the authority's cursor).
+    pub id: i64,
+    /// Its item kind (wire code).
+    pub kind: i64,
+    /// Its conversation.
+    pub conversation: Vec<u8>,
+    /// The chain's day it belongs to.
+    pub day: i64,
+    /// Its sender's account name.
+    pub sender: String,
+    /// That sender's identity key when the item was kept.
+    pub sender_key: Vec<u8>,
+    /// The service's acceptance time (ms).
+    pub server_time: i64,
+    /// Its delivery tag.
+    pub tag: Vec<u8>,
+    /// The item's body (ciphertext).
+    pub body: Vec<u8>,
+}
+
+/// Reads of lawful interceptions ([`crate::lawful`]): which warrants the
+/// service intercepts under and what it kept. The interceptions and their
+/// kept items are written by the writer's holds (`lawful::holds`), in the
+/// transaction that stores the items; these calls only read committed rows,
+/// so an authority fetching through any server sees every kept item that
+/// was acknowledged to its sender.
+#[async_trait]
+pub trait InterceptionStore: Send + Sync {
+    /// The log index of the interception under warrant `commitment`, if
+    /// the service intercepts under it.
+    async fn interception_log_index(
+        &self,
+        commitment: &[u8; 32],
+    ) -> Result<Option<i64>, sqlx::Error>;
+
+    /// The authority key a fetch under `commitment` must be signed with.
+    async fn interception_authority_key(
+        &self,
+        commitment: &[u8; 32],
+    ) -> Result<Option<Vec<u8>>, sqlx::Error>;
+
+    /// Up to `limit` items kept under `commitment` with an id above
+    /// `after`, by id.
+    async fn kept_items(
+        &self,
+        commitment: &[u8; 32],
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<KeptItem>, sqlx::Error>;
+}
+
+pub mod pg_directory;
+pub mod sqlite_directory;
+
+/// A published key-directory epoch as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRow {
+    /// The epoch.
+    pub epoch: i64,
+    /// Its root hash.
+    pub root_hash: Vec<u8>,
+    /// The key changes it published.
+    pub changes: i64,
+    /// When it was published (Unix seconds).
+    pub published_at: i64,
+}
+
+/// The key directory's bookkeeping beside `akd`'s own records
+/// ([`crate::directory`]): keys queued for the next epoch, and every
+/// published epoch's root with its log index once logged.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// The latest recorded epoch, if any.
+    async fn kd_recorded_epoch(&self) -> Result<Option<i64>, sqlx::Error>;
+
+    /// Records `epoch` (kept if already recorded) and removes the
+    /// `published` accounts from the queue, in one transaction: the root is
+    /// recorded and its keys leave the queue together.
+    async fn kd_record_epoch(
+        &self,
+        epoch: &EpochRow,
+        published: &[String],
+    ) -> Result<(), sqlx::Error>;
+
+    /// Up to `limit` queued `(account, identity_key)`, oldest first.
+    async fn kd_pending(&self, limit: i64) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error>;
+
+    /// The recorded epochs not yet logged, by epoch.
+    async fn kd_unlogged(&self) -> Result<Vec<EpochRow>, sqlx::Error>;
+
+    /// Records that `epoch`'s root is at `log_index` in the log.
+    async fn kd_set_log_index(&self, epoch: i64, log_index: i64) -> Result<(), sqlx::Error>;
 }

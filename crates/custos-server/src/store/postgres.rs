@@ -18,9 +18,10 @@
 //! with `sqlx::migrate!`; concurrent starts are serialised by the migrator's
 //! advisory lock, and a database written by a newer build is refused).
 //!
-//! # Not yet here
-//! The key directory runs on SQLite only: registration with
-//! `queue_directory` is refused on this backend.
+//! # The key directory
+//! Registration with `queue_directory` queues the key in `kd_pending` in
+//! the registration's transaction (migration 13), as on SQLite; the
+//! directory's own records are `custos_keydir::PgDirectory`'s.
 
 use std::time::Duration;
 
@@ -29,6 +30,32 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::{AccountStore, KeyPackageStore, Registered, SessionRow, Uploaded};
+
+/// Queues `account`'s key for the key directory's next epoch, inside the
+/// caller's transaction (the one that creates the account): a registered
+/// account is never missing from the directory, and a re-queued key
+/// replaces the earlier one.
+///
+/// # Errors
+/// When the database fails (the caller's transaction then fails).
+pub async fn queue_key_in(
+    conn: &mut sqlx::PgConnection,
+    account: &str,
+    key: &[u8; 32],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (account) DO UPDATE SET identity_key = excluded.identity_key, \
+         queued_at = excluded.queued_at",
+    )
+    .bind(account)
+    .bind(key.as_slice())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 /// The migrations this build applies, in order.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -75,12 +102,6 @@ impl AccountStore for PgStore {
         now: i64,
         queue_directory: bool,
     ) -> Result<Registered, sqlx::Error> {
-        if queue_directory {
-            return Err(sqlx::Error::Configuration(
-                "the key directory runs on SQLite only; start the server without it on PostgreSQL"
-                    .into(),
-            ));
-        }
         let mut tx = self.pool.begin().await?;
         let account_id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO accounts (name, identity_key, created_at) VALUES ($1, $2, $3) \
@@ -101,6 +122,9 @@ impl AccountStore for PgStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        if queue_directory {
+            queue_key_in(&mut tx, name, identity_key, now).await?;
+        }
         tx.commit().await?;
         Ok(Registered::Created {
             account_id,

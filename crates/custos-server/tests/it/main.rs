@@ -7,8 +7,10 @@
 mod api;
 mod blob_store;
 mod common;
+mod directory_store;
 mod durability;
 mod hostile;
+mod interception_store;
 mod limits;
 mod membership;
 mod moderation_store;

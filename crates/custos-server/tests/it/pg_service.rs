@@ -535,3 +535,64 @@ async fn the_sender_quota_covers_commits_on_both_servers() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Attachments on two servers: a blob uploaded through A is served by B
+/// (its body is in the database, not in A's folder); uploads through both
+/// servers at once never pass the account's quota together.
+#[tokio::test]
+async fn blobs_are_shared_by_two_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = match TestPostgres::start(&dir.path().join("pg")).unwrap() {
+        Some(pg) => pg,
+        None => return,
+    };
+    let start = |d: std::path::PathBuf| {
+        let mut config = test_config(&d).with_database(pg.url());
+        config.limits.blob_quota = custos_server::Quota { items: 3, bytes: 0 };
+        TestServer::start_with(config, dangerous::simulated(START_MS))
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path().to_path_buf()).await;
+    let b = start(db.path().to_path_buf()).await;
+    let alice = User::register(&a, "alice").await;
+    let upload = |u: User, body: Vec<u8>| async move {
+        let r = u
+            .http
+            .post(format!("{}/v1/blobs", u.base))
+            .bearer_auth(&u.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        (st, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let (st, body) = upload(via(&alice, &a), vec![7; 300]).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let locator = body["locator"].as_str().unwrap().to_owned();
+    let got = reqwest::Client::new()
+        .get(format!("{}/v1/blobs/{locator}", b.url))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), vec![7; 300]);
+    // Quota 3 items, 1 used: six uploads at once through both servers.
+    let mut tasks = Vec::new();
+    for i in 0..6u8 {
+        let u = via(&alice, if i % 2 == 0 { &a } else { &b });
+        tasks.push(tokio::spawn(upload(u, vec![i; 10])));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let (st, body) = t.await.unwrap();
+        match st {
+            StatusCode::CREATED => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert_eq!(body["error"], "blob_quota"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created, 2, "only what fits the quota is stored");
+    let _ = pg;
+}

@@ -889,5 +889,6 @@ async fn sweep(store: &PgStore, now: u64) -> Result<SweepReport, HttpRefusal> {
     while store.sweep_challenges(now, SWEEP_ROUND).await? >= u64::try_from(SWEEP_ROUND).unwrap_or(0)
     {
     }
+    store.sweep_blobs(now, SWEEP_ROUND).await?;
     Ok(report)
 }
