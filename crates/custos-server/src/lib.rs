@@ -183,7 +183,7 @@ pub async fn serve(
     let vouchers = config
         .matching
         .clone()
-        .map(|m| abuse::vouchers::VoucherQueue::spawn(m, db.pool.clone()));
+        .map(|m| abuse::vouchers::VoucherQueue::spawn(m, db.pool.clone(), clock.clone()));
     let state = Arc::new(state::Inner {
         directory,
         store: Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),

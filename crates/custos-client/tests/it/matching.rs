@@ -68,6 +68,21 @@ fn view(d: &Deployment, account: &str) -> [i64; 5] {
     ]
 }
 
+/// `view(d, account)` once it is `expected`: the threshold step runs
+/// shortly after the voucher's answer, beside the voucher writer. Polls
+/// for at most 20 s (a failing test shows the last view).
+async fn settled(d: &Deployment, account: &str, expected: [i64; 5]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = view(d, account);
+        if now == expected || std::time::Instant::now() > deadline {
+            assert_eq!(now, expected, "{account}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The service's log lines, captured on the threads of one test's runtime
 /// only: one global subscriber (every level of `custos_server`) writes each
 /// line to the capture of the thread that logs it, if that thread has one.
@@ -248,7 +263,7 @@ async fn below_the_threshold(captured: Captured) {
         .send_with_attachments(&to_bob_a, "last", &[again])
         .await
         .unwrap();
-    assert_eq!(view(&d, "alice"), [5, 4, 1, 1, 4]);
+    settled(&d, "alice", [5, 4, 1, 1, 4]).await;
     assert_eq!(view(&d, "carol"), [3, 3, 0, 0, 0]);
 
     // Carol's synthetic vouchers never become matches, however many.
@@ -266,6 +281,14 @@ async fn below_the_threshold(captured: Captured) {
         .await
         .unwrap();
     assert_eq!(view(&d, "alice"), [6, 5, 1, 1, 4]);
+    // A further listed picture joins the case (past the threshold its
+    // voucher opens directly).
+    alice.dangerous_force_synthetic(Some(false));
+    alice
+        .send_with_attachments(&to_bob_a, "again", &[alice_pics[0].0.clone()])
+        .await
+        .unwrap();
+    settled(&d, "alice", [7, 6, 1, 1, 5]).await;
 
     // Review: bob moderates. The case holds the hashes and derivatives.
     custos_server::moderation::add_moderator(&d.server().unwrap().data, "bob")
@@ -277,7 +300,7 @@ async fn below_the_threshold(captured: Captured) {
     let id = cases[0]["id"].as_i64().unwrap();
     let case = bob.api().matching_case(id).await.unwrap();
     let matches = case["matches"].as_array().unwrap();
-    assert_eq!(matches.len(), usize::from(T));
+    assert_eq!(matches.len(), usize::from(T) + 1);
     for (m, h) in matches.iter().zip(&listed).take(usize::from(T) - 1) {
         assert_eq!(m["hash"], hex::encode(h));
     }
@@ -294,7 +317,10 @@ async fn below_the_threshold(captured: Captured) {
     let package = &decided["package"];
     assert_eq!(package["format"], "custos-clearinghouse-package/v1");
     assert_eq!(package["account"], "alice");
-    assert_eq!(package["matches"].as_array().unwrap().len(), usize::from(T));
+    assert_eq!(
+        package["matches"].as_array().unwrap().len(),
+        usize::from(T) + 1
+    );
     assert!(package["log_proofs"]["hash_list_root"]["index"].is_u64());
     // Decided once only.
     assert!(matches!(
@@ -427,4 +453,105 @@ fn curve25519_point() -> [u8; 32] {
         .unwrap()
         .try_into()
         .unwrap()
+}
+
+/// The reconstruction finding (issue 15): an account with at least `T`
+/// opened vouchers whose shares do not interpolate (synthetic ones, which
+/// any device can make) once made the service try up to 2,000 subsets for
+/// each further opened voucher, inside the voucher writer's transaction,
+/// holding up every other account's voucher. Now the reconstruction runs
+/// beside the writer, at most once per account and period: another
+/// account's voucher is answered within a bound while one account floods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_synthetic_vouchers_does_not_hold_up_another_accounts_voucher() {
+    use custos_psi::{AccountKey, InnerPayload, make_voucher};
+    use rand_core::OsRng;
+    use std::time::{Duration, Instant};
+
+    const STREAMS: usize = 16;
+    const PER_STREAM: usize = 6;
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut mallory = d.register("mallory").await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let (table, t, _) = mallory.checked_table().await.unwrap().unwrap();
+    let key = AccountKey::generate(t, &mut OsRng).unwrap();
+    let payload = InnerPayload {
+        hash: [7; 32],
+        derivative: [0; custos_psi::DERIVATIVE_LEN],
+    };
+    // Mallory's first T + 4 synthetic vouchers, one by one: from now on
+    // every further opened voucher of hers is one the old code reconstructed
+    // for (2,000 subsets each).
+    let api = mallory.api().clone();
+    let mut warm = Vec::new();
+    for i in 0..usize::from(t) + 4 {
+        let locator = api.upload_blob(vec![i as u8; 16]).await.unwrap();
+        let v = make_voucher(&table, &key, &payload, true, &mut OsRng).encode();
+        warm.push((locator, v));
+    }
+    for (locator, v) in warm {
+        api.upload_voucher(&locator, v).await.unwrap();
+    }
+    // Then a flood on many connections at once.
+    let mut flood = Vec::new();
+    for s in 0..STREAMS {
+        let mut jobs = Vec::new();
+        for i in 0..PER_STREAM {
+            let locator = api
+                .upload_blob(vec![(s * PER_STREAM + i) as u8, 1, 2, 3])
+                .await
+                .unwrap();
+            jobs.push((
+                locator,
+                make_voucher(&table, &key, &payload, true, &mut OsRng).encode(),
+            ));
+        }
+        flood.push(jobs);
+    }
+    let (alice_table, _, _) = alice.checked_table().await.unwrap().unwrap();
+    let alice_key = AccountKey::generate(t, &mut OsRng).unwrap();
+    let alice_locator = alice.api().upload_blob(vec![9; 64]).await.unwrap();
+    let alice_voucher =
+        make_voucher(&alice_table, &alice_key, &payload, false, &mut OsRng).encode();
+    let started = Instant::now();
+    let tasks: Vec<_> = flood
+        .into_iter()
+        .map(|jobs| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for (locator, v) in jobs {
+                    api.upload_voucher(&locator, v).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    // Alice's voucher once the flood is under way.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = Instant::now();
+    alice
+        .api()
+        .upload_voucher(&alice_locator, alice_voucher)
+        .await
+        .unwrap();
+    let alice_took = sent.elapsed();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let flood_took = started.elapsed();
+    // On the old code alice waited for the reconstructions of every opened
+    // voucher committed before hers and with hers (seconds here); now only
+    // for a commit.
+    assert!(
+        alice_took < Duration::from_millis(1500),
+        "alice's voucher took {alice_took:?} during the flood (whole flood {flood_took:?})"
+    );
+    // Mallory's vouchers are all stored; she reached no threshold.
+    let stored = view(&d, "mallory");
+    assert_eq!(
+        stored[0] as usize,
+        usize::from(t) + 4 + STREAMS * PER_STREAM
+    );
+    assert_eq!(stored[2..], [0, 0, 0]);
+    d.shutdown().await.unwrap();
 }

@@ -28,9 +28,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use custos_psi::{
-    BlindedTable, InnerKey, OpenedShare, ProviderSecret, ServiceTable, Voucher, VoucherError,
-};
+use custos_psi::{BlindedTable, ProviderSecret, ServiceTable, Voucher, VoucherError};
 use custos_verify::package::LogProof;
 use custos_wire::manifest::Matching;
 use custos_wire::statement::{HashListRoot, MatchingPolicy, SignedStatement, Statement};
@@ -43,10 +41,7 @@ use crate::error::HttpRefusal;
 use crate::refusal::MatchingRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam};
 
-/// Most subsets tried per reconstruction attempt, inside the voucher's write
-/// transaction (about 0.1 ms each, so at most about 0.2 s); see
-/// [`custos_psi::reconstruct`].
-pub const MAX_RECONSTRUCTION_TRIES: u32 = 2_000;
+pub use crate::abuse::threshold::{MAX_RECONSTRUCTION_TRIES, RECONSTRUCTION_PERIOD_MS};
 
 /// Why matching could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +107,11 @@ impl MatchingService {
             published_at,
             proofs: Mutex::new(None),
         })
+    }
+
+    /// The threshold `T` of the manifest's policy.
+    pub fn threshold(&self) -> u16 {
+        self.threshold
     }
 
     /// The table's root.
@@ -258,116 +258,6 @@ pub(crate) async fn upload_voucher(
         .store(auth.account_id, locator, body, opened.map(|o| o.share), now)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({}))))
-}
-
-/// After an opened voucher: past the threshold, open it; at the threshold,
-/// reconstruct and open every real one; below it, nothing.
-pub(crate) async fn threshold_step(
-    m: &MatchingService,
-    tx: &mut sqlx::SqliteConnection,
-    account: i64,
-    voucher_id: i64,
-    share: &OpenedShare,
-    now: i64,
-) -> Result<(), HttpRefusal> {
-    let known: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT inner_key FROM psi_accounts WHERE account = ?")
-            .bind(account)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if let Some(k) = known {
-        let Ok(bytes) = <[u8; 32]>::try_from(k.as_slice()) else {
-            return Err(HttpRefusal::internal("psi inner key", "bad length"));
-        };
-        let key = InnerKey::from_bytes(bytes);
-        if let Some(inner) = key.open(share) {
-            let case = open_case(tx, account, now).await?;
-            add_match(tx, case, voucher_id, &inner).await?;
-        }
-        return Ok(());
-    }
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, share FROM psi_vouchers WHERE account = ? AND share IS NOT NULL ORDER BY id",
-    )
-    .bind(account)
-    .fetch_all(&mut *tx)
-    .await?;
-    if rows.len() < usize::from(m.threshold) {
-        return Ok(());
-    }
-    let shares: Vec<(i64, OpenedShare)> = rows
-        .iter()
-        .filter_map(|(id, b)| OpenedShare::from_bytes(b).map(|s| (*id, s)))
-        .collect();
-    let only: Vec<OpenedShare> = shares.iter().map(|(_, s)| s.clone()).collect();
-    let Some(key) = custos_psi::reconstruct(
-        &only,
-        m.threshold,
-        MAX_RECONSTRUCTION_TRIES,
-        &mut rand_core::OsRng,
-    ) else {
-        return Ok(());
-    };
-    sqlx::query("INSERT INTO psi_accounts (account, inner_key, reached_at) VALUES (?, ?, ?)")
-        .bind(account)
-        .bind(key.expose_bytes().as_slice())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let case = open_case(tx, account, now).await?;
-    for (id, s) in &shares {
-        if let Some(inner) = key.open(s) {
-            add_match(tx, case, *id, &inner).await?;
-        }
-    }
-    tracing::info!(
-        account,
-        case,
-        "matching threshold reached; case opened for review"
-    );
-    Ok(())
-}
-
-async fn open_case(
-    tx: &mut sqlx::SqliteConnection,
-    account: i64,
-    now: i64,
-) -> Result<i64, HttpRefusal> {
-    let open: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM psi_cases WHERE account = ? AND status = 'pending' ORDER BY id LIMIT 1",
-    )
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(id) = open {
-        return Ok(id);
-    }
-    Ok(
-        sqlx::query("INSERT INTO psi_cases (account, opened_at, status) VALUES (?, ?, 'pending')")
-            .bind(account)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid(),
-    )
-}
-
-async fn add_match(
-    tx: &mut sqlx::SqliteConnection,
-    case: i64,
-    voucher: i64,
-    inner: &custos_psi::InnerPayload,
-) -> Result<(), HttpRefusal> {
-    sqlx::query(
-        "INSERT OR IGNORE INTO psi_matches (voucher, case_id, hash, derivative) VALUES (?, ?, ?, ?)",
-    )
-    .bind(voucher)
-    .bind(case)
-    .bind(inner.hash.as_slice())
-    .bind(inner.derivative.as_slice())
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// A case in the review queue.
