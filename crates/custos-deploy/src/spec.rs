@@ -145,6 +145,7 @@ impl ServerSpec {
             configure: |c| {
                 c.limits = custos_server::Limits::relaxed();
                 c.sweep_interval = Duration::from_millis(50);
+                c.matching_figures_every = Some(Duration::from_millis(200));
             },
         }
     }

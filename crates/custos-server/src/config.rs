@@ -60,6 +60,11 @@ pub struct ServerConfig {
     /// succeeds; `custos server --matching-table` sets it. The test kit
     /// publishes them itself.
     pub publish_matching: bool,
+    /// How often `serve` logs the matching figures (statement kind 15,
+    /// [`crate::abuse::matching::publish_figures`]) when they changed,
+    /// with [`ServerConfig::franking_log`]'s log and key. `None`: a day
+    /// when `publish_matching` is set, else never.
+    pub matching_figures_every: Option<Duration>,
 }
 
 /// Default grace after midnight for chains of the day before: 10 minutes.
@@ -81,6 +86,7 @@ impl ServerConfig {
             key_directory: None,
             matching: None,
             publish_matching: false,
+            matching_figures_every: None,
         }
     }
 

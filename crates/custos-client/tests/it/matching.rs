@@ -331,6 +331,34 @@ async fn below_the_threshold(captured: Captured) {
     assert_eq!(stats["accounts_matched"], 1);
     assert_eq!(stats["cases_confirmed"], 1);
     assert_eq!(stats["threshold"], T);
+    // The figures are public in the log (statement kind 15), and the audit
+    // counts them: one account matched, one case opened and confirmed.
+    let provider = d
+        .manifest()
+        .with_role(custos_wire::manifest::Role::Provider)
+        .next()
+        .unwrap()
+        .name
+        .clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut figures = custos_verify::figures::Figures::new(d.manifest(), Default::default());
+        custos_tlog::audit::audit_streaming(d.log(), d.manifest(), &mut figures, |_, _| {})
+            .await
+            .unwrap();
+        let f = figures.finish(custos_clock::Clock::now_millis(&**d.clock()) / 1000);
+        assert!(f.flags.refused_statements.is_empty(), "{:?}", f.flags);
+        if let Some(m) = f.matching.get(&provider)
+            && m.cases_confirmed == 1
+        {
+            assert_eq!((m.accounts_matched, m.cases_opened), (1, 1));
+            assert_eq!((m.cases_dismissed, m.cases_pending), (0, 0));
+            assert!(m.statements >= 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", f.matching);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     d.shutdown().await.unwrap();
 }
 

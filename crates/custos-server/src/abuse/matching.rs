@@ -21,7 +21,7 @@
 //!   `confirm` produces a clearinghouse package, returned to the moderator:
 //!   nothing is sent anywhere automatically.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -31,7 +31,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use custos_psi::{BlindedTable, ProviderSecret, ServiceTable, Voucher, VoucherError};
 use custos_verify::package::LogProof;
 use custos_wire::manifest::Matching;
-use custos_wire::statement::{HashListRoot, MatchingPolicy, SignedStatement, Statement};
+use custos_wire::statement::{
+    HashListRoot, MatchingCases, MatchingPolicy, SignedStatement, Statement,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::abuse::franking_log::{FrankingLogConfig, PublishError, log_and_prove};
@@ -159,15 +161,7 @@ pub async fn publish(
     use custos_tlog::{LogClient, TrustPolicy};
     let trust = TrustPolicy::from_manifest(&config.manifest)
         .map_err(|e| PublishError::Policy(e.to_string()))?;
-    let author = hex::encode(config.statement_key.verifying_key().to_bytes());
-    let provider = config
-        .manifest
-        .with_role(custos_wire::manifest::Role::Provider)
-        .find(|p| p.public_key.eq_ignore_ascii_case(&author))
-        .ok_or_else(|| PublishError::NotAProvider(author.clone()))?
-        .name
-        .clone();
-    let (root, policy) = matching.statements(&provider);
+    let (root, policy) = matching.statements(&provider_name(config)?);
     let client = LogClient::new(&config.log_url)?;
     let mut proofs = Vec::new();
     for statement in [
@@ -190,6 +184,116 @@ pub async fn publish(
     }
     tracing::info!(root = %hex::encode(matching.root()), "hash list published in the transparency log");
     Ok(())
+}
+
+/// The manifest name of the provider whose statement key `config` holds.
+fn provider_name(config: &FrankingLogConfig) -> Result<String, PublishError> {
+    let author = hex::encode(config.statement_key.verifying_key().to_bytes());
+    Ok(config
+        .manifest
+        .with_role(custos_wire::manifest::Role::Provider)
+        .find(|p| p.public_key.eq_ignore_ascii_case(&author))
+        .ok_or(PublishError::NotAProvider(author))?
+        .name
+        .clone())
+}
+
+/// Default period of the matching figures in the log: a day.
+pub const DEFAULT_FIGURES_PERIOD: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// The public figures of matching, counted since the service began:
+/// accounts past the threshold, cases opened, confirmed, dismissed.
+async fn figures(pool: &sqlx::SqlitePool) -> Result<[u32; 4], sqlx::Error> {
+    let (accounts, opened, confirmed, dismissed): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM psi_accounts), (SELECT COUNT(*) FROM psi_cases), \
+         (SELECT COUNT(*) FROM psi_cases WHERE status = 'confirmed'), \
+         (SELECT COUNT(*) FROM psi_cases WHERE status = 'dismissed')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok([accounts, opened, confirmed, dismissed].map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
+/// Logs the matching figures (statement kind 15, `MatchingCases`) every
+/// `every`, when a figure changed since the last ones logged by this
+/// process (none are logged while every figure is zero); runs until `stop`
+/// turns true. A failed publication is tried again at the next period.
+///
+/// # Security meaning
+/// The statement carries totals only (no account, case or hash), so the
+/// public learns the figures and the period in which they changed, not
+/// when a case opened; see docs/design/0020-matching-figures-in-the-log.md.
+pub async fn publish_figures(
+    matching: Arc<MatchingService>,
+    pool: sqlx::SqlitePool,
+    config: Arc<FrankingLogConfig>,
+    clock: custos_clock::SharedClock,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last = [0u32; 4];
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let now = match figures(&pool).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(%e, "matching figures: cannot count");
+                continue;
+            }
+        };
+        if now == last {
+            continue;
+        }
+        match log_figures(&matching, &config, &*clock, now).await {
+            Ok(index) => {
+                last = now;
+                tracing::info!(index, "matching figures published in the transparency log");
+            }
+            Err(e) => tracing::warn!(%e, "matching figures not yet in the log; next period"),
+        }
+    }
+}
+
+async fn log_figures(
+    matching: &MatchingService,
+    config: &FrankingLogConfig,
+    clock: &dyn custos_clock::Clock,
+    [
+        accounts_matched,
+        cases_opened,
+        cases_confirmed,
+        cases_dismissed,
+    ]: [u32; 4],
+) -> Result<u64, PublishError> {
+    use custos_tlog::{LogClient, TrustPolicy};
+    let trust = TrustPolicy::from_manifest(&config.manifest)
+        .map_err(|e| PublishError::Policy(e.to_string()))?;
+    let statement = Statement::MatchingCases(MatchingCases {
+        provider: provider_name(config)?,
+        table_root: matching.root(),
+        as_of: clock.now_millis() / 1000,
+        accounts_matched,
+        cases_opened,
+        // Decided cases never outnumber opened ones (one row each); the
+        // statement refuses to encode otherwise.
+        cases_confirmed,
+        cases_dismissed,
+    });
+    let signed = SignedStatement::sign(&statement, &config.statement_key)?;
+    let client = LogClient::new(&config.log_url)?;
+    Ok(
+        log_and_prove(&client, &trust, &signed, config.witness_timeout)
+            .await?
+            .index,
+    )
 }
 
 fn matching(state: &AppState) -> Result<&MatchingService, HttpRefusal> {
@@ -447,14 +551,8 @@ pub(crate) async fn resolve_case(
 /// `GET /v1/moderation/matches-stats`: the public figures of matching.
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
     let m = matching(&state)?;
-    let count = |sql: &'static str| {
-        let pool = state.pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
-    };
-    let accounts = count("SELECT COUNT(*) FROM psi_accounts").await?;
-    let pending = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'pending'").await?;
-    let confirmed = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'confirmed'").await?;
-    let dismissed = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'dismissed'").await?;
+    let [accounts, opened, confirmed, dismissed] = figures(&state.pool).await?;
+    let pending = opened.saturating_sub(confirmed.saturating_add(dismissed));
     let logged = m.table.logged();
     Ok(axum::Json(serde_json::json!({
         "enabled": m.enabled,
@@ -463,6 +561,7 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResp
         "list_size": logged.list_size,
         "table_root": hex::encode(logged.root),
         "accounts_matched": accounts,
+        "cases_opened": opened,
         "cases_pending": pending,
         "cases_confirmed": confirmed,
         "cases_dismissed": dismissed,
