@@ -78,6 +78,9 @@ pub struct DirectoryProof {
     pub proof: String,
 }
 
+/// Most accounts in one batch lookup (the service's bound).
+pub const MAX_BATCH_LOOKUP: usize = 64;
+
 /// A conversation as the service sees it (routing information only).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct ServerConversation {
@@ -245,6 +248,44 @@ impl Api {
             self.get(&format!("/v1/key-directory/lookup/{account}"))
                 .await?,
         )
+    }
+
+    /// The key directory's lookup proofs for several accounts (at most
+    /// [`MAX_BATCH_LOOKUP`], distinct) at one epoch, in the order asked:
+    /// each as `(account, proof)` with the batch's epoch and root.
+    pub async fn key_directory_lookups(
+        &self,
+        accounts: &[&str],
+    ) -> Result<Vec<(String, DirectoryProof)>, ApiError> {
+        #[derive(Deserialize)]
+        struct One {
+            account: String,
+            proof: String,
+        }
+        #[derive(Deserialize)]
+        struct Batch {
+            epoch: u64,
+            root_hash: String,
+            proofs: Vec<One>,
+        }
+        let b: Batch = parse(
+            self.post_json(
+                "/v1/key-directory/lookups",
+                &json!({ "accounts": accounts }),
+            )
+            .await?,
+        )?;
+        Ok(b.proofs
+            .into_iter()
+            .map(|p| {
+                let proof = DirectoryProof {
+                    epoch: b.epoch,
+                    root_hash: b.root_hash.clone(),
+                    proof: p.proof,
+                };
+                (p.account, proof)
+            })
+            .collect())
     }
 
     /// The key directory's complete key-history proof for `account`.

@@ -173,6 +173,10 @@ pub enum KeyDirRefusal {
         /// The key in the directory (hex).
         directory: String,
     },
+    /// A batch lookup answered for other accounts than those asked, or in
+    /// another order.
+    #[error("the key directory's batch lookup answered for other accounts than those asked")]
+    BadBatch,
     /// A Welcome's roster or an incoming commit names the account with
     /// another key than the account's key in the directory: a ghost member.
     #[error(
@@ -393,25 +397,59 @@ impl Device {
                 accounts.push(account);
             }
         }
-        // The lookups go out together (one round trip's latency for the
-        // whole roster); the proofs are then verified one by one.
-        let api = &self.api;
-        let served =
-            futures_util::future::join_all(accounts.iter().map(|a| api.key_directory_lookup(a)))
-                .await;
-        let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
-        for (account, served) in accounts.iter().zip(served) {
-            let served = match served {
-                Ok(p) => p,
-                Err(ApiError::Refused { status: 404, .. }) => {
-                    return Err(KeyDirRefusal::NotInDirectory((*account).to_owned()).into());
+        // One batch lookup per 64 accounts (the service loads the tree
+        // nodes of every proof in one pass); the proofs are then verified
+        // one by one, each against the logged root of its epoch.
+        let mut served = Vec::with_capacity(accounts.len());
+        for chunk in accounts.chunks(crate::api::MAX_BATCH_LOOKUP) {
+            let batch = match self.api.key_directory_lookups(chunk).await {
+                Ok(b) => b,
+                Err(ApiError::Refused {
+                    status: 404,
+                    ref code,
+                    ref message,
+                    ..
+                }) if code == "not_in_directory" => {
+                    // The refusal names the account (in backquotes).
+                    let missing = chunk
+                        .iter()
+                        .find(|a| message.contains(&format!("`{a}`")))
+                        .or(chunk.first())
+                        .map_or_else(String::new, |a| (*a).to_owned());
+                    return Err(KeyDirRefusal::NotInDirectory(missing).into());
                 }
                 Err(e) => return Err(e.into()),
             };
-            let Some(v) = self.verify_served(account, &served).await? else {
-                return Ok(());
-            };
-            let now = self.clock.now_millis();
+            // The answer must be for exactly the accounts asked, in order.
+            if batch.len() != chunk.len()
+                || batch
+                    .iter()
+                    .zip(chunk)
+                    .any(|((got, _), asked)| got != asked)
+            {
+                return Err(KeyDirRefusal::BadBatch.into());
+            }
+            served.extend(batch.into_iter().map(|(_, p)| p));
+        }
+        let Some(vrf) = self.key_directory_vrf()? else {
+            return Ok(());
+        };
+        // The cheap checks (root logged, no split view, no rollback) one by
+        // one; then the proofs, verified on every core.
+        let mut checks = Vec::with_capacity(accounts.len());
+        for (account, served) in accounts.iter().zip(&served) {
+            let root = self.logged_root(account, served).await?;
+            checks.push((
+                *account,
+                root,
+                decode_checked(&self.store, &root, account, served)?,
+            ));
+        }
+        let verified = verify_in_parallel(&vrf, &checks)?;
+        let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
+        let now = self.clock.now_millis();
+        for ((account, root, _), v) in checks.iter().zip(verified) {
+            set_last_epoch(&self.store, root.epoch)?;
             self.verified_keys.insert(account, v.key(), now);
             proven.insert(account, v.key().to_vec());
         }
@@ -661,6 +699,40 @@ fn check_fresh(
     Ok(())
 }
 
+/// The freshness checks of [`check_fresh`], then the proof's bytes.
+fn decode_checked(
+    store: &Store,
+    root: &EpochRoot,
+    account: &str,
+    served: &DirectoryProof,
+) -> Result<Vec<u8>, DeviceError> {
+    check_fresh(store, root, account, served)?;
+    Ok(B64
+        .decode(&served.proof)
+        .map_err(|_| KeyDirRefusal::BadProof {
+            account: account.to_owned(),
+            reason: KeyDirError::Malformed {
+                what: "lookup proof",
+                reason: "not base64".into(),
+            },
+        })?)
+}
+
+/// Verifies one decoded lookup proof of `account` against `root`.
+fn verify_decoded(
+    vrf: &[u8; 32],
+    root: &EpochRoot,
+    account: &str,
+    proof: &[u8],
+) -> Result<VerifiedKey, KeyDirRefusal> {
+    custos_verify::keydir::verify_lookup(vrf, root, account, proof).map_err(|reason| {
+        KeyDirRefusal::BadProof {
+            account: account.to_owned(),
+            reason,
+        }
+    })
+}
+
 fn check_lookup(
     store: &Store,
     vrf: &[u8; 32],
@@ -668,18 +740,56 @@ fn check_lookup(
     account: &str,
     served: &DirectoryProof,
 ) -> Result<VerifiedKey, DeviceError> {
-    check_fresh(store, root, account, served)?;
-    let bad = |reason| KeyDirRefusal::BadProof {
-        account: account.to_owned(),
-        reason,
+    let proof = decode_checked(store, root, account, served)?;
+    Ok(verify_decoded(vrf, root, account, &proof)?)
+}
+
+/// Verifies `(account, root, proof)` lookup proofs on up to every core
+/// (a joiner checks a whole roster at once); the results in order, or the
+/// first refusal in order.
+fn verify_in_parallel(
+    vrf: &[u8; 32],
+    checks: &[(&str, EpochRoot, Vec<u8>)],
+) -> Result<Vec<VerifiedKey>, KeyDirRefusal> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(checks.len());
+    type Checks<'a> = [(&'a str, EpochRoot, Vec<u8>)];
+    let verify = |part: &Checks<'_>| -> Vec<Result<VerifiedKey, KeyDirRefusal>> {
+        part.iter()
+            .map(|(account, root, proof)| verify_decoded(vrf, root, account, proof))
+            .collect()
     };
-    let proof = B64.decode(&served.proof).map_err(|_| {
-        bad(KeyDirError::Malformed {
-            what: "lookup proof",
-            reason: "not base64".into(),
-        })
-    })?;
-    Ok(custos_verify::keydir::verify_lookup(vrf, root, account, &proof).map_err(bad)?)
+    if threads <= 1 {
+        return verify(checks).into_iter().collect();
+    }
+    let per_thread = checks.len().div_ceil(threads);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = checks
+            .chunks(per_thread)
+            .map(|part| (part, scope.spawn(move || verify(part))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(part, h)| {
+                // A verifier that panicked proves nothing: refuse its proofs.
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|(account, ..)| {
+                            Err(KeyDirRefusal::BadProof {
+                                account: (*account).to_owned(),
+                                reason: KeyDirError::Malformed {
+                                    what: "lookup proof",
+                                    reason: "the verifier failed".into(),
+                                },
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    });
+    results.into_iter().flatten().collect()
 }
 
 fn stored_root(store: &Store, epoch: u64) -> Result<Option<EpochRoot>, DeviceError> {

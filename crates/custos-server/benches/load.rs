@@ -11,6 +11,19 @@
 //! per tag batch of up to 512 envelopes with the service's franking key), as
 //! a deployment with abuse reporting runs.
 //!
+//! Cluster mode (issue 13): `--postgres` runs the servers on a PostgreSQL
+//! the bench starts itself (the test kit's `TestPostgres`, the
+//! distribution's binaries, default settings: `synchronous_commit = on`),
+//! `--servers N` starts N servers on it and spreads the clients across them
+//! (client `i` on server `i mod N`, so with two servers every push crosses
+//! servers: each pair's two members sit on different servers), and
+//! `--matrix` runs SQLite with one server, PostgreSQL with one server and
+//! PostgreSQL with two servers one after the other in the same run and
+//! prints each as a ratio to the first. With PostgreSQL the report adds the
+//! database's commit rate (`pg_stat_database.xact_commit` over the
+//! measured window; PostgreSQL flushes these counters about once a second,
+//! so it is approximate).
+//!
 //! Every item is durably committed before it is acknowledged (the server is
 //! the normal one: WAL, synchronous=FULL, grouped commits).
 
@@ -33,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use custos_deploy::postgres::TestPostgres;
 use custos_wire::envelope::{Envelope, EnvelopeHeader};
 use custos_wire::frames::{ClientFrame, ItemKind, ServerFrame};
 use custos_wire::{ChainId, ConversationId};
@@ -52,9 +66,16 @@ struct Args {
     window: usize,
     /// Delivery tags on: the service tags every envelope (v2, batched).
     tags: bool,
+    /// Servers to start (on one PostgreSQL when more than one).
+    servers: usize,
+    /// Store in PostgreSQL instead of SQLite.
+    postgres: bool,
+    /// Run SQLite ×1, PostgreSQL ×1 and PostgreSQL ×2 in turn.
+    matrix: bool,
 }
 
-fn parse_args() -> (Option<String>, Args) {
+/// The child's `--serve DIR [--database URL]`, and the driver's options.
+fn parse_args() -> (Option<(String, Option<String>)>, Args) {
     let mut a = Args {
         clients: 100,
         seconds: 5,
@@ -63,8 +84,12 @@ fn parse_args() -> (Option<String>, Args) {
         size: 256,
         window: 64,
         tags: false,
+        servers: 1,
+        postgres: false,
+        matrix: false,
     };
     let mut serve = None;
+    let mut database = None;
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().unwrap_or_default();
@@ -77,15 +102,19 @@ fn parse_args() -> (Option<String>, Args) {
             "--size" => a.size = v().parse().unwrap(),
             "--window" => a.window = v().parse().unwrap(),
             "--tags" => a.tags = true,
+            "--servers" => a.servers = v().parse().unwrap(),
+            "--postgres" => a.postgres = true,
+            "--matrix" => a.matrix = true,
+            "--database" => database = Some(v()),
             _ => {} // cargo bench passes `--bench`
         }
     }
-    (serve, a)
+    (serve.map(|dir| (dir, database)), a)
 }
 
 fn main() {
     let (serve, args) = parse_args();
-    if let Some(dir) = serve {
+    if let Some((dir, database)) = serve {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
@@ -96,6 +125,9 @@ fn main() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             println!("listening on {}", listener.local_addr().unwrap());
             let mut config = custos_server::ServerConfig::new(&dir);
+            if let Some(url) = database {
+                config = config.with_database(url);
+            }
             if tags {
                 let policy = custos_server::FrankingPolicy::open(
                     std::path::Path::new(&dir),
@@ -132,12 +164,18 @@ struct Server {
     _tmp: tempfile::TempDir,
 }
 
-fn start_server(tags: bool) -> Server {
+fn start_server(tags: bool, database: Option<&str>) -> Server {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--serve")
         .arg(tmp.path())
         .args(tags.then_some("--tags"))
+        .args(
+            database
+                .map(|url| ["--database", url])
+                .into_iter()
+                .flatten(),
+        )
         .env(
             "RUST_LOG",
             std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -383,14 +421,42 @@ struct Report {
     server_cpu: f64,
     driver_cpu: f64,
     refused: u64,
+    /// PostgreSQL commits per second over the window (PostgreSQL runs).
+    pg_commits: Option<f64>,
+}
+
+/// One client of the run: its session token, conversation and server.
+struct User {
+    token: String,
+    conv: ConversationId,
+    base: String,
+}
+
+/// PostgreSQL's committed transactions so far on the service's database.
+fn pg_commits(pg: &TestPostgres) -> u64 {
+    pg.psql(
+        "postgres",
+        &format!(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = '{}'",
+            custos_deploy::postgres::DATABASE
+        ),
+    )
+    .unwrap()
+    .parse()
+    .unwrap()
+}
+
+/// Summed CPU ticks of the server processes.
+fn servers_cpu(pids: &[u32]) -> u64 {
+    pids.iter().map(|p| proc_stat(*p).1).sum()
 }
 
 async fn run_phase(
-    base: &str,
-    users: &[(String, ConversationId)],
+    users: &[User],
     args: &Args,
     rate: u64,
-    pid: u32,
+    pids: &[u32],
+    pg: Option<&TestPostgres>,
 ) -> Report {
     let phase = Arc::new(Phase {
         measuring: AtomicBool::new(false),
@@ -406,11 +472,11 @@ async fn run_phase(
         rate as f64 / users.len() as f64
     };
     let mut tasks = Vec::new();
-    for (token, conv) in users {
+    for u in users {
         tasks.push(tokio::spawn(client(
-            base.to_owned(),
-            token.clone(),
-            *conv,
+            u.base.clone(),
+            u.token.clone(),
+            u.conv,
             per_client,
             args.window,
             args.size,
@@ -423,15 +489,17 @@ async fn run_phase(
     ready.wait().await;
     // Warm up 1 s, then measure.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (_, cpu0) = proc_stat(pid);
+    let cpu0 = servers_cpu(pids);
     let (_, own0) = proc_stat(std::process::id());
+    let commits0 = pg.map(pg_commits);
     phase.measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     phase.measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
-    let (_, cpu1) = proc_stat(pid);
+    let cpu1 = servers_cpu(pids);
     let (_, own1) = proc_stat(std::process::id());
+    let commits1 = pg.map(pg_commits);
     phase.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -453,66 +521,178 @@ async fn run_phase(
         server_cpu: (cpu1 - cpu0) as f64 / 100.0 / secs * 100.0,
         driver_cpu: (own1 - own0) as f64 / 100.0 / secs * 100.0,
         refused: counters.refused.load(Ordering::Relaxed),
+        pg_commits: commits0
+            .zip(commits1)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / secs),
     }
 }
 
-async fn drive(args: Args) {
-    let mut server = start_server(args.tags);
-    let pid = server.child.id();
-    let base = server.base.clone();
-    let http = reqwest::Client::new();
-    // Accounts in pairs, one conversation per pair.
+/// Accounts in pairs, one conversation per pair, created through the first
+/// server; user `i` then connects to server `i mod N`.
+async fn make_users(http: &reqwest::Client, bases: &[String], clients: usize) -> Vec<User> {
+    let base = &bases[0];
     let mut users = Vec::new();
-    for i in 0..args.clients / 2 {
+    for i in 0..clients / 2 {
         let (an, bn) = (format!("a{i}"), format!("b{i}"));
-        let (a, ka) = account(&http, &base, &an).await;
-        let (b, kb) = account(&http, &base, &bn).await;
+        let (a, ka) = account(http, base, &an).await;
+        let (b, kb) = account(http, base, &bn).await;
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let conv = ConversationId(id);
         let (create, commit) =
             custos_deploy::mls_fixture::two_member_group(&conv, (&an, &ka), (&bn, &kb));
-        post(&http, format!("{base}/v1/conversations"), &a, create).await;
+        post(http, format!("{base}/v1/conversations"), &a, create).await;
         post(
-            &http,
+            http,
             format!("{base}/v1/conversations/{conv}/commits"),
             &a,
             commit,
         )
         .await;
-        users.push((a, conv));
-        users.push((b, conv));
+        for token in [a, b] {
+            let base = bases[users.len() % bases.len()].clone();
+            users.push(User { token, conv, base });
+        }
     }
+    users
+}
+
+fn print_report(what: &str, r: &Report) {
+    let commits = r
+        .pg_commits
+        .map(|c| format!(", PostgreSQL {c:.0} commits/s"))
+        .unwrap_or_default();
     println!(
-        "delivery service load test: {} WebSocket clients in {} one-to-one conversations, {} B ciphertext, 2 cores shared with the load generator",
-        users.len(),
-        users.len() / 2,
+        "{what}: accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, servers CPU {:.0}%, load generator CPU {:.0}%{commits}, refused {}",
+        r.accepted, r.delivered, r.p50, r.p99, r.server_cpu, r.driver_cpu, r.refused
+    );
+}
+
+/// A set-up of the matrix: the backend and the number of servers.
+struct Cluster {
+    _pg_dir: Option<tempfile::TempDir>,
+    pg: Option<TestPostgres>,
+    servers: Vec<Server>,
+}
+
+impl Cluster {
+    fn start(args: &Args, postgres: bool, servers: usize) -> Cluster {
+        let (pg_dir, pg) = if postgres {
+            let dir = tempfile::tempdir().unwrap();
+            let pg = TestPostgres::start(&dir.path().join("pg"))
+                .unwrap()
+                .expect("PostgreSQL is not installed: cluster runs need it");
+            (Some(dir), Some(pg))
+        } else {
+            (None, None)
+        };
+        let url = pg.as_ref().map(TestPostgres::url);
+        let servers = (0..servers.max(1))
+            .map(|_| start_server(args.tags, url.as_deref()))
+            .collect();
+        Cluster {
+            _pg_dir: pg_dir,
+            pg,
+            servers,
+        }
+    }
+
+    fn bases(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.base.clone()).collect()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(|s| s.child.id()).collect()
+    }
+
+    fn stop(mut self) {
+        for s in &mut self.servers {
+            drop(s.child.stdin.take());
+            let _ = s.child.wait();
+        }
+        if let Some(pg) = self.pg.as_mut() {
+            let _ = pg.stop();
+        }
+    }
+}
+
+/// SQLite ×1, PostgreSQL ×1, PostgreSQL ×2 in turn, each at full speed and
+/// at the offered rate, as ratios to SQLite ×1 of the same run.
+async fn matrix(args: Args) {
+    let http = reqwest::Client::new();
+    println!(
+        "delivery service cluster matrix: {} WebSocket clients in {} one-to-one conversations, {} B ciphertext, 2 cores shared with the load generator and PostgreSQL",
+        args.clients,
+        args.clients / 2,
         args.size
     );
-    let max = run_phase(&base, &users, &args, 0, pid).await;
+    let mut rows = Vec::new();
+    for (label, postgres, servers) in [
+        ("SQLite, 1 server", false, 1),
+        ("PostgreSQL, 1 server", true, 1),
+        ("PostgreSQL, 2 servers", true, 2),
+    ] {
+        let cluster = Cluster::start(&args, postgres, servers);
+        let users = make_users(&http, &cluster.bases(), args.clients).await;
+        let max = run_phase(&users, &args, 0, &cluster.pids(), cluster.pg.as_ref()).await;
+        print_report(&format!("{label}, max throughput"), &max);
+        let at = run_phase(
+            &users,
+            &args,
+            args.rate,
+            &cluster.pids(),
+            cluster.pg.as_ref(),
+        )
+        .await;
+        print_report(&format!("{label}, at {} msg/s offered", args.rate), &at);
+        rows.push((label, max, at));
+        cluster.stop();
+    }
+    let base = rows[0].1.accepted.max(1.0);
+    for (label, max, at) in &rows {
+        println!(
+            "JSON {}",
+            json!({
+                "setup": label, "max_accepted_per_s": max.accepted.round(),
+                "ratio_to_sqlite": (max.accepted / base * 100.0).round() / 100.0,
+                "max_p99_ms": max.p99, "offered_rate": args.rate,
+                "accepted_per_s": at.accepted.round(), "p50_ms": at.p50, "p99_ms": at.p99,
+                "pg_commits_per_s": max.pg_commits.map(f64::round),
+            })
+        );
+    }
+}
+
+async fn drive(args: Args) {
+    if args.matrix {
+        return matrix(args).await;
+    }
+    let cluster = Cluster::start(&args, args.postgres, args.servers);
+    let pids = cluster.pids();
+    let pid = pids[0];
+    let bases = cluster.bases();
+    let base = bases[0].clone();
+    let http = reqwest::Client::new();
+    let users = make_users(&http, &bases, args.clients).await;
     println!(
-        "max throughput (window {} per client): accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
-        args.window,
-        max.accepted,
-        max.delivered,
-        max.p50,
-        max.p99,
-        max.server_cpu,
-        max.driver_cpu,
-        max.refused
+        "delivery service load test: {} WebSocket clients in {} one-to-one conversations on {} server(s) ({}), {} B ciphertext, 2 cores shared with the load generator",
+        users.len(),
+        users.len() / 2,
+        bases.len(),
+        if args.postgres {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        args.size
     );
-    let at = run_phase(&base, &users, &args, args.rate, pid).await;
-    println!(
-        "at {} msg/s offered: accepted {:.0} msg/s, delivered {:.0} msg/s, send->push p50 {:.1} ms p99 {:.1} ms, server CPU {:.0}%, load generator CPU {:.0}%, refused {}",
-        args.rate,
-        at.accepted,
-        at.delivered,
-        at.p50,
-        at.p99,
-        at.server_cpu,
-        at.driver_cpu,
-        at.refused
+    let max = run_phase(&users, &args, 0, &pids, cluster.pg.as_ref()).await;
+    print_report(
+        &format!("max throughput (window {} per client)", args.window),
+        &max,
     );
+    let at = run_phase(&users, &args, args.rate, &pids, cluster.pg.as_ref()).await;
+    print_report(&format!("at {} msg/s offered", args.rate), &at);
     // Idle connections.
     if args.idle > 0 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -555,8 +735,7 @@ async fn drive(args: Args) {
         );
         drop(conns);
     }
-    drop(server.child.stdin.take());
-    let _ = server.child.wait();
+    cluster.stop();
 }
 
 /// The WebSocket upgrade request, with the token in the `Authorization` header.

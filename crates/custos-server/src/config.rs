@@ -65,6 +65,14 @@ pub struct ServerConfig {
     /// with [`ServerConfig::franking_log`]'s log and key. `None`: a day
     /// when `publish_matching` is set, else never.
     pub matching_figures_every: Option<Duration>,
+    /// The storage backend: `None` keeps SQLite in [`ServerConfig::data_dir`]
+    /// (one server per directory); `Some(url)` (`postgres://…`) stores
+    /// accounts, conversations, items and mailboxes in that PostgreSQL
+    /// database, which any number of servers may share (design note 0019).
+    /// On PostgreSQL `data_dir` holds only the franking key, and the
+    /// endpoints not yet ported to it answer `503 not_on_this_backend`;
+    /// nothing is ever written to a local database instead.
+    pub database: Option<String>,
 }
 
 /// Default grace after midnight for chains of the day before: 10 minutes.
@@ -87,6 +95,7 @@ impl ServerConfig {
             matching: None,
             publish_matching: false,
             matching_figures_every: None,
+            database: None,
         }
     }
 
@@ -110,6 +119,13 @@ impl ServerConfig {
         self
     }
 
+    /// Stores in the PostgreSQL database at `url` instead of SQLite (see
+    /// [`ServerConfig::database`]).
+    pub fn with_database(mut self, url: impl Into<String>) -> Self {
+        self.database = Some(url.into());
+        self
+    }
+
     /// Publishes the franking key in a transparency log: `serve` keeps
     /// trying in the background until the key's inclusion is proven.
     /// Meaningful only with [`ServerConfig::with_franking`].
@@ -123,6 +139,7 @@ impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
             .field("data_dir", &self.data_dir)
+            .field("postgres", &self.database.is_some())
             .field("retention", &self.retention)
             .field("sweep_interval", &self.sweep_interval)
             .field("limits", &self.limits)

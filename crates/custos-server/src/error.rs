@@ -43,6 +43,9 @@ pub enum DeliveryServiceError {
     /// The key directory could not be opened.
     #[error("key directory: {0}")]
     KeyDirectory(String),
+    /// A configured feature does not run on PostgreSQL yet.
+    #[error("{0} does not run on PostgreSQL yet; run it on a server with --data (SQLite)")]
+    NotOnThisBackend(&'static str),
 }
 
 /// A refusal as the client receives it: a status and the JSON body
@@ -89,8 +92,34 @@ impl HttpRefusal {
 }
 
 impl From<sqlx::Error> for HttpRefusal {
+    /// A database that cannot be reached (connection refused or lost, pool
+    /// exhausted or closed, PostgreSQL shutting down) is `503
+    /// database_unavailable`, which a client retries; any other database
+    /// error is a `500` whose detail is logged.
     fn from(err: sqlx::Error) -> Self {
+        if database_unreachable(&err) {
+            tracing::warn!(%err, "the database does not answer");
+            return RequestRefusal::DatabaseUnavailable.into();
+        }
         Self::internal("database error", err)
+    }
+}
+
+/// Whether `err` says the database could not be reached, rather than that
+/// it refused the statement.
+pub(crate) fn database_unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        // SQLSTATE classes 08 (connection exception) and 57P (operator
+        // intervention: admin shutdown, crash shutdown, cannot connect now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -4,7 +4,7 @@
 //! # Security meaning
 //! None beyond availability: both answer without a session and reveal only
 //! whether this process can serve. `/readyz` is `200` only when the
-//! database answers a query within [`READY_TIMEOUT`], the writer that
+//! database (SQLite, or PostgreSQL through the pool) answers a query within [`READY_TIMEOUT`], the writer that
 //! commits every accepted item is running, and the service is not stopping;
 //! otherwise `503 unavailable`, so that a balancer routes around it.
 
@@ -34,11 +34,21 @@ pub(crate) async fn ready(
     if !state.writer.is_running() {
         return Err(not_ready("the writer has stopped"));
     }
-    let answered = tokio::time::timeout(
-        READY_TIMEOUT,
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.pool),
-    )
-    .await;
+    let answered = match &state.pg {
+        Some(pg) => tokio::time::timeout(
+            READY_TIMEOUT,
+            sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pg.pool()),
+        )
+        .await
+        .map(|r| r.map(i64::from)),
+        None => {
+            tokio::time::timeout(
+                READY_TIMEOUT,
+                sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.pool),
+            )
+            .await
+        }
+    };
     match answered {
         Ok(Ok(1)) => Ok(axum::Json(serde_json::json!({ "status": "ready" }))),
         Ok(Ok(_)) => Err(not_ready("the database answered wrongly")),

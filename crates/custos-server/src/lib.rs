@@ -56,6 +56,7 @@ mod error;
 mod health;
 pub mod lawful;
 mod limits;
+mod pg_service;
 pub mod refusal;
 mod routes;
 mod state;
@@ -95,6 +96,9 @@ pub async fn serve(
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DeliveryServiceError> {
+    if let Some(url) = config.database.clone() {
+        return pg_service::serve(listener, config, url, clock, shutdown).await;
+    }
     let db = db::open(&config.data_dir).await?;
     let blob_files = delivery::blob_files::BlobFiles::open(&config.data_dir).map_err(|source| {
         DeliveryServiceError::DataDir {
@@ -108,7 +112,11 @@ pub async fn serve(
     }
     let tls = config.tls.clone();
     if let Some(franking) = &config.franking {
-        abuse::moderation::load_suspensions(&db.pool, franking).await?;
+        abuse::moderation::load_suspensions(
+            &store::sqlite::SqliteStore::new(db.pool.clone()),
+            franking,
+        )
+        .await?;
         if let Some(log) = &config.franking_log {
             tokio::spawn(abuse::franking_log::maintain(
                 franking.clone(),
@@ -202,7 +210,10 @@ pub async fn serve(
     }
     let state = Arc::new(state::Inner {
         directory,
-        store: Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
+        store: Arc::new(
+            store::sqlite::SqliteStore::new(db.pool.clone()).with_blob_files(blob_files.clone()),
+        ),
+        pg: None,
         vouchers,
         pool: db.pool.clone(),
         clock,
@@ -213,23 +224,37 @@ pub async fn serve(
         config,
         writer,
         hub,
-        blob_files,
         shutdown: stop_rx,
     });
     let app = routes::router(state);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "delivery service listening");
     }
-    let signal = {
-        let stop_tx = stop_tx.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("delivery service stopping");
-            let _ = stop_tx.send(true);
-        }
+    let served = serve_http(listener, app, tls, stop_tx.clone(), shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    let _ = writer_task.await;
+    db.pool.close().await;
+    served?;
+    Ok(())
+}
+
+/// Serves `app` on `listener` (over TLS when configured) until `shutdown`
+/// completes, then signals stop on `stop_tx`.
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<Arc<custos_http::tls::rustls::ServerConfig>>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("delivery service stopping");
+        let _ = stop_tx.send(true);
     };
     let make = app.into_make_service_with_connect_info::<custos_http::tls::PeerAddr>();
-    let served = match tls {
+    match tls {
         Some(tls) => {
             let listener = custos_http::tls::TlsListener::new(listener, tls)?;
             axum::serve(listener, make)
@@ -241,13 +266,7 @@ pub async fn serve(
                 .with_graceful_shutdown(signal)
                 .await
         }
-    };
-    let _ = stop_tx.send(true);
-    let _ = sweeper.await;
-    let _ = writer_task.await;
-    db.pool.close().await;
-    served?;
-    Ok(())
+    }
 }
 
 /// Signals stop when `serve`'s future is dropped (aborted).

@@ -89,6 +89,15 @@ pub enum RequestRefusal {
     /// The service is shutting down.
     #[error("the service is shutting down; retry shortly")]
     Unavailable,
+    /// The database does not answer (PostgreSQL restarting, the network to
+    /// it down): nothing of the request was written; retry shortly, on this
+    /// server or another.
+    #[error("the database does not answer; nothing was written; retry shortly")]
+    DatabaseUnavailable,
+    /// The endpoint is not yet served on this server's storage backend
+    /// (PostgreSQL); it is never served from a local file instead.
+    #[error("{0} is not available on the PostgreSQL backend yet; use a server on SQLite (--data)")]
+    NotOnThisBackend(&'static str),
 }
 
 impl RequestRefusal {
@@ -119,7 +128,9 @@ impl Refusal for RequestRefusal {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::DatabaseUnavailable | Self::NotOnThisBackend(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
     fn code(&self) -> &'static str {
@@ -128,6 +139,7 @@ impl Refusal for RequestRefusal {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::DatabaseUnavailable => Some(1),
             _ => None,
         }
     }
@@ -573,13 +585,21 @@ pub enum KeyDirectoryRefusal {
     /// The directory failed; retry.
     #[error("the key directory failed: {0}; retry later")]
     Unavailable(String),
+    /// A batch lookup names no account, too many, or one twice.
+    #[error("a batch lookup names 1 to {max} distinct accounts; this one named {asked}")]
+    BadBatch {
+        /// Accounts named (with repeats).
+        asked: usize,
+        /// Most accounts per batch.
+        max: usize,
+    },
 }
 
 impl Refusal for KeyDirectoryRefusal {
     fn status(&self) -> StatusCode {
         match self {
             Self::NoKeyDirectory | Self::NotInDirectory(_) => StatusCode::NOT_FOUND,
-            Self::BadRange { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRange { .. } | Self::BadBatch { .. } => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

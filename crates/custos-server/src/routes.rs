@@ -85,6 +85,10 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/key-directory/audit", get(directory::handlers::audit))
         .route(
+            "/v1/key-directory/lookups",
+            post(directory::handlers::lookup_many),
+        )
+        .route(
             "/v1/reports",
             post(moderation::submit_report).layer(DefaultBodyLimit::max(
                 custos_wire::report::MAX_REPORT_LEN + 1024,

@@ -26,12 +26,15 @@ pub(crate) struct Inner {
     pub pool: SqlitePool,
     /// Accounts, sessions and KeyPackages, on the configured backend.
     pub store: Arc<dyn crate::store::Store>,
+    /// The PostgreSQL store when the service runs on PostgreSQL
+    /// ([`crate::ServerConfig::database`]); `None` on SQLite. On
+    /// PostgreSQL, [`Inner::pool`] is closed: every query on it fails, and
+    /// the routes that would use it answer `503 not_on_this_backend` first.
+    pub pg: Option<crate::store::postgres::PgStore>,
     pub clock: SharedClock,
     pub config: ServerConfig,
     pub writer: WriterHandle,
     pub hub: Arc<Hub>,
-    /// Blob bodies, one file each.
-    pub blob_files: crate::delivery::blob_files::BlobFiles,
     /// Login challenges: issued statelessly, answers remembered per account.
     pub challenges: Challenges,
     pub ip_limiter: RateLimiter<IpAddr>,

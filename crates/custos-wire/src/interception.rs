@@ -19,10 +19,9 @@
 //!
 //! Wire format: `docs/spec/interception.md`.
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
-
 use crate::WireError;
+use crate::authority_signed::AuthorityFields;
+pub use crate::authority_signed::AuthoritySigned;
 use crate::codec::{Reader, Writer};
 use crate::release::{MAX_CHECKPOINT_LEN, MAX_COMMITMENT_ENTRY_LEN, MAX_PROOF_LEN};
 use crate::statement::MAX_NAME_LEN;
@@ -147,7 +146,9 @@ pub struct InterceptionRequestFields {
     pub requested_at: u64,
 }
 
-impl InterceptionRequestFields {
+impl AuthorityFields for InterceptionRequestFields {
+    const SIGNING_LABEL: &'static [u8] = INTERCEPTION_SIGNING_LABEL;
+
     fn write(&self) -> Result<Vec<u8>, WireError> {
         let mut w = Writer::with_capacity(2048);
         w.u8(INTERCEPTION_VERSION);
@@ -190,73 +191,8 @@ impl InterceptionRequestFields {
 }
 
 /// An authority-signed interception request. Holding one says nothing
-/// about its signature: check it with [`InterceptionRequest::verify`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InterceptionRequest {
-    fields: InterceptionRequestFields,
-    signature: [u8; 64],
-}
-
-/// `label || bytes`: the message a request signature covers.
-pub(crate) fn labelled(label: &[u8], bytes: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(label.len() + bytes.len());
-    msg.extend_from_slice(label);
-    msg.extend_from_slice(bytes);
-    msg
-}
-
-impl InterceptionRequest {
-    /// Signs the request with the authority's manifest key.
-    pub fn sign(
-        fields: InterceptionRequestFields,
-        authority: &SigningKey,
-    ) -> Result<Self, WireError> {
-        let signature = authority
-            .sign(&labelled(INTERCEPTION_SIGNING_LABEL, &fields.write()?))
-            .to_bytes();
-        Ok(Self { fields, signature })
-    }
-
-    /// The signed fields.
-    pub fn fields(&self) -> &InterceptionRequestFields {
-        &self.fields
-    }
-
-    /// Checks the authority's signature (strict Ed25519) over the exact fields.
-    pub fn verify(&self, authority: &VerifyingKey) -> Result<(), WireError> {
-        crate::signature::verify_strict(
-            authority,
-            &labelled(INTERCEPTION_SIGNING_LABEL, &self.fields.write()?),
-            &Signature::from_bytes(&self.signature),
-        )
-        .map_err(|_| WireError::InvalidValue {
-            field: "signature",
-            reason: "authority signature does not verify",
-        })
-    }
-
-    /// The canonical encoding: the fields, then the 64-byte signature.
-    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
-        let mut bytes = self.fields.write()?;
-        bytes.extend_from_slice(&self.signature);
-        Ok(bytes)
-    }
-
-    /// SHA-256 of the encoded request.
-    pub fn hash(&self) -> Result<[u8; 32], WireError> {
-        Ok(Sha256::digest(self.encode()?).into())
-    }
-
-    /// Decodes one request, refusing any non-canonical input. Does not check
-    /// the signature.
-    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut r = Reader::new(bytes);
-        let fields = InterceptionRequestFields::read(&mut r)?;
-        let signature = r.field("signature").array()?;
-        r.finish()?;
-        Ok(Self { fields, signature })
-    }
-}
+/// about its signature: check it with [`AuthoritySigned::verify`].
+pub type InterceptionRequest = AuthoritySigned<InterceptionRequestFields>;
 
 /// The message an authority signs to fetch the items kept under the warrant
 /// with commitment `commitment`, after item id `after`, at `signed_at` (Unix
@@ -273,6 +209,7 @@ pub fn fetch_message(commitment: &[u8; 32], after: u64, signed_at: u64) -> Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::{Signer as _, SigningKey};
 
     fn fields() -> InterceptionRequestFields {
         InterceptionRequestFields {
@@ -316,13 +253,13 @@ mod tests {
     fn a_release_request_signature_is_not_an_interception_signature() {
         let key = SigningKey::from_bytes(&[4; 32]);
         let fields = fields();
-        let bytes = fields.write().unwrap();
-        let forged = InterceptionRequest {
-            fields,
-            signature: key
-                .sign(&labelled(crate::release::REQUEST_SIGNING_LABEL, &bytes))
-                .to_bytes(),
-        };
+        let mut bytes = fields.write().unwrap();
+        let signature = key.sign(&crate::authority_signed::labelled(
+            crate::release::REQUEST_SIGNING_LABEL,
+            &bytes,
+        ));
+        bytes.extend_from_slice(&signature.to_bytes());
+        let forged = InterceptionRequest::decode(&bytes).unwrap();
         assert!(forged.verify(&key.verifying_key()).is_err());
     }
 }

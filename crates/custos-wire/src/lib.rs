@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod announcement;
+pub mod authority_signed;
 pub mod codec;
 pub mod envelope;
 mod error;

@@ -18,13 +18,12 @@
 //!
 //! Wire format: `docs/spec/release.md`.
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
-
 use crate::WireError;
+use crate::authority_signed::AuthorityFields;
+pub use crate::authority_signed::AuthoritySigned;
 use crate::codec::{Reader, Writer};
 use crate::ids::ConversationId;
-use crate::interception::{LoggedWarrant, LoggedWarrantRef, labelled};
+use crate::interception::{LoggedWarrant, LoggedWarrantRef};
 use crate::statement::MAX_NAME_LEN;
 use crate::warrant::{MAX_DAYS, MAX_TARGETS};
 
@@ -80,14 +79,12 @@ pub struct ReleaseRequestFields {
 }
 
 /// An authority-signed release request. Holding one says nothing about its
-/// signature: check it with [`ReleaseRequest::verify`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseRequest {
-    fields: ReleaseRequestFields,
-    signature: [u8; 64],
-}
+/// signature: check it with [`AuthoritySigned::verify`].
+pub type ReleaseRequest = AuthoritySigned<ReleaseRequestFields>;
 
-impl ReleaseRequestFields {
+impl AuthorityFields for ReleaseRequestFields {
+    const SIGNING_LABEL: &'static [u8] = REQUEST_SIGNING_LABEL;
+
     fn write(&self) -> Result<Vec<u8>, WireError> {
         let mut w = Writer::with_capacity(1024 + self.requested.len() * 20);
         w.u8(RELEASE_VERSION);
@@ -145,57 +142,6 @@ impl ReleaseRequestFields {
             requested_at,
             requested,
         })
-    }
-}
-
-impl ReleaseRequest {
-    /// Signs the request with the authority's manifest key.
-    pub fn sign(fields: ReleaseRequestFields, authority: &SigningKey) -> Result<Self, WireError> {
-        let signature = authority
-            .sign(&labelled(REQUEST_SIGNING_LABEL, &fields.write()?))
-            .to_bytes();
-        Ok(Self { fields, signature })
-    }
-
-    /// The signed fields.
-    pub fn fields(&self) -> &ReleaseRequestFields {
-        &self.fields
-    }
-
-    /// Checks the authority's signature (strict Ed25519) over the exact fields.
-    pub fn verify(&self, authority: &VerifyingKey) -> Result<(), WireError> {
-        crate::signature::verify_strict(
-            authority,
-            &labelled(REQUEST_SIGNING_LABEL, &self.fields.write()?),
-            &Signature::from_bytes(&self.signature),
-        )
-        .map_err(|_| WireError::InvalidValue {
-            field: "signature",
-            reason: "authority signature does not verify",
-        })
-    }
-
-    /// The canonical encoding: the fields, then the 64-byte signature.
-    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
-        let mut bytes = self.fields.write()?;
-        bytes.extend_from_slice(&self.signature);
-        Ok(bytes)
-    }
-
-    /// SHA-256 of the encoded request: what a `KeyRelease` names and the
-    /// response's associated data.
-    pub fn hash(&self) -> Result<[u8; 32], WireError> {
-        Ok(Sha256::digest(self.encode()?).into())
-    }
-
-    /// Decodes one request, refusing any non-canonical input. Does not check
-    /// the signature.
-    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut r = Reader::new(bytes);
-        let fields = ReleaseRequestFields::read(&mut r)?;
-        let signature = r.field("signature").array()?;
-        r.finish()?;
-        Ok(Self { fields, signature })
     }
 }
 
@@ -376,6 +322,7 @@ fn put_name(w: &mut Writer, field: &'static str, s: &str) -> Result<(), WireErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::SigningKey;
 
     fn fields() -> ReleaseRequestFields {
         ReleaseRequestFields {

@@ -9,9 +9,25 @@ use custos_server::{RateLimit, ServerConfig};
 /// Options of `custos server`.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// Directory of the service's database (created if missing).
+    /// Directory of the service's database (created if missing). With
+    /// --database it holds only the franking key (each server of a
+    /// deployment its own copy of the provider's key).
     #[arg(long, env = "CUSTOS_DATA", value_name = "DIR")]
     pub data: PathBuf,
+    /// Store in this PostgreSQL database (`postgres://USER@HOST/DB`)
+    /// instead of SQLite under --data, so that several servers can share
+    /// it behind one address (docs/deploy.md). Prefer CUSTOS_DATABASE for a
+    /// URL holding a password: the environment is not in the process list.
+    /// Reports, moderation, attachments, interception, known-content
+    /// detection and the key directory do not run on PostgreSQL yet.
+    #[arg(
+        long,
+        env = "CUSTOS_DATABASE",
+        value_name = "URL",
+        hide_env_values = true,
+        value_parser = postgres_url
+    )]
+    pub database: Option<String>,
     /// Address to listen on; port 0 picks a free port (printed on start).
     #[arg(
         long,
@@ -366,6 +382,7 @@ fn init_logs() {
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     init_logs();
     let mut config = ServerConfig::new(&args.data);
+    config.database = args.database.clone();
     config.retention = custos_server::DAY.saturating_mul(args.retention_days);
     config.limits.ip_rate = rate(args.ip_rate);
     config.limits.account_rate = rate(args.account_rate);
@@ -377,6 +394,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .key_directory
         .apply(config, args.franking.manifest.as_deref())?;
     serve_blocking(args.listen, config)
+}
+
+/// Accepts only a PostgreSQL URL, so that a path given by mistake is not
+/// taken for one.
+fn postgres_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_owned())
+    } else {
+        Err("a PostgreSQL URL starts with postgres:// (for SQLite, give --data DIR alone)".into())
+    }
 }
 
 fn rate(per_second: u32) -> RateLimit {

@@ -457,3 +457,51 @@ async fn a_listening_device_checks_its_own_keys_on_a_schedule() {
     assert!(alice.own_keys_checked_at().unwrap().is_some());
     d.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_lookup_proves_each_account_and_refuses_bad_batches() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let bob = d.register("bob").await.unwrap();
+    let carol = d.register("carol").await.unwrap();
+    wait_published(&alice, "bob").await;
+    wait_published(&alice, "carol").await;
+    let batch = alice
+        .api()
+        .key_directory_lookups(&["carol", "bob"])
+        .await
+        .unwrap();
+    let names: Vec<&str> = batch.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(names, ["carol", "bob"]);
+    assert_eq!(batch[0].1.epoch, batch[1].1.epoch);
+    // Each proof verifies against the logged root, for that account's key.
+    for ((account, proof), key) in batch.iter().zip([carol.identity_key(), bob.identity_key()]) {
+        let verified = alice.verify_served(account, proof).await.unwrap().unwrap();
+        assert_eq!(verified.key(), &key, "{account}");
+    }
+    // A proof moved to another account does not verify.
+    let err = alice.verify_served("bob", &batch[0].1).await.unwrap_err();
+    assert!(
+        matches!(keydir_refusal(err), KeyDirRefusal::BadProof { ref account, .. } if account == "bob")
+    );
+    // Bad batches are refused with a typed code.
+    let api = alice.api();
+    let too_many: Vec<String> = (0..65).map(|i| format!("user{i}")).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    for bad in [vec![], vec!["bob", "bob"], too_many] {
+        let err = api.key_directory_lookups(&bad).await.unwrap_err();
+        assert_eq!(err.status(), Some(400), "{err}");
+        assert!(
+            err.to_string().contains("bad_batch") || format!("{err:?}").contains("bad_batch"),
+            "{err:?}"
+        );
+    }
+    let err = api
+        .key_directory_lookups(&["bob", "zed"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    assert!(format!("{err:?}").contains("`zed`"), "{err:?}");
+    d.shutdown().await.unwrap();
+}

@@ -41,7 +41,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use custos_wire::moderation::Action;
 use custos_wire::report::Report;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 use std::sync::Arc;
 
 use crate::abuse::franking::{FrankingPolicy, Suspension};
@@ -50,6 +49,8 @@ use crate::error::HttpRefusal;
 use crate::limits::ClientIp;
 use crate::refusal::ModerationRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam, UrlQuery};
+use crate::store::ModerationStore;
+use crate::store::moderation::{ActionRecord, Decision, NewReport, Queued, StoredReport};
 use custos_verify::package::{PackageHeader, ReportPackage};
 use custos_verify::report::{ReportRefusal, SenderKeys, verify_report};
 
@@ -112,22 +113,37 @@ pub async fn add_moderator(data_dir: &Path, name: &str) -> Result<(), AddModerat
 
 /// Loads the suspensions stored in the database into the policy.
 pub(crate) async fn load_suspensions(
-    pool: &SqlitePool,
+    store: &dyn ModerationStore,
     policy: &FrankingPolicy,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(String, Option<i64>)> = sqlx::query_as("SELECT account, until FROM suspensions")
-        .fetch_all(pool)
-        .await?;
-    for (account, until) in rows {
+    for (account, until) in store.suspensions().await? {
         policy.suspend(&account, suspension_of(until));
     }
     Ok(())
 }
 
 fn suspension_of(until: Option<i64>) -> Suspension {
-    match until {
-        None => Suspension::Permanent,
-        Some(t) => Suspension::Until(u64::try_from(t).unwrap_or(0)),
+    crate::store::moderation::suspension_of(until)
+}
+
+/// The queue's view of a decoded report by `reporter`.
+fn new_report<'a>(
+    auth: &'a Authed,
+    report: &'a Report,
+    body: &'a [u8],
+    received_at: i64,
+) -> NewReport<'a> {
+    let m = &report.message;
+    NewReport {
+        received_at,
+        reporter: &auth.name,
+        reporter_id: auth.account_id,
+        conversation: &m.conversation.0,
+        sender: &m.sender,
+        server_time: i64::try_from(m.server_time).unwrap_or(i64::MAX),
+        reason: &report.reason,
+        report: body,
+        envelope: &m.envelope,
     }
 }
 
@@ -167,15 +183,20 @@ pub(crate) async fn submit_report(
     // is still verified like any report (a changed payload is refused, not
     // answered with the earlier report), and answered with the earlier id
     // below.
+    let now = now_i64(&state);
     let repeat = match &decoded {
-        Ok(r) => earlier_report(&state.pool, &auth.name, r).await?.is_some(),
+        Ok(r) => state
+            .store
+            .earlier_report(&new_report(&auth, r, &body, now))
+            .await?
+            .is_some(),
         Err(_) => false,
     };
     if !repeat {
         state.guards.report(auth.account_id, ip)?;
     }
     let senders = match &decoded {
-        Ok(r) => sender_keys(&state.pool, r).await?,
+        Ok(r) => sender_keys(&state, r).await?,
         Err(_) => SenderKeys::new(),
     };
     let mut verdict = decoded.and_then(|r| verify_report(&r, &key, &senders).map(|v| (r, v)));
@@ -183,93 +204,48 @@ pub(crate) async fn submit_report(
     // other than the verified sender. Checked after the evidence, so that a
     // changed claim is refused with the check it fails.
     if let Ok((_, v)) = &verdict {
-        let member = sqlx::query_scalar::<_, i64>(
-            "SELECT 1 FROM members WHERE conversation = ? AND account_id = ?",
-        )
-        .bind(v.message.conversation.0.to_vec())
-        .bind(auth.account_id)
-        .fetch_optional(&state.pool)
-        .await?
-        .is_some();
+        let member = state
+            .store
+            .is_member(&v.message.conversation.0, auth.account_id)
+            .await?;
         if !member || v.message.sender == *auth.name {
             verdict = Err(ReportRefusal::NotARecipient);
         }
     }
-    let now = now_i64(&state);
     let (report, verified) = match verdict {
         Ok(ok) => ok,
         Err(refusal) => {
-            sqlx::query(
-                "INSERT INTO report_refusals (received_at, reporter, code) VALUES (?, ?, ?)",
-            )
-            .bind(now)
-            .bind(&*auth.name)
-            .bind(refusal.code())
-            .execute(&state.pool)
-            .await?;
+            state
+                .store
+                .record_report_refusal(now, &auth.name, refusal.code())
+                .await?;
             return Err(ModerationRefusal::Report(refusal).into());
         }
     };
     let v = &verified.message;
-    // The repeat check again, with the insert in one write transaction, so
-    // that two identical reports at once store one.
-    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    if let Some((id, status)) = earlier_report(&mut *tx, &auth.name, &report).await? {
-        return Ok(
-            axum::Json(serde_json::json!({ "report_id": id, "status": status })).into_response(),
-        );
-    }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO reports (received_at, reporter, conversation, sender, server_time, reason, \
-         report, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open') RETURNING id",
-    )
-    .bind(now)
-    .bind(&*auth.name)
-    .bind(v.conversation.0.to_vec())
-    .bind(&v.sender)
-    .bind(i64::try_from(v.server_time).unwrap_or(i64::MAX))
-    .bind(&report.reason)
-    .bind(body.to_vec())
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    // The repeat check again, with the insert in one transaction, so that
+    // two identical reports at once store one.
+    let queued = NewReport {
+        conversation: &v.conversation.0,
+        sender: &v.sender,
+        server_time: i64::try_from(v.server_time).unwrap_or(i64::MAX),
+        ..new_report(&auth, &report, &body, now)
+    };
+    let id = match state.store.queue_report(&queued).await? {
+        Queued::New(id) => id,
+        Queued::Earlier { id, status } => {
+            return Ok(
+                axum::Json(serde_json::json!({ "report_id": id, "status": status }))
+                    .into_response(),
+            );
+        }
+    };
     tracing::info!(report = id, "report verified and queued");
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({ "report_id": id, "status": "open" })),
     )
         .into_response())
-}
-
-/// The id and status of a stored report by `reporter` of the same message
-/// as `report` (same conversation, sender, acceptance time and envelope
-/// bytes). Stored reports were verified when they were taken, so equal
-/// envelope bytes mean the same message.
-async fn earlier_report<'c, E>(
-    db: E,
-    reporter: &str,
-    report: &Report,
-) -> Result<Option<(i64, String)>, HttpRefusal>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    let m = &report.message;
-    let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, status, report FROM reports WHERE reporter = ? AND conversation = ? \
-         AND sender = ? AND server_time = ? ORDER BY id LIMIT 16",
-    )
-    .bind(reporter)
-    .bind(m.conversation.0.to_vec())
-    .bind(&m.sender)
-    .bind(i64::try_from(m.server_time).unwrap_or(i64::MAX))
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().find_map(|(id, status, stored)| {
-        Report::decode(&stored)
-            .ok()
-            .filter(|s| s.message.envelope == m.envelope)
-            .map(|_| (id, status))
-    }))
 }
 
 /// Refuses anyone not named (with their current identity key) in the moderators file.
@@ -281,10 +257,11 @@ pub(crate) async fn moderator(state: &AppState, auth: &Authed) -> Result<(), Htt
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(denied()),
         Err(e) => return Err(HttpRefusal::internal("moderators file", e)),
     };
-    let key: Vec<u8> = sqlx::query_scalar("SELECT identity_key FROM accounts WHERE id = ?")
-        .bind(auth.account_id)
-        .fetch_one(&state.pool)
-        .await?;
+    let key = state
+        .store
+        .identity_key_of(auth.account_id)
+        .await?
+        .ok_or_else(denied)?;
     let key = hex::encode(key);
     let listed = list.lines().any(|l| {
         let mut parts = l.split_whitespace();
@@ -294,19 +271,34 @@ pub(crate) async fn moderator(state: &AppState, auth: &Authed) -> Result<(), Htt
 }
 
 /// A queue entry.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub(crate) struct ReportSummary {
     id: i64,
     received_at: i64,
     reporter: String,
-    #[sqlx(skip)]
     conversation_hex: String,
-    #[serde(skip)]
-    conversation: Vec<u8>,
     sender: String,
     server_time: i64,
     reason: String,
     status: String,
+}
+
+impl ReportSummary {
+    fn of(r: StoredReport) -> (Self, Vec<u8>) {
+        (
+            Self {
+                id: r.id,
+                received_at: r.received_at,
+                reporter: r.reporter,
+                conversation_hex: hex::encode(&r.conversation),
+                sender: r.sender,
+                server_time: r.server_time,
+                reason: r.reason,
+                status: r.status,
+            },
+            r.report,
+        )
+    }
 }
 
 /// Query of the queue.
@@ -325,66 +317,21 @@ pub(crate) async fn list(
 ) -> Result<impl IntoResponse, HttpRefusal> {
     moderator(&state, &auth).await?;
     let all = q.status.as_deref() == Some("all");
-    let mut rows: Vec<ReportSummary> = sqlx::query_as(
-        "SELECT id, received_at, reporter, conversation, sender, server_time, reason, status \
-         FROM reports WHERE (? OR status = 'open') ORDER BY id LIMIT 1000",
-    )
-    .bind(all)
-    .fetch_all(&state.pool)
-    .await?;
-    for r in &mut rows {
-        r.conversation_hex = hex::encode(&r.conversation);
-    }
+    let rows: Vec<ReportSummary> = state
+        .store
+        .list_reports(all)
+        .await?
+        .into_iter()
+        .map(|r| ReportSummary::of(r).0)
+        .collect();
     Ok(axum::Json(serde_json::json!({ "reports": rows })))
 }
 
-/// A stored report row: summary columns, then the encoded report.
-type ReportRow = (
-    i64,
-    i64,
-    String,
-    Vec<u8>,
-    String,
-    i64,
-    String,
-    String,
-    Vec<u8>,
-);
-
 async fn load(state: &AppState, id: i64) -> Result<(ReportSummary, Vec<u8>), HttpRefusal> {
-    let row: Option<ReportRow> = sqlx::query_as(
-        "SELECT id, received_at, reporter, conversation, sender, server_time, reason, status, \
-             report FROM reports WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let (id, received_at, reporter, conversation, sender, server_time, reason, status, report) =
-        row.ok_or(ModerationRefusal::NoReport(id))?;
-    Ok((
-        ReportSummary {
-            id,
-            received_at,
-            reporter,
-            conversation_hex: hex::encode(&conversation),
-            conversation,
-            sender,
-            server_time,
-            reason,
-            status,
-        },
-        report,
+    let row = state.store.report(id).await?;
+    Ok(ReportSummary::of(
+        row.ok_or(ModerationRefusal::NoReport(id))?,
     ))
-}
-
-/// One recorded action.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub(crate) struct ActionRecord {
-    action: String,
-    moderator: String,
-    note: String,
-    suspended_until: Option<i64>,
-    taken_at: i64,
 }
 
 /// `GET /v1/moderation/reports/{id}`: the report, its verified messages and
@@ -398,7 +345,7 @@ pub(crate) async fn show(
     let key = franking(&state)?.verifying_key();
     let (summary, bytes) = load(&state, id).await?;
     let report = Report::decode(&bytes).map_err(|e| HttpRefusal::internal("stored report", e))?;
-    let senders = sender_keys(&state.pool, &report).await?;
+    let senders = sender_keys(&state, &report).await?;
     let v = verify_report(&report, &key, &senders)
         .map_err(|e| HttpRefusal::internal("stored report", e))?;
     let msg = |m: &custos_verify::report::VerifiedMessage| {
@@ -408,13 +355,7 @@ pub(crate) async fn show(
             "attachments_sha256": m.attachment_sha256.iter().map(hex::encode).collect::<Vec<_>>(),
         })
     };
-    let actions: Vec<ActionRecord> = sqlx::query_as(
-        "SELECT action, moderator, note, suspended_until, taken_at FROM moderation_actions \
-         WHERE report_id = ? ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    let actions: Vec<ActionRecord> = state.store.actions(id).await?;
     Ok(axum::Json(serde_json::json!({
         "report": summary,
         "message": msg(&v.message),
@@ -501,7 +442,7 @@ pub(crate) async fn resolve(
         Action::Escalate => {
             let report =
                 Report::decode(&bytes).map_err(|e| HttpRefusal::internal("stored report", e))?;
-            let senders = sender_keys(&state.pool, &report).await?;
+            let senders = sender_keys(&state, &report).await?;
             Some(escalation_package(
                 &policy, &auth, &summary, &report, &senders, now,
             )?)
@@ -527,38 +468,20 @@ async fn record_action(
     note: &str,
     until: Option<i64>,
 ) -> Result<(), HttpRefusal> {
-    let mut tx = state.pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO moderation_actions (report_id, moderator, action, note, suspended_until, \
-         taken_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(summary.id)
-    .bind(&*auth.name)
-    .bind(action.name())
-    .bind(note)
-    .bind(until)
-    .bind(now_i64(state))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE reports SET status = ? WHERE id = ?")
-        .bind(action.status().name())
-        .bind(summary.id)
-        .execute(&mut *tx)
+    let decision = Decision {
+        report_id: summary.id,
+        moderator: &auth.name,
+        action: action.name(),
+        status: action.status().name(),
+        note,
+        suspend: action == Action::Suspend,
+        suspended_until: until,
+        taken_at: now_i64(state),
+    };
+    state
+        .store
+        .record_decision(&decision, &summary.sender)
         .await?;
-    if action == Action::Suspend {
-        sqlx::query(
-            "INSERT INTO suspensions (account, until, report_id, since) VALUES (?, ?, ?, ?) \
-             ON CONFLICT(account) DO UPDATE SET until = excluded.until, \
-             report_id = excluded.report_id, since = excluded.since",
-        )
-        .bind(&summary.sender)
-        .bind(until)
-        .bind(summary.id)
-        .bind(now_i64(state))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -592,22 +515,20 @@ fn escalation_package(
 /// The identity keys of the accounts a report names as senders, from the
 /// service's accounts (an unknown name is simply absent: the check then
 /// refuses it as `unknown_sender`).
-async fn sender_keys(pool: &SqlitePool, report: &Report) -> Result<SenderKeys, HttpRefusal> {
+async fn sender_keys(state: &AppState, report: &Report) -> Result<SenderKeys, HttpRefusal> {
+    let mut names: Vec<String> = std::iter::once(&report.message)
+        .chain(&report.context)
+        .map(|m| m.sender.clone())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
     let mut keys = SenderKeys::new();
-    for m in std::iter::once(&report.message).chain(&report.context) {
-        if keys.contains_key(&m.sender) {
-            continue;
-        }
-        let stored: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT identity_key FROM accounts WHERE name = ?")
-                .bind(&m.sender)
-                .fetch_optional(pool)
-                .await?;
-        let key = stored
-            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+    for (name, stored) in state.store.identity_keys(&names).await? {
+        let key = <[u8; 32]>::try_from(stored.as_slice())
+            .ok()
             .and_then(|b| custos_verify::sender_signature::SenderKey::from_bytes(&b).ok());
         if let Some(key) = key {
-            keys.insert(m.sender.clone(), key);
+            keys.insert(name, key);
         }
     }
     Ok(keys)
@@ -616,33 +537,12 @@ async fn sender_keys(pool: &SqlitePool, report: &Report) -> Result<SenderKeys, H
 /// `GET /v1/moderation/stats`: the published figures (no authentication).
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
     franking(&state)?;
-    let verified: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports")
-        .fetch_one(&state.pool)
-        .await?;
-    let refused: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM report_refusals")
-        .fetch_one(&state.pool)
-        .await?;
-    let refused_by_reason: Vec<(String, i64)> =
-        sqlx::query_as("SELECT code, COUNT(*) FROM report_refusals GROUP BY code ORDER BY code")
-            .fetch_all(&state.pool)
-            .await?;
-    let by_action: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT action, COUNT(*) FROM moderation_actions GROUP BY action ORDER BY action",
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    // Time to action: from receipt to the report's first action.
-    let mut delays: Vec<i64> = sqlx::query_scalar(
-        "SELECT MIN(a.taken_at) - r.received_at FROM reports r \
-         JOIN moderation_actions a ON a.report_id = r.id GROUP BY r.id",
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let stats = state.store.moderation_stats().await?;
+    let (verified, refused, open) = (stats.verified, stats.refused, stats.open);
+    let (refused_by_reason, by_action) = (stats.refused_by_reason, stats.by_action);
+    let mut delays = stats.time_to_action;
     delays.sort_unstable();
     let median_ms = median(&delays);
-    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reports WHERE status = 'open'")
-        .fetch_one(&state.pool)
-        .await?;
     Ok(axum::Json(serde_json::json!({
         "reports_received": verified.saturating_add(refused),
         "reports_verified": verified,

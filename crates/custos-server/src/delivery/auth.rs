@@ -262,6 +262,23 @@ pub(crate) async fn session(
         }
         Ok(()) | Err(_) => return Err(refused().into()),
     }
+    // On PostgreSQL the answer is spent for every server: the same answer
+    // presented to another server (a replayed login) is refused there.
+    if let Some(pg) = &state.pg {
+        use crate::store::pg_challenges::Spent;
+        let account = state.store.account_id(&name).await?.ok_or_else(refused)?;
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(challenge.get(16..).unwrap_or(&[0; 16]));
+        let now_ms = i64::try_from(now).unwrap_or(i64::MAX);
+        let until = i64::try_from(expires_at).unwrap_or(i64::MAX);
+        match pg.spend_challenge(account, &tag, until, now_ms).await? {
+            Spent::Fresh => {}
+            Spent::Used => return Err(refused().into()),
+            Spent::TooManyLogins => {
+                return Err(RequestRefusal::RateLimited { retry_after: 60 }.into());
+            }
+        }
+    }
     let mut token = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut token);
     let hash: [u8; 32] = Sha256::digest(token).into();

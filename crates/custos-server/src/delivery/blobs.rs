@@ -26,12 +26,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use rand_core::RngCore as _;
-use sqlx::SqliteConnection;
 
 use crate::delivery::auth::Authed;
 use crate::error::HttpRefusal;
 use crate::refusal::BlobRefusal;
 use crate::state::{AppState, RawBody, UrlParam};
+use crate::store::{BlobStored, NewBlob};
 
 /// Length of a locator in hex digits.
 pub const LOCATOR_HEX_LEN: usize = 64;
@@ -39,9 +39,10 @@ pub const LOCATOR_HEX_LEN: usize = 64;
 /// `POST /v1/blobs`: the body is the encrypted blob; answers
 /// `201 {"locator": "<64 hex digits>"}`.
 ///
-/// The body is written to its own file and fsynced before the row that
-/// names it commits ([`crate::delivery::blob_files`]); `201` follows the
-/// commit.
+/// The store makes the row and its body durable together (on SQLite the
+/// body is its own fsynced file written before the row commits,
+/// [`crate::delivery::blob_files`]; on PostgreSQL it is in the row); `201`
+/// follows the commit.
 pub(crate) async fn upload(
     State(state): State<AppState>,
     auth: Authed,
@@ -56,92 +57,37 @@ pub(crate) async fn upload(
         return Err(BlobRefusal::BlobTooLarge(limits.max_blob_len).into());
     }
     // A read-only look first, so that an account over its quota costs no
-    // write; the check that counts is repeated in the write transaction.
-    check_quota(
-        &state,
-        &mut *state.pool.acquire().await?,
-        auth.account_id,
-        len,
-    )
-    .await?;
+    // write; the check that counts is repeated in the store's transaction.
+    let quota = limits.blob_quota;
+    let over = BlobRefusal::BlobQuota {
+        items: quota.items,
+        bytes: quota.bytes,
+    };
+    if (quota.items > 0 || quota.bytes > 0)
+        && !crate::store::blob_fits(quota, state.store.blob_usage(auth.account_id).await?, len)
+    {
+        return Err(over.into());
+    }
     let mut id = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut id);
     let locator = hex::encode(id);
-    state
-        .blob_files
-        .write(&locator, body)
-        .await
-        .map_err(|e| HttpRefusal::internal("blob store: body not written", e))?;
-    let stored = insert_row(&state, auth.account_id, &locator, len).await;
-    if stored.is_err() {
-        state.blob_files.remove(vec![locator.clone()]).await;
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    let retention = i64::try_from(state.config.retention.as_millis()).unwrap_or(i64::MAX);
+    let blob = NewBlob {
+        locator: &locator,
+        owner: auth.account_id,
+        body,
+        created_at: now,
+        expires_at: now.saturating_add(retention),
+    };
+    match state.store.store_blob(blob, quota).await? {
+        BlobStored::Stored => {}
+        BlobStored::OverQuota => return Err(over.into()),
     }
-    stored?;
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({ "locator": locator })),
     ))
-}
-
-/// Refuses with `429 blob_quota` when one more blob of `len` bytes would
-/// take `account` over its quota.
-async fn check_quota(
-    state: &AppState,
-    conn: &mut SqliteConnection,
-    account: i64,
-    len: u64,
-) -> Result<(), HttpRefusal> {
-    let quota = state.config.limits.blob_quota;
-    if quota.items == 0 && quota.bytes == 0 {
-        return Ok(());
-    }
-    let (count, bytes): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner = ?")
-            .bind(account)
-            .fetch_one(&mut *conn)
-            .await?;
-    let (count, bytes) = (
-        u64::try_from(count).unwrap_or(0),
-        u64::try_from(bytes).unwrap_or(0),
-    );
-    if (quota.items > 0 && count.saturating_add(1) > quota.items)
-        || (quota.bytes > 0 && bytes.saturating_add(len) > quota.bytes)
-    {
-        return Err(BlobRefusal::BlobQuota {
-            items: quota.items,
-            bytes: quota.bytes,
-        }
-        .into());
-    }
-    Ok(())
-}
-
-/// The quota check and the row, in one write transaction, so that two
-/// uploads at once cannot both pass the quota. The row's empty `body` says
-/// the body is in its file.
-async fn insert_row(
-    state: &AppState,
-    account: i64,
-    locator: &str,
-    len: u64,
-) -> Result<(), HttpRefusal> {
-    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
-    let retention = i64::try_from(state.config.retention.as_millis()).unwrap_or(i64::MAX);
-    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    check_quota(state, &mut tx, account, len).await?;
-    sqlx::query(
-        "INSERT INTO blobs (locator, owner, size, created_at, expires_at, body) \
-         VALUES (?, ?, ?, ?, ?, X'')",
-    )
-    .bind(locator)
-    .bind(account)
-    .bind(i64::try_from(len).unwrap_or(i64::MAX))
-    .bind(now)
-    .bind(now.saturating_add(retention))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// The stored (encrypted) body of blob `locator`, or `None` when there is no
@@ -151,23 +97,7 @@ pub(crate) async fn stored_body(
     locator: &str,
     unexpired_at: Option<i64>,
 ) -> Result<Option<Vec<u8>>, HttpRefusal> {
-    let row: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT body FROM blobs WHERE locator = ? AND expires_at > ?")
-            .bind(locator)
-            .bind(unexpired_at.unwrap_or(i64::MIN))
-            .fetch_optional(&state.pool)
-            .await?;
-    match row {
-        None => Ok(None),
-        Some(body) if !body.is_empty() => Ok(Some(body)),
-        // The sweep may delete the file between the row read and this one:
-        // then the blob has just expired.
-        Some(_) => state
-            .blob_files
-            .read(locator)
-            .await
-            .map_err(|e| HttpRefusal::internal("blob store: body not read", e)),
-    }
+    Ok(state.store.blob_body(locator, unexpired_at).await?)
 }
 
 /// `GET /v1/blobs/{locator}`: the blob's bytes, or `404 unknown_blob`.

@@ -14,7 +14,10 @@
 //!   bounded and wrong answers are the first forgotten, so requests made in
 //!   another account's name cannot lock that account out.
 //! - After a restart the key is new and outstanding challenges are refused:
-//!   the client asks for another.
+//!   the client asks for another. On PostgreSQL every server uses the
+//!   deployment's shared key ([`Challenges::with_key`]), and a correct
+//!   answer is also spent in the database, so it is refused on every other
+//!   server too (`store::pg_challenges`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -73,6 +76,17 @@ impl Challenges {
     pub fn new(sweep_at: usize) -> Self {
         let mut key = Zeroizing::new([0u8; 64]);
         rand::rngs::OsRng.fill_bytes(key.as_mut());
+        Self {
+            key,
+            answered: Mutex::new(HashMap::new()),
+            sweep_at,
+        }
+    }
+
+    /// Challenges keyed with `key`, which every server of a deployment on
+    /// PostgreSQL shares (so a challenge one issues, another accepts);
+    /// `sweep_at` as in [`Challenges::new`].
+    pub fn with_key(key: Zeroizing<[u8; 64]>, sweep_at: usize) -> Self {
         Self {
             key,
             answered: Mutex::new(HashMap::new()),

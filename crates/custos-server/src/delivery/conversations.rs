@@ -144,15 +144,20 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Authed,
 ) -> Result<impl IntoResponse, HttpRefusal> {
-    let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(
-        "SELECT c.id, c.epoch, a.name FROM members mine \
-         JOIN conversations c ON c.id = mine.conversation \
-         JOIN members m ON m.conversation = c.id JOIN accounts a ON a.id = m.account_id \
-         WHERE mine.account_id = ? ORDER BY c.id, a.name",
-    )
-    .bind(auth.account_id)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows: Vec<(Vec<u8>, i64, String)> = match &state.pg {
+        None => {
+            sqlx::query_as(
+                "SELECT c.id, c.epoch, a.name FROM members mine \
+                 JOIN conversations c ON c.id = mine.conversation \
+                 JOIN members m ON m.conversation = c.id JOIN accounts a ON a.id = m.account_id \
+                 WHERE mine.account_id = ? ORDER BY c.id, a.name",
+            )
+            .bind(auth.account_id)
+            .fetch_all(&state.pool)
+            .await?
+        }
+        Some(pg) => pg.conversations_of(auth.account_id).await?,
+    };
     let mut out: Vec<serde_json::Value> = Vec::new();
     let mut last: Option<Vec<u8>> = None;
     for (id, epoch, name) in rows {

@@ -95,6 +95,25 @@ impl Hub {
             .unwrap_or(false)
     }
 
+    /// Wakes the connections of `devices` (PostgreSQL: another server
+    /// stored rows for them): each then reads its mailbox from its cursor.
+    /// A wake-up is a hint only; a queue too full for it is dropped, and its
+    /// connection catches up from the database all the same.
+    pub fn wake(&self, devices: &[i64]) {
+        let frames = devices.iter().map(|d| (*d, 0, Bytes::new())).collect();
+        self.deliver(frames);
+    }
+
+    /// Wakes every connection (wake-ups may have been lost).
+    pub fn wake_all(&self) {
+        let devices: Vec<i64> = self
+            .subs
+            .lock()
+            .map(|s| s.keys().copied().collect())
+            .unwrap_or_default();
+        self.wake(&devices);
+    }
+
     /// Queues frames; drops the queues that are full or closed.
     pub fn deliver(&self, frames: Vec<(i64, u64, Bytes)>) {
         let Ok(mut subs) = self.subs.lock() else {
@@ -149,6 +168,47 @@ pub(crate) async fn fetch(
                 server_time: u64::try_from(time).unwrap_or(0),
                 body,
                 tag,
+            })
+        })
+        .collect()
+}
+
+/// Reads up to `limit` items of `device` after `after` on the configured
+/// backend: on SQLite among the durable rows ([`fetch`]); on PostgreSQL
+/// every committed row is durable, and a device's rows commit in seq
+/// order, so the cursor alone is enough.
+pub(crate) async fn fetch_for(
+    state: &AppState,
+    device: i64,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<Delivery>, HttpRefusal> {
+    let Some(pg) = &state.pg else {
+        let durable = state.hub.durable_below();
+        return fetch(&state.pool, device, after, durable, limit).await;
+    };
+    let rows = pg
+        .mailbox_after(
+            device,
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::from(limit),
+        )
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let conversation = <[u8; 16]>::try_from(r.conversation.as_slice())
+                .map_err(|_| HttpRefusal::internal("stored item", "bad conversation id"))?;
+            Ok(Delivery {
+                seq: u64::try_from(r.seq).unwrap_or(0),
+                kind: u8::try_from(r.kind)
+                    .ok()
+                    .and_then(|k| ItemKind::from_byte(k).ok())
+                    .ok_or_else(|| HttpRefusal::internal("stored item", "bad kind"))?,
+                conversation: ConversationId(conversation),
+                sender: r.sender,
+                server_time: u64::try_from(r.server_time).unwrap_or(0),
+                body: r.body,
+                tag: r.tag,
             })
         })
         .collect()
@@ -239,8 +299,7 @@ pub(crate) async fn get_mailbox(
     if q.limit == 0 || q.limit > MAX_FETCH {
         return Err(MailboxRefusal::BadLimit(MAX_FETCH).into());
     }
-    let durable = state.hub.durable_below();
-    let items = fetch(&state.pool, auth.device_id, q.after, durable, q.limit).await?;
+    let items = fetch_for(&state, auth.device_id, q.after, q.limit).await?;
     let body = encode_delivery_batch(&items).map_err(|e| HttpRefusal::internal("fetch", e))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body))
 }

@@ -105,7 +105,7 @@ pub(crate) async fn load(
     }))
 }
 
-fn group(rows: Vec<(i64, i64)>) -> Vec<Member> {
+pub(crate) fn group(rows: Vec<(i64, i64)>) -> Vec<Member> {
     let mut members: Vec<Member> = Vec::new();
     for (account_id, device) in rows {
         match members.last_mut() {
@@ -193,21 +193,33 @@ pub(crate) async fn resolve_roster(
     }
     qb.push(") ORDER BY a.id, d.id");
     let rows: Vec<(i64, String, Vec<u8>, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    Ok(admit_roster(leaves, rows))
+}
+
+/// The pure part of [`resolve_roster`], shared by both backends: `rows`
+/// are `(account id, name, identity key, device id)` of the accounts the
+/// leaves name, sorted by account then device. Every leaf must name one of
+/// them and carry its identity key; the error says which leaf failed.
+pub(crate) fn admit_roster(
+    leaves: &[Leaf],
+    rows: Vec<(i64, String, Vec<u8>, i64)>,
+) -> Result<Vec<Member>, String> {
+    if leaves.is_empty() {
+        return Err("the group has no member".into());
+    }
     for l in leaves {
         match rows.iter().find(|r| r.1 == l.name) {
-            None => return Ok(Err(format!("no such account: {}", l.name))),
+            None => return Err(format!("no such account: {}", l.name)),
             Some(r) if r.2 != l.signature_key => {
-                return Ok(Err(format!(
+                return Err(format!(
                     "the leaf of {} does not carry that account's identity key",
                     l.name
-                )));
+                ));
             }
             Some(_) => {}
         }
     }
-    Ok(Ok(group(
-        rows.into_iter().map(|(a, _, _, d)| (a, d)).collect(),
-    )))
+    Ok(group(rows.into_iter().map(|(a, _, _, d)| (a, d)).collect()))
 }
 
 /// Writes the epoch bump, the member changes and the new public state of a

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use crate::delivery::auth::Authed;
-use crate::delivery::mailbox::{Hub, MAX_FETCH, Push, fetch};
+use crate::delivery::mailbox::{Hub, MAX_FETCH, Push, fetch_for};
 use crate::delivery::submit::prepare;
 use crate::delivery::writer::{Op, delivery_frame_of};
 use crate::error::HttpRefusal;
@@ -26,6 +26,10 @@ use crate::refusal::RequestRefusal;
 use crate::state::{AppState, MAX_SUBMIT_FRAME};
 
 type Pending = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
+
+/// How often a connection on PostgreSQL reads its mailbox although no
+/// wake-up came (a lost notification then costs at most this much latency).
+const PG_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Read buffer of a connection. Small, so that idle connections are cheap;
 /// larger frames grow it as needed.
@@ -91,8 +95,7 @@ async fn backfill(
     last: &mut u64,
 ) -> Result<(), ()> {
     loop {
-        let durable = state.hub.durable_below();
-        let items = fetch(&state.pool, auth.device_id, *last, durable, MAX_FETCH)
+        let items = fetch_for(state, auth.device_id, *last, MAX_FETCH)
             .await
             .map_err(|_| ())?;
         let n = items.len();
@@ -142,6 +145,11 @@ async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = true;
+    // PostgreSQL: a device's seqs are dense, and rows stored by another
+    // server arrive only through wake-ups (hints) and this slow poll.
+    let on_pg = state.pg.is_some();
+    let mut poll = tokio::time::interval(PG_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     'connection: loop {
         // Ends the subscription however this pass of the loop ends.
         let (_subscription, mut rx) = Subscription::new(&state.hub, auth.device_id);
@@ -175,7 +183,20 @@ async fn run(mut socket: WebSocket, state: AppState, auth: Authed) {
                         break 'connection;
                     }
                 }
+                _ = poll.tick(), if on_pg => {
+                    if backfill(&mut socket, &state, &auth, &mut last_sent).await.is_err() {
+                        break 'connection;
+                    }
+                }
                 push = rx.recv() => match push {
+                    // A wake-up, or (PostgreSQL) a push past a seq this
+                    // connection has not seen, which another server stored:
+                    // read from the cursor, in order.
+                    Some((seq, bytes)) if bytes.is_empty() || (on_pg && seq > last_sent.saturating_add(1)) => {
+                        if backfill(&mut socket, &state, &auth, &mut last_sent).await.is_err() {
+                            break 'connection;
+                        }
+                    }
                     Some((seq, bytes)) => {
                         if seq > last_sent {
                             if socket.send(Message::Binary(bytes)).await.is_err() {

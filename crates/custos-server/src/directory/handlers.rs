@@ -136,3 +136,79 @@ pub(crate) async fn audit(
         proof: B64.encode(proof),
     }))
 }
+
+/// Most accounts one batch lookup may name.
+pub const MAX_BATCH_LOOKUP: usize = 64;
+
+/// Body of `POST /v1/key-directory/lookups`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchLookup {
+    accounts: Vec<String>,
+}
+
+/// One account's proof in a batch answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct AccountProofBody {
+    account: String,
+    proof: String,
+}
+
+/// Answer of `POST /v1/key-directory/lookups`: every proof is for the same
+/// epoch.
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchProofBody {
+    epoch: u64,
+    root_hash: String,
+    proofs: Vec<AccountProofBody>,
+}
+
+/// `POST /v1/key-directory/lookups {"accounts": [..]}`: lookup proofs of up
+/// to [`MAX_BATCH_LOOKUP`] distinct accounts at one epoch, in the order
+/// asked (what a device joining a group checks: every member at once).
+/// Each proof is the one `GET /v1/key-directory/lookup/{account}` gives;
+/// an account without a key refuses the batch, naming it.
+pub(crate) async fn lookup_many(
+    State(state): State<AppState>,
+    crate::state::JsonBody(body): crate::state::JsonBody<BatchLookup>,
+) -> Result<axum::Json<BatchProofBody>, HttpRefusal> {
+    let asked = body.accounts.len();
+    let distinct: std::collections::BTreeSet<&str> =
+        body.accounts.iter().map(String::as_str).collect();
+    if asked == 0 || asked > MAX_BATCH_LOOKUP || distinct.len() != asked {
+        return Err(KeyDirectoryRefusal::BadBatch {
+            asked,
+            max: MAX_BATCH_LOOKUP,
+        }
+        .into());
+    }
+    for account in &body.accounts {
+        custos_wire::ids::validate_account_name(account)
+            .map_err(|e| crate::refusal::RequestRefusal::BadJson(format!("`accounts`: {e}")))?;
+    }
+    let svc = service(&state)?;
+    let _guard = svc.lock.read().await;
+    let (proofs, root) = svc
+        .dir
+        .lookup_many(&body.accounts)
+        .await
+        .map_err(|e| match e {
+            custos_keydir::KeyDirectoryError::NotFound(account) => {
+                KeyDirectoryRefusal::NotInDirectory(account)
+            }
+            other => KeyDirectoryRefusal::Unavailable(other.to_string()),
+        })?;
+    Ok(axum::Json(BatchProofBody {
+        epoch: root.epoch,
+        root_hash: hex::encode(root.root_hash),
+        proofs: body
+            .accounts
+            .into_iter()
+            .zip(proofs)
+            .map(|(account, proof)| AccountProofBody {
+                account,
+                proof: B64.encode(proof),
+            })
+            .collect(),
+    }))
+}

@@ -85,6 +85,47 @@ impl PgStore {
         })
     }
 
+    /// The deployment's shared secret for `purpose` (migration 5): the one
+    /// stored, or `fresh` if this is the first server to ask (two servers
+    /// asking at once both get the one that was stored first).
+    ///
+    /// # Security meaning
+    /// Whoever can read the database can read it; it keys the stateless
+    /// login challenges, whose safety rests on the account's signature and
+    /// on answers being spent once, so reading it lets one forge a
+    /// challenge, never a login.
+    ///
+    /// # Errors
+    /// When the database fails, or the stored secret is not 64 bytes.
+    pub async fn shared_secret(
+        &self,
+        purpose: &str,
+        fresh: &[u8; 64],
+    ) -> Result<zeroize::Zeroizing<[u8; 64]>, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO server_secrets (purpose, secret) VALUES ($1, $2) \
+             ON CONFLICT (purpose) DO NOTHING",
+        )
+        .bind(purpose)
+        .bind(fresh.as_slice())
+        .execute(self.pool())
+        .await?;
+        let stored: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
+            sqlx::query_scalar("SELECT secret FROM server_secrets WHERE purpose = $1")
+                .bind(purpose)
+                .fetch_one(self.pool())
+                .await?,
+        );
+        let mut key = zeroize::Zeroizing::new([0u8; 64]);
+        if stored.len() != key.len() {
+            return Err(sqlx::Error::Protocol(format!(
+                "the shared secret `{purpose}` is not 64 bytes"
+            )));
+        }
+        key.copy_from_slice(&stored);
+        Ok(key)
+    }
+
     /// Deletes answered challenges expired at `now`, at most `limit` rows,
     /// skipping rows another server's sweep holds; the number deleted.
     ///

@@ -14,6 +14,7 @@
 use custos_wire::ConversationId;
 use sqlx::{Postgres, Transaction};
 
+use super::pg_mailbox::{PgNewItem, StoredItem, store_items_in};
 use super::postgres::PgStore;
 
 /// A conversation's row, locked for one commit, and what was stored with it.
@@ -81,6 +82,27 @@ impl PgStore {
              WHERE a.name = ANY($1) ORDER BY a.id, d.id",
         )
         .bind(names)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// The conversations `account_id` is a member of, as `(id, epoch,
+    /// member name)` rows sorted by conversation then name (the caller's
+    /// `GET /v1/conversations`).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn conversations_of(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<(Vec<u8>, i64, String)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT c.id, c.epoch, a.name FROM members mine \
+             JOIN conversations c ON c.id = mine.conversation \
+             JOIN members m ON m.conversation = c.id JOIN accounts a ON a.id = m.account_id \
+             WHERE mine.account_id = $1 ORDER BY c.id, a.name",
+        )
+        .bind(account_id)
         .fetch_all(self.pool())
         .await
     }
@@ -171,6 +193,72 @@ impl PgStore {
 }
 
 impl LockedConversation {
+    /// [`PgStore::roster_accounts`] read under this lock, in its transaction.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn roster_accounts(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<RosterAccount>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT a.id AS account_id, a.name, a.identity_key, d.id AS device_id \
+             FROM accounts a JOIN devices d ON d.account_id = a.id \
+             WHERE a.name = ANY($1) ORDER BY a.id, d.id",
+        )
+        .bind(names)
+        .fetch_all(&mut *self.tx)
+        .await
+    }
+
+    /// The devices of `accounts` (the members before the commit), sorted.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn devices_of(&mut self, accounts: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM devices WHERE account_id = ANY($1) ORDER BY id")
+            .bind(accounts)
+            .fetch_all(&mut *self.tx)
+            .await
+    }
+
+    /// As [`LockedConversation::commit`], and stores `items` (the commit and
+    /// its Welcome) in the same transaction, so the new epoch and the
+    /// messages announcing it are durable together or not at all.
+    ///
+    /// # Errors
+    /// When the database fails: nothing is written.
+    pub async fn commit_with(
+        mut self,
+        members: &[i64],
+        state: &[u8],
+        items: &[PgNewItem],
+    ) -> Result<(u64, Vec<StoredItem>), sqlx::Error> {
+        let stored = store_items_in(&mut self.tx, items).await?;
+        let epoch = self.commit(members, state).await?;
+        Ok((epoch, stored))
+    }
+
+    /// Writes a new public `state` at the same epoch (a queued proposal)
+    /// and stores `items` (the proposal) in the same transaction.
+    ///
+    /// # Errors
+    /// When the database fails: nothing is written.
+    pub async fn store_with(
+        mut self,
+        state: &[u8],
+        items: &[PgNewItem],
+    ) -> Result<Vec<StoredItem>, sqlx::Error> {
+        sqlx::query("UPDATE group_states SET state = $1 WHERE conversation = $2")
+            .bind(state)
+            .bind(self.id.0.as_slice())
+            .execute(&mut *self.tx)
+            .await?;
+        let stored = store_items_in(&mut self.tx, items).await?;
+        self.tx.commit().await?;
+        Ok(stored)
+    }
+
     /// Writes the commit's result: epoch `epoch + 1`, the new `members` and
     /// the merged public `state`; durable when this returns `Ok`.
     ///

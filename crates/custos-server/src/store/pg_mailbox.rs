@@ -20,6 +20,7 @@
 //!   connection reports [`Wake::All`].
 
 use custos_wire::ConversationId;
+use sqlx::PgConnection;
 use sqlx::postgres::PgListener;
 
 use super::postgres::PgStore;
@@ -80,6 +81,8 @@ pub struct MailboxEntry {
     pub kind: i16,
     /// Server time of acceptance, ms.
     pub server_time: i64,
+    /// The item's conversation.
+    pub conversation: Vec<u8>,
     /// The sender's account name.
     pub sender: String,
     /// The delivery tag.
@@ -158,147 +161,7 @@ impl PgStore {
     /// When the database fails: nothing of the batch is stored.
     pub async fn store_items(&self, items: &[PgNewItem]) -> Result<Vec<StoredItem>, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        // The replay set first, in one statement, in hash order: two batches
-        // holding the same hashes (a replay racing on two servers) wait on
-        // each other in one order and never deadlock. Duplicates within the
-        // batch are inserted once; the first item with a hash gets it.
-        let mut by_hash: Vec<(Vec<u8>, i64)> = items
-            .iter()
-            .filter_map(|i| i.hash.map(|h| (h.to_vec(), i.expires_at)))
-            .collect();
-        by_hash.sort_unstable();
-        let (hashes, expiries): (Vec<Vec<u8>>, Vec<i64>) = by_hash.into_iter().unzip();
-        let mut fresh: std::collections::HashSet<Vec<u8>> = if hashes.is_empty() {
-            Default::default()
-        } else {
-            sqlx::query_scalar::<_, Vec<u8>>(
-                "INSERT INTO seen (hash, expires_at) \
-                 SELECT h, e FROM UNNEST($1::bytea[], $2::bigint[]) WITH ORDINALITY AS t(h, e, n) \
-                 ORDER BY n ON CONFLICT DO NOTHING RETURNING hash",
-            )
-            .bind(&hashes)
-            .bind(&expiries)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-        };
-        // `remove`: a second item with the same hash is a replay.
-        let admitted: Vec<bool> = items
-            .iter()
-            .map(|i| i.hash.is_none_or(|h| fresh.remove(h.as_slice())))
-            .collect();
-        let n = admitted.iter().filter(|a| **a).count();
-        // Ids drawn first, so that each item's id is known without relying
-        // on the order of `RETURNING`; then every item in one statement.
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT nextval(pg_get_serial_sequence('items', 'id')) FROM generate_series(1, $1)",
-        )
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut next_id = ids.into_iter();
-        let mut stored: Vec<Option<i64>> = Vec::with_capacity(items.len());
-        let mut cols = ItemColumns::default();
-        for (item, ok) in items.iter().zip(&admitted) {
-            let id = if *ok { next_id.next() } else { None };
-            if let Some(id) = id {
-                cols.push(id, item);
-            }
-            stored.push(id);
-        }
-        if !cols.id.is_empty() {
-            sqlx::query(
-                "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) \
-                 OVERRIDING SYSTEM VALUE SELECT * FROM UNNEST($1::bigint[], $2::smallint[], \
-                 $3::bigint[], $4::bigint[], $5::bytea[], $6::text[], $7::bytea[], $8::bytea[])",
-            )
-            .bind(&cols.id)
-            .bind(&cols.kind)
-            .bind(&cols.expires_at)
-            .bind(&cols.server_time)
-            .bind(&cols.conversation)
-            .bind(&cols.sender)
-            .bind(&cols.tag)
-            .bind(&cols.body)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // Rows per device, in batch order.
-        let mut per_device: std::collections::BTreeMap<i64, i64> = Default::default();
-        for (item, id) in items.iter().zip(&stored) {
-            if id.is_some() {
-                for d in &item.recipients {
-                    *per_device.entry(*d).or_default() += 1;
-                }
-            }
-        }
-        let devices: Vec<i64> = per_device.keys().copied().collect();
-        let counts: Vec<i64> = per_device.values().copied().collect();
-        // Lock in id order (no deadlock between batches), then advance.
-        sqlx::query("SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&devices)
-            .execute(&mut *tx)
-            .await?;
-        let ends: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE devices SET next_seq = devices.next_seq + x.n \
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS x(d, n) \
-             WHERE devices.id = x.d RETURNING devices.id, devices.next_seq",
-        )
-        .bind(&devices)
-        .bind(&counts)
-        .fetch_all(&mut *tx)
-        .await?;
-        // Each device's first seq of this batch.
-        let mut next: std::collections::BTreeMap<i64, i64> = ends
-            .into_iter()
-            .map(|(d, end)| (d, end - per_device.get(&d).copied().unwrap_or(0)))
-            .collect();
-        let (mut row_devices, mut row_seqs, mut row_items) = (Vec::new(), Vec::new(), Vec::new());
-        let mut out = Vec::with_capacity(items.len());
-        for (item, id) in items.iter().zip(&stored) {
-            let Some(id) = *id else {
-                out.push(StoredItem::Replay);
-                continue;
-            };
-            let mut rows = Vec::with_capacity(item.recipients.len());
-            for d in &item.recipients {
-                // A device that does not exist has no counter: no row.
-                if let Some(seq) = next.get_mut(d) {
-                    rows.push((*d, *seq));
-                    row_devices.push(*d);
-                    row_seqs.push(*seq);
-                    row_items.push(id);
-                    *seq += 1;
-                }
-            }
-            out.push(StoredItem::Stored { item_id: id, rows });
-        }
-        sqlx::query(
-            "INSERT INTO mailbox (device_id, seq, item_id) \
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])",
-        )
-        .bind(&row_devices)
-        .bind(&row_seqs)
-        .bind(&row_items)
-        .execute(&mut *tx)
-        .await?;
-        if !devices.is_empty() {
-            let mut payload = devices
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            if payload.len() > MAX_PAYLOAD {
-                payload = "*".into();
-            }
-            // Delivered by PostgreSQL only once this transaction commits.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(MAILBOX_CHANNEL)
-                .bind(payload)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let out = store_items_in(&mut tx, items).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -315,7 +178,7 @@ impl PgStore {
         limit: i64,
     ) -> Result<Vec<MailboxEntry>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT m.seq, m.item_id, i.kind, i.server_time, i.sender, i.tag, i.body \
+            "SELECT m.seq, m.item_id, i.kind, i.server_time, i.conversation, i.sender, i.tag, i.body \
              FROM mailbox m JOIN items i ON i.id = m.item_id \
              WHERE m.device_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
         )
@@ -375,6 +238,208 @@ impl PgStore {
         listener.listen(MAILBOX_CHANNEL).await?;
         Ok(MailboxWakeups { listener })
     }
+}
+
+/// [`PgStore::store_items`] inside the caller's transaction (the delivery
+/// writer's batch): nothing is durable, and no wake-up is delivered, until
+/// the caller commits. The caller must take its locks in the documented
+/// order (conversations, then this: replay hashes, then devices in id
+/// order), so that batches on different servers never deadlock.
+///
+/// # Errors
+/// When the database fails; the caller rolls back.
+pub async fn store_items_in(
+    conn: &mut PgConnection,
+    items: &[PgNewItem],
+) -> Result<Vec<StoredItem>, sqlx::Error> {
+    // The replay set first, in one statement, in hash order: two batches
+    // holding the same hashes (a replay racing on two servers) wait on
+    // each other in one order and never deadlock. Duplicates within the
+    // batch are inserted once; the first item with a hash gets it.
+    let mut by_hash: Vec<(Vec<u8>, i64)> = items
+        .iter()
+        .filter_map(|i| i.hash.map(|h| (h.to_vec(), i.expires_at)))
+        .collect();
+    by_hash.sort_unstable();
+    let (hashes, expiries): (Vec<Vec<u8>>, Vec<i64>) = by_hash.into_iter().unzip();
+    let mut fresh: std::collections::HashSet<Vec<u8>> = if hashes.is_empty() {
+        Default::default()
+    } else {
+        sqlx::query_scalar::<_, Vec<u8>>(
+            "INSERT INTO seen (hash, expires_at) \
+             SELECT h, e FROM UNNEST($1::bytea[], $2::bigint[]) WITH ORDINALITY AS t(h, e, n) \
+             ORDER BY n ON CONFLICT DO NOTHING RETURNING hash",
+        )
+        .bind(&hashes)
+        .bind(&expiries)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    // `remove`: a second item with the same hash is a replay.
+    let admitted: Vec<bool> = items
+        .iter()
+        .map(|i| i.hash.is_none_or(|h| fresh.remove(h.as_slice())))
+        .collect();
+    let n = admitted.iter().filter(|a| **a).count();
+    // Ids drawn first, so that each item's id is known without relying
+    // on the order of `RETURNING`; then every item in one statement.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('items', 'id')) FROM generate_series(1, $1)",
+    )
+    .bind(i64::try_from(n).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut next_id = ids.into_iter();
+    let mut stored: Vec<Option<i64>> = Vec::with_capacity(items.len());
+    let mut cols = ItemColumns::default();
+    for (item, ok) in items.iter().zip(&admitted) {
+        let id = if *ok { next_id.next() } else { None };
+        if let Some(id) = id {
+            cols.push(id, item);
+        }
+        stored.push(id);
+    }
+    if !cols.id.is_empty() {
+        sqlx::query(
+            "INSERT INTO items (id, kind, expires_at, server_time, conversation, sender, tag, body) \
+             OVERRIDING SYSTEM VALUE SELECT * FROM UNNEST($1::bigint[], $2::smallint[], \
+             $3::bigint[], $4::bigint[], $5::bytea[], $6::text[], $7::bytea[], $8::bytea[])",
+        )
+        .bind(&cols.id)
+        .bind(&cols.kind)
+        .bind(&cols.expires_at)
+        .bind(&cols.server_time)
+        .bind(&cols.conversation)
+        .bind(&cols.sender)
+        .bind(&cols.tag)
+        .bind(&cols.body)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // Rows per device, in batch order.
+    let mut per_device: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (item, id) in items.iter().zip(&stored) {
+        if id.is_some() {
+            for d in &item.recipients {
+                *per_device.entry(*d).or_default() += 1;
+            }
+        }
+    }
+    let devices: Vec<i64> = per_device.keys().copied().collect();
+    let counts: Vec<i64> = per_device.values().copied().collect();
+    // Lock in id order (no deadlock between batches), then advance.
+    sqlx::query("SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&devices)
+        .execute(&mut *conn)
+        .await?;
+    let ends: Vec<(i64, i64)> = sqlx::query_as(
+        "UPDATE devices SET next_seq = devices.next_seq + x.n \
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS x(d, n) \
+         WHERE devices.id = x.d RETURNING devices.id, devices.next_seq",
+    )
+    .bind(&devices)
+    .bind(&counts)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Each device's first seq of this batch.
+    let mut next: std::collections::BTreeMap<i64, i64> = ends
+        .into_iter()
+        .map(|(d, end)| (d, end - per_device.get(&d).copied().unwrap_or(0)))
+        .collect();
+    let (mut row_devices, mut row_seqs, mut row_items) = (Vec::new(), Vec::new(), Vec::new());
+    let mut out = Vec::with_capacity(items.len());
+    for (item, id) in items.iter().zip(&stored) {
+        let Some(id) = *id else {
+            out.push(StoredItem::Replay);
+            continue;
+        };
+        let mut rows = Vec::with_capacity(item.recipients.len());
+        for d in &item.recipients {
+            // A device that does not exist has no counter: no row.
+            if let Some(seq) = next.get_mut(d) {
+                rows.push((*d, *seq));
+                row_devices.push(*d);
+                row_seqs.push(*seq);
+                row_items.push(id);
+                *seq += 1;
+            }
+        }
+        out.push(StoredItem::Stored { item_id: id, rows });
+    }
+    sqlx::query(
+        "INSERT INTO mailbox (device_id, seq, item_id) \
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])",
+    )
+    .bind(&row_devices)
+    .bind(&row_seqs)
+    .bind(&row_items)
+    .execute(&mut *conn)
+    .await?;
+    if !devices.is_empty() {
+        let mut payload = devices
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        if payload.len() > MAX_PAYLOAD {
+            payload = "*".into();
+        }
+        // Delivered by PostgreSQL only once this transaction commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(MAILBOX_CHANNEL)
+            .bind(payload)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(out)
+}
+
+/// Acks many `(device, seq)` mailbox rows at once, inside the caller's
+/// transaction (the delivery writer's batch): removes those rows and each
+/// item no mailbox holds any more; returns the rows removed. As
+/// [`PgStore::ack`], the touched items are locked in id order first, so two
+/// servers acking the last rows of one item never leave it behind.
+///
+/// # Errors
+/// When the database fails; the caller rolls back.
+pub async fn ack_rows_in(
+    conn: &mut PgConnection,
+    rows: &[(i64, i64)],
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (devices, seqs): (Vec<i64>, Vec<i64>) = rows.iter().copied().unzip();
+    sqlx::query(
+        "SELECT id FROM items WHERE id IN (SELECT m.item_id FROM mailbox m \
+         JOIN UNNEST($1::bigint[], $2::bigint[]) AS x(d, s) ON m.device_id = x.d AND m.seq = x.s) \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(&devices)
+    .bind(&seqs)
+    .execute(&mut *conn)
+    .await?;
+    let deleted: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "DELETE FROM mailbox m USING UNNEST($1::bigint[], $2::bigint[]) AS x(d, s) \
+         WHERE m.device_id = x.d AND m.seq = x.s RETURNING m.device_id, m.seq, m.item_id",
+    )
+    .bind(&devices)
+    .bind(&seqs)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut items: Vec<i64> = deleted.iter().map(|r| r.2).collect();
+    items.sort_unstable();
+    items.dedup();
+    sqlx::query(
+        "DELETE FROM items i WHERE i.id = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.item_id = i.id)",
+    )
+    .bind(&items)
+    .execute(&mut *conn)
+    .await?;
+    Ok(deleted.into_iter().map(|(d, s, _)| (d, s)).collect())
 }
 
 /// What one round of [`PgStore::sweep_expired`] deleted.

@@ -49,7 +49,9 @@ impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            // Short: while PostgreSQL is down, requests are refused (503
+            // database_unavailable) within seconds instead of piling up.
+            .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await?;
         // `ignore_missing` is off: a migration in the database that this

@@ -12,12 +12,45 @@ use super::{AccountStore, KeyPackageStore, Registered, SessionRow, Uploaded};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Where blob bodies go; without it they are stored in the row (as
+    /// before the file store, and still served from there).
+    blob_files: Option<crate::delivery::blob_files::BlobFiles>,
 }
 
 impl SqliteStore {
     /// A store on `pool` (an open, migrated database).
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            blob_files: None,
+        }
+    }
+
+    /// The same store, writing blob bodies as files in `files`.
+    pub(crate) fn with_blob_files(self, files: crate::delivery::blob_files::BlobFiles) -> Self {
+        Self {
+            blob_files: Some(files),
+            ..self
+        }
+    }
+
+    /// The same store, writing blob bodies as files under `data_dir`
+    /// (`<data_dir>/blobs/<locator>`, as the service does).
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn with_blob_dir(self, data_dir: &std::path::Path) -> std::io::Result<Self> {
+        Ok(self.with_blob_files(crate::delivery::blob_files::BlobFiles::open(data_dir)?))
+    }
+
+    /// The blob body files, if bodies are stored as files.
+    pub(crate) fn blob_files(&self) -> Option<&crate::delivery::blob_files::BlobFiles> {
+        self.blob_files.as_ref()
+    }
+
+    /// The pool (the other concerns' implementations use it).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 }
 

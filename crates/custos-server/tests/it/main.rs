@@ -5,12 +5,15 @@
 //! topic: each test binary links the whole dependency tree again.
 
 mod api;
+mod blob_store;
 mod common;
 mod durability;
 mod hostile;
 mod limits;
 mod membership;
+mod moderation_store;
 mod pg_mailbox;
+mod pg_service;
 mod proptest_model;
 mod store;
 mod tags;

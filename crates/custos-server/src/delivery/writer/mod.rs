@@ -55,6 +55,7 @@ use crate::error::HttpRefusal;
 use crate::lawful::holds::Holds;
 
 mod apply;
+pub(crate) mod pg;
 use apply::{apply_other, flush_acks, flush_submits, route_submit};
 
 /// An item to store and deliver.

@@ -1,0 +1,259 @@
+//! Running the service on PostgreSQL ([`crate::ServerConfig::database`]):
+//! any number of identical servers on one database (design note 0019).
+//!
+//! # What differs from SQLite
+//! - The writer is [`crate::delivery::writer::pg`]: one per process, each
+//!   batch a PostgreSQL transaction, answered after `COMMIT`.
+//! - Push across servers: a task listens for the mailbox notifications of
+//!   every server's commits ([`crate::store::pg_mailbox::MailboxWakeups`])
+//!   and wakes the WebSockets of the devices it holds, which then read from
+//!   their durable cursor. After a lost listening connection every
+//!   WebSocket is woken once; each also polls on a slow timer.
+//! - Login challenges are keyed with the deployment's shared secret and a
+//!   correct answer is spent in the database, for every server.
+//! - `/readyz` asks PostgreSQL (through the pool, within its timeout).
+//! - Endpoints whose storage is not yet on PostgreSQL (moderation, reports,
+//!   blobs, interception, known-content detection, the key directory)
+//!   answer `503 not_on_this_backend` ([`backend_guard`]); the service
+//!   keeps no local database, so nothing is ever stored where the other
+//!   servers would not see it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use custos_clock::SharedClock;
+use rand::RngCore;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ServerConfig;
+use crate::delivery;
+use crate::delivery::mailbox::Hub;
+use crate::error::{DeliveryServiceError, HttpRefusal};
+use crate::refusal::RequestRefusal;
+use crate::state::AppState;
+use crate::store::pg_mailbox::Wake;
+use crate::store::postgres::PgStore;
+
+/// Connections each server keeps to PostgreSQL (the writer, the listener,
+/// and the handlers' reads).
+const POOL_SIZE: u32 = 16;
+/// The purpose under which the login challenge key is shared.
+const CHALLENGE_KEY: &str = "login_challenge";
+
+/// [`crate::serve`] on PostgreSQL at `url`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    url: String,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DeliveryServiceError> {
+    if config.key_directory.is_some() {
+        return Err(DeliveryServiceError::NotOnThisBackend("the key directory"));
+    }
+    if config.matching.is_some() {
+        return Err(DeliveryServiceError::NotOnThisBackend(
+            "known-content detection",
+        ));
+    }
+    let pg = PgStore::connect(&url, POOL_SIZE).await?;
+    let blob_files = delivery::blob_files::BlobFiles::open(&config.data_dir).map_err(|source| {
+        DeliveryServiceError::DataDir {
+            path: config.data_dir.join("blobs"),
+            source,
+        }
+    })?;
+    if let (Some(franking), Some(log)) = (&config.franking, &config.franking_log) {
+        tokio::spawn(crate::abuse::franking_log::maintain(
+            franking.clone(),
+            log.clone(),
+            config.data_dir.clone(),
+            Duration::from_secs(5),
+        ));
+    }
+    let mut fresh = zeroize::Zeroizing::new([0u8; 64]);
+    rand::rngs::OsRng.fill_bytes(fresh.as_mut());
+    let tls = config.tls.clone();
+    let challenge_key = pg.shared_secret(CHALLENGE_KEY, &fresh).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let _stop_on_drop = crate::StopOnDrop(stop_tx.clone());
+    let hub = Arc::new(Hub::default());
+    let (writer, writer_task) = delivery::writer::pg::spawn(
+        pg.clone(),
+        hub.clone(),
+        config.policy.clone(),
+        &config.limits,
+        stop_rx.clone(),
+    );
+    let sweeper = delivery::retention::spawn_sweeper(
+        writer.clone(),
+        blob_files.clone(),
+        clock.clone(),
+        config.sweep_interval,
+        stop_rx.clone(),
+    );
+    let listener_task = tokio::spawn(wake_connections(pg.clone(), hub.clone(), stop_rx.clone()));
+    let state = Arc::new(crate::state::Inner {
+        directory: None,
+        store: Arc::new(pg.clone()),
+        pg: Some(pg.clone()),
+        vouchers: None,
+        pool: closed_sqlite_pool().await,
+        clock,
+        ip_limiter: crate::limits::RateLimiter::new(config.limits.ip_rate),
+        account_limiter: crate::limits::RateLimiter::new(config.limits.account_rate),
+        guards: crate::limits::Guards::new(&config.limits),
+        challenges: delivery::challenge::Challenges::with_key(
+            challenge_key,
+            config.limits.max_challenges,
+        ),
+        config,
+        writer,
+        hub,
+        shutdown: stop_rx,
+    });
+    let app = crate::routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, backend_guard));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "delivery service listening (PostgreSQL)");
+    }
+    let served = crate::serve_http(listener, app, tls, stop_tx.clone(), shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    let _ = writer_task.await;
+    let _ = listener_task.await;
+    pg.pool().close().await;
+    served?;
+    Ok(())
+}
+
+/// A SQLite pool that is closed before anyone uses it: on PostgreSQL,
+/// every query on [`crate::state::Inner::pool`] fails (`PoolClosed`, a 503),
+/// and no file is created.
+async fn closed_sqlite_pool() -> sqlx::SqlitePool {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(SqliteConnectOptions::new().in_memory(true));
+    pool.close().await;
+    pool
+}
+
+/// Wakes the WebSockets of this server when any server stored rows for
+/// their devices, until `stop`. A listener that lost its connection
+/// reconnects (after a pause while PostgreSQL is down) and wakes everyone.
+async fn wake_connections(pg: PgStore, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let mut wakeups = tokio::select! {
+            w = pg.wakeups() => match w {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(%e, "mailbox wake-ups: cannot listen; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        // Rows may have been stored while nobody listened.
+        hub.wake_all();
+        loop {
+            tokio::select! {
+                w = wakeups.next() => match w {
+                    Ok(Wake::Devices(d)) => hub.wake(&d),
+                    Ok(Wake::All) => hub.wake_all(),
+                    Err(e) => {
+                        tracing::warn!(%e, "mailbox wake-ups: connection lost");
+                        hub.wake_all();
+                        break;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// The endpoints served on PostgreSQL: the rest answer `503
+/// not_on_this_backend` before any handler runs.
+fn served_on_postgres(path: &str) -> Result<(), &'static str> {
+    const SERVED: &[&str] = &[
+        "/v1/health",
+        "/healthz",
+        "/readyz",
+        "/v1/accounts",
+        "/v1/auth/",
+        "/v1/key-packages",
+        "/v1/conversations",
+        "/v1/mailbox",
+        "/v1/ws",
+        "/v1/franking-key",
+    ];
+    if SERVED.iter().any(|p| path.starts_with(p)) {
+        return Ok(());
+    }
+    Err(match path {
+        p if p.starts_with("/v1/blobs") => "attachments (blobs)",
+        p if p.starts_with("/v1/psi") || p.starts_with("/v1/moderation/matches") => {
+            "known-content detection"
+        }
+        p if p.starts_with("/v1/reports") || p.starts_with("/v1/moderation") => {
+            "reports and moderation"
+        }
+        p if p.starts_with("/v1/interceptions") => "interception",
+        p if p.starts_with("/v1/key-directory") => "the key directory",
+        _ => return Ok(()),
+    })
+}
+
+/// Refuses the endpoints not yet on PostgreSQL (`503 not_on_this_backend`).
+pub(crate) async fn backend_guard(
+    State(_state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match served_on_postgres(request.uri().path()) {
+        Ok(()) => next.run(request).await,
+        Err(what) => HttpRefusal::from(RequestRefusal::NotOnThisBackend(what)).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served_on_postgres;
+
+    #[test]
+    fn unported_endpoints_are_refused_and_messaging_is_served() {
+        for p in [
+            "/v1/accounts",
+            "/v1/auth/session",
+            "/v1/conversations/00/commits",
+            "/v1/mailbox/ack",
+            "/v1/ws",
+            "/readyz",
+            "/v1/nothing-here",
+        ] {
+            assert_eq!(served_on_postgres(p), Ok(()), "{p}");
+        }
+        for p in [
+            "/v1/blobs",
+            "/v1/blobs/x/voucher",
+            "/v1/reports",
+            "/v1/moderation/reports",
+            "/v1/moderation/matches",
+            "/v1/psi/table",
+            "/v1/interceptions",
+            "/v1/key-directory/audit",
+        ] {
+            assert!(served_on_postgres(p).is_err(), "{p}");
+        }
+    }
+}
