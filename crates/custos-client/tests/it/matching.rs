@@ -583,3 +583,130 @@ async fn a_flood_of_synthetic_vouchers_does_not_hold_up_another_accounts_voucher
     assert_eq!(stored[2..], [0, 0, 0]);
     d.shutdown().await.unwrap();
 }
+
+/// Issue 15: the device keeps the checked table across processes (in its
+/// store, by root): a second process neither downloads it again (the
+/// service answers 304 to its root) nor re-verifies its signatures; a kept
+/// table whose root this deployment's log does not show is refused, and the
+/// service's table is checked in full instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_uses_the_kept_table_and_a_kept_table_not_in_the_log_is_refused() {
+    use custos_client::device::Device;
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut alice = d.register("alice").await.unwrap();
+    d.register("bob").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice
+        .send_with_attachments(&conv, "pic", &[picture(2).0])
+        .await
+        .unwrap();
+    assert_eq!(alice.matching_table_downloads(), 1);
+    let home = d.dir().join("users").join("alice");
+    drop(alice);
+    let kept = |home: &std::path::Path| -> Vec<u8> {
+        rusqlite::Connection::open(home.join("device.db"))
+            .unwrap()
+            .query_row("SELECT value FROM meta WHERE key = 'psi/table'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    let served = kept(&home);
+
+    // A second process: no download, the kept table's vouchers are taken.
+    let mut alice = Device::open(&home, d.clock().clone()).await.unwrap();
+    alice
+        .send_with_attachments(&conv, "pic", &[picture(3).0])
+        .await
+        .unwrap();
+    assert_eq!(alice.matching_table_downloads(), 0);
+    drop(alice);
+    assert_eq!(view(&d, "alice")[0], 2);
+
+    // Another deployment's table (its root is not in this log) planted as
+    // the kept one: refused on load; the service's table is fetched and
+    // checked, and kept instead.
+    let dir2 = TempDir::new().unwrap();
+    let d2 = deployment(&dir2, vec![picture(1).1], TableFault::None).await;
+    let other = d2
+        .register("x")
+        .await
+        .unwrap()
+        .api()
+        .psi_table()
+        .await
+        .unwrap();
+    d2.shutdown().await.unwrap();
+    assert_ne!(other, served);
+    let planted = rusqlite::Connection::open(home.join("device.db"))
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'psi/table'",
+            [&other],
+        )
+        .unwrap();
+    assert_eq!(planted, 1);
+    let mut alice = Device::open(&home, d.clock().clone()).await.unwrap();
+    alice
+        .send_with_attachments(&conv, "pic", &[picture(4).0])
+        .await
+        .unwrap();
+    assert_eq!(alice.matching_table_downloads(), 1);
+    drop(alice);
+    assert_eq!(kept(&home), served);
+    assert_eq!(view(&d, "alice")[0], 3);
+    d.shutdown().await.unwrap();
+}
+
+/// A message with several attachments sends their vouchers in one request
+/// (`POST /v1/vouchers`); a batch with one malformed voucher, or one blob
+/// twice, is refused whole and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_attachments_send_their_vouchers_in_one_batch_and_a_bad_batch_stores_nothing() {
+    use custos_psi::{AccountKey, InnerPayload, make_voucher};
+    use rand_core::OsRng;
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut alice = d.register("alice").await.unwrap();
+    d.register("bob").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice
+        .send_with_attachments(
+            &conv,
+            "pics",
+            &[picture(2).0, picture(3).0, b"a file".to_vec()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "alice")[0], 3);
+
+    let (table, t, _) = alice.checked_table().await.unwrap().unwrap();
+    let key = AccountKey::generate(t, &mut OsRng).unwrap();
+    let payload = InnerPayload {
+        hash: [3; 32],
+        derivative: [0; custos_psi::DERIVATIVE_LEN],
+    };
+    let voucher = || make_voucher(&table, &key, &payload, false, &mut OsRng).encode();
+    let l1 = alice.api().upload_blob(vec![1, 2]).await.unwrap();
+    let l2 = alice.api().upload_blob(vec![3, 4]).await.unwrap();
+    let code = |e: ApiError| match e {
+        ApiError::Refused { status, code, .. } => (status, code),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    for bad in [
+        vec![(l1.clone(), voucher()), (l2.clone(), vec![1u8; 10])],
+        vec![(l1.clone(), voucher()), (l1.clone(), voucher())],
+    ] {
+        let e = alice.api().upload_vouchers(&bad).await.unwrap_err();
+        assert_eq!(code(e), (400, "bad_voucher".into()));
+        assert_eq!(view(&d, "alice")[0], 3);
+    }
+    alice
+        .api()
+        .upload_vouchers(&[(l1, voucher()), (l2, voucher())])
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "alice")[0], 5);
+    d.shutdown().await.unwrap();
+}

@@ -23,12 +23,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use custos_psi::{BlindedTable, ProviderSecret, ServiceTable, Voucher, VoucherError};
+use custos_psi::{BlindedTable, OpenedShare, ProviderSecret, ServiceTable, Voucher, VoucherError};
 use custos_verify::package::LogProof;
 use custos_wire::manifest::Matching;
 use custos_wire::statement::{
@@ -346,11 +347,7 @@ pub(crate) async fn upload_voucher(
     {
         return Err(MatchingRefusal::UnknownBlob.into());
     }
-    let voucher = Voucher::decode(&body).map_err(|e| MatchingRefusal::BadVoucher(e.to_string()))?;
-    let opened = m.service.open(&voucher).map_err(|e| match e {
-        VoucherError::WrongTable { .. } => MatchingRefusal::WrongTable(e.to_string()),
-        other => MatchingRefusal::BadVoucher(other.to_string()),
-    })?;
+    let share = check_voucher(m, &body)?;
     // The same line whether or not the voucher opened (issue 15, test 3).
     tracing::debug!(bytes = body.len(), "voucher checked");
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
@@ -359,9 +356,106 @@ pub(crate) async fn upload_voucher(
         .as_ref()
         .ok_or_else(|| HttpRefusal::from(MatchingRefusal::MatchingOff))?;
     queue
-        .store(auth.account_id, locator, body, opened.map(|o| o.share), now)
+        .store(auth.account_id, locator, body, share, now)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({}))))
+}
+
+/// Most vouchers in one batch (`POST /v1/vouchers`): a message's
+/// attachments (`custos_client`'s `MAX_ATTACHMENTS`).
+pub const MAX_VOUCHER_BATCH: usize = 16;
+
+/// Largest body of `POST /v1/vouchers`.
+pub const MAX_VOUCHER_BATCH_LEN: usize =
+    2 + MAX_VOUCHER_BATCH * (32 + 2 + custos_psi::voucher::MAX_VOUCHER_LEN);
+
+/// `POST /v1/vouchers`: the vouchers of several of the account's blobs in
+/// one request (the attachments of one message; format in
+/// `docs/spec/psi.md`, "Voucher batch"). Every voucher is checked before
+/// any is queued: one malformed voucher or one made against another table
+/// refuses the whole batch and nothing is stored. The vouchers then go to
+/// the writer together (one transaction, as a rule); `201 {"stored": n}`
+/// once all are committed, else the first voucher's refusal (unknown blob,
+/// duplicate), the others being stored.
+pub(crate) async fn upload_vouchers(
+    State(state): State<AppState>,
+    auth: Authed,
+    RawBody(body): RawBody,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    let m = matching(&state)?;
+    let items = parse_batch(&body)?;
+    let mut checked = Vec::with_capacity(items.len());
+    for (locator, voucher) in items {
+        let share = check_voucher(m, &voucher)?;
+        checked.push((locator, voucher, share));
+    }
+    // The same line whether or not any voucher opened (issue 15, test 3).
+    tracing::debug!(vouchers = checked.len(), "vouchers checked");
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    let queue = state
+        .vouchers
+        .as_ref()
+        .ok_or_else(|| HttpRefusal::from(MatchingRefusal::MatchingOff))?;
+    let stored = checked.len();
+    queue.store_all(auth.account_id, checked, now).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "stored": stored })),
+    ))
+}
+
+/// Parses and checks one voucher against the table: its share when it
+/// opened.
+fn check_voucher(m: &MatchingService, body: &[u8]) -> Result<Option<OpenedShare>, HttpRefusal> {
+    let voucher = Voucher::decode(body).map_err(|e| MatchingRefusal::BadVoucher(e.to_string()))?;
+    let opened = m.service.open(&voucher).map_err(|e| match e {
+        VoucherError::WrongTable { .. } => MatchingRefusal::WrongTable(e.to_string()),
+        other => MatchingRefusal::BadVoucher(other.to_string()),
+    })?;
+    Ok(opened.map(|o| o.share))
+}
+
+/// A voucher batch: `u8 version (1)`, `u8 count (1 to 16)`, then `count`
+/// times `[32] locator`, `u16 length`, the voucher; nothing after. Two
+/// items for one locator are refused.
+fn parse_batch(body: &Bytes) -> Result<Vec<(String, Bytes)>, HttpRefusal> {
+    let bad = |why: &str| HttpRefusal::from(MatchingRefusal::BadVoucher(format!("batch: {why}")));
+    let (Some(&version), Some(&count)) = (body.first(), body.get(1)) else {
+        return Err(bad("shorter than its header"));
+    };
+    if version != 1 {
+        return Err(bad("unknown version"));
+    }
+    let count = usize::from(count);
+    if count == 0 || count > MAX_VOUCHER_BATCH {
+        return Err(bad("1 to 16 vouchers"));
+    }
+    let mut items = Vec::with_capacity(count);
+    let mut at = 2usize;
+    for _ in 0..count {
+        let locator = body
+            .get(at..at + 32)
+            .ok_or_else(|| bad("ends inside a locator"))?;
+        let len = body
+            .get(at + 32..at + 34)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(|b| usize::from(u16::from_be_bytes(b)))
+            .ok_or_else(|| bad("ends inside a length"))?;
+        at += 34;
+        if at.checked_add(len).is_none_or(|end| end > body.len()) {
+            return Err(bad("ends inside a voucher"));
+        }
+        let locator = hex::encode(locator);
+        if items.iter().any(|(l, _): &(String, Bytes)| *l == locator) {
+            return Err(bad("one locator twice"));
+        }
+        items.push((locator, body.slice(at..at + len)));
+        at += len;
+    }
+    if at != body.len() {
+        return Err(bad("bytes after the last voucher"));
+    }
+    Ok(items)
 }
 
 /// A case in the review queue.

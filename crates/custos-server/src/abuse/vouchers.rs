@@ -101,6 +101,43 @@ impl VoucherQueue {
             .await
             .unwrap_or_else(|_| Err(HttpRefusal::unavailable()))
     }
+
+    /// Queues checked vouchers of one account, all before waiting for any
+    /// (so that, as a rule, one commit holds them), then waits for each;
+    /// the first refusal, if any, after every answer.
+    pub(crate) async fn store_all(
+        &self,
+        account: i64,
+        vouchers: Vec<(String, Bytes, Option<OpenedShare>)>,
+        now: i64,
+    ) -> Result<(), HttpRefusal> {
+        let mut answers = Vec::with_capacity(vouchers.len());
+        for (locator, body, share) in vouchers {
+            let (reply, answer) = oneshot::channel();
+            self.0
+                .send(Job {
+                    account,
+                    locator,
+                    body,
+                    share,
+                    now,
+                    reply,
+                })
+                .await
+                .map_err(|_| HttpRefusal::unavailable())?;
+            answers.push(answer);
+        }
+        let mut first = Ok(());
+        for answer in answers {
+            let got = answer
+                .await
+                .unwrap_or_else(|_| Err(HttpRefusal::unavailable()));
+            if first.is_ok() {
+                first = got;
+            }
+        }
+        first
+    }
 }
 
 async fn run(worker: ThresholdWorker, pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
