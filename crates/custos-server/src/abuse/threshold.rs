@@ -119,6 +119,11 @@ async fn run(
         while let Ok(accounts) = rx.try_recv() {
             w.pending.extend(accounts);
         }
+        if pool.is_closed() {
+            // The service is stopping: accounts still owed a step are
+            // found again on the next start.
+            break;
+        }
         let mut waiting = false;
         for account in std::mem::take(&mut w.pending) {
             match w.step(&m, &pool, &clock, account).await {
