@@ -420,6 +420,36 @@ impl Api {
         Ok(stored.locator)
     }
 
+    /// Sends the safety vouchers of several uploaded blobs (a message's
+    /// attachments) in one request, `POST /v1/vouchers` (at most 16;
+    /// `docs/spec/psi.md`, "Voucher batch").
+    pub async fn upload_vouchers(&self, vouchers: &[(String, Vec<u8>)]) -> Result<(), ApiError> {
+        let count = u8::try_from(vouchers.len())
+            .ok()
+            .filter(|n| (1..=16).contains(n))
+            .ok_or_else(|| ApiError::BadResponse("a voucher batch holds 1 to 16".into()))?;
+        let mut body = vec![1u8, count];
+        for (locator, voucher) in vouchers {
+            let raw = hex::decode(locator)
+                .ok()
+                .filter(|l| l.len() == 32)
+                .ok_or_else(|| ApiError::BadResponse("a blob locator is 64 hex digits".into()))?;
+            let len = u16::try_from(voucher.len())
+                .map_err(|_| ApiError::BadResponse("voucher too long".into()))?;
+            body.extend_from_slice(&raw);
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(voucher);
+        }
+        let resp = self
+            .auth(self.http.post(format!("{}/v1/vouchers", self.base)))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        check(resp).await.map(|_| ())
+    }
+
     /// Sends the safety voucher of an uploaded blob
     /// ([`crate::matching`]); the answer is the same whether it matched.
     pub async fn upload_voucher(&self, locator: &str, voucher: Vec<u8>) -> Result<(), ApiError> {

@@ -15,6 +15,12 @@
 //! - At the manifest's rate a voucher is synthetic: it opens for the
 //!   service but carries a random share and nothing to review.
 //! - The account's sharing polynomial stays in the device's store.
+//! - The checked table's bytes are kept in the device's store, so that the
+//!   next process (each `custos send` is one) neither downloads it again
+//!   (the service answers `304` to its root) nor verifies its entries'
+//!   signatures again; the log's statement for its root is required again
+//!   on every load, and a kept table whose root the log does not show is
+//!   dropped.
 
 use custos_psi::{AccountKey, BlindedTable, CheckedTable, InnerPayload, LoggedList};
 use custos_wire::statement::{HashListRoot, MatchingPolicy};
@@ -24,6 +30,9 @@ use crate::device::{Device, DeviceError};
 use crate::store::{Store, StoreError};
 
 const ACCOUNT_KEY: &str = "psi/account_key";
+/// The bytes of the last table this device checked in full, kept across
+/// processes (see [`Device::checked_table`]).
+const KEPT_TABLE: &str = "psi/table";
 
 /// Why the device refused the service's table or policy.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +155,11 @@ impl Device {
         let orgs = m
             .organisation_keys()
             .map_err(|_| MatchingError::Table(custos_psi::TableError::WrongOrganisations))?;
+        if self.psi_cache.is_none() {
+            // A new process: the table an earlier one checked, if the log
+            // still shows its root.
+            self.psi_cache = self.kept_table((&orgs.0, &orgs.1))?;
+        }
         let known = self.psi_cache.as_ref().map(|t| *t.root());
         let Some(bytes) = self.api.psi_table_unless(known.as_ref()).await? else {
             // The service still serves the table this device checked: its
@@ -174,14 +188,41 @@ impl Device {
         let checked = table
             .check(&logged, (&orgs.0, &orgs.1))
             .map_err(MatchingError::from)?;
+        // Kept for later processes only once the whole check passed.
+        self.store.set(KEPT_TABLE, &bytes)?;
         self.psi_cache = Some(checked.clone());
         Ok(Some((checked, m.threshold, m.synthetic_rate_ppm)))
     }
 
-    /// How many times this device downloaded and checked the service's
-    /// table: once per table while the service serves the same one (the
-    /// device keeps the checked table by root in memory; a new process
-    /// checks it again once).
+    /// The table kept by an earlier process, checked again against the
+    /// logged statement this device holds for its root and the manifest's
+    /// organisations ([`BlindedTable::check_kept`]: the entries'
+    /// signatures were verified before it was kept, and the root binds the
+    /// bytes). A kept table that is damaged or whose root the log does not
+    /// show is dropped, and the service's table is fetched and checked in
+    /// full instead.
+    fn kept_table(
+        &self,
+        orgs: (&[u8; 32], &[u8; 32]),
+    ) -> Result<Option<CheckedTable>, DeviceError> {
+        let Some(bytes) = self.store.get(KEPT_TABLE)? else {
+            return Ok(None);
+        };
+        let checked = BlindedTable::decode(&bytes).ok().and_then(|table| {
+            let logged = logged_list(&self.store, &table.root()).ok()??;
+            table.check_kept(&logged, orgs).ok()
+        });
+        if checked.is_none() {
+            tracing::warn!("the kept hash table is not in the log (or damaged): dropped");
+            self.store.delete(KEPT_TABLE)?;
+        }
+        Ok(checked)
+    }
+
+    /// How many times this device (this process) downloaded and checked
+    /// the service's table: once per table while the service serves the
+    /// same one, and none in a process that found the table an earlier
+    /// one checked (kept in the device's store, by root).
     pub fn matching_table_downloads(&self) -> u64 {
         self.psi_downloads
     }

@@ -42,17 +42,30 @@ impl Device {
         // table the device refuses stops the send before anything is uploaded.
         let vouchers = self.vouchers_for(files).await?;
         let mut attachments = Vec::with_capacity(files.len());
-        for (i, file) in files.iter().enumerate() {
+        for file in files {
             // The blob does not depend on the locator, which the service
             // assigns on upload.
             let mut sealed = seal_attachment(file, "").map_err(DeviceError::Attachment)?;
             sealed.attachment.locator = self.api.upload_blob(sealed.blob).await?;
-            if let Some(v) = vouchers.as_ref().and_then(|v| v.get(i)) {
-                self.api
-                    .upload_voucher(&sealed.attachment.locator, v.clone())
-                    .await?;
-            }
             attachments.push(sealed.attachment);
+        }
+        // One voucher per blob: one request for one attachment, one batch
+        // (`POST /v1/vouchers`) for several.
+        if let Some(vouchers) = vouchers {
+            let mut pairs: Vec<(String, Vec<u8>)> = attachments
+                .iter()
+                .map(|a| a.locator.clone())
+                .zip(vouchers)
+                .collect();
+            match pairs.as_mut_slice() {
+                [] => {}
+                [(locator, voucher)] => {
+                    self.api
+                        .upload_voucher(locator, std::mem::take(voucher))
+                        .await?
+                }
+                _ => self.api.upload_vouchers(&pairs).await?,
+            }
         }
         let payload = Payload {
             content_type: ContentType::Text,

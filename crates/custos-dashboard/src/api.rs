@@ -16,8 +16,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use custos_verify::figures::{
-    AuditFigures, Counts, CustodianFigures, Flags, MissingErasure, OverdueUnsealing,
-    RefusedStatement, Row, UnloggedWarrant,
+    AuditFigures, Counts, CustodianFigures, Flags, MatchingFigures, MissingErasure,
+    OverdueUnsealing, RefusedStatement, Row, UnloggedWarrant,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -286,6 +286,7 @@ pub struct ApiError {
         Counts,
         Row,
         CustodianFigures,
+        MatchingFigures,
         Flags,
         OverdueUnsealing,
         MissingErasure,

@@ -161,6 +161,7 @@ impl ServerSpec {
             configure: |c| {
                 c.limits = custos_server::Limits::relaxed();
                 c.sweep_interval = Duration::from_millis(50);
+                c.matching_figures_every = Some(Duration::from_millis(200));
             },
         }
     }

@@ -351,6 +351,38 @@ impl BlindedTable {
         logged: &LoggedList,
         manifest_orgs: (&[u8; 32], &[u8; 32]),
     ) -> Result<CheckedTable, TableError> {
+        let root = self.check_logged(logged, manifest_orgs)?;
+        check_sources(&self.org_a, &self.org_b, &self.entries)?;
+        Ok(CheckedTable::new(self, root))
+    }
+
+    /// [`BlindedTable::check`] for a table whose bytes this device kept in
+    /// its own store after `check` passed on them: the same checks against
+    /// the log's statement and the manifest, but not the entries'
+    /// signatures again. The root is SHA-256 of the bytes, so bytes with
+    /// the root `check` accepted carry the very signatures it verified; a
+    /// table from anywhere else must go through `check`.
+    ///
+    /// # Security meaning
+    /// The log's statement for the root is still required (a kept table
+    /// whose root is not logged is refused as [`TableError::NotLogged`]),
+    /// so keeping a table never lets a device scan against a list the log
+    /// does not show; what it trusts is its own store.
+    pub fn check_kept(
+        self,
+        logged: &LoggedList,
+        manifest_orgs: (&[u8; 32], &[u8; 32]),
+    ) -> Result<CheckedTable, TableError> {
+        let root = self.check_logged(logged, manifest_orgs)?;
+        Ok(CheckedTable::new(self, root))
+    }
+
+    /// The checks against the logged statement and the manifest; the root.
+    fn check_logged(
+        &self,
+        logged: &LoggedList,
+        manifest_orgs: (&[u8; 32], &[u8; 32]),
+    ) -> Result<[u8; 32], TableError> {
         let root = self.root();
         if root != logged.root {
             return Err(TableError::NotLogged {
@@ -369,8 +401,7 @@ impl BlindedTable {
         {
             return Err(TableError::WrongOrganisations);
         }
-        check_sources(&self.org_a, &self.org_b, &self.entries)?;
-        Ok(CheckedTable::new(self, root))
+        Ok(root)
     }
 
     pub(crate) fn bucket(&self, index: usize) -> Option<&RistrettoPoint> {

@@ -6,7 +6,12 @@
 //! insert with `synchronous = FULL`, the answer).
 //!
 //! `cargo bench -p custos-server --bench vouchers -- [--vouchers N]
-//!  [--concurrency C] [--accounts A]`
+//!  [--concurrency C] [--accounts A] [--batch K]`
+//!
+//! With `--batch K` (2 to 16) the vouchers are posted K to a request to
+//! `POST /v1/vouchers` (the batch a device sends for a message with K
+//! attachments), each request's vouchers of one account; after the
+//! one-by-one run, in the same run and against the same server.
 //!
 //! Baseline, in the same run against the same server: the same route with
 //! a malformed locator, which is refused right after the session check
@@ -55,6 +60,7 @@ struct Args {
     vouchers: usize,
     concurrency: usize,
     accounts: usize,
+    batch: usize,
 }
 
 fn parse_args() -> (Option<String>, Args) {
@@ -62,6 +68,7 @@ fn parse_args() -> (Option<String>, Args) {
         vouchers: 20_000,
         concurrency: 64,
         accounts: 100,
+        batch: 1,
     };
     let mut serve = None;
     let mut it = std::env::args().skip(1);
@@ -72,6 +79,7 @@ fn parse_args() -> (Option<String>, Args) {
             "--vouchers" => a.vouchers = v().parse().unwrap(),
             "--concurrency" => a.concurrency = v().parse().unwrap(),
             "--accounts" => a.accounts = v().parse().unwrap(),
+            "--batch" => a.batch = v().parse().unwrap(),
             _ => {} // cargo bench passes `--bench`
         }
     }
@@ -303,6 +311,75 @@ async fn run(
     (start.elapsed().as_secs_f64(), wrong.load(Ordering::Relaxed))
 }
 
+/// Posts `jobs` in batches of `batch` (one account each) to
+/// `POST /v1/vouchers` with `concurrency` workers; returns (seconds,
+/// vouchers in refused batches).
+async fn run_batched(
+    http: &reqwest::Client,
+    base: &str,
+    tokens: &Arc<Vec<String>>,
+    vouchers: &Arc<Vec<Vec<u8>>>,
+    jobs: Vec<Job>,
+    batch: usize,
+    concurrency: usize,
+) -> (f64, usize) {
+    // Group by account, then cut into batches.
+    let mut by_account: std::collections::BTreeMap<usize, Vec<Job>> = Default::default();
+    for j in jobs {
+        by_account.entry(j.0).or_default().push(j);
+    }
+    let mut bodies: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    for (acct, jobs) in by_account {
+        for chunk in jobs.chunks(batch) {
+            let mut body = vec![1u8, chunk.len() as u8];
+            for (_, locator, v) in chunk {
+                body.extend_from_slice(&hex::decode(locator).unwrap());
+                body.extend_from_slice(&(vouchers[*v].len() as u16).to_be_bytes());
+                body.extend_from_slice(&vouchers[*v]);
+            }
+            bodies.push((acct, chunk.len(), body));
+        }
+    }
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let wrong = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, tokens, bodies, next, wrong) = (
+            http.clone(),
+            base.to_owned(),
+            tokens.clone(),
+            bodies.clone(),
+            next.clone(),
+            wrong.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((acct, n, body)) = bodies.get(i) else {
+                    break;
+                };
+                let r = http
+                    .post(format!("{base}/v1/vouchers"))
+                    .bearer_auth(&tokens[*acct])
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() != reqwest::StatusCode::CREATED {
+                    wrong.fetch_add(*n, Ordering::Relaxed);
+                }
+                let _ = r.bytes().await;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    (start.elapsed().as_secs_f64(), wrong.load(Ordering::Relaxed))
+}
+
 async fn drive(args: Args) {
     let tmp = tempfile::tempdir().unwrap();
     let checked = provider(tmp.path());
@@ -396,6 +473,12 @@ async fn drive(args: Args) {
         reqwest::StatusCode::CREATED,
     )
     .await;
+    // With --batch, half of the blobs go one by one and half in batches.
+    let batched: Vec<Job> = if args.batch > 1 {
+        jobs.split_off(jobs.len() / 2)
+    } else {
+        Vec::new()
+    };
     let n = jobs.len();
     // Baseline: the same number of requests with a malformed locator.
     let bad: Vec<Job> = jobs
@@ -422,10 +505,27 @@ async fn drive(args: Args) {
         reqwest::StatusCode::CREATED,
     )
     .await;
+    let batch_result = if batched.is_empty() {
+        None
+    } else {
+        let m = batched.len();
+        let (secs, wrong) = run_batched(
+            &http,
+            &server.base,
+            &tokens,
+            &vouchers,
+            batched,
+            args.batch,
+            args.concurrency,
+        )
+        .await;
+        Some((m, secs, wrong))
+    };
     let stored: i64 = rusqlite::Connection::open(tmp.path().join("data/custos-server.db"))
         .unwrap()
         .query_row("SELECT COUNT(*) FROM psi_vouchers", [], |r| r.get(0))
         .unwrap();
+    let secs_one = secs;
     let rate = n as f64 / secs;
     let base_rate = n as f64 / base_secs;
     println!(
@@ -443,6 +543,15 @@ async fn drive(args: Args) {
         rate / base_rate,
         if rate >= 10_000.0 { "met" } else { "not met" }
     );
+    if let Some((m, secs, wrong)) = batch_result {
+        let rate = m as f64 / secs;
+        println!(
+            "vouchers in batches of {} (POST /v1/vouchers): {m} in {rate:.0} vouchers/s ({wrong} in refused batches); ratio to one by one: {:.2}; goal 10,000/s: {}",
+            args.batch,
+            rate / (n as f64 / secs_one),
+            if rate >= 10_000.0 { "met" } else { "not met" }
+        );
+    }
     let mut child = server.child;
     drop(child.stdin.take());
     let _ = child.wait();

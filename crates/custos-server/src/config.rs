@@ -60,6 +60,11 @@ pub struct ServerConfig {
     /// succeeds; `custos server --matching-table` sets it. The test kit
     /// publishes them itself.
     pub publish_matching: bool,
+    /// How often `serve` logs the matching figures (statement kind 15,
+    /// [`crate::abuse::matching::publish_figures`]) when they changed,
+    /// with [`ServerConfig::franking_log`]'s log and key. `None`: a day
+    /// when `publish_matching` is set, else never.
+    pub matching_figures_every: Option<Duration>,
     /// The storage backend: `None` keeps SQLite in [`ServerConfig::data_dir`]
     /// (one server per directory); `Some(url)` (`postgres://…`) stores
     /// accounts, conversations, items and mailboxes in that PostgreSQL
@@ -89,6 +94,7 @@ impl ServerConfig {
             key_directory: None,
             matching: None,
             publish_matching: false,
+            matching_figures_every: None,
             database: None,
         }
     }

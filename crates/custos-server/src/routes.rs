@@ -42,6 +42,11 @@ pub(crate) fn router(state: AppState) -> Router {
                 custos_psi::voucher::MAX_VOUCHER_LEN + 1,
             )),
         )
+        .route(
+            "/v1/vouchers",
+            post(matching::upload_vouchers)
+                .layer(DefaultBodyLimit::max(matching::MAX_VOUCHER_BATCH_LEN + 1)),
+        )
         .route("/v1/psi/table", get(matching::table))
         .route("/v1/moderation/matches", get(matching::list_cases))
         .route("/v1/moderation/matches/{id}", get(matching::show_case))

@@ -115,7 +115,7 @@ impl Role {
             K::Interception | K::ProviderFrankingKey | K::KeyDirectoryEpoch => {
                 self == Self::Provider
             }
-            K::HashListRoot | K::MatchingPolicy => self == Self::Provider,
+            K::HashListRoot | K::MatchingPolicy | K::MatchingCases => self == Self::Provider,
             K::WarrantUnsealing => matches!(self, Self::Custodian | Self::Court),
             K::EmbargoExtension | K::WarrantRevocation => self == Self::Court,
             K::ManifestPublication => self == Self::Log,

@@ -25,9 +25,9 @@ use crate::codec::{Reader, Writer};
 
 pub use body::{
     DayKeyErasure, EmbargoExtension, EscrowDayKey, HashListRoot, Interception, KeyDirectoryEpoch,
-    KeyPurpose, KeyRelease, MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, MatchingPolicy,
-    ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment, WarrantRevocation,
-    WarrantUnsealing, warrant_commitment,
+    KeyPurpose, KeyRelease, MAX_NAME_LEN, MAX_RECOVERY_LEN, ManifestPublication, MatchingCases,
+    MatchingPolicy, ParticipantKey, ProviderFrankingKey, StatementKind, WarrantCommitment,
+    WarrantRevocation, WarrantUnsealing, warrant_commitment,
 };
 
 /// Version byte of the statement and signed-statement encodings.
@@ -75,6 +75,8 @@ pub enum Statement {
     HashListRoot(HashListRoot),
     /// The provider publishes its matching policy (kind 14).
     MatchingPolicy(MatchingPolicy),
+    /// The provider publishes its matching figures (kind 15).
+    MatchingCases(MatchingCases),
 }
 
 impl Statement {
@@ -95,6 +97,7 @@ impl Statement {
             Self::KeyDirectoryEpoch(_) => StatementKind::KeyDirectoryEpoch,
             Self::HashListRoot(_) => StatementKind::HashListRoot,
             Self::MatchingPolicy(_) => StatementKind::MatchingPolicy,
+            Self::MatchingCases(_) => StatementKind::MatchingCases,
         }
     }
 
@@ -117,6 +120,7 @@ impl Statement {
             Self::KeyDirectoryEpoch(s) => s.write(&mut w)?,
             Self::HashListRoot(s) => s.write(&mut w)?,
             Self::MatchingPolicy(s) => s.write(&mut w)?,
+            Self::MatchingCases(s) => s.write(&mut w)?,
         }
         let bytes = w.into_bytes();
         if bytes.len() > MAX_STATEMENT_LEN {
@@ -176,6 +180,7 @@ impl Statement {
             }
             StatementKind::HashListRoot => Self::HashListRoot(HashListRoot::read(&mut r)?),
             StatementKind::MatchingPolicy => Self::MatchingPolicy(MatchingPolicy::read(&mut r)?),
+            StatementKind::MatchingCases => Self::MatchingCases(MatchingCases::read(&mut r)?),
         };
         r.finish()?;
         Ok(statement)

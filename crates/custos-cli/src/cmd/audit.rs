@@ -269,6 +269,28 @@ fn print_figures(f: &AuditFigures) {
             c.releases, c.conversation_days_released, c.day_keys_generated, c.day_keys_erased
         );
     }
+    if !f.matching.is_empty() {
+        println!();
+        println!(
+            "{:<44}{:>9}{:>9}{:>11}{:>11}{:>9}",
+            "matching (provider's logged figures)",
+            "accounts",
+            "cases",
+            "confirmed",
+            "dismissed",
+            "pending"
+        );
+        for (name, m) in &f.matching {
+            println!(
+                "{name:<44}{:>9}{:>9}{:>11}{:>11}{:>9}",
+                m.accounts_matched,
+                m.cases_opened,
+                m.cases_confirmed,
+                m.cases_dismissed,
+                m.cases_pending
+            );
+        }
+    }
     let flags = &f.flags;
     for o in &flags.overdue_unsealings {
         println!(

@@ -235,7 +235,15 @@ async fn a_table_built_from_two_signed_lists_is_served_logged_and_opens_listed_v
         .send_with_attachments(&conv, "pic", &[png2])
         .await
         .unwrap();
-    let stats = bob.api().matching_stats().await.unwrap();
+    // The threshold step runs shortly after the voucher's answer.
+    let mut stats = bob.api().matching_stats().await.unwrap();
+    for _ in 0..500 {
+        if stats["accounts_matched"] != 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        stats = bob.api().matching_stats().await.unwrap();
+    }
     assert_eq!(stats["accounts_matched"], 1, "{stats}");
     assert_eq!(stats["cases_pending"], 1, "{stats}");
     d.shutdown().await.unwrap();

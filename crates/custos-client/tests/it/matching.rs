@@ -68,6 +68,21 @@ fn view(d: &Deployment, account: &str) -> [i64; 5] {
     ]
 }
 
+/// `view(d, account)` once it is `expected`: the threshold step runs
+/// shortly after the voucher's answer, beside the voucher writer. Polls
+/// for at most 20 s (a failing test shows the last view).
+async fn settled(d: &Deployment, account: &str, expected: [i64; 5]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = view(d, account);
+        if now == expected || std::time::Instant::now() > deadline {
+            assert_eq!(now, expected, "{account}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The service's log lines, captured on the threads of one test's runtime
 /// only: one global subscriber (every level of `custos_server`) writes each
 /// line to the capture of the thread that logs it, if that thread has one.
@@ -248,7 +263,7 @@ async fn below_the_threshold(captured: Captured) {
         .send_with_attachments(&to_bob_a, "last", &[again])
         .await
         .unwrap();
-    assert_eq!(view(&d, "alice"), [5, 4, 1, 1, 4]);
+    settled(&d, "alice", [5, 4, 1, 1, 4]).await;
     assert_eq!(view(&d, "carol"), [3, 3, 0, 0, 0]);
 
     // Carol's synthetic vouchers never become matches, however many.
@@ -266,6 +281,14 @@ async fn below_the_threshold(captured: Captured) {
         .await
         .unwrap();
     assert_eq!(view(&d, "alice"), [6, 5, 1, 1, 4]);
+    // A further listed picture joins the case (past the threshold its
+    // voucher opens directly).
+    alice.dangerous_force_synthetic(Some(false));
+    alice
+        .send_with_attachments(&to_bob_a, "again", &[alice_pics[0].0.clone()])
+        .await
+        .unwrap();
+    settled(&d, "alice", [7, 6, 1, 1, 5]).await;
 
     // Review: bob moderates. The case holds the hashes and derivatives.
     custos_server::moderation::add_moderator(&d.server().unwrap().data, "bob")
@@ -277,7 +300,7 @@ async fn below_the_threshold(captured: Captured) {
     let id = cases[0]["id"].as_i64().unwrap();
     let case = bob.api().matching_case(id).await.unwrap();
     let matches = case["matches"].as_array().unwrap();
-    assert_eq!(matches.len(), usize::from(T));
+    assert_eq!(matches.len(), usize::from(T) + 1);
     for (m, h) in matches.iter().zip(&listed).take(usize::from(T) - 1) {
         assert_eq!(m["hash"], hex::encode(h));
     }
@@ -294,7 +317,10 @@ async fn below_the_threshold(captured: Captured) {
     let package = &decided["package"];
     assert_eq!(package["format"], "custos-clearinghouse-package/v1");
     assert_eq!(package["account"], "alice");
-    assert_eq!(package["matches"].as_array().unwrap().len(), usize::from(T));
+    assert_eq!(
+        package["matches"].as_array().unwrap().len(),
+        usize::from(T) + 1
+    );
     assert!(package["log_proofs"]["hash_list_root"]["index"].is_u64());
     // Decided once only.
     assert!(matches!(
@@ -305,6 +331,34 @@ async fn below_the_threshold(captured: Captured) {
     assert_eq!(stats["accounts_matched"], 1);
     assert_eq!(stats["cases_confirmed"], 1);
     assert_eq!(stats["threshold"], T);
+    // The figures are public in the log (statement kind 15), and the audit
+    // counts them: one account matched, one case opened and confirmed.
+    let provider = d
+        .manifest()
+        .with_role(custos_wire::manifest::Role::Provider)
+        .next()
+        .unwrap()
+        .name
+        .clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut figures = custos_verify::figures::Figures::new(d.manifest(), Default::default());
+        custos_tlog::audit::audit_streaming(d.log(), d.manifest(), &mut figures, |_, _| {})
+            .await
+            .unwrap();
+        let f = figures.finish(custos_clock::Clock::now_millis(&**d.clock()) / 1000);
+        assert!(f.flags.refused_statements.is_empty(), "{:?}", f.flags);
+        if let Some(m) = f.matching.get(&provider)
+            && m.cases_confirmed == 1
+        {
+            assert_eq!((m.accounts_matched, m.cases_opened), (1, 1));
+            assert_eq!((m.cases_dismissed, m.cases_pending), (0, 0));
+            assert!(m.statements >= 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", f.matching);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     d.shutdown().await.unwrap();
 }
 
@@ -427,4 +481,232 @@ fn curve25519_point() -> [u8; 32] {
         .unwrap()
         .try_into()
         .unwrap()
+}
+
+/// The reconstruction finding (issue 15): an account with at least `T`
+/// opened vouchers whose shares do not interpolate (synthetic ones, which
+/// any device can make) once made the service try up to 2,000 subsets for
+/// each further opened voucher, inside the voucher writer's transaction,
+/// holding up every other account's voucher. Now the reconstruction runs
+/// beside the writer, at most once per account and period: another
+/// account's voucher is answered within a bound while one account floods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_synthetic_vouchers_does_not_hold_up_another_accounts_voucher() {
+    use custos_psi::{AccountKey, InnerPayload, make_voucher};
+    use rand_core::OsRng;
+    use std::time::{Duration, Instant};
+
+    const STREAMS: usize = 16;
+    const PER_STREAM: usize = 6;
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut mallory = d.register("mallory").await.unwrap();
+    let mut alice = d.register("alice").await.unwrap();
+    let (table, t, _) = mallory.checked_table().await.unwrap().unwrap();
+    let key = AccountKey::generate(t, &mut OsRng).unwrap();
+    let payload = InnerPayload {
+        hash: [7; 32],
+        derivative: [0; custos_psi::DERIVATIVE_LEN],
+    };
+    // Mallory's first T + 4 synthetic vouchers, one by one: from now on
+    // every further opened voucher of hers is one the old code reconstructed
+    // for (2,000 subsets each).
+    let api = mallory.api().clone();
+    let mut warm = Vec::new();
+    for i in 0..usize::from(t) + 4 {
+        let locator = api.upload_blob(vec![i as u8; 16]).await.unwrap();
+        let v = make_voucher(&table, &key, &payload, true, &mut OsRng).encode();
+        warm.push((locator, v));
+    }
+    for (locator, v) in warm {
+        api.upload_voucher(&locator, v).await.unwrap();
+    }
+    // Then a flood on many connections at once.
+    let mut flood = Vec::new();
+    for s in 0..STREAMS {
+        let mut jobs = Vec::new();
+        for i in 0..PER_STREAM {
+            let locator = api
+                .upload_blob(vec![(s * PER_STREAM + i) as u8, 1, 2, 3])
+                .await
+                .unwrap();
+            jobs.push((
+                locator,
+                make_voucher(&table, &key, &payload, true, &mut OsRng).encode(),
+            ));
+        }
+        flood.push(jobs);
+    }
+    let (alice_table, _, _) = alice.checked_table().await.unwrap().unwrap();
+    let alice_key = AccountKey::generate(t, &mut OsRng).unwrap();
+    let alice_locator = alice.api().upload_blob(vec![9; 64]).await.unwrap();
+    let alice_voucher =
+        make_voucher(&alice_table, &alice_key, &payload, false, &mut OsRng).encode();
+    let started = Instant::now();
+    let tasks: Vec<_> = flood
+        .into_iter()
+        .map(|jobs| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for (locator, v) in jobs {
+                    api.upload_voucher(&locator, v).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    // Alice's voucher once the flood is under way.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = Instant::now();
+    alice
+        .api()
+        .upload_voucher(&alice_locator, alice_voucher)
+        .await
+        .unwrap();
+    let alice_took = sent.elapsed();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let flood_took = started.elapsed();
+    // On the old code alice waited for the reconstructions of every opened
+    // voucher committed before hers and with hers (seconds here); now only
+    // for a commit.
+    assert!(
+        alice_took < Duration::from_millis(1500),
+        "alice's voucher took {alice_took:?} during the flood (whole flood {flood_took:?})"
+    );
+    // Mallory's vouchers are all stored; she reached no threshold.
+    let stored = view(&d, "mallory");
+    assert_eq!(
+        stored[0] as usize,
+        usize::from(t) + 4 + STREAMS * PER_STREAM
+    );
+    assert_eq!(stored[2..], [0, 0, 0]);
+    d.shutdown().await.unwrap();
+}
+
+/// Issue 15: the device keeps the checked table across processes (in its
+/// store, by root): a second process neither downloads it again (the
+/// service answers 304 to its root) nor re-verifies its signatures; a kept
+/// table whose root this deployment's log does not show is refused, and the
+/// service's table is checked in full instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_uses_the_kept_table_and_a_kept_table_not_in_the_log_is_refused() {
+    use custos_client::device::Device;
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut alice = d.register("alice").await.unwrap();
+    d.register("bob").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice
+        .send_with_attachments(&conv, "pic", &[picture(2).0])
+        .await
+        .unwrap();
+    assert_eq!(alice.matching_table_downloads(), 1);
+    let home = d.dir().join("users").join("alice");
+    drop(alice);
+    let kept = |home: &std::path::Path| -> Vec<u8> {
+        rusqlite::Connection::open(home.join("device.db"))
+            .unwrap()
+            .query_row("SELECT value FROM meta WHERE key = 'psi/table'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    let served = kept(&home);
+
+    // A second process: no download, the kept table's vouchers are taken.
+    let mut alice = Device::open(&home, d.clock().clone()).await.unwrap();
+    alice
+        .send_with_attachments(&conv, "pic", &[picture(3).0])
+        .await
+        .unwrap();
+    assert_eq!(alice.matching_table_downloads(), 0);
+    drop(alice);
+    assert_eq!(view(&d, "alice")[0], 2);
+
+    // Another deployment's table (its root is not in this log) planted as
+    // the kept one: refused on load; the service's table is fetched and
+    // checked, and kept instead.
+    let dir2 = TempDir::new().unwrap();
+    let d2 = deployment(&dir2, vec![picture(1).1], TableFault::None).await;
+    let other = d2
+        .register("x")
+        .await
+        .unwrap()
+        .api()
+        .psi_table()
+        .await
+        .unwrap();
+    d2.shutdown().await.unwrap();
+    assert_ne!(other, served);
+    let planted = rusqlite::Connection::open(home.join("device.db"))
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'psi/table'",
+            [&other],
+        )
+        .unwrap();
+    assert_eq!(planted, 1);
+    let mut alice = Device::open(&home, d.clock().clone()).await.unwrap();
+    alice
+        .send_with_attachments(&conv, "pic", &[picture(4).0])
+        .await
+        .unwrap();
+    assert_eq!(alice.matching_table_downloads(), 1);
+    drop(alice);
+    assert_eq!(kept(&home), served);
+    assert_eq!(view(&d, "alice")[0], 3);
+    d.shutdown().await.unwrap();
+}
+
+/// A message with several attachments sends their vouchers in one request
+/// (`POST /v1/vouchers`); a batch with one malformed voucher, or one blob
+/// twice, is refused whole and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_attachments_send_their_vouchers_in_one_batch_and_a_bad_batch_stores_nothing() {
+    use custos_psi::{AccountKey, InnerPayload, make_voucher};
+    use rand_core::OsRng;
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut alice = d.register("alice").await.unwrap();
+    d.register("bob").await.unwrap();
+    let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
+    alice
+        .send_with_attachments(
+            &conv,
+            "pics",
+            &[picture(2).0, picture(3).0, b"a file".to_vec()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "alice")[0], 3);
+
+    let (table, t, _) = alice.checked_table().await.unwrap().unwrap();
+    let key = AccountKey::generate(t, &mut OsRng).unwrap();
+    let payload = InnerPayload {
+        hash: [3; 32],
+        derivative: [0; custos_psi::DERIVATIVE_LEN],
+    };
+    let voucher = || make_voucher(&table, &key, &payload, false, &mut OsRng).encode();
+    let l1 = alice.api().upload_blob(vec![1, 2]).await.unwrap();
+    let l2 = alice.api().upload_blob(vec![3, 4]).await.unwrap();
+    let code = |e: ApiError| match e {
+        ApiError::Refused { status, code, .. } => (status, code),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    for bad in [
+        vec![(l1.clone(), voucher()), (l2.clone(), vec![1u8; 10])],
+        vec![(l1.clone(), voucher()), (l1.clone(), voucher())],
+    ] {
+        let e = alice.api().upload_vouchers(&bad).await.unwrap_err();
+        assert_eq!(code(e), (400, "bad_voucher".into()));
+        assert_eq!(view(&d, "alice")[0], 3);
+    }
+    alice
+        .api()
+        .upload_vouchers(&[(l1, voucher()), (l2, voucher())])
+        .await
+        .unwrap();
+    assert_eq!(view(&d, "alice")[0], 5);
+    d.shutdown().await.unwrap();
 }

@@ -21,19 +21,20 @@
 //!   `confirm` produces a clearinghouse package, returned to the moderator:
 //!   nothing is sent anywhere automatically.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use custos_psi::{
-    BlindedTable, InnerKey, OpenedShare, ProviderSecret, ServiceTable, Voucher, VoucherError,
-};
+use custos_psi::{BlindedTable, OpenedShare, ProviderSecret, ServiceTable, Voucher, VoucherError};
 use custos_verify::package::LogProof;
 use custos_wire::manifest::Matching;
-use custos_wire::statement::{HashListRoot, MatchingPolicy, SignedStatement, Statement};
+use custos_wire::statement::{
+    HashListRoot, MatchingCases, MatchingPolicy, SignedStatement, Statement,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::abuse::franking_log::{FrankingLogConfig, PublishError, log_and_prove};
@@ -43,10 +44,7 @@ use crate::error::HttpRefusal;
 use crate::refusal::MatchingRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam};
 
-/// Most subsets tried per reconstruction attempt, inside the voucher's write
-/// transaction (about 0.1 ms each, so at most about 0.2 s); see
-/// [`custos_psi::reconstruct`].
-pub const MAX_RECONSTRUCTION_TRIES: u32 = 2_000;
+pub use crate::abuse::threshold::{MAX_RECONSTRUCTION_TRIES, RECONSTRUCTION_PERIOD_MS};
 
 /// Why matching could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +112,11 @@ impl MatchingService {
         })
     }
 
+    /// The threshold `T` of the manifest's policy.
+    pub fn threshold(&self) -> u16 {
+        self.threshold
+    }
+
     /// The table's root.
     pub fn root(&self) -> [u8; 32] {
         *self.service.root()
@@ -159,15 +162,7 @@ pub async fn publish(
     use custos_tlog::{LogClient, TrustPolicy};
     let trust = TrustPolicy::from_manifest(&config.manifest)
         .map_err(|e| PublishError::Policy(e.to_string()))?;
-    let author = hex::encode(config.statement_key.verifying_key().to_bytes());
-    let provider = config
-        .manifest
-        .with_role(custos_wire::manifest::Role::Provider)
-        .find(|p| p.public_key.eq_ignore_ascii_case(&author))
-        .ok_or_else(|| PublishError::NotAProvider(author.clone()))?
-        .name
-        .clone();
-    let (root, policy) = matching.statements(&provider);
+    let (root, policy) = matching.statements(&provider_name(config)?);
     let client = LogClient::new(&config.log_url)?;
     let mut proofs = Vec::new();
     for statement in [
@@ -190,6 +185,116 @@ pub async fn publish(
     }
     tracing::info!(root = %hex::encode(matching.root()), "hash list published in the transparency log");
     Ok(())
+}
+
+/// The manifest name of the provider whose statement key `config` holds.
+fn provider_name(config: &FrankingLogConfig) -> Result<String, PublishError> {
+    let author = hex::encode(config.statement_key.verifying_key().to_bytes());
+    Ok(config
+        .manifest
+        .with_role(custos_wire::manifest::Role::Provider)
+        .find(|p| p.public_key.eq_ignore_ascii_case(&author))
+        .ok_or(PublishError::NotAProvider(author))?
+        .name
+        .clone())
+}
+
+/// Default period of the matching figures in the log: a day.
+pub const DEFAULT_FIGURES_PERIOD: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// The public figures of matching, counted since the service began:
+/// accounts past the threshold, cases opened, confirmed, dismissed.
+async fn figures(pool: &sqlx::SqlitePool) -> Result<[u32; 4], sqlx::Error> {
+    let (accounts, opened, confirmed, dismissed): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM psi_accounts), (SELECT COUNT(*) FROM psi_cases), \
+         (SELECT COUNT(*) FROM psi_cases WHERE status = 'confirmed'), \
+         (SELECT COUNT(*) FROM psi_cases WHERE status = 'dismissed')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok([accounts, opened, confirmed, dismissed].map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
+/// Logs the matching figures (statement kind 15, `MatchingCases`) every
+/// `every`, when a figure changed since the last ones logged by this
+/// process (none are logged while every figure is zero); runs until `stop`
+/// turns true. A failed publication is tried again at the next period.
+///
+/// # Security meaning
+/// The statement carries totals only (no account, case or hash), so the
+/// public learns the figures and the period in which they changed, not
+/// when a case opened; see docs/design/0020-matching-figures-in-the-log.md.
+pub async fn publish_figures(
+    matching: Arc<MatchingService>,
+    pool: sqlx::SqlitePool,
+    config: Arc<FrankingLogConfig>,
+    clock: custos_clock::SharedClock,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last = [0u32; 4];
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let now = match figures(&pool).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(%e, "matching figures: cannot count");
+                continue;
+            }
+        };
+        if now == last {
+            continue;
+        }
+        match log_figures(&matching, &config, &*clock, now).await {
+            Ok(index) => {
+                last = now;
+                tracing::info!(index, "matching figures published in the transparency log");
+            }
+            Err(e) => tracing::warn!(%e, "matching figures not yet in the log; next period"),
+        }
+    }
+}
+
+async fn log_figures(
+    matching: &MatchingService,
+    config: &FrankingLogConfig,
+    clock: &dyn custos_clock::Clock,
+    [
+        accounts_matched,
+        cases_opened,
+        cases_confirmed,
+        cases_dismissed,
+    ]: [u32; 4],
+) -> Result<u64, PublishError> {
+    use custos_tlog::{LogClient, TrustPolicy};
+    let trust = TrustPolicy::from_manifest(&config.manifest)
+        .map_err(|e| PublishError::Policy(e.to_string()))?;
+    let statement = Statement::MatchingCases(MatchingCases {
+        provider: provider_name(config)?,
+        table_root: matching.root(),
+        as_of: clock.now_millis() / 1000,
+        accounts_matched,
+        cases_opened,
+        // Decided cases never outnumber opened ones (one row each); the
+        // statement refuses to encode otherwise.
+        cases_confirmed,
+        cases_dismissed,
+    });
+    let signed = SignedStatement::sign(&statement, &config.statement_key)?;
+    let client = LogClient::new(&config.log_url)?;
+    Ok(
+        log_and_prove(&client, &trust, &signed, config.witness_timeout)
+            .await?
+            .index,
+    )
 }
 
 fn matching(state: &AppState) -> Result<&MatchingService, HttpRefusal> {
@@ -242,11 +347,7 @@ pub(crate) async fn upload_voucher(
     {
         return Err(MatchingRefusal::UnknownBlob.into());
     }
-    let voucher = Voucher::decode(&body).map_err(|e| MatchingRefusal::BadVoucher(e.to_string()))?;
-    let opened = m.service.open(&voucher).map_err(|e| match e {
-        VoucherError::WrongTable { .. } => MatchingRefusal::WrongTable(e.to_string()),
-        other => MatchingRefusal::BadVoucher(other.to_string()),
-    })?;
+    let share = check_voucher(m, &body)?;
     // The same line whether or not the voucher opened (issue 15, test 3).
     tracing::debug!(bytes = body.len(), "voucher checked");
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
@@ -255,119 +356,106 @@ pub(crate) async fn upload_voucher(
         .as_ref()
         .ok_or_else(|| HttpRefusal::from(MatchingRefusal::MatchingOff))?;
     queue
-        .store(auth.account_id, locator, body, opened.map(|o| o.share), now)
+        .store(auth.account_id, locator, body, share, now)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({}))))
 }
 
-/// After an opened voucher: past the threshold, open it; at the threshold,
-/// reconstruct and open every real one; below it, nothing.
-pub(crate) async fn threshold_step(
-    m: &MatchingService,
-    tx: &mut sqlx::SqliteConnection,
-    account: i64,
-    voucher_id: i64,
-    share: &OpenedShare,
-    now: i64,
-) -> Result<(), HttpRefusal> {
-    let known: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT inner_key FROM psi_accounts WHERE account = ?")
-            .bind(account)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if let Some(k) = known {
-        let Ok(bytes) = <[u8; 32]>::try_from(k.as_slice()) else {
-            return Err(HttpRefusal::internal("psi inner key", "bad length"));
-        };
-        let key = InnerKey::from_bytes(bytes);
-        if let Some(inner) = key.open(share) {
-            let case = open_case(tx, account, now).await?;
-            add_match(tx, case, voucher_id, &inner).await?;
-        }
-        return Ok(());
+/// Most vouchers in one batch (`POST /v1/vouchers`): a message's
+/// attachments (`custos_client`'s `MAX_ATTACHMENTS`).
+pub const MAX_VOUCHER_BATCH: usize = 16;
+
+/// Largest body of `POST /v1/vouchers`.
+pub const MAX_VOUCHER_BATCH_LEN: usize =
+    2 + MAX_VOUCHER_BATCH * (32 + 2 + custos_psi::voucher::MAX_VOUCHER_LEN);
+
+/// `POST /v1/vouchers`: the vouchers of several of the account's blobs in
+/// one request (the attachments of one message; format in
+/// `docs/spec/psi.md`, "Voucher batch"). Every voucher is checked before
+/// any is queued: one malformed voucher or one made against another table
+/// refuses the whole batch and nothing is stored. The vouchers then go to
+/// the writer together (one transaction, as a rule); `201 {"stored": n}`
+/// once all are committed, else the first voucher's refusal (unknown blob,
+/// duplicate), the others being stored.
+pub(crate) async fn upload_vouchers(
+    State(state): State<AppState>,
+    auth: Authed,
+    RawBody(body): RawBody,
+) -> Result<impl IntoResponse, HttpRefusal> {
+    let m = matching(&state)?;
+    let items = parse_batch(&body)?;
+    let mut checked = Vec::with_capacity(items.len());
+    for (locator, voucher) in items {
+        let share = check_voucher(m, &voucher)?;
+        checked.push((locator, voucher, share));
     }
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, share FROM psi_vouchers WHERE account = ? AND share IS NOT NULL ORDER BY id",
-    )
-    .bind(account)
-    .fetch_all(&mut *tx)
-    .await?;
-    if rows.len() < usize::from(m.threshold) {
-        return Ok(());
-    }
-    let shares: Vec<(i64, OpenedShare)> = rows
-        .iter()
-        .filter_map(|(id, b)| OpenedShare::from_bytes(b).map(|s| (*id, s)))
-        .collect();
-    let only: Vec<OpenedShare> = shares.iter().map(|(_, s)| s.clone()).collect();
-    let Some(key) = custos_psi::reconstruct(
-        &only,
-        m.threshold,
-        MAX_RECONSTRUCTION_TRIES,
-        &mut rand_core::OsRng,
-    ) else {
-        return Ok(());
+    // The same line whether or not any voucher opened (issue 15, test 3).
+    tracing::debug!(vouchers = checked.len(), "vouchers checked");
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    let queue = state
+        .vouchers
+        .as_ref()
+        .ok_or_else(|| HttpRefusal::from(MatchingRefusal::MatchingOff))?;
+    let stored = checked.len();
+    queue.store_all(auth.account_id, checked, now).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "stored": stored })),
+    ))
+}
+
+/// Parses and checks one voucher against the table: its share when it
+/// opened.
+fn check_voucher(m: &MatchingService, body: &[u8]) -> Result<Option<OpenedShare>, HttpRefusal> {
+    let voucher = Voucher::decode(body).map_err(|e| MatchingRefusal::BadVoucher(e.to_string()))?;
+    let opened = m.service.open(&voucher).map_err(|e| match e {
+        VoucherError::WrongTable { .. } => MatchingRefusal::WrongTable(e.to_string()),
+        other => MatchingRefusal::BadVoucher(other.to_string()),
+    })?;
+    Ok(opened.map(|o| o.share))
+}
+
+/// A voucher batch: `u8 version (1)`, `u8 count (1 to 16)`, then `count`
+/// times `[32] locator`, `u16 length`, the voucher; nothing after. Two
+/// items for one locator are refused.
+fn parse_batch(body: &Bytes) -> Result<Vec<(String, Bytes)>, HttpRefusal> {
+    let bad = |why: &str| HttpRefusal::from(MatchingRefusal::BadVoucher(format!("batch: {why}")));
+    let (Some(&version), Some(&count)) = (body.first(), body.get(1)) else {
+        return Err(bad("shorter than its header"));
     };
-    sqlx::query("INSERT INTO psi_accounts (account, inner_key, reached_at) VALUES (?, ?, ?)")
-        .bind(account)
-        .bind(key.expose_bytes().as_slice())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let case = open_case(tx, account, now).await?;
-    for (id, s) in &shares {
-        if let Some(inner) = key.open(s) {
-            add_match(tx, case, *id, &inner).await?;
+    if version != 1 {
+        return Err(bad("unknown version"));
+    }
+    let count = usize::from(count);
+    if count == 0 || count > MAX_VOUCHER_BATCH {
+        return Err(bad("1 to 16 vouchers"));
+    }
+    let mut items = Vec::with_capacity(count);
+    let mut at = 2usize;
+    for _ in 0..count {
+        let locator = body
+            .get(at..at + 32)
+            .ok_or_else(|| bad("ends inside a locator"))?;
+        let len = body
+            .get(at + 32..at + 34)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(|b| usize::from(u16::from_be_bytes(b)))
+            .ok_or_else(|| bad("ends inside a length"))?;
+        at += 34;
+        if at.checked_add(len).is_none_or(|end| end > body.len()) {
+            return Err(bad("ends inside a voucher"));
         }
+        let locator = hex::encode(locator);
+        if items.iter().any(|(l, _): &(String, Bytes)| *l == locator) {
+            return Err(bad("one locator twice"));
+        }
+        items.push((locator, body.slice(at..at + len)));
+        at += len;
     }
-    tracing::info!(
-        account,
-        case,
-        "matching threshold reached; case opened for review"
-    );
-    Ok(())
-}
-
-async fn open_case(
-    tx: &mut sqlx::SqliteConnection,
-    account: i64,
-    now: i64,
-) -> Result<i64, HttpRefusal> {
-    let open: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM psi_cases WHERE account = ? AND status = 'pending' ORDER BY id LIMIT 1",
-    )
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(id) = open {
-        return Ok(id);
+    if at != body.len() {
+        return Err(bad("bytes after the last voucher"));
     }
-    Ok(
-        sqlx::query("INSERT INTO psi_cases (account, opened_at, status) VALUES (?, ?, 'pending')")
-            .bind(account)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid(),
-    )
-}
-
-async fn add_match(
-    tx: &mut sqlx::SqliteConnection,
-    case: i64,
-    voucher: i64,
-    inner: &custos_psi::InnerPayload,
-) -> Result<(), HttpRefusal> {
-    sqlx::query(
-        "INSERT OR IGNORE INTO psi_matches (voucher, case_id, hash, derivative) VALUES (?, ?, ?, ?)",
-    )
-    .bind(voucher)
-    .bind(case)
-    .bind(inner.hash.as_slice())
-    .bind(inner.derivative.as_slice())
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    Ok(items)
 }
 
 /// A case in the review queue.
@@ -557,14 +645,8 @@ pub(crate) async fn resolve_case(
 /// `GET /v1/moderation/matches-stats`: the public figures of matching.
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
     let m = matching(&state)?;
-    let count = |sql: &'static str| {
-        let pool = state.pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
-    };
-    let accounts = count("SELECT COUNT(*) FROM psi_accounts").await?;
-    let pending = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'pending'").await?;
-    let confirmed = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'confirmed'").await?;
-    let dismissed = count("SELECT COUNT(*) FROM psi_cases WHERE status = 'dismissed'").await?;
+    let [accounts, opened, confirmed, dismissed] = figures(&state.pool).await?;
+    let pending = opened.saturating_sub(confirmed.saturating_add(dismissed));
     let logged = m.table.logged();
     Ok(axum::Json(serde_json::json!({
         "enabled": m.enabled,
@@ -573,6 +655,7 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResp
         "list_size": logged.list_size,
         "table_root": hex::encode(logged.root),
         "accounts_matched": accounts,
+        "cases_opened": opened,
         "cases_pending": pending,
         "cases_confirmed": confirmed,
         "cases_dismissed": dismissed,

@@ -8,4 +8,5 @@ pub mod franking_log;
 pub mod matching;
 pub mod moderation;
 pub mod policy;
+pub(crate) mod threshold;
 pub(crate) mod vouchers;

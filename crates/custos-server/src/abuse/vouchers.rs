@@ -1,12 +1,15 @@
 //! The voucher writer: stores checked safety vouchers in grouped
-//! transactions, and takes the threshold step of each opened one.
+//! transactions, and hands the accounts of opened ones to the threshold
+//! worker ([`crate::abuse::threshold`]).
 //!
 //! A voucher is checked (parsed, opened or not) by its request handler,
 //! on the request's own thread; the handler then queues it here and waits.
 //! The writer takes every queued voucher (at most [`MAX_BATCH`]) into one
 //! `BEGIN IMMEDIATE` transaction: for each, the blob-ownership and
-//! duplicate checks, the row, and the threshold step, then one commit, and
-//! only then answers each handler. One commit (one fsync of the WAL under
+//! duplicate checks and the row, then one commit, and only then answers
+//! each handler. The threshold step (a reconstruction can take 0.2 s)
+//! runs after the commit, in the worker, so that no voucher of any account
+//! waits for another account's reconstruction. One commit (one fsync of the WAL under
 //! `synchronous = FULL`) for a batch instead of one per voucher is what lets
 //! the route take thousands of vouchers per second.
 //!
@@ -22,8 +25,7 @@
 //!
 //! # Security meaning
 //! The writer does the same statements for a voucher that opened and for
-//! one that did not, except the threshold step's reads for an opened one,
-//! and logs nothing per voucher; the batch size depends only on arrival
+//! one that did not, and logs nothing per voucher; the batch size depends only on arrival
 //! times. Below the threshold its tables and log lines are thus the same
 //! for synthetic and real matches (issue 15, test 3).
 
@@ -35,7 +37,8 @@ use custos_psi::OpenedShare;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::abuse::matching::{MatchingService, threshold_step};
+use crate::abuse::matching::MatchingService;
+use crate::abuse::threshold::ThresholdWorker;
 use crate::error::HttpRefusal;
 use crate::refusal::MatchingRefusal;
 
@@ -62,9 +65,14 @@ pub(crate) struct VoucherQueue(mpsc::Sender<Job>);
 impl VoucherQueue {
     /// Starts the writer for `matching` on `pool`. It stops once every
     /// handle is dropped, after storing what was queued.
-    pub(crate) fn spawn(matching: Arc<MatchingService>, pool: SqlitePool) -> Self {
+    pub(crate) fn spawn(
+        matching: Arc<MatchingService>,
+        pool: SqlitePool,
+        clock: custos_clock::SharedClock,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(matching, pool, rx));
+        let worker = ThresholdWorker::spawn(matching, pool.clone(), clock);
+        tokio::spawn(run(worker, pool, rx));
         Self(tx)
     }
 
@@ -93,14 +101,61 @@ impl VoucherQueue {
             .await
             .unwrap_or_else(|_| Err(HttpRefusal::unavailable()))
     }
+
+    /// Queues checked vouchers of one account, all before waiting for any
+    /// (so that, as a rule, one commit holds them), then waits for each;
+    /// the first refusal, if any, after every answer.
+    pub(crate) async fn store_all(
+        &self,
+        account: i64,
+        vouchers: Vec<(String, Bytes, Option<OpenedShare>)>,
+        now: i64,
+    ) -> Result<(), HttpRefusal> {
+        let mut answers = Vec::with_capacity(vouchers.len());
+        for (locator, body, share) in vouchers {
+            let (reply, answer) = oneshot::channel();
+            self.0
+                .send(Job {
+                    account,
+                    locator,
+                    body,
+                    share,
+                    now,
+                    reply,
+                })
+                .await
+                .map_err(|_| HttpRefusal::unavailable())?;
+            answers.push(answer);
+        }
+        let mut first = Ok(());
+        for answer in answers {
+            let got = answer
+                .await
+                .unwrap_or_else(|_| Err(HttpRefusal::unavailable()));
+            if first.is_ok() {
+                first = got;
+            }
+        }
+        first
+    }
 }
 
-async fn run(matching: Arc<MatchingService>, pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+async fn run(worker: ThresholdWorker, pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&matching, &pool, &batch).await {
+        match commit(&pool, &batch).await {
             Ok(answers) => {
                 tracing::debug!(vouchers = batch.len(), "voucher batch committed");
+                // After the commit: the worker reads what was committed.
+                let mut opened: Vec<i64> = batch
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(job, answer)| job.share.is_some() && answer.is_ok())
+                    .map(|(job, _)| job.account)
+                    .collect();
+                opened.sort_unstable();
+                opened.dedup();
+                worker.opened(opened);
                 for (job, answer) in batch.drain(..).zip(answers) {
                     let _ = job.reply.send(answer);
                 }
@@ -117,12 +172,10 @@ async fn run(matching: Arc<MatchingService>, pool: SqlitePool, mut rx: mpsc::Rec
 /// One transaction for `batch`; per voucher, `Ok` (stored) or its refusal.
 ///
 /// Three statements for the whole batch (which blobs exist and whose,
-/// which already have a voucher, one insert of every accepted row), then
-/// the threshold step of each opened voucher: each statement is a round
-/// trip to SQLite's connection thread, which under load costs far more than
-/// the statement itself.
+/// which already have a voucher, one insert of every accepted row): each
+/// statement is a round trip to SQLite's connection thread, which under
+/// load costs far more than the statement itself.
 async fn commit(
-    m: &MatchingService,
     pool: &SqlitePool,
     batch: &[Job],
 ) -> Result<Vec<Result<(), HttpRefusal>>, HttpRefusal> {
@@ -178,21 +231,7 @@ async fn commit(
                 .push_bind(job.body.as_ref())
                 .push_bind(job.share.as_ref().map(OpenedShare::to_bytes));
         });
-        q.push(" RETURNING id, locator");
-        let ids: HashMap<String, i64> = q
-            .build_query_as::<(i64, String)>()
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|(id, locator)| (locator, id))
-            .collect();
-        // In arrival order, so that the threshold is reached at the same
-        // voucher as one by one.
-        for job in &accepted {
-            if let (Some(share), Some(id)) = (&job.share, ids.get(&job.locator)) {
-                threshold_step(m, &mut tx, job.account, *id, share, job.now).await?;
-            }
-        }
+        q.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(answers)

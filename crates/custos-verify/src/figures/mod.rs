@@ -44,14 +44,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use custos_wire::manifest::{Manifest, Participant, Role};
 use custos_wire::statement::{
-    EmbargoExtension, Statement, StatementKind, WarrantCommitment, WarrantRevocation,
-    WarrantUnsealing,
+    EmbargoExtension, MatchingCases, Statement, StatementKind, WarrantCommitment,
+    WarrantRevocation, WarrantUnsealing,
 };
 use sha2::{Digest as _, Sha256};
 
 pub use shape::{
-    AuditFigures, Counts, CustodianFigures, FIGURES_VERSION, Flags, MissingErasure,
-    OverdueUnsealing, RefusedStatement, Row, UnloggedWarrant,
+    AuditFigures, Counts, CustodianFigures, FIGURES_VERSION, Flags, MatchingFigures,
+    MissingErasure, OverdueUnsealing, RefusedStatement, Row, UnloggedWarrant,
 };
 
 use crate::dates::{SECS_PER_DAY, utc_date, utc_month};
@@ -101,6 +101,8 @@ pub struct Figures {
     flags: Flags,
     /// Key-directory epoch roots the provider logged, by epoch.
     key_directory: BTreeMap<u64, [u8; 32]>,
+    /// Each provider's latest matching figures.
+    matching: BTreeMap<String, MatchingFigures>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +158,7 @@ impl Figures {
             rows: BTreeMap::new(),
             flags: Flags::default(),
             key_directory: BTreeMap::new(),
+            matching: BTreeMap::new(),
         }
     }
 
@@ -214,6 +217,7 @@ impl Figures {
                 }
             }
             Statement::KeyDirectoryEpoch(k) => self.key_directory_epoch(author, k),
+            Statement::MatchingCases(c) => self.matching_cases(author, c),
             Statement::HashListRoot(l) if author.name != l.provider => {
                 Err("the author is not the provider the hash list names".into())
             }
@@ -234,6 +238,62 @@ impl Figures {
                 reason,
             });
         }
+    }
+
+    /// A provider's matching figures: by the provider it names, not earlier
+    /// than its previous ones, and no figure lower than before.
+    fn matching_cases(&mut self, author: &Participant, c: &MatchingCases) -> Result<(), String> {
+        if author.name != c.provider {
+            return Err("the author is not the provider the matching figures name".into());
+        }
+        let now = [
+            c.accounts_matched,
+            c.cases_opened,
+            c.cases_confirmed,
+            c.cases_dismissed,
+        ]
+        .map(u64::from);
+        if let Some(prev) = self.matching.get(&c.provider) {
+            if c.as_of < prev.as_of {
+                return Err("earlier than the provider's previous matching figures".into());
+            }
+            let before = [
+                prev.accounts_matched,
+                prev.cases_opened,
+                prev.cases_confirmed,
+                prev.cases_dismissed,
+            ];
+            if now.iter().zip(&before).any(|(n, b)| n < b) {
+                return Err(
+                    "a matching figure went down since the provider's previous ones".into(),
+                );
+            }
+        }
+        let statements = self
+            .matching
+            .get(&c.provider)
+            .map_or(0, |p| p.statements)
+            .saturating_add(1);
+        let [
+            accounts_matched,
+            cases_opened,
+            cases_confirmed,
+            cases_dismissed,
+        ] = now;
+        self.matching.insert(
+            c.provider.clone(),
+            MatchingFigures {
+                statements,
+                as_of: c.as_of,
+                table_root: hex::encode(c.table_root),
+                accounts_matched,
+                cases_opened,
+                cases_confirmed,
+                cases_dismissed,
+                cases_pending: cases_opened.saturating_sub(cases_confirmed + cases_dismissed),
+            },
+        );
+        Ok(())
     }
 
     /// A key-directory root: by the provider it names, for the next epoch
@@ -351,6 +411,7 @@ impl Figures {
                     (name, figures)
                 })
                 .collect(),
+            matching: self.matching,
             flags: self.flags,
         }
     }

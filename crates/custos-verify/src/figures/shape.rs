@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Version of the [`AuditFigures`] JSON shape.
-pub const FIGURES_VERSION: u32 = 1;
+pub const FIGURES_VERSION: u32 = 2;
 
 /// What the log shows about lawful access, as of one instant of the
 /// audit's clock. Built by [`super::Figures::finish`].
@@ -39,6 +39,10 @@ pub struct AuditFigures {
     pub rows: Vec<Row>,
     /// What each custodian of the manifest logged.
     pub custodians: BTreeMap<String, CustodianFigures>,
+    /// Known-content detection: each provider's latest logged matching
+    /// figures (statement kind 15), by provider name (version 2).
+    #[serde(default)]
+    pub matching: BTreeMap<String, MatchingFigures>,
     /// What the audit found wrong.
     pub flags: Flags,
 }
@@ -109,6 +113,31 @@ pub struct CustodianFigures {
     pub day_keys_generated: u64,
     /// Days whose share it logged as erased (`DayKeyErasure`).
     pub day_keys_erased: u64,
+}
+
+/// A provider's matching figures as its latest accepted `matching_cases`
+/// statement gives them: totals since its service began, its claim; the
+/// audit checks that they never went down and that no more cases were
+/// decided than opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MatchingFigures {
+    /// `matching_cases` statements of this provider counted.
+    pub statements: u64,
+    /// The latest one's time, Unix seconds.
+    pub as_of: u64,
+    /// The table in force then, hex.
+    pub table_root: String,
+    /// Accounts that reached the threshold.
+    pub accounts_matched: u64,
+    /// Review cases opened.
+    pub cases_opened: u64,
+    /// Cases a moderator confirmed.
+    pub cases_confirmed: u64,
+    /// Cases a moderator dismissed.
+    pub cases_dismissed: u64,
+    /// Cases not decided yet (opened minus decided).
+    pub cases_pending: u64,
 }
 
 /// Everything the audit flags. Each list is in log order.

@@ -36,6 +36,8 @@ fn manifest() -> Manifest {
             p("c0", Role::Custodian, 5),
             p("c1", Role::Custodian, 6),
             p("c2", Role::Custodian, 7),
+            p("provider.test", Role::Provider, 8),
+            p("other.test", Role::Provider, 9),
         ],
     )
     .unwrap()
@@ -128,4 +130,51 @@ fn authors_must_be_who_they_say_and_extensions_move_the_deadline() {
     assert!(!m0.still_openable);
     assert_eq!(out.custodians["c2"].day_keys_generated, 1);
     assert_eq!(out.custodians["c2"].day_keys_erased, 0);
+}
+
+#[test]
+fn matching_figures_are_the_providers_latest_and_never_go_down() {
+    use custos_wire::statement::MatchingCases;
+    let m = manifest();
+    let who = |name: &str| m.participant(name).unwrap().clone();
+    let cases = |provider: &str, as_of, opened, confirmed, dismissed| {
+        Statement::MatchingCases(MatchingCases {
+            provider: provider.into(),
+            table_root: [5; 32],
+            as_of,
+            accounts_matched: opened,
+            cases_opened: opened,
+            cases_confirmed: confirmed,
+            cases_dismissed: dismissed,
+        })
+    };
+    let mut f = Figures::new(&m, FigureOptions::default());
+    let provider = who("provider.test");
+    f.add(0, &provider, &cases("provider.test", 100, 1, 0, 0));
+    f.add(1, &provider, &cases("provider.test", 200, 3, 1, 1));
+    // Refused: in another provider's name, earlier, a figure down.
+    f.add(2, &who("other.test"), &cases("provider.test", 300, 9, 0, 0));
+    f.add(3, &provider, &cases("provider.test", 199, 4, 1, 1));
+    f.add(4, &provider, &cases("provider.test", 400, 3, 0, 1));
+    let figures = f.finish(1_000);
+    let got = &figures.matching["provider.test"];
+    assert_eq!(got.statements, 2);
+    assert_eq!(got.as_of, 200);
+    assert_eq!(
+        (got.accounts_matched, got.cases_opened, got.cases_confirmed),
+        (3, 3, 1)
+    );
+    assert_eq!((got.cases_dismissed, got.cases_pending), (1, 1));
+    let refused: Vec<u64> = figures
+        .flags
+        .refused_statements
+        .iter()
+        .map(|r| r.index)
+        .collect();
+    assert_eq!(refused, [2, 3, 4]);
+    assert!(
+        figures.flags.refused_statements[2]
+            .reason
+            .contains("went down")
+    );
 }

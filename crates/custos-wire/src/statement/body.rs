@@ -56,11 +56,13 @@ pub enum StatementKind {
     HashListRoot,
     /// Tag 14: [`MatchingPolicy`].
     MatchingPolicy,
+    /// Tag 15: [`MatchingCases`].
+    MatchingCases,
 }
 
 impl StatementKind {
     /// Every kind, in tag order.
-    pub const ALL: [StatementKind; 14] = [
+    pub const ALL: [StatementKind; 15] = [
         Self::ParticipantKey,
         Self::EscrowDayKey,
         Self::WarrantCommitment,
@@ -75,6 +77,7 @@ impl StatementKind {
         Self::KeyDirectoryEpoch,
         Self::HashListRoot,
         Self::MatchingPolicy,
+        Self::MatchingCases,
     ];
 
     /// The wire tag.
@@ -94,6 +97,7 @@ impl StatementKind {
             Self::KeyDirectoryEpoch => 12,
             Self::HashListRoot => 13,
             Self::MatchingPolicy => 14,
+            Self::MatchingCases => 15,
         }
     }
 
@@ -125,6 +129,7 @@ impl StatementKind {
             Self::KeyDirectoryEpoch => "key_directory_epoch",
             Self::HashListRoot => "hash_list_root",
             Self::MatchingPolicy => "matching_policy",
+            Self::MatchingCases => "matching_cases",
         }
     }
 }
@@ -415,6 +420,77 @@ pub struct MatchingPolicy {
     pub synthetic_rate_ppm: u32,
     /// The table this policy applies to (a [`HashListRoot`] root).
     pub table_root: [u8; 32],
+}
+
+/// The provider's public figures of matching (issue 15 item 6): how many
+/// accounts passed the threshold and how many review cases were opened,
+/// confirmed and dismissed, all counted since the service began, as of
+/// `as_of`. Published at most once per period, and only when a figure
+/// changed (docs/design/0020-matching-figures-in-the-log.md).
+///
+/// # Security meaning
+/// No account, case number, hash or time of a single case is in it: the
+/// public learns the totals and, from the statement times, the period in
+/// which they changed. The figures are the provider's claim; what the
+/// public can check is that they never go down, that no more cases are
+/// decided than opened (refused at decoding), and that every provider's
+/// statement is in the log for everyone alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchingCases {
+    /// The provider.
+    pub provider: String,
+    /// The table in force (a [`HashListRoot`] root).
+    pub table_root: [u8; 32],
+    /// The figures are as of this time, Unix seconds.
+    pub as_of: u64,
+    /// Accounts that reached the threshold (each counted once).
+    pub accounts_matched: u32,
+    /// Review cases opened.
+    pub cases_opened: u32,
+    /// Cases a moderator confirmed (a clearinghouse package was made).
+    pub cases_confirmed: u32,
+    /// Cases a moderator dismissed.
+    pub cases_dismissed: u32,
+}
+
+impl MatchingCases {
+    fn check(&self) -> Result<(), WireError> {
+        if u64::from(self.cases_confirmed) + u64::from(self.cases_dismissed)
+            > u64::from(self.cases_opened)
+        {
+            return Err(WireError::InvalidValue {
+                field: "cases_dismissed",
+                reason: "more cases decided than opened",
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn write(&self, w: &mut Writer) -> Result<(), WireError> {
+        put_name(w, "provider", &self.provider)?;
+        self.check()?;
+        w.raw(&self.table_root)
+            .u64(self.as_of)
+            .u32(self.accounts_matched)
+            .u32(self.cases_opened)
+            .u32(self.cases_confirmed)
+            .u32(self.cases_dismissed);
+        Ok(())
+    }
+
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let s = Self {
+            provider: name(r, "provider")?,
+            table_root: r.field("table_root").array()?,
+            as_of: r.field("as_of").u64()?,
+            accounts_matched: r.field("accounts_matched").u32()?,
+            cases_opened: r.field("cases_opened").u32()?,
+            cases_confirmed: r.field("cases_confirmed").u32()?,
+            cases_dismissed: r.field("cases_dismissed").u32()?,
+        };
+        s.check()?;
+        Ok(s)
+    }
 }
 
 impl HashListRoot {

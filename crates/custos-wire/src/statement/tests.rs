@@ -150,7 +150,49 @@ pub(crate) fn examples() -> Vec<(&'static str, Statement)> {
                 table_root: [0x55; 32],
             }),
         ),
+        (
+            "matching_cases",
+            Statement::MatchingCases(crate::statement::MatchingCases {
+                provider: "provider.example".into(),
+                table_root: [0x55; 32],
+                as_of: 1_795_400_000,
+                accounts_matched: 2,
+                cases_opened: 3,
+                cases_confirmed: 1,
+                cases_dismissed: 1,
+            }),
+        ),
     ]
+}
+
+#[test]
+fn matching_cases_refuses_more_decided_than_opened() {
+    let st = |confirmed, dismissed| {
+        Statement::MatchingCases(crate::statement::MatchingCases {
+            provider: "p".into(),
+            table_root: [1; 32],
+            as_of: 7,
+            accounts_matched: 1,
+            cases_opened: 2,
+            cases_confirmed: confirmed,
+            cases_dismissed: dismissed,
+        })
+    };
+    let ok = st(1, 1).encode().unwrap();
+    assert_eq!(Statement::decode(&ok).unwrap(), st(1, 1));
+    assert!(st(2, 1).encode().is_err());
+    assert!(st(u32::MAX, u32::MAX).encode().is_err());
+    // The same bytes with dismissed = 2 (the last field) are refused.
+    let mut bad = ok.clone();
+    let last = bad.len() - 1;
+    bad[last] = 2;
+    assert!(matches!(
+        Statement::decode(&bad),
+        Err(WireError::InvalidValue {
+            field: "cases_dismissed",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -365,6 +407,31 @@ fn regenerate(dir: &std::path::Path) {
         "key_directory_epoch for epoch 0 (the first published epoch is 1)\n# error: malformed statement: field `epoch` has an invalid value",
         &SignedStatement::sign(&epoch_zero, &key())
             .unwrap()
+            .encode()
+            .unwrap(),
+    );
+    // matching_cases with one more case decided than opened: the statement
+    // bytes are patched, then signed as they are.
+    let cases = Statement::MatchingCases(crate::statement::MatchingCases {
+        provider: "provider.example".into(),
+        table_root: [0x55; 32],
+        as_of: 1_795_400_000,
+        accounts_matched: 2,
+        cases_opened: 3,
+        cases_confirmed: 2,
+        cases_dismissed: 1,
+    });
+    let mut inner = cases.encode().unwrap();
+    let last = inner.len() - 1;
+    inner[last] = 2;
+    let signature = {
+        use ed25519_dalek::Signer as _;
+        key().sign(&signing_message(&inner)).to_bytes()
+    };
+    write(
+        "57-matching-cases-more-decided-than-opened.invalid.vector",
+        "matching_cases with 2 confirmed and 2 dismissed of 3 opened\n# error: malformed statement: field `cases_dismissed` has an invalid value",
+        &SignedStatement::from_parts(key().verifying_key().to_bytes(), inner, signature)
             .encode()
             .unwrap(),
     );

@@ -78,7 +78,16 @@ impl Demo<'_> {
         let jpeg = synthetic::jpeg(&Modification::Jpeg(80).apply(&last)?, 90)?;
         dave.send_with_attachments(&to_erin, "one more", &[jpeg])
             .await?;
-        let cases = moderator.api().matching_cases().await?;
+        // The service takes the threshold step shortly after the voucher's
+        // answer (beside its voucher writer): wait for the case, 10 s at most.
+        let mut cases = moderator.api().matching_cases().await?;
+        for _ in 0..200 {
+            if cases.as_array().is_some_and(|c| !c.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            cases = moderator.api().matching_cases().await?;
+        }
         let case = cases.get(0).cloned().unwrap_or_default();
         let id = at(&case, "/id").as_i64().unwrap_or(0);
         let shown = moderator.api().matching_case(id).await?;
