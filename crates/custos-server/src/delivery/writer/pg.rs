@@ -501,7 +501,10 @@ async fn admit(
     let mut senders: Vec<String> = routed.iter().map(|r| r.0.sender_name.to_string()).collect();
     senders.sort_unstable();
     senders.dedup();
-    let (mut per_device, mut per_sender) = pg_usage::held(conn, &devices, &senders).await?;
+    let (mut per_device, mut per_sender) = match pg_usage::held(conn, &devices, &senders).await {
+        Ok(held) => held,
+        Err(e) => return Err(answer_failed(routed, e)),
+    };
     let mut out = Vec::with_capacity(routed.len());
     for (item, recipients, reply) in routed {
         if recipients.is_empty() {
@@ -540,6 +543,16 @@ async fn admit(
     Ok(out)
 }
 
+/// Answers every submission of `routed` with the database failure `e`
+/// (nothing of the batch is stored), and gives `e` back to return.
+fn answer_failed(routed: Vec<Routed>, e: sqlx::Error) -> sqlx::Error {
+    let failure = refusal_of_ref(&e);
+    for (_, _, reply) in routed {
+        drop(reply.send(Err(failure.clone())));
+    }
+    e
+}
+
 /// Refuses the submissions of senders suspended at their acceptance time,
 /// as read in the batch's transaction: a suspension a moderator committed
 /// on any server before this batch began refuses them here (`403
@@ -552,7 +565,10 @@ async fn refuse_suspended(
     senders.sort_unstable();
     senders.dedup();
     let earliest = routed.iter().map(|r| r.0.server_time).min().unwrap_or(0);
-    let suspended = pg_moderation::suspensions_in(conn, &senders, to_i64(earliest)).await?;
+    let suspended = match pg_moderation::suspensions_in(conn, &senders, to_i64(earliest)).await {
+        Ok(s) => s,
+        Err(e) => return Err(answer_failed(routed, e)),
+    };
     if suspended.is_empty() {
         return Ok(routed);
     }
