@@ -448,8 +448,10 @@ impl Device {
         let verified = verify_in_parallel(&vrf, &checks)?;
         let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
         let now = self.clock.now_millis();
-        for ((account, root, _), v) in checks.iter().zip(verified) {
-            set_last_epoch(&self.store, root.epoch)?;
+        if let Some(newest) = checks.iter().map(|(_, root, _)| root.epoch).max() {
+            set_last_epoch(&self.store, newest)?;
+        }
+        for ((account, ..), v) in checks.iter().zip(verified) {
             self.verified_keys.insert(account, v.key(), now);
             proven.insert(account, v.key().to_vec());
         }

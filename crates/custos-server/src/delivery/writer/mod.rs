@@ -182,6 +182,42 @@ pub(crate) struct WriterHandle {
     tx: mpsc::Sender<Op>,
 }
 
+/// The writer loop's next batch: waits for one operation (or for shutdown),
+/// then takes what else is already queued, up to `max_batch`. Once shutdown
+/// is signalled it only drains the queue; `None` when the queue is empty
+/// and shutdown signalled, or when every sender is gone.
+pub(super) async fn next_batch(
+    rx: &mut mpsc::Receiver<Op>,
+    shutdown: &mut watch::Receiver<bool>,
+    stopping: &mut bool,
+    max_batch: usize,
+) -> Option<Vec<Op>> {
+    loop {
+        let mut ops = Vec::with_capacity(64);
+        if !*stopping {
+            tokio::select! {
+                op = rx.recv() => ops.push(op?),
+                _ = shutdown.changed() => *stopping = true,
+            }
+            if *shutdown.borrow() {
+                *stopping = true;
+            }
+        }
+        while ops.len() < max_batch {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        if !ops.is_empty() {
+            return Some(ops);
+        }
+        if *stopping {
+            return None;
+        }
+    }
+}
+
 impl WriterHandle {
     /// Whether the writer task is still taking operations.
     pub fn is_running(&self) -> bool {
@@ -243,32 +279,7 @@ pub(crate) async fn spawn(
         let mut cache = ConvCache::default();
         let mut stopping = false;
         let mut stats = BatchStats::new();
-        loop {
-            let mut ops = Vec::with_capacity(64);
-            if !stopping {
-                tokio::select! {
-                    op = rx.recv() => match op {
-                        Some(op) => ops.push(op),
-                        None => break,
-                    },
-                    _ = shutdown.changed() => stopping = true,
-                }
-                if *shutdown.borrow() {
-                    stopping = true;
-                }
-            }
-            while ops.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(op) => ops.push(op),
-                    Err(_) => break,
-                }
-            }
-            if ops.is_empty() {
-                if stopping {
-                    break;
-                }
-                continue;
-            }
+        while let Some(ops) = next_batch(&mut rx, &mut shutdown, &mut stopping, max_batch).await {
             if failed.load(Ordering::Acquire) {
                 for op in ops {
                     op.refuse(&HttpRefusal::unavailable());

@@ -53,7 +53,9 @@ use openmls::prelude::ContentType;
 use sqlx::PgConnection;
 use tokio::sync::{mpsc, watch};
 
-use super::{CommitDone, CommitReq, NewItem, Op, Reply, SweepReport, WriterHandle, push_all};
+use super::{
+    CommitDone, CommitReq, NewItem, Op, Reply, SweepReport, WriterHandle, next_batch, push_all,
+};
 use crate::abuse::franking::Suspension;
 use crate::abuse::policy::{AdmitRefusal, DeliveryPolicy, TagInput};
 use crate::config::Quota;
@@ -92,32 +94,7 @@ pub(crate) fn spawn(
     let (tx, mut rx) = mpsc::channel::<Op>(max_batch.saturating_mul(4).max(64));
     let task = tokio::spawn(async move {
         let mut stopping = false;
-        loop {
-            let mut ops = Vec::with_capacity(64);
-            if !stopping {
-                tokio::select! {
-                    op = rx.recv() => match op {
-                        Some(op) => ops.push(op),
-                        None => break,
-                    },
-                    _ = shutdown.changed() => stopping = true,
-                }
-                if *shutdown.borrow() {
-                    stopping = true;
-                }
-            }
-            while ops.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(op) => ops.push(op),
-                    Err(_) => break,
-                }
-            }
-            if ops.is_empty() {
-                if stopping {
-                    break;
-                }
-                continue;
-            }
+        while let Some(ops) = next_batch(&mut rx, &mut shutdown, &mut stopping, max_batch).await {
             run_batch(&store, &hub, policy.as_ref(), &quotas, ops).await;
         }
         rx.close();
