@@ -51,6 +51,9 @@ pub enum DeployError {
         /// How long.
         secs: u64,
     },
+    /// The delivery service's database refused or could not be reached.
+    #[error("the service's database: {0}")]
+    Database(String),
     /// A request does not fit this deployment (e.g. an index out of range).
     #[error("{0}")]
     Usage(String),

@@ -27,6 +27,7 @@ mod names;
 pub mod postgres;
 pub mod proxy;
 mod server;
+mod service_db;
 mod spec;
 #[cfg(feature = "tls-fixture")]
 pub mod tls_fixture;
@@ -50,7 +51,9 @@ pub use error::DeployError;
 pub use keys::{DeploymentKeys, KeyPaths};
 pub use names::Names;
 pub use server::DeliveryService;
-pub use spec::{CustodianMode, DeploymentSpec, ServerBackend, ServerSpec, loopback_timing};
+pub use spec::{
+    CustodianMode, DeploymentSpec, ServerBackend, ServerSpec, TEST_BACKEND_VAR, loopback_timing,
+};
 
 /// The file that holds the manifest, in the deployment's folder.
 pub const MANIFEST_FILE: &str = "manifest.toml";
@@ -70,6 +73,11 @@ pub struct Deployment {
     witnesses: Vec<custos_witness_server::WitnessHandle>,
     custodians: Vec<CustodianSlot>,
     server: Option<DeliveryService>,
+    /// The further servers of a PostgreSQL deployment
+    /// ([`DeploymentSpec::servers`]), on the same database.
+    more_servers: Vec<DeliveryService>,
+    /// Which server the next registered device talks to.
+    next_server: std::sync::atomic::AtomicUsize,
     matching: Option<matching::MatchingKeys>,
     /// The PostgreSQL cluster of a [`ServerBackend::Postgres`] deployment.
     postgres: Option<postgres::TestPostgres>,
@@ -209,6 +217,8 @@ impl Deployment {
             witnesses,
             custodians: Vec::new(),
             server: None,
+            more_servers: Vec::new(),
+            next_server: std::sync::atomic::AtomicUsize::new(0),
             spec,
             matching: matching_keys,
             postgres: None,
@@ -231,6 +241,12 @@ impl Deployment {
             deployment
                 .start_server_on(server_spec.listen.unwrap_or(loopback_any()))
                 .await?;
+            if server_spec.backend == ServerBackend::Postgres {
+                for n in 2..=deployment.spec.servers {
+                    let more = deployment.start_another_server(n).await?;
+                    deployment.more_servers.push(more);
+                }
+            }
         }
         Ok(deployment)
     }
@@ -324,21 +340,33 @@ impl Deployment {
     }
 
     /// Registers account `name` with one device whose home is
-    /// `DIR/users/NAME`, pinned to the manifest.
+    /// `DIR/users/NAME`, pinned to the manifest. With several servers
+    /// ([`DeploymentSpec::servers`]), devices are spread across them in
+    /// turn, so that a conversation's members talk to different servers.
     pub async fn register(&self, name: &str) -> Result<Device, DeployError> {
-        let fail = |reason: String| DeployError::Device {
-            name: name.to_owned(),
-            reason,
-        };
-        Device::register_pinned(
-            &self.dir.join("users").join(name),
-            self.server_url()?,
-            name,
-            self.spec.clock.clone(),
-            self.pin()?,
-        )
-        .await
-        .map_err(|e| fail(e.to_string()))
+        self.register_on(name, self.next_server_url()?).await
+    }
+
+    /// The server the next device should talk to: the only one, or with
+    /// several ([`DeploymentSpec::servers`]) each in turn, so that the
+    /// members of a conversation are spread across servers.
+    pub fn next_server_url(&self) -> Result<&str, DeployError> {
+        let urls = self.server_urls();
+        let turn = self
+            .next_server
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        urls.get(turn % urls.len().max(1))
+            .copied()
+            .ok_or_else(server::no_service)
+    }
+
+    /// The base URLs of every running delivery server, the first one first.
+    pub fn server_urls(&self) -> Vec<&str> {
+        self.server
+            .iter()
+            .chain(&self.more_servers)
+            .map(|s| s.url.as_str())
+            .collect()
     }
 
     /// Waits until the log has a checkpoint of at least `size` entries with
@@ -426,6 +454,9 @@ impl Deployment {
 
     /// Stops the delivery service gracefully, then the custodians and the log.
     pub async fn shutdown(mut self) -> Result<(), DeployError> {
+        for server in std::mem::take(&mut self.more_servers) {
+            server.stop().await?;
+        }
         if let Some(server) = self.server.take() {
             server.stop().await?;
         }

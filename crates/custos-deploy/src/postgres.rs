@@ -58,7 +58,8 @@ pub fn skip_without_postgres() -> bool {
 }
 
 impl TestPostgres {
-    /// Creates a cluster under `dir` (which must exist) and starts it.
+    /// Creates a cluster under `dir` (which must exist) and starts it; a
+    /// cluster already under `dir` is started with its data (on a new port).
     /// `Ok(None)` when PostgreSQL is not installed and not required.
     ///
     /// # Errors
@@ -88,18 +89,23 @@ impl TestPostgres {
             std::os::unix::fs::chown(dir, Some(uid), Some(gid))
                 .map_err(DeployError::io("give the PostgreSQL folder to postgres"))?;
         }
-        let out = as_owner(Command::new(bin.join("initdb")), owner)
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .stdout(Stdio::null())
-            .output()
-            .map_err(DeployError::io("run initdb"))?;
-        if !out.status.success() {
-            return Err(start_error(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
+        // A cluster already there (a deployment started again from its
+        // folder) is started as it is, with its data.
+        let existing = data.join("PG_VERSION").exists();
+        if !existing {
+            let out = as_owner(Command::new(bin.join("initdb")), owner)
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"])
+                .stdout(Stdio::null())
+                .output()
+                .map_err(DeployError::io("run initdb"))?;
+            if !out.status.success() {
+                return Err(start_error(format!(
+                    "initdb failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
         }
         let mut pg = Self {
             bin,
@@ -109,7 +115,9 @@ impl TestPostgres {
             child: None,
         };
         pg.launch()?;
-        pg.psql("postgres", &format!("CREATE DATABASE {DATABASE}"))?;
+        if !existing {
+            pg.psql("postgres", &format!("CREATE DATABASE {DATABASE}"))?;
+        }
         Ok(Some(pg))
     }
 

@@ -158,17 +158,7 @@ impl Deployment {
             return Err(no_service());
         };
         let listener = crate::bind(addr).await?;
-        let key_directory = match (self.key_directory_vrf()?, self.spec.key_directory) {
-            (Some(vrf), Some(interval)) => Some(custos_server::directory::KeyDirectoryConfig {
-                interval,
-                ..custos_server::directory::KeyDirectoryConfig::new(vrf)
-            }),
-            _ => None,
-        };
-        let matching = match (&self.matching, &self.manifest.matching) {
-            (Some(k), Some(m)) => Some(k.service(m)?),
-            _ => None,
-        };
+        let (key_directory, matching) = self.service_parts()?;
         let database = self.database_url(spec)?;
         let service = DeliveryService::start(
             listener,
@@ -207,6 +197,44 @@ impl Deployment {
                 .map_err(|e| DeployError::Log(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The key directory and known-content detection every server of the
+    /// deployment runs, when the deployment has them.
+    fn service_parts(
+        &self,
+    ) -> Result<
+        (
+            Option<custos_server::directory::KeyDirectoryConfig>,
+            Option<custos_server::matching::MatchingService>,
+        ),
+        DeployError,
+    > {
+        let key_directory = match (self.key_directory_vrf()?, self.spec.key_directory) {
+            (Some(vrf), Some(interval)) => Some(custos_server::directory::KeyDirectoryConfig {
+                interval,
+                ..custos_server::directory::KeyDirectoryConfig::new(vrf)
+            }),
+            _ => None,
+        };
+        let matching = match (&self.matching, &self.manifest.matching) {
+            (Some(k), Some(m)) => Some(k.service(m)?),
+            _ => None,
+        };
+        Ok((key_directory, matching))
+    }
+
+    /// Makes the registered account `name` a moderator of the deployment's
+    /// service, as the operator's `custos moderate add-moderator` does: in
+    /// the server's moderators file on SQLite, in the table every server
+    /// reads on PostgreSQL.
+    pub async fn add_moderator(&self, name: &str) -> Result<(), DeployError> {
+        let server = self.server.as_ref().ok_or_else(no_service)?;
+        let added = match &self.postgres {
+            Some(pg) => custos_server::moderation::add_moderator_on_postgres(&pg.url(), name).await,
+            None => custos_server::moderation::add_moderator(&server.data, name).await,
+        };
+        added.map_err(|e| DeployError::Database(e.to_string()))
     }
 
     /// The database URL of a [`ServerBackend::Postgres`] spec, starting the
@@ -264,6 +292,7 @@ impl Deployment {
             }
         }
         let database = self.database_url(spec)?;
+        let (key_directory, matching) = self.service_parts()?;
         let listener = crate::bind(crate::loopback_any()).await?;
         let service = DeliveryService::start(
             listener,
@@ -271,8 +300,8 @@ impl Deployment {
             spec,
             self.franking_log(),
             &self.spec.clock,
-            None,
-            None,
+            key_directory,
+            matching,
             database,
         )
         .await?;
@@ -344,7 +373,7 @@ impl Deployment {
     }
 }
 
-fn no_service() -> DeployError {
+pub(crate) fn no_service() -> DeployError {
     DeployError::Usage("this deployment has no delivery service".into())
 }
 

@@ -51,6 +51,10 @@ pub struct DeploymentSpec {
     pub key_directory: Option<Duration>,
     /// Known-content detection with a test list ([`crate::matching`]).
     pub matching: Option<crate::matching::MatchingSpec>,
+    /// How many delivery servers run on a PostgreSQL backend, all on its
+    /// one database; devices that [`crate::Deployment::register`] makes
+    /// are spread across them in turn. Ignored on SQLite (one server).
+    pub servers: usize,
 }
 
 impl std::fmt::Debug for DeploymentSpec {
@@ -126,6 +130,22 @@ pub enum ServerBackend {
     Postgres,
 }
 
+/// The variable that runs the test suites on PostgreSQL:
+/// `CUSTOS_TEST_BACKEND=postgres`.
+pub const TEST_BACKEND_VAR: &str = "CUSTOS_TEST_BACKEND";
+
+impl ServerBackend {
+    /// The backend the test suites run on: PostgreSQL under
+    /// `CUSTOS_TEST_BACKEND=postgres` (with two servers, see
+    /// [`DeploymentSpec::servers`]), SQLite otherwise.
+    pub fn from_test_env() -> Self {
+        match std::env::var(TEST_BACKEND_VAR) {
+            Ok(b) if b == "postgres" => Self::Postgres,
+            _ => Self::Sqlite,
+        }
+    }
+}
+
 /// How the delivery service runs.
 #[derive(Clone, Copy)]
 pub struct ServerSpec {
@@ -152,11 +172,12 @@ impl ServerSpec {
     }
 
     /// For tests and the demo: no rate, registration, report, connection
-    /// or storage limits (one address plays every user), fast sweeps.
+    /// or storage limits (one address plays every user), fast sweeps; on
+    /// the backend [`ServerBackend::from_test_env`] names.
     pub fn unlimited() -> Self {
         Self {
             listen: None,
-            backend: ServerBackend::Sqlite,
+            backend: ServerBackend::from_test_env(),
             franking_in_log: true,
             configure: |c| {
                 c.limits = custos_server::Limits::relaxed();
@@ -175,7 +196,7 @@ impl ServerSpec {
     pub fn unlimited_without_franking() -> Self {
         Self {
             listen: None,
-            backend: ServerBackend::Sqlite,
+            backend: ServerBackend::from_test_env(),
             franking_in_log: false,
             configure: |c| {
                 (Self::unlimited().configure)(c);
@@ -204,7 +225,18 @@ impl DeploymentSpec {
             log_proxy: false,
             key_directory: None,
             matching: None,
+            servers: match ServerBackend::from_test_env() {
+                ServerBackend::Postgres => 2,
+                ServerBackend::Sqlite => 1,
+            },
         }
+    }
+
+    /// With `n` delivery servers on the PostgreSQL backend (see
+    /// [`DeploymentSpec::servers`]).
+    pub fn with_servers(mut self, n: usize) -> Self {
+        self.servers = n.max(1);
+        self
     }
 
     /// With known-content detection against a test list.

@@ -14,8 +14,10 @@
 //! - `/readyz` asks PostgreSQL (through the pool, within its timeout).
 //! - Blobs are served from the database (`store::pg_blobs`: the body in
 //!   the row, the quota under the owner's row lock, swept by the writer).
-//! - Endpoints whose storage is not yet on PostgreSQL (moderation, reports,
-//!   interception, known-content detection)
+//! - Reports and moderation use the shared tables (`store::pg_moderation`),
+//!   moderators included: one list for every server.
+//! - Endpoints whose storage is not yet on PostgreSQL (interception,
+//!   known-content detection)
 //!   answer `503 not_on_this_backend` ([`backend_guard`]); the service
 //!   keeps no local database, so nothing is ever stored where the other
 //!   servers would not see it.
@@ -217,6 +219,9 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         "/v1/mailbox",
         "/v1/ws",
         "/v1/franking-key",
+        "/v1/reports",
+        "/v1/moderation/reports",
+        "/v1/moderation/stats",
     ];
     if SERVED.iter().any(|p| path.starts_with(p)) {
         return Ok(());
@@ -226,9 +231,6 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         p if p.starts_with("/v1/blobs") && p.ends_with("/voucher") => "known-content detection",
         p if p.starts_with("/v1/psi") || p.starts_with("/v1/moderation/matches") => {
             "known-content detection"
-        }
-        p if p.starts_with("/v1/reports") || p.starts_with("/v1/moderation") => {
-            "reports and moderation"
         }
         p if p.starts_with("/v1/interceptions") => "interception",
         _ => return Ok(()),
@@ -264,13 +266,14 @@ mod tests {
             "/v1/blobs",
             "/v1/blobs/00ff",
             "/v1/key-directory/audit",
+            "/v1/reports",
+            "/v1/moderation/reports/7/resolve",
+            "/v1/moderation/stats",
         ] {
             assert_eq!(served_on_postgres(p), Ok(()), "{p}");
         }
         for p in [
             "/v1/blobs/x/voucher",
-            "/v1/reports",
-            "/v1/moderation/reports",
             "/v1/moderation/matches",
             "/v1/psi/table",
             "/v1/interceptions",

@@ -119,9 +119,13 @@ pub enum ModerateCommand {
     },
     /// Make a registered account a moderator (operator; on the server's data directory).
     AddModerator {
-        /// The service's data directory.
-        #[arg(long)]
-        data: PathBuf,
+        /// The service's data directory (SQLite).
+        #[arg(long, required_unless_present = "database")]
+        data: Option<PathBuf>,
+        /// The service's PostgreSQL database (`postgres://…`): the
+        /// moderator is then one for every server on it.
+        #[arg(long, env = "CUSTOS_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         /// Account name.
         name: String,
     },
@@ -189,12 +193,25 @@ pub fn parse_duration(s: &str) -> Result<u64> {
 /// Runs `custos moderate ...`.
 pub async fn moderate(home: &HomeArgs, c: ModerateCommand) -> Result<()> {
     match c {
-        ModerateCommand::AddModerator { data, name } => {
-            custos_server::moderation::add_moderator(&data, &name).await?;
-            println!(
-                "{name} is now a moderator of the service in {}",
-                data.display()
-            );
+        ModerateCommand::AddModerator {
+            data,
+            database,
+            name,
+        } => {
+            match (data, database) {
+                (Some(data), _) => {
+                    custos_server::moderation::add_moderator(&data, &name).await?;
+                    println!(
+                        "{name} is now a moderator of the service in {}",
+                        data.display()
+                    );
+                }
+                (None, Some(url)) => {
+                    custos_server::moderation::add_moderator_on_postgres(&url, &name).await?;
+                    println!("{name} is now a moderator of every server on the database");
+                }
+                (None, None) => bail!("name the service: --data DIR or --database URL"),
+            }
             Ok(())
         }
         ModerateCommand::VerifyPackage {

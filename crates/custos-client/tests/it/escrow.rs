@@ -74,11 +74,11 @@ fn deal(day: u32, n: usize, t: usize) -> (DayKey, Vec<SecretShare>) {
 }
 
 /// A device of `name` on `clock`, registered with the deployment's service
-/// and pinned to its manifest.
+/// (the next of several servers) and pinned to its manifest.
 async fn user(dir: &TempDir, d: &Deployment, clock: &SimulatedClock, name: &str) -> Device {
     Device::register_pinned(
         &dir.path().join(name),
-        d.server_url().unwrap(),
+        d.next_server_url().unwrap(),
         name,
         clock.shared(),
         d.pin().unwrap(),

@@ -30,10 +30,10 @@ async fn deployment(dir: &TempDir) -> Deployment {
         .unwrap()
 }
 
-fn server_db(d: &Deployment) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(d.dir().join("server").join("custos-server.db")).unwrap();
-    c.busy_timeout(Duration::from_secs(10)).unwrap();
-    c
+/// The provider edits its own storage (either backend): `sql` with `blob`
+/// bound to `$1`. Answers the rows changed.
+async fn edit(d: &Deployment, sql: &str, blob: &[u8]) -> u64 {
+    d.edit_service_database(sql, &[blob]).await.unwrap()
 }
 
 fn keydir_refusal(e: DeviceError) -> KeyDirRefusal {
@@ -70,13 +70,13 @@ async fn a_substituted_key_package_is_refused_before_anything_is_sent_to_it() {
     // The service hands out its own KeyPackage under bob's name.
     let ghost = SigningKey::from_bytes(&[9; 32]);
     let kp = custos_deploy::mls_fixture::key_package("bob", &ghost);
-    let changed = server_db(&d)
-        .execute(
-            "UPDATE key_packages SET data = ?1 \
-             WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
-            [&kp],
-        )
-        .unwrap();
+    let changed = edit(
+        &d,
+        "UPDATE key_packages SET data = $1 \
+         WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
+        &kp,
+    )
+    .await;
     assert!(changed > 0);
     let conv = alice.create_conversation(&[]).await.unwrap();
     let err = alice
@@ -120,12 +120,12 @@ async fn a_key_added_behind_the_owners_back_is_reported_at_her_next_receive() {
     let before = epoch_of(&alice, "alice").await;
     // The service publishes another key for alice.
     let ghost = SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes();
-    server_db(&d)
-        .execute(
-            "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('alice', ?1, 0)",
-            [ghost.as_slice()],
-        )
-        .unwrap();
+    edit(
+        &d,
+        "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('alice', $1, 0)",
+        &ghost,
+    )
+    .await;
     wait_epoch_above(&alice, "alice", before).await;
     alice.receive(None).await.unwrap();
     let alerts = alice.key_alerts().unwrap();
@@ -148,6 +148,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_directory_is_refused_and_its_fork_is_a_split_view_in_the_log() {
+    if custos_deploy::ServerBackend::from_test_env() == custos_deploy::ServerBackend::Postgres {
+        // The rollback is played by restoring a copy of the SQLite folder.
+        eprintln!("SKIPPED on PostgreSQL: restores a copy of the service's SQLite files");
+        return;
+    }
     let dir = TempDir::new().unwrap();
     let mut d = deployment(&dir).await;
     let mut alice = d.register("alice").await.unwrap();
@@ -259,24 +264,26 @@ async fn a_verified_contacts_new_key_blocks_sending_until_accepted() {
     // KeyPackage with it: the directory vouches for it, so adding passes...
     let before = epoch_of(&alice, "bob").await;
     let ghost = SigningKey::from_bytes(&[5; 32]);
-    let db = server_db(&d);
-    db.execute(
-        "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('bob', ?1, 0)",
-        [ghost.verifying_key().to_bytes().as_slice()],
+    edit(
+        &d,
+        "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('bob', $1, 0)",
+        &ghost.verifying_key().to_bytes(),
     )
-    .unwrap();
+    .await;
     wait_epoch_above(&alice, "bob", before).await;
-    db.execute(
-        "UPDATE key_packages SET data = ?1 \
+    edit(
+        &d,
+        "UPDATE key_packages SET data = $1 \
          WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
-        [&custos_deploy::mls_fixture::key_package("bob", &ghost)],
+        &custos_deploy::mls_fixture::key_package("bob", &ghost),
     )
-    .unwrap();
-    db.execute(
-        "UPDATE accounts SET identity_key = ?1 WHERE name = 'bob'",
-        [ghost.verifying_key().to_bytes().as_slice()],
+    .await;
+    edit(
+        &d,
+        "UPDATE accounts SET identity_key = $1 WHERE name = 'bob'",
+        &ghost.verifying_key().to_bytes(),
     )
-    .unwrap();
+    .await;
     let conv = alice
         .create_conversation(&["bob".to_owned()])
         .await
@@ -349,18 +356,19 @@ async fn a_ghost_member_is_refused_by_every_receiving_device_naming_the_account(
     // name and says that key is bob's (the directory still holds bob's).
     let ghost = SigningKey::from_bytes(&[11; 32]);
     let ghost_hex = hex::encode(ghost.verifying_key().to_bytes());
-    let db = server_db(&d);
-    db.execute(
-        "UPDATE key_packages SET data = ?1 \
+    edit(
+        &d,
+        "UPDATE key_packages SET data = $1 \
          WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
-        [&custos_deploy::mls_fixture::key_package("bob", &ghost)],
+        &custos_deploy::mls_fixture::key_package("bob", &ghost),
     )
-    .unwrap();
-    db.execute(
-        "UPDATE accounts SET identity_key = ?1 WHERE name = 'bob'",
-        [ghost.verifying_key().to_bytes().as_slice()],
+    .await;
+    edit(
+        &d,
+        "UPDATE accounts SET identity_key = $1 WHERE name = 'bob'",
+        &ghost.verifying_key().to_bytes(),
     )
-    .unwrap();
+    .await;
 
     // 1. An incoming commit that adds the ghost: carol refuses it.
     mallory
@@ -435,17 +443,17 @@ async fn a_listening_device_checks_its_own_keys_on_a_schedule() {
     let mut alice = d.register("alice").await.unwrap();
     alice.set_own_keys_check_interval(Duration::from_millis(200));
     let before = epoch_of(&alice, "alice").await;
-    let db = server_db(&d);
     // alice's device keeps listening; meanwhile the service publishes
     // another key for her account.
     let ghost = SigningKey::from_bytes(&[13; 32]).verifying_key().to_bytes();
     let (received, ()) = tokio::join!(alice.receive(Some(Duration::from_secs(4))), async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        db.execute(
-            "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('alice', ?1, 0)",
-            [ghost.as_slice()],
+        edit(
+            &d,
+            "INSERT INTO kd_pending (account, identity_key, queued_at) VALUES ('alice', $1, 0)",
+            &ghost,
         )
-        .unwrap();
+        .await;
     });
     received.unwrap();
     // The check at the start of `receive` ran before the key existed: the

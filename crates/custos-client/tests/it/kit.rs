@@ -17,11 +17,12 @@ pub async fn deployment(dir: &TempDir, server: ServerSpec) -> Deployment {
         .unwrap()
 }
 
-/// A user `name` registered on `d`'s service, at home under `dir`.
+/// A user `name` registered on `d`'s service, at home under `dir` (with
+/// several servers on PostgreSQL, on each in turn).
 pub async fn user(dir: &TempDir, d: &Deployment, name: &str) -> Device {
     Device::register(
         &dir.path().join(name),
-        d.server_url().unwrap(),
+        d.next_server_url().unwrap(),
         name,
         custos_clock::system(),
     )

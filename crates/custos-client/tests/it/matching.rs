@@ -291,9 +291,7 @@ async fn below_the_threshold(captured: Captured) {
     settled(&d, "alice", [7, 6, 1, 1, 5]).await;
 
     // Review: bob moderates. The case holds the hashes and derivatives.
-    custos_server::moderation::add_moderator(&d.server().unwrap().data, "bob")
-        .await
-        .unwrap();
+    d.add_moderator("bob").await.unwrap();
     let cases = bob.api().matching_cases().await.unwrap();
     assert_eq!(cases.as_array().unwrap().len(), 1);
     assert_eq!(cases[0]["account"], "alice");

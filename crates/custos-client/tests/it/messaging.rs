@@ -545,13 +545,22 @@ async fn old_chains_expire_and_purged_history_leaves_no_trace_on_disk() {
         .await
         .unwrap();
     let (alice_home, bob_home) = (dir.path().join("alice"), dir.path().join("bob"));
-    let url = d.server_url().unwrap();
-    let mut alice = Device::register(&alice_home, url, "alice", clock.shared())
-        .await
-        .unwrap();
-    let mut bob = Device::register(&bob_home, url, "bob", clock.shared())
-        .await
-        .unwrap();
+    let mut alice = Device::register(
+        &alice_home,
+        d.next_server_url().unwrap(),
+        "alice",
+        clock.shared(),
+    )
+    .await
+    .unwrap();
+    let mut bob = Device::register(
+        &bob_home,
+        d.next_server_url().unwrap(),
+        "bob",
+        clock.shared(),
+    )
+    .await
+    .unwrap();
     let conv = alice.create_conversation(&names(&["bob"])).await.unwrap();
     let secret = "the secret words nobody should find on disk";
     alice.send_text(&conv, secret).await.unwrap();

@@ -14,7 +14,7 @@ use crate::gcm::{aes_block, counter_block, gf_inv, gf_mul, ghash};
 use custos_client::Device;
 use custos_client::api::ApiError;
 use custos_clock::SimulatedClock;
-use custos_deploy::{CustodianMode, DeliveryService, Deployment, DeploymentSpec, ServerSpec};
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
 use custos_server::AdmitRefusal;
 use custos_server::FrankingPolicy;
 use custos_tlog::TrustPolicy;
@@ -50,13 +50,11 @@ const START: u64 = 1_795_000_000_000;
 const TAG_TIME_END: usize = 1 + 32 + 16 + 1 + 5 + 8;
 const TAG_POSITION: usize = TAG_TIME_END + 32;
 
-async fn user(
-    dir: &TempDir,
-    server: &DeliveryService,
-    clock: &SimulatedClock,
-    name: &str,
-) -> Device {
-    Device::register(&dir.path().join(name), &server.url, name, clock.shared())
+/// Registers `name` on the deployment's next server (with several servers
+/// on PostgreSQL, users are spread across them).
+async fn user(dir: &TempDir, d: &Deployment, clock: &SimulatedClock, name: &str) -> Device {
+    let url = d.next_server_url().unwrap();
+    Device::register(&dir.path().join(name), url, name, clock.shared())
         .await
         .unwrap()
 }
@@ -104,8 +102,8 @@ async fn valid_report_verifies_and_every_single_byte_change_is_refused() {
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
     let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     assert_eq!(
         bob.pinned_franking_key().unwrap(),
         Some(server.franking.public_key())
@@ -209,8 +207,8 @@ async fn every_single_byte_change_of_a_v2_tag_is_refused_for_its_reason() {
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
     let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let senders = SenderKeys::from([(
         "alice".to_owned(),
@@ -319,9 +317,8 @@ async fn the_recipient_refuses_an_envelope_whose_tag_does_not_verify() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
-    let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     let conv = alice
         .create_conversation(&["bob".to_string()])
         .await
@@ -371,9 +368,8 @@ async fn a_recipient_cannot_frame_a_sender() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
-    let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let real = bob.build_report(&conv, &ids[0], "framing", 0).unwrap();
 
@@ -458,10 +454,9 @@ async fn suspension_stops_sends_until_it_ends_and_package_verifies_publicly() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
-    let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
-    let moderator = user(&dir, server, &clock, "mod").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
+    let moderator = user(&dir, &d, &clock, "mod").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let report_id = bob.report(&conv, &ids[1], "extortion", 1).await.unwrap();
 
@@ -470,9 +465,7 @@ async fn suspension_stops_sends_until_it_ends_and_package_verifies_publicly() {
         code(moderator.api().moderation_list(false).await.unwrap_err()),
         "not_moderator"
     );
-    custos_server::moderation::add_moderator(&server.data, "mod")
-        .await
-        .unwrap();
+    d.add_moderator("mod").await.unwrap();
     assert_eq!(
         code(bob.api().moderation_list(false).await.unwrap_err()),
         "not_moderator"
@@ -552,14 +545,10 @@ async fn permanent_suspension_survives_restart() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let mut d = deployment(&dir, &clock, false).await;
-    let server = d.server().unwrap();
-    let data = server.data.clone();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
-    let moderator = user(&dir, server, &clock, "mod").await;
-    custos_server::moderation::add_moderator(&data, "mod")
-        .await
-        .unwrap();
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
+    let moderator = user(&dir, &d, &clock, "mod").await;
+    d.add_moderator("mod").await.unwrap();
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let id = bob.report(&conv, &ids[2], "threat", 0).await.unwrap();
     moderator
@@ -611,12 +600,10 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     }
     let proof_file = data.join(custos_server::franking_log::PROOF_FILE);
     assert!(proof_file.exists());
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
-    let moderator = user(&dir, server, &clock, "mod").await;
-    custos_server::moderation::add_moderator(&data, "mod")
-        .await
-        .unwrap();
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
+    let moderator = user(&dir, &d, &clock, "mod").await;
+    d.add_moderator("mod").await.unwrap();
     // Tags are signed after the key's valid_from (its file's time, seconds).
     clock.advance_millis(2000);
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
@@ -802,10 +789,9 @@ async fn only_a_recipient_can_report() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
-    let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
-    let carol = user(&dir, server, &clock, "carol").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
+    let carol = user(&dir, &d, &clock, "carol").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let report = bob.build_report(&conv, &ids[1], "extortion", 1).unwrap();
 
@@ -869,9 +855,8 @@ async fn a_sender_cannot_show_one_thing_and_frank_another() {
     let dir = TempDir::new().unwrap();
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
-    let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     let (conv, _) = exchange(&mut alice, &mut bob).await;
 
     let home = dir.path().join("alice");
@@ -977,8 +962,8 @@ async fn a_report_of_an_envelope_the_sender_did_not_sign_is_refused() {
     let clock = custos_clock::dangerous::simulated(START);
     let d = deployment(&dir, &clock, false).await;
     let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let key = server.franking.verifying_key();
     let alice_key =
@@ -1159,13 +1144,15 @@ async fn reports_are_limited_and_a_repeat_is_stored_once() {
                 c.limits.reports_per_prefix = custos_server::WindowLimit::per_hour(4);
             },
             ..ServerSpec::unlimited()
-        });
+        })
+        // Report windows are each server process's own (docs/deploy.md: a
+        // proxy holds per-address limits across servers), so one server.
+        .with_servers(1);
     let d = Deployment::start(&dir.path().join("deploy"), spec)
         .await
         .unwrap();
-    let server = d.server().unwrap();
-    let mut alice = user(&dir, server, &clock, "alice").await;
-    let mut bob = user(&dir, server, &clock, "bob").await;
+    let mut alice = user(&dir, &d, &clock, "alice").await;
+    let mut bob = user(&dir, &d, &clock, "bob").await;
     let conv = alice
         .create_conversation(&["bob".to_string()])
         .await

@@ -4,10 +4,11 @@
 //! # Who may moderate
 //! A moderator is an ordinary account named, together with its identity key,
 //! in the file `moderators` of the data directory ([`add_moderator`], or
-//! `custos moderate add-moderator`). Moderation requests authenticate with
+//! `custos moderate add-moderator`); on PostgreSQL, in the `moderators`
+//! table every server reads ([`add_moderator_on_postgres`]). Moderation requests authenticate with
 //! that account's session (the same signed challenge as every account); the
-//! service re-reads the file on each moderation request, so adding or
-//! removing a line takes effect without a restart. Binding the identity key,
+//! service re-reads the list on each moderation request, so adding or
+//! removing a moderator takes effect without a restart. Binding the identity key,
 //! not only the name, means a name re-registered by someone else is no
 //! moderator. Every action is stored with the moderator's name and the time.
 //!
@@ -109,6 +110,24 @@ pub async fn add_moderator(data_dir: &Path, name: &str) -> Result<(), AddModerat
     writeln!(f, "{name} {}", hex::encode(key)).map_err(io)?;
     f.sync_all().map_err(io)?;
     Ok(())
+}
+
+/// Makes the registered account `name` a moderator of every server on the
+/// PostgreSQL database at `url` (the shared `moderators` table, bound to
+/// the account's identity key now). Applies the migrations this build
+/// knows, as a starting server would.
+pub async fn add_moderator_on_postgres(url: &str, name: &str) -> Result<(), AddModeratorError> {
+    let store = crate::store::postgres::PgStore::connect(url, 1).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let added = store.add_moderator(name, now).await;
+    store.pool().close().await;
+    if added? {
+        Ok(())
+    } else {
+        Err(AddModeratorError::NoAccount(name.to_owned()))
+    }
 }
 
 /// Loads the suspensions stored in the database into the policy.
@@ -248,26 +267,36 @@ pub(crate) async fn submit_report(
         .into_response())
 }
 
-/// Refuses anyone not named (with their current identity key) in the moderators file.
+/// Refuses anyone not listed, with their current identity key, as a
+/// moderator: in the data directory's moderators file on SQLite, in the
+/// shared `moderators` table on PostgreSQL (so every server agrees).
 pub(crate) async fn moderator(state: &AppState, auth: &Authed) -> Result<(), HttpRefusal> {
     franking(state)?;
     let denied = || HttpRefusal::from(ModerationRefusal::NotModerator);
-    let list = match std::fs::read_to_string(state.config.data_dir.join(MODERATORS_FILE)) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(denied()),
-        Err(e) => return Err(HttpRefusal::internal("moderators file", e)),
-    };
     let key = state
         .store
         .identity_key_of(auth.account_id)
         .await?
         .ok_or_else(denied)?;
-    let key = hex::encode(key);
-    let listed = list.lines().any(|l| {
-        let mut parts = l.split_whitespace();
-        parts.next() == Some(&*auth.name) && parts.next() == Some(key.as_str())
-    });
+    let listed = match &state.pg {
+        Some(pg) => pg.is_moderator(&auth.name, &key).await?,
+        None => listed_in_file(&state.config.data_dir, &auth.name, &key)?,
+    };
     if listed { Ok(()) } else { Err(denied()) }
+}
+
+/// Whether the moderators file of `data_dir` names `name` with `key`.
+fn listed_in_file(data_dir: &Path, name: &str, key: &[u8]) -> Result<bool, HttpRefusal> {
+    let list = match std::fs::read_to_string(data_dir.join(MODERATORS_FILE)) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(HttpRefusal::internal("moderators file", e)),
+    };
+    let key = hex::encode(key);
+    Ok(list.lines().any(|l| {
+        let mut parts = l.split_whitespace();
+        parts.next() == Some(name) && parts.next() == Some(key.as_str())
+    }))
 }
 
 /// A queue entry.

@@ -287,3 +287,45 @@ impl ModerationStore for PgStore {
         })
     }
 }
+
+/// The moderators of a PostgreSQL deployment (migration 14): one list for
+/// every server, where SQLite keeps its data directory's `moderators` file.
+impl PgStore {
+    /// Whether account `name`, whose identity key is now `identity_key`, is
+    /// a moderator: listed under that name with that same key, so a name
+    /// registered again by someone else is no moderator.
+    ///
+    /// # Errors
+    /// When the database fails (the request is then refused, not admitted).
+    pub async fn is_moderator(&self, name: &str, identity_key: &[u8]) -> Result<bool, sqlx::Error> {
+        Ok(sqlx::query_scalar::<_, i32>(
+            "SELECT 1 FROM moderators WHERE name = $1 AND identity_key = $2",
+        )
+        .bind(name)
+        .bind(identity_key)
+        .fetch_optional(self.pool())
+        .await?
+        .is_some())
+    }
+
+    /// Makes the registered account `name` a moderator on every server,
+    /// bound to its identity key now (adding it again rebinds the key).
+    /// Answers `false`, writing nothing, when there is no such account.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn add_moderator(&self, name: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let added = sqlx::query(
+            "INSERT INTO moderators (name, identity_key, added_at) \
+             SELECT name, identity_key, $2 FROM accounts WHERE name = $1 \
+             ON CONFLICT (name) DO UPDATE SET identity_key = EXCLUDED.identity_key, \
+             added_at = EXCLUDED.added_at",
+        )
+        .bind(name)
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(added > 0)
+    }
+}

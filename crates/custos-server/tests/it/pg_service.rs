@@ -180,12 +180,15 @@ async fn messaging_with_clients_on_two_servers() {
         on_a["conversations"][0]["members"],
         json!(["alice", "bob", "carol"])
     );
-    // Endpoints not yet on PostgreSQL refuse plainly.
-    let (st, body) = bob.get_json("/v1/moderation/stats").await;
+    // Moderation is served on PostgreSQL (here without franking, so it
+    // answers that it takes no reports), the same on both servers.
+    let (st, stats_a) = bob.get_json("/v1/moderation/stats").await;
     assert_eq!(
-        (st, body["error"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("not_on_this_backend"))
+        (st, stats_a["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("franking_disabled"))
     );
+    let (_, stats_b) = via(&bob, &c.a).get_json("/v1/moderation/stats").await;
+    assert_eq!(stats_a, stats_b);
     assert_eq!(ready(&c.a).await, StatusCode::OK);
     c.a.stop().await;
     c.b.stop().await;

@@ -75,7 +75,7 @@ impl Demo<'_> {
     /// Registers the moderator `mod` and grants it the role.
     pub(super) async fn moderator(&mut self) -> Result<Device> {
         let moderator = self.d.register("mod").await?;
-        custos_server::moderation::add_moderator(&self.server()?.data, "mod").await?;
+        self.d.add_moderator("mod").await?;
         Ok(moderator)
     }
 
