@@ -15,7 +15,7 @@
 //! - Blobs are served from the database (`store::pg_blobs`: the body in
 //!   the row, the quota under the owner's row lock, swept by the writer).
 //! - Endpoints whose storage is not yet on PostgreSQL (moderation, reports,
-//!   interception, known-content detection)
+//!   known-content detection)
 //!   answer `503 not_on_this_backend` ([`backend_guard`]); the service
 //!   keeps no local database, so nothing is ever stored where the other
 //!   servers would not see it.
@@ -98,6 +98,18 @@ pub(crate) async fn serve(
         config.sweep_interval,
         stop_rx.clone(),
     );
+    // Interceptions logged but missing from the database (restored from an
+    // older backup) are rebuilt as on SQLite; on several servers at once,
+    // the same interception applied twice adds nothing.
+    if let Some(log) = &config.franking_log {
+        crate::lawful::recover::rebuild_at_start(
+            log.clone(),
+            Arc::new(pg.clone()),
+            writer.clone(),
+            clock.clone(),
+        )
+        .await;
+    }
     // The key directory in the shared database: every server serves its
     // proofs; one at a time publishes (`directory::publish_round`).
     let directory = match &config.key_directory {
@@ -217,6 +229,7 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         "/v1/mailbox",
         "/v1/ws",
         "/v1/franking-key",
+        "/v1/interceptions",
     ];
     if SERVED.iter().any(|p| path.starts_with(p)) {
         return Ok(());
@@ -230,7 +243,6 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         p if p.starts_with("/v1/reports") || p.starts_with("/v1/moderation") => {
             "reports and moderation"
         }
-        p if p.starts_with("/v1/interceptions") => "interception",
         _ => return Ok(()),
     })
 }
@@ -264,6 +276,8 @@ mod tests {
             "/v1/blobs",
             "/v1/blobs/00ff",
             "/v1/key-directory/audit",
+            "/v1/interceptions",
+            "/v1/interceptions/00ff/items",
         ] {
             assert_eq!(served_on_postgres(p), Ok(()), "{p}");
         }
@@ -273,7 +287,6 @@ mod tests {
             "/v1/moderation/reports",
             "/v1/moderation/matches",
             "/v1/psi/table",
-            "/v1/interceptions",
         ] {
             assert!(served_on_postgres(p).is_err(), "{p}");
         }
