@@ -129,12 +129,13 @@ async fn opened_texts(
 /// items accepted by A and by B, and nothing of another conversation or
 /// another day; presenting it again (to A, then to B) starts nothing new
 /// and keeps nothing twice; the authority fetches the same items from
-/// either server and opens exactly the warranted messages.
+/// either server and opens exactly the warranted messages; at keep-until
+/// the sweep deletes it all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warrant_registered_on_one_server_keeps_what_both_servers_accept() {
     let dir = tempfile::tempdir().unwrap();
     let clock = custos_clock::dangerous::simulated(START_MS);
-    let Some((d, b)) = two_servers(dir.path(), &clock).await else {
+    let Some((mut d, b)) = two_servers(dir.path(), &clock).await else {
         return;
     };
     let mut alice = d.register("alice").await.unwrap();
@@ -221,6 +222,50 @@ async fn a_warrant_registered_on_one_server_keeps_what_both_servers_accept() {
     for device in [&mut alice, &mut bob, &mut carol] {
         let refused = device.take_refusals();
         assert!(refused.is_empty(), "{refused:?}");
+    }
+
+    // Past keep-until (not-after, 7 days, plus the grace, 7 days) the
+    // retention sweep deletes the interception, its targets, its copies
+    // and the remembered announcements; neither server serves it.
+    clock.advance_millis(15 * MILLIS_PER_DAY);
+    let count = |d: &mut Deployment, table: &str| -> u64 {
+        d.postgres_mut()
+            .unwrap()
+            .psql(
+                custos_deploy::postgres::DATABASE,
+                &format!("SELECT count(*) FROM {table}"),
+            )
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut swept = false;
+    for _ in 0..200 {
+        if count(&mut d, "interceptions") == 0 {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(swept, "the interception is swept at keep-until");
+    for table in ["kept_items", "interception_targets", "recent_announcements"] {
+        assert_eq!(count(&mut d, table), 0, "{table}");
+    }
+    for url in [d.server_url().unwrap().to_owned(), b.url.clone()] {
+        let now = d.now_secs();
+        match custos_authority::intercept::fetch_kept(
+            &url,
+            &commitment_of(&submitted),
+            &d.keys().authority,
+            move || now,
+        )
+        .await
+        {
+            Err(custos_authority::InterceptError::Refused { code, .. }) => {
+                assert_eq!(code, "not_authorised")
+            }
+            other => panic!("a swept interception must not be served: {other:?}"),
+        }
     }
     b.stop().await.unwrap();
     d.shutdown().await.unwrap();
