@@ -43,6 +43,12 @@
 //! rows (in commitment order, [`keep_in`]), so interceptions, batches and
 //! the sweep never wait on one another in a cycle.
 //!
+//! Liveness, not safety: PostgreSQL lets a new `FOR SHARE` locker join the
+//! share lockers already holding a row even while a `FOR UPDATE` waits, so
+//! an interception waits until the batches of its conversations on all
+//! servers leave a gap (they do between batches; batches are short). What
+//! is stored meanwhile is copied by the interception.
+//!
 //! # Durability
 //! The interception, its targets and its copies commit together, and the
 //! writer answers only after `COMMIT`; a batch's copies commit with its
@@ -269,19 +275,20 @@ async fn remember_announcements(
     Ok(())
 }
 
-/// A stored item or remembered announcement read by [`intercept`]: id,
-/// kind, conversation, day, sender, sender key, server time, tag, body.
-type Found = (
-    i64,
-    i16,
-    Vec<u8>,
-    i64,
-    String,
-    Vec<u8>,
-    i64,
-    Vec<u8>,
-    Vec<u8>,
-);
+/// A stored item or remembered announcement that [`intercept`] copies.
+#[derive(sqlx::FromRow)]
+struct Found {
+    id: i64,
+    kind: i16,
+    conversation: Vec<u8>,
+    /// The chain's day (0 until decoded, for a stored item).
+    day: i64,
+    sender: String,
+    sender_key: Vec<u8>,
+    server_time: i64,
+    tag: Vec<u8>,
+    body: Vec<u8>,
+}
 
 /// Applies a new interception in one transaction: its row and targets, a
 /// copy of every envelope and announcement of its conversation-days still
@@ -335,8 +342,9 @@ pub(crate) async fn intercept(store: &PgStore, new: &NewInterception) -> Result<
         i16::from(ItemKind::Announcement.to_byte()),
     ];
     let stored: Vec<Found> = sqlx::query_as(
-        "SELECT i.id, i.kind, i.conversation, 0::bigint, i.sender, a.identity_key, \
-         i.server_time, i.tag, i.body FROM items i JOIN accounts a ON a.name = i.sender \
+        "SELECT i.id, i.kind, i.conversation, 0::bigint AS day, i.sender, \
+         a.identity_key AS sender_key, i.server_time, i.tag, i.body \
+         FROM items i JOIN accounts a ON a.name = i.sender \
          WHERE i.conversation = ANY($1) AND i.kind = ANY($2) ORDER BY i.id",
     )
     .bind(&keys)
@@ -344,8 +352,9 @@ pub(crate) async fn intercept(store: &PgStore, new: &NewInterception) -> Result<
     .fetch_all(&mut *tx)
     .await?;
     let remembered: Vec<Found> = sqlx::query_as(
-        "SELECT r.item_id, $4::smallint, r.conversation, r.day, r.sender, a.identity_key, \
-         r.server_time, ''::bytea, r.body FROM recent_announcements r \
+        "SELECT r.item_id AS id, $4::smallint AS kind, r.conversation, r.day, r.sender, \
+         a.identity_key AS sender_key, r.server_time, ''::bytea AS tag, r.body \
+         FROM recent_announcements r \
          JOIN accounts a ON a.name = r.sender \
          WHERE r.conversation = ANY($1) AND r.day BETWEEN $2 AND $3 ORDER BY r.item_id",
     )
@@ -357,12 +366,12 @@ pub(crate) async fn intercept(store: &PgStore, new: &NewInterception) -> Result<
     .await?;
     let mut copies = Vec::with_capacity(stored.len() + remembered.len());
     for mut c in stored {
-        let day = u8::try_from(c.1)
+        let day = u8::try_from(c.kind)
             .ok()
             .and_then(|b| ItemKind::from_byte(b).ok())
-            .and_then(|kind| item_day(kind, &c.8));
+            .and_then(|kind| item_day(kind, &c.body));
         if let Some(day) = day.filter(|d| (h.first_day..=h.last_day).contains(d)) {
-            c.3 = i64::from(day);
+            c.day = i64::from(day);
             copies.push(c);
         }
     }
@@ -370,15 +379,15 @@ pub(crate) async fn intercept(store: &PgStore, new: &NewInterception) -> Result<
     let kept: Vec<NewKept<'_>> = copies
         .iter()
         .map(|c| NewKept {
-            item_id: c.0,
-            kind: c.1,
-            conversation: &c.2,
-            day: c.3,
-            sender: &c.4,
-            sender_key: &c.5,
-            server_time: c.6,
-            tag: &c.7,
-            body: &c.8,
+            item_id: c.id,
+            kind: c.kind,
+            conversation: &c.conversation,
+            day: c.day,
+            sender: &c.sender,
+            sender_key: &c.sender_key,
+            server_time: c.server_time,
+            tag: &c.tag,
+            body: &c.body,
             keep_until: i64_of(h.keep_until),
         })
         .collect();
