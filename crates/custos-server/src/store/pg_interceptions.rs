@@ -82,11 +82,11 @@ pub struct NewKept<'a> {
 /// warrant).
 ///
 /// The interception's row is locked first (`FOR NO KEY UPDATE`, held to
-/// the commit; an interception no longer there, swept once its keeping
-/// ended, keeps nothing and answers 0), so the kept items of one warrant take their ids and commit
+/// the commit), so the kept items of one warrant take their ids and commit
 /// in the same order on every server: an authority following its cursor
 /// (`id > after`) never passes an id that commits later, which with ids
-/// drawn by two servers at once it otherwise could.
+/// drawn by two servers at once it otherwise could. An interception no
+/// longer there (swept once its keeping ended) keeps nothing: answers 0.
 ///
 /// # Errors
 /// When the database fails (the batch must then fail as a whole).
