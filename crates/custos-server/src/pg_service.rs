@@ -16,7 +16,7 @@
 //!   the row, the quota under the owner's row lock, swept by the writer).
 //! - Reports and moderation use the shared tables (`store::pg_moderation`),
 //!   moderators included: one list for every server.
-//! - Endpoints whose storage is not yet on PostgreSQL (interception,
+//! - Endpoints whose storage is not yet on PostgreSQL (
 //!   known-content detection)
 //!   answer `503 not_on_this_backend` ([`backend_guard`]); the service
 //!   keeps no local database, so nothing is ever stored where the other
@@ -100,6 +100,18 @@ pub(crate) async fn serve(
         config.sweep_interval,
         stop_rx.clone(),
     );
+    // Interceptions logged but missing from the database (restored from an
+    // older backup) are rebuilt as on SQLite; on several servers at once,
+    // the same interception applied twice adds nothing.
+    if let Some(log) = &config.franking_log {
+        crate::lawful::recover::rebuild_at_start(
+            log.clone(),
+            Arc::new(pg.clone()),
+            writer.clone(),
+            clock.clone(),
+        )
+        .await;
+    }
     // The key directory in the shared database: every server serves its
     // proofs; one at a time publishes (`directory::publish_round`).
     let directory = match &config.key_directory {
@@ -222,6 +234,7 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         "/v1/reports",
         "/v1/moderation/reports",
         "/v1/moderation/stats",
+        "/v1/interceptions",
     ];
     if SERVED.iter().any(|p| path.starts_with(p)) {
         return Ok(());
@@ -232,7 +245,6 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         p if p.starts_with("/v1/psi") || p.starts_with("/v1/moderation/matches") => {
             "known-content detection"
         }
-        p if p.starts_with("/v1/interceptions") => "interception",
         _ => return Ok(()),
     })
 }
@@ -269,6 +281,8 @@ mod tests {
             "/v1/reports",
             "/v1/moderation/reports/7/resolve",
             "/v1/moderation/stats",
+            "/v1/interceptions",
+            "/v1/interceptions/00ff/items",
         ] {
             assert_eq!(served_on_postgres(p), Ok(()), "{p}");
         }
@@ -276,7 +290,6 @@ mod tests {
             "/v1/blobs/x/voucher",
             "/v1/moderation/matches",
             "/v1/psi/table",
-            "/v1/interceptions",
         ] {
             assert!(served_on_postgres(p).is_err(), "{p}");
         }

@@ -4,10 +4,13 @@
 //! kept items served to the warrant's authority alone.
 //!
 //! - [`holds`]: what the single writer keeps, and when it lets go.
+//! - [`pg_holds`]: the same on PostgreSQL, with servers sharing one
+//!   database: holds read in each batch's transaction, never remembered.
 //! - [`intercept`]: the HTTP endpoints and their checks.
 //! - [`recover`]: rebuilding interceptions from the log after the database
 //!   is lost or restored from an older backup.
 
 pub(crate) mod holds;
 pub mod intercept;
+pub(crate) mod pg_holds;
 pub(crate) mod recover;

@@ -17,6 +17,44 @@ use sqlx::{Postgres, Transaction};
 use super::pg_mailbox::{PgNewItem, StoredItem, store_items_in};
 use super::postgres::PgStore;
 
+/// The class of the transaction advisory locks taken by [`lock_creations`]
+/// (`pg_advisory_xact_lock(class, key)`; the two-key space is apart from
+/// the one-key locks used elsewhere).
+const CREATION_LOCK_CLASS: i32 = 0x4375_0013;
+
+/// Takes, on `conn` (an open transaction, until its end), the creation
+/// lock of each conversation id of `ids`, in key order: what a
+/// conversation's creation and an interception of it both take first, so
+/// that a conversation an interception targets is created either before
+/// the interception locks its targets' rows or after it has committed
+/// (`crate::lawful::pg_holds`). The key is the id's first four bytes: two
+/// ids sharing them only wait for each other.
+///
+/// # Errors
+/// When the database fails.
+pub async fn lock_creations(
+    conn: &mut sqlx::PgConnection,
+    ids: &[[u8; 16]],
+) -> Result<(), sqlx::Error> {
+    let mut keys: Vec<i32> = ids
+        .iter()
+        .map(|id| {
+            let [a, b, c, d, ..] = *id;
+            i32::from_be_bytes([a, b, c, d])
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1, $2)")
+            .bind(CREATION_LOCK_CLASS)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A conversation's row, locked for one commit, and what was stored with it.
 #[derive(Debug)]
 pub struct LockedConversation {
@@ -123,6 +161,9 @@ impl PgStore {
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
+        // An interception of this id registering meanwhile either commits
+        // before the row exists or waits for it (`lock_creations`).
+        lock_creations(&mut tx, std::slice::from_ref(&id.0)).await?;
         let created = sqlx::query(
             "INSERT INTO conversations (id, epoch, created_at) VALUES ($1, 0, $2) \
              ON CONFLICT (id) DO NOTHING",

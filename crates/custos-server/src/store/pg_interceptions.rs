@@ -85,7 +85,8 @@ pub struct NewKept<'a> {
 /// the commit), so the kept items of one warrant take their ids and commit
 /// in the same order on every server: an authority following its cursor
 /// (`id > after`) never passes an id that commits later, which with ids
-/// drawn by two servers at once it otherwise could.
+/// drawn by two servers at once it otherwise could. An interception no
+/// longer there (swept once its keeping ended) keeps nothing: answers 0.
 ///
 /// # Errors
 /// When the database fails (the batch must then fail as a whole).
@@ -94,10 +95,15 @@ pub async fn keep_in(
     commitment: &[u8; 32],
     items: &[NewKept<'_>],
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query("SELECT 1 FROM interceptions WHERE commitment = $1 FOR NO KEY UPDATE")
-        .bind(commitment.as_slice())
-        .execute(&mut *conn)
-        .await?;
+    let held: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM interceptions WHERE commitment = $1 FOR NO KEY UPDATE")
+            .bind(commitment.as_slice())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if held.is_none() {
+        // Swept meanwhile (its keeping ended): nothing is kept under it.
+        return Ok(0);
+    }
     let mut kept = 0;
     for i in items {
         kept += sqlx::query(

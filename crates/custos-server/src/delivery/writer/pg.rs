@@ -41,8 +41,12 @@
 //! (`store::pg_moderation::suspensions_in`), so a suspension committed on
 //! any server refuses the sender's next batch everywhere.
 //!
-//! # Not yet on this backend
-//! Interceptions are refused (`503 not_on_this_backend`).
+//! # Interceptions
+//! Each batch reads the interception holds of its conversations in its
+//! transaction, after their `FOR SHARE` locks, and keeps its items of held
+//! conversation-days with them; an interception locks its target
+//! conversations `FOR UPDATE` before it is stored, so every item of a held
+//! day accepted by any server is kept exactly once (`lawful::pg_holds`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -63,6 +67,7 @@ use crate::delivery::mailbox::Hub;
 use crate::delivery::membership::{self, Conv, Member};
 use crate::delivery::public_state::{self, GroupState};
 use crate::error::HttpRefusal;
+use crate::lawful::pg_holds;
 use crate::refusal::LimitRefusal;
 use crate::refusal::{ConversationRefusal, RequestRefusal, SubmitRefusal};
 use crate::store::pg_conversations::Locked;
@@ -236,6 +241,17 @@ async fn flush_tx(
         .map(|(item, recipients, _)| pg_item(item, recipients))
         .collect();
     let stored = pg_mailbox::store_items_in(&mut tx, &items).await?;
+    // Copies for the interceptions holding these conversation-days, read in
+    // this transaction after the conversations' locks (`lawful::pg_holds`).
+    let just_stored: Vec<(i64, &NewItem)> = pending
+        .iter()
+        .zip(&stored)
+        .filter_map(|((item, _, _), s)| match s {
+            StoredItem::Stored { item_id, .. } => Some((*item_id, item)),
+            StoredItem::Replay => None,
+        })
+        .collect();
+    pg_holds::keep_stored(&mut tx, &just_stored).await?;
     let mut usage = UsageDelta::default();
     pg_usage::add_stored(&mut usage, &items, &stored);
     let counts = apply_acks(&mut tx, acks, &mut usage).await?;
@@ -618,8 +634,9 @@ async fn apply_other(
                 drop(r.send(out));
             }
         }
-        Op::Intercept { reply, .. } => {
-            drop(reply.send(Err(RequestRefusal::NotOnThisBackend("interception").into())));
+        Op::Intercept { new, reply } => {
+            let out = pg_holds::intercept(store, &new).await.map_err(refusal_of);
+            drop(reply.send(out));
         }
     }
 }
@@ -868,7 +885,7 @@ async fn proposal(
 
 /// Retention on PostgreSQL: rounds of expired items, replay hashes,
 /// sessions and spent login answers, each round skipping rows another
-/// server's sweep holds.
+/// server's sweep holds; then ended interceptions and their kept copies.
 async fn sweep(store: &PgStore, now: u64) -> Result<SweepReport, HttpRefusal> {
     let now = to_i64(now);
     let mut report = SweepReport::default();
@@ -883,5 +900,6 @@ async fn sweep(store: &PgStore, now: u64) -> Result<SweepReport, HttpRefusal> {
     {
     }
     store.sweep_blobs(now, SWEEP_ROUND).await?;
+    pg_holds::sweep(store, now, SWEEP_ROUND).await?;
     Ok(report)
 }
