@@ -56,11 +56,6 @@ pub(crate) async fn serve(
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DeliveryServiceError> {
-    if config.matching.is_some() {
-        return Err(DeliveryServiceError::NotOnThisBackend(
-            "known-content detection",
-        ));
-    }
     let pg = PgStore::connect(&url, POOL_SIZE).await?;
     let blob_files = delivery::blob_files::BlobFiles::open(&config.data_dir).map_err(|source| {
         DeliveryServiceError::DataDir {
@@ -120,12 +115,28 @@ pub(crate) async fn serve(
         }
         None => None,
     };
+    // Known-content detection on the shared database: every server stores
+    // vouchers and runs a threshold worker; the database serialises their
+    // attempts, cases and logged figures (`store::pg_matching`).
+    if let (true, Some(m), Some(log)) = (
+        config.publish_matching,
+        config.matching.clone(),
+        config.franking_log.clone(),
+    ) {
+        tokio::spawn(async move {
+            while let Err(e) = crate::abuse::matching::publish(&m, &log).await {
+                tracing::warn!(%e, "hash list not yet proven in the log; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+    let vouchers = crate::abuse::matching::start(&config, Arc::new(pg.clone()), &clock, &stop_rx);
     let listener_task = tokio::spawn(wake_connections(pg.clone(), hub.clone(), stop_rx.clone()));
     let state = Arc::new(crate::state::Inner {
         directory,
         store: Arc::new(pg.clone()),
         pg: Some(pg.clone()),
-        vouchers: None,
+        vouchers,
         pool: closed_sqlite_pool().await,
         clock,
         ip_limiter: crate::limits::RateLimiter::new(config.limits.ip_rate),
@@ -217,16 +228,15 @@ fn served_on_postgres(path: &str) -> Result<(), &'static str> {
         "/v1/mailbox",
         "/v1/ws",
         "/v1/franking-key",
+        // Known-content detection (`store::pg_matching`).
+        "/v1/psi",
+        "/v1/vouchers",
+        "/v1/moderation/matches",
     ];
     if SERVED.iter().any(|p| path.starts_with(p)) {
         return Ok(());
     }
     Err(match path {
-        // Blobs are served (`store::pg_blobs`); their vouchers are matching's.
-        p if p.starts_with("/v1/blobs") && p.ends_with("/voucher") => "known-content detection",
-        p if p.starts_with("/v1/psi") || p.starts_with("/v1/moderation/matches") => {
-            "known-content detection"
-        }
         p if p.starts_with("/v1/reports") || p.starts_with("/v1/moderation") => {
             "reports and moderation"
         }
@@ -264,17 +274,16 @@ mod tests {
             "/v1/blobs",
             "/v1/blobs/00ff",
             "/v1/key-directory/audit",
+            "/v1/blobs/00ff/voucher",
+            "/v1/vouchers",
+            "/v1/psi/table",
+            "/v1/moderation/matches",
+            "/v1/moderation/matches/3/resolve",
+            "/v1/moderation/matches-stats",
         ] {
             assert_eq!(served_on_postgres(p), Ok(()), "{p}");
         }
-        for p in [
-            "/v1/blobs/x/voucher",
-            "/v1/reports",
-            "/v1/moderation/reports",
-            "/v1/moderation/matches",
-            "/v1/psi/table",
-            "/v1/interceptions",
-        ] {
+        for p in ["/v1/reports", "/v1/moderation/reports", "/v1/interceptions"] {
             assert!(served_on_postgres(p).is_err(), "{p}");
         }
     }

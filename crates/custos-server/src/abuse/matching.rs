@@ -43,6 +43,8 @@ use crate::delivery::blobs::LOCATOR_HEX_LEN;
 use crate::error::HttpRefusal;
 use crate::refusal::MatchingRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam};
+use crate::store::MatchingStore;
+use crate::store::matching::CaseRow;
 
 pub use crate::abuse::threshold::{MAX_RECONSTRUCTION_TRIES, RECONSTRUCTION_PERIOD_MS};
 
@@ -202,23 +204,17 @@ fn provider_name(config: &FrankingLogConfig) -> Result<String, PublishError> {
 /// Default period of the matching figures in the log: a day.
 pub const DEFAULT_FIGURES_PERIOD: std::time::Duration = std::time::Duration::from_secs(86_400);
 
-/// The public figures of matching, counted since the service began:
-/// accounts past the threshold, cases opened, confirmed, dismissed.
-async fn figures(pool: &sqlx::SqlitePool) -> Result<[u32; 4], sqlx::Error> {
-    let (accounts, opened, confirmed, dismissed): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM psi_accounts), (SELECT COUNT(*) FROM psi_cases), \
-         (SELECT COUNT(*) FROM psi_cases WHERE status = 'confirmed'), \
-         (SELECT COUNT(*) FROM psi_cases WHERE status = 'dismissed')",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok([accounts, opened, confirmed, dismissed].map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
-}
-
 /// Logs the matching figures (statement kind 15, `MatchingCases`) every
-/// `every`, when a figure changed since the last ones logged by this
-/// process (none are logged while every figure is zero); runs until `stop`
-/// turns true. A failed publication is tried again at the next period.
+/// `every`, when a figure changed since the last ones logged (by this
+/// process on SQLite; by any server on PostgreSQL, which keeps them in the
+/// database); none are logged while every figure is zero. Runs until
+/// `stop` turns true. A failed publication is tried again at the next
+/// period.
+///
+/// On PostgreSQL the counting and the logging happen under one turn
+/// ([`MatchingStore::figures_turn`]): one server logs at a time, and the
+/// figures it logs are those read in its turn, never fewer than the last
+/// logged, so the figures in the log never go backwards.
 ///
 /// # Security meaning
 /// The statement carries totals only (no account, case or hash), so the
@@ -226,7 +222,7 @@ async fn figures(pool: &sqlx::SqlitePool) -> Result<[u32; 4], sqlx::Error> {
 /// when a case opened; see docs/design/0020-matching-figures-in-the-log.md.
 pub async fn publish_figures(
     matching: Arc<MatchingService>,
-    pool: sqlx::SqlitePool,
+    store: Arc<dyn MatchingStore>,
     config: Arc<FrankingLogConfig>,
     clock: custos_clock::SharedClock,
     every: std::time::Duration,
@@ -243,22 +239,43 @@ pub async fn publish_figures(
         if *stop.borrow() {
             return;
         }
-        let now = match figures(&pool).await {
-            Ok(f) => f,
+        // Another server's turn (PostgreSQL): it logs; this one looks
+        // again next period.
+        let turn = match store.figures_turn().await {
+            Ok(Some(turn)) => turn,
+            Ok(None) => continue,
             Err(e) => {
                 tracing::warn!(%e, "matching figures: cannot count");
                 continue;
             }
         };
-        if now == last {
+        let now = turn.totals();
+        let (before, before_at) = turn.last_logged().unwrap_or((last, 0));
+        if now == before {
+            last = now;
+            if let Err(e) = turn.release().await {
+                tracing::warn!(%e, "matching figures: turn not released");
+            }
             continue;
         }
-        match log_figures(&matching, &config, &*clock, now).await {
-            Ok(index) => {
-                last = now;
-                tracing::info!(index, "matching figures published in the transparency log");
+        // Never earlier than the last statement, by whichever server.
+        let as_of = (clock.now_millis() / 1000).max(before_at);
+        match log_figures(&matching, &config, as_of, now).await {
+            Ok(index) => match turn.logged(now, as_of).await {
+                Ok(()) => {
+                    last = now;
+                    tracing::info!(index, "matching figures published in the transparency log");
+                }
+                // Logged but not recorded: the next turn logs the same or
+                // newer figures again, never older ones.
+                Err(e) => tracing::warn!(%e, "matching figures logged but not recorded"),
+            },
+            Err(e) => {
+                tracing::warn!(%e, "matching figures not yet in the log; next period");
+                if let Err(e) = turn.release().await {
+                    tracing::warn!(%e, "matching figures: turn not released");
+                }
             }
-            Err(e) => tracing::warn!(%e, "matching figures not yet in the log; next period"),
         }
     }
 }
@@ -266,7 +283,7 @@ pub async fn publish_figures(
 async fn log_figures(
     matching: &MatchingService,
     config: &FrankingLogConfig,
-    clock: &dyn custos_clock::Clock,
+    as_of: u64,
     [
         accounts_matched,
         cases_opened,
@@ -280,7 +297,7 @@ async fn log_figures(
     let statement = Statement::MatchingCases(MatchingCases {
         provider: provider_name(config)?,
         table_root: matching.root(),
-        as_of: clock.now_millis() / 1000,
+        as_of,
         accounts_matched,
         cases_opened,
         // Decided cases never outnumber opened ones (one row each); the
@@ -295,6 +312,38 @@ async fn log_figures(
             .await?
             .index,
     )
+}
+
+/// Starts known-content detection on `store` when `config` has it: the
+/// voucher writer with its threshold worker (the handle the voucher routes
+/// queue to), and the figures publisher when a log and a period are set.
+/// The same on both backends; on PostgreSQL every server starts its own,
+/// and the store makes them act as one (`store::pg_matching`).
+pub(crate) fn start(
+    config: &crate::ServerConfig,
+    store: Arc<dyn MatchingStore>,
+    clock: &custos_clock::SharedClock,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Option<crate::abuse::vouchers::VoucherQueue> {
+    let m = config.matching.clone()?;
+    let vouchers =
+        crate::abuse::vouchers::VoucherQueue::spawn(m.clone(), store.clone(), clock.clone());
+    if let (Some(log), Some(every)) = (
+        config.franking_log.clone(),
+        config
+            .matching_figures_every
+            .or(config.publish_matching.then_some(DEFAULT_FIGURES_PERIOD)),
+    ) {
+        tokio::spawn(publish_figures(
+            m,
+            store,
+            log,
+            clock.clone(),
+            every,
+            stop.clone(),
+        ));
+    }
+    Some(vouchers)
 }
 
 fn matching(state: &AppState) -> Result<&MatchingService, HttpRefusal> {
@@ -458,26 +507,6 @@ fn parse_batch(body: &Bytes) -> Result<Vec<(String, Bytes)>, HttpRefusal> {
     Ok(items)
 }
 
-/// A case in the review queue.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub(crate) struct CaseSummary {
-    id: i64,
-    account: String,
-    opened_at: i64,
-    status: String,
-    decided_at: Option<i64>,
-    moderator: Option<String>,
-    matches: i64,
-}
-
-macro_rules! case_select {
-    () => {
-        "SELECT c.id, a.name AS account, c.opened_at, c.status, c.decided_at, \
-     c.moderator, (SELECT COUNT(*) FROM psi_matches m WHERE m.case_id = c.id) AS matches \
-     FROM psi_cases c JOIN accounts a ON a.id = c.account"
-    };
-}
-
 /// `GET /v1/moderation/matches`: every case (moderators).
 pub(crate) async fn list_cases(
     State(state): State<AppState>,
@@ -485,10 +514,7 @@ pub(crate) async fn list_cases(
 ) -> Result<impl IntoResponse, HttpRefusal> {
     matching(&state)?;
     crate::abuse::moderation::moderator(&state, &auth).await?;
-    let rows: Vec<CaseSummary> = sqlx::query_as(concat!(case_select!(), " ORDER BY c.id"))
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(axum::Json(rows))
+    Ok(axum::Json(state.store.list_cases().await?))
 }
 
 /// One matched picture of a case, as a moderator sees it.
@@ -505,28 +531,24 @@ pub struct MatchView {
 }
 
 async fn case_matches(state: &AppState, id: i64) -> Result<Vec<MatchView>, HttpRefusal> {
-    let rows: Vec<(Vec<u8>, Vec<u8>, i64, String)> = sqlx::query_as(
-        "SELECT m.hash, m.derivative, v.received_at, v.locator FROM psi_matches m \
-         JOIN psi_vouchers v ON v.id = m.voucher WHERE m.case_id = ? ORDER BY v.id",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(rows
+    Ok(state
+        .store
+        .case_matches(id)
+        .await?
         .into_iter()
-        .map(|(hash, derivative, received_at, locator)| MatchView {
-            hash: hex::encode(hash),
-            derivative: B64.encode(derivative),
-            received_at,
-            locator,
+        .map(|m| MatchView {
+            hash: hex::encode(m.hash),
+            derivative: B64.encode(m.derivative),
+            received_at: m.received_at,
+            locator: m.locator,
         })
         .collect())
 }
 
-async fn load_case(state: &AppState, id: i64) -> Result<CaseSummary, HttpRefusal> {
-    sqlx::query_as(concat!(case_select!(), " WHERE c.id = ?"))
-        .bind(id)
-        .fetch_optional(&state.pool)
+async fn load_case(state: &AppState, id: i64) -> Result<CaseRow, HttpRefusal> {
+    state
+        .store
+        .case(id)
         .await?
         .ok_or_else(|| MatchingRefusal::UnknownCase.into())
 }
@@ -597,20 +619,12 @@ pub(crate) async fn resolve_case(
         _ => return Err(MatchingRefusal::BadDecision.into()),
     };
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
-    let updated = sqlx::query(
-        "UPDATE psi_cases SET status = ?, decided_at = ?, moderator = ?, note = ? \
-         WHERE id = ? AND status = 'pending'",
-    )
-    .bind(status)
-    .bind(now)
-    .bind(&*auth.name)
-    .bind(&body.note)
-    .bind(id)
-    .execute(&state.pool)
-    .await?
-    .rows_affected();
+    let updated = state
+        .store
+        .decide_case(id, status, now, &auth.name, &body.note)
+        .await?;
     let case = load_case(&state, id).await?;
-    if updated == 0 {
+    if !updated {
         return Err(MatchingRefusal::CaseDecided.into());
     }
     tracing::info!(case = id, status, moderator = %auth.name, "matching case decided");
@@ -645,7 +659,7 @@ pub(crate) async fn resolve_case(
 /// `GET /v1/moderation/matches-stats`: the public figures of matching.
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
     let m = matching(&state)?;
-    let [accounts, opened, confirmed, dismissed] = figures(&state.pool).await?;
+    let [accounts, opened, confirmed, dismissed] = state.store.matching_figures().await?;
     let pending = opened.saturating_sub(confirmed.saturating_add(dismissed));
     let logged = m.table.logged();
     Ok(axum::Json(serde_json::json!({
