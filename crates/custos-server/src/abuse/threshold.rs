@@ -112,10 +112,7 @@ async fn run(
     let mut w = Worker::default();
     match store.owed_accounts(m.threshold()).await {
         Ok(accounts) => w.pending.extend(accounts),
-        Err(e) => {
-            let e = HttpRefusal::from(e);
-            tracing::warn!(error = %e.message, "matching: threshold recovery scan failed");
-        }
+        Err(e) => tracing::warn!(error = %e, "matching: threshold recovery scan failed"),
     }
     let mut open = true;
     while open || !w.pending.is_empty() {
