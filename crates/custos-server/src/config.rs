@@ -69,9 +69,8 @@ pub struct ServerConfig {
     /// (one server per directory); `Some(url)` (`postgres://…`) stores
     /// accounts, conversations, items and mailboxes in that PostgreSQL
     /// database, which any number of servers may share (design note 0019).
-    /// On PostgreSQL `data_dir` holds only the franking key, and the
-    /// endpoints not yet ported to it answer `503 not_on_this_backend`;
-    /// nothing is ever written to a local database instead.
+    /// On PostgreSQL `data_dir` holds only the franking key (and its log
+    /// proof); nothing is ever written to a local database.
     pub database: Option<String>,
 }
 

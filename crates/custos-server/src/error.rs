@@ -43,9 +43,6 @@ pub enum DeliveryServiceError {
     /// The key directory could not be opened.
     #[error("key directory: {0}")]
     KeyDirectory(String),
-    /// A configured feature does not run on PostgreSQL yet.
-    #[error("{0} does not run on PostgreSQL yet; run it on a server with --data (SQLite)")]
-    NotOnThisBackend(&'static str),
 }
 
 /// A refusal as the client receives it: a status and the JSON body

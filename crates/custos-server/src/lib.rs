@@ -190,26 +190,12 @@ pub async fn serve(
         }
         None => None,
     };
-    let vouchers = config
-        .matching
-        .clone()
-        .map(|m| abuse::vouchers::VoucherQueue::spawn(m, db.pool.clone(), clock.clone()));
-    if let (Some(m), Some(log), Some(every)) = (
-        config.matching.clone(),
-        config.franking_log.clone(),
-        config.matching_figures_every.or(config
-            .publish_matching
-            .then_some(abuse::matching::DEFAULT_FIGURES_PERIOD)),
-    ) {
-        tokio::spawn(abuse::matching::publish_figures(
-            m,
-            db.pool.clone(),
-            log,
-            clock.clone(),
-            every,
-            stop_rx.clone(),
-        ));
-    }
+    let vouchers = abuse::matching::start(
+        &config,
+        Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
+        &clock,
+        &stop_rx,
+    );
     let state = Arc::new(state::Inner {
         directory,
         store: Arc::new(

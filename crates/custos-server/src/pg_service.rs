@@ -16,19 +16,16 @@
 //!   the row, the quota under the owner's row lock, swept by the writer).
 //! - Reports and moderation use the shared tables (`store::pg_moderation`),
 //!   moderators included: one list for every server.
-//! - Endpoints whose storage is not yet on PostgreSQL (
-//!   known-content detection)
-//!   answer `503 not_on_this_backend` ([`backend_guard`]); the service
-//!   keeps no local database, so nothing is ever stored where the other
-//!   servers would not see it.
+//! - Interception holds (`lawful::pg_holds`) and known-content detection
+//!   (`store::pg_matching`) are read and written in the shared database by
+//!   every server. The service keeps no local database (the SQLite pool of
+//!   the shared state is closed), so nothing is ever stored where the other
+//!   servers would not see it; `--data` holds only the franking key.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use custos_clock::SharedClock;
 use rand::RngCore;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -38,9 +35,7 @@ use tokio::sync::watch;
 use crate::config::ServerConfig;
 use crate::delivery;
 use crate::delivery::mailbox::Hub;
-use crate::error::{DeliveryServiceError, HttpRefusal};
-use crate::refusal::RequestRefusal;
-use crate::state::AppState;
+use crate::error::DeliveryServiceError;
 use crate::store::pg_mailbox::Wake;
 use crate::store::postgres::PgStore;
 
@@ -58,11 +53,6 @@ pub(crate) async fn serve(
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DeliveryServiceError> {
-    if config.matching.is_some() {
-        return Err(DeliveryServiceError::NotOnThisBackend(
-            "known-content detection",
-        ));
-    }
     let pg = PgStore::connect(&url, POOL_SIZE).await?;
     let blob_files = delivery::blob_files::BlobFiles::open(&config.data_dir).map_err(|source| {
         DeliveryServiceError::DataDir {
@@ -134,12 +124,28 @@ pub(crate) async fn serve(
         }
         None => None,
     };
+    // Known-content detection on the shared database: every server stores
+    // vouchers and runs a threshold worker; the database serialises their
+    // attempts, cases and logged figures (`store::pg_matching`).
+    if let (true, Some(m), Some(log)) = (
+        config.publish_matching,
+        config.matching.clone(),
+        config.franking_log.clone(),
+    ) {
+        tokio::spawn(async move {
+            while let Err(e) = crate::abuse::matching::publish(&m, &log).await {
+                tracing::warn!(%e, "hash list not yet proven in the log; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+    let vouchers = crate::abuse::matching::start(&config, Arc::new(pg.clone()), &clock, &stop_rx);
     let listener_task = tokio::spawn(wake_connections(pg.clone(), hub.clone(), stop_rx.clone()));
     let state = Arc::new(crate::state::Inner {
         directory,
         store: Arc::new(pg.clone()),
         pg: Some(pg.clone()),
-        vouchers: None,
+        vouchers,
         pool: closed_sqlite_pool().await,
         clock,
         ip_limiter: crate::limits::RateLimiter::new(config.limits.ip_rate),
@@ -154,8 +160,7 @@ pub(crate) async fn serve(
         hub,
         shutdown: stop_rx,
     });
-    let app = crate::routes::router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state, backend_guard));
+    let app = crate::routes::router(state);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "delivery service listening (PostgreSQL)");
     }
@@ -213,85 +218,6 @@ async fn wake_connections(pg: PgStore, hub: Arc<Hub>, mut stop: watch::Receiver<
                 },
                 _ = stop.changed() => return,
             }
-        }
-    }
-}
-
-/// The endpoints served on PostgreSQL: the rest answer `503
-/// not_on_this_backend` before any handler runs.
-fn served_on_postgres(path: &str) -> Result<(), &'static str> {
-    const SERVED: &[&str] = &[
-        "/v1/health",
-        "/healthz",
-        "/readyz",
-        "/v1/accounts",
-        "/v1/auth/",
-        "/v1/key-packages",
-        "/v1/conversations",
-        "/v1/mailbox",
-        "/v1/ws",
-        "/v1/franking-key",
-        "/v1/reports",
-        "/v1/moderation/reports",
-        "/v1/moderation/stats",
-        "/v1/interceptions",
-    ];
-    if SERVED.iter().any(|p| path.starts_with(p)) {
-        return Ok(());
-    }
-    Err(match path {
-        // Blobs are served (`store::pg_blobs`); their vouchers are matching's.
-        p if p.starts_with("/v1/blobs") && p.ends_with("/voucher") => "known-content detection",
-        p if p.starts_with("/v1/psi") || p.starts_with("/v1/moderation/matches") => {
-            "known-content detection"
-        }
-        _ => return Ok(()),
-    })
-}
-
-/// Refuses the endpoints not yet on PostgreSQL (`503 not_on_this_backend`).
-pub(crate) async fn backend_guard(
-    State(_state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match served_on_postgres(request.uri().path()) {
-        Ok(()) => next.run(request).await,
-        Err(what) => HttpRefusal::from(RequestRefusal::NotOnThisBackend(what)).into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::served_on_postgres;
-
-    #[test]
-    fn unported_endpoints_are_refused_and_messaging_is_served() {
-        for p in [
-            "/v1/accounts",
-            "/v1/auth/session",
-            "/v1/conversations/00/commits",
-            "/v1/mailbox/ack",
-            "/v1/ws",
-            "/readyz",
-            "/v1/nothing-here",
-            "/v1/blobs",
-            "/v1/blobs/00ff",
-            "/v1/key-directory/audit",
-            "/v1/reports",
-            "/v1/moderation/reports/7/resolve",
-            "/v1/moderation/stats",
-            "/v1/interceptions",
-            "/v1/interceptions/00ff/items",
-        ] {
-            assert_eq!(served_on_postgres(p), Ok(()), "{p}");
-        }
-        for p in [
-            "/v1/blobs/x/voucher",
-            "/v1/moderation/matches",
-            "/v1/psi/table",
-        ] {
-            assert!(served_on_postgres(p).is_err(), "{p}");
         }
     }
 }

@@ -94,10 +94,6 @@ pub enum RequestRefusal {
     /// server or another.
     #[error("the database does not answer; nothing was written; retry shortly")]
     DatabaseUnavailable,
-    /// The endpoint is not yet served on this server's storage backend
-    /// (PostgreSQL); it is never served from a local file instead.
-    #[error("{0} is not available on the PostgreSQL backend yet; use a server on SQLite (--data)")]
-    NotOnThisBackend(&'static str),
 }
 
 impl RequestRefusal {
@@ -128,9 +124,7 @@ impl Refusal for RequestRefusal {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable | Self::DatabaseUnavailable | Self::NotOnThisBackend(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
     fn code(&self) -> &'static str {

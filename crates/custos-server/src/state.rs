@@ -28,8 +28,8 @@ pub(crate) struct Inner {
     pub store: Arc<dyn crate::store::Store>,
     /// The PostgreSQL store when the service runs on PostgreSQL
     /// ([`crate::ServerConfig::database`]); `None` on SQLite. On
-    /// PostgreSQL, [`Inner::pool`] is closed: every query on it fails, and
-    /// the routes that would use it answer `503 not_on_this_backend` first.
+    /// PostgreSQL, [`Inner::pool`] is closed: every query on it fails (no
+    /// route uses it there; each concern has its store on both backends).
     pub pg: Option<crate::store::postgres::PgStore>,
     pub clock: SharedClock,
     pub config: ServerConfig,

@@ -18,8 +18,7 @@ pub struct ServerArgs {
     /// instead of SQLite under --data, so that several servers can share
     /// it behind one address (docs/deploy.md). Prefer CUSTOS_DATABASE for a
     /// URL holding a password: the environment is not in the process list.
-    /// Reports, moderation, attachments, interception, known-content
-    /// detection and the key directory do not run on PostgreSQL yet.
+    /// Every feature runs on it; --data then holds only the franking key.
     #[arg(
         long,
         env = "CUSTOS_DATABASE",

@@ -16,7 +16,7 @@ use custos_client::api::ApiError;
 use custos_client::device::DeviceError;
 use custos_client::matching::MatchingError;
 use custos_deploy::matching::{MatchingSpec, TableFault};
-use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
+use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerBackend, ServerSpec};
 use custos_media::synthetic;
 use tempfile::TempDir;
 
@@ -29,9 +29,21 @@ fn picture(seed: u64) -> (Vec<u8>, [u8; 32]) {
 }
 
 async fn deployment(dir: &TempDir, listed: Vec<[u8; 32]>, fault: TableFault) -> Deployment {
+    deployment_on(dir, listed, fault, ServerBackend::Sqlite).await
+}
+
+async fn deployment_on(
+    dir: &TempDir,
+    listed: Vec<[u8; 32]>,
+    fault: TableFault,
+    backend: ServerBackend,
+) -> Deployment {
     let spec = DeploymentSpec::new("test", custos_clock::system())
         .custodians(0, 0, CustodianMode::KeysOnly)
-        .with_server(ServerSpec::unlimited())
+        .with_server(ServerSpec {
+            backend,
+            ..ServerSpec::unlimited()
+        })
         .with_matching(MatchingSpec {
             threshold: T,
             synthetic_rate_ppm: 0,
@@ -48,30 +60,41 @@ fn db(d: &Deployment) -> rusqlite::Connection {
 }
 
 /// Everything the service holds about `account`'s vouchers, up to the
-/// random bytes: voucher rows, opened shares, threshold rows, cases, matches.
-fn view(d: &Deployment, account: &str) -> [i64; 5] {
+/// random bytes: voucher rows, opened shares, threshold rows, cases, matches
+/// (in its SQLite file, or in the deployment's PostgreSQL database).
+fn view(d: &mut Deployment, account: &str) -> [i64; 5] {
+    const COUNTS: [&str; 5] = [
+        "SELECT COUNT(*) FROM psi_vouchers WHERE account = ?",
+        "SELECT COUNT(*) FROM psi_vouchers WHERE account = ? AND share IS NOT NULL",
+        "SELECT COUNT(*) FROM psi_accounts WHERE account = ?",
+        "SELECT COUNT(*) FROM psi_cases WHERE account = ?",
+        "SELECT COUNT(*) FROM psi_matches m JOIN psi_cases c ON c.id = m.case_id WHERE c.account = ?",
+    ];
+    if let Some(pg) = d.postgres_mut() {
+        let id = format!("(SELECT id FROM accounts WHERE name = '{account}')");
+        let sql = format!(
+            "SELECT {}",
+            COUNTS
+                .map(|q| format!("({})", q.replace('?', &id)))
+                .join(", ")
+        );
+        let out = pg.psql(custos_deploy::postgres::DATABASE, &sql).unwrap();
+        let got: Vec<i64> = out.split('|').map(|n| n.parse().unwrap()).collect();
+        return got.try_into().unwrap();
+    }
     let c = db(d);
     let id: i64 = c
         .query_row("SELECT id FROM accounts WHERE name = ?", [account], |r| {
             r.get(0)
         })
         .unwrap();
-    let q = |sql: &str| -> i64 { c.query_row(sql, [id], |r| r.get(0)).unwrap() };
-    [
-        q("SELECT COUNT(*) FROM psi_vouchers WHERE account = ?"),
-        q("SELECT COUNT(*) FROM psi_vouchers WHERE account = ? AND share IS NOT NULL"),
-        q("SELECT COUNT(*) FROM psi_accounts WHERE account = ?"),
-        q("SELECT COUNT(*) FROM psi_cases WHERE account = ?"),
-        q(
-            "SELECT COUNT(*) FROM psi_matches m JOIN psi_cases c ON c.id = m.case_id WHERE c.account = ?",
-        ),
-    ]
+    COUNTS.map(|sql| c.query_row(sql, [id], |r| r.get(0)).unwrap())
 }
 
 /// `view(d, account)` once it is `expected`: the threshold step runs
 /// shortly after the voucher's answer, beside the voucher writer. Polls
 /// for at most 20 s (a failing test shows the last view).
-async fn settled(d: &Deployment, account: &str, expected: [i64; 5]) {
+async fn settled(d: &mut Deployment, account: &str, expected: [i64; 5]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let now = view(d, account);
@@ -184,6 +207,19 @@ impl Captured {
 /// the threshold), in a runtime whose threads log to one capture.
 #[test]
 fn below_the_threshold_the_service_learns_nothing_and_at_it_opens_exactly_the_matches() {
+    in_captured_runtime(ServerBackend::Sqlite);
+}
+
+/// The same on PostgreSQL (the service's tables there).
+#[test]
+fn below_the_threshold_the_service_learns_nothing_on_postgres_either() {
+    if custos_deploy::postgres::skip_without_postgres() {
+        return;
+    }
+    in_captured_runtime(ServerBackend::Postgres);
+}
+
+fn in_captured_runtime(backend: ServerBackend) {
     let captured = Captured::default();
     let on_start = captured.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -193,14 +229,14 @@ fn below_the_threshold_the_service_learns_nothing_and_at_it_opens_exactly_the_ma
         .build()
         .unwrap();
     captured.attach();
-    rt.block_on(below_the_threshold(captured));
+    rt.block_on(below_the_threshold(captured, backend));
 }
 
-async fn below_the_threshold(captured: Captured) {
+async fn below_the_threshold(captured: Captured, backend: ServerBackend) {
     let dir = TempDir::new().unwrap();
     let alice_pics: Vec<(Vec<u8>, [u8; 32])> = (1..=u64::from(T)).map(picture).collect();
     let listed: Vec<[u8; 32]> = alice_pics.iter().map(|(_, h)| *h).collect();
-    let d = deployment(&dir, listed.clone(), TableFault::None).await;
+    let mut d = deployment_on(&dir, listed.clone(), TableFault::None, backend).await;
     let mut alice = d.register("alice").await.unwrap();
     let mut carol = d.register("carol").await.unwrap();
     let bob = d.register("bob").await.unwrap();
@@ -240,8 +276,8 @@ async fn below_the_threshold(captured: Captured) {
     );
     // The service's view of both is the same: as many vouchers, as many
     // opened, no threshold, no case, no match; the public figures say nothing.
-    assert_eq!(view(&d, "alice"), view(&d, "carol"));
-    assert_eq!(view(&d, "alice"), [3, 3, 0, 0, 0]);
+    assert_eq!(view(&mut d, "alice"), view(&mut d, "carol"));
+    assert_eq!(view(&mut d, "alice"), [3, 3, 0, 0, 0]);
     let stats = bob.api().matching_stats().await.unwrap();
     assert_eq!(stats["accounts_matched"], 0);
     assert_eq!(stats["cases_pending"], 0);
@@ -251,7 +287,7 @@ async fn below_the_threshold(captured: Captured) {
         .send_with_attachments(&to_bob_a, "other", &[picture(500).0])
         .await
         .unwrap();
-    assert_eq!(view(&d, "alice"), [4, 3, 0, 0, 0]);
+    assert_eq!(view(&mut d, "alice"), [4, 3, 0, 0, 0]);
 
     // The T-th listed picture, decoded and encoded again: the threshold is
     // reached and exactly the T real matches open. (Not a lossy copy: under a
@@ -263,15 +299,15 @@ async fn below_the_threshold(captured: Captured) {
         .send_with_attachments(&to_bob_a, "last", &[again])
         .await
         .unwrap();
-    settled(&d, "alice", [5, 4, 1, 1, 4]).await;
-    assert_eq!(view(&d, "carol"), [3, 3, 0, 0, 0]);
+    settled(&mut d, "alice", [5, 4, 1, 1, 4]).await;
+    assert_eq!(view(&mut d, "carol"), [3, 3, 0, 0, 0]);
 
     // Carol's synthetic vouchers never become matches, however many.
     carol
         .send_with_attachments(&to_bob_c, "more", &[picture(200).0])
         .await
         .unwrap();
-    assert_eq!(view(&d, "carol"), [4, 4, 0, 0, 0]);
+    assert_eq!(view(&mut d, "carol"), [4, 4, 0, 0, 0]);
 
     // Past the threshold a synthetic voucher of alice's opens no match; a
     // further listed picture joins the case.
@@ -280,7 +316,7 @@ async fn below_the_threshold(captured: Captured) {
         .send_with_attachments(&to_bob_a, "synthetic", &[picture(600).0])
         .await
         .unwrap();
-    assert_eq!(view(&d, "alice"), [6, 5, 1, 1, 4]);
+    assert_eq!(view(&mut d, "alice"), [6, 5, 1, 1, 4]);
     // A further listed picture joins the case (past the threshold its
     // voucher opens directly).
     alice.dangerous_force_synthetic(Some(false));
@@ -288,7 +324,7 @@ async fn below_the_threshold(captured: Captured) {
         .send_with_attachments(&to_bob_a, "again", &[alice_pics[0].0.clone()])
         .await
         .unwrap();
-    settled(&d, "alice", [7, 6, 1, 1, 5]).await;
+    settled(&mut d, "alice", [7, 6, 1, 1, 5]).await;
 
     // Review: bob moderates. The case holds the hashes and derivatives.
     d.add_moderator("bob").await.unwrap();
@@ -497,7 +533,7 @@ async fn a_flood_of_synthetic_vouchers_does_not_hold_up_another_accounts_voucher
     const STREAMS: usize = 16;
     const PER_STREAM: usize = 6;
     let dir = TempDir::new().unwrap();
-    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
     let mut mallory = d.register("mallory").await.unwrap();
     let mut alice = d.register("alice").await.unwrap();
     let (table, t, _) = mallory.checked_table().await.unwrap().unwrap();
@@ -573,7 +609,7 @@ async fn a_flood_of_synthetic_vouchers_does_not_hold_up_another_accounts_voucher
         "alice's voucher took {alice_took:?} during the flood (whole flood {flood_took:?})"
     );
     // Mallory's vouchers are all stored; she reached no threshold.
-    let stored = view(&d, "mallory");
+    let stored = view(&mut d, "mallory");
     assert_eq!(
         stored[0] as usize,
         usize::from(t) + 4 + STREAMS * PER_STREAM
@@ -591,7 +627,7 @@ async fn a_flood_of_synthetic_vouchers_does_not_hold_up_another_accounts_voucher
 async fn a_second_process_uses_the_kept_table_and_a_kept_table_not_in_the_log_is_refused() {
     use custos_client::device::Device;
     let dir = TempDir::new().unwrap();
-    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
     let mut alice = d.register("alice").await.unwrap();
     d.register("bob").await.unwrap();
     let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
@@ -620,7 +656,7 @@ async fn a_second_process_uses_the_kept_table_and_a_kept_table_not_in_the_log_is
         .unwrap();
     assert_eq!(alice.matching_table_downloads(), 0);
     drop(alice);
-    assert_eq!(view(&d, "alice")[0], 2);
+    assert_eq!(view(&mut d, "alice")[0], 2);
 
     // Another deployment's table (its root is not in this log) planted as
     // the kept one: refused on load; the service's table is fetched and
@@ -653,7 +689,7 @@ async fn a_second_process_uses_the_kept_table_and_a_kept_table_not_in_the_log_is
     assert_eq!(alice.matching_table_downloads(), 1);
     drop(alice);
     assert_eq!(kept(&home), served);
-    assert_eq!(view(&d, "alice")[0], 3);
+    assert_eq!(view(&mut d, "alice")[0], 3);
     d.shutdown().await.unwrap();
 }
 
@@ -665,7 +701,7 @@ async fn several_attachments_send_their_vouchers_in_one_batch_and_a_bad_batch_st
     use custos_psi::{AccountKey, InnerPayload, make_voucher};
     use rand_core::OsRng;
     let dir = TempDir::new().unwrap();
-    let d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
+    let mut d = deployment(&dir, vec![picture(1).1], TableFault::None).await;
     let mut alice = d.register("alice").await.unwrap();
     d.register("bob").await.unwrap();
     let conv = alice.create_conversation(&["bob".into()]).await.unwrap();
@@ -677,7 +713,7 @@ async fn several_attachments_send_their_vouchers_in_one_batch_and_a_bad_batch_st
         )
         .await
         .unwrap();
-    assert_eq!(view(&d, "alice")[0], 3);
+    assert_eq!(view(&mut d, "alice")[0], 3);
 
     let (table, t, _) = alice.checked_table().await.unwrap().unwrap();
     let key = AccountKey::generate(t, &mut OsRng).unwrap();
@@ -698,13 +734,13 @@ async fn several_attachments_send_their_vouchers_in_one_batch_and_a_bad_batch_st
     ] {
         let e = alice.api().upload_vouchers(&bad).await.unwrap_err();
         assert_eq!(code(e), (400, "bad_voucher".into()));
-        assert_eq!(view(&d, "alice")[0], 3);
+        assert_eq!(view(&mut d, "alice")[0], 3);
     }
     alice
         .api()
         .upload_vouchers(&[(l1, voucher()), (l2, voucher())])
         .await
         .unwrap();
-    assert_eq!(view(&d, "alice")[0], 5);
+    assert_eq!(view(&mut d, "alice")[0], 5);
     d.shutdown().await.unwrap();
 }

@@ -32,9 +32,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use custos_psi::{BlindedTable, OpenedShare, ProviderSecret, ServiceTable, Voucher, VoucherError};
 use custos_verify::package::LogProof;
 use custos_wire::manifest::Matching;
-use custos_wire::statement::{
-    HashListRoot, MatchingCases, MatchingPolicy, SignedStatement, Statement,
-};
+use custos_wire::statement::{HashListRoot, MatchingPolicy, SignedStatement, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::abuse::franking_log::{FrankingLogConfig, PublishError, log_and_prove};
@@ -43,7 +41,10 @@ use crate::delivery::blobs::LOCATOR_HEX_LEN;
 use crate::error::HttpRefusal;
 use crate::refusal::MatchingRefusal;
 use crate::state::{AppState, JsonBody, RawBody, UrlParam};
+use crate::store::MatchingStore;
+use crate::store::matching::CaseRow;
 
+pub use crate::abuse::matching_figures::{DEFAULT_FIGURES_PERIOD, publish_figures};
 pub use crate::abuse::threshold::{MAX_RECONSTRUCTION_TRIES, RECONSTRUCTION_PERIOD_MS};
 
 /// Why matching could not be set up.
@@ -188,7 +189,7 @@ pub async fn publish(
 }
 
 /// The manifest name of the provider whose statement key `config` holds.
-fn provider_name(config: &FrankingLogConfig) -> Result<String, PublishError> {
+pub(crate) fn provider_name(config: &FrankingLogConfig) -> Result<String, PublishError> {
     let author = hex::encode(config.statement_key.verifying_key().to_bytes());
     Ok(config
         .manifest
@@ -199,102 +200,36 @@ fn provider_name(config: &FrankingLogConfig) -> Result<String, PublishError> {
         .clone())
 }
 
-/// Default period of the matching figures in the log: a day.
-pub const DEFAULT_FIGURES_PERIOD: std::time::Duration = std::time::Duration::from_secs(86_400);
-
-/// The public figures of matching, counted since the service began:
-/// accounts past the threshold, cases opened, confirmed, dismissed.
-async fn figures(pool: &sqlx::SqlitePool) -> Result<[u32; 4], sqlx::Error> {
-    let (accounts, opened, confirmed, dismissed): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM psi_accounts), (SELECT COUNT(*) FROM psi_cases), \
-         (SELECT COUNT(*) FROM psi_cases WHERE status = 'confirmed'), \
-         (SELECT COUNT(*) FROM psi_cases WHERE status = 'dismissed')",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok([accounts, opened, confirmed, dismissed].map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
-}
-
-/// Logs the matching figures (statement kind 15, `MatchingCases`) every
-/// `every`, when a figure changed since the last ones logged by this
-/// process (none are logged while every figure is zero); runs until `stop`
-/// turns true. A failed publication is tried again at the next period.
-///
-/// # Security meaning
-/// The statement carries totals only (no account, case or hash), so the
-/// public learns the figures and the period in which they changed, not
-/// when a case opened; see docs/design/0020-matching-figures-in-the-log.md.
-pub async fn publish_figures(
-    matching: Arc<MatchingService>,
-    pool: sqlx::SqlitePool,
-    config: Arc<FrankingLogConfig>,
-    clock: custos_clock::SharedClock,
-    every: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut last = [0u32; 4];
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        let now = match figures(&pool).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(%e, "matching figures: cannot count");
-                continue;
-            }
-        };
-        if now == last {
-            continue;
-        }
-        match log_figures(&matching, &config, &*clock, now).await {
-            Ok(index) => {
-                last = now;
-                tracing::info!(index, "matching figures published in the transparency log");
-            }
-            Err(e) => tracing::warn!(%e, "matching figures not yet in the log; next period"),
-        }
+/// Starts known-content detection on `store` when `config` has it: the
+/// voucher writer with its threshold worker (the handle the voucher routes
+/// queue to), and the figures publisher when a log and a period are set.
+/// The same on both backends; on PostgreSQL every server starts its own,
+/// and the store makes them act as one (`store::pg_matching`).
+pub(crate) fn start(
+    config: &crate::ServerConfig,
+    store: Arc<dyn MatchingStore>,
+    clock: &custos_clock::SharedClock,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Option<crate::abuse::vouchers::VoucherQueue> {
+    let m = config.matching.clone()?;
+    let vouchers =
+        crate::abuse::vouchers::VoucherQueue::spawn(m.clone(), store.clone(), clock.clone());
+    if let (Some(log), Some(every)) = (
+        config.franking_log.clone(),
+        config
+            .matching_figures_every
+            .or(config.publish_matching.then_some(DEFAULT_FIGURES_PERIOD)),
+    ) {
+        tokio::spawn(publish_figures(
+            m,
+            store,
+            log,
+            clock.clone(),
+            every,
+            stop.clone(),
+        ));
     }
-}
-
-async fn log_figures(
-    matching: &MatchingService,
-    config: &FrankingLogConfig,
-    clock: &dyn custos_clock::Clock,
-    [
-        accounts_matched,
-        cases_opened,
-        cases_confirmed,
-        cases_dismissed,
-    ]: [u32; 4],
-) -> Result<u64, PublishError> {
-    use custos_tlog::{LogClient, TrustPolicy};
-    let trust = TrustPolicy::from_manifest(&config.manifest)
-        .map_err(|e| PublishError::Policy(e.to_string()))?;
-    let statement = Statement::MatchingCases(MatchingCases {
-        provider: provider_name(config)?,
-        table_root: matching.root(),
-        as_of: clock.now_millis() / 1000,
-        accounts_matched,
-        cases_opened,
-        // Decided cases never outnumber opened ones (one row each); the
-        // statement refuses to encode otherwise.
-        cases_confirmed,
-        cases_dismissed,
-    });
-    let signed = SignedStatement::sign(&statement, &config.statement_key)?;
-    let client = LogClient::new(&config.log_url)?;
-    Ok(
-        log_and_prove(&client, &trust, &signed, config.witness_timeout)
-            .await?
-            .index,
-    )
+    Some(vouchers)
 }
 
 fn matching(state: &AppState) -> Result<&MatchingService, HttpRefusal> {
@@ -458,26 +393,6 @@ fn parse_batch(body: &Bytes) -> Result<Vec<(String, Bytes)>, HttpRefusal> {
     Ok(items)
 }
 
-/// A case in the review queue.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub(crate) struct CaseSummary {
-    id: i64,
-    account: String,
-    opened_at: i64,
-    status: String,
-    decided_at: Option<i64>,
-    moderator: Option<String>,
-    matches: i64,
-}
-
-macro_rules! case_select {
-    () => {
-        "SELECT c.id, a.name AS account, c.opened_at, c.status, c.decided_at, \
-     c.moderator, (SELECT COUNT(*) FROM psi_matches m WHERE m.case_id = c.id) AS matches \
-     FROM psi_cases c JOIN accounts a ON a.id = c.account"
-    };
-}
-
 /// `GET /v1/moderation/matches`: every case (moderators).
 pub(crate) async fn list_cases(
     State(state): State<AppState>,
@@ -485,10 +400,7 @@ pub(crate) async fn list_cases(
 ) -> Result<impl IntoResponse, HttpRefusal> {
     matching(&state)?;
     crate::abuse::moderation::moderator(&state, &auth).await?;
-    let rows: Vec<CaseSummary> = sqlx::query_as(concat!(case_select!(), " ORDER BY c.id"))
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(axum::Json(rows))
+    Ok(axum::Json(state.store.list_cases().await?))
 }
 
 /// One matched picture of a case, as a moderator sees it.
@@ -505,28 +417,24 @@ pub struct MatchView {
 }
 
 async fn case_matches(state: &AppState, id: i64) -> Result<Vec<MatchView>, HttpRefusal> {
-    let rows: Vec<(Vec<u8>, Vec<u8>, i64, String)> = sqlx::query_as(
-        "SELECT m.hash, m.derivative, v.received_at, v.locator FROM psi_matches m \
-         JOIN psi_vouchers v ON v.id = m.voucher WHERE m.case_id = ? ORDER BY v.id",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(rows
+    Ok(state
+        .store
+        .case_matches(id)
+        .await?
         .into_iter()
-        .map(|(hash, derivative, received_at, locator)| MatchView {
-            hash: hex::encode(hash),
-            derivative: B64.encode(derivative),
-            received_at,
-            locator,
+        .map(|m| MatchView {
+            hash: hex::encode(m.hash),
+            derivative: B64.encode(m.derivative),
+            received_at: m.received_at,
+            locator: m.locator,
         })
         .collect())
 }
 
-async fn load_case(state: &AppState, id: i64) -> Result<CaseSummary, HttpRefusal> {
-    sqlx::query_as(concat!(case_select!(), " WHERE c.id = ?"))
-        .bind(id)
-        .fetch_optional(&state.pool)
+async fn load_case(state: &AppState, id: i64) -> Result<CaseRow, HttpRefusal> {
+    state
+        .store
+        .case(id)
         .await?
         .ok_or_else(|| MatchingRefusal::UnknownCase.into())
 }
@@ -597,20 +505,12 @@ pub(crate) async fn resolve_case(
         _ => return Err(MatchingRefusal::BadDecision.into()),
     };
     let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
-    let updated = sqlx::query(
-        "UPDATE psi_cases SET status = ?, decided_at = ?, moderator = ?, note = ? \
-         WHERE id = ? AND status = 'pending'",
-    )
-    .bind(status)
-    .bind(now)
-    .bind(&*auth.name)
-    .bind(&body.note)
-    .bind(id)
-    .execute(&state.pool)
-    .await?
-    .rows_affected();
+    let updated = state
+        .store
+        .decide_case(id, status, now, &auth.name, &body.note)
+        .await?;
     let case = load_case(&state, id).await?;
-    if updated == 0 {
+    if !updated {
         return Err(MatchingRefusal::CaseDecided.into());
     }
     tracing::info!(case = id, status, moderator = %auth.name, "matching case decided");
@@ -645,7 +545,7 @@ pub(crate) async fn resolve_case(
 /// `GET /v1/moderation/matches-stats`: the public figures of matching.
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<impl IntoResponse, HttpRefusal> {
     let m = matching(&state)?;
-    let [accounts, opened, confirmed, dismissed] = figures(&state.pool).await?;
+    let [accounts, opened, confirmed, dismissed] = state.store.matching_figures().await?;
     let pending = opened.saturating_sub(confirmed.saturating_add(dismissed));
     let logged = m.table.logged();
     Ok(axum::Json(serde_json::json!({

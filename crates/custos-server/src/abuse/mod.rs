@@ -6,6 +6,7 @@
 pub mod franking;
 pub mod franking_log;
 pub mod matching;
+pub(crate) mod matching_figures;
 pub mod moderation;
 pub mod policy;
 pub(crate) mod threshold;

@@ -21,6 +21,14 @@
 //! worker runs one attempt at a time: many accounts flooding together take
 //! at most one core between them.
 //!
+//! # Several servers (PostgreSQL)
+//! Every server runs a worker on the shared database. Before an attempt the
+//! worker claims it in the database ([`MatchingStore::claim_attempt`]): the
+//! account's last attempt, by any server, and its share count are stored
+//! there, so an account is tried by one server at a time, at most once a
+//! period, and only when a share arrived since; a pending case is unique
+//! per account, so two servers past the threshold at once share one case.
+//!
 //! # Security meaning
 //! - Below `T` real shares an attempt fails, whether the other shares are
 //!   synthetic or not, after the same number of tries (every subset, or
@@ -42,11 +50,12 @@ use std::time::Duration;
 
 use custos_clock::SharedClock;
 use custos_psi::{InnerKey, OpenedShare};
-use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 
 use crate::abuse::matching::MatchingService;
 use crate::error::HttpRefusal;
+use crate::store::MatchingStore;
+use crate::store::matching::{Attempt, NewMatch};
 
 /// Most subsets tried per reconstruction attempt (about 0.1 ms each, so at
 /// most about 0.2 s of one core); see [`custos_psi::reconstruct`].
@@ -67,9 +76,13 @@ pub(crate) struct ThresholdWorker(mpsc::UnboundedSender<Vec<i64>>);
 impl ThresholdWorker {
     /// Starts the worker; it stops once every handle is dropped, after the
     /// accounts already handed to it.
-    pub(crate) fn spawn(m: Arc<MatchingService>, pool: SqlitePool, clock: SharedClock) -> Self {
+    pub(crate) fn spawn(
+        m: Arc<MatchingService>,
+        store: Arc<dyn MatchingStore>,
+        clock: SharedClock,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(m, pool, clock, rx));
+        tokio::spawn(run(m, store, clock, rx));
         Self(tx)
     }
 
@@ -92,14 +105,14 @@ struct Worker {
 
 async fn run(
     m: Arc<MatchingService>,
-    pool: SqlitePool,
+    store: Arc<dyn MatchingStore>,
     clock: SharedClock,
     mut rx: mpsc::UnboundedReceiver<Vec<i64>>,
 ) {
     let mut w = Worker::default();
-    match owed(&pool, m.threshold()).await {
+    match store.owed_accounts(m.threshold()).await {
         Ok(accounts) => w.pending.extend(accounts),
-        Err(e) => tracing::warn!(error = %e.message, "matching: threshold recovery scan failed"),
+        Err(e) => tracing::warn!(error = %e, "matching: threshold recovery scan failed"),
     }
     let mut open = true;
     while open || !w.pending.is_empty() {
@@ -119,14 +132,14 @@ async fn run(
         while let Ok(accounts) = rx.try_recv() {
             w.pending.extend(accounts);
         }
-        if pool.is_closed() {
+        if store.matching_closed() {
             // The service is stopping: accounts still owed a step are
             // found again on the next start.
             break;
         }
         let mut waiting = false;
         for account in std::mem::take(&mut w.pending) {
-            match w.step(&m, &pool, &clock, account).await {
+            match w.step(&m, &*store, &clock, account).await {
                 Ok(true) => {}
                 Ok(false) => {
                     waiting = true;
@@ -145,39 +158,20 @@ async fn run(
     }
 }
 
-/// Accounts that may be owed a step: past the threshold with opened
-/// vouchers not matched, or with `T` opened shares and no key.
-async fn owed(pool: &SqlitePool, threshold: u16) -> Result<Vec<i64>, HttpRefusal> {
-    Ok(sqlx::query_scalar(
-        "SELECT v.account FROM psi_vouchers v WHERE v.share IS NOT NULL \
-         AND NOT EXISTS (SELECT 1 FROM psi_matches m WHERE m.voucher = v.id) \
-         GROUP BY v.account \
-         HAVING COUNT(*) >= ? OR v.account IN (SELECT account FROM psi_accounts)",
-    )
-    .bind(i64::from(threshold))
-    .fetch_all(pool)
-    .await?)
-}
-
 impl Worker {
     /// One account's step; `false` when it must wait for its period.
     async fn step(
         &mut self,
         m: &MatchingService,
-        pool: &SqlitePool,
+        store: &dyn MatchingStore,
         clock: &SharedClock,
         account: i64,
     ) -> Result<bool, HttpRefusal> {
-        let known: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT inner_key FROM psi_accounts WHERE account = ?")
-                .bind(account)
-                .fetch_optional(pool)
-                .await?;
-        if let Some(k) = known {
+        if let Some(k) = store.inner_key(account).await? {
             let Ok(bytes) = <[u8; 32]>::try_from(k.as_slice()) else {
                 return Err(HttpRefusal::internal("psi inner key", "bad length"));
             };
-            self.past_threshold(pool, clock, account, &InnerKey::from_bytes(bytes))
+            self.past_threshold(store, clock, account, &InnerKey::from_bytes(bytes))
                 .await?;
             return Ok(true);
         }
@@ -187,15 +181,19 @@ impl Worker {
         {
             return Ok(false);
         }
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, share FROM psi_vouchers WHERE account = ? AND share IS NOT NULL ORDER BY id",
-        )
-        .bind(account)
-        .fetch_all(pool)
-        .await?;
-        if rows.len() < usize::from(m.threshold()) {
-            return Ok(true);
-        }
+        let rows = match store
+            .claim_attempt(account, now, RECONSTRUCTION_PERIOD_MS, m.threshold())
+            .await?
+        {
+            Attempt::Try(rows) => rows,
+            Attempt::NotDue => return Ok(true),
+            Attempt::Busy => return Ok(false),
+            Attempt::Wait { last_at } => {
+                // Another server's attempt: wait for its period here too.
+                self.last_attempt.insert(account, last_at);
+                return Ok(false);
+            }
+        };
         let shares: Vec<(i64, OpenedShare)> = rows
             .iter()
             .filter_map(|(id, b)| OpenedShare::from_bytes(b).map(|s| (*id, s)))
@@ -219,20 +217,13 @@ impl Worker {
             return Ok(true);
         };
         let at = i64::try_from(clock.now_millis()).unwrap_or(i64::MAX);
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO psi_accounts (account, inner_key, reached_at) VALUES (?, ?, ?)")
-            .bind(account)
-            .bind(key.expose_bytes().as_slice())
-            .bind(at)
-            .execute(&mut *tx)
+        let opened: Vec<(i64, custos_psi::InnerPayload)> = shares
+            .iter()
+            .filter_map(|(id, s)| Some((*id, key.open(s)?)))
+            .collect();
+        let case = store
+            .record_threshold(account, &key.expose_bytes(), at, &matches(&opened))
             .await?;
-        let case = open_case(&mut tx, account, at).await?;
-        for (id, s) in &shares {
-            if let Some(inner) = key.open(s) {
-                add_match(&mut tx, case, *id, &inner).await?;
-            }
-        }
-        tx.commit().await?;
         self.last_attempt.remove(&account);
         if let Some((last, _)) = shares.last() {
             self.seen.insert(account, *last);
@@ -249,21 +240,13 @@ impl Worker {
     /// at yet; the real ones join its pending case.
     async fn past_threshold(
         &mut self,
-        pool: &SqlitePool,
+        store: &dyn MatchingStore,
         clock: &SharedClock,
         account: i64,
         key: &InnerKey,
     ) -> Result<(), HttpRefusal> {
         let after = self.seen.get(&account).copied().unwrap_or(0);
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT v.id, v.share FROM psi_vouchers v WHERE v.account = ? AND v.id > ? \
-             AND v.share IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM psi_matches m WHERE m.voucher = v.id) ORDER BY v.id",
-        )
-        .bind(account)
-        .bind(after)
-        .fetch_all(pool)
-        .await?;
+        let rows = store.unmatched_shares(account, after).await?;
         let Some((last, _)) = rows.last() else {
             return Ok(());
         };
@@ -274,56 +257,21 @@ impl Worker {
             .collect();
         if !opened.is_empty() {
             let at = i64::try_from(clock.now_millis()).unwrap_or(i64::MAX);
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let case = open_case(&mut tx, account, at).await?;
-            for (id, inner) in &opened {
-                add_match(&mut tx, case, *id, inner).await?;
-            }
-            tx.commit().await?;
+            store.add_matches(account, at, &matches(&opened)).await?;
         }
         self.seen.insert(account, last);
         Ok(())
     }
 }
 
-async fn open_case(
-    tx: &mut sqlx::SqliteConnection,
-    account: i64,
-    now: i64,
-) -> Result<i64, HttpRefusal> {
-    let open: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM psi_cases WHERE account = ? AND status = 'pending' ORDER BY id LIMIT 1",
-    )
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(id) = open {
-        return Ok(id);
-    }
-    Ok(
-        sqlx::query("INSERT INTO psi_cases (account, opened_at, status) VALUES (?, ?, 'pending')")
-            .bind(account)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid(),
-    )
-}
-
-async fn add_match(
-    tx: &mut sqlx::SqliteConnection,
-    case: i64,
-    voucher: i64,
-    inner: &custos_psi::InnerPayload,
-) -> Result<(), HttpRefusal> {
-    sqlx::query(
-        "INSERT OR IGNORE INTO psi_matches (voucher, case_id, hash, derivative) VALUES (?, ?, ?, ?)",
-    )
-    .bind(voucher)
-    .bind(case)
-    .bind(inner.hash.as_slice())
-    .bind(inner.derivative.as_slice())
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// The rows of opened inner layers.
+fn matches(opened: &[(i64, custos_psi::InnerPayload)]) -> Vec<NewMatch<'_>> {
+    opened
+        .iter()
+        .map(|(voucher, inner)| NewMatch {
+            voucher: *voucher,
+            hash: inner.hash.as_slice(),
+            derivative: inner.derivative.as_slice(),
+        })
+        .collect()
 }

@@ -5,13 +5,18 @@
 //! A voucher is checked (parsed, opened or not) by its request handler,
 //! on the request's own thread; the handler then queues it here and waits.
 //! The writer takes every queued voucher (at most [`MAX_BATCH`]) into one
-//! `BEGIN IMMEDIATE` transaction: for each, the blob-ownership and
+//! transaction ([`MatchingStore::store_vouchers`]; `BEGIN IMMEDIATE` on
+//! SQLite): for each, the blob-ownership and
 //! duplicate checks and the row, then one commit, and only then answers
 //! each handler. The threshold step (a reconstruction can take 0.2 s)
 //! runs after the commit, in the worker, so that no voucher of any account
 //! waits for another account's reconstruction. One commit (one fsync of the WAL under
 //! `synchronous = FULL`) for a batch instead of one per voucher is what lets
 //! the route take thousands of vouchers per second.
+//!
+//! On PostgreSQL each server runs its own writer and worker on the shared
+//! database: a voucher stored through any server counts toward its
+//! account's threshold on all of them (`store::pg_matching`).
 //!
 //! # Durability and failure
 //! - A voucher is accepted (`201`) only after the commit that holds it: a
@@ -29,18 +34,18 @@
 //! times. Below the threshold its tables and log lines are thus the same
 //! for synthetic and real matches (issue 15, test 3).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use custos_psi::OpenedShare;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::abuse::matching::MatchingService;
 use crate::abuse::threshold::ThresholdWorker;
 use crate::error::HttpRefusal;
 use crate::refusal::MatchingRefusal;
+use crate::store::MatchingStore;
+use crate::store::matching::{NewVoucher, VoucherStored};
 
 /// Most vouchers committed in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -52,8 +57,9 @@ pub(crate) struct Job {
     pub account: i64,
     pub locator: String,
     pub body: Bytes,
-    /// The share, when the voucher opened.
-    pub share: Option<OpenedShare>,
+    /// The share's bytes, when the voucher opened (it then goes to the
+    /// threshold step).
+    pub share_bytes: Option<Vec<u8>>,
     pub now: i64,
     pub reply: oneshot::Sender<Result<(), HttpRefusal>>,
 }
@@ -63,16 +69,18 @@ pub(crate) struct Job {
 pub(crate) struct VoucherQueue(mpsc::Sender<Job>);
 
 impl VoucherQueue {
-    /// Starts the writer for `matching` on `pool`. It stops once every
-    /// handle is dropped, after storing what was queued.
+    /// Starts the writer for `matching` on `store` (this process's SQLite
+    /// database, or the PostgreSQL database every server shares), with its
+    /// threshold worker. It stops once every handle is dropped, after
+    /// storing what was queued.
     pub(crate) fn spawn(
         matching: Arc<MatchingService>,
-        pool: SqlitePool,
+        store: Arc<dyn MatchingStore>,
         clock: custos_clock::SharedClock,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let worker = ThresholdWorker::spawn(matching, pool.clone(), clock);
-        tokio::spawn(run(worker, pool, rx));
+        let worker = ThresholdWorker::spawn(matching, store.clone(), clock);
+        tokio::spawn(run(worker, store, rx));
         Self(tx)
     }
 
@@ -91,7 +99,7 @@ impl VoucherQueue {
                 account,
                 locator,
                 body,
-                share,
+                share_bytes: share.as_ref().map(OpenedShare::to_bytes),
                 now,
                 reply,
             })
@@ -119,7 +127,7 @@ impl VoucherQueue {
                     account,
                     locator,
                     body,
-                    share,
+                    share_bytes: share.as_ref().map(OpenedShare::to_bytes),
                     now,
                     reply,
                 })
@@ -140,17 +148,17 @@ impl VoucherQueue {
     }
 }
 
-async fn run(worker: ThresholdWorker, pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+async fn run(worker: ThresholdWorker, store: Arc<dyn MatchingStore>, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&pool, &batch).await {
+        match commit(&*store, &batch).await {
             Ok(answers) => {
                 tracing::debug!(vouchers = batch.len(), "voucher batch committed");
                 // After the commit: the worker reads what was committed.
                 let mut opened: Vec<i64> = batch
                     .iter()
                     .zip(&answers)
-                    .filter(|(job, answer)| job.share.is_some() && answer.is_ok())
+                    .filter(|(job, answer)| job.share_bytes.is_some() && answer.is_ok())
                     .map(|(job, _)| job.account)
                     .collect();
                 opened.sort_unstable();
@@ -169,70 +177,30 @@ async fn run(worker: ThresholdWorker, pool: SqlitePool, mut rx: mpsc::Receiver<J
     }
 }
 
-/// One transaction for `batch`; per voucher, `Ok` (stored) or its refusal.
-///
-/// Three statements for the whole batch (which blobs exist and whose,
-/// which already have a voucher, one insert of every accepted row): each
-/// statement is a round trip to SQLite's connection thread, which under
-/// load costs far more than the statement itself.
+/// One transaction for `batch` ([`MatchingStore::store_vouchers`]); per
+/// voucher, `Ok` (stored) or its refusal.
 async fn commit(
-    pool: &SqlitePool,
+    store: &dyn MatchingStore,
     batch: &[Job],
 ) -> Result<Vec<Result<(), HttpRefusal>>, HttpRefusal> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let owners: HashMap<String, i64> = {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT locator, owner FROM blobs WHERE locator IN (");
-        let mut list = q.separated(", ");
-        for job in batch {
-            list.push_bind(&job.locator);
-        }
-        q.push(")");
-        q.build_query_as::<(String, i64)>()
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    let mut taken: HashSet<String> = {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT locator FROM psi_vouchers WHERE locator IN (");
-        let mut list = q.separated(", ");
-        for job in batch {
-            list.push_bind(&job.locator);
-        }
-        q.push(")");
-        q.build_query_scalar::<String>()
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut accepted: Vec<&Job> = Vec::with_capacity(batch.len());
-    for job in batch {
-        if owners.get(&job.locator) != Some(&job.account) {
-            answers.push(Err(MatchingRefusal::UnknownBlob.into()));
-        } else if !taken.insert(job.locator.clone()) {
-            answers.push(Err(MatchingRefusal::DuplicateVoucher.into()));
-        } else {
-            answers.push(Ok(()));
-            accepted.push(job);
-        }
-    }
-    if !accepted.is_empty() {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO psi_vouchers (account, locator, received_at, voucher, share) ",
-        );
-        q.push_values(&accepted, |mut row, job| {
-            row.push_bind(job.account)
-                .push_bind(&job.locator)
-                .push_bind(job.now)
-                .push_bind(job.body.as_ref())
-                .push_bind(job.share.as_ref().map(OpenedShare::to_bytes));
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(answers)
+    let rows: Vec<NewVoucher<'_>> = batch
+        .iter()
+        .map(|job| NewVoucher {
+            account: job.account,
+            locator: &job.locator,
+            voucher: job.body.as_ref(),
+            share: job.share_bytes.as_deref(),
+            received_at: job.now,
+        })
+        .collect();
+    Ok(store
+        .store_vouchers(&rows)
+        .await?
+        .into_iter()
+        .map(|stored| match stored {
+            VoucherStored::Stored => Ok(()),
+            VoucherStored::UnknownBlob => Err(MatchingRefusal::UnknownBlob.into()),
+            VoucherStored::Duplicate => Err(MatchingRefusal::DuplicateVoucher.into()),
+        })
+        .collect())
 }

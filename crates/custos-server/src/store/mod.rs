@@ -136,7 +136,13 @@ pub trait KeyPackageStore: Send + Sync {
 /// Everything the handlers need from the database: one object per service,
 /// shared by every request.
 pub trait Store:
-    AccountStore + KeyPackageStore + ModerationStore + BlobStore + InterceptionStore + DirectoryStore
+    AccountStore
+    + KeyPackageStore
+    + ModerationStore
+    + BlobStore
+    + InterceptionStore
+    + DirectoryStore
+    + MatchingStore
 {
 }
 
@@ -147,6 +153,7 @@ impl<T> Store for T where
         + BlobStore
         + InterceptionStore
         + DirectoryStore
+        + MatchingStore
 {
 }
 
@@ -390,4 +397,120 @@ pub trait DirectoryStore: Send + Sync {
 
     /// Records that `epoch`'s root is at `log_index` in the log.
     async fn kd_set_log_index(&self, epoch: i64, log_index: i64) -> Result<(), sqlx::Error>;
+}
+
+pub mod matching;
+pub mod pg_matching;
+pub mod sqlite_matching;
+
+/// Known-content detection ([`matching`]; design notes 0017 and 0020):
+/// safety vouchers, the threshold step's reads and results, the review
+/// queue and its public figures.
+///
+/// Beyond the module's contract:
+/// - A voucher is stored only for a blob its account owns, once per blob,
+///   whichever server takes it; a voucher stored by any server counts
+///   toward its account's threshold everywhere.
+/// - The same statements run for a voucher that opened and for one that
+///   did not, and for a real share and a synthetic one: below the
+///   threshold the tables hold the same for both (issue 15, test 3).
+/// - An account's key, its case and its matches commit together; an
+///   account has at most one pending case, however many servers open one
+///   at once; a voucher is matched at most once.
+/// - On PostgreSQL, [`MatchingStore::claim_attempt`] and
+///   [`MatchingStore::figures_turn`] serialise the servers (see
+///   [`pg_matching`]); on SQLite one process runs, and its threshold worker
+///   and figures publisher keep the same rules in memory.
+#[async_trait]
+pub trait MatchingStore: Send + Sync {
+    /// Stores `batch` in one transaction: per voucher, in order, whether it
+    /// was stored or why not (a refused one writes nothing and does not
+    /// disturb the others). Durable on return for every `Stored`.
+    async fn store_vouchers(
+        &self,
+        batch: &[matching::NewVoucher<'_>],
+    ) -> Result<Vec<matching::VoucherStored>, sqlx::Error>;
+
+    /// Accounts that may be owed a threshold step: past the threshold with
+    /// opened vouchers not matched, or with at least `threshold` opened
+    /// vouchers not matched (looked at again after a restart).
+    async fn owed_accounts(&self, threshold: u16) -> Result<Vec<i64>, sqlx::Error>;
+
+    /// The inner key of `account`, once it is past the threshold.
+    async fn inner_key(&self, account: i64) -> Result<Option<Vec<u8>>, sqlx::Error>;
+
+    /// Claims a reconstruction attempt for `account` at `now` (ms): the
+    /// opened shares to try, unless it has fewer than `threshold`. On
+    /// PostgreSQL also unless no share arrived since the account's last
+    /// attempt by any server, or that attempt was less than `period_ms`
+    /// ago, or another server is claiming at this moment; a claim records
+    /// its time and share count before it returns.
+    async fn claim_attempt(
+        &self,
+        account: i64,
+        now: u64,
+        period_ms: u64,
+        threshold: u16,
+    ) -> Result<matching::Attempt, sqlx::Error>;
+
+    /// `account`'s opened vouchers with an id above `after` that are not
+    /// matched yet (`(id, share)`, by id).
+    async fn unmatched_shares(
+        &self,
+        account: i64,
+        after: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error>;
+
+    /// Records `account`'s reconstructed inner key at `at` (ms) with its
+    /// pending case (opened unless one is) and `matches`, in one
+    /// transaction; the case's id. A key already recorded is kept.
+    async fn record_threshold(
+        &self,
+        account: i64,
+        inner_key: &[u8; 32],
+        at: i64,
+        matches: &[matching::NewMatch<'_>],
+    ) -> Result<i64, sqlx::Error>;
+
+    /// Adds `matches` (vouchers opened past the threshold) to `account`'s
+    /// pending case, opened at `at` unless one is, in one transaction; the
+    /// case's id. A voucher already matched is left as it is.
+    async fn add_matches(
+        &self,
+        account: i64,
+        at: i64,
+        matches: &[matching::NewMatch<'_>],
+    ) -> Result<i64, sqlx::Error>;
+
+    /// Every case, by id.
+    async fn list_cases(&self) -> Result<Vec<matching::CaseRow>, sqlx::Error>;
+
+    /// Case `id`.
+    async fn case(&self, id: i64) -> Result<Option<matching::CaseRow>, sqlx::Error>;
+
+    /// The matched pictures of case `id`, by voucher.
+    async fn case_matches(&self, id: i64) -> Result<Vec<matching::MatchRow>, sqlx::Error>;
+
+    /// Decides case `id` (`confirmed` or `dismissed`) if it is pending;
+    /// whether it was (a case is decided once, whichever server is asked).
+    async fn decide_case(
+        &self,
+        id: i64,
+        status: &str,
+        at: i64,
+        moderator: &str,
+        note: &str,
+    ) -> Result<bool, sqlx::Error>;
+
+    /// The public figures now.
+    async fn matching_figures(&self) -> Result<matching::Figures, sqlx::Error>;
+
+    /// This server's turn to log the figures, or `None` while another
+    /// server holds it (PostgreSQL): while a turn is held no other server
+    /// gets one, so the figures are logged one server at a time, in order.
+    async fn figures_turn(&self) -> Result<Option<Box<dyn matching::FiguresTurn>>, sqlx::Error>;
+
+    /// Whether the store is closed (the service is stopping): background
+    /// steps stop, and what they owe is found again on the next start.
+    fn matching_closed(&self) -> bool;
 }
