@@ -1033,6 +1033,12 @@ async fn fetch_as_authority(
 /// the second is held no more, and nothing is logged twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_lost_its_database_rebuilds_its_holds_but_not_a_revoked_one() {
+    if custos_deploy::ServerBackend::from_test_env() == custos_deploy::ServerBackend::Postgres {
+        // The loss is played by removing the SQLite files; on PostgreSQL the
+        // rebuild from the log is `lawful_postgres`'s test.
+        eprintln!("SKIPPED on PostgreSQL: removes the service's SQLite files");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let clock = custos_clock::dangerous::simulated(START_MS);
     let mut d = Deployment::start(dir.path(), spec(&clock)).await.unwrap();
