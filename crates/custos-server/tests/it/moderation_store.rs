@@ -15,7 +15,7 @@ use custos_server::Suspension;
 use custos_server::store::moderation::{Decision, NewReport, Queued};
 use custos_server::store::pg_moderation::suspensions_in;
 use custos_server::store::sqlite::SqliteStore;
-use custos_server::store::{ModerationStore, Registered, Store};
+use custos_server::store::{AccountStore, ModerationStore, Registered, Store};
 use custos_wire::ConversationId;
 use custos_wire::moderation::Action;
 use custos_wire::report::{Report, ReportedMessage};
@@ -371,4 +371,48 @@ async fn two_postgres_servers_moderate_consistently() {
         Some(Suspension::Permanent)
     );
     assert_eq!(b.suspension("alice", 0).await.unwrap(), None);
+}
+
+/// Moderators on PostgreSQL are one list for every server, bound to the
+/// account's identity key when it was added: an unknown account is not
+/// added, an added one is a moderator on both servers, and once its key
+/// changes (the name registered again by someone else) it is none.
+#[tokio::test]
+async fn postgres_moderators_are_shared_and_bound_to_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((pg, a, b)) = two_servers(dir.path()).await else {
+        return;
+    };
+    account(a.as_ref(), "mod").await;
+    assert!(!a.add_moderator("nobody", 5).await.unwrap());
+    assert!(!b.is_moderator("mod", &KEY).await.unwrap());
+    assert!(a.add_moderator("mod", 5).await.unwrap());
+    for s in [&a, &b] {
+        assert!(s.is_moderator("mod", &KEY).await.unwrap());
+        assert!(!s.is_moderator("mod", &[9; 32]).await.unwrap());
+        assert!(!s.is_moderator("nobody", &KEY).await.unwrap());
+    }
+    // The operator's path (`custos moderate add-moderator --database`).
+    account(a.as_ref(), "second").await;
+    custos_server::moderation::add_moderator_on_postgres(&pg.url(), "second")
+        .await
+        .unwrap();
+    assert!(b.is_moderator("second", &KEY).await.unwrap());
+    assert!(matches!(
+        custos_server::moderation::add_moderator_on_postgres(&pg.url(), "nobody").await,
+        Err(custos_server::moderation::AddModeratorError::NoAccount(_))
+    ));
+    // The account's key changes: the listing, bound to the old key, no
+    // longer makes it a moderator.
+    sqlx::query("UPDATE accounts SET identity_key = $1 WHERE name = 'mod'")
+        .bind(vec![9u8; 32])
+        .execute(a.pool())
+        .await
+        .unwrap();
+    let id = AccountStore::account_id(b.as_ref(), "mod")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = b.identity_key_of(id).await.unwrap().unwrap();
+    assert!(!b.is_moderator("mod", &now).await.unwrap());
 }

@@ -269,13 +269,7 @@ async fn two_servers_match_as_one() {
     assert_eq!(view(&p.db, "carol").await, [4, 4, 0, 0, 0]);
 
     // Review: a case decided through B is decided on A.
-    let line = format!(
-        "mod {}\n",
-        hex::encode(moderator.key.verifying_key().to_bytes())
-    );
-    for data in [&p.d.server().unwrap().data, &p.b.dir] {
-        std::fs::write(data.join(custos_server::moderation::MODERATORS_FILE), &line).unwrap();
-    }
+    p.d.add_moderator("mod").await.unwrap();
     let (st, cases) = via(&moderator, a).get_json("/v1/moderation/matches").await;
     assert_eq!(st, StatusCode::OK, "{cases}");
     let cases = cases.as_array().unwrap().clone();
