@@ -15,6 +15,25 @@ fn database(e: sqlx::Error) -> DeployError {
     DeployError::Database(e.to_string())
 }
 
+/// Runs `sql` with `blobs` bound in order on the connection `conn` (of
+/// either backend), closes it, and answers the rows changed.
+macro_rules! run_once {
+    ($conn:expr, $sql:expr, $blobs:expr) => {{
+        let mut conn = $conn;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe($sql.to_owned()));
+        for b in $blobs {
+            query = query.bind(*b);
+        }
+        let changed = query
+            .execute(&mut conn)
+            .await
+            .map_err(database)?
+            .rows_affected();
+        conn.close().await.map_err(database)?;
+        Ok(changed)
+    }};
+}
+
 impl Deployment {
     /// Runs the one statement `sql` on the delivery service's storage,
     /// binding `blobs` in order to `$1`, `$2`, … (written so, it is valid
@@ -31,38 +50,18 @@ impl Deployment {
         blobs: &[&[u8]],
     ) -> Result<u64, DeployError> {
         if let Some(pg) = &self.postgres {
-            let mut conn = sqlx::PgConnection::connect(&pg.url())
+            let conn = sqlx::PgConnection::connect(&pg.url())
                 .await
                 .map_err(database)?;
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
-            for b in blobs {
-                query = query.bind(*b);
-            }
-            let changed = query
-                .execute(&mut conn)
-                .await
-                .map_err(database)?
-                .rows_affected();
-            conn.close().await.map_err(database)?;
-            return Ok(changed);
+            return run_once!(conn, sql, blobs);
         }
         let server = self.server().ok_or_else(crate::server::no_service)?;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        let conn = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(server.data.join(custos_server::db::DB_FILE))
             .busy_timeout(Duration::from_secs(10))
             .connect()
             .await
             .map_err(database)?;
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
-        for b in blobs {
-            query = query.bind(*b);
-        }
-        let changed = query
-            .execute(&mut conn)
-            .await
-            .map_err(database)?
-            .rows_affected();
-        conn.close().await.map_err(database)?;
-        Ok(changed)
+        run_once!(conn, sql, blobs)
     }
 }

@@ -36,6 +36,24 @@ async fn edit(d: &Deployment, sql: &str, blob: &[u8]) -> u64 {
     d.edit_service_database(sql, &[blob]).await.unwrap()
 }
 
+/// The service hands out a KeyPackage of `ghost` under bob's name and
+/// says that key is bob's.
+async fn substitute_bob(d: &Deployment, ghost: &SigningKey) {
+    edit(
+        d,
+        "UPDATE key_packages SET data = $1 \
+         WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
+        &custos_deploy::mls_fixture::key_package("bob", ghost),
+    )
+    .await;
+    edit(
+        d,
+        "UPDATE accounts SET identity_key = $1 WHERE name = 'bob'",
+        &ghost.verifying_key().to_bytes(),
+    )
+    .await;
+}
+
 fn keydir_refusal(e: DeviceError) -> KeyDirRefusal {
     match e {
         DeviceError::KeyDirectory(r) => r,
@@ -271,19 +289,7 @@ async fn a_verified_contacts_new_key_blocks_sending_until_accepted() {
     )
     .await;
     wait_epoch_above(&alice, "bob", before).await;
-    edit(
-        &d,
-        "UPDATE key_packages SET data = $1 \
-         WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
-        &custos_deploy::mls_fixture::key_package("bob", &ghost),
-    )
-    .await;
-    edit(
-        &d,
-        "UPDATE accounts SET identity_key = $1 WHERE name = 'bob'",
-        &ghost.verifying_key().to_bytes(),
-    )
-    .await;
+    substitute_bob(&d, &ghost).await;
     let conv = alice
         .create_conversation(&["bob".to_owned()])
         .await
@@ -356,19 +362,7 @@ async fn a_ghost_member_is_refused_by_every_receiving_device_naming_the_account(
     // name and says that key is bob's (the directory still holds bob's).
     let ghost = SigningKey::from_bytes(&[11; 32]);
     let ghost_hex = hex::encode(ghost.verifying_key().to_bytes());
-    edit(
-        &d,
-        "UPDATE key_packages SET data = $1 \
-         WHERE account_id = (SELECT id FROM accounts WHERE name = 'bob')",
-        &custos_deploy::mls_fixture::key_package("bob", &ghost),
-    )
-    .await;
-    edit(
-        &d,
-        "UPDATE accounts SET identity_key = $1 WHERE name = 'bob'",
-        &ghost.verifying_key().to_bytes(),
-    )
-    .await;
+    substitute_bob(&d, &ghost).await;
 
     // 1. An incoming commit that adds the ghost: carol refuses it.
     mallory
