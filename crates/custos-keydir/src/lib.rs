@@ -24,6 +24,8 @@
 pub mod postgres;
 pub mod sqlite;
 
+mod proof_cache;
+
 use akd::append_only_zks::AzksParallelismConfig;
 use akd::directory::Directory;
 use akd::ecvrf::{VRFKeyStorage, VrfError};
@@ -128,6 +130,9 @@ pub struct Proven {
 pub struct KeyDirectory<D: akd::storage::Database + 'static = SqliteDirectory> {
     akd: Directory<DirectoryConfig, D, VrfSecret>,
     vrf_public: [u8; 32],
+    /// Lookup proofs of the latest epoch ([`proof_cache`]); only on a
+    /// directory this process owns.
+    proofs: Option<std::sync::Arc<proof_cache::ProofCache>>,
 }
 
 impl<D: akd::storage::Database + 'static> std::fmt::Debug for KeyDirectory<D> {
@@ -161,7 +166,11 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
         )
         .await
         .map_err(akd_err)?;
-        Ok(Self { akd, vrf_public })
+        Ok(Self {
+            akd,
+            vrf_public,
+            proofs: Some(std::sync::Arc::default()),
+        })
     }
 
     /// Opens the directory on `storage` that other processes share (several
@@ -177,7 +186,11 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
         )
         .await
         .map_err(akd_err)?;
-        Ok(Self { akd, vrf_public })
+        Ok(Self {
+            akd,
+            vrf_public,
+            proofs: None,
+        })
     }
 
     /// The VRF public key (the manifest's `key_directory.vrf_public_key`).
@@ -200,20 +213,33 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
             .iter()
             .map(|(a, k)| (account_label(a), identity_value(k)))
             .collect();
-        Ok(root(&self.akd.publish(updates).await.map_err(akd_err)?))
+        let published = root(&self.akd.publish(updates).await.map_err(akd_err)?);
+        if let Some(cache) = &self.proofs {
+            cache.clear(published);
+        }
+        Ok(published)
     }
 
     /// A lookup proof of `account`'s current key at the latest epoch.
+    /// On a directory this process owns, a proof already made at the
+    /// latest epoch is answered again as it was ([`proof_cache`]).
     pub async fn lookup(&self, account: &str) -> Result<Proven, KeyDirectoryError> {
+        if let Some((proof, root)) = self.proofs.as_ref().and_then(|c| c.get(account)) {
+            return Ok(Proven { proof, root });
+        }
         let (proof, h) = self
             .akd
             .lookup(account_label(account))
             .await
             .map_err(|e| not_found_or(account, e))?;
-        Ok(Proven {
+        let proven = Proven {
             proof: encode_lookup_proof(&proof)?,
             root: root(&h),
-        })
+        };
+        if let Some(cache) = &self.proofs {
+            cache.keep(account, &proven.proof, proven.root);
+        }
+        Ok(proven)
     }
 
     /// Lookup proofs of several accounts' current keys, all at the latest
@@ -226,6 +252,9 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
         &self,
         accounts: &[String],
     ) -> Result<(Vec<Vec<u8>>, EpochRoot), KeyDirectoryError> {
+        if let Some(kept) = self.kept_proofs(accounts) {
+            return Ok(kept);
+        }
         let labels: Vec<_> = accounts.iter().map(|a| account_label(a)).collect();
         match self.akd.batch_lookup(&labels).await {
             Ok((proofs, h)) => {
@@ -233,7 +262,13 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
                     .iter()
                     .map(encode_lookup_proof)
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok((proofs, root(&h)))
+                let root = root(&h);
+                if let Some(cache) = &self.proofs {
+                    for (account, proof) in accounts.iter().zip(&proofs) {
+                        cache.keep(account, proof, root);
+                    }
+                }
+                Ok((proofs, root))
             }
             Err(akd::errors::AkdError::Storage(akd::errors::StorageError::NotFound(_))) => {
                 // Rare: name the missing account (akd's error names a label,
@@ -247,6 +282,21 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
             }
             Err(e) => Err(akd_err(e)),
         }
+    }
+
+    /// Every account's kept proof, when all are kept at one epoch.
+    fn kept_proofs(&self, accounts: &[String]) -> Option<(Vec<Vec<u8>>, EpochRoot)> {
+        let cache = self.proofs.as_ref()?;
+        let mut proofs = Vec::with_capacity(accounts.len());
+        let mut at = None;
+        for account in accounts {
+            let (proof, root) = cache.get(account)?;
+            if *at.get_or_insert(root) != root {
+                return None;
+            }
+            proofs.push(proof);
+        }
+        Some((proofs, at?))
     }
 
     /// The complete key-history proof of `account` at the latest epoch.

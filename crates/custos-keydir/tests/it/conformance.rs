@@ -178,3 +178,51 @@ async fn akd_storage_conformance_suite_passes_on_postgres() {
     let audit = b.audit(1, 2).await.unwrap();
     verify_audit(&[r1, r2], &audit).await.unwrap();
 }
+
+/// A proof kept for the latest epoch is the one `akd` makes again (byte for
+/// byte, one and batched), and a publish retires it: the next lookup is at
+/// the new epoch with the new key, never the kept one.
+#[tokio::test]
+async fn kept_proofs_equal_fresh_ones_and_a_publish_retires_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.db");
+    let vrf = VrfSecret::generate();
+    let kd = KeyDirectory::open(SqliteDirectory::new(pool(&path).await), vrf.clone())
+        .await
+        .unwrap();
+    let vrf_pk = kd.vrf_public_key();
+    let r1 = kd
+        .publish(&[("alice".into(), [1; 32]), ("bob".into(), [2; 32])])
+        .await
+        .unwrap();
+    let first = kd.lookup("bob").await.unwrap();
+    let again = kd.lookup("bob").await.unwrap();
+    assert_eq!((again.proof.clone(), again.root), (first.proof.clone(), r1));
+    // A directory without kept proofs (as several servers open it) makes
+    // the same bytes.
+    let shared = KeyDirectory::open_shared(SqliteDirectory::new(pool(&path).await), vrf)
+        .await
+        .unwrap();
+    assert_eq!(shared.lookup("bob").await.unwrap().proof, first.proof);
+    let names = ["alice".to_owned(), "bob".to_owned()];
+    let (batch, at) = kd.lookup_many(&names).await.unwrap();
+    assert_eq!(at, r1);
+    assert_eq!(batch[1], first.proof);
+    let (kept_batch, kept_at) = kd.lookup_many(&names).await.unwrap();
+    assert_eq!((kept_batch, kept_at), (batch.clone(), r1));
+    assert_eq!(shared.lookup_many(&names).await.unwrap().0, batch);
+
+    // bob's key changes: no kept proof of epoch 1 is answered any more.
+    let r2 = kd.publish(&[("bob".into(), [3; 32])]).await.unwrap();
+    let now = kd.lookup("bob").await.unwrap();
+    assert_eq!(now.root, r2);
+    assert_eq!(
+        verify_lookup(&vrf_pk, &now.root, "bob", &now.proof)
+            .unwrap()
+            .key(),
+        &[3; 32]
+    );
+    let (batch, at) = kd.lookup_many(&names).await.unwrap();
+    assert_eq!(at, r2);
+    assert_eq!(batch[1], now.proof);
+}

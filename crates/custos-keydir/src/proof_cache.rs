@@ -1,0 +1,114 @@
+//! Lookup proofs already generated for the latest epoch, kept so that the
+//! next device asking for the same account gets them without `akd`
+//! generating them again (three VRF proofs and three tree paths each).
+//!
+//! # Security
+//! A lookup proof depends only on the directory at its epoch: `akd`'s VRF
+//! proofs are deterministic and the tree paths are the epoch's. A kept
+//! proof is therefore byte for byte the one `akd` would make again, and the
+//! device verifies it the same way. The cache never answers for an epoch
+//! other than the one it was filled at: a publish empties it, and a proof
+//! generated at an older epoch than the cache's is not kept.
+//!
+//! Only a directory one process owns keeps proofs
+//! ([`crate::KeyDirectory::open`]); one shared by several servers cannot
+//! know when another server published, and keeps none.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use custos_verify::keydir::EpochRoot;
+
+/// At most this many accounts' proofs are kept (about 4 KiB each at a
+/// million accounts: ~32 MiB).
+pub(crate) const MAX_KEPT: usize = 8192;
+
+/// The proofs of one epoch, by account.
+#[derive(Debug, Default)]
+pub(crate) struct ProofCache {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    /// The epoch every kept proof is for (`None`: nothing kept yet).
+    root: Option<EpochRoot>,
+    by_account: HashMap<String, Vec<u8>>,
+}
+
+impl ProofCache {
+    /// The kept proof of `account` and its epoch root, if any.
+    pub(crate) fn get(&self, account: &str) -> Option<(Vec<u8>, EpochRoot)> {
+        let kept = self.kept.lock().ok()?;
+        let root = kept.root?;
+        kept.by_account.get(account).map(|p| (p.clone(), root))
+    }
+
+    /// Keeps `proof` of `account` at `root`, unless the cache already holds
+    /// a later epoch; an earlier epoch's proofs are dropped first.
+    pub(crate) fn keep(&self, account: &str, proof: &[u8], root: EpochRoot) {
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        match kept.root {
+            Some(r) if r.epoch > root.epoch => return,
+            Some(r) if r == root => {}
+            _ => {
+                kept.by_account.clear();
+                kept.root = Some(root);
+            }
+        }
+        if kept.by_account.len() < MAX_KEPT || kept.by_account.contains_key(account) {
+            kept.by_account.insert(account.to_owned(), proof.to_vec());
+        }
+    }
+
+    /// Forgets every proof: the directory has moved to a new epoch.
+    pub(crate) fn clear(&self, new_root: EpochRoot) {
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.by_account.clear();
+            kept.root = Some(new_root);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(epoch: u64) -> EpochRoot {
+        EpochRoot {
+            epoch,
+            root_hash: [epoch as u8; 32],
+        }
+    }
+
+    #[test]
+    fn answers_only_for_the_epoch_it_was_filled_at() {
+        let c = ProofCache::default();
+        assert!(c.get("a").is_none());
+        c.keep("a", b"p1", root(1));
+        assert_eq!(c.get("a"), Some((b"p1".to_vec(), root(1))));
+        // A publish empties it; a proof generated before it is not kept.
+        c.clear(root(2));
+        assert!(c.get("a").is_none());
+        c.keep("a", b"stale", root(1));
+        assert!(c.get("a").is_none());
+        c.keep("a", b"p2", root(2));
+        assert_eq!(c.get("a"), Some((b"p2".to_vec(), root(2))));
+        // A later epoch's proof replaces the whole epoch.
+        c.keep("b", b"p3", root(3));
+        assert!(c.get("a").is_none());
+        assert_eq!(c.get("b"), Some((b"p3".to_vec(), root(3))));
+    }
+
+    #[test]
+    fn keeps_at_most_max_kept_accounts() {
+        let c = ProofCache::default();
+        for i in 0..MAX_KEPT + 10 {
+            c.keep(&format!("u{i}"), b"p", root(1));
+        }
+        assert!(c.get("u0").is_some());
+        assert!(c.get(&format!("u{}", MAX_KEPT + 5)).is_none());
+    }
+}
