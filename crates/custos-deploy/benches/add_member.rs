@@ -21,6 +21,13 @@
 //!   directory: checks every other roster member's key, one lookup each),
 //!   joins and acknowledges.
 //!
+//! A fourth set-up, in the paired run only: **cold after a publish**, as
+//! cold, but before each round (untimed) a new account registers, so the
+//! directory publishes an epoch: every lookup of the round is the first of
+//! its account at that epoch (the service keeps no proof of it yet, and the
+//! device follows the log to the new root). This is what adding someone
+//! costs while accounts keep registering.
+//!
 //! After criterion's figures, a paired run: the three set-ups in turn,
 //! round after round, medians and ratios printed (on a shared machine the
 //! load drifts between criterion's benchmarks; the paired ratios do not
@@ -46,7 +53,10 @@ use tokio::runtime::Runtime;
 
 struct Setup {
     _dir: tempfile::TempDir,
-    _deployment: Deployment,
+    deployment: Deployment,
+    /// Publish an epoch (register an account) before each timed round.
+    publish_first: bool,
+    registered: usize,
     alice: Device,
     bob: Device,
     others: Vec<String>,
@@ -63,6 +73,8 @@ enum Mode {
     /// The device's default: a key proven in the last minute is not looked
     /// up again (here every iteration adds the same people).
     Warm,
+    /// Cold, and an epoch published before each round.
+    ColdAfterPublish,
 }
 
 impl Mode {
@@ -71,6 +83,7 @@ impl Mode {
             Self::Without => "no_key_directory",
             Self::Cold => "key_directory_cold",
             Self::Warm => "key_directory_warm",
+            Self::ColdAfterPublish => "key_directory_cold_after_publish",
         }
     }
 }
@@ -92,7 +105,7 @@ async fn setup(mode: Mode, others: usize) -> Setup {
     let deployment = Deployment::start(dir.path(), spec).await.unwrap();
     let mut alice = deployment.register("alice").await.unwrap();
     let mut bob = deployment.register("bob").await.unwrap();
-    if matches!(mode, Mode::Cold) {
+    if matches!(mode, Mode::Cold | Mode::ColdAfterPublish) {
         alice.set_verified_key_ttl(Duration::ZERO);
         bob.set_verified_key_ttl(Duration::ZERO);
     }
@@ -104,7 +117,9 @@ async fn setup(mode: Mode, others: usize) -> Setup {
     }
     let mut s = Setup {
         _dir: dir,
-        _deployment: deployment,
+        deployment,
+        publish_first: matches!(mode, Mode::ColdAfterPublish),
+        registered: 0,
         alice,
         bob,
         others: names,
@@ -118,6 +133,12 @@ impl Setup {
     /// One add of bob to a fresh conversation; returns the adder's and the
     /// joiner's time.
     async fn cycle(&mut self) -> (Duration, Duration) {
+        if self.publish_first {
+            // Returns once the new account's key is published.
+            self.registered += 1;
+            let name = format!("newcomer{}", self.registered);
+            self.deployment.register(&name).await.unwrap();
+        }
         let conv = self.alice.create_conversation(&self.others).await.unwrap();
         let bob = ["bob".to_owned()];
         let start = Instant::now();
@@ -207,6 +228,11 @@ fn bench(c: &mut Criterion) {
         for (mode, s) in &mut setups {
             path(c, &rt, *mode, s);
         }
+        // Paired only: criterion would spend most of its time registering.
+        setups.push((
+            Mode::ColdAfterPublish,
+            rt.block_on(setup(Mode::ColdAfterPublish, others)),
+        ));
         paired(&rt, &mut setups);
     }
 }

@@ -25,11 +25,13 @@ pub mod postgres;
 pub mod sqlite;
 
 mod proof_cache;
+mod vrf_memo;
 
 use akd::append_only_zks::AzksParallelismConfig;
 use akd::directory::Directory;
-use akd::ecvrf::{VRFKeyStorage, VrfError};
+use akd::ecvrf::{Proof, VRFKeyStorage, VRFPublicKey, VrfError};
 use akd::storage::StorageManager;
+use akd::{AkdLabel, Configuration, NodeLabel, VersionFreshness};
 use akd::{EpochHash, HistoryParams};
 use async_trait::async_trait;
 use custos_verify::keydir::{
@@ -46,9 +48,14 @@ const CACHE_ITEM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(
 /// The cache's bound (tree nodes of about a million accounts).
 const CACHE_LIMIT_BYTES: usize = 512 * 1024 * 1024;
 
-/// The directory's VRF secret: a 32-byte Ed25519 seed. Zeroized on drop.
+/// The directory's VRF secret: a 32-byte Ed25519 seed. Zeroized on drop,
+/// with the expanded key derived from it once ([`vrf_memo`]).
 #[derive(Clone)]
-pub struct VrfSecret(Zeroizing<[u8; 32]>);
+pub struct VrfSecret {
+    seed: Zeroizing<[u8; 32]>,
+    /// Shared by clones: the derived key and the proofs made so far.
+    memo: std::sync::Arc<vrf_memo::VrfMemo>,
+}
 
 impl std::fmt::Debug for VrfSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,23 +68,30 @@ impl VrfSecret {
     pub fn generate() -> Self {
         let mut seed = Zeroizing::new([0u8; 32]);
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, seed.as_mut());
-        Self(seed)
+        Self::from_seed(seed)
+    }
+
+    fn from_seed(seed: Zeroizing<[u8; 32]>) -> Self {
+        Self {
+            seed,
+            memo: std::sync::Arc::default(),
+        }
     }
 
     /// The secret from its 32 bytes.
     pub fn from_bytes(seed: [u8; 32]) -> Self {
-        Self(Zeroizing::new(seed))
+        Self::from_seed(Zeroizing::new(seed))
     }
 
     /// The seed, for storing it (secret).
     pub fn expose(&self) -> &[u8; 32] {
-        &self.0
+        &self.seed
     }
 
     /// The VRF public key that goes in the manifest: the Ed25519 public key
     /// of the seed.
     pub fn public_key(&self) -> [u8; 32] {
-        ed25519_dalek::SigningKey::from_bytes(&self.0)
+        ed25519_dalek::SigningKey::from_bytes(&self.seed)
             .verifying_key()
             .to_bytes()
     }
@@ -86,7 +100,36 @@ impl VrfSecret {
 #[async_trait]
 impl VRFKeyStorage for VrfSecret {
     async fn retrieve(&self) -> Result<Vec<u8>, VrfError> {
-        Ok(self.0.to_vec())
+        Ok(self.seed.to_vec())
+    }
+
+    async fn get_vrf_public_key(&self) -> Result<VRFPublicKey, VrfError> {
+        Ok(self.memo.keys(&self.seed)?.1.clone())
+    }
+
+    /// The node label from the input's proof ([`vrf_memo`]): a lookup asks
+    /// for the label and then for the proof of the same input.
+    async fn get_node_label<TC: Configuration>(
+        &self,
+        label: &AkdLabel,
+        freshness: VersionFreshness,
+        version: u64,
+    ) -> Result<NodeLabel, VrfError> {
+        let proof = self
+            .get_label_proof::<TC>(label, freshness, version)
+            .await?;
+        Ok(self.get_node_label_from_vrf_proof(proof).await)
+    }
+
+    async fn get_label_proof<TC: Configuration>(
+        &self,
+        label: &AkdLabel,
+        freshness: VersionFreshness,
+        version: u64,
+    ) -> Result<Proof, VrfError> {
+        let hashed = TC::get_hash_from_label_input(label, freshness, version);
+        self.memo
+            .proof(&self.seed, label, freshness, version, &hashed)
     }
 }
 

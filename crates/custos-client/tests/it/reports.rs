@@ -604,8 +604,11 @@ async fn package_carries_the_log_proof_of_the_franking_key_and_verifies_with_the
     let mut bob = user(&dir, &d, &clock, "bob").await;
     let moderator = user(&dir, &d, &clock, "mod").await;
     d.add_moderator("mod").await.unwrap();
-    // Tags are signed after the key's valid_from (its file's time, seconds).
-    clock.advance_millis(2000);
+    // Tags are signed after the key's valid_from (its file's real time, in
+    // seconds, made after the simulated clock started: on a loaded machine
+    // that can be seconds later), so the clock moves a second past now.
+    let past_the_key = custos_clock::system().now_millis() + 1000;
+    clock.advance_millis(past_the_key.saturating_sub(custos_clock::Clock::now_millis(&clock)));
     let (conv, ids) = exchange(&mut alice, &mut bob).await;
     let id = bob.report(&conv, &ids[1], "extortion", 1).await.unwrap();
     let esc = moderator
