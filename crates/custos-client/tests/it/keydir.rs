@@ -17,6 +17,7 @@ use custos_client::receive::Outcome;
 use custos_client::refusal::{CommitRefusal, Refusal, WelcomeRefusal};
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
 use custos_wire::frames::ItemKind;
+use custos_wire::statement::{KeyDirectoryEpoch, SignedStatement, Statement};
 use ed25519_dalek::SigningKey;
 use tempfile::TempDir;
 
@@ -165,7 +166,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rolled_back_directory_is_refused_and_its_fork_is_a_split_view_in_the_log() {
+async fn a_rolled_back_directory_is_refused_publishes_nothing_and_a_fork_is_a_split_view() {
     if custos_deploy::ServerBackend::from_test_env() == custos_deploy::ServerBackend::Postgres {
         // The rollback is played by restoring a copy of the SQLite folder.
         eprintln!("SKIPPED on PostgreSQL: restores a copy of the service's SQLite files");
@@ -189,6 +190,8 @@ async fn a_rolled_back_directory_is_refused_and_its_fork_is_a_split_view_in_the_
     assert!(seen > old_epoch);
     // ...then the provider restores the old copy: a rollback.
     let addr = d.stop_server().await.unwrap();
+    let newer = dir.path().join("server-newer");
+    copy_dir(&server, &newer);
     std::fs::remove_dir_all(&server).unwrap();
     copy_dir(&old, &server);
     d.start_server_on(addr).await.unwrap();
@@ -206,14 +209,80 @@ async fn a_rolled_back_directory_is_refused_and_its_fork_is_a_split_view_in_the_
         other => panic!("wrong refusal: {other}"),
     }
     assert_eq!(alice.key_directory_epoch().unwrap(), seen);
-    // The rolled-back service goes on: its next epoch forks the directory
-    // (dave where carol was), and shows it to a device that never saw the
-    // other. The log now holds two roots for one epoch: both devices see it.
-    let err = d.register("dave").await.unwrap_err();
-    assert!(err.to_string().contains("split view"), "{err}");
-    let err = alice.verify_account_key("dave").await.unwrap_err();
-    assert!(matches!(keydir_refusal(err), KeyDirRefusal::SplitView { epoch, .. } if epoch == seen),);
+    // The restored service does not go on from there: its next epoch would
+    // sign a second root for an epoch the log already holds (a split view),
+    // so the publisher compares its database with the log first and
+    // publishes nothing (dave's key stays queued).
+    let logged_before = logged_epochs(&d).await;
+    assert!(logged_before.iter().any(|(e, _)| *e == seen));
+    let waited = tokio::time::timeout(Duration::from_secs(3), d.register("dave")).await;
+    assert!(waited.is_err(), "dave's key was published: {waited:?}");
+    assert_eq!(logged_epochs(&d).await, logged_before);
+    assert_eq!(epoch_of(&alice, "bob").await, old_epoch);
+    // A provider that skipped that check and signed a second root for an
+    // epoch is caught by every device through the log: two roots for one
+    // epoch are a split view.
+    let carol_at_seen = {
+        d.stop_server().await.unwrap();
+        std::fs::remove_dir_all(&server).unwrap();
+        copy_dir(&newer, &server);
+        d.start_server_on(addr).await.unwrap();
+        alice.api().key_directory_lookup("carol").await.unwrap()
+    };
+    assert_eq!(carol_at_seen.epoch, seen);
+    alice.verify_served("carol", &carol_at_seen).await.unwrap();
+    let provider = d
+        .manifest()
+        .with_role(custos_wire::manifest::Role::Provider)
+        .next()
+        .unwrap()
+        .name
+        .clone();
+    let forged = SignedStatement::sign(
+        &Statement::KeyDirectoryEpoch(KeyDirectoryEpoch {
+            provider,
+            epoch: seen,
+            root_hash: [0xab; 32],
+            changes: 1,
+            published_at: 0,
+        }),
+        d.keys().provider.signing_key(),
+    )
+    .unwrap();
+    let index = d.log().submit(&forged).await.unwrap().index;
+    d.wait_witnessed(index + 1).await.unwrap();
+    alice.follow_log().await.unwrap();
+    let err = alice
+        .verify_served("carol", &carol_at_seen)
+        .await
+        .unwrap_err();
+    assert!(matches!(keydir_refusal(err), KeyDirRefusal::SplitView { epoch, .. } if epoch == seen));
     d.shutdown().await.unwrap();
+}
+
+/// Every `key_directory_epoch` statement in the log, as (epoch, root).
+async fn logged_epochs(d: &Deployment) -> Vec<(u64, [u8; 32])> {
+    let policy = d.trust_policy().unwrap();
+    let mut checkpoint = None;
+    for _ in 0..100 {
+        let note = d.log().checkpoint().await.unwrap();
+        if let Ok(cp) = policy.verify_checkpoint(&note) {
+            checkpoint = Some(cp);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let size = checkpoint.unwrap().size();
+    d.log()
+        .entries(0, size)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| match SignedStatement::decode(e).ok()?.verify().ok()? {
+            Statement::KeyDirectoryEpoch(k) => Some((k.epoch, k.root_hash)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,6 +83,10 @@ pub enum PublishError {
     /// The log's answer does not prove the statement.
     #[error("the log's proof does not verify: {0}")]
     Proof(#[from] KeyProofError),
+    /// The log's checkpoint or its entries do not verify (a log that
+    /// answers with what its witnesses did not cosign).
+    #[error("the log does not verify: {0}")]
+    Unverified(String),
     /// No witnessed checkpoint covered the statement in time.
     #[error("no witnessed checkpoint covers entry {index} after {waited:?}; retry later")]
     NotWitnessed {
@@ -200,6 +204,33 @@ pub(crate) async fn log_and_prove(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Every entry of the log up to its newest witnessed checkpoint (the log's
+/// signature and the witness quorum verified), checked to hash to that
+/// checkpoint's root: what the provider reads back from its own log when it
+/// starts (interceptions to keep, the key directory's last logged epoch).
+pub(crate) async fn witnessed_entries(
+    config: &FrankingLogConfig,
+) -> Result<Vec<Vec<u8>>, PublishError> {
+    let trust = TrustPolicy::from_manifest(&config.manifest)
+        .map_err(|e| PublishError::Policy(e.to_string()))?;
+    let client = LogClient::new(&config.log_url)?;
+    let note = client.checkpoint().await?;
+    let cp = trust
+        .verify_checkpoint(&note)
+        .map_err(|e| PublishError::Unverified(e.to_string()))?;
+    let entries = client.entries(0, cp.size()).await?;
+    let mut root = custos_tlog::StreamingRoot::new();
+    for e in &entries {
+        root.push_entry(e);
+    }
+    if root.size() != cp.size() || root.root() != cp.hash() {
+        return Err(PublishError::Unverified(
+            "its entries do not hash to its witnessed checkpoint".into(),
+        ));
+    }
+    Ok(entries)
 }
 
 /// A stored proof that still verifies and is for the current key.

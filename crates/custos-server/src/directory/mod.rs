@@ -24,6 +24,7 @@
 //! but not yet logged is logged by the next round.
 
 pub(crate) mod handlers;
+pub mod log_check;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,10 @@ pub enum PublishEpochError {
     /// The statement key is not the manifest's provider.
     #[error("the statement key is not a `provider` of the manifest")]
     NotAProvider,
+    /// The database does not follow on from the epochs the log holds
+    /// (restored from an older backup): nothing is published.
+    #[error(transparent)]
+    BehindLog(#[from] log_check::DirectoryBehindLog),
 }
 
 /// The directory on the service's backend.
@@ -164,6 +169,9 @@ pub(crate) struct DirectoryService {
     pub store: Arc<dyn crate::store::Store>,
     /// On PostgreSQL, for the publisher lock between servers.
     pub pg: Option<crate::store::postgres::PgStore>,
+    /// Whether this process has checked the database against the log
+    /// ([`log_check`]); nothing is published before.
+    pub log_checked: std::sync::atomic::AtomicBool,
 }
 
 impl DirectoryService {
@@ -178,6 +186,7 @@ impl DirectoryService {
             lock: RwLock::new(()),
             store: Arc::new(crate::store::sqlite::SqliteStore::new(pool)),
             pg: None,
+            log_checked: false.into(),
         }))
     }
 
@@ -194,6 +203,7 @@ impl DirectoryService {
             lock: RwLock::new(()),
             store: Arc::new(pg.clone()),
             pg: Some(pg),
+            log_checked: false.into(),
         }))
     }
 }
@@ -237,6 +247,11 @@ pub(crate) async fn publish_round(
         },
         None => None,
     };
+    if !svc.log_checked.load(std::sync::atomic::Ordering::Acquire) {
+        log_check::check(svc, log).await?;
+        svc.log_checked
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
     let current = svc.dir.current().await?;
     let recorded = svc.store.kd_recorded_epoch().await?;
     let recorded = recorded.and_then(|e| u64::try_from(e).ok()).unwrap_or(0);
@@ -345,8 +360,12 @@ pub(crate) async fn run_publisher(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = publish_round(&svc, &config, &log, &clock).await {
-            tracing::warn!(%e, "key directory epoch not published; retrying");
+        match publish_round(&svc, &config, &log, &clock).await {
+            Ok(_) => {}
+            Err(e @ PublishEpochError::BehindLog(_)) => {
+                tracing::error!(%e, "key directory: nothing is published");
+            }
+            Err(e) => tracing::warn!(%e, "key directory epoch not published; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(config.interval) => {}

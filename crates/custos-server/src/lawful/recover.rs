@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use custos_tlog::{LogClient, StreamingRoot, TrustPolicy};
 use custos_wire::ConversationId;
 use custos_wire::manifest::Role;
 use custos_wire::statement::{Interception, SignedStatement, Statement};
@@ -210,21 +209,9 @@ pub(crate) async fn rebuild(
     writer: &WriterHandle,
     now_ms: u64,
 ) -> Result<usize, RebuildError> {
-    let log = |e: &dyn std::fmt::Display| RebuildError::Log(e.to_string());
-    let trust = TrustPolicy::from_manifest(&config.manifest).map_err(|e| log(&e))?;
-    let client = LogClient::new(&config.log_url).map_err(|e| log(&e))?;
-    let note = client.checkpoint().await.map_err(|e| log(&e))?;
-    let cp = trust.verify_checkpoint(&note).map_err(|e| log(&e))?;
-    let entries = client.entries(0, cp.size()).await.map_err(|e| log(&e))?;
-    let mut root = StreamingRoot::new();
-    for e in &entries {
-        root.push_entry(e);
-    }
-    if root.size() != cp.size() || root.root() != cp.hash() {
-        return Err(RebuildError::Log(
-            "the entries do not hash to the witnessed checkpoint".into(),
-        ));
-    }
+    let entries = crate::abuse::franking_log::witnessed_entries(config)
+        .await
+        .map_err(|e| RebuildError::Log(e.to_string()))?;
 
     let own = config.statement_key.verifying_key().to_bytes();
     let mut committed: HashMap<[u8; 32], Committed> = HashMap::new();

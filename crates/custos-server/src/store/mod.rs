@@ -397,6 +397,9 @@ pub trait DirectoryStore: Send + Sync {
 
     /// Records that `epoch`'s root is at `log_index` in the log.
     async fn kd_set_log_index(&self, epoch: i64, log_index: i64) -> Result<(), sqlx::Error>;
+
+    /// The recorded root of `epoch`, if recorded.
+    async fn kd_epoch_root(&self, epoch: i64) -> Result<Option<Vec<u8>>, sqlx::Error>;
 }
 
 pub mod matching;

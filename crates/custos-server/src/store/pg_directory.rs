@@ -91,4 +91,11 @@ impl DirectoryStore for PgStore {
             .await?;
         Ok(())
     }
+
+    async fn kd_epoch_root(&self, epoch: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        sqlx::query_scalar("SELECT root_hash FROM kd_epochs WHERE epoch = $1")
+            .bind(epoch)
+            .fetch_optional(self.pool())
+            .await
+    }
 }

@@ -67,6 +67,13 @@ impl DirectoryStore for SqliteStore {
             .await?;
         Ok(())
     }
+
+    async fn kd_epoch_root(&self, epoch: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        sqlx::query_scalar("SELECT root_hash FROM kd_epochs WHERE epoch = ?")
+            .bind(epoch)
+            .fetch_optional(self.pool())
+            .await
+    }
 }
 
 pub(crate) fn epoch_row(
