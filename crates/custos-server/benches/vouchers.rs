@@ -18,6 +18,14 @@
 //! (HTTP, routing, session lookup, the JSON refusal). The report gives
 //! vouchers per second and the ratio to the baseline's requests per second.
 //!
+//! The load generator is as lean as a device's client: each worker keeps
+//! one bare HTTP/1.1 connection (hyper's client connection, no pool, no
+//! URL parsing per request), so that the service, not the generator, takes
+//! the machine. Both share the 2 cores, so the report gives, per phase, the
+//! CPU time of the server process and of the load generator per request
+//! (`/proc/<pid>/stat`, before and after the phase): what the service
+//! costs, apart from what measuring it costs.
+//!
 //! The vouchers are real (`custos_psi::make_voucher` against a table of
 //! 1,000 listed hashes, 4 slots of 40 bits): 98 % do not match, 2 % are
 //! synthetic and open (the manifest's default rate), spread over the
@@ -42,6 +50,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use axum::body::Bytes;
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use custos_psi::{
@@ -50,6 +60,8 @@ use custos_psi::{
 };
 use custos_wire::manifest::{Matching, Organisation};
 use ed25519_dalek::{Signer, SigningKey};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use rand::RngCore;
 use rand_core::OsRng;
 use serde_json::{Value, json};
@@ -261,47 +273,121 @@ async fn session(http: &reqwest::Client, base: &str, name: &str) -> String {
 /// One request to post: account index, locator, voucher index.
 type Job = (usize, String, usize);
 
-/// Posts every job with `concurrency` workers; returns (seconds, refused).
+/// CPU time (user + system) a process has used so far, in seconds, from
+/// `/proc/<pid>/stat` (fields 14 and 15, in clock ticks).
+fn cpu_secs(pid: &str) -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) may hold spaces: count after its `)`.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let utime: f64 = fields[11].parse().unwrap();
+    let stime: f64 = fields[12].parse().unwrap();
+    (utime + stime) / ticks
+}
+
+/// CPU seconds of the server and of this load generator over one phase.
+#[derive(Clone, Copy)]
+struct Cpu {
+    server: f64,
+    generator: f64,
+}
+
+/// Runs `phase` and measures both processes' CPU time over it.
+async fn measured<T>(server_pid: u32, phase: impl std::future::Future<Output = T>) -> (T, Cpu) {
+    let pid = server_pid.to_string();
+    let (s0, g0) = (cpu_secs(&pid), cpu_secs("self"));
+    let out = phase.await;
+    let (s1, g1) = (cpu_secs(&pid), cpu_secs("self"));
+    (
+        out,
+        Cpu {
+            server: s1 - s0,
+            generator: g1 - g0,
+        },
+    )
+}
+
+/// What a load generator's worker needs to post: the server's address,
+/// each account's `Authorization` value, the distinct vouchers.
+struct Target {
+    addr: String,
+    host: HeaderValue,
+    auth: Vec<HeaderValue>,
+    vouchers: Vec<Bytes>,
+}
+
+/// One bare HTTP/1.1 connection to the server (keep-alive, no Nagle).
+async fn connect(addr: &str) -> SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// Posts `body` to `path` as account `acct`; the answer's status, once its
+/// body is read.
+async fn post_raw(
+    conn: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+    path: String,
+    acct: usize,
+    body: Bytes,
+) -> StatusCode {
+    conn.ready().await.unwrap();
+    let request = Request::post(path)
+        .header(header::HOST, target.host.clone())
+        .header(header::AUTHORIZATION, target.auth[acct].clone())
+        .body(Full::new(body))
+        .unwrap();
+    let response = conn.send_request(request).await.unwrap();
+    let status = response.status();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
+/// Posts every job with `concurrency` workers, one connection each;
+/// returns (seconds, refused).
 async fn run(
-    http: &reqwest::Client,
-    base: &str,
-    tokens: &Arc<Vec<String>>,
-    vouchers: &Arc<Vec<Vec<u8>>>,
+    target: &Arc<Target>,
     jobs: Arc<Vec<Job>>,
     concurrency: usize,
-    expect: reqwest::StatusCode,
+    expect: StatusCode,
 ) -> (f64, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let wrong = Arc::new(AtomicUsize::new(0));
+    let mut conns = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        conns.push(connect(&target.addr).await);
+    }
     let start = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (http, base, tokens, vouchers, jobs, next, wrong) = (
-            http.clone(),
-            base.to_owned(),
-            tokens.clone(),
-            vouchers.clone(),
-            jobs.clone(),
-            next.clone(),
-            wrong.clone(),
-        );
+    for mut conn in conns {
+        let (target, jobs, next, wrong) =
+            (target.clone(), jobs.clone(), next.clone(), wrong.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((acct, locator, v)) = jobs.get(i) else {
                     break;
                 };
-                let r = http
-                    .post(format!("{base}/v1/blobs/{locator}/voucher"))
-                    .bearer_auth(&tokens[*acct])
-                    .body(vouchers[*v].clone())
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() != expect {
+                let body = target.vouchers[*v].clone();
+                let path = format!("/v1/blobs/{locator}/voucher");
+                if post_raw(&mut conn, &target, path, *acct, body).await != expect {
                     wrong.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = r.bytes().await;
             }
         }));
     }
@@ -315,10 +401,7 @@ async fn run(
 /// `POST /v1/vouchers` with `concurrency` workers; returns (seconds,
 /// vouchers in refused batches).
 async fn run_batched(
-    http: &reqwest::Client,
-    base: &str,
-    tokens: &Arc<Vec<String>>,
-    vouchers: &Arc<Vec<Vec<u8>>>,
+    target: &Arc<Target>,
     jobs: Vec<Job>,
     batch: usize,
     concurrency: usize,
@@ -328,49 +411,43 @@ async fn run_batched(
     for j in jobs {
         by_account.entry(j.0).or_default().push(j);
     }
-    let mut bodies: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    let mut bodies: Vec<(usize, usize, Bytes)> = Vec::new();
     for (acct, jobs) in by_account {
         for chunk in jobs.chunks(batch) {
             let mut body = vec![1u8, chunk.len() as u8];
             for (_, locator, v) in chunk {
+                let voucher = &target.vouchers[*v];
                 body.extend_from_slice(&hex::decode(locator).unwrap());
-                body.extend_from_slice(&(vouchers[*v].len() as u16).to_be_bytes());
-                body.extend_from_slice(&vouchers[*v]);
+                body.extend_from_slice(&(voucher.len() as u16).to_be_bytes());
+                body.extend_from_slice(voucher);
             }
-            bodies.push((acct, chunk.len(), body));
+            bodies.push((acct, chunk.len(), body.into()));
         }
     }
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let wrong = Arc::new(AtomicUsize::new(0));
+    let mut conns = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        conns.push(connect(&target.addr).await);
+    }
     let start = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (http, base, tokens, bodies, next, wrong) = (
-            http.clone(),
-            base.to_owned(),
-            tokens.clone(),
-            bodies.clone(),
-            next.clone(),
-            wrong.clone(),
-        );
+    for mut conn in conns {
+        let (target, bodies, next, wrong) =
+            (target.clone(), bodies.clone(), next.clone(), wrong.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((acct, n, body)) = bodies.get(i) else {
                     break;
                 };
-                let r = http
-                    .post(format!("{base}/v1/vouchers"))
-                    .bearer_auth(&tokens[*acct])
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() != reqwest::StatusCode::CREATED {
+                let path = "/v1/vouchers".to_owned();
+                if post_raw(&mut conn, &target, path, *acct, body.clone()).await
+                    != StatusCode::CREATED
+                {
                     wrong.fetch_add(*n, Ordering::Relaxed);
                 }
-                let _ = r.bytes().await;
             }
         }));
     }
@@ -378,6 +455,18 @@ async fn run_batched(
         w.await.unwrap();
     }
     (start.elapsed().as_secs_f64(), wrong.load(Ordering::Relaxed))
+}
+
+/// One line of CPU figures: milliseconds per unit for each process.
+fn cpu_line(what: &str, cpu: Cpu, units: usize, unit: &str) -> String {
+    let per = |s: f64| s * 1000.0 / units as f64;
+    format!(
+        "  CPU {what}: server {:.3} ms/{unit}, load generator {:.3} ms/{unit} ({:.2} + {:.2} s)",
+        per(cpu.server),
+        per(cpu.generator),
+        cpu.server,
+        cpu.generator
+    )
 }
 
 async fn drive(args: Args) {
@@ -396,7 +485,6 @@ async fn drive(args: Args) {
         vouchers
             .push(make_voucher(&checked, &account_key, &payload, i >= 200, &mut OsRng).encode());
     }
-    let vouchers = Arc::new(vouchers);
     let server = start_server(tmp.path());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
@@ -406,7 +494,16 @@ async fn drive(args: Args) {
     for i in 0..args.accounts {
         tokens.push(session(&http, &server.base, &format!("bench{i}")).await);
     }
-    let tokens = Arc::new(tokens);
+    let target = Arc::new(Target {
+        addr: server.base.trim_start_matches("http://").to_owned(),
+        host: HeaderValue::from_str(server.base.trim_start_matches("http://")).unwrap(),
+        auth: tokens
+            .iter()
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap())
+            .collect(),
+        vouchers: vouchers.into_iter().map(Bytes::from).collect(),
+    });
+    let server_pid = server.child.id();
     // The blobs, one per voucher to post, straight into the database.
     let mut jobs: Vec<Job> = Vec::with_capacity(args.vouchers);
     {
@@ -464,13 +561,10 @@ async fn drive(args: Args) {
     // Warm-up: 500 vouchers (connections, caches), not counted.
     let warm: Vec<Job> = jobs.drain(..500.min(jobs.len())).collect();
     run(
-        &http,
-        &server.base,
-        &tokens,
-        &vouchers,
+        &target,
         Arc::new(warm),
         args.concurrency,
-        reqwest::StatusCode::CREATED,
+        StatusCode::CREATED,
     )
     .await;
     // With --batch, half of the blobs go one by one and half in batches.
@@ -485,41 +579,36 @@ async fn drive(args: Args) {
         .iter()
         .map(|(a, _, v)| (*a, "not-a-locator".to_owned(), *v))
         .collect();
-    let (base_secs, base_wrong) = run(
-        &http,
-        &server.base,
-        &tokens,
-        &vouchers,
-        Arc::new(bad),
-        args.concurrency,
-        reqwest::StatusCode::NOT_FOUND,
+    let ((base_secs, base_wrong), base_cpu) = measured(
+        server_pid,
+        run(
+            &target,
+            Arc::new(bad),
+            args.concurrency,
+            StatusCode::NOT_FOUND,
+        ),
     )
     .await;
-    let (secs, wrong) = run(
-        &http,
-        &server.base,
-        &tokens,
-        &vouchers,
-        Arc::new(jobs),
-        args.concurrency,
-        reqwest::StatusCode::CREATED,
+    let ((secs, wrong), cpu) = measured(
+        server_pid,
+        run(
+            &target,
+            Arc::new(jobs),
+            args.concurrency,
+            StatusCode::CREATED,
+        ),
     )
     .await;
     let batch_result = if batched.is_empty() {
         None
     } else {
         let m = batched.len();
-        let (secs, wrong) = run_batched(
-            &http,
-            &server.base,
-            &tokens,
-            &vouchers,
-            batched,
-            args.batch,
-            args.concurrency,
+        let ((secs, wrong), cpu) = measured(
+            server_pid,
+            run_batched(&target, batched, args.batch, args.concurrency),
         )
         .await;
-        Some((m, secs, wrong))
+        Some((m, secs, wrong, cpu))
     };
     let stored: i64 = rusqlite::Connection::open(tmp.path().join("data/custos-server.db"))
         .unwrap()
@@ -535,6 +624,7 @@ async fn drive(args: Args) {
     println!(
         "baseline (HTTP + session check, refused): {base_rate:.0} requests/s ({base_wrong} unexpected answers)"
     );
+    println!("{}", cpu_line("baseline", base_cpu, n, "request"));
     println!(
         "vouchers (HTTP + session + check + grouped SQLite insert): {rate:.0} vouchers/s ({wrong} unexpected answers, {stored} rows stored)"
     );
@@ -543,7 +633,8 @@ async fn drive(args: Args) {
         rate / base_rate,
         if rate >= 10_000.0 { "met" } else { "not met" }
     );
-    if let Some((m, secs, wrong)) = batch_result {
+    println!("{}", cpu_line("one by one", cpu, n, "voucher"));
+    if let Some((m, secs, wrong, cpu)) = batch_result {
         let rate = m as f64 / secs;
         println!(
             "vouchers in batches of {} (POST /v1/vouchers): {m} in {rate:.0} vouchers/s ({wrong} in refused batches); ratio to one by one: {:.2}; goal 10,000/s: {}",
@@ -551,6 +642,7 @@ async fn drive(args: Args) {
             rate / (n as f64 / secs_one),
             if rate >= 10_000.0 { "met" } else { "not met" }
         );
+        println!("{}", cpu_line("batched", cpu, m, "voucher"));
     }
     let mut child = server.child;
     drop(child.stdin.take());

@@ -309,6 +309,11 @@ pub struct Database {
     pub writer: SqliteConnection,
     /// Reads, and writes outside the hot path (accounts, KeyPackages).
     pub pool: SqlitePool,
+    /// The voucher writer's one connection ([`crate::abuse::vouchers`]):
+    /// its page cache stays valid from one batch to the next unless another
+    /// connection wrote in between, where a pool connection taken in turn
+    /// would have to read the indexes' pages again for every batch.
+    pub voucher_pool: SqlitePool,
     /// Held for as long as the service runs.
     pub lock: File,
     /// The WAL file the writer fsyncs.
@@ -406,6 +411,11 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(1)
+        .connect_with(opts.clone())
+        .await?;
+    let voucher_pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
         .connect_with(opts)
         .await?;
     let mut wal = dir.join(DB_FILE).into_os_string();
@@ -413,6 +423,7 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
     Ok(Database {
         writer,
         pool,
+        voucher_pool,
         lock,
         wal: wal.into(),
     })

@@ -193,6 +193,7 @@ pub async fn serve(
     let vouchers = abuse::matching::start(
         &config,
         Arc::new(store::sqlite::SqliteStore::new(db.pool.clone())),
+        Arc::new(store::sqlite::SqliteStore::new(db.voucher_pool.clone())),
         &clock,
         &stop_rx,
     );
@@ -207,6 +208,7 @@ pub async fn serve(
         clock,
         ip_limiter: limits::RateLimiter::new(config.limits.ip_rate),
         account_limiter: limits::RateLimiter::new(config.limits.account_rate),
+        sessions: Default::default(),
         guards: limits::Guards::new(&config.limits),
         challenges: delivery::challenge::Challenges::new(config.limits.max_challenges),
         config,
@@ -222,6 +224,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = writer_task.await;
+    db.voucher_pool.close().await;
     db.pool.close().await;
     served?;
     Ok(())

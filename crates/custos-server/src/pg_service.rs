@@ -139,7 +139,13 @@ pub(crate) async fn serve(
             }
         });
     }
-    let vouchers = crate::abuse::matching::start(&config, Arc::new(pg.clone()), &clock, &stop_rx);
+    let vouchers = crate::abuse::matching::start(
+        &config,
+        Arc::new(pg.clone()),
+        Arc::new(pg.clone()),
+        &clock,
+        &stop_rx,
+    );
     let listener_task = tokio::spawn(wake_connections(pg.clone(), hub.clone(), stop_rx.clone()));
     let state = Arc::new(crate::state::Inner {
         directory,
@@ -150,6 +156,7 @@ pub(crate) async fn serve(
         clock,
         ip_limiter: crate::limits::RateLimiter::new(config.limits.ip_rate),
         account_limiter: crate::limits::RateLimiter::new(config.limits.account_rate),
+        sessions: Default::default(),
         guards: crate::limits::Guards::new(&config.limits),
         challenges: delivery::challenge::Challenges::with_key(
             challenge_key,

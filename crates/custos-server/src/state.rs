@@ -39,6 +39,9 @@ pub(crate) struct Inner {
     pub challenges: Challenges,
     pub ip_limiter: RateLimiter<IpAddr>,
     pub account_limiter: RateLimiter<i64>,
+    /// Sessions already read from the store
+    /// ([`crate::delivery::session_cache`]).
+    pub sessions: crate::delivery::session_cache::SessionCache,
     /// Registration, report and WebSocket connection limits.
     pub guards: crate::limits::Guards,
     pub shutdown: watch::Receiver<bool>,

@@ -203,17 +203,24 @@ pub(crate) fn provider_name(config: &FrankingLogConfig) -> Result<String, Publis
 /// Starts known-content detection on `store` when `config` has it: the
 /// voucher writer with its threshold worker (the handle the voucher routes
 /// queue to), and the figures publisher when a log and a period are set.
-/// The same on both backends; on PostgreSQL every server starts its own,
-/// and the store makes them act as one (`store::pg_matching`).
+/// The voucher writer stores through `writer_store`: the same database,
+/// on SQLite through a connection of its own. The same on both backends;
+/// on PostgreSQL every server starts its own, and the store makes them act
+/// as one (`store::pg_matching`).
 pub(crate) fn start(
     config: &crate::ServerConfig,
     store: Arc<dyn MatchingStore>,
+    writer_store: Arc<dyn MatchingStore>,
     clock: &custos_clock::SharedClock,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Option<crate::abuse::vouchers::VoucherQueue> {
     let m = config.matching.clone()?;
-    let vouchers =
-        crate::abuse::vouchers::VoucherQueue::spawn(m.clone(), store.clone(), clock.clone());
+    let vouchers = crate::abuse::vouchers::VoucherQueue::spawn(
+        m.clone(),
+        store.clone(),
+        writer_store,
+        clock.clone(),
+    );
     if let (Some(log), Some(every)) = (
         config.franking_log.clone(),
         config

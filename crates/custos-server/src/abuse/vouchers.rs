@@ -69,18 +69,20 @@ pub(crate) struct Job {
 pub(crate) struct VoucherQueue(mpsc::Sender<Job>);
 
 impl VoucherQueue {
-    /// Starts the writer for `matching` on `store` (this process's SQLite
-    /// database, or the PostgreSQL database every server shares), with its
-    /// threshold worker. It stops once every handle is dropped, after
-    /// storing what was queued.
+    /// Starts the writer for `matching` on `writer_store`, with its
+    /// threshold worker on `store`: both the same database (this process's
+    /// SQLite database, the writer through a connection of its own, or the
+    /// PostgreSQL database every server shares). It stops once every handle
+    /// is dropped, after storing what was queued.
     pub(crate) fn spawn(
         matching: Arc<MatchingService>,
         store: Arc<dyn MatchingStore>,
+        writer_store: Arc<dyn MatchingStore>,
         clock: custos_clock::SharedClock,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let worker = ThresholdWorker::spawn(matching, store.clone(), clock);
-        tokio::spawn(run(worker, store, rx));
+        let worker = ThresholdWorker::spawn(matching, store, clock);
+        tokio::spawn(run(worker, writer_store, rx));
         Self(tx)
     }
 

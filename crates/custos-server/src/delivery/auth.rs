@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::delivery::challenge::ChallengeRefusal;
+use crate::delivery::session_cache::CachedSession;
 use crate::error::HttpRefusal;
 use crate::limits::ClientIp;
 use crate::refusal::{AccountRefusal, RequestRefusal};
@@ -111,6 +112,16 @@ async fn lookup(state: &AppState, token: &str) -> Result<Authed, HttpRefusal> {
     let mut raw = [0u8; 32];
     hex::decode_to_slice(token, &mut raw).map_err(|_| bad())?;
     let hash: [u8; 32] = Sha256::digest(raw).into();
+    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
+    // A session read before and unexpired: the row the store would return
+    // (`session_cache`: rows never change and leave only once expired).
+    if let Some(s) = state.sessions.get(&hash, now) {
+        return Ok(Authed {
+            account_id: s.account_id,
+            device_id: s.device_id,
+            name: s.name,
+        });
+    }
     let row = state.store.session(&hash).await?;
     let crate::store::SessionRow {
         token_hash: stored,
@@ -122,14 +133,24 @@ async fn lookup(state: &AppState, token: &str) -> Result<Authed, HttpRefusal> {
     if !bool::from(stored.as_slice().ct_eq(hash.as_slice())) {
         return Err(bad().into());
     }
-    let now = i64::try_from(state.clock.now_millis()).unwrap_or(i64::MAX);
     if expires_at <= now {
         return Err(bad().into());
     }
+    let name: Arc<str> = name.into();
+    state.sessions.put(
+        hash,
+        CachedSession {
+            expires_at,
+            device_id,
+            account_id,
+            name: name.clone(),
+        },
+        now,
+    );
     Ok(Authed {
         account_id,
         device_id,
-        name: name.into(),
+        name,
     })
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod membership;
 pub mod public_state;
 pub(crate) mod quota;
 pub(crate) mod retention;
+pub(crate) mod session_cache;
 pub(crate) mod submit;
 pub mod writer;
 pub(crate) mod ws;

@@ -102,7 +102,10 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<(), sqlx::Error>;
 
     /// The session whose token hashes to `token_hash`, expired or not (the
-    /// caller checks the expiry against its clock).
+    /// caller checks the expiry against its clock). A session row never
+    /// changes once opened and is deleted only once expired: each server
+    /// keeps the rows it has read (`delivery::session_cache`), so a store
+    /// that revoked sessions early would have to tell every server.
     async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRow>, sqlx::Error>;
 }
 

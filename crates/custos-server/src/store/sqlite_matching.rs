@@ -40,43 +40,36 @@ impl FiguresTurn for SqliteTurn {
 
 #[async_trait]
 impl MatchingStore for SqliteStore {
-    /// Three statements for the whole batch (which blobs exist and whose,
-    /// which already have a voucher, one insert of every accepted row):
-    /// each statement is a round trip to SQLite's connection thread, which
-    /// under load costs far more than the statement itself.
+    /// Two statements for the whole batch (which blobs exist, whose, and
+    /// which of them already have a voucher; one insert of every accepted
+    /// row): each statement is a round trip to SQLite's connection thread,
+    /// which under load costs far more than the statement itself.
     async fn store_vouchers(
         &self,
         batch: &[NewVoucher<'_>],
     ) -> Result<Vec<VoucherStored>, sqlx::Error> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let owners: HashMap<String, i64> = {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("SELECT locator, owner FROM blobs WHERE locator IN (");
+        let rows: Vec<(String, i64, bool)> = {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT b.locator, b.owner, \
+                 EXISTS (SELECT 1 FROM psi_vouchers v WHERE v.locator = b.locator) \
+                 FROM blobs b WHERE b.locator IN (",
+            );
             let mut list = q.separated(", ");
             for v in batch {
                 list.push_bind(v.locator);
             }
             q.push(")");
-            q.build_query_as::<(String, i64)>()
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect()
+            q.build_query_as().fetch_all(&mut *tx).await?
         };
-        let mut taken: HashSet<String> = {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("SELECT locator FROM psi_vouchers WHERE locator IN (");
-            let mut list = q.separated(", ");
-            for v in batch {
-                list.push_bind(v.locator);
+        let mut owners: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+        let mut taken: HashSet<String> = HashSet::with_capacity(batch.len());
+        for (locator, owner, has_voucher) in rows {
+            if has_voucher {
+                taken.insert(locator.clone());
             }
-            q.push(")");
-            q.build_query_scalar::<String>()
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect()
-        };
+            owners.insert(locator, owner);
+        }
         let mut answers = Vec::with_capacity(batch.len());
         let mut accepted: Vec<&NewVoucher<'_>> = Vec::with_capacity(batch.len());
         for v in batch {

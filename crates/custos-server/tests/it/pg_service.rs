@@ -230,6 +230,51 @@ async fn a_login_answer_is_spent_on_every_server() {
     c.b.stop().await;
 }
 
+/// A session opened on A is accepted on B, and once each server has used
+/// it (and keeps it, `delivery::session_cache`), each refuses it from its
+/// expiry on, as a database read would.
+#[tokio::test]
+async fn a_session_works_on_every_server_until_it_expires_on_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(c) = cluster(dir.path()).await else {
+        return;
+    };
+    let alice = User::register(&c.a, "alice").await;
+    let on_b = via(&alice, &c.b);
+    for _ in 0..2 {
+        assert_eq!(alice.get_json("/v1/conversations").await.0, StatusCode::OK);
+        assert_eq!(on_b.get_json("/v1/conversations").await.0, StatusCode::OK);
+    }
+    let unknown = User {
+        token: "00".repeat(32),
+        ..via(&alice, &c.b)
+    };
+    let (st, body) = unknown.get_json("/v1/conversations").await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    // One millisecond before the expiry both accept it; at the expiry
+    // both refuse it.
+    let ttl = custos_server::SESSION_TTL_MS;
+    c.a.clock.advance_millis(ttl - 1);
+    c.b.clock.advance_millis(ttl - 1);
+    assert_eq!(alice.get_json("/v1/conversations").await.0, StatusCode::OK);
+    assert_eq!(on_b.get_json("/v1/conversations").await.0, StatusCode::OK);
+    c.a.clock.advance_millis(1);
+    c.b.clock.advance_millis(1);
+    for user in [&alice, &on_b] {
+        let (st, body) = user.get_json("/v1/conversations").await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+            "an expired session is refused by every server that kept it"
+        );
+    }
+    c.a.stop().await;
+    c.b.stop().await;
+}
+
 /// Alice commits through A and Bob through B, for the same epoch, five
 /// epochs in a row: exactly one wins each epoch, the other is told `409
 /// stale_epoch` with the new epoch, follows the winner, and everyone ends
