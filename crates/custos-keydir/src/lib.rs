@@ -25,6 +25,7 @@ pub mod postgres;
 pub mod sqlite;
 
 mod proof_cache;
+mod vrf_batch;
 mod vrf_memo;
 
 use akd::append_only_zks::AzksParallelismConfig;
@@ -119,6 +120,16 @@ impl VRFKeyStorage for VrfSecret {
             .get_label_proof::<TC>(label, freshness, version)
             .await?;
         Ok(self.get_node_label_from_vrf_proof(proof).await)
+    }
+
+    /// An epoch's labels, on every core ([`vrf_batch`]), with the key
+    /// derived once ([`vrf_memo`]).
+    async fn get_node_labels<TC: Configuration>(
+        &self,
+        labels: &[vrf_batch::LabelInput],
+    ) -> Result<Vec<(vrf_batch::LabelInput, NodeLabel)>, VrfError> {
+        let (expanded, public) = self.memo.keys(&self.seed)?;
+        Ok(vrf_batch::node_labels::<TC>(expanded, public, labels))
     }
 
     async fn get_label_proof<TC: Configuration>(

@@ -134,8 +134,13 @@ impl Database for PgDirectory {
                 }
             }
         }
-        let values: Vec<_> = values.into_iter().collect();
-        let nodes: Vec<_> = nodes.into_iter().collect();
+        // In key order: each index page is visited once from left to
+        // right, and two writers would take their row locks in one order
+        // (`akd` hands the records over in hash-map order).
+        let mut values: Vec<_> = values.into_iter().collect();
+        values.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut nodes: Vec<_> = nodes.into_iter().collect();
+        nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::<Postgres>::new(

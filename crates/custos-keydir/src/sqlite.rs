@@ -6,7 +6,8 @@
 //!
 //! # Durability
 //! [`Database::batch_set`] writes all its records in one `BEGIN IMMEDIATE`
-//! transaction. `akd` commits a publication as one batch (its storage
+//! transaction (in key order, with its statement journals in memory:
+//! `statement_journal`). `akd` commits a publication as one batch (its storage
 //! manager buffers the epoch's records and writes the aZKS record, which
 //! names the latest epoch, with them), so with the pool's
 //! `synchronous = FULL` and WAL a crash leaves the directory at the old
@@ -24,6 +25,8 @@ use akd::tree_node::{TreeNode, TreeNodeType};
 use akd::{AkdLabel, AkdValue, NodeLabel};
 use async_trait::async_trait;
 use sqlx::{Row, SqlitePool};
+
+mod statement_journal;
 
 /// The directory's tables. The service applies them as one step of its
 /// schema (version 6); [`SqliteDirectory::create_schema`] applies them to
@@ -285,6 +288,44 @@ fn value_state(row: &sqlx::sqlite::SqliteRow) -> Result<ValueState, StorageError
     ))
 }
 
+/// A value state's row as [`Database::batch_set`] writes it.
+type ValueRow<'a> = (&'a [u8], i64, i64, [u8; 36], &'a [u8]);
+
+/// Writes one batch in one `BEGIN IMMEDIATE` transaction on `conn`.
+async fn write_rows(
+    conn: &mut sqlx::SqliteConnection,
+    values: &[ValueRow<'_>],
+    nodes: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), StorageError> {
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(db_err)?;
+    for chunk in values.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR REPLACE INTO kd_values (label, epoch, version, node_label, value) ",
+        );
+        q.push_values(chunk, |mut row, v| {
+            row.push_bind(v.0)
+                .push_bind(v.1)
+                .push_bind(v.2)
+                .push_bind(v.3.as_slice())
+                .push_bind(v.4);
+        });
+        q.build().execute(&mut *tx).await.map_err(db_err)?;
+    }
+    for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR REPLACE INTO kd_records (key, record) ",
+        );
+        q.push_values(chunk, |mut row, n| {
+            row.push_bind(n.0.as_slice()).push_bind(n.1.as_slice());
+        });
+        q.build().execute(&mut *tx).await.map_err(db_err)?;
+    }
+    // The commit point: every record of the batch or none.
+    tx.commit().await.map_err(db_err)
+}
+
 #[async_trait]
 impl Database for SqliteDirectory {
     async fn set(&self, record: DbRecord) -> Result<(), StorageError> {
@@ -316,35 +357,19 @@ impl Database for SqliteDirectory {
                 other => nodes.push((other.get_full_binary_id(), encode_record(other))),
             }
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
-        for chunk in values.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR REPLACE INTO kd_values (label, epoch, version, node_label, value) ",
-            );
-            q.push_values(chunk, |mut row, v| {
-                row.push_bind(v.0)
-                    .push_bind(v.1)
-                    .push_bind(v.2)
-                    .push_bind(v.3.as_slice())
-                    .push_bind(v.4);
-            });
-            q.build().execute(&mut *tx).await.map_err(db_err)?;
-        }
-        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR REPLACE INTO kd_records (key, record) ",
-            );
-            q.push_values(chunk, |mut row, n| {
-                row.push_bind(n.0.as_slice()).push_bind(n.1.as_slice());
-            });
-            q.build().execute(&mut *tx).await.map_err(db_err)?;
-        }
-        // The commit point: every record of the batch or none.
-        tx.commit().await.map_err(db_err)
+        // In key order, so that the B-tree is walked once from left to
+        // right and each page is changed in one visit (`akd` hands the
+        // records over in hash-map order). The sorts are stable: of two
+        // writes of one key, the later still lands last and wins.
+        values.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let saved = statement_journal::in_memory(&mut conn).await?;
+        let written = write_rows(&mut conn, &values, &nodes).await;
+        // Restored whether or not the write went through: the connection
+        // goes back to the pool.
+        let restored = statement_journal::restore(&mut conn, saved).await;
+        written.and(restored)
     }
 
     async fn get<St: Storable>(&self, id: &St::StorageKey) -> Result<DbRecord, StorageError> {
@@ -555,5 +580,41 @@ mod tests {
         let a = DbRecord::Azks(DbRecord::build_azks(5, 11));
         assert_eq!(decode_record(&encode_record(&a)).unwrap(), a);
         assert!(decode_record(&[2, 0]).is_err());
+    }
+
+    fn leaf(label: [u8; 32], hash: u8) -> DbRecord {
+        DbRecord::TreeNode(DbRecord::build_tree_node_with_previous_value(
+            label, 256, 1, 1, [0; 32], 0, 1, None, None, [hash; 32], None, None, None, None, None,
+            None, None, None,
+        ))
+    }
+
+    /// `batch_set` sorts its rows by key; of two writes of one key in a
+    /// batch the later must still win, as row-by-row writes would have it.
+    #[tokio::test]
+    async fn the_later_of_two_writes_of_a_key_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.path().join("kd.db"))
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        SqliteDirectory::create_schema(&pool).await.unwrap();
+        let db = SqliteDirectory::new(pool);
+        let twice = [0x80; 32];
+        let mut batch = vec![leaf(twice, 1)];
+        for i in (0..=u8::MAX).filter(|i| *i != 0x80) {
+            batch.push(leaf([i; 32], i));
+        }
+        batch.push(leaf(twice, 2));
+        db.batch_set(batch, DbSetState::General).await.unwrap();
+        let key = akd::tree_node::NodeKey(NodeLabel::new(twice, 256));
+        let got = db
+            .get::<akd::tree_node::TreeNodeWithPreviousValue>(&key)
+            .await
+            .unwrap();
+        assert_eq!(got, leaf(twice, 2));
     }
 }
