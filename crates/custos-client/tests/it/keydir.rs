@@ -231,13 +231,7 @@ async fn a_rolled_back_directory_is_refused_publishes_nothing_and_a_fork_is_a_sp
     };
     assert_eq!(carol_at_seen.epoch, seen);
     alice.verify_served("carol", &carol_at_seen).await.unwrap();
-    let provider = d
-        .manifest()
-        .with_role(custos_wire::manifest::Role::Provider)
-        .next()
-        .unwrap()
-        .name
-        .clone();
+    let provider = d.keys().provider.name().to_owned();
     let forged = SignedStatement::sign(
         &Statement::KeyDirectoryEpoch(KeyDirectoryEpoch {
             provider,

@@ -367,13 +367,7 @@ async fn below_the_threshold(captured: Captured, backend: ServerBackend) {
     assert_eq!(stats["threshold"], T);
     // The figures are public in the log (statement kind 15), and the audit
     // counts them: one account matched, one case opened and confirmed.
-    let provider = d
-        .manifest()
-        .with_role(custos_wire::manifest::Role::Provider)
-        .next()
-        .unwrap()
-        .name
-        .clone();
+    let provider = d.keys().provider.name().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let mut figures = custos_verify::figures::Figures::new(d.manifest(), Default::default());

@@ -30,13 +30,7 @@ async fn scale_100k_entries() {
         let w = d.sign_warrant(&[ConversationId([i; 16])], 1, 1).unwrap();
         d.submit_warrant(&w).await.unwrap();
     }
-    let provider = d
-        .manifest()
-        .with_role(Role::Provider)
-        .next()
-        .unwrap()
-        .name
-        .clone();
+    let provider = d.keys().provider.name().to_owned();
     let key = d.keys().provider.signing_key().clone();
     let start_size = d.wait_witnessed(1).await.unwrap();
     let statements: Vec<SignedStatement> = (0..ENTRIES)
