@@ -24,6 +24,22 @@ async fn pool(path: &std::path::Path) -> SqlitePool {
     pool
 }
 
+/// A directory on a new SQLite file at `path` with alice and bob published
+/// in epoch 1; its VRF secret, to open the file again; epoch 1's root.
+async fn alice_and_bob_published(
+    path: &std::path::Path,
+) -> (KeyDirectory, VrfSecret, custos_verify::keydir::EpochRoot) {
+    let vrf = VrfSecret::generate();
+    let kd = KeyDirectory::open(SqliteDirectory::new(pool(path).await), vrf.clone())
+        .await
+        .unwrap();
+    let r1 = kd
+        .publish(&[("alice".into(), [1; 32]), ("bob".into(), [2; 32])])
+        .await
+        .unwrap();
+    (kd, vrf, r1)
+}
+
 #[tokio::test]
 async fn akd_storage_conformance_suite_passes_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,15 +51,8 @@ async fn akd_storage_conformance_suite_passes_on_sqlite() {
 async fn proofs_from_sqlite_verify_on_the_device_side_and_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kd.db");
-    let vrf = VrfSecret::generate();
-    let kd = KeyDirectory::open(SqliteDirectory::new(pool(&path).await), vrf.clone())
-        .await
-        .unwrap();
+    let (kd, vrf, r1) = alice_and_bob_published(&path).await;
     let vrf_pk = kd.vrf_public_key();
-    let r1 = kd
-        .publish(&[("alice".into(), [1; 32]), ("bob".into(), [2; 32])])
-        .await
-        .unwrap();
     assert_eq!(r1.epoch, 1);
     let p = kd.lookup("bob").await.unwrap();
     assert_eq!(p.root, r1);
@@ -186,15 +195,8 @@ async fn akd_storage_conformance_suite_passes_on_postgres() {
 async fn kept_proofs_equal_fresh_ones_and_a_publish_retires_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kd.db");
-    let vrf = VrfSecret::generate();
-    let kd = KeyDirectory::open(SqliteDirectory::new(pool(&path).await), vrf.clone())
-        .await
-        .unwrap();
+    let (kd, vrf, r1) = alice_and_bob_published(&path).await;
     let vrf_pk = kd.vrf_public_key();
-    let r1 = kd
-        .publish(&[("alice".into(), [1; 32]), ("bob".into(), [2; 32])])
-        .await
-        .unwrap();
     let first = kd.lookup("bob").await.unwrap();
     let again = kd.lookup("bob").await.unwrap();
     assert_eq!((again.proof.clone(), again.root), (first.proof.clone(), r1));
