@@ -17,7 +17,7 @@
 )]
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use curve25519_dalek::{RistrettoPoint, Scalar};
+use curve25519_dalek_5::{RistrettoPoint, Scalar};
 use custos_bench::CpuTime;
 use custos_psi::{
     AccountKey, InnerPayload, ListEntry, ListedHash, ProviderSecret, ServiceTable, TableParams,
@@ -28,8 +28,11 @@ use rand_core::{OsRng, RngCore};
 
 fn bench(c: &mut Criterion<CpuTime>) {
     let mut g = c.benchmark_group("psi");
-    let p = RistrettoPoint::random(&mut OsRng);
-    let s = Scalar::random(&mut OsRng);
+    let mut wide = [0u8; 64];
+    OsRng.fill_bytes(&mut wide);
+    let p = RistrettoPoint::from_uniform_bytes(&wide);
+    OsRng.fill_bytes(&mut wide);
+    let s = Scalar::from_bytes_mod_order_wide(&wide);
     g.bench_function("baseline_scalar_mul", |b| b.iter(|| s * p));
     let pc = p.compress();
     g.bench_function("part_decompress", |b| b.iter(|| pc.decompress().unwrap()));

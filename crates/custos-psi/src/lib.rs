@@ -32,6 +32,7 @@
 //! measured in `docs/design/0017-threshold-matching.md`.
 #![forbid(unsafe_code)]
 
+mod curve;
 pub mod list;
 mod sample;
 pub mod table;

@@ -30,13 +30,13 @@
 //!   The organisations can audit it with the provider's key; see
 //!   `docs/design/0017-threshold-matching.md`.
 
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoBasepointTable, RistrettoPoint};
-use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek_5::ristretto::{CompressedRistretto, RistrettoBasepointTable, RistrettoPoint};
+use curve25519_dalek_5::scalar::Scalar;
 use custos_wire::WireError;
 use custos_wire::codec::{Reader, Writer};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::sample::Sampler;
@@ -493,7 +493,7 @@ impl std::fmt::Debug for ProviderSecret {
 impl ProviderSecret {
     /// A fresh secret from `rng`.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        Self(Scalar::random(rng))
+        Self(crate::curve::random_scalar(rng))
     }
 
     /// The secret's 32 bytes, for the provider's key file only.
@@ -592,7 +592,7 @@ pub fn build_table<R: RngCore + CryptoRng>(
             for slot in placed {
                 buckets.push(match slot.and_then(|i| elements.get(i)) {
                     Some(e) => secret.scalar() * hash_to_group(&seed, e),
-                    None => RistrettoPoint::random(rng),
+                    None => crate::curve::random_point(rng),
                 });
             }
             return Ok(BlindedTable {
@@ -621,8 +621,7 @@ pub fn root_of(bytes: &[u8]) -> [u8; 32] {
 /// `H(element)`: ristretto255 hash-to-group (SHA-512, Elligator twice) of
 /// `custos/v1/psi/element || seed || element`.
 pub(crate) fn hash_to_group(seed: &[u8; 32], element: &[u8]) -> RistrettoPoint {
-    let msg = [b"custos/v1/psi/element".as_slice(), seed, element].concat();
-    RistrettoPoint::hash_from_bytes::<Sha512>(&msg)
+    crate::curve::hash_to_group(&[b"custos/v1/psi/element", seed, element])
 }
 
 /// The two cuckoo positions of an element in a table of `m` buckets

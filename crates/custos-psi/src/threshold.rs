@@ -4,7 +4,7 @@
 //! Sharing is over the ristretto255 scalar field: a polynomial `p` of degree
 //! `T - 1` with `p(0) = a0`, the account's secret; a real voucher carries the
 //! share `(x, p(x))` at a fresh random `x`, a synthetic one a random pair.
-//! Interpolation at zero is Lagrange's formula on `curve25519_dalek::Scalar`
+//! Interpolation at zero is Lagrange's formula on `curve25519_dalek_5::Scalar`
 //! (constant-time field arithmetic from the curve crate; see the design note
 //! for why no secret-sharing crate is used).
 //!
@@ -21,7 +21,7 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek_5::scalar::Scalar;
 use hkdf::Hkdf;
 use rand_core::{CryptoRng, RngCore};
 use sha2::Sha256;
@@ -68,7 +68,9 @@ impl AccountKey {
             return None;
         }
         Some(Self {
-            coefficients: (0..threshold).map(|_| Scalar::random(rng)).collect(),
+            coefficients: (0..threshold)
+                .map(|_| crate::curve::random_scalar(rng))
+                .collect(),
         })
     }
 
@@ -352,7 +354,7 @@ fn binomial_at_most(n: usize, k: usize, limit: u64) -> bool {
 
 pub(crate) fn nonzero<R: RngCore + CryptoRng>(rng: &mut R) -> Scalar {
     loop {
-        let s = Scalar::random(rng);
+        let s = crate::curve::random_scalar(rng);
         if s != Scalar::ZERO {
             return s;
         }

@@ -33,9 +33,9 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
-use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::Identity;
+use curve25519_dalek_5::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek_5::scalar::Scalar;
+use curve25519_dalek_5::traits::Identity;
 use custos_wire::WireError;
 use custos_wire::codec::{Reader, Writer};
 use hkdf::Hkdf;
@@ -248,7 +248,7 @@ pub fn make_voucher<R: RngCore + CryptoRng>(
                 }
                 (point, q)
             } else {
-                let point = RistrettoPoint::random(rng);
+                let point = crate::curve::random_point(rng);
                 (point, point.compress())
             };
             slots.push(Slot {
@@ -285,7 +285,7 @@ pub fn make_voucher<R: RngCore + CryptoRng>(
     let (x, y, inner) = if synthetic {
         let mut inner = [0u8; INNER_CT_LEN];
         rng.fill_bytes(&mut inner);
-        (nonzero(rng), Scalar::random(rng), inner)
+        (nonzero(rng), crate::curve::random_scalar(rng), inner)
     } else {
         let (x, y) = account.share(rng);
         let inner = account.inner_key().seal(&x, payload, rng);
@@ -502,11 +502,12 @@ mod batch_tests {
     #[test]
     fn batched_shared_points_equal_single_ones() {
         let mut rng = rand_core::OsRng;
-        let alpha = Scalar::random(&mut rng);
+        let alpha = crate::curve::random_scalar(&mut rng);
         let half = alpha * Scalar::from(2u8).invert();
         for with_identity in [false, true] {
-            let mut qs: Vec<RistrettoPoint> =
-                (0..6).map(|_| RistrettoPoint::random(&mut rng)).collect();
+            let mut qs: Vec<RistrettoPoint> = (0..6)
+                .map(|_| crate::curve::random_point(&mut rng))
+                .collect();
             if with_identity {
                 qs[2] = RistrettoPoint::identity();
             }

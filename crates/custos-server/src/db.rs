@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
@@ -302,6 +302,19 @@ CREATE TABLE IF NOT EXISTS psi_matches (
 PRAGMA user_version = 7;
 "#;
 
+/// Version 8: a voucher's bytes are no longer kept (a voucher that did not
+/// open never can, and one that opened is kept as its share, which holds
+/// everything the service can read of it), and the account index covers
+/// opened vouchers only, the only ones the threshold step reads. Both
+/// halve what the voucher route writes per voucher (design note 0017).
+const SCHEMA_V8: &str = r#"
+ALTER TABLE psi_vouchers DROP COLUMN voucher;
+DROP INDEX IF EXISTS psi_vouchers_account;
+CREATE INDEX IF NOT EXISTS psi_vouchers_opened ON psi_vouchers(account, id)
+    WHERE share IS NOT NULL;
+PRAGMA user_version = 8;
+"#;
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -400,6 +413,11 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
         sqlx::raw_sql(SCHEMA_V7).execute(&mut *tx).await?;
         tx.commit().await?;
     }
+    if version < 8 {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V8).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
     // Indexes that only speed up lookups: created if missing on every open,
     // outside the versioned steps, since a build that does not know them
     // reads and writes the tables unchanged.
@@ -427,4 +445,68 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
         lock,
         wal: wal.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database of schema 7 with a voucher in it becomes schema 8 on
+    /// open: the row and its share stay, its bytes go, and the account
+    /// index covers opened vouchers only.
+    #[tokio::test]
+    async fn a_schema_7_database_keeps_its_vouchers_without_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = options(&dir.path().join(DB_FILE)).unwrap();
+        let mut old = SqliteConnection::connect_with(&opts).await.unwrap();
+        for step in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5] {
+            sqlx::raw_sql(step).execute(&mut old).await.unwrap();
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(schema_v6()))
+            .execute(&mut old)
+            .await
+            .unwrap();
+        sqlx::raw_sql(SCHEMA_V7).execute(&mut old).await.unwrap();
+        sqlx::query(
+            "INSERT INTO psi_vouchers (account, locator, received_at, voucher, share) \
+             VALUES (1, 'a', 5, x'0102', x'0304'), (1, 'b', 6, x'0506', NULL)",
+        )
+        .execute(&mut old)
+        .await
+        .unwrap();
+        old.close().await.unwrap();
+
+        let db = open(dir.path()).await.unwrap();
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('psi_vouchers') ORDER BY cid")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            columns,
+            ["id", "account", "locator", "received_at", "share"]
+        );
+        let rows: Vec<(String, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT locator, share FROM psi_vouchers ORDER BY id")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            [("a".to_owned(), Some(vec![3, 4])), ("b".to_owned(), None)]
+        );
+        let indexes: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT name, partial FROM pragma_index_list('psi_vouchers') \
+             WHERE origin = 'c' ORDER BY name",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, [("psi_vouchers_opened".to_owned(), true)]);
+    }
 }

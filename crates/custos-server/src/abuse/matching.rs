@@ -297,9 +297,7 @@ pub(crate) async fn upload_voucher(
         .vouchers
         .as_ref()
         .ok_or_else(|| HttpRefusal::from(MatchingRefusal::MatchingOff))?;
-    queue
-        .store(auth.account_id, locator, body, share, now)
-        .await?;
+    queue.store(auth.account_id, locator, share, now).await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({}))))
 }
 
@@ -329,7 +327,7 @@ pub(crate) async fn upload_vouchers(
     let mut checked = Vec::with_capacity(items.len());
     for (locator, voucher) in items {
         let share = check_voucher(m, &voucher)?;
-        checked.push((locator, voucher, share));
+        checked.push((locator, share));
     }
     // The same line whether or not any voucher opened (issue 15, test 3).
     tracing::debug!(vouchers = checked.len(), "vouchers checked");

@@ -36,7 +36,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use custos_psi::OpenedShare;
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,7 +55,6 @@ const QUEUE: usize = 4 * MAX_BATCH;
 pub(crate) struct Job {
     pub account: i64,
     pub locator: String,
-    pub body: Bytes,
     /// The share's bytes, when the voucher opened (it then goes to the
     /// threshold step).
     pub share_bytes: Option<Vec<u8>>,
@@ -91,7 +89,6 @@ impl VoucherQueue {
         &self,
         account: i64,
         locator: String,
-        body: Bytes,
         share: Option<OpenedShare>,
         now: i64,
     ) -> Result<(), HttpRefusal> {
@@ -100,7 +97,6 @@ impl VoucherQueue {
             .send(Job {
                 account,
                 locator,
-                body,
                 share_bytes: share.as_ref().map(OpenedShare::to_bytes),
                 now,
                 reply,
@@ -118,17 +114,16 @@ impl VoucherQueue {
     pub(crate) async fn store_all(
         &self,
         account: i64,
-        vouchers: Vec<(String, Bytes, Option<OpenedShare>)>,
+        vouchers: Vec<(String, Option<OpenedShare>)>,
         now: i64,
     ) -> Result<(), HttpRefusal> {
         let mut answers = Vec::with_capacity(vouchers.len());
-        for (locator, body, share) in vouchers {
+        for (locator, share) in vouchers {
             let (reply, answer) = oneshot::channel();
             self.0
                 .send(Job {
                     account,
                     locator,
-                    body,
                     share_bytes: share.as_ref().map(OpenedShare::to_bytes),
                     now,
                     reply,
@@ -190,7 +185,6 @@ async fn commit(
         .map(|job| NewVoucher {
             account: job.account,
             locator: &job.locator,
-            voucher: job.body.as_ref(),
             share: job.share_bytes.as_deref(),
             received_at: job.now,
         })

@@ -16,14 +16,15 @@ macro_rules! case_select {
 pub(crate) use case_select;
 
 /// A checked voucher to store ([`super::MatchingStore::store_vouchers`]).
+/// Its bytes are not kept: a voucher that did not open can never open
+/// later (the check is deterministic), and one that opened is kept as its
+/// share, which holds everything the service can ever read of it.
 #[derive(Debug, Clone, Copy)]
 pub struct NewVoucher<'a> {
     /// The uploading account: the voucher counts toward its threshold.
     pub account: i64,
     /// The blob it came with (stored only when `account` owns the blob).
     pub locator: &'a str,
-    /// The voucher's bytes, as received.
-    pub voucher: &'a [u8],
     /// The outer-opened share, when the voucher opened (real or synthetic:
     /// the service cannot tell them apart).
     pub share: Option<&'a [u8]>,

@@ -112,13 +112,12 @@ impl MatchingStore for PgStore {
         }
         if !accepted.is_empty() {
             let mut q = sqlx::QueryBuilder::<Postgres>::new(
-                "INSERT INTO psi_vouchers (account, locator, received_at, voucher, share) ",
+                "INSERT INTO psi_vouchers (account, locator, received_at, share) ",
             );
             q.push_values(&accepted, |mut row, v| {
                 row.push_bind(v.account)
                     .push_bind(v.locator)
                     .push_bind(v.received_at)
-                    .push_bind(v.voucher)
                     .push_bind(v.share);
             });
             q.push(" ON CONFLICT (locator) DO NOTHING RETURNING locator");

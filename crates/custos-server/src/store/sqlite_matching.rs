@@ -84,13 +84,12 @@ impl MatchingStore for SqliteStore {
         }
         if !accepted.is_empty() {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO psi_vouchers (account, locator, received_at, voucher, share) ",
+                "INSERT INTO psi_vouchers (account, locator, received_at, share) ",
             );
             q.push_values(&accepted, |mut row, v| {
                 row.push_bind(v.account)
                     .push_bind(v.locator)
                     .push_bind(v.received_at)
-                    .push_bind(v.voucher)
                     .push_bind(v.share);
             });
             q.build().execute(&mut *tx).await?;

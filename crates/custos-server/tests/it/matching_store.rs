@@ -60,7 +60,6 @@ fn voucher<'a>(account: i64, locator: &'a str, share: Option<&'a [u8]>) -> NewVo
     NewVoucher {
         account,
         locator,
-        voucher: b"voucher bytes",
         share,
         received_at: 500,
     }
