@@ -2,8 +2,9 @@
 //! manifest, the escrow day keys, and warrant commitments and unsealings
 //! for notices ([`crate::notices`]), through a [`LogFollower`].
 //!
-//! State in the device store (each written before the log cursor that
-//! covers it, so a crash replays entries and never skips one):
+//! State in the device store (written in one transaction with the log
+//! cursor that covers it, one per poll, so a crash or a failed write
+//! replays entries and never skips one):
 //! - `log/cursor`: entries consumed;
 //! - `log/manifest_published`: the index of the publication of the pinned
 //!   manifest's hash;
@@ -23,9 +24,9 @@ use custos_wire::statement::{Statement, StatementKind};
 
 use crate::daykeys::{DayKeys, DayVotes, VoteOutcome};
 use crate::device::{Device, DeviceError};
-use crate::follower::LogFollower;
+use crate::follower::{Followed, LogFollower, LoggedStatement};
 use crate::pin::{ManifestPin, PinError};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// File in the device's home that holds the last accepted log checkpoint.
 pub const CHECKPOINT_FILE: &str = "log-checkpoint";
@@ -112,73 +113,8 @@ pub(crate) async fn follow(
     let mut cursor = get_u64(store, CURSOR)?;
     loop {
         let followed = follower.poll(cursor).await?;
-        for s in &followed.statements {
-            match &s.statement {
-                Statement::ManifestPublication(p) => {
-                    if p.manifest_hash == own_hash {
-                        store.set(MANIFEST_PUBLISHED, &s.index.to_be_bytes())?;
-                    } else {
-                        tracing::warn!(
-                            index = s.index,
-                            hash = %hex::encode(p.manifest_hash),
-                            "the log published another manifest than the pinned one"
-                        );
-                        out.other_manifests.push(hex::encode(p.manifest_hash));
-                    }
-                }
-                Statement::EscrowDayKey(k) => {
-                    let Some(keys) = keys else { continue };
-                    let mut votes = load_votes(store, k.day)?;
-                    let outcome = keys.vote(&mut votes, &s.author, k);
-                    save_votes(store, k.day, &votes)?;
-                    if outcome == VoteOutcome::Accepted {
-                        store.set(&format!("escrow/daykey/{}", k.day), &k.day_key)?;
-                        let mut days = store.get(DAYS)?.unwrap_or_default();
-                        days.extend_from_slice(&k.day.to_be_bytes());
-                        store.set(DAYS, &days)?;
-                        out.day_keys_accepted.push(k.day);
-                    } else if let VoteOutcome::Invalid(reason) = &outcome {
-                        tracing::warn!(day = k.day, author = %s.author, %reason, "day key refused");
-                    }
-                }
-                Statement::WarrantCommitment(c) => {
-                    crate::notices::keep_commitment(store, s.index, c)?;
-                }
-                Statement::WarrantUnsealing(u) => {
-                    crate::notices::take_unsealing(store, pin.manifest(), s.index, u)?;
-                }
-                Statement::ProviderFrankingKey(k) => {
-                    let by_provider = k.provider == s.author
-                        && pin
-                            .manifest()
-                            .with_role(Role::Provider)
-                            .any(|p| p.name == s.author);
-                    if by_provider {
-                        store.set(&logged_franking_key(&k.public_key), &s.index.to_be_bytes())?;
-                    }
-                }
-                Statement::KeyDirectoryEpoch(k) => {
-                    let by_provider = k.provider == s.author
-                        && pin
-                            .manifest()
-                            .with_role(Role::Provider)
-                            .any(|p| p.name == s.author);
-                    if by_provider {
-                        crate::keydir::take_logged_root(store, k.epoch, &k.root_hash)?;
-                    }
-                }
-                Statement::HashListRoot(l) if by_provider(pin, &s.author, &l.provider) => {
-                    crate::matching::keep_logged_list(store, l)?;
-                }
-                Statement::MatchingPolicy(p) if by_provider(pin, &s.author, &p.provider) => {
-                    crate::matching::keep_logged_policy(store, p)?;
-                }
-                _ => {}
-            }
-        }
         let done = followed.next_cursor >= followed.checkpoint.size();
-        cursor = followed.next_cursor;
-        store.set(CURSOR, &cursor.to_be_bytes())?;
+        cursor = take_poll(store, pin, keys, &own_hash, cursor, &followed, &mut out)?;
         if done {
             break;
         }
@@ -186,6 +122,94 @@ pub(crate) async fn follow(
     out.cursor = cursor;
     out.manifest_published = store.get(MANIFEST_PUBLISHED)?.is_some();
     Ok(out)
+}
+
+/// Stores what one poll's statements mean and the cursor past them, in one
+/// transaction (one sync): the cursor is on disk only with every effect it
+/// covers, and a failed effect leaves the cursor where it was, so the poll's
+/// entries are read again. A poll that found nothing new writes nothing.
+/// Returns the new cursor.
+fn take_poll(
+    store: &Store,
+    pin: &ManifestPin,
+    keys: Option<&DayKeys>,
+    own_hash: &[u8; 32],
+    cursor: u64,
+    followed: &Followed,
+    out: &mut LogSync,
+) -> Result<u64, DeviceError> {
+    if followed.statements.is_empty() && followed.next_cursor == cursor {
+        return Ok(cursor);
+    }
+    let tx = store.transaction()?;
+    for s in &followed.statements {
+        take_statement(store, pin, keys, own_hash, s, out)?;
+    }
+    store.set(CURSOR, &followed.next_cursor.to_be_bytes())?;
+    // Commit point: the effects and the cursor, together.
+    tx.commit().map_err(StoreError::from)?;
+    Ok(followed.next_cursor)
+}
+
+/// What one verified statement changes in the store (inside the poll's
+/// transaction).
+fn take_statement(
+    store: &Store,
+    pin: &ManifestPin,
+    keys: Option<&DayKeys>,
+    own_hash: &[u8; 32],
+    s: &LoggedStatement,
+    out: &mut LogSync,
+) -> Result<(), DeviceError> {
+    match &s.statement {
+        Statement::ManifestPublication(p) => {
+            if p.manifest_hash == *own_hash {
+                store.set(MANIFEST_PUBLISHED, &s.index.to_be_bytes())?;
+            } else {
+                tracing::warn!(
+                    index = s.index,
+                    hash = %hex::encode(p.manifest_hash),
+                    "the log published another manifest than the pinned one"
+                );
+                out.other_manifests.push(hex::encode(p.manifest_hash));
+            }
+        }
+        Statement::EscrowDayKey(k) => {
+            let Some(keys) = keys else { return Ok(()) };
+            let mut votes = load_votes(store, k.day)?;
+            let outcome = keys.vote(&mut votes, &s.author, k);
+            save_votes(store, k.day, &votes)?;
+            if outcome == VoteOutcome::Accepted {
+                store.set(&format!("escrow/daykey/{}", k.day), &k.day_key)?;
+                let mut days = store.get(DAYS)?.unwrap_or_default();
+                days.extend_from_slice(&k.day.to_be_bytes());
+                store.set(DAYS, &days)?;
+                out.day_keys_accepted.push(k.day);
+            } else if let VoteOutcome::Invalid(reason) = &outcome {
+                tracing::warn!(day = k.day, author = %s.author, %reason, "day key refused");
+            }
+        }
+        Statement::WarrantCommitment(c) => {
+            crate::notices::keep_commitment(store, s.index, c)?;
+        }
+        Statement::WarrantUnsealing(u) => {
+            crate::notices::take_unsealing(store, pin.manifest(), s.index, u)?;
+        }
+        Statement::ProviderFrankingKey(k) if by_provider(pin, &s.author, &k.provider) => {
+            store.set(&logged_franking_key(&k.public_key), &s.index.to_be_bytes())?;
+        }
+        Statement::KeyDirectoryEpoch(k) if by_provider(pin, &s.author, &k.provider) => {
+            crate::keydir::take_logged_root(store, k.epoch, &k.root_hash)?;
+        }
+        Statement::HashListRoot(l) if by_provider(pin, &s.author, &l.provider) => {
+            crate::matching::keep_logged_list(store, l)?;
+        }
+        Statement::MatchingPolicy(p) if by_provider(pin, &s.author, &p.provider) => {
+            crate::matching::keep_logged_policy(store, p)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Whether a statement's author is the provider it names, a provider of the

@@ -3,9 +3,11 @@
 //!
 //! # Durability
 //! Every write is a SQLite transaction in WAL mode with `synchronous=FULL`,
-//! so it is on disk when the call returns. A sending chain is saved before
-//! the envelope it encrypted leaves the device, so a crash can never make the
-//! device reuse a message key or nonce.
+//! so it is on disk when the call returns; inside a
+//! [`Store::transaction`], writes are on disk, all together, when it
+//! commits. A sending chain is saved before the envelope it encrypted
+//! leaves the device, so a crash can never make the device reuse a message
+//! key or nonce.
 //!
 //! # Secrets at rest
 //! Chain keys and history are stored in clear in the device's home directory
@@ -169,6 +171,20 @@ impl Store {
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
+    }
+
+    /// Opens a write transaction on the store's connection. Every write
+    /// made through this store until it ends (the store's own methods and
+    /// the queries of modules with tables of their own) belongs to it: on
+    /// [`rusqlite::Transaction::commit`] they reach the disk together, with
+    /// one sync; dropped uncommitted (an error, a panic, a cancelled
+    /// future), none of them happened. Transactions do not nest: opening a
+    /// second one before the first ends fails. Hold it across no `.await`.
+    pub(crate) fn transaction(&self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
     }
 
     /// Reads a setting.

@@ -570,3 +570,62 @@ async fn a_batch_lookup_proves_each_account_and_refuses_bad_batches() {
     assert!(format!("{err:?}").contains("`zed`"), "{err:?}");
     d.shutdown().await.unwrap();
 }
+
+/// The device's store, opened beside the device (WAL: both connections see
+/// each other's commits), as a disk that refuses writes is played.
+fn device_db(d: &Deployment, account: &str) -> rusqlite::Connection {
+    rusqlite::Connection::open(d.dir().join("users").join(account).join("device.db")).unwrap()
+}
+
+fn meta(db: &rusqlite::Connection, key: &str) -> Option<Vec<u8>> {
+    use rusqlite::OptionalExtension as _;
+    db.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .unwrap()
+}
+
+fn logged_roots_kept(db: &rusqlite::Connection) -> u64 {
+    db.query_row(
+        "SELECT COUNT(*) FROM meta WHERE key LIKE 'keydir/root/%'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_of_the_log_is_stored_whole_or_not_at_all() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    alice.follow_log().await.unwrap();
+    let db = device_db(&d, "alice");
+    let cursor = meta(&db, "log/cursor").unwrap();
+    let roots = logged_roots_kept(&db);
+    // The store refuses the cursor's write, which comes after the new
+    // epoch's root in the same poll.
+    db.execute_batch(
+        "CREATE TRIGGER refuse_cursor_insert BEFORE INSERT ON meta WHEN NEW.key = 'log/cursor'
+           BEGIN SELECT RAISE(ABORT, 'the disk refuses'); END;
+         CREATE TRIGGER refuse_cursor_update BEFORE UPDATE ON meta WHEN NEW.key = 'log/cursor'
+           BEGIN SELECT RAISE(ABORT, 'the disk refuses'); END;",
+    )
+    .unwrap();
+    // Bob's registration returns once his key's epoch is logged and witnessed.
+    let bob = d.register("bob").await.unwrap();
+    let err = alice.follow_log().await.unwrap_err();
+    assert!(err.to_string().contains("the disk refuses"), "{err}");
+    // Neither the cursor nor the root it would have covered is kept.
+    assert_eq!(meta(&db, "log/cursor").unwrap(), cursor);
+    assert_eq!(logged_roots_kept(&db), roots);
+    // Once the disk takes writes again, the same entries are read again and
+    // kept, and the new epoch's proofs verify.
+    db.execute_batch("DROP TRIGGER refuse_cursor_insert; DROP TRIGGER refuse_cursor_update;")
+        .unwrap();
+    let synced = alice.follow_log().await.unwrap();
+    assert!(synced.cursor > u64::from_be_bytes(cursor.try_into().unwrap()));
+    assert!(logged_roots_kept(&db) > roots);
+    let verified = alice.verify_account_key("bob").await.unwrap().unwrap();
+    assert_eq!(verified.key(), &bob.identity_key());
+    d.shutdown().await.unwrap();
+}
