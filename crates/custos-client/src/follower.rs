@@ -5,7 +5,8 @@
 //! - Every poll first takes the log's checkpoint through a
 //!   [`custos_tlog::Verifier`] built from the pinned manifest: the log's
 //!   signature, the manifest's witness quorum, and consistency with the last
-//!   checkpoint this device accepted (persisted before the poll returns).
+//!   checkpoint this device accepted (persisted before the poll returns, or
+//!   by the caller with what it made of the poll: [`LogFollower::with_last`]).
 //! - Every statement handed on is entry `index` of that checkpoint (an
 //!   inclusion proof verified against it), carries a valid author signature,
 //!   and its author is a participant of the pinned manifest whose role may
@@ -90,9 +91,32 @@ impl LogFollower {
         kinds: &[StatementKind],
     ) -> Result<Self, FollowError> {
         let policy = TrustPolicy::from_manifest(manifest)?;
+        Self::with_verifier(url, manifest, Verifier::open(policy, state)?, kinds)
+    }
+
+    /// As [`LogFollower::open`], but the last accepted checkpoint is `last`
+    /// (a note the caller kept), and the caller persists
+    /// [`Followed::checkpoint`] itself, with what it made of the poll and
+    /// before it acts on it ([`Verifier::with_last`]).
+    pub fn with_last(
+        url: &str,
+        manifest: &Manifest,
+        last: Option<&[u8]>,
+        kinds: &[StatementKind],
+    ) -> Result<Self, FollowError> {
+        let policy = TrustPolicy::from_manifest(manifest)?;
+        Self::with_verifier(url, manifest, Verifier::with_last(policy, last)?, kinds)
+    }
+
+    fn with_verifier(
+        url: &str,
+        manifest: &Manifest,
+        verifier: Verifier,
+        kinds: &[StatementKind],
+    ) -> Result<Self, FollowError> {
         Ok(Self {
             client: LogClient::new(url)?,
-            verifier: Verifier::open(policy, state)?,
+            verifier,
             manifest: manifest.clone(),
             kinds: kinds.to_vec(),
         })

@@ -6,6 +6,8 @@
 //! cursor that covers it, one per poll, so a crash or a failed write
 //! replays entries and never skips one):
 //! - `log/cursor`: entries consumed;
+//! - `log/checkpoint`: the last accepted checkpoint, whose successors must
+//!   be consistent with it (see [`crate::follower`]);
 //! - `log/manifest_published`: the index of the publication of the pinned
 //!   manifest's hash;
 //! - `escrow/votes/<day>`: who published which day-key bytes (JSON);
@@ -28,10 +30,14 @@ use crate::follower::{Followed, LogFollower, LoggedStatement};
 use crate::pin::{ManifestPin, PinError};
 use crate::store::{Store, StoreError};
 
-/// File in the device's home that holds the last accepted log checkpoint.
+/// File in the device's home that held the last accepted log checkpoint
+/// before it moved into the device store (`log/checkpoint`); read once, by
+/// a device whose store does not hold one yet.
 pub const CHECKPOINT_FILE: &str = "log-checkpoint";
 
 const CURSOR: &str = "log/cursor";
+/// The last accepted checkpoint (its signed note).
+const CHECKPOINT: &str = "log/checkpoint";
 const MANIFEST_PUBLISHED: &str = "log/manifest_published";
 const DAYS: &str = "escrow/days";
 
@@ -93,10 +99,14 @@ pub(crate) async fn follow(
     pin: &ManifestPin,
     keys: Option<&DayKeys>,
 ) -> Result<LogSync, DeviceError> {
-    let mut follower = LogFollower::open(
+    let mut last = match store.get(CHECKPOINT)? {
+        Some(note) => Some(note),
+        None => read_legacy_checkpoint(home)?,
+    };
+    let mut follower = LogFollower::with_last(
         pin.log_url(),
         pin.manifest(),
-        &home.join(CHECKPOINT_FILE),
+        last.as_deref(),
         &[
             StatementKind::EscrowDayKey,
             StatementKind::ManifestPublication,
@@ -114,7 +124,19 @@ pub(crate) async fn follow(
     loop {
         let followed = follower.poll(cursor).await?;
         let done = followed.next_cursor >= followed.checkpoint.size();
-        cursor = take_poll(store, pin, keys, &own_hash, cursor, &followed, &mut out)?;
+        let known = last.as_deref() == Some(followed.checkpoint.note());
+        cursor = take_poll(
+            store,
+            pin,
+            keys,
+            &own_hash,
+            (cursor, known),
+            &followed,
+            &mut out,
+        )?;
+        if !known {
+            last = Some(followed.checkpoint.note().to_vec());
+        }
         if done {
             break;
         }
@@ -124,21 +146,24 @@ pub(crate) async fn follow(
     Ok(out)
 }
 
-/// Stores what one poll's statements mean and the cursor past them, in one
-/// transaction (one sync): the cursor is on disk only with every effect it
-/// covers, and a failed effect leaves the cursor where it was, so the poll's
-/// entries are read again. A poll that found nothing new writes nothing.
-/// Returns the new cursor.
+/// Stores what one poll's statements mean, the cursor past them and the
+/// checkpoint they were proven in, in one transaction (one sync): the
+/// cursor is on disk only with every effect it covers, and the checkpoint
+/// only with them, so a failed write or a crash leaves all three as they
+/// were and the poll's entries are read again (against a checkpoint that
+/// must be consistent with the one kept). A poll that found nothing new
+/// (`known`: its checkpoint is the one kept) writes nothing. Returns the
+/// new cursor.
 fn take_poll(
     store: &Store,
     pin: &ManifestPin,
     keys: Option<&DayKeys>,
     own_hash: &[u8; 32],
-    cursor: u64,
+    (cursor, known): (u64, bool),
     followed: &Followed,
     out: &mut LogSync,
 ) -> Result<u64, DeviceError> {
-    if followed.statements.is_empty() && followed.next_cursor == cursor {
+    if known && followed.statements.is_empty() && followed.next_cursor == cursor {
         return Ok(cursor);
     }
     let tx = store.transaction()?;
@@ -146,9 +171,23 @@ fn take_poll(
         take_statement(store, pin, keys, own_hash, s, out)?;
     }
     store.set(CURSOR, &followed.next_cursor.to_be_bytes())?;
-    // Commit point: the effects and the cursor, together.
+    if !known {
+        store.set(CHECKPOINT, followed.checkpoint.note())?;
+    }
+    // Commit point: the effects, the cursor and the checkpoint, together.
     tx.commit().map_err(StoreError::from)?;
     Ok(followed.next_cursor)
+}
+
+/// The checkpoint a device kept in [`CHECKPOINT_FILE`] before it moved
+/// into the store, if any.
+fn read_legacy_checkpoint(home: &Path) -> Result<Option<Vec<u8>>, DeviceError> {
+    let path = home.join(CHECKPOINT_FILE);
+    match std::fs::read(&path) {
+        Ok(note) => Ok(Some(note)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(DeviceError::Io { path, source }),
+    }
 }
 
 /// What one verified statement changes in the store (inside the poll's

@@ -297,11 +297,13 @@ pub fn verify_consistency(
     tlog_tiles::check_tree(&proof.to_vec(), size, hash, old_size, old_hash).is_ok()
 }
 
-/// A verifier with memory: the last checkpoint it accepted, persisted in a file.
+/// A verifier with memory: the last checkpoint it accepted, persisted in a
+/// file ([`Verifier::open`]) or by its caller ([`Verifier::with_last`]).
 #[derive(Debug)]
 pub struct Verifier {
     policy: TrustPolicy,
-    path: PathBuf,
+    /// Where each accepted checkpoint is written; `None`: the caller keeps it.
+    path: Option<PathBuf>,
     last: Option<VerifiedCheckpoint>,
 }
 
@@ -316,7 +318,25 @@ impl Verifier {
         };
         Ok(Self {
             policy,
-            path: path.to_path_buf(),
+            path: Some(path.to_path_buf()),
+            last,
+        })
+    }
+
+    /// A verifier whose last accepted checkpoint is `last` (verified again
+    /// under `policy`), kept by the caller instead of a file: an update
+    /// writes nothing, and the caller must persist the accepted
+    /// [`VerifiedCheckpoint::note`] before it acts on anything proven
+    /// against it (for instance in the same database transaction), and give
+    /// it back here next time. A caller that loses it falls back to an
+    /// older checkpoint and is then protected only from there on.
+    pub fn with_last(policy: TrustPolicy, last: Option<&[u8]>) -> Result<Self, VerifyError> {
+        let last = last
+            .map(|note| policy.verify_checkpoint(note))
+            .transpose()?;
+        Ok(Self {
+            policy,
+            path: None,
             last,
         })
     }
@@ -333,7 +353,8 @@ impl Verifier {
 
     /// Verifies `note` (signature and quorum) and its consistency with the
     /// last accepted checkpoint (`proof` from the last size to the new one),
-    /// then persists it as the new last checkpoint.
+    /// then persists it as the new last checkpoint (in the file of
+    /// [`Verifier::open`]; a [`Verifier::with_last`] caller persists it).
     pub fn update_checkpoint(
         &mut self,
         note: &[u8],
@@ -359,7 +380,9 @@ impl Verifier {
                 });
             }
         }
-        write_atomic(&self.path, note).map_err(|e| VerifyError::Storage(e.to_string()))?;
+        if let Some(path) = &self.path {
+            write_atomic(path, note).map_err(|e| VerifyError::Storage(e.to_string()))?;
+        }
         self.last = Some(new.clone());
         Ok(new)
     }

@@ -601,6 +601,7 @@ async fn a_poll_of_the_log_is_stored_whole_or_not_at_all() {
     alice.follow_log().await.unwrap();
     let db = device_db(&d, "alice");
     let cursor = meta(&db, "log/cursor").unwrap();
+    let checkpoint = meta(&db, "log/checkpoint").unwrap();
     let roots = logged_roots_kept(&db);
     // The store refuses the cursor's write, which comes after the new
     // epoch's root in the same poll.
@@ -615,8 +616,10 @@ async fn a_poll_of_the_log_is_stored_whole_or_not_at_all() {
     let bob = d.register("bob").await.unwrap();
     let err = alice.follow_log().await.unwrap_err();
     assert!(err.to_string().contains("the disk refuses"), "{err}");
-    // Neither the cursor nor the root it would have covered is kept.
+    // Neither the cursor, nor the root it would have covered, nor the
+    // checkpoint that proved it is kept.
     assert_eq!(meta(&db, "log/cursor").unwrap(), cursor);
+    assert_eq!(meta(&db, "log/checkpoint").unwrap(), checkpoint);
     assert_eq!(logged_roots_kept(&db), roots);
     // Once the disk takes writes again, the same entries are read again and
     // kept, and the new epoch's proofs verify.
@@ -625,6 +628,7 @@ async fn a_poll_of_the_log_is_stored_whole_or_not_at_all() {
     let synced = alice.follow_log().await.unwrap();
     assert!(synced.cursor > u64::from_be_bytes(cursor.try_into().unwrap()));
     assert!(logged_roots_kept(&db) > roots);
+    assert_ne!(meta(&db, "log/checkpoint").unwrap(), checkpoint);
     let verified = alice.verify_account_key("bob").await.unwrap().unwrap();
     assert_eq!(verified.key(), &bob.identity_key());
     d.shutdown().await.unwrap();
