@@ -633,3 +633,53 @@ async fn a_poll_of_the_log_is_stored_whole_or_not_at_all() {
     assert_eq!(verified.key(), &bob.identity_key());
     d.shutdown().await.unwrap();
 }
+
+/// A device made before the checkpoint moved into its store kept it in the
+/// file `log-checkpoint` of its home: that file is read (and verified) once,
+/// then the store holds the checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_devices_checkpoint_file_is_taken_into_the_store() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    alice.follow_log().await.unwrap();
+    let db = device_db(&d, "alice");
+    let note = meta(&db, "log/checkpoint").unwrap();
+    let file = d
+        .dir()
+        .join("users")
+        .join("alice")
+        .join(custos_client::logsync::CHECKPOINT_FILE);
+    // As an older device left it: the checkpoint in the file, not the store.
+    db.execute("DELETE FROM meta WHERE key = 'log/checkpoint'", [])
+        .unwrap();
+    // The checkpoint's root hash (its third line) changed: no signature
+    // holds any more.
+    let mut forged = note.clone();
+    let third_line = forged
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    forged[third_line] = if forged[third_line] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    std::fs::write(&file, &forged).unwrap();
+    // A file whose checkpoint does not verify is refused, not skipped.
+    alice.follow_log().await.unwrap_err();
+    assert_eq!(meta(&db, "log/checkpoint"), None);
+    std::fs::write(&file, &note).unwrap();
+    d.register("bob").await.unwrap();
+    alice.follow_log().await.unwrap();
+    let kept = meta(&db, "log/checkpoint").unwrap();
+    assert_ne!(
+        kept, note,
+        "the new checkpoint, consistent with the file's, is kept"
+    );
+    d.shutdown().await.unwrap();
+}
