@@ -26,7 +26,10 @@ use akd::{AkdLabel, AkdValue, NodeLabel};
 use async_trait::async_trait;
 use sqlx::{Row, SqlitePool};
 
+mod file;
 mod statement_journal;
+
+pub use file::{open_file, options};
 
 /// The directory's tables. The service applies them as one step of its
 /// schema (version 6); [`SqliteDirectory::create_schema`] applies them to
@@ -63,6 +66,20 @@ impl SqliteDirectory {
     pub async fn create_schema(pool: &SqlitePool) -> Result<(), sqlx::Error> {
         sqlx::raw_sql(SCHEMA).execute(pool).await?;
         Ok(())
+    }
+
+    /// Copies the write-ahead log into the database file and starts it
+    /// over (`wal_checkpoint(RESTART)`, waiting up to the connection's busy
+    /// timeout for readers of older snapshots). Returns whether every frame
+    /// was copied; one that was not is copied by the next call. Durability
+    /// does not depend on it (see [`open_file`]); the size of the WAL and the
+    /// speed of reads do.
+    pub async fn checkpoint(&self) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(&self.pool)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        Ok(busy == 0)
     }
 
     /// Bytes the directory's rows take in the database (payload only).

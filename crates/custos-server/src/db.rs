@@ -30,10 +30,14 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::DeliveryServiceError;
 
 /// Schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "custos-server.db";
+/// File name of the key directory's own database inside the data
+/// directory (`custos_keydir::sqlite::open_file`: its epochs' pages and
+/// checkpoints kept apart from the delivery service's).
+pub const KEYDIR_FILE: &str = "custos-keydir.db";
 const LOCK_FILE: &str = "custos-server.lock";
 
 const SCHEMA_V1: &str = r#"
@@ -315,6 +319,63 @@ CREATE INDEX IF NOT EXISTS psi_vouchers_opened ON psi_vouchers(account, id)
 PRAGMA user_version = 8;
 "#;
 
+/// Version 9: the key directory's tables live in their own file
+/// ([`KEYDIR_FILE`]); [`move_directory_out`] copies their rows there first.
+const SCHEMA_V9: &str = r#"
+DROP TABLE IF EXISTS kd_values;
+DROP TABLE IF EXISTS kd_records;
+PRAGMA user_version = 9;
+"#;
+
+/// Copies the key directory's rows from the database (schemas 6 to 8) into
+/// its own file at `keydir`, in that file's own transaction. The tables are
+/// dropped afterwards, with the step to schema 9: a crash in between leaves
+/// them here and the next open copies them again (a copy replaces rows by
+/// key, so nothing is doubled). The directory's file takes no other write
+/// before this returns.
+async fn move_directory_out(
+    writer: &mut SqliteConnection,
+    keydir: &Path,
+) -> Result<(), DeliveryServiceError> {
+    let has_tables: bool = sqlx::query_scalar(
+        "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'kd_records'",
+    )
+    .fetch_one(&mut *writer)
+    .await?;
+    if !has_tables {
+        return Ok(());
+    }
+    let path = keydir
+        .to_str()
+        .ok_or_else(|| DeliveryServiceError::DataDir {
+            path: keydir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
+        })?;
+    sqlx::query("ATTACH DATABASE ? AS keydir")
+        .bind(path)
+        .execute(&mut *writer)
+        .await?;
+    let copied = async {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(
+            "INSERT OR REPLACE INTO keydir.kd_records (key, record) \
+                 SELECT key, record FROM main.kd_records; \
+             INSERT OR REPLACE INTO keydir.kd_values (label, epoch, version, node_label, value) \
+                 SELECT label, epoch, version, node_label, value FROM main.kd_values;",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    let detached = sqlx::query("DETACH DATABASE keydir")
+        .execute(&mut *writer)
+        .await;
+    copied?;
+    detached?;
+    Ok(())
+}
+
 /// An open database: the writer's own connection, a pool for reads and
 /// low-rate writes, and the lock that keeps other instances out.
 pub struct Database {
@@ -327,6 +388,8 @@ pub struct Database {
     /// connection wrote in between, where a pool connection taken in turn
     /// would have to read the indexes' pages again for every batch.
     pub voucher_pool: SqlitePool,
+    /// The key directory's own file ([`KEYDIR_FILE`]).
+    pub keydir: SqlitePool,
     /// Held for as long as the service runs.
     pub lock: File,
     /// The WAL file the writer fsyncs.
@@ -418,6 +481,14 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
         sqlx::raw_sql(SCHEMA_V8).execute(&mut *tx).await?;
         tx.commit().await?;
     }
+    let keydir_path = dir.join(KEYDIR_FILE);
+    let keydir = custos_keydir::sqlite::open_file(&keydir_path).await?;
+    if version < 9 {
+        move_directory_out(&mut writer, &keydir_path).await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(SCHEMA_V9).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
     // Indexes that only speed up lookups: created if missing on every open,
     // outside the versioned steps, since a build that does not know them
     // reads and writes the tables unchanged.
@@ -442,6 +513,7 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
         writer,
         pool,
         voucher_pool,
+        keydir,
         lock,
         wal: wal.into(),
     })
@@ -508,5 +580,85 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(indexes, [("psi_vouchers_opened".to_owned(), true)]);
+    }
+
+    /// A database of schema 8 whose key directory holds two accounts moves
+    /// the directory into its own file on open, even after a crash between
+    /// the copy and the step to schema 9 (here: the copy made once by hand
+    /// before): the same epoch and root, the same proof bytes, no row twice,
+    /// and no directory table left in the service's database.
+    #[tokio::test]
+    async fn a_schema_8_database_moves_its_key_directory_into_its_own_file() {
+        use custos_keydir::{KeyDirectory, SqliteDirectory, VrfSecret};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = options(&dir.path().join(DB_FILE)).unwrap();
+        let mut old = SqliteConnection::connect_with(&opts).await.unwrap();
+        for step in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5] {
+            sqlx::raw_sql(step).execute(&mut old).await.unwrap();
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(schema_v6()))
+            .execute(&mut old)
+            .await
+            .unwrap();
+        sqlx::raw_sql(SCHEMA_V7).execute(&mut old).await.unwrap();
+        sqlx::raw_sql(SCHEMA_V8).execute(&mut old).await.unwrap();
+        let seed = [9u8; 32];
+        let old_pool = SqlitePoolOptions::new()
+            .connect_with(opts.clone())
+            .await
+            .unwrap();
+        let before = KeyDirectory::open(
+            SqliteDirectory::new(old_pool.clone()),
+            VrfSecret::from_bytes(seed),
+        )
+        .await
+        .unwrap();
+        before
+            .publish(&[("alice".into(), [1; 32]), ("bob".into(), [2; 32])])
+            .await
+            .unwrap();
+        let root = before.publish(&[("bob".into(), [3; 32])]).await.unwrap();
+        let proof = before.lookup("bob").await.unwrap();
+        let count = |pool: SqlitePool| async move {
+            let records: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kd_records")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let values: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kd_values")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (records, values)
+        };
+        let rows = count(old_pool.clone()).await;
+        drop(before);
+        old_pool.close().await;
+        // The copy alone, as a crash right after it would leave it.
+        let keydir_path = dir.path().join(KEYDIR_FILE);
+        let early = custos_keydir::sqlite::open_file(&keydir_path)
+            .await
+            .unwrap();
+        move_directory_out(&mut old, &keydir_path).await.unwrap();
+        early.close().await;
+        old.close().await.unwrap();
+
+        let db = open(dir.path()).await.unwrap();
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('kd_records', 'kd_values')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "directory tables left in the service's database");
+        assert_eq!(count(db.keydir.clone()).await, rows);
+        let after = KeyDirectory::open(
+            SqliteDirectory::new(db.keydir.clone()),
+            VrfSecret::from_bytes(seed),
+        )
+        .await
+        .unwrap();
+        assert_eq!(after.current().await.unwrap(), root);
+        let again = after.lookup("bob").await.unwrap();
+        assert_eq!((again.proof, again.root), (proof.proof, proof.root));
     }
 }

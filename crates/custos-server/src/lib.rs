@@ -172,7 +172,7 @@ pub async fn serve(
     }
     let directory = match &config.key_directory {
         Some(kd) => {
-            let svc = directory::DirectoryService::open(db.pool.clone(), kd)
+            let svc = directory::DirectoryService::open(db.pool.clone(), db.keydir.clone(), kd)
                 .await
                 .map_err(|e| DeliveryServiceError::KeyDirectory(e.to_string()))?;
             if let Some(log) = &config.franking_log {
@@ -225,6 +225,7 @@ pub async fn serve(
     let _ = sweeper.await;
     let _ = writer_task.await;
     db.voucher_pool.close().await;
+    db.keydir.close().await;
     db.pool.close().await;
     served?;
     Ok(())

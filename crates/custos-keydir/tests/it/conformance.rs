@@ -2,26 +2,13 @@
 //! a directory on it: publish, look up, history, audit, each proof checked
 //! with the device-side verifier, and the directory reopened from disk.
 
-use std::str::FromStr;
-
 use custos_keydir::{KeyDirectory, SqliteDirectory, VrfSecret, verify_audit};
 use custos_verify::keydir::{verify_history, verify_lookup};
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-async fn pool(path: &std::path::Path) -> SqlitePool {
-    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-        .unwrap()
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
-        .await
-        .unwrap();
-    SqliteDirectory::create_schema(&pool).await.unwrap();
-    pool
+/// The directory's own file at `path`, as the service opens it.
+pub(crate) async fn pool(path: &std::path::Path) -> SqlitePool {
+    custos_keydir::sqlite::open_file(path).await.unwrap()
 }
 
 /// A directory on a new SQLite file at `path` with alice and bob published

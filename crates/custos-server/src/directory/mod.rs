@@ -172,22 +172,45 @@ pub(crate) struct DirectoryService {
     /// Whether this process has checked the database against the log
     /// ([`log_check`]); nothing is published before.
     pub log_checked: std::sync::atomic::AtomicBool,
+    /// The directory's own SQLite file, whose WAL the publisher copies in
+    /// after each epoch (`custos_keydir::sqlite::open_file`); none on
+    /// PostgreSQL.
+    pub file: Option<SqliteDirectory>,
 }
 
 impl DirectoryService {
+    /// The directory in its own SQLite file (`keydir`), with its queue and
+    /// recorded epochs in the service's database (`pool`).
     pub(crate) async fn open(
         pool: SqlitePool,
+        keydir: SqlitePool,
         config: &KeyDirectoryConfig,
     ) -> Result<Arc<Self>, PublishEpochError> {
-        let dir =
-            KeyDirectory::open(SqliteDirectory::new(pool.clone()), config.vrf.clone()).await?;
+        let file = SqliteDirectory::new(keydir);
+        let dir = KeyDirectory::open(file.clone(), config.vrf.clone()).await?;
         Ok(Arc::new(Self {
             dir: AnyDirectory::Sqlite(dir),
             lock: RwLock::new(()),
             store: Arc::new(crate::store::sqlite::SqliteStore::new(pool)),
             pg: None,
             log_checked: false.into(),
+            file: Some(file),
         }))
+    }
+
+    /// After an epoch: copies the directory file's WAL into it, outside
+    /// the lock, so that lookups go on meanwhile. A copy that could not
+    /// finish (a reader held an older snapshot past the busy timeout) is
+    /// finished after the next epoch; durability does not depend on it.
+    pub(crate) async fn checkpoint(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        match file.checkpoint().await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("key directory: WAL copied in part (readers); next epoch"),
+            Err(e) => tracing::warn!(%e, "key directory: WAL not copied; next epoch"),
+        }
     }
 
     /// The directory on PostgreSQL, shared by every server on it.
@@ -204,6 +227,7 @@ impl DirectoryService {
             store: Arc::new(pg.clone()),
             pg: Some(pg),
             log_checked: false.into(),
+            file: None,
         }))
     }
 }
@@ -361,7 +385,8 @@ pub(crate) async fn run_publisher(
 ) {
     loop {
         match publish_round(&svc, &config, &log, &clock).await {
-            Ok(_) => {}
+            Ok(Some(_)) => svc.checkpoint().await,
+            Ok(None) => {}
             Err(e @ PublishEpochError::BehindLog(_)) => {
                 tracing::error!(%e, "key directory: nothing is published");
             }

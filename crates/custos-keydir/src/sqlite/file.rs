@@ -1,0 +1,59 @@
+//! The directory's own SQLite file, and when its write-ahead log is copied
+//! into it.
+//!
+//! An epoch of 10,000 changes on a directory of a million accounts rewrites
+//! some 90,000 tree nodes spread over most of the node table's pages: about
+//! 230 MB of WAL. By default SQLite copies the WAL into the database file
+//! (a checkpoint) in whichever connection commits past 1,000 pages of WAL,
+//! so the epoch's own commit paid for it: about 0.7 s of a 3 s publication
+//! (BENCHMARKS.md, session 13). In the directory's file automatic
+//! checkpoints are off ([`options`]) and its publisher runs
+//! [`super::SqliteDirectory::checkpoint`] once the epoch is published and
+//! logged, when no device waits on it.
+//!
+//! The directory therefore has a file of its own, apart from the delivery
+//! service's: with automatic checkpoints on there, any delivery commit
+//! after an epoch would run the epoch's checkpoint, and every delivery
+//! commit would share a WAL with the tree's pages.
+//!
+//! # Durability
+//! Unchanged by when checkpoints run: a commit is durable once its WAL
+//! frames are synced (`synchronous = FULL`), and SQLite replays committed
+//! frames from the WAL when it opens the file after a crash. A checkpoint
+//! moves committed pages into the main file and nothing else.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
+
+use super::SqliteDirectory;
+
+/// Connections to the directory's file at `path`: WAL, every commit synced,
+/// temporary storage in memory, no automatic checkpoints (module docs).
+pub fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
+    Ok(SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("temp_store", "memory")
+        .pragma("wal_autocheckpoint", "0")
+        .disable_statement_logging())
+}
+
+/// Opens (creating if needed) the directory's database file at `path`
+/// with [`super::SCHEMA`], and copies into it whatever WAL an earlier
+/// process left uncopied.
+pub async fn open_file(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options(path)?)
+        .await?;
+    SqliteDirectory::create_schema(&pool).await?;
+    SqliteDirectory::new(pool.clone()).checkpoint().await?;
+    Ok(pool)
+}
