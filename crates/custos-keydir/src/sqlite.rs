@@ -27,9 +27,12 @@ use async_trait::async_trait;
 use sqlx::{Row, SqlitePool};
 
 mod file;
+mod row_key;
 mod statement_journal;
 
 pub use file::{open_file, options};
+pub use row_key::ROW_KEY_OF_AKD_ID;
+use row_key::row_key;
 
 /// The directory's tables. The service applies them as one step of its
 /// schema (version 6); [`SqliteDirectory::create_schema`] applies them to
@@ -371,7 +374,7 @@ impl Database for SqliteDirectory {
                     label_bytes(&v.label),
                     v.value.0.as_slice(),
                 )),
-                other => nodes.push((other.get_full_binary_id(), encode_record(other))),
+                other => nodes.push((row_key(other.get_full_binary_id()), encode_record(other))),
             }
         }
         // In key order, so that the B-tree is walked once from left to
@@ -390,7 +393,7 @@ impl Database for SqliteDirectory {
     }
 
     async fn get<St: Storable>(&self, id: &St::StorageKey) -> Result<DbRecord, StorageError> {
-        let key = St::get_full_binary_key_id(id);
+        let key = row_key(St::get_full_binary_key_id(id));
         if St::data_type() == StorageType::ValueState {
             let ValueStateKey(label, epoch) =
                 ValueState::key_from_full_binary(&key).map_err(StorageError::Other)?;
@@ -456,7 +459,7 @@ impl Database for SqliteDirectory {
             // Only `?` marks are formatted in; every value is bound.
             let mut q = sqlx::query_scalar::<_, Vec<u8>>(sqlx::AssertSqlSafe(sql));
             for id in chunk {
-                q = q.bind(St::get_full_binary_key_id(id));
+                q = q.bind(row_key(St::get_full_binary_key_id(id)));
             }
             for record in q.fetch_all(&self.pool).await.map_err(db_err)? {
                 out.push(decode_record(&record)?);

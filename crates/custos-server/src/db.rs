@@ -357,12 +357,16 @@ async fn move_directory_out(
         .await?;
     let copied = async {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::raw_sql(
+        // Under the directory file's row keys (`custos_keydir::sqlite::
+        // ROW_KEY_OF_AKD_ID`, a constant expression): this database kept
+        // `akd`'s ids.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "INSERT OR REPLACE INTO keydir.kd_records (key, record) \
-                 SELECT key, record FROM main.kd_records; \
+                 SELECT {}, record FROM main.kd_records ORDER BY 1; \
              INSERT OR REPLACE INTO keydir.kd_values (label, epoch, version, node_label, value) \
                  SELECT label, epoch, version, node_label, value FROM main.kd_values;",
-        )
+            custos_keydir::sqlite::ROW_KEY_OF_AKD_ID
+        )))
         .execute(&mut *tx)
         .await?;
         tx.commit().await
@@ -630,6 +634,20 @@ mod tests {
                 .unwrap();
             (records, values)
         };
+        // This build writes row keys; a schema-8 database has `akd`'s ids
+        // ([2, length, value]) as its builds wrote them.
+        sqlx::raw_sql(
+            "CREATE TABLE by_akd_id (key BLOB PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID; \
+             INSERT INTO by_akd_id SELECT CASE WHEN length(key) = 37 AND substr(key, 1, 1) = X'02' \
+                 THEN CAST(X'02' || substr(key, 34, 4) || substr(key, 2, 32) AS BLOB) \
+                 ELSE key END, record FROM kd_records; \
+             DELETE FROM kd_records; \
+             INSERT INTO kd_records SELECT key, record FROM by_akd_id; \
+             DROP TABLE by_akd_id;",
+        )
+        .execute(&old_pool)
+        .await
+        .unwrap();
         let rows = count(old_pool.clone()).await;
         drop(before);
         old_pool.close().await;

@@ -29,7 +29,12 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 
-use super::SqliteDirectory;
+use super::{ROW_KEY_OF_AKD_ID, SqliteDirectory};
+
+/// The file's layout (`PRAGMA user_version`): 1, tree-node rows under their
+/// row keys (the tree in pre-order, `row_key`); 0, under `akd`'s ids, as
+/// files were written before.
+const FILE_VERSION: i64 = 1;
 
 /// Connections to the directory's file at `path`: WAL, every commit synced,
 /// temporary storage in memory, no automatic checkpoints (module docs).
@@ -54,6 +59,42 @@ pub async fn open_file(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .connect_with(options(path)?)
         .await?;
     SqliteDirectory::create_schema(&pool).await?;
+    upgrade(&pool).await?;
     SqliteDirectory::new(pool.clone()).checkpoint().await?;
     Ok(pool)
+}
+
+/// Moves a version-0 file's tree-node rows to their row keys, in one
+/// transaction with the new version: a crash leaves the file at version 0
+/// or 1, never between. A file of a newer layout is refused.
+async fn upgrade(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    if version > FILE_VERSION {
+        return Err(sqlx::Error::Configuration(
+            format!(
+                "the key directory file has layout {version}; this build reads up to {FILE_VERSION}"
+            )
+            .into(),
+        ));
+    }
+    if version == FILE_VERSION {
+        return Ok(());
+    }
+    // Only the constant expression and version are formatted in.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE kd_records_in_row_order (key BLOB PRIMARY KEY, record BLOB NOT NULL) \
+             WITHOUT ROWID;
+         INSERT INTO kd_records_in_row_order (key, record) \
+             SELECT {ROW_KEY_OF_AKD_ID}, record FROM kd_records ORDER BY 1;
+         DROP TABLE kd_records;
+         ALTER TABLE kd_records_in_row_order RENAME TO kd_records;
+         PRAGMA user_version = {FILE_VERSION};"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }

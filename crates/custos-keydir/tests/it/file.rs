@@ -66,3 +66,59 @@ async fn an_epoch_is_durable_before_its_checkpoint_and_copied_in_by_it() {
     assert_eq!(main_only, root, "the checkpoint left the epoch in the WAL");
     assert_eq!(kd.current().await.unwrap(), root);
 }
+
+/// A file written before row keys (tree-node rows under `akd`'s ids, layout
+/// 0) is moved to row keys when opened: the same epoch, and the same proof
+/// bytes for every account.
+#[tokio::test]
+async fn a_file_of_akd_ids_is_reordered_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.db");
+    let live = pool(&path).await;
+    let kd = KeyDirectory::open(
+        SqliteDirectory::new(live.clone()),
+        VrfSecret::from_bytes(SEED),
+    )
+    .await
+    .unwrap();
+    let changes: Vec<(String, [u8; 32])> =
+        (0..50u8).map(|i| (format!("user{i}"), [i; 32])).collect();
+    kd.publish(&changes).await.unwrap();
+    let root = kd.publish(&[("user7".into(), [99; 32])]).await.unwrap();
+    let mut proofs = Vec::new();
+    for (account, _) in &changes {
+        proofs.push(kd.lookup(account).await.unwrap().proof);
+    }
+    drop(kd);
+    // Back to `akd`'s ids ([2, length, value]) and layout 0, as an older
+    // build left the rows.
+    sqlx::raw_sql(
+        "CREATE TABLE by_akd_id (key BLOB PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID; \
+         INSERT INTO by_akd_id SELECT CASE WHEN length(key) = 37 AND substr(key, 1, 1) = X'02' \
+             THEN CAST(X'02' || substr(key, 34, 4) || substr(key, 2, 32) AS BLOB) ELSE key END, record \
+             FROM kd_records; \
+         DELETE FROM kd_records; \
+         INSERT INTO kd_records SELECT key, record FROM by_akd_id; \
+         DROP TABLE by_akd_id; \
+         PRAGMA user_version = 0;",
+    )
+    .execute(&live)
+    .await
+    .unwrap();
+    live.close().await;
+
+    let reopened = KeyDirectory::open(
+        SqliteDirectory::new(pool(&path).await),
+        VrfSecret::from_bytes([4; 32]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reopened.current().await.unwrap(), root);
+    for ((account, _), proof) in changes.iter().zip(proofs) {
+        assert_eq!(
+            reopened.lookup(account).await.unwrap().proof,
+            proof,
+            "{account}"
+        );
+    }
+}
