@@ -32,7 +32,6 @@ use akd::append_only_zks::AzksParallelismConfig;
 use akd::directory::Directory;
 use akd::ecvrf::{Proof, VRFKeyStorage, VRFPublicKey, VrfError};
 use akd::storage::StorageManager;
-use akd::storage::types::ValueStateRetrievalFlag;
 use akd::{AkdLabel, Configuration, NodeLabel, VersionFreshness};
 use akd::{EpochHash, HistoryParams};
 use async_trait::async_trait;
@@ -90,37 +89,6 @@ impl VrfSecret {
     /// The seed, for storing it (secret).
     pub fn expose(&self) -> &[u8; 32] {
         &self.seed
-    }
-
-    /// Makes and keeps, on every core, the VRF proofs a lookup of each
-    /// (account label, latest version) asks for: that version fresh and
-    /// stale, and its marker version fresh (`akd`'s lookup info). They are
-    /// the proofs `akd` would have made one after another (ECVRF proofs are
-    /// deterministic), so only when they are made changes.
-    fn prepare_lookup_proofs(&self, versions: impl Iterator<Item = (AkdLabel, u64)>) {
-        let mut inputs = Vec::new();
-        for (label, version) in versions {
-            // Versions start at 1; a 0 would be a corrupt row, which
-            // `akd`'s own lookup reports.
-            let Some(marker_log2) = version.checked_ilog2() else {
-                continue;
-            };
-            let marker = 1u64 << marker_log2;
-            let mut wanted = vec![
-                (VersionFreshness::Fresh, version),
-                (VersionFreshness::Stale, version),
-            ];
-            if marker != version {
-                wanted.push((VersionFreshness::Fresh, marker));
-            }
-            for (freshness, v) in wanted {
-                let hashed = DirectoryConfig::get_hash_from_label_input(&label, freshness, v);
-                inputs.push((label.clone(), freshness, v, hashed));
-            }
-        }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // A failure to derive the key is `akd`'s to report when it asks.
-        let _ = self.memo.prove_all(&self.seed, &inputs, threads);
     }
 
     /// The VRF public key that goes in the manifest: the Ed25519 public key
@@ -217,11 +185,6 @@ pub struct Proven {
 #[derive(Clone)]
 pub struct KeyDirectory<D: akd::storage::Database + 'static = SqliteDirectory> {
     akd: Directory<DirectoryConfig, D, VrfSecret>,
-    /// The storage `akd` reads, for the accounts' latest versions before a
-    /// batch lookup (`prepare_vrf_proofs`).
-    storage: D,
-    /// The VRF `akd` holds (clones share its kept proofs).
-    vrf: VrfSecret,
     vrf_public: [u8; 32],
     /// Lookup proofs of the latest epoch (`proof_cache`); only on a
     /// directory this process owns.
@@ -240,11 +203,10 @@ fn hex_key(k: &[u8; 32]) -> String {
     k.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
+impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
     /// Opens the directory on `storage` (creating epoch 0 if it is empty).
     pub async fn open(storage: D, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
         let vrf_public = vrf.public_key();
-        let (reader, vrf_kept) = (storage.clone(), vrf.clone());
         // One process owns the database (the service's directory lock), so
         // `akd`'s cache of tree nodes cannot go stale; it is flushed at
         // every epoch.
@@ -262,8 +224,6 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
         .map_err(akd_err)?;
         Ok(Self {
             akd,
-            storage: reader,
-            vrf: vrf_kept,
             vrf_public,
             proofs: Some(std::sync::Arc::default()),
         })
@@ -275,7 +235,6 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
     /// never from a cache another server's epoch has made stale.
     pub async fn open_shared(storage: D, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
         let vrf_public = vrf.public_key();
-        let (reader, vrf_kept) = (storage.clone(), vrf.clone());
         let akd = Directory::new(
             StorageManager::new_no_cache(storage),
             vrf,
@@ -285,8 +244,6 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
         .map_err(akd_err)?;
         Ok(Self {
             akd,
-            storage: reader,
-            vrf: vrf_kept,
             vrf_public,
             proofs: None,
         })
@@ -355,7 +312,6 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
             return Ok(kept);
         }
         let labels: Vec<_> = accounts.iter().map(|a| account_label(a)).collect();
-        self.prepare_vrf_proofs(&labels).await;
         match self.akd.batch_lookup(&labels).await {
             Ok((proofs, h)) => {
                 let proofs = proofs
@@ -381,30 +337,6 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
                 ))
             }
             Err(e) => Err(akd_err(e)),
-        }
-    }
-
-    /// Makes on every core, before `akd`'s batch lookup asks for them one
-    /// after another, the VRF proofs of a lookup of `labels` (three per
-    /// account, about 0.2 ms on one core), and keeps them (`vrf_memo`).
-    /// Only speed depends on it: a proof not made here (a failed read, an
-    /// account whose key changed in between) is made when `akd` asks.
-    async fn prepare_vrf_proofs(&self, labels: &[AkdLabel]) {
-        if labels.len() < 2 {
-            return;
-        }
-        let versions = akd::storage::Database::get_user_state_versions(
-            &self.storage,
-            labels,
-            ValueStateRetrievalFlag::MaxEpoch,
-        )
-        .await;
-        if let Ok(versions) = versions {
-            self.vrf.prepare_lookup_proofs(
-                versions
-                    .into_iter()
-                    .map(|(label, (version, _))| (label, version)),
-            );
         }
     }
 
@@ -482,61 +414,4 @@ pub async fn verify_audit(
     )
     .await
     .map_err(|e| invalid(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
-    use super::*;
-
-    async fn directory(path: &std::path::Path, seed: [u8; 32]) -> KeyDirectory {
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        SqliteDirectory::create_schema(&pool).await.unwrap();
-        KeyDirectory::open(SqliteDirectory::new(pool), VrfSecret::from_bytes(seed))
-            .await
-            .unwrap()
-    }
-
-    /// A batch lookup makes every VRF proof `akd` is about to ask for
-    /// before it asks (three per account, two when the latest version is
-    /// its own marker version), so `akd` asks for none that is not kept;
-    /// and its proofs are byte for byte those of lookups that made their
-    /// VRF proofs one by one.
-    #[tokio::test]
-    async fn a_batch_lookup_makes_its_vrf_proofs_before_akd_asks_and_the_same() {
-        let dir = tempfile::tempdir().unwrap();
-        let seed = [5u8; 32];
-        let one_by_one = directory(&dir.path().join("kd.db"), seed).await;
-        let publish = |changes: Vec<(&str, u8)>| {
-            let changes: Vec<(String, [u8; 32])> = changes
-                .into_iter()
-                .map(|(a, k)| (a.to_owned(), [k; 32]))
-                .collect();
-            let kd = one_by_one.clone();
-            async move { kd.publish(&changes).await.unwrap() }
-        };
-        publish(vec![("alice", 1), ("bob", 1), ("carol", 1)]).await;
-        publish(vec![("bob", 2), ("carol", 2)]).await;
-        publish(vec![("carol", 3)]).await;
-        // alice is at version 1, bob at 2 and carol at 3 (marker 2).
-        let names: Vec<String> = ["alice", "bob", "carol"].map(String::from).to_vec();
-        let mut expected = Vec::new();
-        for name in &names {
-            expected.push(one_by_one.lookup(name).await.unwrap().proof);
-        }
-
-        let batched = directory(&dir.path().join("kd.db"), seed).await;
-        assert_eq!(batched.vrf.memo.kept(), 0);
-        let labels: Vec<_> = names.iter().map(|a| account_label(a)).collect();
-        batched.prepare_vrf_proofs(&labels).await;
-        assert_eq!(batched.vrf.memo.kept(), 2 + 2 + 3);
-        let (proofs, _) = batched.lookup_many(&names).await.unwrap();
-        assert_eq!(
-            batched.vrf.memo.kept(),
-            2 + 2 + 3,
-            "akd asked for another proof"
-        );
-        assert_eq!(proofs, expected);
-    }
 }

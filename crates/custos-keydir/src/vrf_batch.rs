@@ -42,7 +42,7 @@ fn evaluate_all<TC: Configuration>(
     labels: &[LabelInput],
     threads: usize,
 ) -> Vec<(LabelInput, NodeLabel)> {
-    on_threads(labels, threads, MIN_LABELS_PER_THREAD, |run| {
+    let evaluate = |run: &[LabelInput]| -> Vec<(LabelInput, NodeLabel)> {
         run.iter()
             .map(|input| {
                 let (label, freshness, version, _) = input;
@@ -54,35 +54,23 @@ fn evaluate_all<TC: Configuration>(
                 (input.clone(), node)
             })
             .collect()
-    })
-}
-
-/// `work` over `items` split into one contiguous run per thread (at most
-/// `threads`, the caller's one included, and no run shorter than
-/// `min_per_thread`), on scoped threads; the results come back in the
-/// order of `items`. A panic in `work` is carried on to the caller, as a
-/// serial run would have done.
-pub(crate) fn on_threads<T: Sync, R: Send>(
-    items: &[T],
-    threads: usize,
-    min_per_thread: usize,
-    work: impl Fn(&[T]) -> Vec<R> + Sync,
-) -> Vec<R> {
-    let threads = threads.min(items.len() / min_per_thread.max(1)).max(1);
+    };
+    let threads = threads.min(labels.len() / MIN_LABELS_PER_THREAD).max(1);
     if threads == 1 {
-        return work(items);
+        return evaluate(labels);
     }
-    let run = items.len().div_ceil(threads);
-    let work = &work;
+    let run = labels.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let mut runs = items.chunks(run);
+        let mut runs = labels.chunks(run);
         // The first run stays on this thread; the others get one each.
         let first = runs.next().unwrap_or_default();
-        let others: Vec<_> = runs.map(|r| scope.spawn(move || work(r))).collect();
-        let mut out = work(first);
+        let others: Vec<_> = runs.map(|r| scope.spawn(move || evaluate(r))).collect();
+        let mut out = evaluate(first);
         for handle in others {
             match handle.join() {
                 Ok(part) => out.extend(part),
+                // A panic in `akd_core`'s evaluation: carried on here, as
+                // the serial evaluation would have.
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }

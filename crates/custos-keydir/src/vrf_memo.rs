@@ -108,42 +108,6 @@ impl VrfMemo {
         Ok(proof)
     }
 
-    /// Makes and keeps the proofs of `inputs` (label, freshness, version
-    /// and `akd`'s hash of them) that are not kept yet, on up to `threads`
-    /// threads: each is the proof [`Self::proof`] would make for it, so
-    /// only when the work is done changes.
-    pub(crate) fn prove_all(
-        &self,
-        seed: &[u8; 32],
-        inputs: &[(AkdLabel, VersionFreshness, u64, Vec<u8>)],
-        threads: usize,
-    ) -> Result<(), VrfError> {
-        let missing: Vec<_> = match self.proofs.lock() {
-            Ok(mut g) => inputs
-                .iter()
-                .filter(|(label, freshness, version, _)| {
-                    g.get(&(label.0.clone(), *freshness, *version)).is_none()
-                })
-                .collect(),
-            Err(_) => return Ok(()),
-        };
-        let (expanded, public) = self.keys(seed)?;
-        let made = crate::vrf_batch::on_threads(&missing, threads, 1, |run| {
-            run.iter()
-                .map(|(label, freshness, version, hashed)| {
-                    let proof = expanded.prove(public, hashed);
-                    ((label.0.clone(), *freshness, *version), proof)
-                })
-                .collect()
-        });
-        if let Ok(mut g) = self.proofs.lock() {
-            for (input, proof) in made {
-                g.insert(input, proof);
-            }
-        }
-        Ok(())
-    }
-
     /// How many proofs are kept (for tests).
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
