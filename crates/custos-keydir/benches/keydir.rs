@@ -11,6 +11,10 @@
 //!   does, the WAL is copied in after each epoch, untimed;
 //! - `checkpoint_after_publish`: that copy, timed alone (after an untimed
 //!   epoch each).
+//! - `service_lookup_many_8_first_time`: the service's batch lookup of 8
+//!   accounts none of whose proofs it has made before (a directory handle
+//!   with a fresh VRF memo and an empty node cache, as after a restart),
+//!   wall time; compared with a run of the code before a change.
 //! - Printed, not timed: the lookup proof's size and the tree depth at
 //!   `KD_ACCOUNTS` accounts, and the storage per account.
 //!
@@ -76,9 +80,10 @@ fn bench(c: &mut criterion::Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kd.db");
+    let secret = VrfSecret::generate();
     let (kd, pool) = rt.block_on(async {
         let pool = pool(&path).await;
-        let kd = KeyDirectory::open(SqliteDirectory::new(pool.clone()), VrfSecret::generate())
+        let kd = KeyDirectory::open(SqliteDirectory::new(pool.clone()), secret.clone())
             .await
             .unwrap();
         let started = Instant::now();
@@ -122,6 +127,30 @@ fn bench(c: &mut criterion::Criterion) {
     let vk = key.verifying_key();
     g.bench_function("baseline_ed25519_verify", |b| {
         b.iter(|| custos_wire::signature::verify_strict(&vk, b"baseline", &sig).unwrap())
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("keydir_service_lookup");
+    let seed = *secret.expose();
+    let mut first = 0usize;
+    g.bench_function("service_lookup_many_8_first_time", |b| {
+        b.iter_batched(
+            || {
+                let names: Vec<String> = (first..first + 8)
+                    .map(|i| format!("user{}", i % accounts))
+                    .collect();
+                first += 8;
+                let fresh = rt
+                    .block_on(KeyDirectory::open(
+                        SqliteDirectory::new(pool.clone()),
+                        VrfSecret::from_bytes(seed),
+                    ))
+                    .unwrap();
+                (fresh, names)
+            },
+            |(fresh, names)| rt.block_on(fresh.lookup_many(&names)).unwrap(),
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 
