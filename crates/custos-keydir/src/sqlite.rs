@@ -1,8 +1,10 @@
 //! `akd`'s [`Database`] on the provider's SQLite.
 //!
-//! Three tables ([`SCHEMA`]): `kd_records` holds the aZKS record and the
-//! tree nodes under `akd`'s own binary keys, `kd_values` holds every
-//! account's value states by (label, epoch).
+//! Two tables ([`SCHEMA`]): `kd_records` holds the aZKS record and the
+//! tree nodes, under `akd`'s binary ids with a tree node's label length
+//! moved after its value (`row_key`: the tree in pre-order), and
+//! `kd_values` holds every account's value states by (label, epoch). The
+//! service keeps them in a file of their own ([`open_file`]).
 //!
 //! # Durability
 //! [`Database::batch_set`] writes all its records in one `BEGIN IMMEDIATE`
@@ -34,9 +36,10 @@ pub use file::{open_file, options};
 pub use row_key::ROW_KEY_OF_AKD_ID;
 use row_key::row_key;
 
-/// The directory's tables. The service applies them as one step of its
-/// schema (version 6); [`SqliteDirectory::create_schema`] applies them to
-/// a database of its own.
+/// The directory's tables. [`open_file`] applies them to the directory's
+/// own file (where the service keeps them since its schema 9; its schema 6
+/// created them in its own database); [`SqliteDirectory::create_schema`]
+/// applies them to any database.
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS kd_records (
     key BLOB PRIMARY KEY,
