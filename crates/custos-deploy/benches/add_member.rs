@@ -51,6 +51,11 @@ use custos_client::{Device, Outcome};
 use custos_deploy::{CustodianMode, Deployment, DeploymentSpec, ServerSpec};
 use tokio::runtime::Runtime;
 
+/// The `custos` binary's allocator (its `main.rs`): devices and the
+/// service run with it, with the directory and without.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Setup {
     _dir: tempfile::TempDir,
     deployment: Deployment,
