@@ -527,22 +527,34 @@ pub async fn open(dir: &Path) -> Result<Database, DeliveryServiceError> {
 mod tests {
     use super::*;
 
+    /// A new database in `dir` taken through the schema steps up to
+    /// `version`, as an older build left it; its connection and options.
+    async fn database_of_schema(
+        dir: &Path,
+        version: usize,
+    ) -> (SqliteConnection, SqliteConnectOptions) {
+        let opts = options(&dir.join(DB_FILE)).unwrap();
+        let mut old = SqliteConnection::connect_with(&opts).await.unwrap();
+        let v6 = schema_v6();
+        let steps = [
+            SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, &v6, SCHEMA_V7, SCHEMA_V8,
+        ];
+        for step in steps.iter().take(version) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(step.to_string()))
+                .execute(&mut old)
+                .await
+                .unwrap();
+        }
+        (old, opts)
+    }
+
     /// A database of schema 7 with a voucher in it becomes schema 8 on
     /// open: the row and its share stay, its bytes go, and the account
     /// index covers opened vouchers only.
     #[tokio::test]
     async fn a_schema_7_database_keeps_its_vouchers_without_their_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = options(&dir.path().join(DB_FILE)).unwrap();
-        let mut old = SqliteConnection::connect_with(&opts).await.unwrap();
-        for step in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5] {
-            sqlx::raw_sql(step).execute(&mut old).await.unwrap();
-        }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(schema_v6()))
-            .execute(&mut old)
-            .await
-            .unwrap();
-        sqlx::raw_sql(SCHEMA_V7).execute(&mut old).await.unwrap();
+        let (mut old, _) = database_of_schema(dir.path(), 7).await;
         sqlx::query(
             "INSERT INTO psi_vouchers (account, locator, received_at, voucher, share) \
              VALUES (1, 'a', 5, x'0102', x'0304'), (1, 'b', 6, x'0506', NULL)",
@@ -595,17 +607,7 @@ mod tests {
     async fn a_schema_8_database_moves_its_key_directory_into_its_own_file() {
         use custos_keydir::{KeyDirectory, SqliteDirectory, VrfSecret};
         let dir = tempfile::tempdir().unwrap();
-        let opts = options(&dir.path().join(DB_FILE)).unwrap();
-        let mut old = SqliteConnection::connect_with(&opts).await.unwrap();
-        for step in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5] {
-            sqlx::raw_sql(step).execute(&mut old).await.unwrap();
-        }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(schema_v6()))
-            .execute(&mut old)
-            .await
-            .unwrap();
-        sqlx::raw_sql(SCHEMA_V7).execute(&mut old).await.unwrap();
-        sqlx::raw_sql(SCHEMA_V8).execute(&mut old).await.unwrap();
+        let (mut old, opts) = database_of_schema(dir.path(), 8).await;
         let seed = [9u8; 32];
         let old_pool = SqlitePoolOptions::new()
             .connect_with(opts.clone())

@@ -10,6 +10,19 @@ use crate::conformance::pool;
 
 const SEED: [u8; 32] = [4; 32];
 
+/// The directory file at `path`, opened as the service opens it, and the
+/// directory on it (VRF seed [`SEED`]).
+async fn directory_at(path: &Path) -> (sqlx::SqlitePool, KeyDirectory) {
+    let pool = pool(path).await;
+    let kd = KeyDirectory::open(
+        SqliteDirectory::new(pool.clone()),
+        VrfSecret::from_bytes(SEED),
+    )
+    .await
+    .unwrap();
+    (pool, kd)
+}
+
 /// Copies the database file at `from` (and its WAL when `with_wal`) into a
 /// new directory, as a crash would leave them, and opens the directory
 /// there: its latest epoch, and the directory.
@@ -21,12 +34,7 @@ async fn reopen_copy(from: &Path, with_wal: bool) -> (EpochRoot, KeyDirectory, t
         wal.push("-wal");
         std::fs::copy(wal, copy.path().join("kd.db-wal")).unwrap();
     }
-    let kd = KeyDirectory::open(
-        SqliteDirectory::new(pool(&copy.path().join("kd.db")).await),
-        VrfSecret::from_bytes(SEED),
-    )
-    .await
-    .unwrap();
+    let (_, kd) = directory_at(&copy.path().join("kd.db")).await;
     (kd.current().await.unwrap(), kd, copy)
 }
 
@@ -38,13 +46,7 @@ async fn reopen_copy(from: &Path, with_wal: bool) -> (EpochRoot, KeyDirectory, t
 async fn an_epoch_is_durable_before_its_checkpoint_and_copied_in_by_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kd.db");
-    let live = pool(&path).await;
-    let kd = KeyDirectory::open(
-        SqliteDirectory::new(live.clone()),
-        VrfSecret::from_bytes(SEED),
-    )
-    .await
-    .unwrap();
+    let (live, kd) = directory_at(&path).await;
     let root = kd
         .publish(&[("alice".into(), [1; 32]), ("bob".into(), [2; 32])])
         .await
@@ -74,13 +76,7 @@ async fn an_epoch_is_durable_before_its_checkpoint_and_copied_in_by_it() {
 async fn a_file_of_akd_ids_is_reordered_when_opened() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kd.db");
-    let live = pool(&path).await;
-    let kd = KeyDirectory::open(
-        SqliteDirectory::new(live.clone()),
-        VrfSecret::from_bytes(SEED),
-    )
-    .await
-    .unwrap();
+    let (live, kd) = directory_at(&path).await;
     let changes: Vec<(String, [u8; 32])> =
         (0..50u8).map(|i| (format!("user{i}"), [i; 32])).collect();
     kd.publish(&changes).await.unwrap();
@@ -107,12 +103,7 @@ async fn a_file_of_akd_ids_is_reordered_when_opened() {
     .unwrap();
     live.close().await;
 
-    let reopened = KeyDirectory::open(
-        SqliteDirectory::new(pool(&path).await),
-        VrfSecret::from_bytes([4; 32]),
-    )
-    .await
-    .unwrap();
+    let (_, reopened) = directory_at(&path).await;
     assert_eq!(reopened.current().await.unwrap(), root);
     for ((account, _), proof) in changes.iter().zip(proofs) {
         assert_eq!(
