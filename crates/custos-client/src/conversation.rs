@@ -89,12 +89,21 @@ impl Device {
         let mut packages = Vec::with_capacity(members.len());
         for m in members {
             custos_wire::ids::validate_account_name(m)?;
-            let bytes = self.api.claim_key_package(m).await?;
-            let kp = self.validate_key_package(m, &bytes)?;
             // The key must be the account's key in the directory, checked
-            // before any commit or Welcome is built for it.
-            self.check_member_key(m, kp.leaf_node().signature_key().as_slice())
-                .await?;
+            // before any commit or Welcome is built for it. A lookup that
+            // will be needed goes out together with the claim.
+            let (claimed, proof) = if self.needs_lookup(m)? {
+                let (claimed, proof) = tokio::join!(self.api.claim_key_package(m), self.look_up(m));
+                (claimed, Some(proof))
+            } else {
+                (self.api.claim_key_package(m).await, None)
+            };
+            let kp = self.validate_key_package(m, &claimed?)?;
+            let key = kp.leaf_node().signature_key().as_slice().to_vec();
+            match proof {
+                Some(proof) => self.check_member_key_with(m, &key, &proof?).await?,
+                None => self.check_member_key(m, &key).await?,
+            }
             packages.push(kp);
         }
         self.commit_change(conv, Change::Add(packages)).await

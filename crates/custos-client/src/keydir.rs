@@ -72,12 +72,18 @@ impl VerifiedKeys {
         }
     }
 
-    /// Whether `account`'s `key` was proven within the TTL before `now` (a
-    /// clock that went back counts as expired).
-    fn holds(&self, account: &str, key: &[u8], now: u64) -> bool {
+    /// `account`'s key proven within the TTL before `now`, if any (a clock
+    /// that went back counts as expired).
+    fn proven(&self, account: &str, now: u64) -> Option<&[u8]> {
         self.keys
             .get(account)
-            .is_some_and(|(k, at)| k.as_slice() == key && now >= *at && now - at < self.ttl_ms)
+            .filter(|(_, at)| now >= *at && now - at < self.ttl_ms)
+            .map(|(k, _)| k.as_slice())
+    }
+
+    /// Whether `account`'s `key` was proven within the TTL before `now`.
+    fn holds(&self, account: &str, key: &[u8], now: u64) -> bool {
+        self.proven(account, now) == Some(key)
     }
 
     fn insert(&mut self, account: &str, key: &[u8], now: u64) {
@@ -288,14 +294,29 @@ impl Device {
         if self.key_directory_vrf()?.is_none() {
             return Ok(None);
         }
-        let served = match self.api.key_directory_lookup(account).await {
-            Ok(p) => p,
-            Err(ApiError::Refused { status: 404, .. }) => {
-                return Err(KeyDirRefusal::NotInDirectory(account.to_owned()).into());
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let served = self.look_up(account).await?;
         self.verify_served(account, &served).await
+    }
+
+    /// The service's lookup proof for `account` (unverified).
+    pub(crate) async fn look_up(&self, account: &str) -> Result<DirectoryProof, DeviceError> {
+        match self.api.key_directory_lookup(account).await {
+            Ok(p) => Ok(p),
+            Err(ApiError::Refused { status: 404, .. }) => {
+                Err(KeyDirRefusal::NotInDirectory(account.to_owned()).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether adding `account` will need a lookup: there is a directory
+    /// and no key of the account was proven within the TTL.
+    pub(crate) fn needs_lookup(&self, account: &str) -> Result<bool, DeviceError> {
+        Ok(self.key_directory_vrf()?.is_some()
+            && self
+                .verified_keys
+                .proven(account, self.clock.now_millis())
+                .is_none())
     }
 
     /// Verifies a lookup proof `served` for `account` (as the service
@@ -309,29 +330,78 @@ impl Device {
         let Some(vrf) = self.key_directory_vrf()? else {
             return Ok(None);
         };
-        let root = self.logged_root(account, served).await?;
-        let verified = check_lookup(&self.store, &vrf, &root, account, served)?;
-        set_last_epoch(&self.store, root.epoch)?;
-        Ok(Some(verified))
+        Ok(self.verify_all(vrf, &[(account, served)]).await?.pop())
+    }
+
+    /// Verifies lookup proofs `(account, served)`, each against the logged
+    /// root of its epoch; the keys in order, or the first refusal (the
+    /// root, split-view, rollback and encoding checks of every proof come
+    /// before the proof checks). On success records the newest epoch as
+    /// verified; a refusal writes nothing.
+    ///
+    /// A root the device holds and the service agrees with needs no round
+    /// to the log. Otherwise the device follows the log (a second root for
+    /// an epoch is recorded there as a split view) while other threads
+    /// verify the proofs against the roots the service named; a proof is
+    /// accepted only if that root is then the logged one.
+    async fn verify_all(
+        &mut self,
+        vrf: [u8; 32],
+        served: &[(&str, &DirectoryProof)],
+    ) -> Result<Vec<VerifiedKey>, DeviceError> {
+        let mut follow = false;
+        let mut checks = Vec::with_capacity(served.len());
+        for (account, s) in served {
+            let named = served_root(s);
+            follow |= stored_root(&self.store, s.epoch)?.as_ref() != named.as_ref();
+            checks.push((
+                (*account).to_owned(),
+                // Never verified if the root is not the logged one.
+                named.unwrap_or(EpochRoot {
+                    epoch: s.epoch,
+                    root_hash: [0; 32],
+                }),
+                B64.decode(&s.proof).unwrap_or_default(),
+            ));
+        }
+        let verified = if follow {
+            let task = tokio::task::spawn_blocking(move || verify_in_parallel(&vrf, &checks));
+            self.follow_log().await?;
+            task.await.unwrap_or_else(|_| {
+                served
+                    .iter()
+                    .map(|(account, _)| Err(verifier_failed(account)))
+                    .collect()
+            })
+        } else {
+            verify_in_parallel(&vrf, &checks)
+        };
+        let mut newest = 0;
+        for (account, s) in served {
+            let root = stored_root(&self.store, s.epoch)?.ok_or_else(|| {
+                KeyDirRefusal::EpochNotLogged {
+                    account: (*account).to_owned(),
+                    epoch: s.epoch,
+                }
+            })?;
+            decode_checked(&self.store, &root, account, s)?;
+            newest = newest.max(root.epoch);
+        }
+        let keys = verified.into_iter().collect::<Result<Vec<_>, _>>()?;
+        set_last_epoch(&self.store, newest)?;
+        Ok(keys)
     }
 
     /// The logged root of the proof's epoch, following the log once if the
-    /// device has not seen it yet.
+    /// device does not hold the root the service named.
     async fn logged_root(
         &mut self,
         account: &str,
         served: &DirectoryProof,
     ) -> Result<EpochRoot, DeviceError> {
-        // A root the device holds and the service agrees with needs no
-        // round to the log; anything else is decided on the log's newest
-        // witnessed checkpoint (a second root for the epoch is recorded
-        // there as a split view).
-        if let Some(root) = stored_root(&self.store, served.epoch)?
-            && hex::decode(&served.root_hash).ok().as_deref() == Some(root.root_hash.as_slice())
-        {
-            return Ok(root);
+        if stored_root(&self.store, served.epoch)? != served_root(served) {
+            self.follow_log().await?;
         }
-        self.follow_log().await?;
         stored_root(&self.store, served.epoch)?.ok_or_else(|| {
             KeyDirRefusal::EpochNotLogged {
                 account: account.to_owned(),
@@ -348,14 +418,26 @@ impl Device {
         account: &str,
         served: &[u8],
     ) -> Result<(), DeviceError> {
-        if self.key_directory_vrf()?.is_some()
-            && self
+        if self.key_directory_vrf()?.is_none()
+            || self
                 .verified_keys
                 .holds(account, served, self.clock.now_millis())
         {
             return Ok(());
         }
-        let Some(verified) = self.verify_account_key(account).await? else {
+        let proof = self.look_up(account).await?;
+        self.check_member_key_with(account, served, &proof).await
+    }
+
+    /// As [`Device::check_member_key`], with the service's lookup proof
+    /// for `account` already fetched.
+    pub(crate) async fn check_member_key_with(
+        &mut self,
+        account: &str,
+        served: &[u8],
+        proof: &DirectoryProof,
+    ) -> Result<(), DeviceError> {
+        let Some(verified) = self.verify_served(account, proof).await? else {
             return Ok(());
         };
         self.verified_keys
@@ -434,24 +516,11 @@ impl Device {
         let Some(vrf) = self.key_directory_vrf()? else {
             return Ok(());
         };
-        // The cheap checks (root logged, no split view, no rollback) one by
-        // one; then the proofs, verified on every core.
-        let mut checks = Vec::with_capacity(accounts.len());
-        for (account, served) in accounts.iter().zip(&served) {
-            let root = self.logged_root(account, served).await?;
-            checks.push((
-                *account,
-                root,
-                decode_checked(&self.store, &root, account, served)?,
-            ));
-        }
-        let verified = verify_in_parallel(&vrf, &checks)?;
+        let pairs: Vec<(&str, &DirectoryProof)> = accounts.iter().copied().zip(&served).collect();
+        let verified = self.verify_all(vrf, &pairs).await?;
         let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
         let now = self.clock.now_millis();
-        if let Some(newest) = checks.iter().map(|(_, root, _)| root.epoch).max() {
-            set_last_epoch(&self.store, newest)?;
-        }
-        for ((account, ..), v) in checks.iter().zip(verified) {
+        for (account, v) in accounts.iter().zip(verified) {
             self.verified_keys.insert(account, v.key(), now);
             proven.insert(account, v.key().to_vec());
         }
@@ -735,35 +804,43 @@ fn verify_decoded(
     })
 }
 
-fn check_lookup(
-    store: &Store,
-    vrf: &[u8; 32],
-    root: &EpochRoot,
-    account: &str,
-    served: &DirectoryProof,
-) -> Result<VerifiedKey, DeviceError> {
-    let proof = decode_checked(store, root, account, served)?;
-    Ok(verify_decoded(vrf, root, account, &proof)?)
+/// A served proof's root (`None`: not a 32-byte hex hash).
+fn served_root(served: &DirectoryProof) -> Option<EpochRoot> {
+    let root_hash = <[u8; 32]>::try_from(hex::decode(&served.root_hash).ok()?).ok()?;
+    Some(EpochRoot {
+        epoch: served.epoch,
+        root_hash,
+    })
+}
+
+/// The refusal of a proof whose verifier failed (it proves nothing).
+fn verifier_failed(account: &str) -> KeyDirRefusal {
+    KeyDirRefusal::BadProof {
+        account: account.to_owned(),
+        reason: KeyDirError::Malformed {
+            what: "lookup proof",
+            reason: "the verifier failed".into(),
+        },
+    }
 }
 
 /// Verifies `(account, root, proof)` lookup proofs on up to every core
-/// (a joiner checks a whole roster at once); the results in order, or the
-/// first refusal in order.
+/// (a joiner checks a whole roster at once); each result, in order.
 fn verify_in_parallel(
     vrf: &[u8; 32],
-    checks: &[(&str, EpochRoot, Vec<u8>)],
-) -> Result<Vec<VerifiedKey>, KeyDirRefusal> {
+    checks: &[(String, EpochRoot, Vec<u8>)],
+) -> Vec<Result<VerifiedKey, KeyDirRefusal>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(checks.len());
-    type Checks<'a> = [(&'a str, EpochRoot, Vec<u8>)];
-    let verify = |part: &Checks<'_>| -> Vec<Result<VerifiedKey, KeyDirRefusal>> {
+    type Checks = [(String, EpochRoot, Vec<u8>)];
+    let verify = |part: &Checks| -> Vec<Result<VerifiedKey, KeyDirRefusal>> {
         part.iter()
             .map(|(account, root, proof)| verify_decoded(vrf, root, account, proof))
             .collect()
     };
     if threads <= 1 {
-        return verify(checks).into_iter().collect();
+        return verify(checks);
     }
     let per_thread = checks.len().div_ceil(threads);
     let results: Vec<_> = std::thread::scope(|scope| {
@@ -777,15 +854,7 @@ fn verify_in_parallel(
                 // A verifier that panicked proves nothing: refuse its proofs.
                 h.join().unwrap_or_else(|_| {
                     part.iter()
-                        .map(|(account, ..)| {
-                            Err(KeyDirRefusal::BadProof {
-                                account: (*account).to_owned(),
-                                reason: KeyDirError::Malformed {
-                                    what: "lookup proof",
-                                    reason: "the verifier failed".into(),
-                                },
-                            })
-                        })
+                        .map(|(account, ..)| Err(verifier_failed(account)))
                         .collect()
                 })
             })
@@ -801,9 +870,14 @@ fn stored_root(store: &Store, epoch: u64) -> Result<Option<EpochRoot>, DeviceErr
         .map(|root_hash| EpochRoot { epoch, root_hash }))
 }
 
+/// Raises the last verified epoch to `epoch`. Unsynced (as what the device
+/// followed of the log, whose roots it is checked against): a power loss
+/// that undoes it undoes the roots of the newer epochs with it.
 fn set_last_epoch(store: &Store, epoch: u64) -> Result<(), DeviceError> {
     if epoch > get_u64(store, LAST_EPOCH)? {
+        let tx = store.unsynced_transaction()?;
         store.set(LAST_EPOCH, &epoch.to_be_bytes())?;
+        tx.commit()?;
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //!
 //! State in the device store (written in one transaction with the log
 //! cursor that covers it, one per poll, so a crash or a failed write
-//! replays entries and never skips one):
+//! replays entries and never skips one; the transaction does not wait for
+//! the disk, see [`crate::store::Store::unsynced_transaction`]: a power
+//! loss, too, only makes the device read entries again):
 //! - `log/cursor`: entries consumed;
 //! - `log/checkpoint`: the last accepted checkpoint, whose successors must
 //!   be consistent with it (see [`crate::follower`]);
@@ -28,7 +30,7 @@ use crate::daykeys::{DayKeys, DayVotes, VoteOutcome};
 use crate::device::{Device, DeviceError};
 use crate::follower::{Followed, LogFollower, LoggedStatement};
 use crate::pin::{ManifestPin, PinError};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// File in the device's home that held the last accepted log checkpoint
 /// before it moved into the device store (`log/checkpoint`); read once, by
@@ -166,7 +168,9 @@ fn take_poll(
     if known && followed.statements.is_empty() && followed.next_cursor == cursor {
         return Ok(cursor);
     }
-    let tx = store.transaction()?;
+    // Unsynced: a power loss that undoes it makes the device read the
+    // same entries again (the cursor goes back with their effects).
+    let tx = store.unsynced_transaction()?;
     for s in &followed.statements {
         take_statement(store, pin, keys, own_hash, s, out)?;
     }
@@ -175,7 +179,7 @@ fn take_poll(
         store.set(CHECKPOINT, followed.checkpoint.note())?;
     }
     // Commit point: the effects, the cursor and the checkpoint, together.
-    tx.commit().map_err(StoreError::from)?;
+    tx.commit()?;
     Ok(followed.next_cursor)
 }
 

@@ -7,7 +7,10 @@
 //! [`Store::transaction`], writes are on disk, all together, when it
 //! commits. A sending chain is saved before the envelope it encrypted
 //! leaves the device, so a crash can never make the device reuse a message
-//! key or nonce.
+//! key or nonce. The one exception is [`Store::unsynced_transaction`], for what
+//! the device followed of the log: it survives a crash of the process, and
+//! a power loss can undo it only together with everything written after
+//! it, so the device reads those log entries again.
 //!
 //! # Secrets at rest
 //! Chain keys and history are stored in clear in the device's home directory
@@ -157,6 +160,35 @@ CREATE TABLE IF NOT EXISTS unsealed_warrants (
     warrant BLOB NOT NULL, shown INTEGER NOT NULL);
 ";
 
+/// A transaction of [`Store::unsynced_transaction`]: committed with
+/// [`UnsyncedTransaction::commit`]; dropped, rolled back. Either way the
+/// store syncs every commit again afterwards.
+pub(crate) struct UnsyncedTransaction<'a> {
+    store: &'a Store,
+    tx: Option<rusqlite::Transaction<'a>>,
+}
+
+impl UnsyncedTransaction<'_> {
+    /// Commits without waiting for the disk.
+    pub(crate) fn commit(mut self) -> Result<(), StoreError> {
+        let committed = self.tx.take().map_or(Ok(()), rusqlite::Transaction::commit);
+        let restored = self.store.sync_every_commit();
+        committed?;
+        restored
+    }
+}
+
+impl Drop for UnsyncedTransaction<'_> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            drop(tx);
+            if let Err(e) = self.store.sync_every_commit() {
+                tracing::error!(error = %e, "device store: could not restore synced commits");
+            }
+        }
+    }
+}
+
 /// Most items kept waiting for their chain announcement or epoch.
 pub const MAX_PENDING: i64 = 10_000;
 
@@ -185,6 +217,34 @@ impl Store {
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,
         )?)
+    }
+
+    /// Opens a write transaction (as [`Store::transaction`]) whose commit
+    /// does not wait for the disk, for state the device can take again from
+    /// elsewhere (what it followed of the log). The commit is atomic and
+    /// survives the process being killed (its pages are in the WAL file); a
+    /// power loss may undo it until a later commit of this store syncs. Every
+    /// ordinary commit syncs the whole WAL file, so an unsynced commit is on
+    /// disk before, or together with, anything written after it: a power
+    /// loss drops only a suffix of commits, never one from the middle.
+    pub(crate) fn unsynced_transaction(&self) -> Result<UnsyncedTransaction<'_>, StoreError> {
+        // SQLite refuses to change the level inside a transaction.
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        match self.transaction() {
+            Ok(tx) => Ok(UnsyncedTransaction {
+                store: self,
+                tx: Some(tx),
+            }),
+            Err(e) => {
+                self.sync_every_commit()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Back to a sync per commit (the store's level).
+    fn sync_every_commit(&self) -> Result<(), StoreError> {
+        Ok(self.conn.pragma_update(None, "synchronous", "FULL")?)
     }
 
     /// Reads a setting.
@@ -645,4 +705,53 @@ fn decode_skipped(bytes: &[u8]) -> Option<BTreeMap<u32, MessageKey>> {
         );
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test")]
+
+    use super::Store;
+
+    fn synchronous(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_unsynced_commit_is_kept_and_later_commits_sync_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(synchronous(&store), 2, "FULL");
+        let tx = store.unsynced_transaction().unwrap();
+        assert_eq!(synchronous(&store), 1, "NORMAL inside");
+        store.set("log/cursor", b"7").unwrap();
+        tx.commit().unwrap();
+        assert_eq!(synchronous(&store), 2, "FULL after the commit");
+        store.set("other", b"x").unwrap();
+        drop(store);
+        // Closed without a sync of its own: the commit is in the file.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.get("log/cursor").unwrap().as_deref(), Some(&b"7"[..]));
+    }
+
+    #[test]
+    fn a_dropped_unsynced_transaction_writes_nothing_and_commits_sync_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        {
+            let _tx = store.unsynced_transaction().unwrap();
+            store.set("log/cursor", b"7").unwrap();
+        }
+        assert_eq!(store.get("log/cursor").unwrap(), None);
+        assert_eq!(synchronous(&store), 2, "FULL after the rollback");
+        // A second one while one is open is refused, and leaves FULL.
+        let tx = store.transaction().unwrap();
+        assert!(store.unsynced_transaction().is_err());
+        tx.commit().unwrap();
+        assert_eq!(synchronous(&store), 2);
+    }
 }
