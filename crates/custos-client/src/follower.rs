@@ -23,11 +23,13 @@
 
 use std::path::Path;
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
+
 use custos_tlog::{
     ClientError, InclusionVerified, LogClient, TrustPolicy, VerifiedCheckpoint, Verifier,
     VerifyError, verify_inclusion,
 };
-use custos_wire::manifest::{Manifest, Role};
+use custos_wire::manifest::{Manifest, Participant, Role};
 use custos_wire::statement::{SignedStatement, Statement, StatementKind};
 
 /// Why the log could not be followed.
@@ -80,6 +82,18 @@ pub struct LogFollower {
 /// Most entries read per poll, so that one poll stays bounded.
 pub const MAX_ENTRIES_PER_POLL: u64 = 4096;
 
+/// An entry whose checks passed, before its inclusion proof.
+struct Unproven {
+    index: u64,
+    author: String,
+    role: Role,
+    statement: Statement,
+    bytes: Vec<u8>,
+}
+
+/// Inclusion proofs a poll asks the log for at once.
+const INCLUSION_PROOFS_AT_ONCE: usize = 8;
+
 impl LogFollower {
     /// A follower of the log at `url`, trusting what `manifest` says (log
     /// key, witnesses, quorum, participants), with its last checkpoint kept
@@ -126,19 +140,30 @@ impl LogFollower {
     /// up to the newest witnessed checkpoint, and returns the verified
     /// statements of the asked-for kinds.
     pub async fn poll(&mut self, cursor: u64) -> Result<Followed, FollowError> {
-        let checkpoint = self.client.update(&mut self.verifier).await?;
-        let end = checkpoint
-            .size()
-            .min(cursor.saturating_add(MAX_ENTRIES_PER_POLL));
-        let mut statements = Vec::new();
-        if end > cursor {
-            let entries = self.client.entries(cursor, end).await?;
-            for (index, bytes) in (cursor..end).zip(entries) {
-                if let Some(s) = self.check_entry(&checkpoint, index, &bytes).await? {
-                    statements.push(s);
-                }
-            }
-        }
+        let (checkpoint, entries) = self
+            .client
+            .update_and_read(&mut self.verifier, cursor, MAX_ENTRIES_PER_POLL)
+            .await?;
+        let end = cursor.saturating_add(u64::try_from(entries.len()).unwrap_or(u64::MAX));
+        // The entries' checks, then their inclusion proofs, a few at a time.
+        let wanted: Vec<Unproven> = (cursor..end)
+            .zip(entries)
+            .filter_map(|(index, bytes)| {
+                let (statement, author) = self.check_entry(&bytes)?;
+                Some(Unproven {
+                    index,
+                    author: author.name.clone(),
+                    role: author.role,
+                    statement,
+                    bytes,
+                })
+            })
+            .collect();
+        let statements = futures_util::stream::iter(wanted)
+            .map(|entry| self.prove(&checkpoint, entry))
+            .buffered(INCLUSION_PROOFS_AT_ONCE)
+            .try_collect()
+            .await?;
         Ok(Followed {
             statements,
             next_cursor: end.max(cursor),
@@ -149,38 +174,36 @@ impl LogFollower {
     /// The checks of one entry; `None` for entries not asked for or not
     /// valid statements of a manifest participant (the log should not have
     /// admitted them; they are skipped, never trusted).
-    async fn check_entry(
+    fn check_entry(&self, bytes: &[u8]) -> Option<(Statement, &Participant)> {
+        let signed = SignedStatement::decode(bytes).ok()?;
+        let statement = signed.verify().ok()?;
+        if !self.kinds.contains(&statement.kind()) {
+            return None;
+        }
+        let author = self.manifest.participant_by_key(signed.author())?;
+        author
+            .role
+            .may_publish(statement.kind())
+            .then_some((statement, author))
+    }
+
+    /// Proves `entry` included in `checkpoint`.
+    async fn prove(
         &self,
         checkpoint: &VerifiedCheckpoint,
-        index: u64,
-        bytes: &[u8],
-    ) -> Result<Option<LoggedStatement>, FollowError> {
-        let Ok(signed) = SignedStatement::decode(bytes) else {
-            return Ok(None);
-        };
-        let Ok(statement) = signed.verify() else {
-            return Ok(None);
-        };
-        if !self.kinds.contains(&statement.kind()) {
-            return Ok(None);
-        }
-        let Some(author) = self.manifest.participant_by_key(signed.author()) else {
-            return Ok(None);
-        };
-        if !author.role.may_publish(statement.kind()) {
-            return Ok(None);
-        }
+        entry: Unproven,
+    ) -> Result<LoggedStatement, FollowError> {
         let proof = self
             .client
-            .inclusion_proof(index, checkpoint.size())
+            .inclusion_proof(entry.index, checkpoint.size())
             .await?;
-        let proof = verify_inclusion(checkpoint, index, bytes, &proof)?;
-        Ok(Some(LoggedStatement {
-            index,
-            author: author.name.clone(),
-            role: author.role,
-            statement,
+        let proof = verify_inclusion(checkpoint, entry.index, &entry.bytes, &proof)?;
+        Ok(LoggedStatement {
+            index: entry.index,
+            author: entry.author,
+            role: entry.role,
+            statement: entry.statement,
             proof,
-        }))
+        })
     }
 }

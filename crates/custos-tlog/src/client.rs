@@ -242,15 +242,39 @@ impl LogClient {
     /// Fetches the served checkpoint and a consistency proof from the
     /// verifier's last checkpoint, and updates the verifier.
     pub async fn update(&self, verifier: &mut Verifier) -> Result<VerifiedCheckpoint, ClientError> {
+        Ok(self.update_and_read(verifier, 0, 0).await?.0)
+    }
+
+    /// As [`LogClient::update`], and reads the entries from `start` on (at
+    /// most `max`, none past the new checkpoint) in the same round as the
+    /// consistency proof. The entries are not proven yet: each must be
+    /// proven included in the returned checkpoint before it is trusted.
+    pub async fn update_and_read(
+        &self,
+        verifier: &mut Verifier,
+        start: u64,
+        max: u64,
+    ) -> Result<(VerifiedCheckpoint, Vec<Vec<u8>>), ClientError> {
         let note = self.checkpoint().await?;
         let offered = verifier.policy().verify_checkpoint(&note)?;
-        let proof = match verifier.last() {
-            Some(last) if last.size() > 0 && last.size() < offered.size() => {
-                self.consistency_proof(last.size(), offered.size()).await?
+        let end = offered.size().min(start.saturating_add(max));
+        let consistency = async {
+            match verifier.last() {
+                Some(last) if last.size() > 0 && last.size() < offered.size() => {
+                    self.consistency_proof(last.size(), offered.size()).await
+                }
+                _ => Ok(Vec::new()),
             }
-            _ => Vec::new(),
         };
-        Ok(verifier.update_checkpoint(&note, &proof)?)
+        let entries = async {
+            if end > start {
+                self.entries(start, end).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (proof, entries) = futures_util::future::try_join(consistency, entries).await?;
+        Ok((verifier.accept_checkpoint(offered, &proof)?, entries))
     }
 
     /// Proves that `entry` is entry `index` of a checkpoint that the

@@ -361,6 +361,18 @@ impl Verifier {
         proof: &[Hash],
     ) -> Result<VerifiedCheckpoint, VerifyError> {
         let new = self.policy.verify_checkpoint(note)?;
+        self.accept_checkpoint(new, proof)
+    }
+
+    /// As [`Verifier::update_checkpoint`], for a checkpoint that this
+    /// verifier's own policy verified ([`Verifier::policy`]; crate-private
+    /// so that no checkpoint verified under another policy gets in):
+    /// checks its consistency with the last accepted one and persists it.
+    pub(crate) fn accept_checkpoint(
+        &mut self,
+        new: VerifiedCheckpoint,
+        proof: &[Hash],
+    ) -> Result<VerifiedCheckpoint, VerifyError> {
         if let Some(last) = &self.last {
             if new.size < last.size {
                 return Err(VerifyError::Rollback {
@@ -381,7 +393,7 @@ impl Verifier {
             }
         }
         if let Some(path) = &self.path {
-            write_atomic(path, note).map_err(|e| VerifyError::Storage(e.to_string()))?;
+            write_atomic(path, &new.note).map_err(|e| VerifyError::Storage(e.to_string()))?;
         }
         self.last = Some(new.clone());
         Ok(new)
