@@ -172,6 +172,10 @@ fn root(h: &EpochHash) -> EpochRoot {
     }
 }
 
+/// Accounts whose proofs [`KeyDirectory::renew_proofs`] makes in one batch
+/// lookup.
+pub const RENEW_BATCH: usize = 64;
+
 /// A proof and the epoch root it is for.
 #[derive(Debug, Clone)]
 pub struct Proven {
@@ -338,6 +342,39 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
             }
             Err(e) => Err(akd_err(e)),
         }
+    }
+
+    /// Makes and keeps the latest epoch's lookup proofs of the accounts
+    /// whose proofs were asked for at the epoch before (at most
+    /// `proof_cache::MAX_KEPT`, in batches of [`RENEW_BATCH`]), so that
+    /// devices asking again after a publish find them made. Returns how
+    /// many were made. Stops early if another epoch is published meanwhile;
+    /// an account gone from the directory is skipped. No-op on a shared
+    /// directory (it keeps no proofs).
+    pub async fn renew_proofs(&self) -> usize {
+        let Some(cache) = &self.proofs else {
+            return 0;
+        };
+        let accounts = cache.take_to_renew();
+        let Ok(start) = self.current().await else {
+            return 0;
+        };
+        let mut made = 0;
+        for batch in accounts.chunks(RENEW_BATCH) {
+            match self.lookup_many(batch).await {
+                Ok((_, root)) if root == start => made += batch.len(),
+                Ok(_) => break,
+                Err(_) => {
+                    // One account gone: the rest of the batch one by one.
+                    for account in batch {
+                        if matches!(self.lookup(account).await, Ok(p) if p.root == start) {
+                            made += 1;
+                        }
+                    }
+                }
+            }
+        }
+        made
     }
 
     /// Every account's kept proof, when all are kept at one epoch.

@@ -10,6 +10,11 @@
 //! other than the one it was filled at: a publish empties it, and a proof
 //! generated at an older epoch than the cache's is not kept.
 //!
+//! After a publish the directory can make the new epoch's proofs of the
+//! accounts asked for at the epoch before, ahead of the devices that will
+//! ask again ([`crate::KeyDirectory::renew_proofs`]): the same work those
+//! lookups would do, done off their path and in batches.
+//!
 //! Only a directory one process owns keeps proofs
 //! ([`crate::KeyDirectory::open`]); one shared by several servers cannot
 //! know when another server published, and keeps none.
@@ -34,6 +39,8 @@ struct Kept {
     /// The epoch every kept proof is for (`None`: nothing kept yet).
     root: Option<EpochRoot>,
     by_account: HashMap<String, Vec<u8>>,
+    /// Accounts kept at the epoch before `root` (see [`ProofCache::clear`]).
+    to_renew: Vec<String>,
 }
 
 impl ProofCache {
@@ -63,12 +70,24 @@ impl ProofCache {
         }
     }
 
-    /// Forgets every proof: the directory has moved to a new epoch.
+    /// Forgets every proof: the directory has moved to a new epoch. The
+    /// accounts whose proofs were kept are remembered (at most
+    /// [`MAX_KEPT`]) for [`ProofCache::take_to_renew`].
     pub(crate) fn clear(&self, new_root: EpochRoot) {
         if let Ok(mut kept) = self.kept.lock() {
-            kept.by_account.clear();
+            let asked: Vec<String> = kept.by_account.drain().map(|(a, _)| a).collect();
+            kept.to_renew = asked;
             kept.root = Some(new_root);
         }
+    }
+
+    /// The accounts whose proofs were asked for at the epoch before the
+    /// latest one (each once), emptying the list.
+    pub(crate) fn take_to_renew(&self) -> Vec<String> {
+        self.kept
+            .lock()
+            .map(|mut kept| std::mem::take(&mut kept.to_renew))
+            .unwrap_or_default()
     }
 }
 
@@ -100,6 +119,22 @@ mod tests {
         c.keep("b", b"p3", root(3));
         assert!(c.get("a").is_none());
         assert_eq!(c.get("b"), Some((b"p3".to_vec(), root(3))));
+    }
+
+    #[test]
+    fn a_publish_remembers_once_which_accounts_were_asked_for() {
+        let c = ProofCache::default();
+        c.keep("a", b"p1", root(1));
+        c.keep("b", b"p1", root(1));
+        assert!(c.take_to_renew().is_empty());
+        c.clear(root(2));
+        let mut asked = c.take_to_renew();
+        asked.sort();
+        assert_eq!(asked, ["a", "b"]);
+        assert!(c.take_to_renew().is_empty());
+        // Nothing asked at epoch 2: nothing to renew at epoch 3.
+        c.clear(root(3));
+        assert!(c.take_to_renew().is_empty());
     }
 
     #[test]

@@ -215,3 +215,34 @@ async fn kept_proofs_equal_fresh_ones_and_a_publish_retires_them() {
     assert_eq!(at, r2);
     assert_eq!(batch[1], now.proof);
 }
+
+/// After a publish, the proofs devices asked for at the epoch before are
+/// made again at the new epoch (`renew_proofs`), once: byte for byte what
+/// a fresh lookup makes, with the new key of an account that changed, and
+/// only for the accounts that were asked for.
+#[tokio::test]
+async fn a_publish_renews_once_the_proofs_asked_for_at_the_epoch_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.db");
+    let (kd, vrf, r1) = alice_and_bob_published(&path).await;
+    assert_eq!(kd.lookup("bob").await.unwrap().root, r1);
+    // Nothing published since: nothing to renew.
+    assert_eq!(kd.renew_proofs().await, 0);
+    let r2 = kd.publish(&[("bob".into(), [3; 32])]).await.unwrap();
+    assert_eq!(kd.renew_proofs().await, 1, "bob's, not alice's");
+    assert_eq!(kd.renew_proofs().await, 0, "once");
+    let renewed = kd.lookup("bob").await.unwrap();
+    assert_eq!(renewed.root, r2);
+    let shared = KeyDirectory::open_shared(SqliteDirectory::new(pool(&path).await), vrf)
+        .await
+        .unwrap();
+    assert_eq!(renewed.proof, shared.lookup("bob").await.unwrap().proof);
+    assert_eq!(
+        verify_lookup(&kd.vrf_public_key(), &r2, "bob", &renewed.proof)
+            .unwrap()
+            .key(),
+        &[3; 32]
+    );
+    // A shared directory keeps no proofs and renews none.
+    assert_eq!(shared.renew_proofs().await, 0);
+}

@@ -213,6 +213,22 @@ impl DirectoryService {
         }
     }
 
+    /// After an epoch: makes the new epoch's lookup proofs of the accounts
+    /// devices asked for at the epoch before
+    /// ([`KeyDirectory::renew_proofs`]), so that their next lookups are
+    /// answered without `akd` making them. Under the read lock, as lookups
+    /// are; at most `custos_keydir`'s kept-proof bound of accounts.
+    pub(crate) async fn renew_proofs(&self) {
+        let _guard = self.lock.read().await;
+        let made = match &self.dir {
+            AnyDirectory::Sqlite(d) => d.renew_proofs().await,
+            AnyDirectory::Pg(d) => d.renew_proofs().await,
+        };
+        if made > 0 {
+            tracing::debug!(made, "key directory: proofs made for the new epoch");
+        }
+    }
+
     /// The directory on PostgreSQL, shared by every server on it.
     pub(crate) async fn open_pg(
         pg: crate::store::postgres::PgStore,
@@ -385,7 +401,10 @@ pub(crate) async fn run_publisher(
 ) {
     loop {
         match publish_round(&svc, &config, &log, &clock).await {
-            Ok(Some(_)) => svc.checkpoint().await,
+            Ok(Some(_)) => {
+                svc.renew_proofs().await;
+                svc.checkpoint().await;
+            }
             Ok(None) => {}
             Err(e @ PublishEpochError::BehindLog(_)) => {
                 tracing::error!(%e, "key directory: nothing is published");
