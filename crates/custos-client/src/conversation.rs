@@ -9,6 +9,7 @@ use openmls::prelude::*;
 
 use crate::api::ApiError;
 use crate::device::{Device, DeviceError, MlsError, mls};
+use crate::keydir::check_key;
 use crate::mls::{CIPHERSUITE, MAX_PAST_EPOCHS, WIRE_FORMAT_POLICY, credential_name};
 
 /// How many times a commit is retried after losing a race.
@@ -92,18 +93,31 @@ impl Device {
             // The key must be the account's key in the directory, checked
             // before any commit or Welcome is built for it. A lookup that
             // will be needed goes out together with the claim.
-            let (claimed, proof) = if self.needs_lookup(m)? {
-                let (claimed, proof) = tokio::join!(self.api.claim_key_package(m), self.look_up(m));
-                (claimed, Some(proof))
+            let kp = if self.needs_lookup(m)? {
+                // The claim goes out first and the lookup with it; the
+                // lookup proof is verified (the log followed if its epoch is
+                // new) while the claim is under way.
+                let api = self.api.clone();
+                let account = m.clone();
+                let claiming = tokio::spawn(async move { api.claim_key_package(&account).await });
+                let verified = match self.look_up(m).await {
+                    Ok(proof) => self.verify_member_key(m, &proof).await,
+                    Err(e) => Err(e),
+                };
+                let claimed = claiming.await.map_err(|e| DeviceError::Io {
+                    path: "KeyPackage claim".into(),
+                    source: std::io::Error::other(e),
+                })?;
+                let kp = self.validate_key_package(m, &claimed?)?;
+                check_key(m, kp.leaf_node().signature_key().as_slice(), &verified?)?;
+                kp
             } else {
-                (self.api.claim_key_package(m).await, None)
+                let bytes = self.api.claim_key_package(m).await?;
+                let kp = self.validate_key_package(m, &bytes)?;
+                self.check_member_key(m, kp.leaf_node().signature_key().as_slice())
+                    .await?;
+                kp
             };
-            let kp = self.validate_key_package(m, &claimed?)?;
-            let key = kp.leaf_node().signature_key().as_slice().to_vec();
-            match proof {
-                Some(proof) => self.check_member_key_with(m, &key, &proof?).await?,
-                None => self.check_member_key(m, &key).await?,
-            }
             packages.push(kp);
         }
         self.commit_change(conv, Change::Add(packages)).await

@@ -105,7 +105,12 @@ impl LogFollower {
         kinds: &[StatementKind],
     ) -> Result<Self, FollowError> {
         let policy = TrustPolicy::from_manifest(manifest)?;
-        Self::with_verifier(url, manifest, Verifier::open(policy, state)?, kinds)
+        Ok(Self::with_verifier(
+            LogClient::new(url)?,
+            manifest,
+            Verifier::open(policy, state)?,
+            kinds,
+        ))
     }
 
     /// As [`LogFollower::open`], but the last accepted checkpoint is `last`
@@ -118,22 +123,43 @@ impl LogFollower {
         last: Option<&[u8]>,
         kinds: &[StatementKind],
     ) -> Result<Self, FollowError> {
+        Self::with_last_on(LogClient::new(url)?, manifest, last, kinds)
+    }
+
+    /// As [`LogFollower::with_last`], through `client` (a client kept
+    /// between rounds keeps its connections to the log).
+    pub fn with_last_on(
+        client: LogClient,
+        manifest: &Manifest,
+        last: Option<&[u8]>,
+        kinds: &[StatementKind],
+    ) -> Result<Self, FollowError> {
         let policy = TrustPolicy::from_manifest(manifest)?;
-        Self::with_verifier(url, manifest, Verifier::with_last(policy, last)?, kinds)
+        Ok(Self::with_verifier(
+            client,
+            manifest,
+            Verifier::with_last(policy, last)?,
+            kinds,
+        ))
     }
 
     fn with_verifier(
-        url: &str,
+        client: LogClient,
         manifest: &Manifest,
         verifier: Verifier,
         kinds: &[StatementKind],
-    ) -> Result<Self, FollowError> {
-        Ok(Self {
-            client: LogClient::new(url)?,
+    ) -> Self {
+        Self {
+            client,
             verifier,
             manifest: manifest.clone(),
             kinds: kinds.to_vec(),
-        })
+        }
+    }
+
+    /// The note of the last checkpoint this follower accepted, if any.
+    pub fn last_note(&self) -> Option<&[u8]> {
+        self.verifier.last().map(VerifiedCheckpoint::note)
     }
 
     /// Reads the entries after `cursor` (at most [`MAX_ENTRIES_PER_POLL`])

@@ -437,20 +437,23 @@ impl Device {
         served: &[u8],
         proof: &DirectoryProof,
     ) -> Result<(), DeviceError> {
+        let verified = self.verify_member_key(account, proof).await?;
+        check_key(account, served, &verified)
+    }
+
+    /// `account`'s key as the lookup proof `proof` shows it, verified
+    /// against the logged root and kept as proven (`None`: no directory).
+    pub(crate) async fn verify_member_key(
+        &mut self,
+        account: &str,
+        proof: &DirectoryProof,
+    ) -> Result<Option<Vec<u8>>, DeviceError> {
         let Some(verified) = self.verify_served(account, proof).await? else {
-            return Ok(());
+            return Ok(None);
         };
         self.verified_keys
             .insert(account, verified.key(), self.clock.now_millis());
-        if verified.key().as_slice() != served {
-            return Err(KeyDirRefusal::KeyMismatch {
-                account: account.to_owned(),
-                served: hex::encode(served),
-                directory: hex::encode(verified.key()),
-            }
-            .into());
-        }
-        Ok(())
+        Ok(Some(verified.key().to_vec()))
     }
 
     /// Checks, before a Welcome or an incoming commit is applied, that every
@@ -735,6 +738,24 @@ impl Device {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Refuses `served` as `account`'s key unless it is the key the directory
+/// proved (`None`: no directory, nothing to compare).
+pub(crate) fn check_key(
+    account: &str,
+    served: &[u8],
+    directory: &Option<Vec<u8>>,
+) -> Result<(), DeviceError> {
+    match directory {
+        Some(key) if key.as_slice() != served => Err(KeyDirRefusal::KeyMismatch {
+            account: account.to_owned(),
+            served: hex::encode(served),
+            directory: hex::encode(key),
+        }
+        .into()),
+        _ => Ok(()),
     }
 }
 

@@ -43,6 +43,18 @@ const CHECKPOINT: &str = "log/checkpoint";
 const MANIFEST_PUBLISHED: &str = "log/manifest_published";
 const DAYS: &str = "escrow/days";
 
+/// The statements a device follows.
+const FOLLOWED: &[StatementKind] = &[
+    StatementKind::EscrowDayKey,
+    StatementKind::ManifestPublication,
+    StatementKind::WarrantCommitment,
+    StatementKind::WarrantUnsealing,
+    StatementKind::ProviderFrankingKey,
+    StatementKind::KeyDirectoryEpoch,
+    StatementKind::HashListRoot,
+    StatementKind::MatchingPolicy,
+];
+
 /// What one round of following the log found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LogSync {
@@ -105,21 +117,12 @@ pub(crate) async fn follow(
         Some(note) => Some(note),
         None => read_legacy_checkpoint(home)?,
     };
-    let mut follower = LogFollower::with_last(
-        pin.log_url(),
-        pin.manifest(),
-        last.as_deref(),
-        &[
-            StatementKind::EscrowDayKey,
-            StatementKind::ManifestPublication,
-            StatementKind::WarrantCommitment,
-            StatementKind::WarrantUnsealing,
-            StatementKind::ProviderFrankingKey,
-            StatementKind::KeyDirectoryEpoch,
-            StatementKind::HashListRoot,
-            StatementKind::MatchingPolicy,
-        ],
-    )?;
+    let mut follower = match pin.kept_follower(last.as_deref()) {
+        Some(kept) => kept,
+        None => {
+            LogFollower::with_last_on(pin.log_client()?, pin.manifest(), last.as_deref(), FOLLOWED)?
+        }
+    };
     let own_hash = pin.manifest().hash().map_err(PinError::from)?;
     let mut out = LogSync::default();
     let mut cursor = get_u64(store, CURSOR)?;
@@ -143,6 +146,9 @@ pub(crate) async fn follow(
             break;
         }
     }
+    // Kept only after a round that ended well: its last checkpoint is the
+    // one the store holds.
+    pin.keep_follower(follower);
     out.cursor = cursor;
     out.manifest_published = store.get(MANIFEST_PUBLISHED)?.is_some();
     Ok(out)

@@ -70,6 +70,10 @@ pub enum PinError {
 pub struct ManifestPin {
     manifest: Manifest,
     log_url: String,
+    /// The log's client, made on first use and shared by clones.
+    log: std::sync::Arc<std::sync::OnceLock<LogClient>>,
+    /// The follower of the last round, kept for the next (shared by clones).
+    follower: std::sync::Arc<std::sync::Mutex<Option<crate::follower::LogFollower>>>,
 }
 
 impl ManifestPin {
@@ -78,6 +82,8 @@ impl ManifestPin {
         Ok(Self {
             manifest: Manifest::from_toml(text)?,
             log_url: log_url.to_owned(),
+            log: Default::default(),
+            follower: Default::default(),
         })
     }
 
@@ -95,6 +101,8 @@ impl ManifestPin {
         Ok(Self {
             manifest,
             log_url: log_url.to_owned(),
+            log: Default::default(),
+            follower: Default::default(),
         })
     }
 
@@ -106,6 +114,35 @@ impl ManifestPin {
     /// The log's URL.
     pub fn log_url(&self) -> &str {
         &self.log_url
+    }
+
+    /// The log's HTTP client, made once and shared by every clone of this
+    /// pin, so that its connections to the log are kept between rounds.
+    pub(crate) fn log_client(&self) -> Result<LogClient, PinError> {
+        if let Some(client) = self.log.get() {
+            return Ok(client.clone());
+        }
+        let client = LogClient::new(&self.log_url)?;
+        Ok(self.log.get_or_init(|| client).clone())
+    }
+
+    /// The follower kept by [`ManifestPin::keep_follower`], if its last
+    /// accepted checkpoint is `last` (the one the device store holds):
+    /// the same follower a new one made from `last` would be, without
+    /// verifying again the checkpoint this process verified.
+    pub(crate) fn kept_follower(
+        &self,
+        last: Option<&[u8]>,
+    ) -> Option<crate::follower::LogFollower> {
+        let kept = self.follower.lock().ok()?.take()?;
+        (kept.last_note() == last).then_some(kept)
+    }
+
+    /// Keeps `follower` for the next round.
+    pub(crate) fn keep_follower(&self, follower: crate::follower::LogFollower) {
+        if let Ok(mut kept) = self.follower.lock() {
+            *kept = Some(follower);
+        }
     }
 
     /// Writes the pinned copy into `home`, durably.
@@ -130,6 +167,8 @@ impl ManifestPin {
         Ok(Some(Self {
             manifest,
             log_url: log_url.unwrap_or_default(),
+            log: Default::default(),
+            follower: Default::default(),
         }))
     }
 }
