@@ -53,15 +53,75 @@ pub fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
 /// Opens (creating if needed) the directory's database file at `path`
 /// with [`super::SCHEMA`], and copies into it whatever WAL an earlier
 /// process left uncopied.
+///
+/// A damaged file is refused with a message naming it: one SQLite finds
+/// corrupt, and one shorter than its pages (cut short by a bad copy or a
+/// full disk), which SQLite itself would notice only when a lookup reads a
+/// missing page.
 pub async fn open_file(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options(path)?)
-        .await?;
-    SqliteDirectory::create_schema(&pool).await?;
-    upgrade(&pool).await?;
-    SqliteDirectory::new(pool.clone()).checkpoint().await?;
+        .await
+        .map_err(|e| damaged_or(path, e))?;
+    SqliteDirectory::create_schema(&pool)
+        .await
+        .map_err(|e| damaged_or(path, e))?;
+    upgrade(&pool).await.map_err(|e| damaged_or(path, e))?;
+    let copied_in = SqliteDirectory::new(pool.clone())
+        .checkpoint()
+        .await
+        .map_err(|e| damaged_or(path, e))?;
+    if copied_in {
+        check_length(&pool, path).await?;
+    }
     Ok(pool)
+}
+
+/// With the WAL copied in, the file must hold every page SQLite counts.
+async fn check_length(pool: &SqlitePool, path: &Path) -> Result<(), sqlx::Error> {
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(pool)
+        .await?;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(pool)
+        .await?;
+    let needed = u64::try_from(pages.saturating_mul(page_size)).unwrap_or(u64::MAX);
+    let held = std::fs::metadata(path).map_err(sqlx::Error::Io)?.len();
+    if held < needed {
+        return Err(damaged(
+            path,
+            &format!("truncated: it holds {held} bytes of its {needed}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `e`, or, when SQLite found the file corrupt or not a database, a
+/// refusal that names the file.
+fn damaged_or(path: &Path, e: sqlx::Error) -> sqlx::Error {
+    // SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), with extended codes.
+    let corrupt = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 11 | 26));
+    if corrupt {
+        damaged(path, &e.to_string())
+    } else {
+        e
+    }
+}
+
+fn damaged(path: &Path, detail: &str) -> sqlx::Error {
+    sqlx::Error::Configuration(
+        format!(
+            "the key directory file {} is damaged ({detail}); restore it from a backup \
+             (devices refuse a directory older than the one they verified)",
+            path.display()
+        )
+        .into(),
+    )
 }
 
 /// Moves a version-0 file's tree-node rows to their row keys, in one

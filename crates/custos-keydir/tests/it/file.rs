@@ -113,3 +113,51 @@ async fn a_file_of_akd_ids_is_reordered_when_opened() {
         );
     }
 }
+
+/// A directory file cut short (a bad copy, a full disk) is refused when it
+/// is opened, with a message that says so, instead of answering lookups
+/// from a tree with pages missing: cut in half (SQLite finds it corrupt)
+/// or by its last page only (its schema still reads).
+#[tokio::test]
+async fn a_truncated_file_is_refused_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.db");
+    let (pool, kd) = directory_at(&path).await;
+    let changes: Vec<(String, [u8; 32])> = (0..2_000u32)
+        .map(|i| {
+            let mut key = [0; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            (format!("user{i}"), key)
+        })
+        .collect();
+    kd.publish(&changes).await.unwrap();
+    assert!(
+        SqliteDirectory::new(pool.clone())
+            .checkpoint()
+            .await
+            .unwrap()
+    );
+    drop(kd);
+    pool.close().await;
+    let whole = std::fs::metadata(&path).unwrap().len();
+
+    for cut in [whole / 2, whole - 4096] {
+        let copy = tempfile::tempdir().unwrap();
+        let cut_path = copy.path().join("kd.db");
+        std::fs::copy(&path, &cut_path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&cut_path)
+            .unwrap();
+        file.set_len(cut).unwrap();
+        drop(file);
+        let err = custos_keydir::sqlite::open_file(&cut_path)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is damaged"), "cut to {cut} of {whole}: {err}");
+        assert!(err.contains("kd.db"), "{err}");
+    }
+    // The whole file still opens.
+    custos_keydir::sqlite::open_file(&path).await.unwrap();
+}
