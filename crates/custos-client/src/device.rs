@@ -207,6 +207,10 @@ pub struct Device {
     /// Member keys proven by the key directory in the last
     /// [`crate::keydir::VERIFIED_KEY_TTL`] (in memory).
     pub(crate) verified_keys: crate::keydir::VerifiedKeys,
+    /// A second connection to the device store, for a round of following
+    /// the log on another task ([`Device::start_following`]); opened on
+    /// first use.
+    pub(crate) log_store: Option<Store>,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,
 }
@@ -221,6 +225,9 @@ impl std::fmt::Debug for Device {
 }
 
 const IDENTITY_FILE: &str = "identity.key";
+
+/// The device store's file in the device's home.
+pub(crate) const STORE_FILE: &str = "device.db";
 
 /// How long `register` waits for its key to appear in a logged epoch of
 /// the key directory (the provider publishes one every 10 s by default).
@@ -316,7 +323,7 @@ impl Device {
         // The manifest is checked against the log before anything else.
         let mut day_keys = None;
         if let Some(pin) = &pin {
-            let mut store = Store::open(&home.join("device.db"))?;
+            let mut store = Store::open(&home.join(STORE_FILE))?;
             let keys = crate::daykeys::DayKeys::for_manifest(pin.manifest());
             let sync = crate::logsync::follow(home, &mut store, pin, keys.as_ref()).await?;
             if !sync.manifest_published {
@@ -337,7 +344,7 @@ impl Device {
             path: key_path.clone(),
             source,
         })?;
-        let mut store = Store::open(&home.join("device.db"))?;
+        let mut store = Store::open(&home.join(STORE_FILE))?;
         store.set("name", name.as_bytes())?;
         store.set("server", server.as_bytes())?;
         let provider = Provider::open(&home.join("mls.db"))?;
@@ -368,6 +375,7 @@ impl Device {
             psi_downloads: 0,
             own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
             verified_keys: crate::keydir::VerifiedKeys::default(),
+            log_store: None,
             _home_lock: home_lock,
         };
         device.upload_key_packages(KEY_PACKAGE_BATCH, true).await?;
@@ -388,7 +396,7 @@ impl Device {
             path: key_path.clone(),
             source,
         })?;
-        let mut store = Store::open(&home.join("device.db"))?;
+        let mut store = Store::open(&home.join(STORE_FILE))?;
         let name = store
             .get_str("name")?
             .ok_or_else(|| DeviceError::NotRegistered(home.to_owned()))?;
@@ -438,6 +446,7 @@ impl Device {
             psi_downloads: 0,
             own_keys_check_interval: crate::keydir::OWN_KEYS_CHECK_INTERVAL,
             verified_keys: crate::keydir::VerifiedKeys::default(),
+            log_store: None,
             _home_lock: home_lock,
         })
     }

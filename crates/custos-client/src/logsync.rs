@@ -103,6 +103,54 @@ impl Device {
     }
 }
 
+/// A round of following the log under way on another task
+/// ([`Device::start_following`]).
+#[derive(Debug)]
+pub(crate) struct Following {
+    task: tokio::task::JoinHandle<(Store, Result<LogSync, DeviceError>)>,
+}
+
+impl Device {
+    /// Starts a round of following the log on another task, on a second
+    /// connection to the device store, so that it runs while this task
+    /// works on (a Welcome being staged); [`Device::finish_following`]
+    /// waits for it. Its writes are those of [`Device::follow_log`], in
+    /// their own transactions. `None`: no pinned manifest.
+    pub(crate) fn start_following(&mut self) -> Result<Option<Following>, DeviceError> {
+        let Some(pin) = self.pin.clone() else {
+            return Ok(None);
+        };
+        let mut store = match self.log_store.take() {
+            Some(store) => store,
+            None => Store::open(&self.home.join(crate::device::STORE_FILE))?,
+        };
+        let home = self.home.clone();
+        let keys = self.day_keys.clone();
+        let task = tokio::spawn(async move {
+            let followed = follow(&home, &mut store, &pin, keys.as_deref()).await;
+            (store, followed)
+        });
+        Ok(Some(Following { task }))
+    }
+
+    /// Waits for the round of [`Device::start_following`].
+    pub(crate) async fn finish_following(
+        &mut self,
+        following: Following,
+    ) -> Result<LogSync, DeviceError> {
+        match following.task.await {
+            Ok((store, followed)) => {
+                self.log_store = Some(store);
+                followed
+            }
+            Err(e) => Err(DeviceError::Io {
+                path: self.home.join(crate::device::STORE_FILE),
+                source: std::io::Error::other(e),
+            }),
+        }
+    }
+}
+
 /// Follows the log until the newest witnessed checkpoint is consumed.
 ///
 /// The store is taken `&mut` so that the future stays `Send` (a `Store` is

@@ -250,14 +250,28 @@ impl Device {
         // openmls consumes the KeyPackage a Welcome is for while staging it;
         // a refused Welcome puts it back, so the device is as it was.
         let spent = self.welcome_key_packages(&welcome)?;
-        let staged =
-            match StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.restore_key_packages(&spent)?;
-                    return Ok(WelcomeRefusal::Mls(e.to_string()).into());
-                }
-            };
+        // The roster's keys will be checked against the newest logged root
+        // of the key directory: the log is followed while the Welcome is
+        // staged. Its failure is not this Welcome's (the check follows the
+        // log again if it needs to).
+        let following = if self.key_directory_vrf()?.is_some() {
+            self.start_following()?
+        } else {
+            None
+        };
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None);
+        if let Some(following) = following
+            && let Err(e) = self.finish_following(following).await
+        {
+            tracing::debug!(error = %e, "following the log beside a Welcome failed");
+        }
+        let staged = match staged {
+            Ok(s) => s,
+            Err(e) => {
+                self.restore_key_packages(&spent)?;
+                return Ok(WelcomeRefusal::Mls(e.to_string()).into());
+            }
+        };
         // Every other member of the roster must carry its account's key in
         // the key directory before this device joins (no ghost members).
         let own = staged.own_leaf_index();
