@@ -152,6 +152,27 @@ fn bench(c: &mut criterion::Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // A server of several on one database (no proofs kept, no node cache
+    // beyond one request): a batch lookup of 8 accounts not asked before.
+    let shared = rt
+        .block_on(KeyDirectory::open_shared(
+            SqliteDirectory::new(pool.clone()),
+            VrfSecret::from_bytes(seed),
+        ))
+        .unwrap();
+    g.bench_function("shared_lookup_many_8", |b| {
+        b.iter_batched(
+            || {
+                let names: Vec<String> = (first..first + 8)
+                    .map(|i| format!("user{}", i % accounts))
+                    .collect();
+                first += 8;
+                names
+            },
+            |names| rt.block_on(shared.lookup_many(&names)).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 
     let file = SqliteDirectory::new(pool.clone());

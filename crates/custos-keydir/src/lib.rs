@@ -193,6 +193,10 @@ pub struct KeyDirectory<D: akd::storage::Database + 'static = SqliteDirectory> {
     /// Lookup proofs of the latest epoch (`proof_cache`); only on a
     /// directory this process owns.
     proofs: Option<std::sync::Arc<proof_cache::ProofCache>>,
+    /// On a directory other processes share: its storage and VRF, for a
+    /// directory with a node cache of its own per request
+    /// ([`KeyDirectory::reader`]).
+    shared: Option<(D, VrfSecret)>,
 }
 
 impl<D: akd::storage::Database + 'static> std::fmt::Debug for KeyDirectory<D> {
@@ -207,7 +211,7 @@ fn hex_key(k: &[u8; 32]) -> String {
     k.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
+impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
     /// Opens the directory on `storage` (creating epoch 0 if it is empty).
     pub async fn open(storage: D, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
         let vrf_public = vrf.public_key();
@@ -230,18 +234,21 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
             akd,
             vrf_public,
             proofs: Some(std::sync::Arc::default()),
+            shared: None,
         })
     }
 
     /// Opens the directory on `storage` that other processes share (several
-    /// servers on one PostgreSQL, one of which publishes): without `akd`'s
-    /// node cache, so every proof is read from the records as committed,
-    /// never from a cache another server's epoch has made stale.
+    /// servers on one PostgreSQL, one of which publishes). No node cache
+    /// outlives a request, so no proof is made from nodes that another
+    /// server's epoch has made stale; within one request, `akd`'s node
+    /// cache holds what its preload reads in one pass (without one, `akd`
+    /// reads each node of a proof with a query of its own).
     pub async fn open_shared(storage: D, vrf: VrfSecret) -> Result<Self, KeyDirectoryError> {
         let vrf_public = vrf.public_key();
         let akd = Directory::new(
-            StorageManager::new_no_cache(storage),
-            vrf,
+            StorageManager::new_no_cache(storage.clone()),
+            vrf.clone(),
             AzksParallelismConfig::default(),
         )
         .await
@@ -250,7 +257,29 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
             akd,
             vrf_public,
             proofs: None,
+            shared: Some((storage, vrf)),
         })
+    }
+
+    /// The `akd` directory a read goes to: this process's own, or, on a
+    /// shared directory, one with a node cache for this request alone (one
+    /// more read of the tree's root record).
+    async fn reader(&self) -> Result<Directory<DirectoryConfig, D, VrfSecret>, KeyDirectoryError> {
+        match &self.shared {
+            None => Ok(self.akd.clone()),
+            Some((storage, vrf)) => Directory::new(
+                StorageManager::new(
+                    storage.clone(),
+                    Some(CACHE_ITEM_LIFETIME),
+                    Some(CACHE_LIMIT_BYTES),
+                    None,
+                ),
+                vrf.clone(),
+                AzksParallelismConfig::default(),
+            )
+            .await
+            .map_err(akd_err),
+        }
     }
 
     /// The VRF public key (the manifest's `key_directory.vrf_public_key`).
@@ -288,7 +317,8 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
             return Ok(Proven { proof, root });
         }
         let (proof, h) = self
-            .akd
+            .reader()
+            .await?
             .lookup(account_label(account))
             .await
             .map_err(|e| not_found_or(account, e))?;
@@ -316,7 +346,7 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
             return Ok(kept);
         }
         let labels: Vec<_> = accounts.iter().map(|a| account_label(a)).collect();
-        match self.akd.batch_lookup(&labels).await {
+        match self.reader().await?.batch_lookup(&labels).await {
             Ok((proofs, h)) => {
                 let proofs = proofs
                     .iter()
@@ -395,7 +425,8 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
     /// The complete key-history proof of `account` at the latest epoch.
     pub async fn history(&self, account: &str) -> Result<Proven, KeyDirectoryError> {
         let (proof, h) = self
-            .akd
+            .reader()
+            .await?
             .key_history(&account_label(account), HistoryParams::Complete)
             .await
             .map_err(|e| not_found_or(account, e))?;
@@ -407,7 +438,12 @@ impl<D: akd::storage::Database + 'static> KeyDirectory<D> {
 
     /// The append-only proof from epoch `from` to `to` (`from < to`).
     pub async fn audit(&self, from: u64, to: u64) -> Result<Vec<u8>, KeyDirectoryError> {
-        let proof = self.akd.audit(from, to).await.map_err(akd_err)?;
+        let proof = self
+            .reader()
+            .await?
+            .audit(from, to)
+            .await
+            .map_err(akd_err)?;
         Ok(encode_audit_proof(&proof)?)
     }
 }

@@ -246,3 +246,36 @@ async fn a_publish_renews_once_the_proofs_asked_for_at_the_epoch_before() {
     // A shared directory keeps no proofs and renews none.
     assert_eq!(shared.renew_proofs().await, 0);
 }
+
+/// A directory other processes share answers every request from the
+/// records as committed: after another handle publishes, its next lookups,
+/// batch lookups and histories are at the new epoch with the new key,
+/// never from nodes an earlier request read.
+#[tokio::test]
+async fn a_shared_directory_sees_the_epoch_another_handle_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.db");
+    let (owner, vrf, r1) = alice_and_bob_published(&path).await;
+    let shared = KeyDirectory::open_shared(SqliteDirectory::new(pool(&path).await), vrf)
+        .await
+        .unwrap();
+    let vrf_pk = shared.vrf_public_key();
+    let names = ["alice".to_owned(), "bob".to_owned()];
+    assert_eq!(shared.lookup("bob").await.unwrap().root, r1);
+    assert_eq!(shared.lookup_many(&names).await.unwrap().1, r1);
+
+    let r2 = owner.publish(&[("bob".into(), [7; 32])]).await.unwrap();
+    let one = shared.lookup("bob").await.unwrap();
+    assert_eq!(one.root, r2);
+    assert_eq!(
+        verify_lookup(&vrf_pk, &r2, "bob", &one.proof)
+            .unwrap()
+            .key(),
+        &[7; 32]
+    );
+    let (batch, at) = shared.lookup_many(&names).await.unwrap();
+    assert_eq!(at, r2);
+    assert_eq!(batch[1], one.proof);
+    assert_eq!(batch[1], owner.lookup("bob").await.unwrap().proof);
+    assert_eq!(shared.history("bob").await.unwrap().root, r2);
+}
