@@ -228,9 +228,89 @@ fn bench(c: &mut criterion::Criterion) {
     g.finish();
 }
 
+/// On PostgreSQL (`KD_PG=1`; a cluster the test kit starts, skipped without
+/// one): a batch lookup of 8 accounts not asked before on a directory
+/// several servers share, against `akd` on the same storage without a node
+/// cache (how a shared directory read before session 14), in the same run.
+fn shared_on_postgres(c: &mut criterion::Criterion) {
+    use akd::append_only_zks::AzksParallelismConfig;
+    use custos_keydir::PgDirectory;
+    use custos_verify::keydir::{DirectoryConfig, account_label};
+    if std::env::var_os("KD_PG").is_none() {
+        return;
+    }
+    let accounts = env("KD_ACCOUNTS", 20_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = custos_deploy::postgres::TestPostgres::start(&dir.path().join("pg")).unwrap()
+    else {
+        eprintln!("no PostgreSQL: skipped");
+        return;
+    };
+    let seed = [9; 32];
+    let (shared, uncached) = rt.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect(&pg.url())
+            .await
+            .unwrap();
+        PgDirectory::create_schema(&pool).await.unwrap();
+        let shared =
+            KeyDirectory::open_shared(PgDirectory::new(pool.clone()), VrfSecret::from_bytes(seed))
+                .await
+                .unwrap();
+        let mut done = 0;
+        while done < accounts {
+            let n = 10_000.min(accounts - done);
+            shared.publish(&changes(done, n)).await.unwrap();
+            done += n;
+        }
+        let uncached = akd::Directory::<DirectoryConfig, _, _>::new(
+            akd::storage::StorageManager::new_no_cache(PgDirectory::new(pool)),
+            VrfSecret::from_bytes(seed),
+            AzksParallelismConfig::default(),
+        )
+        .await
+        .unwrap();
+        (shared, uncached)
+    });
+    let mut first = 0usize;
+    let mut next_names = move || {
+        let names: Vec<String> = (first..first + 8)
+            .map(|i| format!("user{}", i % accounts))
+            .collect();
+        first += 8;
+        names
+    };
+    let mut g = c.benchmark_group("keydir_postgres");
+    g.sample_size(20);
+    g.bench_function("shared_lookup_many_8", |b| {
+        b.iter_batched(
+            &mut next_names,
+            |names| rt.block_on(shared.lookup_many(&names)).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("baseline_akd_without_node_cache_8", |b| {
+        b.iter_batched(
+            &mut next_names,
+            |names| {
+                let labels: Vec<_> = names.iter().map(|n| account_label(n)).collect();
+                rt.block_on(uncached.batch_lookup(&labels)).unwrap()
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = criterion::Criterion::default().warm_up_time(Duration::from_secs(1));
-    targets = bench
+    targets = bench, shared_on_postgres
 }
 criterion_main!(benches);
