@@ -426,18 +426,7 @@ impl Device {
             return Ok(());
         }
         let proof = self.look_up(account).await?;
-        self.check_member_key_with(account, served, &proof).await
-    }
-
-    /// As [`Device::check_member_key`], with the service's lookup proof
-    /// for `account` already fetched.
-    pub(crate) async fn check_member_key_with(
-        &mut self,
-        account: &str,
-        served: &[u8],
-        proof: &DirectoryProof,
-    ) -> Result<(), DeviceError> {
-        let verified = self.verify_member_key(account, proof).await?;
+        let verified = self.verify_member_key(account, &proof).await?;
         check_key(account, served, &verified)
     }
 

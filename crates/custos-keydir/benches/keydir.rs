@@ -70,14 +70,29 @@ fn changes(from: usize, n: usize) -> Vec<(String, [u8; 32])> {
         .collect()
 }
 
-fn bench(c: &mut criterion::Criterion) {
-    let accounts = env("KD_ACCOUNTS", 20_000);
-    let per_epoch = env("KD_CHANGES", 1_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The benches' runtime: two workers, as the machine has two cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// The next 8 account names from `first` on (wrapping at `accounts`),
+/// none asked for before in this run until it wraps.
+fn next_eight(first: &mut usize, accounts: usize) -> Vec<String> {
+    let names = (*first..*first + 8)
+        .map(|i| format!("user{}", i % accounts))
+        .collect();
+    *first += 8;
+    names
+}
+
+fn bench(c: &mut criterion::Criterion) {
+    let accounts = env("KD_ACCOUNTS", 20_000);
+    let per_epoch = env("KD_CHANGES", 1_000);
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kd.db");
     let secret = VrfSecret::generate();
@@ -136,10 +151,7 @@ fn bench(c: &mut criterion::Criterion) {
     g.bench_function("service_lookup_many_8_first_time", |b| {
         b.iter_batched(
             || {
-                let names: Vec<String> = (first..first + 8)
-                    .map(|i| format!("user{}", i % accounts))
-                    .collect();
-                first += 8;
+                let names = next_eight(&mut first, accounts);
                 let fresh = rt
                     .block_on(KeyDirectory::open(
                         SqliteDirectory::new(pool.clone()),
@@ -162,13 +174,7 @@ fn bench(c: &mut criterion::Criterion) {
         .unwrap();
     g.bench_function("shared_lookup_many_8", |b| {
         b.iter_batched(
-            || {
-                let names: Vec<String> = (first..first + 8)
-                    .map(|i| format!("user{}", i % accounts))
-                    .collect();
-                first += 8;
-                names
-            },
+            || next_eight(&mut first, accounts),
             |names| rt.block_on(shared.lookup_many(&names)).unwrap(),
             BatchSize::PerIteration,
         )
@@ -240,11 +246,7 @@ fn shared_on_postgres(c: &mut criterion::Criterion) {
         return;
     }
     let accounts = env("KD_ACCOUNTS", 20_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let Some(pg) = custos_deploy::postgres::TestPostgres::start(&dir.path().join("pg")).unwrap()
     else {
@@ -279,13 +281,7 @@ fn shared_on_postgres(c: &mut criterion::Criterion) {
         (shared, uncached)
     });
     let mut first = 0usize;
-    let mut next_names = move || {
-        let names: Vec<String> = (first..first + 8)
-            .map(|i| format!("user{}", i % accounts))
-            .collect();
-        first += 8;
-        names
-    };
+    let mut next_names = move || next_eight(&mut first, accounts);
     let mut g = c.benchmark_group("keydir_postgres");
     g.sample_size(20);
     g.bench_function("shared_lookup_many_8", |b| {
