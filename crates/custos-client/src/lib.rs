@@ -50,10 +50,3 @@ pub mod tls;
 pub use device::{Device, DeviceError, MlsError};
 pub use receive::Outcome;
 pub use refusal::Refusal;
-
-/// TEMPORARY profiling (not to be committed).
-pub fn prof(label: &str, t: std::time::Instant) {
-    if std::env::var_os("CUSTOS_PROF").is_some() {
-        eprintln!("PROF {label} {:.3}", t.elapsed().as_secs_f64() * 1e3);
-    }
-}
