@@ -201,45 +201,54 @@ impl Device {
             if matches!(change, Change::Pending) && !group.has_pending_proposals() {
                 return Ok(());
             }
-            let (commit, welcome) = match &change {
-                Change::Add(kps) => {
-                    let (c, w, _) = group
-                        .add_members(&self.provider, &self.identity, kps)
-                        .map_err(mls(MlsError::Commit))?;
-                    (c, Some(w))
-                }
-                Change::Remove(names) => {
-                    let mut leaves = Vec::new();
-                    for n in names {
-                        let leaf = group
-                            .members()
-                            .find(|m| credential_name(&m.credential).as_deref() == Some(n.as_str()))
-                            .ok_or_else(|| DeviceError::NotAMember(n.clone()))?;
-                        leaves.push(leaf.index);
-                    }
-                    let (c, w, _) = group
-                        .remove_members(&self.provider, &self.identity, &leaves)
-                        .map_err(mls(MlsError::Commit))?;
-                    (c, w)
-                }
-                Change::SelfUpdate => {
-                    let bundle = group
-                        .self_update(
-                            &self.provider,
-                            &self.identity,
-                            LeafNodeParameters::default(),
-                        )
-                        .map_err(mls(MlsError::Commit))?;
-                    let (c, w, _) = bundle.into_messages();
-                    (c, w)
-                }
-                Change::Pending => {
-                    let (c, w, _) = group
-                        .commit_to_pending_proposals(&self.provider, &self.identity)
-                        .map_err(mls(MlsError::Commit))?;
-                    (c, w)
-                }
-            };
+            // The commit's state is written whole or not at all.
+            let (commit, welcome) =
+                self.provider
+                    .storage()
+                    .atomically(|| -> Result<_, DeviceError> {
+                        Ok(match &change {
+                            Change::Add(kps) => {
+                                let (c, w, _) = group
+                                    .add_members(&self.provider, &self.identity, kps)
+                                    .map_err(mls(MlsError::Commit))?;
+                                (c, Some(w))
+                            }
+                            Change::Remove(names) => {
+                                let mut leaves = Vec::new();
+                                for n in names {
+                                    let leaf = group
+                                        .members()
+                                        .find(|m| {
+                                            credential_name(&m.credential).as_deref()
+                                                == Some(n.as_str())
+                                        })
+                                        .ok_or_else(|| DeviceError::NotAMember(n.clone()))?;
+                                    leaves.push(leaf.index);
+                                }
+                                let (c, w, _) = group
+                                    .remove_members(&self.provider, &self.identity, &leaves)
+                                    .map_err(mls(MlsError::Commit))?;
+                                (c, w)
+                            }
+                            Change::SelfUpdate => {
+                                let bundle = group
+                                    .self_update(
+                                        &self.provider,
+                                        &self.identity,
+                                        LeafNodeParameters::default(),
+                                    )
+                                    .map_err(mls(MlsError::Commit))?;
+                                let (c, w, _) = bundle.into_messages();
+                                (c, w)
+                            }
+                            Change::Pending => {
+                                let (c, w, _) = group
+                                    .commit_to_pending_proposals(&self.provider, &self.identity)
+                                    .map_err(mls(MlsError::Commit))?;
+                                (c, w)
+                            }
+                        })
+                    })?;
             let commit_bytes = commit
                 .tls_serialize_detached()
                 .map_err(mls(MlsError::Encode))?;
@@ -253,9 +262,11 @@ impl Device {
                 .await
             {
                 Ok(()) => {
-                    group
-                        .merge_pending_commit(&self.provider)
-                        .map_err(mls(MlsError::Merge))?;
+                    self.provider.storage().atomically(|| {
+                        group
+                            .merge_pending_commit(&self.provider)
+                            .map_err(mls(MlsError::Merge))
+                    })?;
                     self.store.set_last_update(conv, self.clock.now_millis())?;
                     self.after_epoch_change(conv, &group)?;
                     return Ok(());

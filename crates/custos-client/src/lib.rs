@@ -37,6 +37,7 @@ pub mod logsync;
 pub mod matching;
 pub mod media;
 pub mod mls;
+mod mls_storage;
 pub mod notices;
 pub mod pin;
 pub mod receive;

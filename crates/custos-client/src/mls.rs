@@ -29,8 +29,10 @@ impl Codec for JsonCodec {
     }
 }
 
+pub use crate::mls_storage::MlsStorage;
+
 /// The openmls storage type used by Custos.
-pub type Storage = SqliteStorageProvider<JsonCodec, Connection>;
+pub type Storage = MlsStorage;
 
 /// An [`OpenMlsProvider`] backed by a SQLite file.
 pub struct Provider {
@@ -59,18 +61,17 @@ pub enum ProviderError {
 impl Provider {
     /// Opens (creating if needed) the MLS state at `path`.
     pub fn open(path: &Path) -> Result<Self, ProviderError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         // Old epochs' secrets are overwritten when openmls deletes them.
         conn.pragma_update(None, "secure_delete", "ON")?;
-        let mut storage = Storage::new(conn);
-        storage
+        SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut conn)
             .run_migrations()
             .map_err(|e| ProviderError::Migration(e.to_string()))?;
         Ok(Self {
             crypto: RustCrypto::default(),
-            storage,
+            storage: MlsStorage::new(conn),
         })
     }
 }

@@ -16,7 +16,6 @@ use custos_wire::frames::{Delivery, ItemKind, ServerFrame};
 use futures_util::StreamExt as _;
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
-use openmls_traits::storage::StorageProvider as _;
 
 use crate::device::{Device, DeviceError, MlsError, mls};
 use crate::mls::join_config;
@@ -240,16 +239,34 @@ impl Device {
         }
     }
 
+    /// Joins from a Welcome in one transaction of the MLS store: the
+    /// KeyPackage openmls consumes while staging, and the group it writes,
+    /// are on disk together once every check passed, or not at all. A
+    /// refused Welcome, an error, or a device killed (or its future
+    /// dropped) part-way leaves the MLS state as it was, KeyPackage
+    /// included, so the Welcome, delivered again, can still be joined.
     async fn process_welcome(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
+        let transaction = self
+            .provider
+            .storage()
+            .begin()
+            .map_err(crate::mls::ProviderError::from)?;
+        let outcome = self.join_from_welcome(d).await?;
+        if outcome == Outcome::Joined {
+            transaction
+                .commit(self.provider.storage())
+                .map_err(crate::mls::ProviderError::from)?;
+        }
+        Ok(outcome)
+    }
+
+    async fn join_from_welcome(&mut self, d: &Delivery) -> Result<Outcome, DeviceError> {
         let Ok(msg) = MlsMessageIn::tls_deserialize_exact(d.body.as_slice()) else {
             return Ok(WelcomeRefusal::Malformed.into());
         };
         let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
             return Ok(WelcomeRefusal::NotAWelcome.into());
         };
-        // openmls consumes the KeyPackage a Welcome is for while staging it;
-        // a refused Welcome puts it back, so the device is as it was.
-        let spent = self.welcome_key_packages(&welcome)?;
         // The roster's keys will be checked against the newest logged root
         // of the key directory: the log is followed while the Welcome is
         // staged. Its failure is not this Welcome's (the check follows the
@@ -267,10 +284,7 @@ impl Device {
         }
         let staged = match staged {
             Ok(s) => s,
-            Err(e) => {
-                self.restore_key_packages(&spent)?;
-                return Ok(WelcomeRefusal::Mls(e.to_string()).into());
-            }
+            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
         };
         // Every other member of the roster must carry its account's key in
         // the key directory before this device joins (no ghost members).
@@ -282,21 +296,12 @@ impl Device {
             .collect();
         match self.check_roster_keys(&members).await {
             Ok(()) => {}
-            Err(DeviceError::KeyDirectory(r)) => {
-                self.restore_key_packages(&spent)?;
-                return Ok(WelcomeRefusal::MemberKey(r).into());
-            }
-            Err(e) => {
-                self.restore_key_packages(&spent)?;
-                return Err(e);
-            }
+            Err(DeviceError::KeyDirectory(r)) => return Ok(WelcomeRefusal::MemberKey(r).into()),
+            Err(e) => return Err(e),
         }
         let group = match staged.into_group(&self.provider) {
             Ok(g) => g,
-            Err(e) => {
-                self.restore_key_packages(&spent)?;
-                return Ok(WelcomeRefusal::Mls(e.to_string()).into());
-            }
+            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
         };
         let conv = group.group_id().as_slice();
         let Ok(id) = <[u8; 16]>::try_from(conv) else {
@@ -306,6 +311,9 @@ impl Device {
         if conv != d.conversation {
             return Ok(WelcomeRefusal::ConversationMismatch.into());
         }
+        // The device's own records of the conversation go first: should
+        // the MLS commit after them not happen, the Welcome is delivered
+        // again and joined again, and these writes are idempotent.
         self.store
             .add_conversation(&conv, self.clock.now_millis())?;
         self.after_epoch_change(&conv, &group)?;
@@ -358,9 +366,13 @@ impl Device {
                     Err(e) => return Err(e),
                 }
                 let removed = staged.self_removed();
-                group
-                    .merge_staged_commit(&self.provider, *staged)
-                    .map_err(mls(MlsError::Merge))?;
+                // The new epoch's state is written whole or not at all: a
+                // device killed part-way processes the commit again.
+                openmls_traits::OpenMlsProvider::storage(&self.provider).atomically(|| {
+                    group
+                        .merge_staged_commit(&self.provider, *staged)
+                        .map_err(mls(MlsError::Merge))
+                })?;
                 if removed {
                     self.store.remove_conversation(&d.conversation)?;
                     self.forget_leaving(&d.conversation)?;
@@ -476,41 +488,6 @@ impl Device {
 
     fn set_cursor(&self, seq: u64) -> Result<(), DeviceError> {
         Ok(self.store.set("cursor", &seq.to_be_bytes())?)
-    }
-}
-
-impl Device {
-    /// The KeyPackage bundles a Welcome may be for, as stored now (openmls
-    /// deletes the one it uses while staging).
-    fn welcome_key_packages(
-        &self,
-        welcome: &Welcome,
-    ) -> Result<Vec<(KeyPackageRef, KeyPackageBundle)>, DeviceError> {
-        let storage = openmls_traits::OpenMlsProvider::storage(&self.provider);
-        let mut out = Vec::new();
-        for egs in welcome.secrets() {
-            let r = egs.new_member();
-            let bundle: Option<KeyPackageBundle> =
-                storage.key_package(&r).map_err(mls(MlsError::LoadGroup))?;
-            if let Some(b) = bundle {
-                out.push((r, b));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Puts back KeyPackage bundles taken by [`Self::welcome_key_packages`].
-    fn restore_key_packages(
-        &self,
-        spent: &[(KeyPackageRef, KeyPackageBundle)],
-    ) -> Result<(), DeviceError> {
-        let storage = openmls_traits::OpenMlsProvider::storage(&self.provider);
-        for (r, b) in spent {
-            storage
-                .write_key_package(r, b)
-                .map_err(mls(MlsError::Merge))?;
-        }
-        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 //! back) and by restoring an old copy of it (a rollback, then a split view).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
+use std::future::Future as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -681,5 +682,50 @@ async fn an_older_devices_checkpoint_file_is_taken_into_the_store() {
         kept, note,
         "the new checkpoint, consistent with the file's, is kept"
     );
+    d.shutdown().await.unwrap();
+}
+
+/// A join abandoned part-way (the device's future dropped while it checks
+/// the roster's keys, after openmls consumed the KeyPackage and staged the
+/// group) leaves nothing behind: the same Welcome, processed again, is
+/// joined. The runtime has one thread, so the first poll stops at the
+/// first network wait.
+#[tokio::test(flavor = "current_thread")]
+async fn a_join_abandoned_during_the_roster_check_can_be_done_again() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = d.register("alice").await.unwrap();
+    let mut bob = d.register("bob").await.unwrap();
+    let _carol = d.register("carol").await.unwrap();
+    let conv = alice
+        .create_conversation(&["carol".to_owned()])
+        .await
+        .unwrap();
+    alice.add_members(&conv, &["bob".to_owned()]).await.unwrap();
+    let welcome = bob
+        .api()
+        .fetch(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.kind == ItemKind::Welcome)
+        .unwrap();
+    {
+        let mut joining = std::pin::pin!(bob.process_delivery(welcome.clone()));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(joining.as_mut().poll(&mut cx).is_pending());
+    }
+    assert!(bob.conversations().unwrap().is_empty());
+    assert_eq!(
+        bob.process_delivery(welcome).await.unwrap(),
+        Outcome::Joined
+    );
+    alice
+        .send_text(&conv, "after the second try")
+        .await
+        .unwrap();
+    let got = bob.receive(None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, "after the second try");
     d.shutdown().await.unwrap();
 }

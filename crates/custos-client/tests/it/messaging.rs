@@ -596,3 +596,41 @@ async fn old_chains_expire_and_purged_history_leaves_no_trace_on_disk() {
     }
     d.shutdown().await.unwrap();
 }
+
+/// A Welcome refused after openmls has written its group (here: delivered
+/// under another conversation's id) leaves the device's MLS state as it
+/// was. The KeyPackage the Welcome is for is still there, so the Welcome,
+/// delivered as the service sent it, is joined, and messages flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_welcome_refused_after_its_group_was_written_can_still_be_joined() {
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let mut alice = user(&dir, &d, "alice").await;
+    let mut bob = user(&dir, &d, "bob").await;
+    let conv = alice.create_conversation(&[]).await.unwrap();
+    alice.add_members(&conv, &names(&["bob"])).await.unwrap();
+    let welcome = raw_mailbox(&bob)
+        .await
+        .into_iter()
+        .find(|i| i.kind == ItemKind::Welcome)
+        .unwrap();
+    let mut elsewhere = welcome.clone();
+    elsewhere.conversation = ConversationId([0xAB; 16]);
+    assert_eq!(
+        bob.process_delivery(elsewhere).await.unwrap(),
+        Outcome::Refused(custos_client::Refusal::Welcome(
+            custos_client::refusal::WelcomeRefusal::ConversationMismatch
+        ))
+    );
+    assert!(bob.conversations().unwrap().is_empty());
+    assert_eq!(
+        bob.process_delivery(welcome).await.unwrap(),
+        Outcome::Joined
+    );
+    alice.send_text(&conv, "joined after all").await.unwrap();
+    assert_eq!(
+        texts(&mut bob).await,
+        vec![(conv.to_hex(), "alice".into(), "joined after all".into())]
+    );
+    d.shutdown().await.unwrap();
+}
