@@ -47,14 +47,17 @@ impl Device {
         let mut id = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
         let conv = ConversationId(id);
-        let group = MlsGroup::builder()
-            .with_group_id(GroupId::from_slice(&conv.0))
-            .ciphersuite(CIPHERSUITE)
-            .use_ratchet_tree_extension(true)
-            .max_past_epochs(MAX_PAST_EPOCHS)
-            .with_wire_format_policy(WIRE_FORMAT_POLICY)
-            .build(&self.provider, &self.identity, self.credential())
-            .map_err(mls(MlsError::CreateGroup))?;
+        // The new group's state is written whole or not at all.
+        let group = self.provider.storage().atomically(|| {
+            MlsGroup::builder()
+                .with_group_id(GroupId::from_slice(&conv.0))
+                .ciphersuite(CIPHERSUITE)
+                .use_ratchet_tree_extension(true)
+                .max_past_epochs(MAX_PAST_EPOCHS)
+                .with_wire_format_policy(WIRE_FORMAT_POLICY)
+                .build(&self.provider, &self.identity, self.credential())
+                .map_err(mls(MlsError::CreateGroup))
+        })?;
         // The service keeps the group's public state from here on and
         // derives the members from it and from the commits it verifies.
         let group_info = group
