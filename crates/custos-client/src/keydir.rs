@@ -27,7 +27,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use custos_verify::keydir::{EpochRoot, KeyDirError, KeyVersion, VerifiedKey};
 
-use crate::api::{ApiError, DirectoryProof};
+use crate::api::{Api, ApiError, DirectoryProof};
 use crate::device::{Device, DeviceError};
 use crate::store::Store;
 
@@ -454,61 +454,60 @@ impl Device {
         &mut self,
         members: &[(String, Vec<u8>)],
     ) -> Result<(), DeviceError> {
+        let accounts = self.roster_to_look_up(members)?;
+        let served = look_up_roster(&self.api, &accounts).await?;
+        self.verify_roster(members, &accounts, &served).await
+    }
+
+    /// The accounts of `members` whose keys [`Device::check_roster_keys`]
+    /// must look up, each once: none without a directory, and none proven
+    /// within the TTL with the very key the roster holds. A name no account
+    /// can have is refused here, as having no key in the directory.
+    pub(crate) fn roster_to_look_up(
+        &self,
+        members: &[(String, Vec<u8>)],
+    ) -> Result<Vec<String>, DeviceError> {
+        let mut accounts: Vec<String> = Vec::new();
         if members.is_empty() || self.key_directory_vrf()?.is_none() {
-            return Ok(());
+            return Ok(accounts);
         }
-        let mut accounts: Vec<&str> = Vec::new();
         for (account, key) in members {
-            // A name no account can have has no key in the directory.
             if custos_wire::ids::validate_account_name(account).is_err() {
                 return Err(KeyDirRefusal::NotInDirectory(account.clone()).into());
             }
-            if !accounts.contains(&account.as_str())
+            if !accounts.contains(account)
                 && !self
                     .verified_keys
                     .holds(account, key, self.clock.now_millis())
             {
-                accounts.push(account);
+                accounts.push(account.clone());
             }
         }
-        // One batch lookup per 64 accounts (the service loads the tree
-        // nodes of every proof in one pass); the proofs are then verified
-        // one by one, each against the logged root of its epoch.
-        let mut served = Vec::with_capacity(accounts.len());
-        for chunk in accounts.chunks(crate::api::MAX_BATCH_LOOKUP) {
-            let batch = match self.api.key_directory_lookups(chunk).await {
-                Ok(b) => b,
-                Err(ApiError::Refused {
-                    status: 404,
-                    ref code,
-                    ref message,
-                    ..
-                }) if code == "not_in_directory" => {
-                    // The refusal names the account (in backquotes).
-                    let missing = chunk
-                        .iter()
-                        .find(|a| message.contains(&format!("`{a}`")))
-                        .or(chunk.first())
-                        .map_or_else(String::new, |a| (*a).to_owned());
-                    return Err(KeyDirRefusal::NotInDirectory(missing).into());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            // The answer must be for exactly the accounts asked, in order.
-            if batch.len() != chunk.len()
-                || batch
-                    .iter()
-                    .zip(chunk)
-                    .any(|((got, _), asked)| got != asked)
-            {
-                return Err(KeyDirRefusal::BadBatch.into());
-            }
-            served.extend(batch.into_iter().map(|(_, p)| p));
+        Ok(accounts)
+    }
+
+    /// Verifies the lookup proofs `served` of `accounts` (from
+    /// [`look_up_roster`]) and checks that each of `members` holds its
+    /// account's proven key. Writes only the last verified epoch, and only
+    /// after the proofs verified.
+    pub(crate) async fn verify_roster(
+        &mut self,
+        members: &[(String, Vec<u8>)],
+        accounts: &[String],
+        served: &[DirectoryProof],
+    ) -> Result<(), DeviceError> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        // One proof per account asked, none missing and none extra.
+        if served.len() != accounts.len() {
+            return Err(KeyDirRefusal::BadBatch.into());
         }
         let Some(vrf) = self.key_directory_vrf()? else {
             return Ok(());
         };
-        let pairs: Vec<(&str, &DirectoryProof)> = accounts.iter().copied().zip(&served).collect();
+        let pairs: Vec<(&str, &DirectoryProof)> =
+            accounts.iter().map(String::as_str).zip(served).collect();
         let verified = self.verify_all(vrf, &pairs).await?;
         let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
         let now = self.clock.now_millis();
@@ -836,6 +835,49 @@ fn verifier_failed(account: &str) -> KeyDirRefusal {
 
 /// Verifies `(account, root, proof)` lookup proofs on up to every core
 /// (a joiner checks a whole roster at once); each result, in order.
+/// The service's lookup proofs for `accounts`, in order: one batch lookup
+/// per 64 accounts (the service loads the tree nodes of every proof in one
+/// pass). It needs only the service's API, not the device, so that a
+/// caller can run it on a task of its own beside other work.
+pub(crate) async fn look_up_roster(
+    api: &Api,
+    accounts: &[String],
+) -> Result<Vec<DirectoryProof>, DeviceError> {
+    let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
+    let mut served = Vec::with_capacity(accounts.len());
+    for chunk in accounts.chunks(crate::api::MAX_BATCH_LOOKUP) {
+        let batch = match api.key_directory_lookups(chunk).await {
+            Ok(b) => b,
+            Err(ApiError::Refused {
+                status: 404,
+                ref code,
+                ref message,
+                ..
+            }) if code == "not_in_directory" => {
+                // The refusal names the account (in backquotes).
+                let missing = chunk
+                    .iter()
+                    .find(|a| message.contains(&format!("`{a}`")))
+                    .or(chunk.first())
+                    .map_or_else(String::new, |a| (*a).to_owned());
+                return Err(KeyDirRefusal::NotInDirectory(missing).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The answer must be for exactly the accounts asked, in order.
+        if batch.len() != chunk.len()
+            || batch
+                .iter()
+                .zip(chunk)
+                .any(|((got, _), asked)| got != asked)
+        {
+            return Err(KeyDirRefusal::BadBatch.into());
+        }
+        served.extend(batch.into_iter().map(|(_, p)| p));
+    }
+    Ok(served)
+}
+
 fn verify_in_parallel(
     vrf: &[u8; 32],
     checks: &[(String, EpochRoot, Vec<u8>)],

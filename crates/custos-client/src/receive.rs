@@ -269,40 +269,63 @@ impl Device {
         };
         // The roster's keys will be checked against the newest logged root
         // of the key directory: the log is followed while the Welcome is
-        // staged. Its failure is not this Welcome's (the check follows the
-        // log again if it needs to).
+        // staged and the group written. Its failure is not this Welcome's
+        // (the check follows the log again if it needs to).
         let following = if self.key_directory_vrf()?.is_some() {
             self.start_following()?
         } else {
             None
         };
-        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None);
-        if let Some(following) = following
-            && let Err(e) = self.finish_following(following).await
-        {
-            tracing::debug!(error = %e, "following the log beside a Welcome failed");
-        }
-        let staged = match staged {
-            Ok(s) => s,
-            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
-        };
+        let staged =
+            match StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None) {
+                Ok(s) => s,
+                Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
+            };
         // Every other member of the roster must carry its account's key in
         // the key directory before this device joins (no ghost members).
+        // The lookups go out while openmls writes the group into this
+        // join's transaction, which a refusal rolls back.
         let own = staged.own_leaf_index();
         let members: Vec<(String, Vec<u8>)> = staged
             .members()
             .filter(|m| m.index != own)
             .map(|m| (leaf_account(&m.credential), m.signature_key))
             .collect();
-        match self.check_roster_keys(&members).await {
-            Ok(()) => {}
+        let accounts = match self.roster_to_look_up(&members) {
+            Ok(a) => a,
             Err(DeviceError::KeyDirectory(r)) => return Ok(WelcomeRefusal::MemberKey(r).into()),
             Err(e) => return Err(e),
-        }
+        };
+        let looking_up = (!accounts.is_empty()).then(|| {
+            let api = self.api.clone();
+            let accounts = accounts.clone();
+            tokio::spawn(async move { crate::keydir::look_up_roster(&api, &accounts).await })
+        });
         let group = match staged.into_group(&self.provider) {
             Ok(g) => g,
             Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
         };
+        if let Some(following) = following
+            && let Err(e) = self.finish_following(following).await
+        {
+            tracing::debug!(error = %e, "following the log beside a Welcome failed");
+        }
+        let served = match looking_up {
+            Some(task) => task.await.map_err(|e| DeviceError::Io {
+                path: "key directory lookups".into(),
+                source: std::io::Error::other(e),
+            })?,
+            None => Ok(Vec::new()),
+        };
+        let checked = match served {
+            Ok(served) => self.verify_roster(&members, &accounts, &served).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => {}
+            Err(DeviceError::KeyDirectory(r)) => return Ok(WelcomeRefusal::MemberKey(r).into()),
+            Err(e) => return Err(e),
+        }
         let conv = group.group_id().as_slice();
         let Ok(id) = <[u8; 16]>::try_from(conv) else {
             return Ok(WelcomeRefusal::BadGroupId.into());
