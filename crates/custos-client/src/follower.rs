@@ -89,9 +89,12 @@ struct Unproven {
     role: Role,
     statement: Statement,
     bytes: Vec<u8>,
+    /// Its inclusion proof, if the poll's round fetched it (not verified).
+    proof: Option<Vec<custos_tlog::Hash>>,
 }
 
-/// Inclusion proofs a poll asks the log for at once.
+/// Inclusion proofs a poll asks the log for at once, and the most new
+/// entries whose proofs come in the poll's first round.
 const INCLUSION_PROOFS_AT_ONCE: usize = 8;
 
 impl LogFollower {
@@ -166,25 +169,35 @@ impl LogFollower {
     /// up to the newest witnessed checkpoint, and returns the verified
     /// statements of the asked-for kinds.
     pub async fn poll(&mut self, cursor: u64) -> Result<Followed, FollowError> {
-        let (checkpoint, entries) = self
+        // A few new entries (the usual case) come with their inclusion
+        // proofs in the same round.
+        let round = self
             .client
-            .update_and_read(&mut self.verifier, cursor, MAX_ENTRIES_PER_POLL)
+            .update_and_read(
+                &mut self.verifier,
+                cursor,
+                MAX_ENTRIES_PER_POLL,
+                INCLUSION_PROOFS_AT_ONCE as u64,
+            )
             .await?;
-        let end = cursor.saturating_add(u64::try_from(entries.len()).unwrap_or(u64::MAX));
+        let checkpoint = round.checkpoint;
+        let end = cursor.saturating_add(u64::try_from(round.entries.len()).unwrap_or(u64::MAX));
+        let mut fetched = round.inclusion_proofs.map(Vec::into_iter);
         // The entries' checks, then their inclusion proofs, a few at a time.
-        let wanted: Vec<Unproven> = (cursor..end)
-            .zip(entries)
-            .filter_map(|(index, bytes)| {
-                let (statement, author) = self.check_entry(&bytes)?;
-                Some(Unproven {
+        let mut wanted = Vec::new();
+        for (index, bytes) in (cursor..end).zip(round.entries) {
+            let proof = fetched.as_mut().and_then(Iterator::next);
+            if let Some((statement, author)) = self.check_entry(&bytes) {
+                wanted.push(Unproven {
                     index,
                     author: author.name.clone(),
                     role: author.role,
                     statement,
                     bytes,
-                })
-            })
-            .collect();
+                    proof,
+                });
+            }
+        }
         let statements = futures_util::stream::iter(wanted)
             .map(|entry| self.prove(&checkpoint, entry))
             .buffered(INCLUSION_PROOFS_AT_ONCE)
@@ -213,16 +226,21 @@ impl LogFollower {
             .then_some((statement, author))
     }
 
-    /// Proves `entry` included in `checkpoint`.
+    /// Proves `entry` included in `checkpoint`, with the proof fetched
+    /// with it or else one fetched now.
     async fn prove(
         &self,
         checkpoint: &VerifiedCheckpoint,
         entry: Unproven,
     ) -> Result<LoggedStatement, FollowError> {
-        let proof = self
-            .client
-            .inclusion_proof(entry.index, checkpoint.size())
-            .await?;
+        let proof = match entry.proof {
+            Some(proof) => proof,
+            None => {
+                self.client
+                    .inclusion_proof(entry.index, checkpoint.size())
+                    .await?
+            }
+        };
         let proof = verify_inclusion(checkpoint, entry.index, &entry.bytes, &proof)?;
         Ok(LoggedStatement {
             index: entry.index,

@@ -4,8 +4,10 @@
 //!
 //! Faults: submissions refused before they reach the log ("failed and not
 //! persisted"), submissions forwarded but answered 503 ("failed but
-//! persisted"), and one entry's bytes altered in the entry bundles it
-//! serves (a log serving other bytes than it committed to).
+//! persisted"), one entry's bytes altered in the entry bundles it serves
+//! (a log serving other bytes than it committed to), and inclusion proofs
+//! answered for the neighbouring entry (a proof that does not prove the
+//! entry asked about).
 //!
 //! # Security meaning
 //! The proxy is an attacker's position between a party and the log. Tests
@@ -30,6 +32,7 @@ pub struct Faults {
     drop_submissions: AtomicBool,
     lose_answers: AtomicBool,
     tamper_entry: Mutex<Option<Vec<u8>>>,
+    wrong_inclusion_proofs: AtomicBool,
 }
 
 impl Faults {
@@ -49,6 +52,12 @@ impl Faults {
     /// are served with the entry's last byte flipped; `None` stops it.
     pub fn tamper(&self, entry: Option<Vec<u8>>) {
         *self.tampered() = entry;
+    }
+
+    /// While on, an inclusion proof asked for entry `i` is the log's proof
+    /// for a neighbouring entry (`i ^ 1`, or `i - 1` at the tree's end).
+    pub fn set_wrong_inclusion_proofs(&self, on: bool) {
+        self.wrong_inclusion_proofs.store(on, Ordering::SeqCst);
     }
 
     fn tampered(&self) -> MutexGuard<'_, Option<Vec<u8>>> {
@@ -111,10 +120,13 @@ async fn forward(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let path = uri
+    let mut path = uri
         .path_and_query()
         .map_or(uri.path(), |p| p.as_str())
         .to_owned();
+    if s.faults.wrong_inclusion_proofs.load(Ordering::SeqCst) {
+        path = neighbour_proof(&path).unwrap_or(path);
+    }
     let submit = path.starts_with("/add-statement");
     if submit && s.faults.drop_submissions.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "fault: dropped").into_response();
@@ -146,4 +158,26 @@ async fn forward(
         *last ^= 1;
     }
     (status, [(axum::http::header::CONTENT_TYPE, ctype)], bytes).into_response()
+}
+
+/// `/proof/inclusion?index=I&size=N` asked instead for a neighbour in the
+/// same tree: `I ^ 1`, or `I - 1` when `I ^ 1` is past the tree's end.
+fn neighbour_proof(path: &str) -> Option<String> {
+    let query = path.strip_prefix("/proof/inclusion?")?;
+    let mut index = None;
+    let mut size = None;
+    for pair in query.split('&') {
+        match pair.split_once('=')? {
+            ("index", v) => index = v.parse::<u64>().ok(),
+            ("size", v) => size = v.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    let (index, size) = (index?, size?);
+    let neighbour = if index ^ 1 < size {
+        index ^ 1
+    } else {
+        index.checked_sub(1)?
+    };
+    Some(format!("/proof/inclusion?index={neighbour}&size={size}"))
 }

@@ -100,6 +100,19 @@ pub struct Submission {
     pub inclusion_proof: Vec<Hash>,
 }
 
+/// One round of [`LogClient::update_and_read`].
+#[derive(Debug)]
+pub struct ReadRound {
+    /// The new checkpoint, accepted: witnessed by the policy's quorum and
+    /// consistent with every checkpoint the verifier accepted before.
+    pub checkpoint: VerifiedCheckpoint,
+    /// The entries read, not yet proven included in `checkpoint`.
+    pub entries: Vec<Vec<u8>>,
+    /// Inclusion proofs of `entries` in `checkpoint`, in the same order,
+    /// not yet verified; `None` when none were asked for.
+    pub inclusion_proofs: Option<Vec<Vec<Hash>>>,
+}
+
 /// A client of one log.
 #[derive(Debug, Clone)]
 pub struct LogClient {
@@ -242,19 +255,25 @@ impl LogClient {
     /// Fetches the served checkpoint and a consistency proof from the
     /// verifier's last checkpoint, and updates the verifier.
     pub async fn update(&self, verifier: &mut Verifier) -> Result<VerifiedCheckpoint, ClientError> {
-        Ok(self.update_and_read(verifier, 0, 0).await?.0)
+        Ok(self.update_and_read(verifier, 0, 0, 0).await?.checkpoint)
     }
 
     /// As [`LogClient::update`], and reads the entries from `start` on (at
     /// most `max`, none past the new checkpoint) in the same round as the
     /// consistency proof. The entries are not proven yet: each must be
     /// proven included in the returned checkpoint before it is trusted.
+    ///
+    /// When there are at most `prove_up_to` entries, the same round also
+    /// fetches an inclusion proof of each in the new checkpoint (in the
+    /// entries' order; not verified here: [`verify_inclusion`] checks one
+    /// against the returned checkpoint). Otherwise none is fetched.
     pub async fn update_and_read(
         &self,
         verifier: &mut Verifier,
         start: u64,
         max: u64,
-    ) -> Result<(VerifiedCheckpoint, Vec<Vec<u8>>), ClientError> {
+        prove_up_to: u64,
+    ) -> Result<ReadRound, ClientError> {
         let note = self.checkpoint().await?;
         // The very note accepted last needs no second check of its
         // signatures (the common answer when nothing was logged since).
@@ -278,8 +297,25 @@ impl LogClient {
                 Ok(Vec::new())
             }
         };
-        let (proof, entries) = futures_util::future::try_join(consistency, entries).await?;
-        Ok((verifier.accept_checkpoint(offered, &proof)?, entries))
+        let size = offered.size();
+        let inclusion_proofs = async {
+            if end > start && end - start <= prove_up_to {
+                futures_util::future::try_join_all(
+                    (start..end).map(|index| self.inclusion_proof(index, size)),
+                )
+                .await
+                .map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (proof, entries, inclusion_proofs) =
+            futures_util::future::try_join3(consistency, entries, inclusion_proofs).await?;
+        Ok(ReadRound {
+            checkpoint: verifier.accept_checkpoint(offered, &proof)?,
+            entries,
+            inclusion_proofs,
+        })
     }
 
     /// Proves that `entry` is entry `index` of a checkpoint that the

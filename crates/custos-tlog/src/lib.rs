@@ -44,7 +44,7 @@ pub mod verifier;
 pub mod witness_api;
 
 #[cfg(feature = "client")]
-pub use client::{ClientError, LogClient, Submission};
+pub use client::{ClientError, LogClient, ReadRound, Submission};
 pub use keys::{ALG_COSIGNATURE_V1, ALG_ED25519, NamedKey};
 pub use merkle::{Hash, StreamingRoot, Tree};
 pub use verifier::{

@@ -729,3 +729,50 @@ async fn a_join_abandoned_during_the_roster_check_can_be_done_again() {
     assert_eq!(got[0].text, "after the second try");
     d.shutdown().await.unwrap();
 }
+
+/// A log that answers inclusion proofs for another entry than the one
+/// asked is refused by the device's log follower, both when the proofs are
+/// asked for one by one (a poll of many entries) and when they come in the
+/// poll's first round (a few new entries, the usual case after a publish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_proving_another_entry_is_refused_in_either_round() {
+    use custos_client::follower::{FollowError, LogFollower};
+    use custos_wire::statement::StatementKind;
+
+    let dir = TempDir::new().unwrap();
+    let d = deployment(&dir).await;
+    let _alice = d.register("alice").await.unwrap();
+    let proxy = custos_deploy::proxy::spawn_proxy(d.log_url())
+        .await
+        .unwrap();
+    let kinds = [StatementKind::KeyDirectoryEpoch];
+    let follower = || LogFollower::with_last(&proxy.url, d.manifest(), None, &kinds).unwrap();
+
+    // Many entries, their proofs asked for after the round.
+    proxy.faults.set_wrong_inclusion_proofs(true);
+    let err = follower().poll(0).await.unwrap_err();
+    assert!(matches!(err, FollowError::Verify(_)), "{err}");
+
+    // The same log, honest, is followed to its end.
+    proxy.faults.set_wrong_inclusion_proofs(false);
+    let mut honest = follower();
+    let mut cursor = 0;
+    loop {
+        let polled = honest.poll(cursor).await.unwrap();
+        cursor = polled.next_cursor;
+        if cursor >= polled.checkpoint.size() {
+            break;
+        }
+    }
+    // A few new entries (a new account's epoch): their proofs come in the
+    // first round, and a wrong one is refused just the same.
+    let _bob = d.register("bob").await.unwrap();
+    let polled = honest.poll(cursor).await.unwrap();
+    let new = polled.next_cursor - cursor;
+    assert!((1..=8).contains(&new), "{new} new entries");
+    assert!(!polled.statements.is_empty());
+    proxy.faults.set_wrong_inclusion_proofs(true);
+    let err = honest.poll(cursor).await.unwrap_err();
+    assert!(matches!(err, FollowError::Verify(_)), "{err}");
+    d.shutdown().await.unwrap();
+}
