@@ -718,6 +718,71 @@ mod tests {
         assert!(stored(&p, &later).is_some());
     }
 
+    /// One step of the property test below.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Write group `g` in a transaction, then commit it.
+        Commit(u8),
+        /// Write group `g` in a transaction, then drop the transaction.
+        Abandon(u8),
+        /// Write group `g` outside any transaction.
+        Write(u8),
+        /// Close the store and open it again.
+        Reopen,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..6).prop_map(Step::Commit),
+            (0u8..6).prop_map(Step::Abandon),
+            (0u8..6).prop_map(Step::Write),
+            Just(Step::Reopen),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Whatever the order of committed, abandoned and plain writes and
+        /// reopenings, the store holds exactly the committed and the plain
+        /// writes, never an abandoned one.
+        #[test]
+        fn only_committed_and_plain_writes_are_kept(steps in proptest::collection::vec(step(), 1..24)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("mls.db");
+            let mut p = Provider::open(&path).unwrap();
+            let mut kept = std::collections::BTreeSet::new();
+            let group = |g: u8| GroupId::from_slice(&[g]);
+            for s in &steps {
+                match *s {
+                    Step::Commit(g) => {
+                        let t = p.storage().begin().unwrap();
+                        write(&p, &group(g));
+                        t.commit(p.storage()).unwrap();
+                        kept.insert(g);
+                    }
+                    Step::Abandon(g) => {
+                        let t = p.storage().begin().unwrap();
+                        write(&p, &group(g));
+                        drop(t);
+                    }
+                    Step::Write(g) => {
+                        write(&p, &group(g));
+                        kept.insert(g);
+                    }
+                    Step::Reopen => {
+                        drop(p);
+                        p = Provider::open(&path).unwrap();
+                    }
+                }
+                for g in 0u8..6 {
+                    proptest::prop_assert_eq!(stored(&p, &group(g)).is_some(), kept.contains(&g));
+                }
+            }
+        }
+    }
+
     #[test]
     fn one_transaction_at_a_time_and_a_failed_operation_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
