@@ -270,12 +270,34 @@ impl Device {
         // The roster's keys will be checked against the newest logged root
         // of the key directory: the log is followed while the Welcome is
         // staged and the group written. Its failure is not this Welcome's
-        // (the check follows the log again if it needs to).
-        let following = if self.key_directory_vrf()?.is_some() {
+        // (the check follows the log again if it needs to). The round is
+        // always waited for, also when the Welcome is refused first, so that
+        // it never writes beside later work.
+        let mut following = if self.key_directory_vrf()?.is_some() {
             self.start_following()?
         } else {
             None
         };
+        let joined = self.join_beside_log_round(welcome, d, &mut following).await;
+        self.finish_log_round(&mut following).await;
+        joined
+    }
+
+    /// Waits for a round of following the log, if one is under way.
+    async fn finish_log_round(&mut self, following: &mut Option<crate::logsync::Following>) {
+        if let Some(round) = following.take()
+            && let Err(e) = self.finish_following(round).await
+        {
+            tracing::debug!(error = %e, "following the log beside a Welcome failed");
+        }
+    }
+
+    async fn join_beside_log_round(
+        &mut self,
+        welcome: Welcome,
+        d: &Delivery,
+        following: &mut Option<crate::logsync::Following>,
+    ) -> Result<Outcome, DeviceError> {
         let staged =
             match StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None) {
                 Ok(s) => s,
@@ -305,11 +327,8 @@ impl Device {
             Ok(g) => g,
             Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
         };
-        if let Some(following) = following
-            && let Err(e) = self.finish_following(following).await
-        {
-            tracing::debug!(error = %e, "following the log beside a Welcome failed");
-        }
+        // The proofs are checked against the roots this round stored.
+        self.finish_log_round(following).await;
         let served = match looking_up {
             Some(task) => task.await.map_err(|e| DeviceError::Io {
                 path: "key directory lookups".into(),

@@ -192,6 +192,9 @@ impl Drop for UnsyncedTransaction<'_> {
 /// Most items kept waiting for their chain announcement or epoch.
 pub const MAX_PENDING: i64 = 10_000;
 
+/// How long a write waits for another connection's transaction to end.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -201,6 +204,10 @@ impl Store {
         // Deleted rows (used chain keys, expired chains, purged history) are
         // overwritten on disk, not only unlinked.
         conn.pragma_update(None, "secure_delete", "ON")?;
+        // The device follows the log on a second connection beside the
+        // first (`Device::start_following`): a write that meets the other's
+        // open transaction waits for it instead of failing.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
     }
