@@ -205,53 +205,10 @@ impl Device {
                 return Ok(());
             }
             // The commit's state is written whole or not at all.
-            let (commit, welcome) =
-                self.provider
-                    .storage()
-                    .atomically(|| -> Result<_, DeviceError> {
-                        Ok(match &change {
-                            Change::Add(kps) => {
-                                let (c, w, _) = group
-                                    .add_members(&self.provider, &self.identity, kps)
-                                    .map_err(mls(MlsError::Commit))?;
-                                (c, Some(w))
-                            }
-                            Change::Remove(names) => {
-                                let mut leaves = Vec::new();
-                                for n in names {
-                                    let leaf = group
-                                        .members()
-                                        .find(|m| {
-                                            credential_name(&m.credential).as_deref()
-                                                == Some(n.as_str())
-                                        })
-                                        .ok_or_else(|| DeviceError::NotAMember(n.clone()))?;
-                                    leaves.push(leaf.index);
-                                }
-                                let (c, w, _) = group
-                                    .remove_members(&self.provider, &self.identity, &leaves)
-                                    .map_err(mls(MlsError::Commit))?;
-                                (c, w)
-                            }
-                            Change::SelfUpdate => {
-                                let bundle = group
-                                    .self_update(
-                                        &self.provider,
-                                        &self.identity,
-                                        LeafNodeParameters::default(),
-                                    )
-                                    .map_err(mls(MlsError::Commit))?;
-                                let (c, w, _) = bundle.into_messages();
-                                (c, w)
-                            }
-                            Change::Pending => {
-                                let (c, w, _) = group
-                                    .commit_to_pending_proposals(&self.provider, &self.identity)
-                                    .map_err(mls(MlsError::Commit))?;
-                                (c, w)
-                            }
-                        })
-                    })?;
+            let (commit, welcome) = self
+                .provider
+                .storage()
+                .atomically(|| self.build_commit(&mut group, &change))?;
             let commit_bytes = commit
                 .tls_serialize_detached()
                 .map_err(mls(MlsError::Encode))?;
@@ -295,6 +252,54 @@ impl Device {
             }
         }
         Err(DeviceError::CommitContention)
+    }
+
+    /// Builds the commit (and the Welcome, if it adds anyone) for `change`
+    /// on `group`; openmls writes the pending commit to the MLS store.
+    fn build_commit(
+        &self,
+        group: &mut MlsGroup,
+        change: &Change,
+    ) -> Result<(MlsMessageOut, Option<MlsMessageOut>), DeviceError> {
+        Ok(match change {
+            Change::Add(kps) => {
+                let (c, w, _) = group
+                    .add_members(&self.provider, &self.identity, kps)
+                    .map_err(mls(MlsError::Commit))?;
+                (c, Some(w))
+            }
+            Change::Remove(names) => {
+                let mut leaves = Vec::new();
+                for n in names {
+                    let leaf = group
+                        .members()
+                        .find(|m| credential_name(&m.credential).as_deref() == Some(n.as_str()))
+                        .ok_or_else(|| DeviceError::NotAMember(n.clone()))?;
+                    leaves.push(leaf.index);
+                }
+                let (c, w, _) = group
+                    .remove_members(&self.provider, &self.identity, &leaves)
+                    .map_err(mls(MlsError::Commit))?;
+                (c, w)
+            }
+            Change::SelfUpdate => {
+                let bundle = group
+                    .self_update(
+                        &self.provider,
+                        &self.identity,
+                        LeafNodeParameters::default(),
+                    )
+                    .map_err(mls(MlsError::Commit))?;
+                let (c, w, _) = bundle.into_messages();
+                (c, w)
+            }
+            Change::Pending => {
+                let (c, w, _) = group
+                    .commit_to_pending_proposals(&self.provider, &self.identity)
+                    .map_err(mls(MlsError::Commit))?;
+                (c, w)
+            }
+        })
     }
 
     fn validate_key_package(&self, account: &str, bytes: &[u8]) -> Result<KeyPackage, DeviceError> {
