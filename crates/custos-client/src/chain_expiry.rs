@@ -103,6 +103,17 @@ impl Device {
         Ok(())
     }
 
+    /// Takes back the records [`Device::after_epoch_change`] and the
+    /// conversation's own record wrote for a conversation joined from
+    /// nothing, whose join was then refused.
+    pub(crate) fn forget_unjoined(&mut self, conv: &ConversationId) -> Result<(), DeviceError> {
+        let tx = self.store.transaction()?;
+        self.store.remove_conversation(conv)?;
+        self.store.delete(&epoch_key(conv))?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
     /// Why an envelope with `header` from `sender` is on a chain that has
     /// expired, if it is.
     pub(crate) fn expired_chain(

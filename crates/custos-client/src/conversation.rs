@@ -85,45 +85,62 @@ impl Device {
     }
 
     /// Adds accounts to a conversation (one commit; each gets a Welcome).
+    ///
+    /// Each KeyPackage's key must be its account's key in the key
+    /// directory, checked before any commit or Welcome is built for it.
+    /// The lookups that will be needed go out in one batch beside the
+    /// claims, their proofs are checked on other threads against the roots
+    /// the service named, and the log is followed meanwhile; a proof counts
+    /// only once its root is the logged one.
     pub async fn add_members(
         &mut self,
         conv: &ConversationId,
         members: &[String],
     ) -> Result<(), DeviceError> {
-        let mut packages = Vec::with_capacity(members.len());
+        let mut to_look_up: Vec<String> = Vec::new();
         for m in members {
             custos_wire::ids::validate_account_name(m)?;
-            // The key must be the account's key in the directory, checked
-            // before any commit or Welcome is built for it. A lookup that
-            // will be needed goes out together with the claim.
-            let kp = if self.needs_lookup(m)? {
-                // The claim goes out first and the lookup with it; the
-                // lookup proof is verified (the log followed if its epoch is
-                // new) while the claim is under way.
-                let api = self.api.clone();
-                let account = m.clone();
-                let claiming = tokio::spawn(async move { api.claim_key_package(&account).await });
-                let verified = match self.look_up(m).await {
-                    Ok(proof) => self.verify_member_key(m, &proof).await,
-                    Err(e) => Err(e),
-                };
-                let claimed = claiming.await.map_err(|e| DeviceError::Io {
-                    path: "KeyPackage claim".into(),
-                    source: std::io::Error::other(e),
-                })?;
-                let kp = self.validate_key_package(m, &claimed?)?;
-                check_key(m, kp.leaf_node().signature_key().as_slice(), &verified?)?;
-                kp
-            } else {
-                let bytes = self.api.claim_key_package(m).await?;
-                let kp = self.validate_key_package(m, &bytes)?;
-                self.check_member_key(m, kp.leaf_node().signature_key().as_slice())
-                    .await?;
-                kp
-            };
+            if self.needs_lookup(m)? && !to_look_up.contains(m) {
+                to_look_up.push(m.clone());
+            }
+        }
+        let vrf = self.key_directory_vrf()?.filter(|_| !to_look_up.is_empty());
+        let mut following = match vrf {
+            Some(_) => self.start_following()?,
+            None => None,
+        };
+        let checking = vrf.map(|vrf| self.spawn_roster_check(vrf, to_look_up.clone()));
+        let claimed = self.claim_key_packages(members).await;
+        // Always waited for, so that the round never writes beside later
+        // work, also when a claim failed.
+        self.finish_log_round(&mut following).await;
+        let claimed = claimed?;
+        let proven = match checking {
+            Some(check) => {
+                let roster = check.finish().await?;
+                self.accept_checked(&to_look_up, roster).await?
+            }
+            None => Default::default(),
+        };
+        let mut packages = Vec::with_capacity(members.len());
+        for (m, bytes) in members.iter().zip(claimed) {
+            let kp = self.validate_key_package(m, &bytes)?;
+            let key = kp.leaf_node().signature_key().as_slice();
+            match proven.get(m) {
+                Some(directory) => check_key(m, key, Some(directory))?,
+                // Proven within the TTL, or no directory: looked up again
+                // if this KeyPackage shows another key.
+                None => self.check_member_key(m, key).await?,
+            }
             packages.push(kp);
         }
         self.commit_change(conv, Change::Add(packages)).await
+    }
+
+    /// Claims one KeyPackage for each of `members`, all at once.
+    async fn claim_key_packages(&self, members: &[String]) -> Result<Vec<Vec<u8>>, DeviceError> {
+        let claims = members.iter().map(|m| self.api.claim_key_package(m));
+        Ok(futures_util::future::try_join_all(claims).await?)
     }
 
     /// Removes accounts from a conversation.

@@ -349,33 +349,44 @@ impl Device {
         vrf: [u8; 32],
         served: &[(&str, &DirectoryProof)],
     ) -> Result<Vec<VerifiedKey>, DeviceError> {
-        let mut follow = false;
-        let mut checks = Vec::with_capacity(served.len());
-        for (account, s) in served {
-            let named = served_root(s);
-            follow |= stored_root(&self.store, s.epoch)?.as_ref() != named.as_ref();
-            checks.push((
-                (*account).to_owned(),
-                // Never verified if the root is not the logged one.
-                named.unwrap_or(EpochRoot {
-                    epoch: s.epoch,
-                    root_hash: [0; 32],
-                }),
-                B64.decode(&s.proof).unwrap_or_default(),
-            ));
-        }
-        let verified = if follow {
+        let checks = named_root_checks(served);
+        let verified = if self.holds_named_roots(served)? {
+            verify_in_parallel(&vrf, &checks)
+        } else {
             let task = tokio::task::spawn_blocking(move || verify_in_parallel(&vrf, &checks));
             self.follow_log().await?;
             task.await.unwrap_or_else(|_| {
                 served
                     .iter()
-                    .map(|(account, _)| Err(verifier_failed(account)))
+                    .map(|(a, _)| Err(verifier_failed(a)))
                     .collect()
             })
-        } else {
-            verify_in_parallel(&vrf, &checks)
         };
+        self.accept_verified(served, verified)
+    }
+
+    /// Whether the device holds, as logged, every root the service named
+    /// for `served` (then no round to the log is needed).
+    fn holds_named_roots(&self, served: &[(&str, &DirectoryProof)]) -> Result<bool, DeviceError> {
+        for (_, s) in served {
+            if stored_root(&self.store, s.epoch)?.as_ref() != served_root(s).as_ref() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Accepts the results `verified` of checking `served` against the
+    /// roots the service named: each named root must be the logged root of
+    /// its epoch, with no split view recorded and no rollback, before any
+    /// proof counts. The keys in order, or the first refusal; on success
+    /// the newest epoch is recorded as verified, and a refusal writes
+    /// nothing.
+    fn accept_verified(
+        &self,
+        served: &[(&str, &DirectoryProof)],
+        verified: Vec<Result<VerifiedKey, KeyDirRefusal>>,
+    ) -> Result<Vec<VerifiedKey>, DeviceError> {
         let mut newest = 0;
         for (account, s) in served {
             let root = stored_root(&self.store, s.epoch)?.ok_or_else(|| {
@@ -386,6 +397,9 @@ impl Device {
             })?;
             decode_checked(&self.store, &root, account, s)?;
             newest = newest.max(root.epoch);
+        }
+        if verified.len() != served.len() {
+            return Err(KeyDirRefusal::BadBatch.into());
         }
         let keys = verified.into_iter().collect::<Result<Vec<_>, _>>()?;
         set_last_epoch(&self.store, newest)?;
@@ -427,7 +441,7 @@ impl Device {
         }
         let proof = self.look_up(account).await?;
         let verified = self.verify_member_key(account, &proof).await?;
-        check_key(account, served, &verified)
+        check_key(account, served, verified.as_deref())
     }
 
     /// `account`'s key as the lookup proof `proof` shows it, verified
@@ -509,27 +523,77 @@ impl Device {
         let pairs: Vec<(&str, &DirectoryProof)> =
             accounts.iter().map(String::as_str).zip(served).collect();
         let verified = self.verify_all(vrf, &pairs).await?;
-        let mut proven: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
+        let proven = self.keep_proven(accounts, verified);
+        members_hold(members, &proven)
+    }
+
+    /// Looks `accounts` up and checks their proofs on a task of its own
+    /// ([`look_up_and_check_roster`]).
+    pub(crate) fn spawn_roster_check(&self, vrf: [u8; 32], accounts: Vec<String>) -> RosterCheck {
+        let api = self.api.clone();
+        RosterCheck(Some(tokio::spawn(async move {
+            look_up_and_check_roster(&api, vrf, &accounts).await
+        })))
+    }
+
+    /// Accepts a roster checked by [`look_up_and_check_roster`] against
+    /// the roots the service named ([`Device::accept_checked`]), and checks
+    /// that each of `members` holds its account's proven key. Writes only
+    /// the last verified epoch, and only after every check passed.
+    pub(crate) async fn accept_roster(
+        &mut self,
+        members: &[(String, Vec<u8>)],
+        accounts: &[String],
+        roster: CheckedRoster,
+    ) -> Result<(), DeviceError> {
+        let proven = self.accept_checked(accounts, roster).await?;
+        members_hold(members, &proven)
+    }
+
+    /// Accepts the lookup proofs of `accounts` that [`look_up_and_check_roster`]
+    /// checked against the roots the service named: each named root must be
+    /// the logged one (the log is followed first if the device does not
+    /// hold it), with no split view and no rollback. The proven key of each
+    /// account, also kept as proven ([`VERIFIED_KEY_TTL`]); empty without
+    /// a directory. Writes only the last verified epoch, and only after
+    /// every check passed.
+    pub(crate) async fn accept_checked(
+        &mut self,
+        accounts: &[String],
+        roster: CheckedRoster,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, DeviceError> {
+        if accounts.is_empty() || self.key_directory_vrf()?.is_none() {
+            return Ok(Default::default());
+        }
+        if roster.served.len() != accounts.len() {
+            return Err(KeyDirRefusal::BadBatch.into());
+        }
+        let pairs: Vec<(&str, &DirectoryProof)> = accounts
+            .iter()
+            .map(String::as_str)
+            .zip(&roster.served)
+            .collect();
+        if !self.holds_named_roots(&pairs)? {
+            self.follow_log().await?;
+        }
+        let verified = self.accept_verified(&pairs, roster.verified)?;
+        Ok(self.keep_proven(accounts, verified))
+    }
+
+    /// Keeps `verified` (the proven keys of `accounts`, in order) as proven;
+    /// each account's proven key.
+    fn keep_proven(
+        &mut self,
+        accounts: &[String],
+        verified: Vec<VerifiedKey>,
+    ) -> std::collections::BTreeMap<String, Vec<u8>> {
         let now = self.clock.now_millis();
+        let mut proven = std::collections::BTreeMap::new();
         for (account, v) in accounts.iter().zip(verified) {
             self.verified_keys.insert(account, v.key(), now);
-            proven.insert(account, v.key().to_vec());
+            proven.insert(account.clone(), v.key().to_vec());
         }
-        for (account, key) in members {
-            let Some(directory) = proven.get(account.as_str()).cloned() else {
-                // Not looked up: proven within the TTL with this very key.
-                continue;
-            };
-            if directory != *key {
-                return Err(KeyDirRefusal::MemberKeyMismatch {
-                    account: account.clone(),
-                    leaf: hex::encode(key),
-                    directory: hex::encode(directory),
-                }
-                .into());
-            }
-        }
-        Ok(())
+        proven
     }
 
     /// This account's verified key history (newest first). `Ok(None)`: the
@@ -731,13 +795,39 @@ impl Device {
 
 /// Refuses `served` as `account`'s key unless it is the key the directory
 /// proved (`None`: no directory, nothing to compare).
+/// Checks that each of `members` holds its account's key in `proven`; the
+/// first that does not is refused, naming its account. A member whose
+/// account is not in `proven` was not looked up: its key was proven within
+/// the TTL, this very key.
+fn members_hold(
+    members: &[(String, Vec<u8>)],
+    proven: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<(), DeviceError> {
+    for (account, key) in members {
+        if let Some(directory) = proven.get(account)
+            && directory != key
+        {
+            return Err(KeyDirRefusal::MemberKeyMismatch {
+                account: account.clone(),
+                leaf: hex::encode(key),
+                directory: hex::encode(directory),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `served`, the key of a KeyPackage claimed for `account`, unless
+/// it is `directory`, the account's proven key in the key directory
+/// (`None`: the manifest names no directory).
 pub(crate) fn check_key(
     account: &str,
     served: &[u8],
-    directory: &Option<Vec<u8>>,
+    directory: Option<&[u8]>,
 ) -> Result<(), DeviceError> {
     match directory {
-        Some(key) if key.as_slice() != served => Err(KeyDirRefusal::KeyMismatch {
+        Some(key) if key != served => Err(KeyDirRefusal::KeyMismatch {
             account: account.to_owned(),
             served: hex::encode(served),
             directory: hex::encode(key),
@@ -833,8 +923,6 @@ fn verifier_failed(account: &str) -> KeyDirRefusal {
     }
 }
 
-/// Verifies `(account, root, proof)` lookup proofs on up to every core
-/// (a joiner checks a whole roster at once); each result, in order.
 /// The service's lookup proofs for `accounts`, in order: one batch lookup
 /// per 64 accounts (the service loads the tree nodes of every proof in one
 /// pass). It needs only the service's API, not the device, so that a
@@ -878,6 +966,84 @@ pub(crate) async fn look_up_roster(
     Ok(served)
 }
 
+/// A roster's lookup proofs as the service served them, each already
+/// checked against the root the service named for it. It proves nothing
+/// until [`Device::accept_roster`] finds those roots logged.
+#[derive(Debug)]
+pub(crate) struct CheckedRoster {
+    served: Vec<DirectoryProof>,
+    verified: Vec<Result<VerifiedKey, KeyDirRefusal>>,
+}
+
+/// A roster's lookups and proof checks under way on a task of their own
+/// ([`Device::spawn_roster_check`]). Dropped before it is finished, the
+/// task is aborted: it writes nothing, and its answer proves nothing
+/// until [`Device::accept_checked`].
+#[derive(Debug)]
+pub(crate) struct RosterCheck(Option<tokio::task::JoinHandle<Result<CheckedRoster, DeviceError>>>);
+
+impl RosterCheck {
+    /// Waits for the lookups and the checks.
+    pub(crate) async fn finish(mut self) -> Result<CheckedRoster, DeviceError> {
+        let task = self.0.take().ok_or(KeyDirRefusal::BadBatch)?;
+        task.await.map_err(|e| DeviceError::Io {
+            path: "key directory lookups".into(),
+            source: std::io::Error::other(e),
+        })?
+    }
+}
+
+impl Drop for RosterCheck {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Looks `accounts` up ([`look_up_roster`]) and checks each proof against
+/// the root the service named for it, on other threads. Like the lookup, it
+/// needs no device: a joiner runs it on a task of its own while it writes
+/// the group, and [`Device::accept_roster`] then checks the roots.
+pub(crate) async fn look_up_and_check_roster(
+    api: &Api,
+    vrf: [u8; 32],
+    accounts: &[String],
+) -> Result<CheckedRoster, DeviceError> {
+    let served = look_up_roster(api, accounts).await?;
+    let pairs: Vec<(&str, &DirectoryProof)> =
+        accounts.iter().map(String::as_str).zip(&served).collect();
+    let checks = named_root_checks(&pairs);
+    let verified =
+        match tokio::task::spawn_blocking(move || verify_in_parallel(&vrf, &checks)).await {
+            Ok(v) => v,
+            Err(_) => accounts.iter().map(|a| Err(verifier_failed(a))).collect(),
+        };
+    Ok(CheckedRoster { served, verified })
+}
+
+/// The checks of `served` against the roots the service named: `(account,
+/// named root, decoded proof)`. A root that is not a 32-byte hash, or a
+/// proof that is not base64, is checked as the empty proof against a zero
+/// root, which fails; [`Device::accept_verified`] refuses it by name.
+fn named_root_checks(served: &[(&str, &DirectoryProof)]) -> Vec<(String, EpochRoot, Vec<u8>)> {
+    served
+        .iter()
+        .map(|(account, s)| {
+            (
+                (*account).to_owned(),
+                served_root(s).unwrap_or(EpochRoot {
+                    epoch: s.epoch,
+                    root_hash: [0; 32],
+                }),
+                B64.decode(&s.proof).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Verifies `(account, root, proof)` lookup proofs on up to every core
+/// (a joiner checks a whole roster at once); each result, in order.
 fn verify_in_parallel(
     vrf: &[u8; 32],
     checks: &[(String, EpochRoot, Vec<u8>)],

@@ -133,6 +133,18 @@ impl Device {
         Ok(Some(Following { task }))
     }
 
+    /// Waits for a round of following the log, if one is under way.
+    pub(crate) async fn finish_log_round(
+        &mut self,
+        following: &mut Option<crate::logsync::Following>,
+    ) {
+        if let Some(round) = following.take()
+            && let Err(e) = self.finish_following(round).await
+        {
+            tracing::debug!(error = %e, "a round of following the log failed");
+        }
+    }
+
     /// Waits for the round of [`Device::start_following`].
     pub(crate) async fn finish_following(
         &mut self,

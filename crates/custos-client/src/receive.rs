@@ -283,30 +283,49 @@ impl Device {
         joined
     }
 
-    /// Waits for a round of following the log, if one is under way.
-    async fn finish_log_round(&mut self, following: &mut Option<crate::logsync::Following>) {
-        if let Some(round) = following.take()
-            && let Err(e) = self.finish_following(round).await
-        {
-            tracing::debug!(error = %e, "following the log beside a Welcome failed");
-        }
-    }
-
     async fn join_beside_log_round(
         &mut self,
         welcome: Welcome,
         d: &Delivery,
         following: &mut Option<crate::logsync::Following>,
     ) -> Result<Outcome, DeviceError> {
-        let staged =
-            match StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None) {
-                Ok(s) => s,
+        let processed =
+            match ProcessedWelcome::new_from_welcome(&self.provider, &join_config(), welcome) {
+                Ok(p) => p,
                 Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
             };
+        // The roster's lookups go out before its tree is verified, for the
+        // accounts the unverified tree names; their answer is used only if
+        // the verified roster asks for exactly those accounts.
+        let own_key = self.identity.public_bytes();
+        let guessed: Vec<(String, Vec<u8>)> = processed
+            .unverified_group_info()
+            .extensions()
+            .ratchet_tree()
+            .map(|t| {
+                t.ratchet_tree()
+                    .leaves()
+                    .filter(|l| l.signature_key().as_slice() != own_key.as_slice())
+                    .map(|l| {
+                        (
+                            leaf_account(l.credential()),
+                            l.signature_key().as_slice().to_vec(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let vrf = self.key_directory_vrf()?;
+        let guessed_accounts = self.roster_to_look_up(&guessed).unwrap_or_default();
+        let mut looking_up = vrf
+            .filter(|_| !guessed_accounts.is_empty())
+            .map(|vrf| self.spawn_roster_check(vrf, guessed_accounts.clone()));
+        let staged = match processed.into_staged_welcome(&self.provider, None) {
+            Ok(s) => s,
+            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
+        };
         // Every other member of the roster must carry its account's key in
         // the key directory before this device joins (no ghost members).
-        // The lookups go out while openmls writes the group into this
-        // join's transaction, which a refusal rolls back.
         let own = staged.own_leaf_index();
         let members: Vec<(String, Vec<u8>)> = staged
             .members()
@@ -318,48 +337,72 @@ impl Device {
             Err(DeviceError::KeyDirectory(r)) => return Ok(WelcomeRefusal::MemberKey(r).into()),
             Err(e) => return Err(e),
         };
-        let looking_up = (!accounts.is_empty()).then(|| {
-            let api = self.api.clone();
-            let accounts = accounts.clone();
-            tokio::spawn(async move { crate::keydir::look_up_roster(&api, &accounts).await })
-        });
-        let group = match staged.into_group(&self.provider) {
-            Ok(g) => g,
-            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
-        };
-        // The proofs are checked against the roots this round stored.
-        self.finish_log_round(following).await;
-        let served = match looking_up {
-            Some(task) => task.await.map_err(|e| DeviceError::Io {
-                path: "key directory lookups".into(),
-                source: std::io::Error::other(e),
-            })?,
-            None => Ok(Vec::new()),
-        };
-        let checked = match served {
-            Ok(served) => self.verify_roster(&members, &accounts, &served).await,
-            Err(e) => Err(e),
-        };
-        match checked {
-            Ok(()) => {}
-            Err(DeviceError::KeyDirectory(r)) => return Ok(WelcomeRefusal::MemberKey(r).into()),
-            Err(e) => return Err(e),
+        if accounts != guessed_accounts {
+            // The tree named other accounts than the verified roster: the
+            // early lookups are dropped (aborted) and the roster's sent.
+            looking_up = vrf
+                .filter(|_| !accounts.is_empty())
+                .map(|vrf| self.spawn_roster_check(vrf, accounts.clone()));
         }
-        let conv = group.group_id().as_slice();
-        let Ok(id) = <[u8; 16]>::try_from(conv) else {
+        let Ok(id) = <[u8; 16]>::try_from(staged.group_context().group_id().as_slice()) else {
             return Ok(WelcomeRefusal::BadGroupId.into());
         };
         let conv = custos_wire::ConversationId(id);
         if conv != d.conversation {
             return Ok(WelcomeRefusal::ConversationMismatch.into());
         }
-        // The device's own records of the conversation go first: should
-        // the MLS commit after them not happen, the Welcome is delivered
-        // again and joined again, and these writes are idempotent.
-        self.store
-            .add_conversation(&conv, self.clock.now_millis())?;
-        self.after_epoch_change(&conv, &group)?;
+        // Whether the device holds nothing of this conversation yet (the
+        // record of an earlier join cut short aside).
+        let fresh = self.load_group(&conv)?.is_none() && !self.store.has_receiving_chains(&conv)?;
+        // openmls writes the group into this join's transaction, which a
+        // refusal rolls back.
+        let group = match staged.into_group(&self.provider) {
+            Ok(g) => g,
+            Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
+        };
+        // The roots the proofs were checked against must be among those
+        // this round stored.
+        self.finish_log_round(following).await;
+        // The device's own records of the conversation go before the MLS
+        // commit: should it not happen, the Welcome is delivered again and
+        // joined again, and these writes are idempotent. For a conversation
+        // the device held nothing of, they are written while the proofs
+        // are checked, and taken back if the join is refused; a device
+        // killed meanwhile keeps a record with no group, which every reader
+        // skips and the Welcome, delivered again, writes or takes back.
+        if fresh {
+            self.record_joined(&conv, &group)?;
+        }
+        let checked = match looking_up {
+            Some(check) => match check.finish().await {
+                Ok(roster) => self.accept_roster(&members, &accounts, roster).await,
+                Err(e) => Err(e),
+            },
+            None => Ok(()),
+        };
+        if let Err(e) = checked {
+            if fresh {
+                self.forget_unjoined(&conv)?;
+            }
+            return match e {
+                DeviceError::KeyDirectory(r) => Ok(WelcomeRefusal::MemberKey(r).into()),
+                e => Err(e),
+            };
+        }
+        if !fresh {
+            self.record_joined(&conv, &group)?;
+        }
         Ok(Outcome::Joined)
+    }
+
+    /// The device's own records of a conversation it joined with `group`.
+    fn record_joined(
+        &mut self,
+        conv: &custos_wire::ConversationId,
+        group: &MlsGroup,
+    ) -> Result<(), DeviceError> {
+        self.store.add_conversation(conv, self.clock.now_millis())?;
+        self.after_epoch_change(conv, group)
     }
 
     pub(crate) fn protocol_message(&self, bytes: &[u8]) -> Option<ProtocolMessage> {

@@ -327,6 +327,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the device holds a receiving chain in `id`.
+    pub(crate) fn has_receiving_chains(&self, id: &ConversationId) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM receiving_chains WHERE conversation = ?1)",
+            [id.0.as_slice()],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Every conversation this device is in.
     pub fn conversations(&self) -> Result<Vec<ConversationId>, StoreError> {
         let mut stmt = self

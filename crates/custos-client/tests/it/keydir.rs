@@ -475,6 +475,12 @@ async fn a_ghost_member_is_refused_by_every_receiving_device_naming_the_account(
         "{first:?}"
     );
     assert!(dave.conversations().unwrap().is_empty());
+    // Its records of the conversation, written while the proofs were
+    // checked, were taken back with the refusal.
+    let dave_store =
+        custos_client::store::Store::open(&d.dir().join("users").join("dave").join("device.db"))
+            .unwrap();
+    assert!(dave_store.conversations().unwrap().is_empty());
     // The device is as it was: the same Welcome meets the same check
     // again (its KeyPackage was put back, not spent).
     let again = dave.process_delivery(welcome).await.unwrap();
