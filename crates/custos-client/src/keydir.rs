@@ -531,9 +531,31 @@ impl Device {
     /// ([`look_up_and_check_roster`]).
     pub(crate) fn spawn_roster_check(&self, vrf: [u8; 32], accounts: Vec<String>) -> RosterCheck {
         let api = self.api.clone();
-        RosterCheck(Some(tokio::spawn(async move {
-            look_up_and_check_roster(&api, vrf, &accounts).await
-        })))
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        RosterCheck {
+            task: Some(tokio::spawn(async move {
+                look_up_and_check_roster(&api, vrf, &accounts, answer).await
+            })),
+            answered: Some(answered),
+        }
+    }
+
+    /// Follows the log if the service's answer `served` for `accounts`
+    /// names a root the device does not hold (a new epoch), so that
+    /// [`Device::accept_checked`] finds it; a failure is left for that
+    /// check, which follows the log again if it still needs to.
+    pub(crate) async fn follow_for_roots(
+        &mut self,
+        accounts: &[String],
+        served: &[DirectoryProof],
+    ) {
+        let pairs: Vec<(&str, &DirectoryProof)> =
+            accounts.iter().map(String::as_str).zip(served).collect();
+        if matches!(self.holds_named_roots(&pairs), Ok(false))
+            && let Err(e) = self.follow_log().await
+        {
+            tracing::debug!(error = %e, "following the log for a lookup's new root failed");
+        }
     }
 
     /// Accepts a roster checked by [`look_up_and_check_roster`] against
@@ -980,12 +1002,23 @@ pub(crate) struct CheckedRoster {
 /// task is aborted: it writes nothing, and its answer proves nothing
 /// until [`Device::accept_checked`].
 #[derive(Debug)]
-pub(crate) struct RosterCheck(Option<tokio::task::JoinHandle<Result<CheckedRoster, DeviceError>>>);
+pub(crate) struct RosterCheck {
+    task: Option<tokio::task::JoinHandle<Result<CheckedRoster, DeviceError>>>,
+    answered: Option<tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>>,
+}
 
 impl RosterCheck {
+    /// The service's answer as soon as it is in, while its proofs are
+    /// still being checked (`None`: the lookups failed, and
+    /// [`RosterCheck::finish`] says why; or the answer was taken before).
+    /// Unverified: only for knowing early whether its roots are new.
+    pub(crate) async fn answer(&mut self) -> Option<Vec<DirectoryProof>> {
+        self.answered.take()?.await.ok()
+    }
+
     /// Waits for the lookups and the checks.
     pub(crate) async fn finish(mut self) -> Result<CheckedRoster, DeviceError> {
-        let task = self.0.take().ok_or(KeyDirRefusal::BadBatch)?;
+        let task = self.task.take().ok_or(KeyDirRefusal::BadBatch)?;
         task.await.map_err(|e| DeviceError::Io {
             path: "key directory lookups".into(),
             source: std::io::Error::other(e),
@@ -995,22 +1028,26 @@ impl RosterCheck {
 
 impl Drop for RosterCheck {
     fn drop(&mut self) {
-        if let Some(task) = &self.0 {
+        if let Some(task) = &self.task {
             task.abort();
         }
     }
 }
 
 /// Looks `accounts` up ([`look_up_roster`]) and checks each proof against
-/// the root the service named for it, on other threads. Like the lookup, it
-/// needs no device: a joiner runs it on a task of its own while it writes
-/// the group, and [`Device::accept_roster`] then checks the roots.
-pub(crate) async fn look_up_and_check_roster(
+/// the root the service named for it, on other threads; the answer, before
+/// its checks, also goes to `answered`. Like the lookup, it needs no
+/// device: a joiner runs it on a task of its own while it writes the group,
+/// and [`Device::accept_roster`] then checks the roots.
+async fn look_up_and_check_roster(
     api: &Api,
     vrf: [u8; 32],
     accounts: &[String],
+    answered: tokio::sync::oneshot::Sender<Vec<DirectoryProof>>,
 ) -> Result<CheckedRoster, DeviceError> {
     let served = look_up_roster(api, accounts).await?;
+    // The receiver may be gone (nobody asked): nothing to do then.
+    let _ = answered.send(served.clone());
     let pairs: Vec<(&str, &DirectoryProof)> =
         accounts.iter().map(String::as_str).zip(&served).collect();
     let checks = named_root_checks(&pairs);

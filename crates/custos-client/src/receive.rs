@@ -267,28 +267,10 @@ impl Device {
         let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
             return Ok(WelcomeRefusal::NotAWelcome.into());
         };
-        // The roster's keys will be checked against the newest logged root
-        // of the key directory: the log is followed while the Welcome is
-        // staged and the group written. Its failure is not this Welcome's
-        // (the check follows the log again if it needs to). The round is
-        // always waited for, also when the Welcome is refused first, so that
-        // it never writes beside later work.
-        let mut following = if self.key_directory_vrf()?.is_some() {
-            self.start_following()?
-        } else {
-            None
-        };
-        let joined = self.join_beside_log_round(welcome, d, &mut following).await;
-        self.finish_log_round(&mut following).await;
-        joined
+        self.join(welcome, d).await
     }
 
-    async fn join_beside_log_round(
-        &mut self,
-        welcome: Welcome,
-        d: &Delivery,
-        following: &mut Option<crate::logsync::Following>,
-    ) -> Result<Outcome, DeviceError> {
+    async fn join(&mut self, welcome: Welcome, d: &Delivery) -> Result<Outcome, DeviceError> {
         let processed =
             match ProcessedWelcome::new_from_welcome(&self.provider, &join_config(), welcome) {
                 Ok(p) => p,
@@ -360,9 +342,13 @@ impl Device {
             Ok(g) => g,
             Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
         };
-        // The roots the proofs were checked against must be among those
-        // this round stored.
-        self.finish_log_round(following).await;
+        // Once the service answered: if it names a new epoch, the log is
+        // followed to its root while the proofs are checked.
+        if let Some(check) = looking_up.as_mut()
+            && let Some(served) = check.answer().await
+        {
+            self.follow_for_roots(&accounts, &served).await;
+        }
         // The device's own records of the conversation go before the MLS
         // commit: should it not happen, the Welcome is delivered again and
         // joined again, and these writes are idempotent. For a conversation
