@@ -392,11 +392,9 @@ async fn get_tile(
                     _ => return Err(missing()),
                 }
             };
-            let mut out = Vec::new();
-            for off in offsets {
-                out.extend(s.reader.read_record(off).map_err(ApiError::internal)?);
-            }
-            out
+            s.reader
+                .read_records(&offsets)
+                .map_err(ApiError::internal)?
         }
     };
     Ok((

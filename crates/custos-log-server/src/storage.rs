@@ -432,6 +432,49 @@ impl EntryReader {
         self.file.read_exact_at(&mut out, offset)?;
         Ok(out)
     }
+
+    /// Reads the length-prefixed records at `offsets`, prefixes included,
+    /// in one read: consecutive entries lie one after another in the file
+    /// (an entry bundle is one read, not two per entry). Refuses with
+    /// `InvalidData`, reading nothing more, unless the records found start
+    /// at exactly `offsets` and end where the last one ends.
+    pub fn read_records(&self, offsets: &[u64]) -> std::io::Result<Vec<u8>> {
+        let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+            return Ok(Vec::new());
+        };
+        let invalid =
+            || std::io::Error::new(std::io::ErrorKind::InvalidData, "entries not consecutive");
+        let mut len = [0u8; 2];
+        self.file.read_exact_at(&mut len, last)?;
+        let end = last
+            .checked_add(2 + u64::from(u16::from_be_bytes(len)))
+            .ok_or_else(invalid)?;
+        let total = end
+            .checked_sub(first)
+            .and_then(|t| usize::try_from(t).ok())
+            .ok_or_else(invalid)?;
+        // At most as many bytes as the records could hold.
+        if total > offsets.len().saturating_mul(2 + usize::from(u16::MAX)) {
+            return Err(invalid());
+        }
+        let mut out = vec![0u8; total];
+        self.file.read_exact_at(&mut out, first)?;
+        let mut pos = 0usize;
+        for &offset in offsets {
+            if offset.checked_sub(first) != u64::try_from(pos).ok() {
+                return Err(invalid());
+            }
+            let prefix = out
+                .get(pos..pos + 2)
+                .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                .ok_or_else(invalid)?;
+            pos += 2 + usize::from(u16::from_be_bytes(prefix));
+        }
+        if pos != total {
+            return Err(invalid());
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

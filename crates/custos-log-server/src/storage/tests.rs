@@ -82,6 +82,42 @@ fn check_consistent(s: &LogStore, acked: &[Vec<u8>], earlier: &[Vec<u8>]) {
 }
 
 #[test]
+fn a_range_of_entries_is_read_in_one_piece_as_record_by_record() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let p = paths(&tmp);
+    let mut s = open(&p).unwrap();
+    // Entries of varied lengths, in several batches.
+    for batch in 0..5u8 {
+        let entries: Vec<Vec<u8>> = (0..7u8)
+            .map(|i| vec![batch ^ i; 1 + usize::from(batch * 7 + i) * 13])
+            .collect();
+        s.append_batch(&entries).unwrap();
+    }
+    let r = s.entry_reader().unwrap();
+    let v = s.view();
+    let v = v.read().unwrap();
+    let size = v.size as usize;
+    for start in 0..size {
+        for end in start..=size {
+            let one_by_one: Vec<u8> = v.offsets[start..end]
+                .iter()
+                .flat_map(|&o| r.read_record(o).unwrap())
+                .collect();
+            assert_eq!(r.read_records(&v.offsets[start..end]).unwrap(), one_by_one);
+        }
+    }
+    // Offsets that skip an entry, repeat one, or go backwards are refused,
+    // not read as a bundle.
+    let skipping = [v.offsets[0], v.offsets[2]];
+    let repeating = [v.offsets[1], v.offsets[1]];
+    let backwards = [v.offsets[4], v.offsets[3]];
+    for bad in [skipping, repeating, backwards] {
+        let e = r.read_records(&bad).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{bad:?}: {e}");
+    }
+}
+
+#[test]
 fn reopen_keeps_committed_and_drops_uncommitted_tail() {
     let tmp = tempfile::tempdir().unwrap();
     let p = paths(&tmp);
