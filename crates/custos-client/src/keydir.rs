@@ -376,6 +376,18 @@ impl Device {
         Ok(true)
     }
 
+    /// Follows the log once if the device does not hold, as logged, every
+    /// root the service named for `served` (a new epoch).
+    async fn follow_unless_held(
+        &mut self,
+        served: &[(&str, &DirectoryProof)],
+    ) -> Result<(), DeviceError> {
+        if !self.holds_named_roots(served)? {
+            self.follow_log().await?;
+        }
+        Ok(())
+    }
+
     /// Accepts the results `verified` of checking `served` against the
     /// roots the service named: each named root must be the logged root of
     /// its epoch, with no split view recorded and no rollback, before any
@@ -520,9 +532,7 @@ impl Device {
         let Some(vrf) = self.key_directory_vrf()? else {
             return Ok(());
         };
-        let pairs: Vec<(&str, &DirectoryProof)> =
-            accounts.iter().map(String::as_str).zip(served).collect();
-        let verified = self.verify_all(vrf, &pairs).await?;
+        let verified = self.verify_all(vrf, &paired(accounts, served)).await?;
         let proven = self.keep_proven(accounts, verified);
         members_hold(members, &proven)
     }
@@ -533,9 +543,9 @@ impl Device {
         let api = self.api.clone();
         let (answer, answered) = tokio::sync::oneshot::channel();
         RosterCheck {
-            task: Some(tokio::spawn(async move {
+            task: tokio::spawn(async move {
                 look_up_and_check_roster(&api, vrf, &accounts, answer).await
-            })),
+            }),
             answered: Some(answered),
         }
     }
@@ -549,11 +559,7 @@ impl Device {
         accounts: &[String],
         served: &[DirectoryProof],
     ) {
-        let pairs: Vec<(&str, &DirectoryProof)> =
-            accounts.iter().map(String::as_str).zip(served).collect();
-        if matches!(self.holds_named_roots(&pairs), Ok(false))
-            && let Err(e) = self.follow_log().await
-        {
+        if let Err(e) = self.follow_unless_held(&paired(accounts, served)).await {
             tracing::debug!(error = %e, "following the log for a lookup's new root failed");
         }
     }
@@ -590,14 +596,8 @@ impl Device {
         if roster.served.len() != accounts.len() {
             return Err(KeyDirRefusal::BadBatch.into());
         }
-        let pairs: Vec<(&str, &DirectoryProof)> = accounts
-            .iter()
-            .map(String::as_str)
-            .zip(&roster.served)
-            .collect();
-        if !self.holds_named_roots(&pairs)? {
-            self.follow_log().await?;
-        }
+        let pairs = paired(accounts, &roster.served);
+        self.follow_unless_held(&pairs).await?;
         let verified = self.accept_verified(&pairs, roster.verified)?;
         Ok(self.keep_proven(accounts, verified))
     }
@@ -1003,7 +1003,7 @@ pub(crate) struct CheckedRoster {
 /// until [`Device::accept_checked`].
 #[derive(Debug)]
 pub(crate) struct RosterCheck {
-    task: Option<tokio::task::JoinHandle<Result<CheckedRoster, DeviceError>>>,
+    task: tokio::task::JoinHandle<Result<CheckedRoster, DeviceError>>,
     answered: Option<tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>>,
 }
 
@@ -1018,8 +1018,8 @@ impl RosterCheck {
 
     /// Waits for the lookups and the checks.
     pub(crate) async fn finish(mut self) -> Result<CheckedRoster, DeviceError> {
-        let task = self.task.take().ok_or(KeyDirRefusal::BadBatch)?;
-        task.await.map_err(|e| DeviceError::Io {
+        // Awaited in place: the abort on drop then finds the task finished.
+        (&mut self.task).await.map_err(|e| DeviceError::Io {
             path: "key directory lookups".into(),
             source: std::io::Error::other(e),
         })?
@@ -1028,9 +1028,7 @@ impl RosterCheck {
 
 impl Drop for RosterCheck {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 
@@ -1048,15 +1046,22 @@ async fn look_up_and_check_roster(
     let served = look_up_roster(api, accounts).await?;
     // The receiver may be gone (nobody asked): nothing to do then.
     let _ = answered.send(served.clone());
-    let pairs: Vec<(&str, &DirectoryProof)> =
-        accounts.iter().map(String::as_str).zip(&served).collect();
-    let checks = named_root_checks(&pairs);
+    let checks = named_root_checks(&paired(accounts, &served));
     let verified =
         match tokio::task::spawn_blocking(move || verify_in_parallel(&vrf, &checks)).await {
             Ok(v) => v,
             Err(_) => accounts.iter().map(|a| Err(verifier_failed(a))).collect(),
         };
     Ok(CheckedRoster { served, verified })
+}
+
+/// Pairs each of `accounts` with the service's proof for it (in order, as
+/// a batch lookup answered them).
+fn paired<'a>(
+    accounts: &'a [String],
+    served: &'a [DirectoryProof],
+) -> Vec<(&'a str, &'a DirectoryProof)> {
+    accounts.iter().map(String::as_str).zip(served).collect()
 }
 
 /// The checks of `served` against the roots the service named: `(account,
