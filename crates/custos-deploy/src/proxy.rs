@@ -7,7 +7,8 @@
 //! persisted"), one entry's bytes altered in the entry bundles it serves
 //! (a log serving other bytes than it committed to), and inclusion proofs
 //! answered for the neighbouring entry (a proof that does not prove the
-//! entry asked about).
+//! entry asked about). Both apply to the entries and proofs of `/follow`
+//! answers too.
 //!
 //! # Security meaning
 //! The proxy is an attacker's position between a party and the log. Tests
@@ -150,8 +151,13 @@ async fn forward(
         .unwrap_or("application/octet-stream")
         .to_owned();
     let mut bytes = resp.bytes().await.unwrap_or_default().to_vec();
+    let follow = path.starts_with("/follow?");
+    if follow && s.faults.wrong_inclusion_proofs.load(Ordering::SeqCst) {
+        bytes = neighbour_proofs_in_answer(&s, &path, bytes).await;
+    }
     let tamper = s.faults.tampered().clone();
-    if let Some(entry) = tamper.filter(|e| !e.is_empty() && path.starts_with("/tile/entries/"))
+    let serves_entries = follow || path.starts_with("/tile/entries/");
+    if let Some(entry) = tamper.filter(|e| !e.is_empty() && serves_entries)
         && let Some(at) = bytes.windows(entry.len()).position(|w| w == entry)
         && let Some(last) = bytes.get_mut(at + entry.len() - 1)
     {
@@ -160,24 +166,61 @@ async fn forward(
     (status, [(axum::http::header::CONTENT_TYPE, ctype)], bytes).into_response()
 }
 
+/// A `/follow` answer whose inclusion proofs are replaced by the log's
+/// proofs of the neighbouring entries ([`neighbour_proof`]); unchanged if
+/// it carries none or cannot be read.
+async fn neighbour_proofs_in_answer(s: &ProxyState, path: &str, bytes: Vec<u8>) -> Vec<u8> {
+    use custos_tlog::follow_answer::FollowAnswer;
+    let Ok(mut answer) = FollowAnswer::decode(&bytes) else {
+        return bytes;
+    };
+    let from = query_value(path, "from").unwrap_or(0);
+    let size = custos_tlog::checkpoint::parse_checkpoint(&answer.checkpoint)
+        .map(|c| c.checkpoint.size())
+        .unwrap_or(0);
+    let Some(proofs) = &mut answer.inclusion else {
+        return bytes;
+    };
+    let client = match custos_tlog::LogClient::new(&s.upstream) {
+        Ok(c) => c,
+        Err(_) => return bytes,
+    };
+    for (index, proof) in (from..).zip(proofs.iter_mut()) {
+        let Some(n) = neighbour(index, size) else {
+            continue;
+        };
+        if let Ok(other) = client.inclusion_proof(n, size).await {
+            *proof = other;
+        }
+    }
+    answer.encode().unwrap_or(bytes)
+}
+
+/// The value of `key` in the query of `path`, as a number.
+fn query_value(path: &str, key: &str) -> Option<u64> {
+    let (_, query) = path.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 /// `/proof/inclusion?index=I&size=N` asked instead for a neighbour in the
 /// same tree: `I ^ 1`, or `I - 1` when `I ^ 1` is past the tree's end.
 fn neighbour_proof(path: &str) -> Option<String> {
-    let query = path.strip_prefix("/proof/inclusion?")?;
-    let mut index = None;
-    let mut size = None;
-    for pair in query.split('&') {
-        match pair.split_once('=')? {
-            ("index", v) => index = v.parse::<u64>().ok(),
-            ("size", v) => size = v.parse::<u64>().ok(),
-            _ => {}
-        }
-    }
-    let (index, size) = (index?, size?);
-    let neighbour = if index ^ 1 < size {
-        index ^ 1
-    } else {
-        index.checked_sub(1)?
-    };
+    path.strip_prefix("/proof/inclusion?")?;
+    let size = query_value(path, "size")?;
+    let neighbour = neighbour(query_value(path, "index")?, size)?;
     Some(format!("/proof/inclusion?index={neighbour}&size={size}"))
+}
+
+/// The neighbour of entry `index` in a tree of `size`: `index ^ 1`, or
+/// `index - 1` when that is past the tree's end.
+fn neighbour(index: u64, size: u64) -> Option<u64> {
+    if index ^ 1 < size {
+        Some(index ^ 1)
+    } else {
+        index.checked_sub(1)
+    }
 }

@@ -32,6 +32,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use custos_clock::SharedClock;
+use custos_tlog::follow_answer::{FollowAnswer, MAX_FOLLOW_ENTRIES, MAX_FOLLOW_PROOFS};
 use custos_tlog::keys::{LogVerifier, NamedKey};
 use custos_tlog::log_api::{
     BatchEntry, BatchResponse, MAX_STATEMENTS_PER_REQUEST, SubmitResponse, split_bundle,
@@ -263,6 +264,7 @@ pub async fn open_log(config: LogConfig) -> Result<Router, ServerError> {
         .route("/add-statements", post(add_statements))
         .route("/proof/inclusion", get(get_inclusion))
         .route("/proof/consistency", get(get_consistency))
+        .route("/follow", get(get_follow))
         .route("/manifest", get(get_manifest))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
@@ -348,12 +350,18 @@ fn sequencer(
     }
 }
 
-async fn get_checkpoint(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// The checkpoint note the log serves: the newest cosigned one when it has
+/// witnesses, else its own newest.
+async fn served_checkpoint(s: &AppState) -> Result<Arc<Vec<u8>>, ApiError> {
     let cosigned = s.cosigned.read().await.clone();
-    let note = match cosigned {
+    Ok(match cosigned {
         Some(n) => n,
         None => Arc::clone(&s.view.read().map_err(ApiError::internal_lock)?.checkpoint),
-    };
+    })
+}
+
+async fn get_checkpoint(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let note = served_checkpoint(&s).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -585,6 +593,104 @@ async fn get_consistency(
     Ok(axum::Json(ProofResponse {
         proof: encode_proof(&proof),
     }))
+}
+
+/// Query of `GET /follow`.
+#[derive(Debug, Deserialize)]
+struct FollowQuery {
+    /// The first entry wanted.
+    from: u64,
+    /// The size of the checkpoint the follower holds (0: none).
+    known: u64,
+    /// Most entries wanted (at most [`MAX_FOLLOW_ENTRIES`] come).
+    max: u64,
+    /// Inclusion proofs come when the answer holds at most this many
+    /// entries (at most [`MAX_FOLLOW_PROOFS`]).
+    prove: u64,
+}
+
+/// One round of following the log in one answer ([`FollowAnswer`]): the
+/// served checkpoint, a consistency proof to it from the size the follower
+/// holds, the entries from `from` on, and their inclusion proofs if few.
+/// Every proof is against the served checkpoint's size.
+async fn get_follow(
+    State(s): State<Arc<AppState>>,
+    StrictQuery(q): StrictQuery<FollowQuery>,
+) -> Result<Response, ApiError> {
+    if q.prove > MAX_FOLLOW_PROOFS as u64 {
+        return Err(ApiError::bad_request(
+            "out_of_range",
+            format!("need prove <= {MAX_FOLLOW_PROOFS}"),
+        ));
+    }
+    let note = served_checkpoint(&s).await?;
+    let size = custos_tlog::checkpoint::parse_checkpoint(&note)
+        .map_err(ApiError::internal)?
+        .checkpoint
+        .size();
+    let wanted = q.max.min(MAX_FOLLOW_ENTRIES as u64);
+    let end = size.min(q.from.saturating_add(wanted));
+    let (consistency, inclusion, offsets) = {
+        let v = s.view.read().map_err(ApiError::internal_lock)?;
+        // The served checkpoint is one the log committed: its size is
+        // within the view.
+        if size > v.size {
+            return Err(ApiError::internal("served checkpoint beyond the log"));
+        }
+        let consistency = if q.known > 0 && q.known < size {
+            v.tree
+                .consistency_proof(q.known, size)
+                .map_err(ApiError::internal)?
+        } else {
+            Vec::new()
+        };
+        let count = end.saturating_sub(q.from);
+        let inclusion = if count > 0 && count <= q.prove {
+            Some(
+                (q.from..end)
+                    .map(|i| v.tree.inclusion_proof(i, size))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ApiError::internal)?,
+            )
+        } else {
+            None
+        };
+        let offsets = if count > 0 {
+            let range = usize::try_from(q.from).ok().zip(usize::try_from(end).ok());
+            range
+                .and_then(|(a, b)| v.offsets.get(a..b))
+                .ok_or_else(|| ApiError::internal("entry offsets beyond the log"))?
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        (consistency, inclusion, offsets)
+    };
+    let entries = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        let bundle = s
+            .reader
+            .read_records(&offsets)
+            .map_err(ApiError::internal)?;
+        split_bundle(&bundle).ok_or_else(|| ApiError::internal("malformed entry bundle"))?
+    };
+    let answer = FollowAnswer {
+        checkpoint: note.to_vec(),
+        consistency,
+        entries,
+        inclusion,
+    }
+    .encode()
+    .map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        answer,
+    )
+        .into_response())
 }
 
 async fn get_manifest(State(s): State<Arc<AppState>>) -> impl IntoResponse {

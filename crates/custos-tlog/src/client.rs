@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use custos_wire::statement::SignedStatement;
 
+use crate::follow_answer::{FollowAnswer, MAX_FOLLOW_PROOFS};
 use crate::log_api::{BatchResponse, ErrorBody, SubmitResponse};
 use crate::merkle::{Hash, TILE_WIDTH, TilePath};
 use crate::proof_json::{ProofResponse, decode_proof};
@@ -108,8 +109,9 @@ pub struct ReadRound {
     pub checkpoint: VerifiedCheckpoint,
     /// The entries read, not yet proven included in `checkpoint`.
     pub entries: Vec<Vec<u8>>,
-    /// Inclusion proofs of `entries` in `checkpoint`, in the same order,
-    /// not yet verified; `None` when none were asked for.
+    /// Inclusion proofs of the first of `entries` in `checkpoint`, in the
+    /// same order, not yet verified; `None` when none came (not asked
+    /// for, or too many entries).
     pub inclusion_proofs: Option<Vec<Vec<Hash>>>,
 }
 
@@ -259,14 +261,17 @@ impl LogClient {
     }
 
     /// As [`LogClient::update`], and reads the entries from `start` on (at
-    /// most `max`, none past the new checkpoint) in the same round as the
-    /// consistency proof. The entries are not proven yet: each must be
-    /// proven included in the returned checkpoint before it is trusted.
+    /// most `max`, none past the new checkpoint) in the same request as the
+    /// checkpoint and the consistency proof ([`LogClient::follow`]; entries
+    /// beyond what one answer carries come through the tiles). The entries
+    /// are not proven yet: each must be proven included in the returned
+    /// checkpoint before it is trusted.
     ///
-    /// When there are at most `prove_up_to` entries, the same round also
-    /// fetches an inclusion proof of each in the new checkpoint (in the
-    /// entries' order; not verified here: [`verify_inclusion`] checks one
-    /// against the returned checkpoint). Otherwise none is fetched.
+    /// When there are at most `prove_up_to` entries (and at most
+    /// [`MAX_FOLLOW_PROOFS`]), the same answer also carries an inclusion
+    /// proof of each in the new checkpoint (in the entries' order; not
+    /// verified here: [`verify_inclusion`] checks one against the returned
+    /// checkpoint). Otherwise none comes.
     pub async fn update_and_read(
         &self,
         verifier: &mut Verifier,
@@ -274,48 +279,54 @@ impl LogClient {
         max: u64,
         prove_up_to: u64,
     ) -> Result<ReadRound, ClientError> {
-        let note = self.checkpoint().await?;
+        let known = verifier.last().map_or(0, VerifiedCheckpoint::size);
+        let prove = prove_up_to.min(MAX_FOLLOW_PROOFS as u64);
+        let answer = self.follow(start, known, max, prove).await?;
         // The very note accepted last needs no second check of its
         // signatures (the common answer when nothing was logged since).
         let offered = match verifier.last() {
-            Some(last) if last.note() == note.as_slice() => last.clone(),
-            _ => verifier.policy().verify_checkpoint(&note)?,
+            Some(last) if last.note() == answer.checkpoint.as_slice() => last.clone(),
+            _ => verifier.policy().verify_checkpoint(&answer.checkpoint)?,
         };
-        let end = offered.size().min(start.saturating_add(max));
-        let consistency = async {
-            match verifier.last() {
-                Some(last) if last.size() > 0 && last.size() < offered.size() => {
-                    self.consistency_proof(last.size(), offered.size()).await
-                }
-                _ => Ok(Vec::new()),
-            }
-        };
-        let entries = async {
-            if end > start {
-                self.entries(start, end).await
-            } else {
-                Ok(Vec::new())
-            }
-        };
-        let size = offered.size();
-        let inclusion_proofs = async {
-            if end > start && end - start <= prove_up_to {
-                futures_util::future::try_join_all(
-                    (start..end).map(|index| self.inclusion_proof(index, size)),
-                )
-                .await
-                .map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let (proof, entries, inclusion_proofs) =
-            futures_util::future::try_join3(consistency, entries, inclusion_proofs).await?;
+        let end = offered.size().min(start.saturating_add(max)).max(start);
+        let got = u64::try_from(answer.entries.len()).unwrap_or(u64::MAX);
+        let read_to = start.saturating_add(got);
+        if read_to > end {
+            return Err(ClientError::Malformed(
+                "the log's follow answer holds entries beyond the checkpoint or the count asked"
+                    .into(),
+            ));
+        }
+        let mut entries = answer.entries;
+        if read_to < end {
+            // More than one answer carries: the rest through the tiles.
+            entries.extend(self.entries(read_to, end).await?);
+        }
         Ok(ReadRound {
-            checkpoint: verifier.accept_checkpoint(offered, &proof)?,
+            checkpoint: verifier.accept_checkpoint(offered, &answer.consistency)?,
             entries,
-            inclusion_proofs,
+            inclusion_proofs: answer.inclusion,
         })
+    }
+
+    /// One round of following in one request (`GET /follow`, see
+    /// [`crate::follow_answer`]): the served checkpoint, a consistency proof
+    /// from `known`, entries from `start` (at most `max`) and, if at most
+    /// `prove` of them, their inclusion proofs. Unverified.
+    pub async fn follow(
+        &self,
+        start: u64,
+        known: u64,
+        max: u64,
+        prove: u64,
+    ) -> Result<FollowAnswer, ClientError> {
+        let bytes = self
+            .get_bytes(&format!(
+                "follow?from={start}&known={known}&max={max}&prove={prove}"
+            ))
+            .await?;
+        FollowAnswer::decode(&bytes)
+            .map_err(|e| ClientError::Malformed(format!("the log's follow answer: {e}")))
     }
 
     /// Proves that `entry` is entry `index` of a checkpoint that the

@@ -14,8 +14,9 @@
 //! - [`verifier`]: the [`TrustPolicy`] (log key, witnesses, quorum) and the
 //!   [`Verifier`] that remembers its last checkpoint.
 //! - [`audit`]: replaying every entry against a checkpoint and the manifest.
-//! - [`log_api`], [`witness_api`], [`proof_json`]: the log's and the
-//!   witness's request and answer formats, shared with the servers.
+//! - [`log_api`], [`witness_api`], [`proof_json`], [`follow_answer`]: the
+//!   log's and the witness's request and answer formats, shared with the
+//!   servers.
 //! - [`signed_size`]: the log's record of the largest size it signed.
 //! - `client` (feature `client`): the HTTP client of the log.
 //!
@@ -35,6 +36,7 @@ pub mod audit;
 pub mod checkpoint;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod follow_answer;
 pub mod keys;
 pub mod log_api;
 pub mod merkle;

@@ -326,3 +326,105 @@ async fn signature_failing_verify_strict_is_refused_alone_and_in_a_batch() {
     let sub = client.submit(&erasure(&d.custodian, 1)).await.unwrap();
     assert_eq!(sub.index, 1);
 }
+
+/// `GET /follow` answers one round of following in one request: the served
+/// checkpoint, a consistency proof from the size the follower holds, the
+/// entries and (when few) their inclusion proofs, all against the served
+/// checkpoint; entries beyond what one answer carries come through tiles.
+#[tokio::test]
+async fn one_follow_request_answers_the_checkpoint_consistency_entries_and_proofs() {
+    use custos_tlog::Verifier;
+    use custos_tlog::follow_answer::{FollowAnswer, MAX_FOLLOW_ENTRIES};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Deployment::new(0);
+    let (url, _, _) = d.start(tmp.path(), 0).await;
+    let client = LogClient::new(&url).unwrap();
+    let statements: Vec<SignedStatement> = (0..300).map(|n| release(&d.custodian, n)).collect();
+    client.submit_batch(&statements[..4]).await.unwrap();
+
+    // A new follower: the checkpoint and four entries with their proofs.
+    let mut verifier = Verifier::with_last(d.log_only_policy(), None).unwrap();
+    let round = client
+        .update_and_read(&mut verifier, 0, 4096, 8)
+        .await
+        .unwrap();
+    assert_eq!(round.checkpoint.size(), 4);
+    assert_eq!(round.entries, client.entries(0, 4).await.unwrap());
+    let proofs = round.inclusion_proofs.unwrap();
+    for (i, (entry, proof)) in round.entries.iter().zip(&proofs).enumerate() {
+        verify_inclusion(&round.checkpoint, i as u64, entry, proof).unwrap();
+    }
+
+    // Six more: the consistency proof from 4 is checked by the verifier,
+    // and only the new entries come.
+    client.submit_batch(&statements[4..10]).await.unwrap();
+    let round = client
+        .update_and_read(&mut verifier, 4, 4096, 8)
+        .await
+        .unwrap();
+    assert_eq!(round.checkpoint.size(), 10);
+    assert_eq!(round.entries, client.entries(4, 10).await.unwrap());
+    for (i, (entry, proof)) in round
+        .entries
+        .iter()
+        .zip(round.inclusion_proofs.as_ref().unwrap())
+        .enumerate()
+    {
+        verify_inclusion(&round.checkpoint, 4 + i as u64, entry, proof).unwrap();
+    }
+    // More entries than proofs asked for: none come; `max` is kept.
+    let answer = client.follow(0, 10, 9, 8).await.unwrap();
+    assert_eq!(answer.entries.len(), 9);
+    assert!(answer.inclusion.is_none() && answer.consistency.is_empty());
+    // Nothing new: the same checkpoint, no entries.
+    let answer = client.follow(10, 10, 4096, 8).await.unwrap();
+    assert!(answer.entries.is_empty() && answer.inclusion.is_none());
+    assert_eq!(answer.checkpoint, client.checkpoint().await.unwrap());
+
+    // 300 entries: one answer carries 256, the tiles the rest.
+    client.submit_batch(&statements[10..256]).await.unwrap();
+    client.submit_batch(&statements[256..]).await.unwrap();
+    let answer = client.follow(0, 10, 4096, 8).await.unwrap();
+    assert_eq!(answer.entries.len(), MAX_FOLLOW_ENTRIES);
+    let mut fresh = Verifier::with_last(d.log_only_policy(), None).unwrap();
+    let round = client
+        .update_and_read(&mut fresh, 0, 4096, 8)
+        .await
+        .unwrap();
+    assert_eq!(round.checkpoint.size(), 300);
+    assert_eq!(round.entries.len(), 300);
+    assert_eq!(round.entries, client.entries(0, 300).await.unwrap());
+    for (i, st) in statements.iter().enumerate() {
+        assert_eq!(round.entries[i], st.encode().unwrap());
+    }
+    let round = client
+        .update_and_read(&mut verifier, 10, 4096, 8)
+        .await
+        .unwrap();
+    assert_eq!(round.checkpoint.size(), 300);
+    assert_eq!(round.entries.len(), 290);
+
+    // The answer is the versioned encoding; bad queries are refused as JSON.
+    let http = reqwest::Client::new();
+    let raw = http
+        .get(format!("{url}/follow?from=300&known=300&max=1&prove=0"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(raw[0], 1);
+    assert_eq!(FollowAnswer::decode(&raw).unwrap().encode().unwrap(), raw);
+    for (path, code) in [
+        ("follow?from=0&known=0&max=1&prove=9", "out_of_range"),
+        ("follow?from=0&known=0&max=1", "bad_query"),
+        ("follow?from=x&known=0&max=1&prove=0", "bad_query"),
+    ] {
+        let r = http.get(format!("{url}/{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], code, "{path}: {body}");
+    }
+}
