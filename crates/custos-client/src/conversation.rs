@@ -9,7 +9,7 @@ use openmls::prelude::*;
 
 use crate::api::ApiError;
 use crate::device::{Device, DeviceError, MlsError, mls};
-use crate::keydir::check_key;
+use crate::keydir::{RosterCheck, check_key};
 use crate::mls::{CIPHERSUITE, MAX_PAST_EPOCHS, WIRE_FORMAT_POLICY, credential_name};
 
 /// How many times a commit is retried after losing a race.
@@ -90,8 +90,9 @@ impl Device {
     /// directory, checked before any commit or Welcome is built for it.
     /// The lookups that will be needed go out in one batch beside the
     /// claims, their proofs are checked on other threads against the roots
-    /// the service named, and the log is followed meanwhile; a proof counts
-    /// only once its root is the logged one.
+    /// the service named, and, if the answer names an epoch the device does
+    /// not hold, the log is followed meanwhile; a proof counts only once
+    /// its root is the logged one.
     pub async fn add_members(
         &mut self,
         conv: &ConversationId,
@@ -105,11 +106,14 @@ impl Device {
             }
         }
         let vrf = self.key_directory_vrf()?.filter(|_| !to_look_up.is_empty());
-        let mut following = match vrf {
-            Some(_) => self.start_following()?,
+        let mut checking = vrf.map(|vrf| self.spawn_roster_check(vrf, to_look_up.clone()));
+        // The log is followed beside the claims once the answer is in, and
+        // only if it names an epoch the device does not hold.
+        let answered = checking.as_mut().and_then(RosterCheck::take_answer);
+        let mut following = match answered {
+            Some(answered) => self.start_following_for(to_look_up.clone(), answered)?,
             None => None,
         };
-        let checking = vrf.map(|vrf| self.spawn_roster_check(vrf, to_look_up.clone()));
         let claimed = self.claim_key_packages(members).await;
         // Always waited for, so that the round never writes beside later
         // work, also when a claim failed.

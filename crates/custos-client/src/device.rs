@@ -208,7 +208,7 @@ pub struct Device {
     /// [`crate::keydir::VERIFIED_KEY_TTL`] (in memory).
     pub(crate) verified_keys: crate::keydir::VerifiedKeys,
     /// A second connection to the device store, for a round of following
-    /// the log on another task ([`Device::start_following`]); opened on
+    /// the log on another task ([`Device::start_following_for`]); opened on
     /// first use.
     pub(crate) log_store: Option<Store>,
     /// Held for the device's lifetime: no other process advances its chains.

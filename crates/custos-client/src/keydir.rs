@@ -368,12 +368,7 @@ impl Device {
     /// Whether the device holds, as logged, every root the service named
     /// for `served` (then no round to the log is needed).
     fn holds_named_roots(&self, served: &[(&str, &DirectoryProof)]) -> Result<bool, DeviceError> {
-        for (_, s) in served {
-            if stored_root(&self.store, s.epoch)?.as_ref() != served_root(s).as_ref() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        holds_roots(&self.store, served.iter().map(|(_, s)| *s))
     }
 
     /// Follows the log once if the device does not hold, as logged, every
@@ -1016,6 +1011,15 @@ impl RosterCheck {
         self.answered.take()?.await.ok()
     }
 
+    /// The receiver of the service's answer, for a caller that waits for
+    /// it elsewhere (`None`: taken before); [`RosterCheck::answer`] then
+    /// has nothing.
+    pub(crate) fn take_answer(
+        &mut self,
+    ) -> Option<tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>> {
+        self.answered.take()
+    }
+
     /// Waits for the lookups and the checks.
     pub(crate) async fn finish(mut self) -> Result<CheckedRoster, DeviceError> {
         // Awaited in place: the abort on drop then finds the task finished.
@@ -1053,6 +1057,31 @@ async fn look_up_and_check_roster(
             Err(_) => accounts.iter().map(|a| Err(verifier_failed(a))).collect(),
         };
     Ok(CheckedRoster { served, verified })
+}
+
+/// Whether `store` holds, as logged, the root the service named in each
+/// of `served`.
+fn holds_roots<'a>(
+    store: &Store,
+    served: impl IntoIterator<Item = &'a DirectoryProof>,
+) -> Result<bool, DeviceError> {
+    for s in served {
+        if stored_root(store, s.epoch)?.as_ref() != served_root(s).as_ref() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `store` holds, as logged, every root the service's answer
+/// `served` (for `accounts`, in order) names; an answer for another
+/// number of accounts holds nothing (it is refused later, by name).
+pub(crate) fn holds_named_roots(
+    store: &Store,
+    accounts: &[String],
+    served: &[DirectoryProof],
+) -> Result<bool, DeviceError> {
+    Ok(served.len() == accounts.len() && holds_roots(store, served)?)
 }
 
 /// Pairs each of `accounts` with the service's proof for it (in order, as

@@ -26,6 +26,7 @@ use custos_escrow::DayKey;
 use custos_wire::manifest::Role;
 use custos_wire::statement::{Statement, StatementKind};
 
+use crate::api::DirectoryProof;
 use crate::daykeys::{DayKeys, DayVotes, VoteOutcome};
 use crate::device::{Device, DeviceError};
 use crate::follower::{Followed, LogFollower, LoggedStatement};
@@ -104,19 +105,28 @@ impl Device {
 }
 
 /// A round of following the log under way on another task
-/// ([`Device::start_following`]).
+/// ([`Device::start_following_for`]).
 #[derive(Debug)]
 pub(crate) struct Following {
     task: tokio::task::JoinHandle<(Store, Result<LogSync, DeviceError>)>,
 }
 
 impl Device {
-    /// Starts a round of following the log on another task, on a second
-    /// connection to the device store, so that it runs while this task
-    /// works on (a Welcome being staged); [`Device::finish_following`]
-    /// waits for it. Its writes are those of [`Device::follow_log`], in
-    /// their own transactions. `None`: no pinned manifest.
-    pub(crate) fn start_following(&mut self) -> Result<Option<Following>, DeviceError> {
+    /// Starts, on another task and a second connection to the device
+    /// store, a round of following the log that waits for the service's
+    /// lookup answer `answered` (for `accounts`) and follows the log only
+    /// if the answer names a key-directory root the device does not hold (a
+    /// new epoch), so that it runs while this task works on (claims
+    /// KeyPackages): adding a member costs no round to the log while the
+    /// directory publishes nothing new. [`Device::finish_following`] waits
+    /// for it. Its writes are those of [`Device::follow_log`], in their own
+    /// transactions. A lookup that failed follows nothing (its error is the
+    /// lookup's to report). `None`: no pinned manifest.
+    pub(crate) fn start_following_for(
+        &mut self,
+        accounts: Vec<String>,
+        answered: tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>,
+    ) -> Result<Option<Following>, DeviceError> {
         let Some(pin) = self.pin.clone() else {
             return Ok(None);
         };
@@ -127,6 +137,15 @@ impl Device {
         let home = self.home.clone();
         let keys = self.day_keys.clone();
         let task = tokio::spawn(async move {
+            let held = match answered.await {
+                Ok(served) => crate::keydir::holds_named_roots(&store, &accounts, &served),
+                Err(_) => Ok(true),
+            };
+            match held {
+                Ok(true) => return (store, Ok(LogSync::default())),
+                Ok(false) => {}
+                Err(e) => return (store, Err(e)),
+            }
             let followed = follow(&home, &mut store, &pin, keys.as_deref()).await;
             (store, followed)
         });
@@ -145,7 +164,7 @@ impl Device {
         }
     }
 
-    /// Waits for the round of [`Device::start_following`].
+    /// Waits for the round of [`Device::start_following_for`].
     pub(crate) async fn finish_following(
         &mut self,
         following: Following,

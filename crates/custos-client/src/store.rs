@@ -205,7 +205,7 @@ impl Store {
         // overwritten on disk, not only unlinked.
         conn.pragma_update(None, "secure_delete", "ON")?;
         // The device follows the log on a second connection beside the
-        // first (`Device::start_following`): a write that meets the other's
+        // first (`Device::start_following_for`): a write that meets the other's
         // open transaction waits for it instead of failing.
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
