@@ -182,6 +182,121 @@ impl Device {
     }
 }
 
+/// One poll of the log fetched and verified on another task, not yet taken
+/// into the store ([`Device::prefetch_for`]).
+#[derive(Debug)]
+pub(crate) struct Prefetch {
+    task: tokio::task::JoinHandle<(Store, Result<Option<Polled>, DeviceError>)>,
+}
+
+/// A verified poll, and the store state it was polled from.
+#[derive(Debug)]
+struct Polled {
+    follower: LogFollower,
+    /// The cursor it read from.
+    from: u64,
+    /// The checkpoint it was checked to be consistent with.
+    last: Option<Vec<u8>>,
+    followed: Followed,
+}
+
+impl Device {
+    /// Starts, on another task and a second connection to the device store
+    /// (which it only reads), one poll of the log that waits for the
+    /// service's lookup answer `answered` (for `accounts`) and polls only
+    /// if the answer names a key-directory root the device does not hold.
+    /// It fetches and verifies, and writes nothing:
+    /// [`Device::take_prefetched`] takes the poll into the store on the
+    /// device's own connection, so that a joiner can fetch while its own
+    /// connection holds the join's writes. `None`: no pinned manifest.
+    pub(crate) fn prefetch_for(
+        &mut self,
+        accounts: Vec<String>,
+        answered: tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>,
+    ) -> Result<Option<Prefetch>, DeviceError> {
+        let Some(pin) = self.pin.clone() else {
+            return Ok(None);
+        };
+        let mut store = match self.log_store.take() {
+            Some(store) => store,
+            None => Store::open(&self.home.join(crate::device::STORE_FILE))?,
+        };
+        let home = self.home.clone();
+        let task = tokio::spawn(async move {
+            // Taken `&mut` so that the future stays `Send` (see [`follow`]).
+            let reader = &mut store;
+            let polled: Result<Option<Polled>, DeviceError> = async move {
+                let Ok(served) = answered.await else {
+                    return Ok(None);
+                };
+                if crate::keydir::holds_named_roots(reader, &accounts, &served)? {
+                    return Ok(None);
+                }
+                let last = last_checkpoint(&home, reader)?;
+                let mut follower = follower_from(&pin, last.as_deref())?;
+                let from = get_u64(reader, CURSOR)?;
+                let followed = follower.poll(from).await?;
+                Ok(Some(Polled {
+                    follower,
+                    from,
+                    last,
+                    followed,
+                }))
+            }
+            .await;
+            (store, polled)
+        });
+        Ok(Some(Prefetch { task }))
+    }
+
+    /// Takes a poll of [`Device::prefetch_for`] into the store, in one
+    /// transaction as every poll ([`take_poll`]), if the store is still
+    /// where the poll started (same cursor, same checkpoint); otherwise the
+    /// poll is dropped, as one the device read again anyway. A failure is
+    /// logged and left to the caller's checks, which follow the log again
+    /// if they still need to.
+    pub(crate) async fn take_prefetched(&mut self, prefetch: Prefetch) {
+        let polled = match prefetch.task.await {
+            Ok((store, polled)) => {
+                self.log_store = Some(store);
+                polled
+            }
+            Err(e) => Err(DeviceError::Io {
+                path: self.home.join(crate::device::STORE_FILE),
+                source: std::io::Error::other(e),
+            }),
+        };
+        if let Err(e) = polled.and_then(|p| self.take_polled(p)) {
+            tracing::debug!(error = %e, "a prefetched poll of the log failed");
+        }
+    }
+
+    fn take_polled(&mut self, polled: Option<Polled>) -> Result<(), DeviceError> {
+        let (Some(polled), Some(pin)) = (polled, self.pin.clone()) else {
+            return Ok(());
+        };
+        if get_u64(&self.store, CURSOR)? != polled.from
+            || last_checkpoint(&self.home, &self.store)? != polled.last
+        {
+            return Ok(());
+        }
+        let known = polled.last.as_deref() == Some(polled.followed.checkpoint.note());
+        let own_hash = pin.manifest().hash().map_err(PinError::from)?;
+        let keys = self.day_keys.clone();
+        take_poll(
+            &self.store,
+            &pin,
+            keys.as_deref(),
+            &own_hash,
+            (polled.from, known),
+            &polled.followed,
+            &mut LogSync::default(),
+        )?;
+        pin.keep_follower(polled.follower);
+        Ok(())
+    }
+}
+
 /// Follows the log until the newest witnessed checkpoint is consumed.
 ///
 /// The store is taken `&mut` so that the future stays `Send` (a `Store` is
@@ -192,16 +307,8 @@ pub(crate) async fn follow(
     pin: &ManifestPin,
     keys: Option<&DayKeys>,
 ) -> Result<LogSync, DeviceError> {
-    let mut last = match store.get(CHECKPOINT)? {
-        Some(note) => Some(note),
-        None => read_legacy_checkpoint(home)?,
-    };
-    let mut follower = match pin.kept_follower(last.as_deref()) {
-        Some(kept) => kept,
-        None => {
-            LogFollower::with_last_on(pin.log_client()?, pin.manifest(), last.as_deref(), FOLLOWED)?
-        }
-    };
+    let mut last = last_checkpoint(home, store)?;
+    let mut follower = follower_from(pin, last.as_deref())?;
     let own_hash = pin.manifest().hash().map_err(PinError::from)?;
     let mut out = LogSync::default();
     let mut cursor = get_u64(store, CURSOR)?;
@@ -231,6 +338,28 @@ pub(crate) async fn follow(
     out.cursor = cursor;
     out.manifest_published = store.get(MANIFEST_PUBLISHED)?.is_some();
     Ok(out)
+}
+
+/// The last checkpoint the device accepted (its note), if any.
+fn last_checkpoint(home: &Path, store: &Store) -> Result<Option<Vec<u8>>, DeviceError> {
+    match store.get(CHECKPOINT)? {
+        Some(note) => Ok(Some(note)),
+        None => read_legacy_checkpoint(home),
+    }
+}
+
+/// The follower kept from the last round if it stopped at `last`, else a
+/// new one that starts from `last`.
+fn follower_from(pin: &ManifestPin, last: Option<&[u8]>) -> Result<LogFollower, DeviceError> {
+    match pin.kept_follower(last) {
+        Some(kept) => Ok(kept),
+        None => Ok(LogFollower::with_last_on(
+            pin.log_client()?,
+            pin.manifest(),
+            last,
+            FOLLOWED,
+        )?),
+    }
 }
 
 /// Stores what one poll's statements mean, the cursor past them and the

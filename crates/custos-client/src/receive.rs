@@ -18,6 +18,7 @@ use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 
 use crate::device::{Device, DeviceError, MlsError, mls};
+use crate::keydir::RosterCheck;
 use crate::mls::join_config;
 use crate::refusal::{CommitRefusal, EnvelopeRefusal, Refusal, RefusedItem, WelcomeRefusal};
 use crate::report::TagCheckError;
@@ -302,6 +303,14 @@ impl Device {
         let mut looking_up = vrf
             .filter(|_| !guessed_accounts.is_empty())
             .map(|vrf| self.spawn_roster_check(vrf, guessed_accounts.clone()));
+        // Once the service answered: if it names a new epoch, the log is
+        // polled to its root while the Welcome is staged and the group
+        // written (taken into the store below, on this connection).
+        let early_answer = looking_up.as_mut().and_then(RosterCheck::take_answer);
+        let prefetch = match early_answer {
+            Some(answered) => self.prefetch_for(guessed_accounts.clone(), answered)?,
+            None => None,
+        };
         let staged = match processed.into_staged_welcome(&self.provider, None) {
             Ok(s) => s,
             Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
@@ -342,8 +351,12 @@ impl Device {
             Ok(g) => g,
             Err(e) => return Ok(WelcomeRefusal::Mls(e.to_string()).into()),
         };
-        // Once the service answered: if it names a new epoch, the log is
-        // followed to its root while the proofs are checked.
+        if let Some(prefetch) = prefetch {
+            self.take_prefetched(prefetch).await;
+        }
+        // A roster looked up again (above): if its answer names a new
+        // epoch, the log is followed to its root while the proofs are
+        // checked.
         if let Some(check) = looking_up.as_mut()
             && let Some(served) = check.answer().await
         {
