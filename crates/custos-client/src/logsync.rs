@@ -130,23 +130,15 @@ impl Device {
         let Some(pin) = self.pin.clone() else {
             return Ok(None);
         };
-        let mut store = match self.log_store.take() {
-            Some(store) => store,
-            None => Store::open(&self.home.join(crate::device::STORE_FILE))?,
-        };
+        let mut store = self.second_store()?;
         let home = self.home.clone();
         let keys = self.day_keys.clone();
         let task = tokio::spawn(async move {
-            let held = match answered.await {
-                Ok(served) => crate::keydir::holds_named_roots(&store, &accounts, &served),
-                Err(_) => Ok(true),
+            let followed = match names_new_root(&mut store, &accounts, answered).await {
+                Ok(true) => follow(&home, &mut store, &pin, keys.as_deref()).await,
+                Ok(false) => Ok(LogSync::default()),
+                Err(e) => Err(e),
             };
-            match held {
-                Ok(true) => return (store, Ok(LogSync::default())),
-                Ok(false) => {}
-                Err(e) => return (store, Err(e)),
-            }
-            let followed = follow(&home, &mut store, &pin, keys.as_deref()).await;
             (store, followed)
         });
         Ok(Some(Following { task }))
@@ -169,10 +161,30 @@ impl Device {
         &mut self,
         following: Following,
     ) -> Result<LogSync, DeviceError> {
-        match following.task.await {
-            Ok((store, followed)) => {
+        let joined = following.task.await;
+        self.second_store_back(joined)
+    }
+
+    /// The second connection to the device store (`log_store`),
+    /// opened if no round kept it.
+    fn second_store(&mut self) -> Result<Store, DeviceError> {
+        match self.log_store.take() {
+            Some(store) => Ok(store),
+            None => Ok(Store::open(&self.home.join(crate::device::STORE_FILE))?),
+        }
+    }
+
+    /// Keeps the second connection a finished task hands back, and returns
+    /// what the task made (a task that did not finish made nothing, and its
+    /// connection is dropped).
+    fn second_store_back<T>(
+        &mut self,
+        joined: Result<(Store, Result<T, DeviceError>), tokio::task::JoinError>,
+    ) -> Result<T, DeviceError> {
+        match joined {
+            Ok((store, made)) => {
                 self.log_store = Some(store);
-                followed
+                made
             }
             Err(e) => Err(DeviceError::Io {
                 path: self.home.join(crate::device::STORE_FILE),
@@ -217,19 +229,13 @@ impl Device {
         let Some(pin) = self.pin.clone() else {
             return Ok(None);
         };
-        let mut store = match self.log_store.take() {
-            Some(store) => store,
-            None => Store::open(&self.home.join(crate::device::STORE_FILE))?,
-        };
+        let mut store = self.second_store()?;
         let home = self.home.clone();
         let task = tokio::spawn(async move {
             // Taken `&mut` so that the future stays `Send` (see [`follow`]).
             let reader = &mut store;
             let polled: Result<Option<Polled>, DeviceError> = async move {
-                let Ok(served) = answered.await else {
-                    return Ok(None);
-                };
-                if crate::keydir::holds_named_roots(reader, &accounts, &served)? {
+                if !names_new_root(reader, &accounts, answered).await? {
                     return Ok(None);
                 }
                 let last = last_checkpoint(&home, reader)?;
@@ -256,16 +262,8 @@ impl Device {
     /// logged and left to the caller's checks, which follow the log again
     /// if they still need to.
     pub(crate) async fn take_prefetched(&mut self, prefetch: Prefetch) {
-        let polled = match prefetch.task.await {
-            Ok((store, polled)) => {
-                self.log_store = Some(store);
-                polled
-            }
-            Err(e) => Err(DeviceError::Io {
-                path: self.home.join(crate::device::STORE_FILE),
-                source: std::io::Error::other(e),
-            }),
-        };
+        let joined = prefetch.task.await;
+        let polled = self.second_store_back(joined);
         if let Err(e) = polled.and_then(|p| self.take_polled(p)) {
             tracing::debug!(error = %e, "a prefetched poll of the log failed");
         }
@@ -294,6 +292,21 @@ impl Device {
         )?;
         pin.keep_follower(polled.follower);
         Ok(())
+    }
+}
+
+/// Waits for the service's lookup answer `answered` (for `accounts`):
+/// whether it names a key-directory root that `store` does not hold (a new
+/// epoch). A lookup that failed names none (its error is the lookup's).
+/// The store is taken `&mut` so that the future stays `Send`.
+async fn names_new_root(
+    store: &mut Store,
+    accounts: &[String],
+    answered: tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>,
+) -> Result<bool, DeviceError> {
+    match answered.await {
+        Ok(served) => Ok(!crate::keydir::holds_named_roots(store, accounts, &served)?),
+        Err(_) => Ok(false),
     }
 }
 
