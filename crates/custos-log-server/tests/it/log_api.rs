@@ -428,3 +428,63 @@ async fn one_follow_request_answers_the_checkpoint_consistency_entries_and_proof
         assert_eq!(body["error"], code, "{path}: {body}");
     }
 }
+
+/// A follow answer holding more entries than asked (a log, or anyone in
+/// between, padding the answer) is refused as malformed, and the follower
+/// accepts no checkpoint from it.
+#[tokio::test]
+async fn a_follow_answer_with_more_entries_than_asked_is_refused() {
+    use custos_tlog::Verifier;
+    use custos_tlog::follow_answer::FollowAnswer;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Deployment::new(0);
+    let (url, _, _) = d.start(tmp.path(), 0).await;
+    let honest = LogClient::new(&url).unwrap();
+    let statements: Vec<SignedStatement> = (0..3).map(|n| release(&d.custodian, n)).collect();
+    honest.submit_batch(&statements).await.unwrap();
+
+    // In front of the log: every follow answer gets one entry more.
+    let upstream = url.clone();
+    let padding = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let upstream = upstream.clone();
+        async move {
+            let path = uri.path_and_query().unwrap().as_str().to_owned();
+            let bytes = reqwest::get(format!("{upstream}{path}"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let mut answer = FollowAnswer::decode(&bytes).unwrap();
+            answer.entries.push(statements[0].encode().unwrap());
+            if let Some(proofs) = &mut answer.inclusion {
+                proofs.push(Vec::new());
+            }
+            answer.encode().unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, padding).await });
+
+    let mut verifier = Verifier::with_last(d.log_only_policy(), None).unwrap();
+    let client = LogClient::new(&front).unwrap();
+    for (start, max) in [(0, 1), (0, 4096), (3, 4096)] {
+        let err = client
+            .update_and_read(&mut verifier, start, max, 8)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Malformed(m) if m.contains("entries beyond")),
+            "{start}, {max}: {err}"
+        );
+        assert!(verifier.last().is_none(), "no checkpoint accepted");
+    }
+    // The honest log is followed as before.
+    let round = honest
+        .update_and_read(&mut verifier, 0, 4096, 8)
+        .await
+        .unwrap();
+    assert_eq!(round.entries.len(), 3);
+}
