@@ -110,14 +110,16 @@ impl Device {
         // The log is followed beside the claims once the answer is in, and
         // only if it names an epoch the device does not hold.
         let answered = checking.as_mut().and_then(RosterCheck::take_answer);
-        let mut following = match answered {
-            Some(answered) => self.start_following_for(to_look_up.clone(), answered)?,
+        let prefetch = match answered {
+            Some(answered) => self.prefetch_for(to_look_up.clone(), answered)?,
             None => None,
         };
         let claimed = self.claim_key_packages(members).await;
         // Always waited for, so that the round never writes beside later
         // work, also when a claim failed.
-        self.finish_log_round(&mut following).await;
+        if let Some(prefetch) = prefetch {
+            self.take_prefetched(prefetch).await;
+        }
         let claimed = claimed?;
         let proven = match checking {
             Some(check) => {

@@ -207,9 +207,8 @@ pub struct Device {
     /// Member keys proven by the key directory in the last
     /// [`crate::keydir::VERIFIED_KEY_TTL`] (in memory).
     pub(crate) verified_keys: crate::keydir::VerifiedKeys,
-    /// A second connection to the device store, for a round of following
-    /// the log on another task ([`Device::start_following_for`]); opened on
-    /// first use.
+    /// A second connection to the device store, read by a poll of the log
+    /// on another task ([`Device::prefetch_for`]); opened on first use.
     pub(crate) log_store: Option<Store>,
     /// Held for the device's lifetime: no other process advances its chains.
     _home_lock: HomeLock,

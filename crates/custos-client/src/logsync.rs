@@ -104,67 +104,7 @@ impl Device {
     }
 }
 
-/// A round of following the log under way on another task
-/// ([`Device::start_following_for`]).
-#[derive(Debug)]
-pub(crate) struct Following {
-    task: tokio::task::JoinHandle<(Store, Result<LogSync, DeviceError>)>,
-}
-
 impl Device {
-    /// Starts, on another task and a second connection to the device
-    /// store, a round of following the log that waits for the service's
-    /// lookup answer `answered` (for `accounts`) and follows the log only
-    /// if the answer names a key-directory root the device does not hold (a
-    /// new epoch), so that it runs while this task works on (claims
-    /// KeyPackages): adding a member costs no round to the log while the
-    /// directory publishes nothing new. [`Device::finish_following`] waits
-    /// for it. Its writes are those of [`Device::follow_log`], in their own
-    /// transactions. A lookup that failed follows nothing (its error is the
-    /// lookup's to report). `None`: no pinned manifest.
-    pub(crate) fn start_following_for(
-        &mut self,
-        accounts: Vec<String>,
-        answered: tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>,
-    ) -> Result<Option<Following>, DeviceError> {
-        let Some(pin) = self.pin.clone() else {
-            return Ok(None);
-        };
-        let mut store = self.second_store()?;
-        let home = self.home.clone();
-        let keys = self.day_keys.clone();
-        let task = tokio::spawn(async move {
-            let followed = match names_new_root(&mut store, &accounts, answered).await {
-                Ok(true) => follow(&home, &mut store, &pin, keys.as_deref()).await,
-                Ok(false) => Ok(LogSync::default()),
-                Err(e) => Err(e),
-            };
-            (store, followed)
-        });
-        Ok(Some(Following { task }))
-    }
-
-    /// Waits for a round of following the log, if one is under way.
-    pub(crate) async fn finish_log_round(
-        &mut self,
-        following: &mut Option<crate::logsync::Following>,
-    ) {
-        if let Some(round) = following.take()
-            && let Err(e) = self.finish_following(round).await
-        {
-            tracing::debug!(error = %e, "a round of following the log failed");
-        }
-    }
-
-    /// Waits for the round of [`Device::start_following_for`].
-    pub(crate) async fn finish_following(
-        &mut self,
-        following: Following,
-    ) -> Result<LogSync, DeviceError> {
-        let joined = following.task.await;
-        self.second_store_back(joined)
-    }
-
     /// The second connection to the device store (`log_store`),
     /// opened if no round kept it.
     fn second_store(&mut self) -> Result<Store, DeviceError> {
@@ -195,10 +135,17 @@ impl Device {
 }
 
 /// One poll of the log fetched and verified on another task, not yet taken
-/// into the store ([`Device::prefetch_for`]).
+/// into the store ([`Device::prefetch_for`]). Dropped before it is taken
+/// (a Welcome refused early), the task is aborted; it wrote nothing.
 #[derive(Debug)]
 pub(crate) struct Prefetch {
     task: tokio::task::JoinHandle<(Store, Result<Option<Polled>, DeviceError>)>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// A verified poll, and the store state it was polled from.
@@ -220,7 +167,9 @@ impl Device {
     /// It fetches and verifies, and writes nothing:
     /// [`Device::take_prefetched`] takes the poll into the store on the
     /// device's own connection, so that a joiner can fetch while its own
-    /// connection holds the join's writes. `None`: no pinned manifest.
+    /// connection holds the join's writes, and an adder while it claims
+    /// KeyPackages (no round to the log at all while the directory
+    /// publishes nothing new). `None`: no pinned manifest.
     pub(crate) fn prefetch_for(
         &mut self,
         accounts: Vec<String>,
@@ -261,8 +210,9 @@ impl Device {
     /// poll is dropped, as one the device read again anyway. A failure is
     /// logged and left to the caller's checks, which follow the log again
     /// if they still need to.
-    pub(crate) async fn take_prefetched(&mut self, prefetch: Prefetch) {
-        let joined = prefetch.task.await;
+    pub(crate) async fn take_prefetched(&mut self, mut prefetch: Prefetch) {
+        // Awaited in place: the abort on drop then finds the task finished.
+        let joined = (&mut prefetch.task).await;
         let polled = self.second_store_back(joined);
         if let Err(e) = polled.and_then(|p| self.take_polled(p)) {
             tracing::debug!(error = %e, "a prefetched poll of the log failed");

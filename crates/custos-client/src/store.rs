@@ -204,9 +204,10 @@ impl Store {
         // Deleted rows (used chain keys, expired chains, purged history) are
         // overwritten on disk, not only unlinked.
         conn.pragma_update(None, "secure_delete", "ON")?;
-        // The device follows the log on a second connection beside the
-        // first (`Device::start_following_for`): a write that meets the other's
-        // open transaction waits for it instead of failing.
+        // A second connection beside the first reads the log's state while
+        // the device polls the log (`Device::prefetch_for`), and other
+        // processes may open the store: a write that meets another's open
+        // transaction waits for it instead of failing.
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
