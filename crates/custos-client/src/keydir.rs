@@ -545,20 +545,6 @@ impl Device {
         }
     }
 
-    /// Follows the log if the service's answer `served` for `accounts`
-    /// names a root the device does not hold (a new epoch), so that
-    /// [`Device::accept_checked`] finds it; a failure is left for that
-    /// check, which follows the log again if it still needs to.
-    pub(crate) async fn follow_for_roots(
-        &mut self,
-        accounts: &[String],
-        served: &[DirectoryProof],
-    ) {
-        if let Err(e) = self.follow_unless_held(&paired(accounts, served)).await {
-            tracing::debug!(error = %e, "following the log for a lookup's new root failed");
-        }
-    }
-
     /// Accepts a roster checked by [`look_up_and_check_roster`] against
     /// the roots the service named ([`Device::accept_checked`]), and checks
     /// that each of `members` holds its account's proven key. Writes only
@@ -1003,17 +989,9 @@ pub(crate) struct RosterCheck {
 }
 
 impl RosterCheck {
-    /// The service's answer as soon as it is in, while its proofs are
-    /// still being checked (`None`: the lookups failed, and
-    /// [`RosterCheck::finish`] says why; or the answer was taken before).
-    /// Unverified: only for knowing early whether its roots are new.
-    pub(crate) async fn answer(&mut self) -> Option<Vec<DirectoryProof>> {
-        self.answered.take()?.await.ok()
-    }
-
-    /// The receiver of the service's answer, for a caller that waits for
-    /// it elsewhere (`None`: taken before); [`RosterCheck::answer`] then
-    /// has nothing.
+    /// The receiver of the service's answer, sent as soon as it is in,
+    /// before its proofs are checked (`None`: taken before). Unverified:
+    /// only for knowing early whether its roots are new.
     pub(crate) fn take_answer(
         &mut self,
     ) -> Option<tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>> {

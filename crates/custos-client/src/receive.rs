@@ -354,14 +354,6 @@ impl Device {
         if let Some(prefetch) = prefetch {
             self.take_prefetched(prefetch).await;
         }
-        // A roster looked up again (above): if its answer names a new
-        // epoch, the log is followed to its root while the proofs are
-        // checked.
-        if let Some(check) = looking_up.as_mut()
-            && let Some(served) = check.answer().await
-        {
-            self.follow_for_roots(&accounts, &served).await;
-        }
         // The device's own records of the conversation go before the MLS
         // commit: should it not happen, the Welcome is delivered again and
         // joined again, and these writes are idempotent. For a conversation
