@@ -173,8 +173,13 @@ fn root(h: &EpochHash) -> EpochRoot {
 }
 
 /// Accounts whose proofs [`KeyDirectory::renew_proofs`] makes in one batch
-/// lookup.
+/// lookup, at most.
 pub const RENEW_BATCH: usize = 64;
+
+/// Accounts in [`KeyDirectory::renew_proofs`]'s first batch: the most
+/// recently asked for, whose proofs are kept as soon as they are made;
+/// each later batch is twice as large, up to [`RENEW_BATCH`].
+pub const RENEW_FIRST_BATCH: usize = 4;
 
 /// A proof and the epoch root it is for.
 #[derive(Debug, Clone)]
@@ -376,11 +381,16 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
 
     /// Makes and keeps the latest epoch's lookup proofs of the accounts
     /// whose proofs were asked for at the epoch before (at most
-    /// `proof_cache::MAX_KEPT`, in batches of [`RENEW_BATCH`]), so that
-    /// devices asking again after a publish find them made. Returns how
-    /// many were made. Stops early if another epoch is published meanwhile;
-    /// an account gone from the directory is skipped. No-op on a shared
-    /// directory (it keeps no proofs).
+    /// `proof_cache::MAX_KEPT`, the most recently asked for first, in
+    /// batches growing from [`RENEW_FIRST_BATCH`] to [`RENEW_BATCH`]), so
+    /// that devices asking again after a publish find them made. Returns
+    /// how many were made. Stops early if another epoch is published
+    /// meanwhile; an account gone from the directory is skipped. No-op on
+    /// a shared directory (it keeps no proofs).
+    ///
+    /// It only reads the directory and fills the cache of proofs, so it
+    /// may run while the new epoch is being logged: the service answers
+    /// no lookup before that, and then answers from what this made.
     pub async fn renew_proofs(&self) -> usize {
         let Some(cache) = &self.proofs else {
             return 0;
@@ -390,7 +400,12 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
             return 0;
         };
         let mut made = 0;
-        for batch in accounts.chunks(RENEW_BATCH) {
+        let mut rest = accounts.as_slice();
+        let mut size = RENEW_FIRST_BATCH;
+        while !rest.is_empty() {
+            let (batch, after) = rest.split_at(size.min(rest.len()));
+            rest = after;
+            size = size.saturating_mul(2).min(RENEW_BATCH);
             match self.lookup_many(batch).await {
                 Ok((_, root)) if root == start => made += batch.len(),
                 Ok(_) => break,

@@ -13,7 +13,9 @@
 //! After a publish the directory can make the new epoch's proofs of the
 //! accounts asked for at the epoch before, ahead of the devices that will
 //! ask again ([`crate::KeyDirectory::renew_proofs`]): the same work those
-//! lookups would do, done off their path and in batches.
+//! lookups would do, done off their path and in batches, the accounts
+//! asked for most recently first (they are the likeliest to be asked for
+//! again soon).
 //!
 //! Only a directory one process owns keeps proofs
 //! ([`crate::KeyDirectory::open`]); one shared by several servers cannot
@@ -38,17 +40,27 @@ pub(crate) struct ProofCache {
 struct Kept {
     /// The epoch every kept proof is for (`None`: nothing kept yet).
     root: Option<EpochRoot>,
-    by_account: HashMap<String, Vec<u8>>,
+    /// Each account's proof, and when it was last asked for (a count of
+    /// `asks`, not a time).
+    by_account: HashMap<String, (Vec<u8>, u64)>,
+    /// How many times a proof was kept or answered.
+    asks: u64,
     /// Accounts kept at the epoch before `root` (see [`ProofCache::clear`]).
     to_renew: Vec<String>,
 }
 
 impl ProofCache {
     /// The kept proof of `account` and its epoch root, if any.
+    /// Answering counts as asking for it (see [`ProofCache::clear`]).
     pub(crate) fn get(&self, account: &str) -> Option<(Vec<u8>, EpochRoot)> {
-        let kept = self.kept.lock().ok()?;
+        let mut kept = self.kept.lock().ok()?;
         let root = kept.root?;
-        kept.by_account.get(account).map(|p| (p.clone(), root))
+        let ask = kept.asks.wrapping_add(1);
+        let (proof, asked) = kept.by_account.get_mut(account)?;
+        *asked = ask;
+        let proof = proof.clone();
+        kept.asks = ask;
+        Some((proof, root))
     }
 
     /// Keeps `proof` of `account` at `root`, unless the cache already holds
@@ -66,23 +78,33 @@ impl ProofCache {
             }
         }
         if kept.by_account.len() < MAX_KEPT || kept.by_account.contains_key(account) {
-            kept.by_account.insert(account.to_owned(), proof.to_vec());
+            kept.asks = kept.asks.wrapping_add(1);
+            let ask = kept.asks;
+            kept.by_account
+                .insert(account.to_owned(), (proof.to_vec(), ask));
         }
     }
 
     /// Forgets every proof: the directory has moved to a new epoch. The
     /// accounts whose proofs were kept are remembered (at most
-    /// [`MAX_KEPT`]) for [`ProofCache::take_to_renew`].
+    /// [`MAX_KEPT`]), the most recently asked for first, for
+    /// [`ProofCache::take_to_renew`].
     pub(crate) fn clear(&self, new_root: EpochRoot) {
         if let Ok(mut kept) = self.kept.lock() {
-            let asked: Vec<String> = kept.by_account.drain().map(|(a, _)| a).collect();
-            kept.to_renew = asked;
+            let mut asked: Vec<(String, u64)> = kept
+                .by_account
+                .drain()
+                .map(|(account, (_, ask))| (account, ask))
+                .collect();
+            asked.sort_unstable_by_key(|(_, ask)| std::cmp::Reverse(*ask));
+            kept.to_renew = asked.into_iter().map(|(account, _)| account).collect();
             kept.root = Some(new_root);
         }
     }
 
     /// The accounts whose proofs were asked for at the epoch before the
-    /// latest one (each once), emptying the list.
+    /// latest one (each once, the most recently asked for first), emptying
+    /// the list.
     pub(crate) fn take_to_renew(&self) -> Vec<String> {
         self.kept
             .lock()
@@ -128,13 +150,26 @@ mod tests {
         c.keep("b", b"p1", root(1));
         assert!(c.take_to_renew().is_empty());
         c.clear(root(2));
-        let mut asked = c.take_to_renew();
-        asked.sort();
-        assert_eq!(asked, ["a", "b"]);
+        assert_eq!(c.take_to_renew(), ["b", "a"], "the latest asked first");
         assert!(c.take_to_renew().is_empty());
         // Nothing asked at epoch 2: nothing to renew at epoch 3.
         c.clear(root(3));
         assert!(c.take_to_renew().is_empty());
+    }
+
+    #[test]
+    fn renewal_takes_the_most_recently_asked_for_first() {
+        let c = ProofCache::default();
+        for a in ["a", "b", "c", "d"] {
+            c.keep(a, b"p", root(1));
+        }
+        // Answering `b` and then `a` again counts as asking for them.
+        assert!(c.get("b").is_some());
+        assert!(c.get("a").is_some());
+        // A miss changes nothing.
+        assert!(c.get("e").is_none());
+        c.clear(root(2));
+        assert_eq!(c.take_to_renew(), ["a", "b", "d", "c"]);
     }
 
     #[test]

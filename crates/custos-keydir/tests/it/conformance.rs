@@ -247,6 +247,40 @@ async fn a_publish_renews_once_the_proofs_asked_for_at_the_epoch_before() {
     assert_eq!(shared.renew_proofs().await, 0);
 }
 
+/// More accounts than the renewal's first batch: every one is renewed
+/// (batches growing from `RENEW_FIRST_BATCH`), each proof byte for byte a
+/// fresh lookup's and valid against the new root.
+#[tokio::test]
+async fn a_renewal_in_growing_batches_makes_every_asked_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.db");
+    let vrf = VrfSecret::generate();
+    let kd = KeyDirectory::open(SqliteDirectory::new(pool(&path).await), vrf.clone())
+        .await
+        .unwrap();
+    let n = custos_keydir::RENEW_FIRST_BATCH * 3 + 1;
+    let accounts: Vec<String> = (0..n).map(|i| format!("user{i}")).collect();
+    let changes: Vec<(String, [u8; 32])> = accounts
+        .iter()
+        .zip(0u8..)
+        .map(|(a, i)| (a.clone(), [i; 32]))
+        .collect();
+    kd.publish(&changes).await.unwrap();
+    kd.lookup_many(&accounts).await.unwrap();
+    let r2 = kd.publish(&[("newcomer".into(), [200; 32])]).await.unwrap();
+    assert_eq!(kd.renew_proofs().await, n);
+    let shared = KeyDirectory::open_shared(SqliteDirectory::new(pool(&path).await), vrf)
+        .await
+        .unwrap();
+    for (account, (_, key)) in accounts.iter().zip(&changes) {
+        let renewed = kd.lookup(account).await.unwrap();
+        assert_eq!(renewed.root, r2);
+        assert_eq!(renewed.proof, shared.lookup(account).await.unwrap().proof);
+        let verified = verify_lookup(&kd.vrf_public_key(), &r2, account, &renewed.proof).unwrap();
+        assert_eq!(verified.key(), key);
+    }
+}
+
 /// A directory other processes share answers every request from the
 /// records as committed: after another handle publishes, its next lookups,
 /// batch lookups and histories are at the new epoch with the new key,

@@ -213,13 +213,18 @@ impl DirectoryService {
         }
     }
 
-    /// After an epoch: makes the new epoch's lookup proofs of the accounts
-    /// devices asked for at the epoch before
+    /// After an epoch is published: makes its lookup proofs of the
+    /// accounts devices asked for at the epoch before
     /// ([`KeyDirectory::renew_proofs`]), so that their next lookups are
-    /// answered without `akd` making them. Under the read lock, as lookups
-    /// are; at most `custos_keydir`'s kept-proof bound of accounts.
-    pub(crate) async fn renew_proofs(&self) {
-        let _guard = self.lock.read().await;
+    /// answered without `akd` making them; at most `custos_keydir`'s
+    /// kept-proof bound of accounts.
+    ///
+    /// Without the service's lock: it runs while the publisher, holding
+    /// it, logs the epoch. It only reads the directory (whose own lock
+    /// orders its reads after the publish) and fills the cache of proofs,
+    /// which lookups read only once the lock is released, when the epoch
+    /// is logged.
+    async fn renew_proofs(&self) {
         let made = match &self.dir {
             AnyDirectory::Sqlite(d) => d.renew_proofs().await,
             AnyDirectory::Pg(d) => d.renew_proofs().await,
@@ -267,15 +272,26 @@ pub(crate) async fn queue_key(
     Ok(())
 }
 
+/// An epoch that a round of the publisher published and logged.
+pub(crate) struct Published {
+    /// Its root.
+    pub root: EpochRoot,
+    /// The making of its proofs of the accounts asked for at the epoch
+    /// before ([`DirectoryService::renew_proofs`]), started as soon as the
+    /// epoch was published, while it was being logged; it may still be
+    /// under way.
+    pub renewal: tokio::task::JoinHandle<()>,
+}
+
 /// One round of the publisher: records and logs what an earlier round left
 /// undone, then publishes and logs one epoch of queued keys, if any.
 /// Returns the epoch published in this round.
 pub(crate) async fn publish_round(
-    svc: &DirectoryService,
+    svc: &Arc<DirectoryService>,
     config: &KeyDirectoryConfig,
     log: &FrankingLogConfig,
     clock: &SharedClock,
-) -> Result<Option<EpochRoot>, PublishEpochError> {
+) -> Result<Option<Published>, PublishEpochError> {
     let _guard = svc.lock.write().await;
     // On PostgreSQL one server publishes at a time; the others skip the
     // round (the lock goes with this transaction, at the end of the round
@@ -311,6 +327,12 @@ pub(crate) async fn publish_round(
         return Ok(None);
     }
     let root = svc.dir.publish(&changes).await?;
+    // The proofs devices will ask for again are made while the epoch is
+    // logged (lookups wait for that), rather than after, racing them.
+    let renewal = tokio::spawn({
+        let svc = Arc::clone(svc);
+        async move { svc.renew_proofs().await }
+    });
     let names: Vec<String> = changes.iter().map(|(a, _)| a.clone()).collect();
     record_epoch(
         svc,
@@ -326,7 +348,7 @@ pub(crate) async fn publish_round(
         changes = changes.len(),
         "key directory epoch published"
     );
-    Ok(Some(root))
+    Ok(Some(Published { root, renewal }))
 }
 
 async fn record_epoch(
@@ -401,8 +423,12 @@ pub(crate) async fn run_publisher(
 ) {
     loop {
         match publish_round(&svc, &config, &log, &clock).await {
-            Ok(Some(_)) => {
-                svc.renew_proofs().await;
+            Ok(Some(published)) => {
+                // The WAL is copied in once the proofs are made: their
+                // reads would hold it back.
+                if let Err(e) = published.renewal.await {
+                    tracing::warn!(%e, epoch = published.root.epoch, "key directory: proofs for the new epoch not made");
+                }
                 svc.checkpoint().await;
             }
             Ok(None) => {}
