@@ -1054,7 +1054,7 @@ fn holds_roots<'a>(
 /// Whether `store` holds, as logged, every root the service's answer
 /// `served` (for `accounts`, in order) names; an answer for another
 /// number of accounts holds nothing (it is refused later, by name).
-pub(crate) fn holds_named_roots(
+pub(crate) fn answer_roots_held(
     store: &Store,
     accounts: &[String],
     served: &[DirectoryProof],

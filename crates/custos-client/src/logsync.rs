@@ -255,7 +255,7 @@ async fn names_new_root(
     answered: tokio::sync::oneshot::Receiver<Vec<DirectoryProof>>,
 ) -> Result<bool, DeviceError> {
     match answered.await {
-        Ok(served) => Ok(!crate::keydir::holds_named_roots(store, accounts, &served)?),
+        Ok(served) => Ok(!crate::keydir::answer_roots_held(store, accounts, &served)?),
         Err(_) => Ok(false),
     }
 }
