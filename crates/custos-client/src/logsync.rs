@@ -104,36 +104,6 @@ impl Device {
     }
 }
 
-impl Device {
-    /// The second connection to the device store (`log_store`),
-    /// opened if no round kept it.
-    fn second_store(&mut self) -> Result<Store, DeviceError> {
-        match self.log_store.take() {
-            Some(store) => Ok(store),
-            None => Ok(Store::open(&self.home.join(crate::device::STORE_FILE))?),
-        }
-    }
-
-    /// Keeps the second connection a finished task hands back, and returns
-    /// what the task made (a task that did not finish made nothing, and its
-    /// connection is dropped).
-    fn second_store_back<T>(
-        &mut self,
-        joined: Result<(Store, Result<T, DeviceError>), tokio::task::JoinError>,
-    ) -> Result<T, DeviceError> {
-        match joined {
-            Ok((store, made)) => {
-                self.log_store = Some(store);
-                made
-            }
-            Err(e) => Err(DeviceError::Io {
-                path: self.home.join(crate::device::STORE_FILE),
-                source: std::io::Error::other(e),
-            }),
-        }
-    }
-}
-
 /// One poll of the log fetched and verified on another task, not yet taken
 /// into the store ([`Device::prefetch_for`]). Dropped before it is taken
 /// (a Welcome refused early), the task is aborted; it wrote nothing.
@@ -160,6 +130,15 @@ struct Polled {
 }
 
 impl Device {
+    /// The second connection to the device store (`log_store`), opened if
+    /// no poll kept it.
+    fn second_store(&mut self) -> Result<Store, DeviceError> {
+        match self.log_store.take() {
+            Some(store) => Ok(store),
+            None => Ok(Store::open(&self.home.join(crate::device::STORE_FILE))?),
+        }
+    }
+
     /// Starts, on another task and a second connection to the device store
     /// (which it only reads), one poll of the log that waits for the
     /// service's lookup answer `answered` (for `accounts`) and polls only
@@ -212,8 +191,17 @@ impl Device {
     /// if they still need to.
     pub(crate) async fn take_prefetched(&mut self, mut prefetch: Prefetch) {
         // Awaited in place: the abort on drop then finds the task finished.
-        let joined = (&mut prefetch.task).await;
-        let polled = self.second_store_back(joined);
+        let polled = match (&mut prefetch.task).await {
+            Ok((store, polled)) => {
+                // The second connection is kept for the next poll.
+                self.log_store = Some(store);
+                polled
+            }
+            Err(e) => Err(DeviceError::Io {
+                path: self.home.join(crate::device::STORE_FILE),
+                source: std::io::Error::other(e),
+            }),
+        };
         if let Err(e) = polled.and_then(|p| self.take_polled(p)) {
             tracing::debug!(error = %e, "a prefetched poll of the log failed");
         }
