@@ -318,6 +318,11 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
     /// On a directory this process owns, a proof already made at the
     /// latest epoch is answered again as it was (`proof_cache`).
     pub async fn lookup(&self, account: &str) -> Result<Proven, KeyDirectoryError> {
+        self.prove(account, true).await
+    }
+
+    /// [`Self::lookup`], for a device (`asked`) or for the renewal.
+    async fn prove(&self, account: &str, asked: bool) -> Result<Proven, KeyDirectoryError> {
         if let Some((proof, root)) = self.proofs.as_ref().and_then(|c| c.get(account)) {
             return Ok(Proven { proof, root });
         }
@@ -332,7 +337,7 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
             root: root(&h),
         };
         if let Some(cache) = &self.proofs {
-            cache.keep(account, &proven.proof, proven.root);
+            cache.keep(account, &proven.proof, proven.root, asked);
         }
         Ok(proven)
     }
@@ -347,6 +352,15 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
         &self,
         accounts: &[String],
     ) -> Result<(Vec<Vec<u8>>, EpochRoot), KeyDirectoryError> {
+        self.prove_many(accounts, true).await
+    }
+
+    /// [`Self::lookup_many`], for a device (`asked`) or for the renewal.
+    async fn prove_many(
+        &self,
+        accounts: &[String],
+        asked: bool,
+    ) -> Result<(Vec<Vec<u8>>, EpochRoot), KeyDirectoryError> {
         if let Some(kept) = self.kept_proofs(accounts) {
             return Ok(kept);
         }
@@ -360,7 +374,7 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
                 let root = root(&h);
                 if let Some(cache) = &self.proofs {
                     for (account, proof) in accounts.iter().zip(&proofs) {
-                        cache.keep(account, proof, root);
+                        cache.keep(account, proof, root, asked);
                     }
                 }
                 Ok((proofs, root))
@@ -369,7 +383,7 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
                 // Rare: name the missing account (akd's error names a label,
                 // not which of ours), one lookup at a time.
                 for account in accounts {
-                    self.lookup(account).await?;
+                    self.prove(account, asked).await?;
                 }
                 Err(KeyDirectoryError::Akd(
                     "an entry vanished during a batch lookup".into(),
@@ -406,13 +420,13 @@ impl<D: akd::storage::Database + Clone + 'static> KeyDirectory<D> {
             let (batch, after) = rest.split_at(size.min(rest.len()));
             rest = after;
             size = size.saturating_mul(2).min(RENEW_BATCH);
-            match self.lookup_many(batch).await {
+            match self.prove_many(batch, false).await {
                 Ok((_, root)) if root == start => made += batch.len(),
                 Ok(_) => break,
                 Err(_) => {
                     // One account gone: the rest of the batch one by one.
                     for account in batch {
-                        if matches!(self.lookup(account).await, Ok(p) if p.root == start) {
+                        if matches!(self.prove(account, false).await, Ok(p) if p.root == start) {
                             made += 1;
                         }
                     }

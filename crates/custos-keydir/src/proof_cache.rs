@@ -40,12 +40,14 @@ pub(crate) struct ProofCache {
 struct Kept {
     /// The epoch every kept proof is for (`None`: nothing kept yet).
     root: Option<EpochRoot>,
-    /// Each account's proof, and when it was last asked for (a count of
-    /// `asks`, not a time).
+    /// Each account's proof, and when a device last asked for it (a count
+    /// of `asks`, not a time; 0: made by the renewal and not asked for
+    /// since).
     by_account: HashMap<String, (Vec<u8>, u64)>,
-    /// How many times a proof was kept or answered.
+    /// How many times a device asked for a proof (kept or answered).
     asks: u64,
-    /// Accounts kept at the epoch before `root` (see [`ProofCache::clear`]).
+    /// Accounts asked for at the epoch before `root` (see
+    /// [`ProofCache::clear`]).
     to_renew: Vec<String>,
 }
 
@@ -64,8 +66,10 @@ impl ProofCache {
     }
 
     /// Keeps `proof` of `account` at `root`, unless the cache already holds
-    /// a later epoch; an earlier epoch's proofs are dropped first.
-    pub(crate) fn keep(&self, account: &str, proof: &[u8], root: EpochRoot) {
+    /// a later epoch; an earlier epoch's proofs are dropped first. `asked`:
+    /// a device asked for it (not the renewal, whose proofs are renewed
+    /// again only if a device asks for them meanwhile).
+    pub(crate) fn keep(&self, account: &str, proof: &[u8], root: EpochRoot, asked: bool) {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
@@ -77,23 +81,30 @@ impl ProofCache {
                 kept.root = Some(root);
             }
         }
-        if kept.by_account.len() < MAX_KEPT || kept.by_account.contains_key(account) {
-            kept.asks = kept.asks.wrapping_add(1);
-            let ask = kept.asks;
+        let before = kept.by_account.get(account).map(|(_, ask)| *ask);
+        if kept.by_account.len() < MAX_KEPT || before.is_some() {
+            let ask = if asked {
+                kept.asks = kept.asks.wrapping_add(1);
+                kept.asks
+            } else {
+                before.unwrap_or(0)
+            };
             kept.by_account
                 .insert(account.to_owned(), (proof.to_vec(), ask));
         }
     }
 
     /// Forgets every proof: the directory has moved to a new epoch. The
-    /// accounts whose proofs were kept are remembered (at most
+    /// accounts whose proofs devices asked for are remembered (at most
     /// [`MAX_KEPT`]), the most recently asked for first, for
-    /// [`ProofCache::take_to_renew`].
+    /// [`ProofCache::take_to_renew`]; those only the renewal made are not,
+    /// so that no proof is renewed epoch after epoch for nobody.
     pub(crate) fn clear(&self, new_root: EpochRoot) {
         if let Ok(mut kept) = self.kept.lock() {
             let mut asked: Vec<(String, u64)> = kept
                 .by_account
                 .drain()
+                .filter(|(_, (_, ask))| *ask > 0)
                 .map(|(account, (_, ask))| (account, ask))
                 .collect();
             asked.sort_unstable_by_key(|(_, ask)| std::cmp::Reverse(*ask));
@@ -128,17 +139,17 @@ mod tests {
     fn answers_only_for_the_epoch_it_was_filled_at() {
         let c = ProofCache::default();
         assert!(c.get("a").is_none());
-        c.keep("a", b"p1", root(1));
+        c.keep("a", b"p1", root(1), true);
         assert_eq!(c.get("a"), Some((b"p1".to_vec(), root(1))));
         // A publish empties it; a proof generated before it is not kept.
         c.clear(root(2));
         assert!(c.get("a").is_none());
-        c.keep("a", b"stale", root(1));
+        c.keep("a", b"stale", root(1), true);
         assert!(c.get("a").is_none());
-        c.keep("a", b"p2", root(2));
+        c.keep("a", b"p2", root(2), true);
         assert_eq!(c.get("a"), Some((b"p2".to_vec(), root(2))));
         // A later epoch's proof replaces the whole epoch.
-        c.keep("b", b"p3", root(3));
+        c.keep("b", b"p3", root(3), true);
         assert!(c.get("a").is_none());
         assert_eq!(c.get("b"), Some((b"p3".to_vec(), root(3))));
     }
@@ -146,8 +157,8 @@ mod tests {
     #[test]
     fn a_publish_remembers_once_which_accounts_were_asked_for() {
         let c = ProofCache::default();
-        c.keep("a", b"p1", root(1));
-        c.keep("b", b"p1", root(1));
+        c.keep("a", b"p1", root(1), true);
+        c.keep("b", b"p1", root(1), true);
         assert!(c.take_to_renew().is_empty());
         c.clear(root(2));
         assert_eq!(c.take_to_renew(), ["b", "a"], "the latest asked first");
@@ -161,7 +172,7 @@ mod tests {
     fn renewal_takes_the_most_recently_asked_for_first() {
         let c = ProofCache::default();
         for a in ["a", "b", "c", "d"] {
-            c.keep(a, b"p", root(1));
+            c.keep(a, b"p", root(1), true);
         }
         // Answering `b` and then `a` again counts as asking for them.
         assert!(c.get("b").is_some());
@@ -173,10 +184,30 @@ mod tests {
     }
 
     #[test]
+    fn a_proof_only_the_renewal_made_is_not_renewed_again() {
+        let c = ProofCache::default();
+        c.keep("a", b"p1", root(1), true);
+        c.keep("b", b"p1", root(1), true);
+        c.clear(root(2));
+        assert_eq!(c.take_to_renew(), ["b", "a"]);
+        // The renewal keeps both at epoch 2; a device asks for `a` only.
+        c.keep("b", b"p2", root(2), false);
+        c.keep("a", b"p2", root(2), false);
+        assert!(c.get("a").is_some());
+        c.clear(root(3));
+        assert_eq!(c.take_to_renew(), ["a"]);
+        // A renewal keeping a proof a device asked for does not forget the ask.
+        c.keep("a", b"p3", root(3), true);
+        c.keep("a", b"p3", root(3), false);
+        c.clear(root(4));
+        assert_eq!(c.take_to_renew(), ["a"]);
+    }
+
+    #[test]
     fn keeps_at_most_max_kept_accounts() {
         let c = ProofCache::default();
         for i in 0..MAX_KEPT + 10 {
-            c.keep(&format!("u{i}"), b"p", root(1));
+            c.keep(&format!("u{i}"), b"p", root(1), true);
         }
         assert!(c.get("u0").is_some());
         assert!(c.get(&format!("u{}", MAX_KEPT + 5)).is_none());

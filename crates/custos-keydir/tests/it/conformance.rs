@@ -245,6 +245,12 @@ async fn a_publish_renews_once_the_proofs_asked_for_at_the_epoch_before() {
     );
     // A shared directory keeps no proofs and renews none.
     assert_eq!(shared.renew_proofs().await, 0);
+    // Bob was asked for at r2 (above): renewed at r3. Nobody asks at r3:
+    // the proof only the renewal made is not renewed at r4.
+    kd.publish(&[("carol".into(), [4; 32])]).await.unwrap();
+    assert_eq!(kd.renew_proofs().await, 1);
+    kd.publish(&[("dave".into(), [5; 32])]).await.unwrap();
+    assert_eq!(kd.renew_proofs().await, 0, "asked for by nobody");
 }
 
 /// More accounts than the renewal's first batch: every one is renewed
